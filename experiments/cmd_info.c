@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include "experiments/cli.h"
+#include "experiments/commands.h"
 #include "nn/nn.h"
+
+GLOCAL_COMMAND(info, "info", "print versions, the BLAS in use, threads and whether CUDA is available")
 
 int cmd_info(int argc, char **argv)
 {

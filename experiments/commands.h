@@ -1,17 +1,26 @@
 /*
- * commands.h — the `glocal` subcommands. Each is `int cmd_NAME(int argc,
- * char **argv)` in experiments/cmd_NAME.c: argv[0] is the subcommand name,
- * the return value is the process exit code (0 ok, 1 failure, 2 usage).
- * Add a command by adding one X line here and its file.
+ * commands.h — how a `glocal` subcommand registers itself.
+ *
+ * A subcommand lives in experiments/cmd_<name>.c and ends with
+ *     GLOCAL_COMMAND(probe, "probe", "print what FFmpeg sees in video files")
+ * Its function `int cmd_<ident>(int argc, char **argv)` gets argv[0] = the
+ * subcommand name and returns the exit code (CLI_OK, CLI_FAIL, CLI_USAGE).
+ * The macro places a pointer in the "glocal_cmds" linker section; main.c
+ * lists the section, so adding a command touches no shared file.
  */
 #ifndef GLOCAL_COMMANDS_H
 #define GLOCAL_COMMANDS_H
 
-#define GLOCAL_COMMANDS(X)                                                              \
-    X(info,  "print versions, the BLAS in use, threads and whether CUDA is available")
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} glocal_command;
 
-#define X(name, summary) int cmd_##name(int argc, char **argv);
-GLOCAL_COMMANDS(X)
-#undef X
+#define GLOCAL_COMMAND(ident, name_, summary_)                                           \
+    int cmd_##ident(int argc, char **argv);                                              \
+    static const glocal_command glocal_cmd_##ident = { name_, cmd_##ident, summary_ };   \
+    __attribute__((used, section("glocal_cmds"))) const glocal_command *const            \
+        glocal_cmd_ptr_##ident = &glocal_cmd_##ident;
 
 #endif

@@ -13,18 +13,25 @@
 #include "nn/base.h"
 #include "nn/nn.h"
 
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} command;
+/* Bounds of the "glocal_cmds" section, provided by the linker. */
+extern const glocal_command *const __start_glocal_cmds[];
+extern const glocal_command *const __stop_glocal_cmds[];
 
-static const command commands[] = {
-#define X(name, summary) { #name, cmd_##name, summary },
-    GLOCAL_COMMANDS(X)
-#undef X
-};
-static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
+static const glocal_command *commands[64];
+static int ncommands;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const glocal_command *const *)a)->name,
+                  (*(const glocal_command *const *)b)->name);
+}
+
+static void collect_commands(void)
+{
+    for (const glocal_command *const *c = __start_glocal_cmds; c < __stop_glocal_cmds; c++)
+        if (ncommands < 64) commands[ncommands++] = *c;
+    qsort(commands, (size_t)ncommands, sizeof commands[0], by_name);
+}
 
 static void usage(FILE *f)
 {
@@ -41,7 +48,7 @@ static void usage(FILE *f)
             "\nSubcommands (glocal SUBCOMMAND --help for each):\n",
             gl_num_cores());
     for (int i = 0; i < ncommands; i++)
-        fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-18s %s\n", commands[i]->name, commands[i]->summary);
 }
 
 int main(int argc, char **argv)
@@ -56,6 +63,7 @@ int main(int argc, char **argv)
     /* '+': stop at the first non-option (the subcommand). */
     int c;
     long threads = 0;
+    collect_commands();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -83,7 +91,7 @@ int main(int argc, char **argv)
     }
     const char *name = argv[optind];
     for (int i = 0; i < ncommands; i++) {
-        if (strcmp(commands[i].name, name) != 0) continue;
+        if (strcmp(commands[i]->name, name) != 0) continue;
         cli_g.threads = (int)threads;
         gl_set_num_threads((int)threads);
         if (nn_runtime_init(gl_num_threads(), cli_g.device) < 0) {
@@ -94,7 +102,7 @@ int main(int argc, char **argv)
         int sub = optind;
         optind = 0; /* glibc: 0 re-initialises getopt for the new argv */
         opterr = 1;
-        int rc = commands[i].fn(argc - sub, argv + sub);
+        int rc = commands[i]->fn(argc - sub, argv + sub);
         nn_runtime_shutdown();
         return rc;
     }
