@@ -1,0 +1,418 @@
+/* test_ucf101.c — datasets/ucf101.h against the official split-1 lists (counts
+ * from /work/shared/data/README.md), the two real clips, and hand-made
+ * malformed lists, one per error message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "datasets/ucf101.h"
+
+#define SPLITS GLOCAL_DATA_DIR "/ucf101/splits"
+#define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_ucf101.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* tmpdir/sub (made), returned in a static buffer per slot. */
+static const char *tmp_path(int slot, const char *sub)
+{
+    static char buf[4][512];
+    snprintf(buf[slot], sizeof buf[slot], "%s/%s", tmpdir, sub);
+    return buf[slot];
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void make_dir(const char *p)
+{
+    assert_int_equal(gl_mkdirs(p), 0);
+}
+
+static const dataset_clip *find_clip(const dataset_index *idx, const char *rel)
+{
+    for (long i = 0; i < idx->num_clips; i++)
+        if (!strcmp(idx->clips[i].rel_path, rel)) return &idx->clips[i];
+    return NULL;
+}
+
+/* ---- the official lists ---------------------------------------------------- */
+
+static void test_official_split1_counts(void **state)
+{
+    (void)state;
+    const char *root = tmp_path(0, "empty_root");
+    make_dir(root);
+    dataset_index *idx = NULL;
+    int rc = dataset_index_load(&idx, root, SPLITS, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    /* README: 9,537 train and 3,783 test lines, 101 classes. */
+    assert_int_equal(idx->num_classes, 101);
+    assert_int_equal(idx->num_split[DATASET_TRAIN], 9537);
+    assert_int_equal(idx->num_split[DATASET_TEST], 3783);
+    assert_int_equal(idx->num_split[DATASET_VAL], 0);
+    assert_int_equal(idx->has_val, 0);
+    assert_int_equal(idx->num_clips, 9537 + 3783);
+    assert_int_equal(idx->num_missing, idx->num_clips);
+    assert_int_equal(dataset_index_check_groups(idx), 0);
+    /* README: split 1 tests groups g01-g07 (of g01-g25). */
+    for (long i = 0; i < idx->num_clips; i++) {
+        const dataset_clip *c = &idx->clips[i];
+        if (c->split == DATASET_TEST) assert_in_range(c->group, 1, 7);
+        else assert_in_range(c->group, 8, 25);
+        assert_in_range(c->label, 0, 100);
+    }
+    /* classInd.txt line 1 and 37; the quirky file name resolves to its folder's class. */
+    assert_string_equal(idx->class_names[0], "ApplyEyeMakeup");
+    assert_string_equal(idx->class_names[36], "HandstandPushups");
+    const dataset_clip *c = find_clip(idx, "HandstandPushups/v_HandStandPushups_g01_c01.avi");
+    assert_non_null(c);
+    assert_int_equal(c->label, 36);
+    assert_int_equal(c->split, DATASET_TEST);
+    c = find_clip(idx, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"); /* trainlist line 1 */
+    assert_non_null(c);
+    assert_int_equal(c->label, 0);
+    assert_int_equal(c->group, 8);
+    assert_int_equal(c->clip, 1);
+    assert_int_equal(c->line, 1);
+    assert_int_equal(dataset_index_find_class(idx, "handstandpushups"), 36);
+    assert_int_equal(dataset_index_find_class(idx, "NoSuchClass"), -1);
+    dataset_index_free(&idx);
+    assert_null(idx);
+}
+
+/* The real clips, put where the lists expect them (symlinks), are found even
+ * when the folder and file differ from the list in case; a dangling link is
+ * missing. */
+static void test_real_clips_resolve(void **state)
+{
+    (void)state;
+    const char *root = tmp_path(0, "root");
+    char p[600];
+    snprintf(p, sizeof p, "%s/ApplyEyeMakeup", root);
+    make_dir(p);
+    snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", root);
+    assert_int_equal(symlink(VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", p), 0);
+    /* The BabyCrawling clip's group is unknown: it stands in for g01_c01. */
+    snprintf(p, sizeof p, "%s/BabyCrawling", root);
+    make_dir(p);
+    snprintf(p, sizeof p, "%s/BabyCrawling/v_BabyCrawling_g01_c01.avi", root);
+    assert_int_equal(symlink(VIDEOS "/v_BabyCrawling_unknown.avi", p), 0);
+    /* Lower-case folder, other-case file name than the list's v_HandStandPushups_. */
+    snprintf(p, sizeof p, "%s/handstandpushups", root);
+    make_dir(p);
+    snprintf(p, sizeof p, "%s/handstandpushups/v_HandstandPushups_g01_c02.avi", root);
+    assert_int_equal(symlink(VIDEOS "/v_BabyCrawling_unknown.avi", p), 0);
+    /* Dangling. */
+    snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi", root);
+    assert_int_equal(symlink("/nonexistent/file.avi", p), 0);
+
+    dataset_index *idx = NULL;
+    int rc = dataset_index_load(&idx, root, SPLITS, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(idx->num_missing, idx->num_clips - 3);
+
+    struct stat st;
+    const dataset_clip *c = find_clip(idx, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi");
+    assert_non_null(c);
+    assert_true(c->exists);
+    assert_int_equal(stat(c->path, &st), 0);
+    assert_int_equal(st.st_size, 294566); /* ls -l of the real file */
+
+    c = find_clip(idx, "BabyCrawling/v_BabyCrawling_g01_c01.avi");
+    assert_non_null(c);
+    assert_true(c->exists);
+    assert_int_equal(stat(c->path, &st), 0);
+    assert_int_equal(st.st_size, 226530);
+
+    c = find_clip(idx, "HandstandPushups/v_HandStandPushups_g01_c02.avi");
+    assert_non_null(c);
+    assert_true(c->exists);
+    snprintf(p, sizeof p, "%s/handstandpushups/v_HandstandPushups_g01_c02.avi", root);
+    assert_string_equal(c->path, p);
+
+    c = find_clip(idx, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi");
+    assert_non_null(c);
+    assert_false(c->exists);
+
+    char sum[1024];
+    int need = dataset_index_summary(idx, 3, sum, sizeof sum);
+    assert_true(need > 0 && (size_t)need < sizeof sum);
+    assert_non_null(strstr(sum, "13320 clips in 101 classes (split 1): 9537 train, 3783 test"));
+    assert_non_null(strstr(sum, "3 found, 13317 missing"));
+    /* The first missing clip in list order is trainlist01.txt line 1. */
+    assert_non_null(strstr(sum, "e.g. ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi, "));
+    assert_non_null(strstr(sum, ", ..."));
+    /* Truncation still terminates and reports the full length. */
+    char small[16];
+    assert_int_equal(dataset_index_summary(idx, 3, small, sizeof small), need);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    dataset_index_free(&idx);
+}
+
+/* ---- malformed lists ----------------------------------------------------- */
+
+static const char *classes3 = "1 Alpha\r\n2 Beta\r\n3 Gamma\r\n";
+
+/* Writes the three files into a fresh folder and loads; returns rc. */
+static int load_lists(const char *name, const char *cls, const char *train, const char *test)
+{
+    const char *dir = tmp_path(1, name);
+    make_dir(dir);
+    if (cls) write_text(dir, "classInd.txt", cls);
+    if (train) write_text(dir, "trainlist01.txt", train);
+    if (test) write_text(dir, "testlist01.txt", test);
+    dataset_index *idx = NULL;
+    int rc = dataset_index_load(&idx, dir, NULL, 1);
+    if (rc == 0) {
+        assert_non_null(idx);
+        dataset_index_free(&idx);
+    } else {
+        assert_null(idx);
+    }
+    return rc;
+}
+
+static void expect_error(const char *name, const char *cls, const char *train, const char *test,
+                         int code, const char *msg)
+{
+    int rc = load_lists(name, cls, train, test);
+    if (rc != code)
+        fail_msg("%s: expected %d, got %d (%s)", name, code, rc, gl_last_error());
+    if (!strstr(gl_last_error(), msg))
+        fail_msg("%s: message \"%s\" lacks \"%s\"", name, gl_last_error(), msg);
+}
+
+static void test_malformed_lists(void **state)
+{
+    (void)state;
+    const char *good_test = "Alpha/v_Alpha_g01_c01.avi\r\nBeta/v_Beta_g01_c01.avi\r\n";
+    /* LF ends, a blank line and trailing blanks are fine. */
+    assert_int_equal(load_lists("ok", "1 Alpha\n2 Beta\n3 Gamma\n",
+                                "Alpha/v_Alpha_g02_c01.avi 1\n\nGamma/v_Gamma_g02_c01.avi 3  \n",
+                                "Alpha/v_Alpha_g01_c01.avi\nBeta/v_Beta_g01_c01.avi 2\n"), 0);
+
+    expect_error("unknown_class", classes3,
+                 "Alpha/v_Alpha_g02_c01.avi 1\r\nFoo/v_Foo_g02_c01.avi 1\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:2: class \"Foo\" is not in classInd.txt");
+    expect_error("label_high", classes3, "Alpha/v_Alpha_g02_c01.avi 4\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:1: label \"4\" is out of range 1..3");
+    expect_error("label_zero", classes3, "Alpha/v_Alpha_g02_c01.avi 0\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:1: label \"0\" is out of range 1..3");
+    expect_error("label_text", classes3, "Alpha/v_Alpha_g02_c01.avi one\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:1: label \"one\" is out of range 1..3");
+    expect_error("label_disagrees", classes3,
+                 "Alpha/v_Alpha_g02_c01.avi 1\r\nAlpha/v_Alpha_g02_c02.avi 2\r\n", good_test,
+                 GL_EFORMAT,
+                 "trainlist01.txt:2: label 2 (Beta) disagrees with the class folder \"Alpha\" (1)");
+    expect_error("test_label_disagrees", classes3, "Alpha/v_Alpha_g02_c01.avi 1\r\n",
+                 "Gamma/v_Gamma_g01_c01.avi 1\r\n", GL_EFORMAT,
+                 "testlist01.txt:1: label 1 (Alpha) disagrees with the class folder \"Gamma\" (3)");
+    expect_error("no_label", classes3, "Alpha/v_Alpha_g02_c01.avi\r\n", good_test, GL_EFORMAT,
+                 "trainlist01.txt:1: missing label");
+    expect_error("bad_name", classes3, "Alpha/Alpha_02_01.avi 1\r\n", good_test, GL_EFORMAT,
+                 "trainlist01.txt:1: bad file name \"Alpha_02_01.avi\"");
+    expect_error("bad_name_group", classes3, "Alpha/v_Alpha_gx_c01.avi 1\r\n", good_test,
+                 GL_EFORMAT, "bad file name \"v_Alpha_gx_c01.avi\"");
+    expect_error("bad_name_ext", classes3, "Alpha/v_Alpha_g02_c01 1\r\n", good_test, GL_EFORMAT,
+                 "bad file name \"v_Alpha_g02_c01\"");
+    expect_error("name_vs_folder", classes3, "Alpha/v_Beta_g02_c01.avi 1\r\n", good_test,
+                 GL_EFORMAT,
+                 "trainlist01.txt:1: file name \"v_Beta_g02_c01.avi\" does not match its folder \"Alpha\"");
+    expect_error("no_folder", classes3, "v_Alpha_g02_c01.avi 1\r\n", good_test, GL_EFORMAT,
+                 "trainlist01.txt:1: expected \"Class/file\"");
+    expect_error("deep_path", classes3, "Alpha/x/v_Alpha_g02_c01.avi 1\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:1: expected \"Class/file\"");
+    expect_error("extra_field", classes3, "Alpha/v_Alpha_g02_c01.avi 1 2\r\n", good_test,
+                 GL_EFORMAT, "trainlist01.txt:1: expected \"Class/file LABEL\", got more fields");
+    expect_error("straddle", classes3, "Alpha/v_Alpha_g02_c01.avi 1\r\nBeta/v_Beta_g01_c05.avi 2\r\n",
+                 good_test, GL_EFORMAT,
+                 "group 1 is in both train (Beta/v_Beta_g01_c05.avi, trainlist01.txt:2) and test");
+    expect_error("duplicate", classes3, "Alpha/v_Alpha_g02_c01.avi 1\r\nBeta/v_Beta_g02_c01.avi 2\r\n",
+                 "Alpha/v_Alpha_g01_c01.avi\r\nalpha/v_alpha_g01_c01.avi\r\n", GL_EFORMAT,
+                 "testlist01.txt:2: \"alpha/v_alpha_g01_c01.avi\" is already listed at testlist01.txt:1");
+    expect_error("class_index_gap", "1 Alpha\r\n3 Beta\r\n", "Alpha/v_Alpha_g02_c01.avi 1\r\n",
+                 good_test, GL_EFORMAT, "classInd.txt:2: expected index 2, got \"3\"");
+    expect_error("class_repeat", "1 Alpha\r\n2 alpha\r\n", "Alpha/v_Alpha_g02_c01.avi 1\r\n",
+                 good_test, GL_EFORMAT, "classInd.txt:2: class \"alpha\" repeats class 1 \"Alpha\"");
+    expect_error("class_one_field", "1 Alpha\r\n2\r\n", "Alpha/v_Alpha_g02_c01.avi 1\r\n",
+                 good_test, GL_EFORMAT, "classInd.txt:2: expected \"INDEX Name\", got \"2\"");
+    expect_error("class_empty", "\r\n", "Alpha/v_Alpha_g02_c01.avi 1\r\n", good_test, GL_EFORMAT,
+                 "classInd.txt: no classes");
+    expect_error("no_testlist", classes3, "Alpha/v_Alpha_g02_c01.avi 1\r\n", NULL, GL_EIO,
+                 "testlist01.txt: cannot open");
+
+    /* Arguments and the root. */
+    dataset_index *idx = (dataset_index *)1;
+    assert_int_equal(dataset_index_load(&idx, tmpdir, NULL, 0), GL_EINVAL);
+    assert_null(idx);
+    assert_int_equal(dataset_index_load(&idx, NULL, SPLITS, 1), GL_EINVAL);
+    assert_int_equal(dataset_index_load(&idx, tmp_path(0, "no_such_root"), SPLITS, 1), GL_EIO);
+    assert_non_null(strstr(gl_last_error(), "no_such_root: the clip root is not a folder"));
+    assert_int_equal(dataset_index_load(&idx, tmpdir, SPLITS, 2), GL_EIO); /* no split-2 lists here */
+    assert_non_null(strstr(gl_last_error(), "trainlist02.txt: cannot open"));
+}
+
+/* A NUL byte inside a list is reported, not read past. */
+static void test_nul_byte(void **state)
+{
+    (void)state;
+    const char *dir = tmp_path(1, "nul");
+    make_dir(dir);
+    write_text(dir, "trainlist01.txt", "Alpha/v_Alpha_g02_c01.avi 1\r\n");
+    write_text(dir, "testlist01.txt", "Alpha/v_Alpha_g01_c01.avi\r\n");
+    char p[600];
+    snprintf(p, sizeof p, "%s/classInd.txt", dir);
+    static const char bytes[] = "1 Alpha\r\n2 B\0ta\r\n";
+    assert_int_equal(gl_write_file_atomic(p, bytes, sizeof bytes - 1), 0);
+    dataset_index *idx = NULL;
+    assert_int_equal(dataset_index_load(&idx, dir, NULL, 1), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "classInd.txt:2: a NUL byte"));
+}
+
+/* dataset_lists_write then dataset_index_load gives back the same clips. */
+static void test_lists_round_trip(void **state)
+{
+    (void)state;
+    char *names[] = { "Alpha", "Beta" };
+    dataset_clip clips[] = {
+        { .rel_path = "Alpha/v_Alpha_g03_c01.avi", .label = 0, .split = DATASET_TRAIN },
+        { .rel_path = "Beta/v_Beta_g01_c02.avi", .label = 1, .split = DATASET_TEST },
+        { .rel_path = "Beta/v_Beta_g03_c07.avi", .label = 1, .split = DATASET_TRAIN },
+        { .rel_path = "Alpha/v_Alpha_g02_c01.avi", .label = 0, .split = DATASET_VAL },
+    };
+    const char *dir = tmp_path(1, "written/lists");
+    int rc = dataset_lists_write(dir, 1, 2, names, 4, clips);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    /* The files themselves, in the official format. */
+    void *data;
+    size_t n;
+    char p[600];
+    snprintf(p, sizeof p, "%s/trainlist01.txt", dir);
+    assert_int_equal(gl_read_file(p, &data, &n), 0);
+    const char *want = "Alpha/v_Alpha_g03_c01.avi 1\r\nBeta/v_Beta_g03_c07.avi 2\r\n";
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(data, want, n);
+    gl_free(data);
+    snprintf(p, sizeof p, "%s/vallist01.txt", dir);
+    assert_int_equal(gl_read_file(p, &data, &n), 0);
+    want = "Alpha/v_Alpha_g02_c01.avi\r\n";
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(data, want, n);
+    gl_free(data);
+
+    /* Put one clip on disk. */
+    char root[512];
+    snprintf(root, sizeof root, "%s", tmp_path(2, "written"));
+    snprintf(p, sizeof p, "%s/Beta", root);
+    make_dir(p);
+    snprintf(p, sizeof p, "%s/Beta/v_Beta_g01_c02.avi", root);
+    assert_int_equal(gl_write_file_atomic(p, "x", 1), 0);
+
+    dataset_index *idx = NULL;
+    rc = dataset_index_load(&idx, root, dir, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(idx->num_classes, 2);
+    assert_int_equal(idx->num_clips, 4);
+    assert_true(idx->has_val);
+    assert_int_equal(idx->num_split[DATASET_TRAIN], 2);
+    assert_int_equal(idx->num_split[DATASET_TEST], 1);
+    assert_int_equal(idx->num_split[DATASET_VAL], 1);
+    assert_int_equal(idx->num_missing, 3);
+    for (int i = 0; i < 4; i++) {
+        const dataset_clip *c = find_clip(idx, clips[i].rel_path);
+        assert_non_null(c);
+        assert_int_equal(c->label, clips[i].label);
+        assert_int_equal(c->split, clips[i].split);
+        assert_int_equal(c->exists, i == 1);
+    }
+    char sum[512];
+    dataset_index_summary(idx, 5, sum, sizeof sum);
+    assert_non_null(strstr(sum, "2 train, 1 test, 1 val; 1 found, 3 missing"));
+    dataset_index_free(&idx);
+
+    /* Bad input to the writer. */
+    char *bad_names[] = { "Al pha", "Beta" };
+    assert_int_equal(dataset_lists_write(dir, 1, 2, bad_names, 4, clips), GL_EINVAL);
+    dataset_clip bad = clips[0];
+    bad.label = 2;
+    assert_int_equal(dataset_lists_write(dir, 1, 2, names, 1, &bad), GL_EINVAL);
+    bad = clips[0];
+    bad.rel_path = "Alpha/v_Alpha g03_c01.avi";
+    assert_int_equal(dataset_lists_write(dir, 1, 2, names, 1, &bad), GL_EINVAL);
+}
+
+/* Every allocation failure during a load is reported and leaks nothing
+ * (the sanitizer build checks the leaks). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    const char *dir = tmp_path(1, "alloc");
+    make_dir(dir);
+    write_text(dir, "classInd.txt", classes3);
+    write_text(dir, "trainlist01.txt", "Alpha/v_Alpha_g02_c01.avi 1\r\nBeta/v_Beta_g02_c01.avi 2\r\n");
+    write_text(dir, "testlist01.txt", "Gamma/v_Gamma_g01_c01.avi\r\n");
+    char p[600];
+    snprintf(p, sizeof p, "%s/Gamma", dir);
+    make_dir(p);
+    snprintf(p, sizeof p, "%s/Gamma/v_Gamma_g01_c01.avi", dir);
+    assert_int_equal(gl_write_file_atomic(p, "x", 1), 0);
+    int ok = 0;
+    for (long n = 0; n < 200 && !ok; n++) {
+        dataset_index *idx = NULL;
+        gl_alloc_fail_after(n);
+        int rc = dataset_index_load(&idx, dir, NULL, 1);
+        gl_alloc_fail_after(-1);
+        if (rc == 0) {
+            assert_int_equal(idx->num_clips, 3);
+            assert_int_equal(idx->num_missing, 2);
+            dataset_index_free(&idx);
+            ok = 1;
+        } else {
+            assert_int_equal(rc, GL_ENOMEM);
+            assert_null(idx);
+        }
+    }
+    assert_true(ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_official_split1_counts),
+        cmocka_unit_test(test_real_clips_resolve),
+        cmocka_unit_test(test_malformed_lists),
+        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_lists_round_trip),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
