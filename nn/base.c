@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 /* One fixed buffer per thread: nothing to free, nothing to leak. */
-static _Thread_local char err_buf[1024];
+static _Thread_local char err_buf[4096];
 
 int gl_error(int code, const char *fmt, ...)
 {
