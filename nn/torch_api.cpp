@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -1002,10 +1003,13 @@ typename Map::key_type state_key(const at::Tensor &p)
     // libtorch 1.13 keys optimizer state by the TensorImpl address as a
     // string; 2.x by the address itself.
     using K = typename Map::key_type;
-    if constexpr (std::is_same_v<K, std::string>)
-        return c10::guts::to_string(p.unsafeGetTensorImpl());
-    else
+    if constexpr (std::is_same_v<K, std::string>) {
+        std::ostringstream ss; // what c10::guts::to_string did in 1.13
+        ss << p.unsafeGetTensorImpl();
+        return ss.str();
+    } else {
         return (K)p.unsafeGetTensorImpl();
+    }
 }
 
 std::unique_ptr<torch::optim::OptimizerOptions> make_options(const nn_opt_config *c, double wd)
