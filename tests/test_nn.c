@@ -1064,7 +1064,7 @@ static void test_checkpoint_bad_files(void **state)
 static void test_checkpoint_readable_by_h5py(void **state)
 {
     (void)state;
-    if (system("python3 -c 'import h5py' 2>/dev/null") != 0) skip();
+    if (system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") != 0) skip();
     nn_params p;
     nn_params_init(&p);
     nn_tensor *w;
@@ -1080,7 +1080,7 @@ static void test_checkpoint_readable_by_h5py(void **state)
     nn_checkpoint_meta meta = { .step = 42 };
     OK(nn_checkpoint_save(path, &p, &meta));
     snprintf(cmd, sizeof cmd,
-             "python3 -c \"import h5py,sys; f=h5py.File('%s','r'); w=f['params']['layer.weight'][()];"
+             "/usr/bin/python3 -c \"import h5py,sys; f=h5py.File('%s','r'); w=f['params']['layer.weight'][()];"
              " sys.exit(0 if w.shape==(2,3) and w[1,2]==5.0 and f.attrs['step']==42 else 1)\"",
              path);
     assert_int_equal(system(cmd), 0);
