@@ -76,6 +76,108 @@ int video_writer_close(video_writer **w);
 /* Discards everything written: no file is left at the path. */
 void video_writer_abort(video_writer **w);
 
+/* ------------------------------------------------------------------ reader */
+
+typedef enum { VIDEO_U8 = 0, VIDEO_F32 = 1 } video_dtype;
+
+/* libswscale's interpolation; BICUBIC is also the ffmpeg command's default,
+ * so `ffmpeg -vf scale=W:H` gives the same pixels. AREA suits large
+ * reductions. */
+typedef enum {
+    VIDEO_SCALE_BICUBIC = 0,
+    VIDEO_SCALE_BILINEAR,
+    VIDEO_SCALE_AREA,
+    VIDEO_SCALE_POINT,
+    VIDEO_SCALE_LANCZOS,
+} video_scaler;
+
+/* How info.frames is obtained (see video_count_frames). */
+typedef enum {
+    VIDEO_COUNT_IF_MISSING = 0, /* header count; decode to count only when it is absent */
+    VIDEO_COUNT_HEADER,         /* header count, or duration * fps rounded when absent */
+    VIDEO_COUNT_ALWAYS,         /* always count by decoding (one extra pass at open) */
+} video_count_mode;
+
+typedef struct {
+    int channels;          /* 3 = RGB24 (default), 1 = gray (full-range luma) */
+    video_dtype dtype;     /* VIDEO_U8 (default) or VIDEO_F32: value / 255, in [0, 1] */
+    int width, height;     /* output size in pixels; 0, 0 = native (or the scaled size, below) */
+    int short_side;        /* > 0: scale so the shorter side is short_side pixels, aspect kept,
+                              then centre-crop width x height (both 0: no crop) */
+    video_scaler scaler;   /* default VIDEO_SCALE_BICUBIC */
+    int threads;           /* decoder threads; 0 = gl_num_threads() */
+    video_count_mode count;
+    long timeout_ms;       /* > 0: open, reads and seeks that run past this many ms after
+                              open fail with GL_ECANCELED (a guard for hostile files) */
+} video_reader_opts;
+
+video_reader_opts video_reader_opts_default(void);
+int video_reader_opts_validate(const video_reader_opts *o);
+
+typedef struct {
+    long frames;           /* number of frames; see frames_source */
+    int frames_source;     /* 0 container header, 1 counted by decoding, 2 estimated
+                              from duration * fps (no count anywhere) */
+    double fps;            /* average frame rate (frames per second) */
+    int width, height;     /* native size of the decoded pictures */
+    double duration_s;     /* container's duration of the video stream, seconds */
+    char codec[32];        /* FFmpeg's decoder name, e.g. "mpeg4", "h264" */
+    int out_width, out_height, out_channels;
+    video_dtype out_dtype;
+    size_t frame_bytes;    /* bytes of one output frame */
+} video_info;
+
+typedef struct {
+    long index;            /* 0-based frame number (after a seek: from the timestamp) */
+    double time_s;         /* presentation time from the start of the stream, seconds */
+} video_frame_info;
+
+typedef struct video_reader video_reader;
+
+/* Opens `path` and decodes its first frame (so a file that opens has at least
+ * one decodable picture). opts may be NULL (defaults). */
+int video_reader_open(video_reader **r, const char *path, const video_reader_opts *opts);
+void video_reader_info(const video_reader *r, video_info *info);
+/* Decodes the next frame into out (info.frame_bytes bytes); fi may be NULL.
+ * Returns 0, GL_EOF after the last frame, or a negative code. */
+int video_reader_read(video_reader *r, void *out, video_frame_info *fi);
+/* Like read, without converting the picture (cheaper). */
+int video_reader_skip(video_reader *r, video_frame_info *fi);
+/* Positions the reader so that the next read returns the first frame whose
+ * timestamp is >= ms milliseconds: seeks to the key frame at or before it,
+ * then decodes forward. GL_EOF if ms is past the last frame. */
+int video_reader_seek_ms(video_reader *r, double ms);
+/* Packets the decoder rejected so far (corrupt data it skipped). */
+long video_reader_corrupt_packets(const video_reader *r);
+void video_reader_close(video_reader **r);
+
+/* Counts frames by decoding the whole video stream. */
+int video_count_frames(const char *path, long *frames);
+
+/* Decodes the frames with the given 0-based indices (any order, repeats
+ * allowed) into out, n frames of info.frame_bytes each, in the order given.
+ * Decodes sequentially from the start. GL_ENOTFOUND if an index is past the
+ * last frame. If info is not NULL it receives the stream's info. */
+int video_decode_frames(const char *path, const video_reader_opts *opts, const long *indices,
+                        long n, void *out, video_info *info);
+/* Allocates: every step-th frame (0, step, 2 step, ...) of the whole video;
+ * step 1 = all frames. *out holds *n frames (gl_free it). */
+int video_decode_all(const char *path, const video_reader_opts *opts, int step, void **out,
+                     long *n, video_info *info);
+/* Allocates: the frames whose timestamps t satisfy start_ms <= t < end_ms
+ * (milliseconds from the start of the stream). *first_index (may be NULL)
+ * receives the index of the first one. GL_ENOTFOUND if none lies there. */
+int video_decode_window_ms(const char *path, const video_reader_opts *opts, double start_ms,
+                           double end_ms, void **out, long *n, long *first_index,
+                           video_info *info);
+
+/* Index helpers. Centre frame of each of nseg equal segments (TSN sampling,
+ * Wang et al. 2016, test-time form): out[i] = floor((2i+1) nframes / (2 nseg)). */
+int video_indices_segments(long nframes, int nseg, long *out);
+/* Every step-th index from start: writes min(cap, count) and returns count
+ * (or a negative code). */
+long video_indices_every(long nframes, long start, int step, long *out, long cap);
+
 #ifdef __cplusplus
 }
 #endif
