@@ -1,0 +1,167 @@
+/* test_experiments.c — experiment configs and the stage machinery of `glocal run`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "experiments/config.h"
+#include "experiments/stages.h"
+#include "tests/testutil.h"
+
+static char dir[256];
+
+static const char *write_cfg(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void test_shipped_configs_load(void **state)
+{
+    (void)state;
+    const char *names[] = { "synthetic", "ucf101", "ncaa" };
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/experiments/%s.cfg", GLOCAL_SOURCE_DIR, names[i]);
+        exp_config c;
+        exp_config_default(&c);
+        OK(exp_config_load(&c, path));
+        assert_string_equal(c.name, names[i]);
+        assert_string_equal(c.kind, names[i]);
+        assert_true(c.nsources >= 3);
+        assert_true(c.nfusions >= 2);
+    }
+    exp_config c;
+    exp_config_default(&c);
+    char path[512];
+    snprintf(path, sizeof path, "%s/experiments/synthetic.cfg", GLOCAL_SOURCE_DIR);
+    OK(exp_config_load(&c, path));
+    /* values from the file, as written there */
+    assert_int_equal(c.classes, 8);
+    assert_int_equal(c.width, 64);
+    assert_int_equal(c.crop_w, 56);
+    assert_string_equal(c.fusions[1].streams[1], "glocal-local");
+    assert_true(c.fusions[1].weights[1] == 1.5);
+}
+
+/* Each bad file must fail with the file, the right line and what was expected. */
+static void expect_error(const char *text, int line, const char *needle)
+{
+    const char *path = write_cfg("bad.cfg", text);
+    exp_config c;
+    exp_config_default(&c);
+    int rc = exp_config_load(&c, path);
+    assert_true(rc < 0);
+    char where[600];
+    snprintf(where, sizeof where, "%s:%d: ", path, line);
+    const char *m = gl_last_error();
+    if (!strstr(m, where) || !strstr(m, needle)) {
+        print_error("message '%s' lacks '%s' or '%s'\n", m, where, needle);
+        fail();
+    }
+}
+
+static void test_bad_configs(void **state)
+{
+    (void)state;
+    expect_error("name = \"x\";\nmotoin = { size = \"64x64\"; };\n", 2, "unknown key \"motoin\"");
+    expect_error("name = \"x\";\nmotion = {\n  size = \"64x64\";\n  minuts = 3.0;\n};\n", 4,
+                 "unknown key \"motion.minuts\"");
+    expect_error("classifier = {\n epochs = \"ten\";\n};\n", 2, "classifier.epochs must be a whole number");
+    expect_error("classifier = {\n epochs = 0;\n};\n", 2, "in [1, 100000], got 0");
+    expect_error("dataset = { kind = \"kinetics\"; };\n", 1, "one of synthetic, ucf101, ncaa");
+    expect_error("dataset = {\n size = \"64by64\";\n};\n", 2, "\"WxH\"");
+    expect_error("sources = [ \"rgb\",\n \"flownet\" ];\n", 2, "unknown motion source \"flownet\"");
+    expect_error("sources = [ \"rgb\", \"tvl1\" ];\nfusions = (\n { streams = [ \"rgb\", \"glocal-local\" ]; }\n);\n", 3,
+                 "fusion stream \"glocal-local\" is not one of the sources");
+    expect_error("name = \"x\";\nmotion = { size = ; };\n", 2, "syntax error");
+    exp_config c;
+    exp_config_default(&c);
+    assert_int_equal(exp_config_load(&c, "/nonexistent/x.cfg"), GL_EIO);
+    assert_non_null(strstr(gl_last_error(), "/nonexistent/x.cfg"));
+}
+
+static void test_canonical_and_keys(void **state)
+{
+    (void)state;
+    exp_config a, b;
+    exp_config_default(&a);
+    exp_config_default(&b);
+    char ta[8192], tb[8192];
+    OK(exp_config_canonical(&a, ta, sizeof ta));
+    OK(exp_config_canonical(&b, tb, sizeof tb));
+    assert_string_equal(ta, tb);
+    b.epochs++;
+    OK(exp_config_canonical(&b, tb, sizeof tb));
+    assert_true(strcmp(ta, tb) != 0);
+    /* FNV-1a 64 reference values (the published test vectors) */
+    assert_true(stage_hash(0, "") == 0xcbf29ce484222325ULL);
+    assert_true(stage_hash(0, "a") == 0xaf63dc4c8601ec8cULL);
+    assert_true(stage_hash(0, "foobar") == 0x85944171f73967e8ULL);
+}
+
+static void test_stage_markers_and_exec(void **state)
+{
+    (void)state;
+    char sdir[512], log[600];
+    snprintf(sdir, sizeof sdir, "%s/stage", dir);
+    OK(gl_mkdirs(sdir));
+    double secs = 0;
+    assert_int_equal(stage_is_done(sdir, "abc", &secs), 0);
+    OK(stage_mark_done(sdir, "abc", 12.5));
+    assert_int_equal(stage_is_done(sdir, "abc", &secs), 1);
+    assert_true(secs == 12.5);
+    assert_int_equal(stage_is_done(sdir, "abd", NULL), 0);
+    snprintf(log, sizeof log, "%s/run.log", sdir);
+    char *ok[] = { "/bin/sh", "-c", "echo hello; exit 0", NULL };
+    assert_int_equal(stage_exec("t", ok, log), 0);
+    char *bad[] = { "/bin/sh", "-c", "echo failing >&2; exit 3", NULL };
+    assert_int_equal(stage_exec("t", bad, log), 3);
+    char *missing[] = { "/nonexistent/prog", NULL };
+    assert_int_equal(stage_exec("t", missing, log), 127);
+    void *data;
+    size_t n;
+    OK(gl_read_file(log, &data, &n));
+    char *text = gl_realloc(data, n + 1);
+    assert_non_null(text);
+    text[n] = 0;
+    assert_non_null(strstr(text, "$ /bin/sh -c echo hello; exit 0\nhello\n"));
+    assert_non_null(strstr(text, "failing\n"));
+    gl_free(text);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/glocal_test_experiments_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shipped_configs_load),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_canonical_and_keys),
+        cmocka_unit_test(test_stage_markers_and_exec),
+    };
+    return cmocka_run_group_tests_name("experiments", tests, setup, teardown);
+}
