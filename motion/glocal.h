@@ -1,0 +1,263 @@
+/*
+ * glocal.h — GLOCAL: self-supervised global (camera) and local (object)
+ * motion between two frames (Zheng et al. 2024), as reconstructed in issue 4,
+ * with the changes the measurements asked for.
+ *
+ * Pipeline for a pair (A, B), both resized to the model size S x S:
+ *   GME  a shared conv encoder on both grey frames (1/4 resolution), a
+ *        +-R correlation (cost) volume plus coordinate channels (so position
+ *        is not pooled away), a strided conv "implicit bottleneck", then a
+ *        dense "explicit bottleneck" to 8 coefficients c_k (scaled by
+ *        coef_scale: the normalised bases need c ~ 5-20). Global flow
+ *        g = sum_k c_k B_k over the homography flow bases (BasesHomo, Ye et al.
+ *        ICCV 2021). Refined `iters` times with shared weights: warp B by g,
+ *        estimate the residual coefficients, add (Nguyen et al. 2018 /
+ *        Zhang et al. 2020 style iterative residual estimation).
+ *   H    the exact 3x3 homography is the normalised DLT fit of g (Hartley &
+ *        Zisserman alg. 4.2) — reading corners off the first-order basis flow
+ *        is biased (0.73 px at 128^2 in the issue's prototype), the DLT is not.
+ *   RR   robust refinement (classical): inverse-compositional Gauss-Newton
+ *        over the 8 homography parameters (Baker & Matthews 2004, sec. 3.2),
+ *        coarse-to-fine, Cauchy IRLS weights, Levenberg-Marquardt damping,
+ *        background weights (1 - mask). Starts from the network's H.
+ *   LME  an attention U-Net (Oktay et al. 2018: additive attention gates on
+ *        the skips) over A, B aligned by H, and their difference; outputs a
+ *        local flow and an attention map in [0, 1]. The attention map is the
+ *        foreground mask; local flow = attention * raw flow.
+ *   mixed flow = global + local.
+ *
+ * Losses (all self-supervised, on grey frames in [0, 1]):
+ *   global  multi-scale Charbonnier |A - B(p + g)| (Sun et al. 2014), weighted
+ *           by the detached background 1 - mask once the mask is on;
+ *   local   Charbonnier |A - B(p + g + l)| + edge-aware smoothness of l
+ *           (first order, exp(-alpha |grad A|)) + sparsity (mean attention);
+ *   mask    binary cross-entropy to a detached, residual-relative target:
+ *           a pixel is foreground where the aligned residual (blurred) exceeds
+ *           tau = tau0 + k * median residual (issue 4's non-collapsing hinge).
+ *
+ * Units: flows are in pixels of the frames given (input-pixel units), channel
+ * 0 = x (right), 1 = y (down), forward: B(p + f(p)) ~ A(p). Homographies are
+ * 3x3 row-major doubles mapping a pixel of A to B, pixel centres at integers
+ * (as motion/flow.h).
+ *
+ * Ownership: glocal_model_new/_free; the model owns its parameter table.
+ * glocal_result_alloc/_free own the output arrays. Every other buffer is the
+ * caller's; nothing keeps a pointer after returning.
+ *
+ * Errors: negative GL_E* codes with a message (gl_last_error()); nothing here
+ * prints. The nn/ runtime must be initialised (nn_runtime_init) first.
+ */
+#ifndef GLOCAL_MOTION_GLOCAL_H
+#define GLOCAL_MOTION_GLOCAL_H
+
+#include <stdint.h>
+
+#include "nn/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GLOCAL_NBASES 8
+
+/* ---- homography flow bases (pure C) ------------------------------------------ */
+
+/* BasesHomo for a width x height grid: bases[k][c][y][x] (8 x 2 x H x W
+ * floats), k = translation x, y; shear x, y; scale x, y; perspective (x^2, xy),
+ * (xy, y^2) — each the flow pi(H_k p) - p of the identity with one entry
+ * perturbed by 1e-3 in centred coordinates scaled to [-1, 1] — orthonormalised
+ * together (modified Gram-Schmidt = thin QR, in double) and then each divided
+ * by its max |value| (so a coefficient c moves some pixel by c pixels). */
+int glocal_bases_compute(int width, int height, float *bases);
+
+/* flow[c][y][x] = sum_k coeffs[k] * bases[k][c][y][x]. */
+void glocal_bases_combine(const float *bases, const float coeffs[GLOCAL_NBASES], int width,
+                          int height, float *flow);
+
+/* Normalised DLT fit of the homography whose flow best matches flow[2][H][W]
+ * (pixels), sampled on a grid every `step` pixels (>= 1, covering the
+ * borders). h[8] = 1. */
+int glocal_flow_to_homography(const float *flow, int width, int height, int step, double h[9]);
+
+/* flow[2][H][W] of a homography: H p - p. */
+int glocal_homography_to_flow(const double h[9], int width, int height, float *flow);
+
+/* Homography between two sizes of the same frames: given h on frames of
+ * (w0, h0), the same motion on frames of (w1, h1) (pixel centres kept). */
+void glocal_homography_rescale(const double h[9], int w0, int h0, int w1, int h1, double out[9]);
+
+/* ---- robust refinement (pure C) ---------------------------------------------- */
+
+typedef struct {
+    int min_size;       /* coarsest pyramid level's shorter side, >= 8 px */
+    int max_levels;     /* 1..8 */
+    int iterations;     /* Gauss-Newton iterations per level, >= 1 */
+    double sigma;       /* Gaussian pre-smoothing (px at each level), >= 0 */
+    double cauchy_k;    /* Cauchy scale = cauchy_k * 1.4826 * MAD of the residual */
+    double cauchy_min;  /* floor of the Cauchy scale (grey levels 0..1) */
+    double lm_lambda;   /* initial Levenberg-Marquardt damping (relative) */
+    double tol;         /* stop a level when the update moves no corner more than tol px */
+} glocal_refine_config;
+
+void glocal_refine_config_default(glocal_refine_config *c);
+int glocal_refine_config_validate(const glocal_refine_config *c);
+
+/* Refines h (in: initial estimate, out: refined) so that B(h p) ~ A(p) for
+ * grey frames a, b (width*height floats, any range; scaled internally to 0..1).
+ * weights (may be NULL): per pixel of A in [0, 1] (e.g. 1 - mask). If a step
+ * makes things worse at every damping, h keeps its last good value. */
+int glocal_refine_homography(const float *a, const float *b, int width, int height,
+                             const float *weights, const glocal_refine_config *c, double h[9]);
+
+/* ---- differentiable pieces (nn tensors, NCHW) --------------------------------- */
+
+/* Backward warp: out(p) = img(p + flow(p)), bilinear, border padding
+ * (align_corners: pixel centres at integer coordinates). img (N, C, H, W),
+ * flow (N, 2, H, W) in pixels. */
+int glocal_warp(nn_tensor **out, const nn_tensor *img, const nn_tensor *flow);
+
+/* Weighted mean Charbonnier (sqrt(d^2 + eps^2) - eps) of a - b; weight
+ * (N, 1, H, W) or NULL; divides by the weight sum (+1e-6). */
+int glocal_loss_charbonnier(nn_tensor **out, const nn_tensor *a, const nn_tensor *b,
+                            const nn_tensor *weight, double eps);
+
+/* Census transform distance (Meister et al., UnFlow 2018): 3x3 census of a
+ * and b (N, 1, H, W), soft Hamming distance d^2 / (0.1 + d^2) per neighbour,
+ * weighted mean. */
+int glocal_loss_census(nn_tensor **out, const nn_tensor *a, const nn_tensor *b,
+                       const nn_tensor *weight);
+
+/* First-order edge-aware smoothness of flow (N, 2, H, W) guided by img
+ * (N, 1, H, W): mean |d flow| * exp(-alpha |d img|) over x and y. */
+int glocal_loss_smooth(nn_tensor **out, const nn_tensor *flow, const nn_tensor *img,
+                       double alpha);
+
+/* ---- the model ----------------------------------------------------------------- */
+
+typedef struct {
+    int size;            /* model side S (frames are resized to S x S), multiple of 16, >= 32 */
+    int feat;            /* encoder channels at 1/4 resolution */
+    int radius;          /* cost-volume radius R (displacements -R..R at 1/4 res) */
+    int iters;           /* GME refinement iterations (shared weights), >= 1 */
+    double coef_scale;   /* multiplies the dense output: basis coefficients in pixels */
+    int lme_ch;          /* LME U-Net base channels */
+    double lme_scale;    /* local flow = lme_scale * tanh(raw), pixels at S */
+} glocal_config;
+
+glocal_config glocal_config_default(int size);
+int glocal_config_validate(const glocal_config *c);
+/* JSON text of a config (for checkpoints) and back. */
+int glocal_config_to_json(const glocal_config *c, char *buf, size_t n);
+int glocal_config_from_json(const char *json, glocal_config *c);
+
+typedef struct glocal_model glocal_model;
+
+int glocal_model_new(glocal_model **out, const glocal_config *c);
+void glocal_model_free(glocal_model **m);
+const glocal_config *glocal_model_config(const glocal_model *m);
+nn_params *glocal_model_params(glocal_model *m);
+/* The bases as an (8, 2, S, S) tensor (borrowed). */
+const nn_tensor *glocal_model_bases(const glocal_model *m);
+/* Loads a checkpoint written by glocal train-motion: reads the config from
+ * the file, builds the model and loads the weights. */
+int glocal_model_load(glocal_model **out, const char *path, int64_t *step);
+
+/* Forward pass at the model size. a, b: (N, 1, S, S) grey in [0, 1].
+ * Outputs (any may be NULL): global flow (N, 2, S, S) after every iteration
+ * (glob[0..iters-1]; the last is the estimate), local flow (N, 2, S, S),
+ * mask (N, 1, S, S). With `align` non-NULL ((N, 2, S, S), detached global
+ * flow), LME aligns B by it instead of by the GME flow. */
+typedef struct {
+    nn_tensor *glob[8];
+    nn_tensor *local;
+    nn_tensor *mask;
+} glocal_outputs;
+int glocal_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
+                   const nn_tensor *align, int training, glocal_outputs *out);
+void glocal_outputs_free(glocal_outputs *o);
+
+/* ---- training -------------------------------------------------------------------- */
+
+typedef struct {
+    double w_global;      /* global reconstruction */
+    double w_census;      /* census term of the global loss */
+    double w_local;       /* local reconstruction */
+    double w_smooth;      /* local smoothness */
+    double w_sparse;      /* attention sparsity */
+    double w_mask;        /* mask BCE to the residual-relative target */
+    double charb_eps;     /* Charbonnier epsilon (grey 0..1) */
+    double smooth_alpha;  /* edge-aware weight exp(-alpha |grad A|) */
+    double tau0, tau_k;   /* mask target threshold tau0 + tau_k * median residual */
+    long mask_start;      /* step from which the mask weights the global loss */
+    long lme_start;       /* step from which LME and the mask are trained */
+} glocal_loss_config;
+
+glocal_loss_config glocal_loss_config_default(void);
+int glocal_loss_config_validate(const glocal_loss_config *c);
+
+typedef struct {
+    double total, global, census, local, smooth, sparse, mask;
+    double mask_mean;     /* mean predicted mask */
+} glocal_losses;
+
+/* One loss evaluation (no optimizer step) for grey batches a, b (N, 1, S, S)
+ * in [0, 1] at training step `step` (selects the stages). *loss is the
+ * scalar to back-propagate; parts (may be NULL) gets the values. */
+int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
+                const glocal_loss_config *lc, long step, nn_tensor **loss, glocal_losses *parts);
+
+/* ---- inference -------------------------------------------------------------------- */
+
+typedef struct {
+    int refine;                  /* 1: robust refinement after the network */
+    glocal_refine_config rc;
+    int lme;                     /* 1: compute local flow and mask */
+    int use_network;             /* 0: skip GME, start the refinement from identity */
+} glocal_infer_options;
+
+void glocal_infer_options_default(glocal_infer_options *o);
+
+typedef struct {
+    int n, width, height;
+    double *homography;    /* [n][9] */
+    float *global_flow;    /* [n][2][H][W] */
+    float *local_flow;     /* [n][2][H][W] */
+    float *mixed_flow;     /* [n][2][H][W] */
+    float *mask;           /* [n][H][W] in [0, 1] */
+} glocal_result;
+
+int glocal_result_alloc(glocal_result *r, int n, int width, int height);
+void glocal_result_free(glocal_result *r);
+
+/* Motion of n pairs of RGB24 frames a[i], b[i] (each width*height*3 bytes,
+ * any size): resizes to the model size, runs the model (batched), rescales
+ * to input pixels, refines H at the input size. m may be NULL when
+ * use_network = 0 and lme = 0 (refinement from identity only). */
+int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
+                 int width, int height, const glocal_infer_options *o, glocal_result *r);
+
+/* RGB24 frames (n, H, W, 3) -> grey (N, 1, S, S) in [0, 1], area-resized. */
+int glocal_frames_to_tensor(nn_tensor **out, const uint8_t *const *frames, int n, int width,
+                            int height, int size);
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+/* Per pair against ground truth (flows [2][H][W], mask [H][W] nonzero =
+ * foreground). est_local / est_mask may be NULL (their metrics become NAN). */
+typedef struct {
+    double corner;        /* mean 4-corner error of the homography (px) */
+    double global_epe;    /* EPE of the global flow over all pixels */
+    double local_epe_fg;  /* EPE of the local flow on foreground pixels (NAN if none) */
+    double leakage;       /* mean |local| on background pixels */
+    double iou;           /* IoU of (mask >= 0.5) with the foreground (NAN if both empty) */
+} glocal_pair_metrics;
+
+int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float *est_global,
+                        const float *gt_global, const float *est_local, const float *gt_local,
+                        const float *est_mask, const uint8_t *gt_mask, int width, int height,
+                        glocal_pair_metrics *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,409 @@
+/* glocal_refine.c — robust refinement of a homography between two grey
+ * frames: inverse-compositional Gauss-Newton (Baker & Matthews, "Lucas-Kanade
+ * 20 Years On: A Unifying Framework", IJCV 2004, sec. 3.2 and 4.3 for the
+ * robust weighted form), coarse-to-fine over a 2x pyramid, Cauchy IRLS weights
+ * whose scale follows the median absolute residual, and a Levenberg-Marquardt
+ * safeguard (a step is accepted only if the robust cost drops).
+ *
+ * The warp increment is parametrised in centred coordinates scaled to
+ * [-1, 1] (H_delta = I + [p0 p1 p2; p3 p4 p5; p6 p7 0]) so the 8x8 normal
+ * equations stay well conditioned at any image size. */
+#include <math.h>
+#include <string.h>
+
+#include "motion/glocal.h"
+
+void glocal_refine_config_default(glocal_refine_config *c)
+{
+    c->min_size = 12;
+    c->max_levels = 5;
+    c->iterations = 30;
+    c->sigma = 1.0;
+    c->cauchy_k = 2.0;
+    c->cauchy_min = 0.01;
+    c->lm_lambda = 1e-4;
+    c->tol = 1e-3;
+}
+
+int glocal_refine_config_validate(const glocal_refine_config *c)
+{
+    if (!c) return gl_error(GL_EINVAL, "glocal_refine_config: NULL");
+    if (c->min_size < 8) return gl_error(GL_EINVAL, "glocal_refine_config.min_size: %d < 8", c->min_size);
+    if (c->max_levels < 1 || c->max_levels > 8)
+        return gl_error(GL_EINVAL, "glocal_refine_config.max_levels: %d not in 1..8", c->max_levels);
+    if (c->iterations < 1)
+        return gl_error(GL_EINVAL, "glocal_refine_config.iterations: %d < 1", c->iterations);
+    if (!(c->sigma >= 0 && c->sigma <= 10))
+        return gl_error(GL_EINVAL, "glocal_refine_config.sigma: %g not in [0, 10]", c->sigma);
+    if (!(c->cauchy_k > 0)) return gl_error(GL_EINVAL, "glocal_refine_config.cauchy_k: %g <= 0", c->cauchy_k);
+    if (!(c->cauchy_min > 0))
+        return gl_error(GL_EINVAL, "glocal_refine_config.cauchy_min: %g <= 0", c->cauchy_min);
+    if (!(c->lm_lambda >= 0)) return gl_error(GL_EINVAL, "glocal_refine_config.lm_lambda: %g < 0", c->lm_lambda);
+    if (!(c->tol > 0)) return gl_error(GL_EINVAL, "glocal_refine_config.tol: %g <= 0", c->tol);
+    return 0;
+}
+
+typedef struct {
+    int w, h;
+    float *a, *b, *wt;  /* template, image, user weights (NULL = 1) */
+} level;
+
+static void mul3(const double a[9], const double b[9], double out[9])
+{
+    double t[9];
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            t[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
+    memcpy(out, t, sizeof t);
+}
+
+static int inv3(const double m[9], double out[9])
+{
+    double c0 = m[4] * m[8] - m[5] * m[7], c1 = m[5] * m[6] - m[3] * m[8],
+           c2 = m[3] * m[7] - m[4] * m[6];
+    double det = m[0] * c0 + m[1] * c1 + m[2] * c2;
+    if (!(fabs(det) > 1e-300)) return -1;
+    double t[9] = { c0, m[2] * m[7] - m[1] * m[8], m[1] * m[5] - m[2] * m[4],
+                    c1, m[0] * m[8] - m[2] * m[6], m[2] * m[3] - m[0] * m[5],
+                    c2, m[1] * m[6] - m[0] * m[7], m[0] * m[4] - m[1] * m[3] };
+    for (int i = 0; i < 9; i++) out[i] = t[i] / det;
+    return 0;
+}
+
+static void normalise_h(double h[9])
+{
+    if (fabs(h[8]) > 1e-15)
+        for (int i = 8; i >= 0; i--) h[i] /= h[8];
+}
+
+/* Separable Gaussian blur, edges replicated. tmp holds w*h floats. */
+static void blur(float *img, int w, int h, double sigma, float *tmp)
+{
+    if (sigma <= 0) return;
+    int r = (int)ceil(3 * sigma);
+    if (r > 15) r = 15;
+    float k[31];
+    double s = 0;
+    for (int i = -r; i <= r; i++) s += k[i + r] = (float)exp(-0.5 * i * i / (sigma * sigma));
+    for (int i = 0; i <= 2 * r; i++) k[i] = (float)(k[i] / s);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float acc = 0;
+            for (int i = -r; i <= r; i++) {
+                int xx = x + i < 0 ? 0 : (x + i >= w ? w - 1 : x + i);
+                acc += k[i + r] * img[(long)y * w + xx];
+            }
+            tmp[(long)y * w + x] = acc;
+        }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float acc = 0;
+            for (int i = -r; i <= r; i++) {
+                int yy = y + i < 0 ? 0 : (y + i >= h ? h - 1 : y + i);
+                acc += k[i + r] * tmp[(long)yy * w + x];
+            }
+            img[(long)y * w + x] = acc;
+        }
+}
+
+/* 2x2 box average; odd last rows/columns are dropped. */
+static void down2(const float *src, int w, int h, float *dst)
+{
+    int w2 = w / 2, h2 = h / 2;
+    for (int y = 0; y < h2; y++)
+        for (int x = 0; x < w2; x++) {
+            const float *p = src + (long)(2 * y) * w + 2 * x;
+            dst[(long)y * w2 + x] = 0.25f * (p[0] + p[1] + p[w] + p[w + 1]);
+        }
+}
+
+static inline int sample(const float *img, int w, int h, double x, double y, float *out)
+{
+    if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) return 0;
+    int x0 = (int)x, y0 = (int)y;
+    if (x0 >= w - 1) x0 = w - 2;
+    if (y0 >= h - 1) y0 = h - 2;
+    double fx = x - x0, fy = y - y0;
+    const float *p = img + (long)y0 * w + x0;
+    *out = (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[w] + fx * p[w + 1]));
+    return 1;
+}
+
+static float quickselect(float *v, long n, long k)
+{
+    long lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float piv = v[(lo + hi) / 2];
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < piv) i++;
+            while (v[j] > piv) j--;
+            if (i <= j) {
+                float t = v[i]; v[i] = v[j]; v[j] = t;
+                i++; j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    return v[k];
+}
+
+/* Residuals r = B(H p) - A(p) into r (NAN where H p falls outside B);
+ * returns the number of valid pixels. */
+static long residuals(const level *L, const double hm[9], float *r)
+{
+    long nv = 0;
+    for (int y = 0; y < L->h; y++)
+        for (int x = 0; x < L->w; x++) {
+            long p = (long)y * L->w + x;
+            double ww = hm[6] * x + hm[7] * y + hm[8];
+            float v;
+            if (fabs(ww) > 1e-12 &&
+                sample(L->b, L->w, L->h, (hm[0] * x + hm[1] * y + hm[2]) / ww,
+                       (hm[3] * x + hm[4] * y + hm[5]) / ww, &v)) {
+                r[p] = v - L->a[p];
+                nv++;
+            } else {
+                r[p] = NAN;
+            }
+        }
+    return nv;
+}
+
+/* Mean Cauchy cost (c^2/2) log(1 + (r/c)^2) over valid, user-weighted pixels. */
+static double robust_cost(const level *L, const float *r, double c)
+{
+    double s = 0, ws = 0;
+    long n = (long)L->w * L->h;
+    for (long p = 0; p < n; p++) {
+        if (isnan(r[p])) continue;
+        double u = L->wt ? L->wt[p] : 1.0;
+        double q = r[p] / c;
+        s += u * 0.5 * c * c * log1p(q * q);
+        ws += u;
+    }
+    /* A mean over the pixels still in view: the overlap shrinking or growing
+     * by a pixel row does not by itself change the cost. */
+    return ws > 0 ? s / ws : INFINITY;
+}
+
+static int solve8(double A[8][8], double b[8], double x[8])
+{
+    /* Gaussian elimination with partial pivoting (A is SPD up to damping). */
+    double M[8][9];
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 8; j++) M[i][j] = A[i][j];
+        M[i][8] = b[i];
+    }
+    for (int c = 0; c < 8; c++) {
+        int piv = c;
+        for (int r = c + 1; r < 8; r++)
+            if (fabs(M[r][c]) > fabs(M[piv][c])) piv = r;
+        if (!(fabs(M[piv][c]) > 1e-300)) return -1;
+        if (piv != c)
+            for (int j = 0; j < 9; j++) {
+                double t = M[c][j]; M[c][j] = M[piv][j]; M[piv][j] = t;
+            }
+        for (int r = c + 1; r < 8; r++) {
+            double f = M[r][c] / M[c][c];
+            for (int j = c; j < 9; j++) M[r][j] -= f * M[c][j];
+        }
+    }
+    for (int i = 7; i >= 0; i--) {
+        double s = M[i][8];
+        for (int j = i + 1; j < 8; j++) s -= M[i][j] * x[j];
+        x[i] = s / M[i][i];
+    }
+    return 0;
+}
+
+static double corner_shift(const double a[9], const double b[9], int w, int h)
+{
+    double cs[4][2] = { { 0, 0 }, { w - 1, 0 }, { 0, h - 1 }, { w - 1, h - 1 } }, m = 0;
+    for (int i = 0; i < 4; i++) {
+        double x = cs[i][0], y = cs[i][1];
+        double wa = a[6] * x + a[7] * y + a[8], wb = b[6] * x + b[7] * y + b[8];
+        double dx = (a[0] * x + a[1] * y + a[2]) / wa - (b[0] * x + b[1] * y + b[2]) / wb;
+        double dy = (a[3] * x + a[4] * y + a[5]) / wa - (b[3] * x + b[4] * y + b[5]) / wb;
+        m = fmax(m, hypot(dx, dy));
+    }
+    return m;
+}
+
+/* Gauss-Newton/LM iterations at one level; hm in this level's pixels. */
+static int refine_level(const level *L, const glocal_refine_config *c, double hm[9], float *buf)
+{
+    const int w = L->w, h = L->h;
+    const long n = (long)w * h;
+    float *gx = buf, *gy = buf + n, *r = buf + 2 * n, *rt = buf + 3 * n, *sel = buf + 4 * n;
+    const double cx = 0.5 * (w - 1), cy = 0.5 * (h - 1), s = 1.0 / (cx > cy ? cx : cy);
+    /* Template gradient w.r.t. the normalised coordinates (IC: computed once). */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
+            int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : h - 1;
+            long p = (long)y * w + x;
+            gx[p] = (float)((L->a[(long)y * w + xp] - L->a[(long)y * w + xm]) / (xp - xm) / s);
+            gy[p] = (float)((L->a[(long)yp * w + x] - L->a[(long)ym * w + x]) / (yp - ym) / s);
+        }
+    double N[9] = { s, 0, -cx * s, 0, s, -cy * s, 0, 0, 1 }, Ni[9];
+    inv3(N, Ni);
+    double lambda = c->lm_lambda;
+    for (int it = 0; it < c->iterations; it++) {
+        long nv = residuals(L, hm, r);
+        if (nv < 16) return 0; /* too little overlap to say anything */
+        long m = 0;
+        for (long p = 0; p < n; p++)
+            if (!isnan(r[p])) sel[m++] = fabsf(r[p]);
+        double mad = quickselect(sel, m, m / 2);
+        double cs = fmax(c->cauchy_k * 1.4826 * mad, c->cauchy_min);
+        double e0 = robust_cost(L, r, cs);
+        double A[8][8] = { { 0 } }, g[8] = { 0 };
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                long p = (long)y * w + x;
+                if (isnan(r[p])) continue;
+                double u = L->wt ? L->wt[p] : 1.0;
+                if (u <= 0) continue;
+                double q = r[p] / cs, om = u / (1 + q * q);
+                double xn = (x - cx) * s, yn = (y - cy) * s, ex = gx[p], ey = gy[p];
+                double t = ex * xn + ey * yn;
+                double J[8] = { ex * xn, ex * yn, ex, ey * xn, ey * yn, ey, -xn * t, -yn * t };
+                for (int i = 0; i < 8; i++) {
+                    g[i] += om * J[i] * r[p];
+                    for (int j = i; j < 8; j++) A[i][j] += om * J[i] * J[j];
+                }
+            }
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < i; j++) A[i][j] = A[j][i];
+        int accepted = 0;
+        double hn[9];
+        for (int tries = 0; tries < 8 && !accepted; tries++) {
+            double Ad[8][8], d[8];
+            memcpy(Ad, A, sizeof A);
+            for (int i = 0; i < 8; i++) Ad[i][i] *= 1 + lambda;
+            if (solve8(Ad, g, d) < 0) {
+                lambda = lambda > 0 ? lambda * 10 : 1e-6;
+                continue;
+            }
+            /* W(x; p) <- W(x; p) o W(x; dp)^-1 (Baker & Matthews eq. 32). */
+            double hd[9] = { 1 + d[0], d[1], d[2], d[3], 1 + d[4], d[5], d[6], d[7], 1 }, hdi[9],
+                   hp[9];
+            if (inv3(hd, hdi) < 0) {
+                lambda = lambda > 0 ? lambda * 10 : 1e-6;
+                continue;
+            }
+            mul3(hdi, N, hp);
+            mul3(Ni, hp, hp);
+            mul3(hm, hp, hn);
+            normalise_h(hn);
+            residuals(L, hn, rt);
+            double e1 = robust_cost(L, rt, cs);
+            if (e1 <= e0) {
+                accepted = 1;
+                lambda = fmax(lambda * 0.1, 1e-9);
+            } else {
+                lambda = lambda > 0 ? lambda * 10 : 1e-6;
+            }
+        }
+        if (!accepted) return 0;
+        double moved = corner_shift(hm, hn, w, h);
+        memcpy(hm, hn, sizeof hn);
+        if (moved < c->tol) return 0;
+    }
+    return 0;
+}
+
+int glocal_refine_homography(const float *a, const float *b, int width, int height,
+                             const float *weights, const glocal_refine_config *c, double h[9])
+{
+    int rc = glocal_refine_config_validate(c);
+    if (rc < 0) return rc;
+    if (!a || !b || !h || width < 8 || height < 8)
+        return gl_error(GL_EINVAL, "glocal_refine_homography: need two frames of >= 8x8, got %dx%d",
+                        width, height);
+    for (int i = 0; i < 9; i++)
+        if (!isfinite(h[i]))
+            return gl_error(GL_EINVAL, "glocal_refine_homography: initial h[%d] is not finite", i);
+    level L[8];
+    memset(L, 0, sizeof L);
+    int nl = 1;
+    {
+        int w = width, hh = height;
+        while (nl < c->max_levels && (w / 2 < hh / 2 ? w / 2 : hh / 2) >= c->min_size) {
+            w /= 2;
+            hh /= 2;
+            nl++;
+        }
+    }
+    const long n0 = (long)width * height;
+    float *buf = gl_malloc(sizeof(float) * 5 * n0);
+    rc = GL_ENOMEM;
+    if (!buf) goto fail;
+    /* Joint [0, 1] scaling so cauchy_min means the same for any input range. */
+    float lo = a[0], hi = a[0];
+    for (long p = 0; p < n0; p++) {
+        lo = fminf(lo, fminf(a[p], b[p]));
+        hi = fmaxf(hi, fmaxf(a[p], b[p]));
+    }
+    float scale = hi > lo ? 1.0f / (hi - lo) : 1.0f;
+    for (int l = 0; l < nl; l++) {
+        int w = l ? L[l - 1].w / 2 : width, hh = l ? L[l - 1].h / 2 : height;
+        L[l].w = w;
+        L[l].h = hh;
+        long n = (long)w * hh;
+        L[l].a = gl_malloc(sizeof(float) * n);
+        L[l].b = gl_malloc(sizeof(float) * n);
+        if (weights) L[l].wt = gl_malloc(sizeof(float) * n);
+        if (!L[l].a || !L[l].b || (weights && !L[l].wt)) goto fail;
+        if (l == 0) {
+            for (long p = 0; p < n; p++) {
+                L[0].a[p] = (a[p] - lo) * scale;
+                L[0].b[p] = (b[p] - lo) * scale;
+                if (weights) L[0].wt[p] = weights[p] < 0 ? 0 : (weights[p] > 1 ? 1 : weights[p]);
+            }
+            blur(L[0].a, w, hh, c->sigma, buf);
+            blur(L[0].b, w, hh, c->sigma, buf);
+        } else {
+            int pw = L[l - 1].w, ph = L[l - 1].h;
+            down2(L[l - 1].a, pw, ph, L[l].a);
+            down2(L[l - 1].b, pw, ph, L[l].b);
+            if (weights) down2(L[l - 1].wt, pw, ph, L[l].wt);
+            blur(L[l].a, w, hh, c->sigma * 0.5, buf);
+            blur(L[l].b, w, hh, c->sigma * 0.5, buf);
+        }
+    }
+    /* Level l pixel = (level-0 pixel - (2^l - 1)/2) / 2^l (2x2 box centres). */
+    double hm[9];
+    memcpy(hm, h, sizeof hm);
+    normalise_h(hm);
+    for (int l = nl - 1; l >= 0; l--) {
+        double f = ldexp(1.0, -l), o = -0.5 * (ldexp(1.0, l) - 1) * f;
+        double S[9] = { f, 0, o, 0, f, o, 0, 0, 1 }, Si[9], hl[9];
+        inv3(S, Si);
+        mul3(hm, Si, hl);
+        mul3(S, hl, hl);
+        normalise_h(hl);
+        if ((rc = refine_level(&L[l], c, hl, buf)) < 0) goto fail;
+        mul3(hl, S, hm);
+        mul3(Si, hm, hm);
+        normalise_h(hm);
+    }
+    for (int i = 0; i < 9; i++)
+        if (!isfinite(hm[i])) {
+            rc = gl_error(GL_ENUMERIC, "glocal_refine_homography: diverged");
+            goto fail;
+        }
+    memcpy(h, hm, sizeof hm);
+    rc = 0;
+fail:
+    for (int l = 0; l < 8; l++) {
+        gl_free(L[l].a);
+        gl_free(L[l].b);
+        gl_free(L[l].wt);
+    }
+    gl_free(buf);
+    return rc;
+}
