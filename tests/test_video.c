@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "datasets/video.h"
 
@@ -430,6 +432,106 @@ static void test_writer_roundtrip(void **state)
     free(src);
 }
 
+/* H.264 in MP4 with B-frames and an audio track, width 432; VP8 in WebM,
+ * width 560, whose container has no frame count. Made by the ffmpeg command,
+ * which also decodes them for the pixel reference. */
+static void test_other_containers(void **state)
+{
+    (void)state;
+    if (!have_ffmpeg()) skip();
+    char mp4[400], webm[400], cmd[1200];
+    snprintf(mp4, sizeof mp4, "%s/odd.mp4", tmpdir);
+    snprintf(webm, sizeof webm, "%s/odd.webm", tmpdir);
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=432x240:rate=30 "
+             "-f lavfi -i sine=frequency=440:sample_rate=8000 -frames:v 15 -t 0.5 -c:v libx264 "
+             "-preset ultrafast -bf 2 -pix_fmt yuv420p -c:a aac %s", mp4);
+    if (system(cmd) != 0) skip();   /* an FFmpeg build without libx264 */
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=560x240:rate=24 "
+             "-frames:v 12 -c:v libvpx -b:v 500k %s", webm);
+    if (system(cmd) != 0) skip();
+
+    video_reader *r;
+    video_info in;
+    assert_int_equal(video_reader_open(&r, mp4, NULL), 0);
+    video_reader_info(r, &in);
+    assert_string_equal(in.codec, "h264");
+    assert_int_equal(in.width, 432);
+    assert_int_equal(in.height, 240);
+    assert_int_equal(in.frames, 15);
+    assert_true(fabs(in.fps - 30) < 1e-9);
+    video_reader_close(&r);
+    const size_t fb = 432 * 240 * 3;
+    uint8_t *ref = malloc(fb * 8), *ours = malloc(fb);
+    snprintf(cmd, sizeof cmd, "-i %s -frames:v 8 -pix_fmt rgb24", mp4);
+    assert_int_equal(ffmpeg_raw(cmd, ref, fb * 8), fb * 8);
+    long idx = 7;
+    assert_int_equal(video_decode_frames(mp4, NULL, &idx, 1, ours, NULL), 0);
+    assert_int_equal(max_abs_diff(ours, ref + 7 * fb, fb), 0);
+    /* 30 fps: [100, 200) ms holds frames 3, 4, 5. */
+    void *win;
+    long m, first;
+    assert_int_equal(video_decode_window_ms(mp4, NULL, 100, 200, &win, &m, &first, NULL), 0);
+    assert_int_equal(first, 3);
+    assert_int_equal(m, 3);
+    gl_free(win);
+    free(ref);
+    free(ours);
+
+    assert_int_equal(video_reader_open(&r, webm, NULL), 0);
+    video_reader_info(r, &in);
+    assert_string_equal(in.codec, "vp8");
+    assert_int_equal(in.width, 560);
+    assert_int_equal(in.frames, 12);
+    assert_int_equal(in.frames_source, 1);   /* counted: WebM stores no count */
+    video_reader_close(&r);
+}
+
+/* `glocal probe`: one JSON object per file, an error object for a bad one,
+ * exit status 1 when any failed. */
+static void test_probe_command(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s probe %s /nonexistent/x.avi", GLOCAL_BINARY, CLIP);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[4096];
+    assert_non_null(fgets(line, sizeof line, p));
+    json_object *j = json_tokener_parse(line);
+    assert_non_null(j);
+    json_object *v;
+    assert_true(json_object_object_get_ex(j, "frames", &v));
+    assert_int_equal(json_object_get_int64(v), 164);
+    assert_true(json_object_object_get_ex(j, "width", &v));
+    assert_int_equal(json_object_get_int(v), 320);
+    assert_true(json_object_object_get_ex(j, "height", &v));
+    assert_int_equal(json_object_get_int(v), 240);
+    assert_true(json_object_object_get_ex(j, "fps", &v));
+    assert_true(fabs(json_object_get_double(v) - 25) < 1e-9);
+    assert_true(json_object_object_get_ex(j, "duration", &v));
+    assert_true(fabs(json_object_get_double(v) - 6.56) < 1e-9);
+    assert_true(json_object_object_get_ex(j, "codec", &v));
+    assert_string_equal(json_object_get_string(v), "mpeg4");
+    assert_true(json_object_object_get_ex(j, "path", &v));
+    assert_string_equal(json_object_get_string(v), CLIP);
+    json_object_put(j);
+    assert_non_null(fgets(line, sizeof line, p));
+    j = json_tokener_parse(line);
+    assert_non_null(j);
+    assert_true(json_object_object_get_ex(j, "error", &v));
+    assert_non_null(strstr(json_object_get_string(v), "/nonexistent/x.avi"));
+    assert_false(json_object_object_get_ex(j, "frames", &v));
+    json_object_put(j);
+    assert_null(fgets(line, sizeof line, p));
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    snprintf(cmd, sizeof cmd, "%s probe --count %s >/dev/null", GLOCAL_BINARY, CLIP2);
+    st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void write_bytes(const char *path, const void *d, size_t n)
 {
     assert_int_equal(gl_write_file_atomic(path, d, n), 0);
@@ -514,6 +616,152 @@ static void test_bad_input(void **state)
     assert_int_equal(video_reader_open(&r, CLIP, &o), GL_EINVAL);
 }
 
+/* ------------------------------------------------------------------ fuzzing
+ * Mutated copies of the real clips (bit flips, byte overwrites, truncations,
+ * duplicated chunks), fixed seed; each is decoded fully with a frame limit
+ * and the reader's time limit. Nothing may crash (ASan/UBSan watch), hang or
+ * return a bad code without a message. GLOCAL_FUZZ_N, GLOCAL_FUZZ_SEED and
+ * GLOCAL_FUZZ_PREFIX (bytes of each clip used) scale a longer run by hand;
+ * GLOCAL_FUZZ_KEEP=dir keeps every mutant. */
+
+static uint64_t rng_state;
+static uint32_t rng(void)
+{
+    /* xorshift64* (Vigna 2016) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
+}
+
+static size_t mutate(uint8_t *buf, size_t n, size_t cap)
+{
+    int ops = 1 + rng() % 4;
+    for (int k = 0; k < ops && n > 16; k++) {
+        /* Half the edits land in the first 4 KB, where the AVI headers are. */
+        size_t lim = (rng() & 1) && n > 4096 ? 4096 : n;
+        size_t at = rng() % lim;
+        switch (rng() % 4) {
+        case 0:   /* bit flips */
+            for (int i = 0, m = 1 + rng() % 8; i < m; i++) buf[(at + rng() % 64) % n] ^= (uint8_t)(1u << (rng() % 8));
+            break;
+        case 1: { /* overwrite a run with random or extreme bytes */
+            size_t len = 1 + rng() % 16;
+            uint8_t v = (uint8_t)(rng() % 3 == 0 ? 0xFF : rng() % 3 == 0 ? 0 : rng());
+            int rnd = rng() & 1;
+            for (size_t i = 0; i < len && at + i < n; i++) buf[at + i] = rnd ? (uint8_t)rng() : v;
+            break;
+        }
+        case 2:   /* truncate */
+            n = 16 + rng() % (n - 16);
+            break;
+        case 3: { /* duplicate a chunk in place after itself */
+            size_t len = 1 + rng() % 2048;
+            if (at + len > n) len = n - at;
+            if (n + len > cap) break;
+            memmove(buf + at + len, buf + at, n - at);
+            n += len;
+            break;
+        }
+        }
+    }
+    return n;
+}
+
+/* Decodes everything (up to max_frames) the way the loader would. Returns the
+ * last rc: 0/GL_EOF or a negative code, which must carry a message. */
+static int decode_hostile(const char *path, int max_frames, long *frames)
+{
+    video_reader_opts o = video_reader_opts_default();
+    o.width = 40;
+    o.height = 30;
+    o.timeout_ms = 10000;
+    o.count = VIDEO_COUNT_HEADER;
+    video_reader *r;
+    uint8_t buf[40 * 30 * 3];
+    *frames = 0;
+    int rc = video_reader_open(&r, path, &o);
+    if (rc < 0) {
+        assert_true(gl_last_error()[0] != 0);
+        return rc;
+    }
+    assert_non_null(r);
+    video_info in;
+    video_reader_info(r, &in);
+    assert_int_equal(in.frame_bytes, sizeof buf);
+    while (*frames < max_frames && (rc = video_reader_read(r, buf, NULL)) == 0) ++*frames;
+    if (rc == 0 && *frames == max_frames / 2) rc = video_reader_seek_ms(r, 200);
+    if (rc < 0) assert_true(gl_last_error()[0] != 0);
+    video_reader_close(&r);
+    return rc;
+}
+
+static void test_fuzz_corpus(void **state)
+{
+    (void)state;
+    const char *env = getenv("GLOCAL_FUZZ_N");
+    const long N = env ? atol(env) : 80;
+    env = getenv("GLOCAL_FUZZ_SEED");
+    const uint64_t seed = env ? strtoull(env, NULL, 10) : 20240611;
+    const char *keep = getenv("GLOCAL_FUZZ_KEEP");
+    env = getenv("GLOCAL_FUZZ_PREFIX");
+    const size_t prefix = env ? (size_t)atol(env) : 60000, cap = 3 * prefix + 4096;
+    void *clips[2];
+    size_t sizes[2];
+    assert_int_equal(gl_read_file(CLIP, &clips[0], &sizes[0]), 0);
+    assert_int_equal(gl_read_file(CLIP2, &clips[1], &sizes[1]), 0);
+    uint8_t *buf = malloc(cap);
+    long failed = 0, decoded = 0;
+    for (long i = 0; i < N; i++) {
+        rng_state = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i * 0xD1B54A32D192ED03ull + 1;
+        size_t n = sizes[i & 1] < prefix ? sizes[i & 1] : prefix;
+        memcpy(buf, clips[i & 1], n);
+        n = mutate(buf, n, cap);
+        char path[512];
+        if (keep) snprintf(path, sizeof path, "%s/mutant_%06ld.avi", keep, i);
+        else snprintf(path, sizeof path, "%s/mutant.avi", tmpdir);
+        write_bytes(path, buf, n);
+        long frames;
+        double t0 = gl_now();
+        int rc = decode_hostile(path, 40, &frames);
+        if (keep) printf("%s rc %d frames %ld: %s\n", path, rc, frames, rc < 0 ? gl_last_error() : "");
+        /* A hang guard, not a speed test: the reader's own limit is 10 s. */
+        assert_true(gl_now() - t0 < 60);
+        if (rc < 0) failed++;
+        decoded += frames;
+    }
+    print_message("fuzz: %ld mutants, %ld rejected with a message, %ld frames decoded\n", N, failed,
+                  decoded);
+    /* Most mutants must still decode: the reader skips corrupt packets. */
+    assert_true(decoded > 0);
+    free(buf);
+    gl_free(clips[0]);
+    gl_free(clips[1]);
+}
+
+/* Every file in tests/fuzz/ (crashers and hangs found before) decodes or
+ * fails cleanly. */
+static void test_fuzz_regressions(void **state)
+{
+    (void)state;
+    DIR *d = opendir(GLOCAL_SOURCE_DIR "/tests/fuzz");
+    assert_non_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".avi")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/fuzz/%s", GLOCAL_SOURCE_DIR, e->d_name);
+        long frames;
+        decode_hostile(path, 1000, &frames);
+        n++;
+    }
+    closedir(d);
+    print_message("fuzz regressions: %d files\n", n);
+    assert_true(n > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,8 +771,12 @@ int main(void)
         cmocka_unit_test(test_crop_and_float),
         cmocka_unit_test(test_index_access),
         cmocka_unit_test(test_time_window),
+        cmocka_unit_test(test_other_containers),
         cmocka_unit_test(test_writer_roundtrip),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_probe_command),
+        cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_fuzz_regressions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
