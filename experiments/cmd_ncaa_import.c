@@ -1,0 +1,152 @@
+/* glocal ncaa-import — cut NCAA basketball event clips out of the game videos
+ * into the UCF-101 layout (datasets/ncaa.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "datasets/ncaa.h"
+#include "experiments/cli.h"
+#include "experiments/commands.h"
+
+GLOCAL_COMMAND(ncaa_import, "ncaa-import",
+               "cut NCAA basketball event clips from game videos into the UCF-101 layout")
+
+static const char *usage =
+    "usage: glocal ncaa-import --csv FILE --videos DIR --out DIR [--labels 11|6] [--size WxH]\n"
+    "\n"
+    "Reads the NCAA basketball annotations (Ramanathan et al., CVPR 2016; the file\n"
+    "bball_dataset_april_4.csv) and, for every event, cuts its clip window\n"
+    "[ClipStartTime, ClipEndTime) (ms) out of the game video DIR/<YoutubeId>.<ext>\n"
+    "(any extension) into an MPEG-4 AVI at the game's frame rate:\n"
+    "\n"
+    "  OUT/<Class>/v_<Class>_gGGG_cLLLLL.avi   GGG = game rank by id, LLLLL = CSV line\n"
+    "  OUT/classInd.txt, trainlist01.txt, vallist01.txt, testlist01.txt\n"
+    "\n"
+    "which `glocal` reads like UCF-101. The lists hold the clips that exist.\n"
+    "\n"
+    "  --csv FILE      the annotation CSV\n"
+    "  --videos DIR    folder of game videos named by YouTube id\n"
+    "  --out DIR       output folder (created)\n"
+    "  --labels 11|6   11: the CSV's labels (success/failure apart, default);\n"
+    "                  6: event types (3Pointer, FreeThrow, Layup, Other2Pointer,\n"
+    "                  SlamDunk, Steal)\n"
+    "  --size WxH      output frame size, even numbers (default: the game's own,\n"
+    "                  rounded down to even)\n"
+    "\n"
+    "Clips already in OUT are skipped, so an interrupted run can be resumed; every\n"
+    "clip is written atomically. Games without a video are reported and skipped;\n"
+    "a window past the end of its video fails that event only. All failures are\n"
+    "listed in OUT/import_errors.txt. Exit code: 0 all events done, 1 some failed\n"
+    "or the run stopped, 2 usage error.\n";
+
+typedef struct {
+    cli_progress bar;
+} progress_ctx;
+
+static int on_progress(void *ctx, long done, long total)
+{
+    progress_ctx *p = ctx;
+    p->bar.total = total;
+    cli_progress_update(&p->bar, done, "events");
+    return 0;
+}
+
+/* All error lines into OUT/import_errors.txt (atomically); removes a stale
+ * one when there are none. */
+static int write_errors(const char *out, const ncaa_import_report *rep)
+{
+    size_t n = strlen(out) + 32;
+    char *path = gl_malloc(n);
+    if (!path) return GL_ENOMEM;
+    snprintf(path, n, "%s/import_errors.txt", out);
+    int rc = 0;
+    if (rep->num_errors == 0) {
+        unlink(path);
+        goto done;
+    }
+    size_t len = 0;
+    for (long i = 0; i < rep->num_errors; i++) len += strlen(rep->errors[i]) + 1;
+    char *text = gl_malloc(len + 1), *p = text;
+    if (!text) { rc = GL_ENOMEM; goto done; }
+    for (long i = 0; i < rep->num_errors; i++) {
+        size_t k = strlen(rep->errors[i]);
+        memcpy(p, rep->errors[i], k);
+        p[k] = '\n';
+        p += k + 1;
+    }
+    rc = gl_write_file_atomic(path, text, len);
+    gl_free(text);
+done:
+    gl_free(path);
+    return rc;
+}
+
+int cmd_ncaa_import(int argc, char **argv)
+{
+    const char *cmd = "ncaa-import";
+    ncaa_import_config cfg = ncaa_import_config_default();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+        if (i + 1 >= argc &&
+            (!strcmp(a, "--csv") || !strcmp(a, "--videos") || !strcmp(a, "--out") ||
+             !strcmp(a, "--labels") || !strcmp(a, "--size")))
+            return cli_usage_error(cmd, "%s needs a value", a);
+        if (!strcmp(a, "--csv")) cfg.csv = argv[++i];
+        else if (!strcmp(a, "--videos")) cfg.videos = argv[++i];
+        else if (!strcmp(a, "--out")) cfg.out = argv[++i];
+        else if (!strcmp(a, "--labels")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "11")) cfg.scheme = 11;
+            else if (!strcmp(v, "6")) cfg.scheme = 6;
+            else return cli_usage_error(cmd, "--labels expects 11 or 6, got '%s'", v);
+        } else if (!strcmp(a, "--size")) {
+            if (cli_parse_size(cmd, "--size", argv[++i], "wh", &cfg.width, &cfg.height) < 0)
+                return CLI_USAGE;
+            if (cfg.width % 2 || cfg.height % 2)
+                return cli_usage_error(cmd, "--size expects even numbers (MPEG-4 4:2:0), got "
+                                       "%dx%d", cfg.width, cfg.height);
+        } else {
+            return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        }
+    }
+    if (!cfg.csv) return cli_usage_error(cmd, "--csv is required");
+    if (!cfg.videos) return cli_usage_error(cmd, "--videos is required");
+    if (!cfg.out) return cli_usage_error(cmd, "--out is required");
+
+    progress_ctx pc;
+    cli_progress_start(&pc.bar, "ncaa-import", 0);
+    cfg.progress = on_progress;
+    cfg.progress_ctx = &pc;
+    ncaa_import_report rep;
+    int rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) {
+        int code = cli_fail(cmd, rc, "import stopped after %ld written, %ld skipped, %ld failed",
+                            rep.written, rep.skipped, rep.failed);
+        ncaa_import_report_release(&rep);
+        return code;
+    }
+    pc.bar.total = rep.events;
+    cli_progress_end(&pc.bar, rep.events, "events");
+
+    const long show = 20;
+    for (long i = 0; i < rep.num_errors && i < show; i++)
+        fprintf(stderr, "glocal %s: %s\n", cmd, rep.errors[i]);
+    if (rep.num_errors > show)
+        fprintf(stderr, "glocal %s: ... and %ld more\n", cmd, rep.num_errors - show);
+    int wrc = write_errors(cfg.out, &rep);
+    if (wrc < 0) cli_fail(cmd, wrc, "cannot write the error list");
+    printf("%ld events in %d games: %ld clips written, %ld already there, %ld failed", rep.events,
+           rep.games, rep.written, rep.skipped, rep.failed);
+    if (rep.games_missing)
+        printf(" (%d game%s without video)", rep.games_missing, rep.games_missing == 1 ? "" : "s");
+    printf("\n");
+    if (rep.num_errors) printf("failures listed in %s/import_errors.txt\n", cfg.out);
+    int code = rep.failed || wrc < 0 ? CLI_FAIL : CLI_OK;
+    ncaa_import_report_release(&rep);
+    return code;
+}

@@ -1,0 +1,585 @@
+/* test_ncaa.c — datasets/ncaa.h: the official CSV against the counts in
+ * /work/shared/data/README.md, hand-made bad rows, and the import end to end
+ * on fake game videos whose frames carry their own frame number. */
+#include <ctype.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "datasets/ncaa.h"
+#include "datasets/ucf101.h"
+#include "datasets/video.h"
+
+#define CSV GLOCAL_DATA_DIR "/ncaa/bball_dataset_april_4.csv"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_ncaa.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- the official CSV ---------------------------------------------------------- */
+
+static void test_official_csv(void **state)
+{
+    (void)state;
+    ncaa_dataset *d = NULL;
+    int rc = ncaa_dataset_load(&d, CSV);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    /* README: 14,548 rows, 257 games, train/val/test 11,436 / 856 / 2,256. */
+    assert_int_equal(d->num_events, 14548);
+    assert_int_equal(d->num_games, 257);
+    assert_int_equal(d->num_split[DATASET_TRAIN], 11436);
+    assert_int_equal(d->num_split[DATASET_VAL], 856);
+    assert_int_equal(d->num_split[DATASET_TEST], 2256);
+    assert_int_equal(ncaa_dataset_check_games(d), 0);
+
+    /* Per-label rows, counted with `cut -d, -f10 | sort | uniq -c` on the file. */
+    static const struct { const char *label; long n; } counts[] = {
+        { "3-pointer failure", 2482 }, { "3-pointer success", 1142 },
+        { "free-throw failure", 400 }, { "free-throw success", 675 },
+        { "layup failure", 1640 },     { "layup success", 1550 },
+        { "other 2-pointer failure", 2603 }, { "other 2-pointer success", 1264 },
+        { "slam dunk failure", 55 },   { "slam dunk success", 358 },
+        { "steal success", 2379 },
+    };
+    long per_label[NCAA_NUM_LABELS] = { 0 }, per_type[NCAA_NUM_EVENT_TYPES] = { 0 };
+    for (long i = 0; i < d->num_events; i++) {
+        const ncaa_event *e = &d->events[i];
+        per_label[e->label]++;
+        per_type[ncaa_class_of_label(e->label, 6)]++;
+        assert_int_equal(ncaa_class_of_label(e->label, 11), e->label);
+        /* README: every steal success row has EventStartTime -1. */
+        if (!strcmp(ncaa_label_name(e->label), "steal success"))
+            assert_true(e->event_start_ms == -1);
+        assert_true(e->clip_end_ms > e->clip_start_ms);
+        assert_string_equal(d->games[e->game], e->youtube_id);
+        assert_int_equal(e->line, i + 1);
+    }
+    long total = 0;
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        int l = ncaa_label_find(counts[k].label);
+        assert_in_range(l, 0, NCAA_NUM_LABELS - 1);
+        assert_int_equal(per_label[l], counts[k].n);
+        total += counts[k].n;
+    }
+    assert_int_equal(total, 14548);
+    /* The 6 event types merge success and failure. */
+    assert_int_equal(per_type[0], 2482 + 1142);
+    assert_int_equal(per_type[1], 400 + 675);
+    assert_int_equal(per_type[2], 1640 + 1550);
+    assert_int_equal(per_type[3], 2603 + 1264);
+    assert_int_equal(per_type[4], 55 + 358);
+    assert_int_equal(per_type[5], 2379);
+
+    /* Row 1 of the file, field by field. */
+    const ncaa_event *e = &d->events[0];
+    assert_string_equal(e->youtube_id, "-VcfnuYRhMU");
+    assert_int_equal(e->video_width, 490);
+    assert_int_equal(e->video_height, 360);
+    assert_true(fabs(e->clip_start_ms - 2377375.0) < 1e-6);
+    assert_true(fabs(e->clip_end_ms - 2400664.933) < 1e-6);
+    assert_true(fabs(e->event_start_ms - 2384913.177) < 1e-6);
+    assert_true(fabs(e->event_end_ms - 2384972.840) < 1e-6);
+    assert_true(fabs(e->ball_x - 0.376) < 1e-12);
+    assert_true(fabs(e->ball_y - 0.242884250474) < 1e-12);
+    assert_string_equal(ncaa_label_name(e->label), "layup failure");
+    assert_int_equal(e->split, DATASET_TRAIN);
+    ncaa_dataset_free(&d);
+    assert_null(d);
+}
+
+/* Class names are the labels in CamelCase without blanks or hyphens. */
+static void test_class_names(void **state)
+{
+    (void)state;
+    for (int scheme = 6; scheme <= 11; scheme += 5) {
+        assert_int_equal(ncaa_num_classes(scheme), scheme);
+        for (int c = 0; c < scheme; c++) {
+            /* The first label of class c, with " success"/" failure" cut for 6 classes. */
+            int label = -1;
+            for (int l = 0; l < NCAA_NUM_LABELS && label < 0; l++)
+                if (ncaa_class_of_label(l, scheme) == c) label = l;
+            assert_true(label >= 0);
+            char want[64];
+            const char *src = ncaa_label_name(label);
+            size_t n = strlen(src);
+            if (scheme == 6 && n > 8) n -= 8; /* " success" / " failure" */
+            int up = 1;
+            size_t o = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (src[i] == ' ' || src[i] == '-') { up = 1; continue; }
+                want[o++] = up ? (char)toupper((unsigned char)src[i]) : src[i];
+                up = 0;
+            }
+            want[o] = 0;
+            assert_string_equal(ncaa_class_name(c, scheme), want);
+        }
+    }
+    assert_string_equal(ncaa_class_name(5, 6), "Steal");
+    assert_string_equal(ncaa_class_name(3, 11), "FreeThrowFailure");
+    assert_null(ncaa_class_name(6, 6));
+    assert_null(ncaa_class_name(0, 7));
+    assert_int_equal(ncaa_label_find("Layup success"), -1);
+    assert_int_equal(ncaa_label_event_type(ncaa_label_find("slam dunk failure")), 4);
+}
+
+/* ---- bad rows --------------------------------------------------------------------- */
+
+static const char *good_row =
+    "abcdefghijk,490,360,1000.000,3000.5,1500,1600,0.5,0.25,layup success,train";
+
+/* The bad row alone (line 1), or after the good row (line 2) when line2. */
+static void expect_bad(const char *bad_row, int line2, const char *msg)
+{
+    char path[512], text[1024];
+    snprintf(path, sizeof path, "%s/bad.csv", tmpdir);
+    if (line2) snprintf(text, sizeof text, "%s\r\n%s\r\n", good_row, bad_row);
+    else snprintf(text, sizeof text, "%s\n", bad_row);
+    write_text(path, text);
+    ncaa_dataset *d = NULL;
+    int rc = ncaa_dataset_load(&d, path);
+    if (rc != GL_EFORMAT) fail_msg("row \"%s\": expected GL_EFORMAT, got %d", bad_row, rc);
+    assert_null(d);
+    char want[512];
+    snprintf(want, sizeof want, "bad.csv:%d: %s", line2 ? 2 : 1, msg);
+    if (!strstr(gl_last_error(), want))
+        fail_msg("message \"%s\" lacks \"%s\"", gl_last_error(), want);
+}
+
+static void test_bad_rows(void **state)
+{
+    (void)state;
+    /* The good row, with a header line and no final newline, loads. */
+    char path[512], text[1024];
+    snprintf(path, sizeof path, "%s/good.csv", tmpdir);
+    snprintf(text, sizeof text, "YoutubeId,VideoWidth,VideoHeight,ClipStartTime,ClipEndTime,"
+             "EventStartTime,EventEndTime,EventStartBallX,EventStartBallY,EventLabel,"
+             "TrainValOrTest\n%s\n\n%s", good_row,
+             "abcdefghijk,490,360,1000,3000,-1,1600,-1,-1,steal success,train");
+    write_text(path, text);
+    ncaa_dataset *d = NULL;
+    int rc = ncaa_dataset_load(&d, path);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(d->num_events, 2);
+    assert_int_equal(d->events[0].line, 2);
+    assert_int_equal(d->events[1].line, 4);
+    assert_true(d->events[1].event_start_ms == -1);
+    ncaa_dataset_free(&d);
+
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,layup success", 1,
+               "expected 11 comma-separated columns, got 10");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,layup success,train,x", 1,
+               "expected 11 comma-separated columns, got more than 11");
+    expect_bad("abc def,490,360,1000,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "column 1 (YoutubeId)");
+    expect_bad(",490,360,1000,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "column 1 (YoutubeId)");
+    expect_bad("abcdefghijk,49x,360,1000,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "column 2 (VideoWidth): expected a number, got \"49x\"");
+    expect_bad("abcdefghijk,490,0,1000,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "column 3 (VideoHeight): expected a size in pixels");
+    expect_bad("abcdefghijk,490,360,,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "column 4 (ClipStartTime): expected a number, got \"\"");
+    expect_bad("abcdefghijk,490,360,3000,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "columns 4-5 (ClipStartTime, ClipEndTime): expected 0 <= start < end");
+    expect_bad("abcdefghijk,490,360,-1,3000,1500,1600,0.5,0.25,layup success,train", 1,
+               "columns 4-5");
+    expect_bad("abcdefghijk,490,360,1000,3000,-5,1600,0.5,0.25,layup success,train", 1,
+               "column 6 (EventStartTime): expected ms >= 0 or -1, got \"-5\"");
+    expect_bad("abcdefghijk,490,360,1000,3000,1700,1600,0.5,0.25,layup success,train", 1,
+               "EventEndTime 1600 is before EventStartTime 1700");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,1.5,0.25,layup success,train", 1,
+               "column 8 (EventStartBallX): expected a fraction in [0, 1] or -1, got \"1.5\"");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,nan,layup success,train", 1,
+               "column 9 (EventStartBallY)");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,layup,train", 1,
+               "column 10 (EventLabel): unknown label \"layup\"");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,layup success,Train", 1,
+               "column 11 (TrainValOrTest): expected train, val or test, got \"Train\"");
+    /* Alone on line 1 (LF) rather than after a good CRLF line. */
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,dunk,test", 0,
+               "column 10 (EventLabel): unknown label \"dunk\"");
+    expect_bad("abcdefghijk,490,360,1000,3000,1500,1600,0.5,0.25,slam dunk success,tst", 0,
+               "column 11 (TrainValOrTest)");
+
+    /* Empty file, missing file. */
+    snprintf(path, sizeof path, "%s/empty.csv", tmpdir);
+    write_text(path, "\n");
+    assert_int_equal(ncaa_dataset_load(&d, path), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "empty.csv: no events"));
+    snprintf(path, sizeof path, "%s/none.csv", tmpdir);
+    assert_int_equal(ncaa_dataset_load(&d, path), GL_EIO);
+
+    /* A game in two splits. */
+    snprintf(path, sizeof path, "%s/straddle.csv", tmpdir);
+    write_text(path, "g1,490,360,1000,3000,1500,1600,0.5,0.25,layup success,train\n"
+                     "g2,490,360,1000,3000,1500,1600,0.5,0.25,layup success,test\n"
+                     "g1,490,360,1000,3000,1500,1600,0.5,0.25,layup success,val\n");
+    rc = ncaa_dataset_load(&d, path);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d->num_games, 2);
+    assert_int_equal(ncaa_dataset_check_games(d), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "game g1 is in both train (line 1) and val (line 3)"));
+    ncaa_dataset_free(&d);
+}
+
+/* Every allocation failure while loading is reported and leaks nothing
+ * (the sanitizer build checks the leaks). */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/alloc.csv", tmpdir);
+    write_text(path, "g2,490,360,1000,3000,1500,1600,0.5,0.25,layup success,train\n"
+                     "g1,490,360,1000,3000,-1,1600,-1,-1,steal success,test\n");
+    int ok = 0;
+    for (long n = 0; n < 100 && !ok; n++) {
+        ncaa_dataset *d = NULL;
+        gl_alloc_fail_after(n);
+        int rc = ncaa_dataset_load(&d, path);
+        gl_alloc_fail_after(-1);
+        if (rc == 0) {
+            assert_int_equal(d->num_events, 2);
+            assert_int_equal(d->num_games, 2);
+            assert_string_equal(d->games[d->events[0].game], "g2");
+            ncaa_dataset_free(&d);
+            ok = 1;
+        } else {
+            assert_int_equal(rc, GL_ENOMEM);
+            assert_null(d);
+        }
+    }
+    assert_true(ok);
+}
+
+/* ---- import, end to end ----------------------------------------------------------- */
+
+enum { GW = 64, GH = 48, GFPS = 25, GFRAMES = 200 }; /* an 8 s game */
+
+/* Frame i: 8 blocks of 8x16 pixels along the top, block b white when bit b
+ * of i is set; MPEG-4 at the default quantiser keeps such blocks far from 128. */
+static void draw_frame(uint8_t *rgb, int i, int w, int h)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int b = x / (w / 8);
+            uint8_t v = y < h / 3 ? ((i >> b) & 1 ? 235 : 16) : 128;
+            for (int c = 0; c < 3; c++) rgb[((size_t)y * w + x) * 3 + c] = v;
+        }
+}
+
+static int read_code(const uint8_t *rgb, int w, int h)
+{
+    int code = 0;
+    for (int b = 0; b < 8; b++) {
+        long sum = 0, n = 0;
+        for (int y = 2; y < h / 3 - 2; y++)
+            for (int x = b * (w / 8) + 2; x < (b + 1) * (w / 8) - 2; x++, n++)
+                sum += rgb[((size_t)y * w + x) * 3 + 1];
+        if (sum > 128 * n) code |= 1 << b;
+    }
+    return code;
+}
+
+static void make_game(const char *path)
+{
+    video_writer *w = NULL;
+    int rc = video_writer_open(&w, path, GW, GH, GFPS, NULL);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    uint8_t *rgb = malloc((size_t)GW * GH * 3);
+    assert_non_null(rgb);
+    for (int i = 0; i < GFRAMES; i++) {
+        draw_frame(rgb, i, GW, GH);
+        assert_int_equal(video_writer_write_rgb(w, rgb), 0);
+    }
+    free(rgb);
+    assert_int_equal(video_writer_close(&w), 0);
+}
+
+/* Frames of [start, end) ms at GFPS, frame i at i * 1000 / GFPS ms. */
+static long window_frames(double start, double end, long *first)
+{
+    long a = (long)ceil(start * GFPS / 1000.0), b = (long)ceil(end * GFPS / 1000.0);
+    *first = a;
+    return b - a;
+}
+
+/* Decodes a written clip and checks its size, frame count and that it holds
+ * game frames first, first + 1, ... */
+static void check_clip(const char *out, const char *rel, double start, double end, int w, int h)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", out, rel);
+    if (!file_exists(path)) fail_msg("%s was not written", rel);
+    void *frames = NULL;
+    long n = 0;
+    video_info info;
+    int rc = video_decode_all(path, NULL, 1, &frames, &n, &info);
+    if (rc < 0) fail_msg("%s: %s", rel, gl_last_error());
+    long first, want = window_frames(start, end, &first);
+    assert_int_equal(n, want);
+    assert_int_equal(info.width, w);
+    assert_int_equal(info.height, h);
+    assert_true(fabs(info.fps - GFPS) < 1e-6);
+    if (w == GW && h == GH)
+        for (long k = 0; k < n; k++)
+            assert_int_equal(read_code((uint8_t *)frames + (size_t)k * info.frame_bytes, w, h),
+                             first + k);
+    gl_free(frames);
+}
+
+static int has_error(const ncaa_import_report *rep, const char *s)
+{
+    for (long i = 0; i < rep->num_errors; i++)
+        if (strstr(rep->errors[i], s)) return 1;
+    return 0;
+}
+
+static const char *import_csv =
+    "Game_Aaaa-01,64,48,1000,3000,1500,1600,0.5,0.5,layup success,train\n"
+    "Game_Aaaa-01,64,48,1000,3000,-1,2000,-1,-1,steal success,train\n"
+    "Game_Bbbb-02,64,48,2500,4020,3000,3100,0.5,0.5,3-pointer failure,val\n"
+    "Game_Cccc-03,64,48,7000,9000,7500,7600,0.5,0.5,slam dunk success,test\n"
+    "Missing_Gm1,64,48,1000,2000,1500,1600,0.5,0.5,layup failure,test\n"
+    "Game_Cccc-03,64,48,6000,8000,6500,6600,0.5,0.5,free-throw success,test\n"
+    "Game_Cccc-03,64,48,9000,9500,-1,9400,-1,-1,steal success,test\n";
+
+static void setup_import(char *videos, char *csv, size_t n)
+{
+    snprintf(videos, n, "%s/games", tmpdir);
+    snprintf(csv, n, "%s/events.csv", tmpdir);
+    if (file_exists(csv)) return;
+    assert_int_equal(gl_mkdirs(videos), 0);
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/Game_Aaaa-01.avi", videos);
+    make_game(a);
+    /* The other games are the same video under other ids and extensions. */
+    snprintf(b, sizeof b, "%s/Game_Bbbb-02.avi", videos);
+    assert_int_equal(symlink(a, b), 0);
+    snprintf(b, sizeof b, "%s/Game_Cccc-03.mkv", videos);
+    assert_int_equal(symlink(a, b), 0);
+    /* A half download is no video. */
+    snprintf(b, sizeof b, "%s/Missing_Gm1.mp4.part", videos);
+    write_text(b, "not a video");
+    write_text(csv, import_csv);
+}
+
+static void test_import_end_to_end(void **state)
+{
+    (void)state;
+    char videos[512], csv[512], out[512];
+    setup_import(videos, csv, sizeof videos);
+    snprintf(out, sizeof out, "%s/out11", tmpdir);
+
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    cfg.out = out;
+    ncaa_import_report rep;
+    int rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(rep.events, 7);
+    assert_int_equal(rep.games, 4);
+    assert_int_equal(rep.games_missing, 1);
+    assert_int_equal(rep.written, 4);
+    assert_int_equal(rep.skipped, 0);
+    assert_int_equal(rep.failed, 3);
+    assert_int_equal(rep.num_errors, 3);
+    assert_true(has_error(&rep, "game Missing_Gm1: no video"));
+    assert_true(has_error(&rep, "line 4 (game Game_Cccc-03, slam dunk success, 7000..9000 ms): "
+                                "the window ends after the end of the video"));
+    assert_true(has_error(&rep, "line 7 (game Game_Cccc-03, steal success, 9000..9500 ms): "
+                                "the window ends after the end of the video"));
+    ncaa_import_report_release(&rep);
+    assert_null(rep.errors);
+
+    /* Games rank by id: Aaaa g001, Bbbb g002, Cccc g003; c = CSV line. */
+    check_clip(out, "LayupSuccess/v_LayupSuccess_g001_c00001.avi", 1000, 3000, GW, GH);
+    check_clip(out, "StealSuccess/v_StealSuccess_g001_c00002.avi", 1000, 3000, GW, GH);
+    check_clip(out, "3PointerFailure/v_3PointerFailure_g002_c00003.avi", 2500, 4020, GW, GH);
+    check_clip(out, "FreeThrowSuccess/v_FreeThrowSuccess_g003_c00006.avi", 6000, 8000, GW, GH);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/SlamDunkSuccess/v_SlamDunkSuccess_g003_c00004.avi", out);
+    assert_false(file_exists(p));
+
+    /* The lists read back through the index. */
+    dataset_index *idx = NULL;
+    rc = dataset_index_load(&idx, out, NULL, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(idx->num_classes, 11);
+    assert_int_equal(idx->num_clips, 4);
+    assert_int_equal(idx->num_missing, 0);
+    assert_int_equal(idx->num_split[DATASET_TRAIN], 2);
+    assert_int_equal(idx->num_split[DATASET_VAL], 1);
+    assert_int_equal(idx->num_split[DATASET_TEST], 1);
+    assert_string_equal(idx->clips[0].rel_path, "LayupSuccess/v_LayupSuccess_g001_c00001.avi");
+    assert_string_equal(idx->class_names[idx->clips[0].label], "LayupSuccess");
+    assert_int_equal(idx->clips[0].group, 1);
+    assert_int_equal(idx->clips[0].clip, 1);
+    dataset_index_free(&idx);
+
+    /* A second run writes nothing and reports the same failures. */
+    rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(rep.written, 0);
+    assert_int_equal(rep.skipped, 4);
+    assert_int_equal(rep.failed, 3);
+    ncaa_import_report_release(&rep);
+}
+
+static int cancel_after_first(void *ctx, long done, long total)
+{
+    (void)total;
+    *(long *)ctx = done;
+    return 1;
+}
+
+/* Canceling after the first window leaves only whole clips and no lists. */
+static void test_import_cancel(void **state)
+{
+    (void)state;
+    char videos[512], csv[512], out[512];
+    setup_import(videos, csv, sizeof videos);
+    snprintf(out, sizeof out, "%s/out_cancel", tmpdir);
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    cfg.out = out;
+    long seen = 0;
+    cfg.progress = cancel_after_first;
+    cfg.progress_ctx = &seen;
+    ncaa_import_report rep;
+    assert_int_equal(ncaa_import(&cfg, &rep), GL_ECANCELED);
+    assert_int_equal(seen, 2); /* the first window holds events 1 and 2 */
+    assert_int_equal(rep.written, 2);
+    ncaa_import_report_release(&rep);
+    check_clip(out, "LayupSuccess/v_LayupSuccess_g001_c00001.avi", 1000, 3000, GW, GH);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/classInd.txt", out);
+    assert_false(file_exists(p));
+    /* Nothing else in the class folder: no temporary files left behind. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test $(find '%s' -type f | wc -l) -eq 2", out);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_import_config(void **state)
+{
+    (void)state;
+    ncaa_import_config c = ncaa_import_config_default();
+    ncaa_import_report rep;
+    assert_int_equal(c.scheme, 11);
+    assert_int_equal(ncaa_import(&c, &rep), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "csv"));
+    c.csv = "x.csv";
+    c.videos = "v";
+    c.out = "o";
+    c.scheme = 7;
+    assert_int_equal(ncaa_import_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "scheme"));
+    c.scheme = 6;
+    c.width = 33;
+    c.height = 24;
+    assert_int_equal(ncaa_import_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "width, height"));
+    c.width = 32;
+    assert_int_equal(ncaa_import_config_validate(&c), 0);
+    /* A missing videos folder stops the run. */
+    char videos[512], csv[512];
+    setup_import(videos, csv, sizeof videos);
+    c.csv = csv;
+    char none[600];
+    snprintf(none, sizeof none, "%s/no_such_folder", tmpdir);
+    c.videos = none;
+    c.out = none;
+    assert_int_equal(ncaa_import(&c, &rep), GL_EIO);
+    assert_non_null(strstr(gl_last_error(), "no_such_folder: cannot list the videos folder"));
+    ncaa_import_report_release(&rep);
+}
+
+/* The command: 6 classes at 32x24, exit code 1 because some events failed. */
+static void test_import_command(void **state)
+{
+    (void)state;
+    char videos[512], csv[512], out[512];
+    setup_import(videos, csv, sizeof videos);
+    snprintf(out, sizeof out, "%s/out6", tmpdir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' ncaa-import --csv '%s' --videos '%s' --out '%s' --labels 6 --size 32x24 "
+             ">'%s/cmd.out' 2>&1", GLOCAL_BINARY, csv, videos, out, tmpdir);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    check_clip(out, "Layup/v_Layup_g001_c00001.avi", 1000, 3000, 32, 24);
+    check_clip(out, "Steal/v_Steal_g001_c00002.avi", 1000, 3000, 32, 24);
+    check_clip(out, "3Pointer/v_3Pointer_g002_c00003.avi", 2500, 4020, 32, 24);
+    check_clip(out, "FreeThrow/v_FreeThrow_g003_c00006.avi", 6000, 8000, 32, 24);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/classInd.txt", out);
+    void *data;
+    size_t n;
+    assert_int_equal(gl_read_file(p, &data, &n), 0);
+    const char *want = "1 3Pointer\r\n2 FreeThrow\r\n3 Layup\r\n4 Other2Pointer\r\n5 SlamDunk\r\n"
+                       "6 Steal\r\n";
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(data, want, n);
+    gl_free(data);
+    /* Usage errors exit 2. */
+    snprintf(cmd, sizeof cmd, "'%s' ncaa-import --csv x >/dev/null 2>&1", GLOCAL_BINARY);
+    st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "'%s' ncaa-import --help >/dev/null 2>&1", GLOCAL_BINARY);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_official_csv),
+        cmocka_unit_test(test_class_names),
+        cmocka_unit_test(test_bad_rows),
+        cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_import_end_to_end),
+        cmocka_unit_test(test_import_cancel),
+        cmocka_unit_test(test_import_config),
+        cmocka_unit_test(test_import_command),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
