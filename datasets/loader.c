@@ -1,0 +1,795 @@
+/* loader.c — the threaded prefetching loader (design in loader.h).
+ *
+ * Slots. The loader owns nslots = prefetch + 1 batch buffers. Global batch g
+ * (counted from start_epoch) always lives in slot g % nslots: slot s starts
+ * with batch s, and when the caller hands back the batch it held, that slot
+ * is given batch g + nslots. Workers claim single samples of the lowest
+ * batch that still has unclaimed ones, so a big batch is filled by all
+ * workers at once. Only the caller's thread assigns batches (and computes
+ * the epoch permutations), so the order never depends on the workers. */
+#include "datasets/loader.h"
+
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets/video.h"
+
+/* ---- random numbers (splitmix64, Steele et al. 2014) ------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double loader_rand(uint64_t *state) { return (double)(splitmix64(state) >> 11) * 0x1.0p-53; }
+
+static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t s = a;
+    uint64_t x = splitmix64(&s);
+    s = x ^ b;
+    x = splitmix64(&s);
+    s = x ^ c;
+    return splitmix64(&s);
+}
+
+uint64_t loader_sample_seed(uint64_t seed, long epoch, long pos)
+{
+    return mix3(seed, (uint64_t)epoch, (uint64_t)pos ^ 0x5A5A5A5A00000000ull);
+}
+
+/* ---- config -------------------------------------------------------------------------- */
+
+loader_config loader_config_default(void)
+{
+    loader_config c = { .batch_size = 32, .threads = 0, .prefetch = 2, .seed = 0, .shuffle = 1,
+                        .drop_last = 0, .start_epoch = 0, .epochs = 0 };
+    return c;
+}
+
+int loader_config_validate(const loader_config *c)
+{
+    if (!c) return gl_error(GL_EINVAL, "loader config: NULL");
+    if (c->batch_size < 1) return gl_error(GL_EINVAL, "loader config: batch_size %d, expected >= 1", c->batch_size);
+    if (c->threads < 0 || c->threads > 256) return gl_error(GL_EINVAL, "loader config: threads %d, expected 0..256", c->threads);
+    if (c->prefetch < 1 || c->prefetch > 64) return gl_error(GL_EINVAL, "loader config: prefetch %d, expected 1..64", c->prefetch);
+    if (c->start_epoch < 0) return gl_error(GL_EINVAL, "loader config: start_epoch %ld, expected >= 0", c->start_epoch);
+    if (c->epochs < 0) return gl_error(GL_EINVAL, "loader config: epochs %ld, expected >= 0", c->epochs);
+    return 0;
+}
+
+/* ---- the loader ------------------------------------------------------------------------ */
+
+typedef struct {
+    long g;              /* global batch number, -1 = idle (past the last epoch) */
+    long epoch, index;
+    int n, claimed, filled;
+    int rc;
+    char msg[512];
+    float *data;
+    int32_t *labels;
+    long *items;
+    uint64_t *seeds;
+} slot;
+
+struct loader {
+    loader_source src;
+    loader_config cfg;
+    size_t sample_floats;
+    long nb;             /* batches per epoch */
+    long total;          /* batches in all epochs (LONG_MAX: unlimited) */
+    int nslots;
+    slot *slots;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    int mu_ok, stop;
+    pthread_t *tids;
+    int nthreads;
+    long cur;            /* next global batch the caller gets */
+    int held;            /* slot the caller holds, -1 none */
+    int eof_pending;
+    long perm_epoch;     /* epoch whose permutation is in perm, -1 none */
+    long *perm;
+    long loaded;
+    int worker_rc;
+    char worker_msg[512];
+    loader_batch out;
+};
+
+static void perm_make(loader *l, long epoch)
+{
+    long n = l->src.count;
+    for (long i = 0; i < n; i++) l->perm[i] = i;
+    if (l->cfg.shuffle) {
+        uint64_t s = mix3(l->cfg.seed, (uint64_t)epoch, 0x7065726D75746521ull);
+        for (long i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            long j = (long)(splitmix64(&s) % (uint64_t)(i + 1));
+            long t = l->perm[i];
+            l->perm[i] = l->perm[j];
+            l->perm[j] = t;
+        }
+    }
+    l->perm_epoch = epoch;
+}
+
+/* Gives slot s batch g (caller's thread, lock held or no workers yet). */
+static void slot_assign(loader *l, slot *s, long g)
+{
+    s->claimed = s->filled = 0;
+    s->rc = 0;
+    s->msg[0] = 0;
+    if (g >= l->total) { s->g = -1; s->n = 0; return; }
+    long epoch = l->cfg.start_epoch + g / l->nb, index = g % l->nb;
+    if (epoch != l->perm_epoch) perm_make(l, epoch);
+    long first = index * l->cfg.batch_size;
+    long n = l->src.count - first;
+    if (n > l->cfg.batch_size) n = l->cfg.batch_size;
+    s->g = g;
+    s->epoch = epoch;
+    s->index = index;
+    s->n = (int)n;
+    for (long j = 0; j < n; j++) {
+        s->items[j] = l->perm[first + j];
+        s->seeds[j] = loader_sample_seed(l->cfg.seed, epoch, first + j);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    void **a = arg;
+    loader *l = a[0];
+    int id = (int)(intptr_t)a[1];
+    gl_free(arg);
+    void *wctx = NULL;
+    if (l->src.open_worker) {
+        int rc = l->src.open_worker(l->src.ctx, id, &wctx);
+        if (rc < 0) {
+            pthread_mutex_lock(&l->mu);
+            if (l->worker_rc == 0) {
+                l->worker_rc = rc;
+                snprintf(l->worker_msg, sizeof l->worker_msg, "loader worker %d: %s", id, gl_last_error());
+            }
+            pthread_cond_broadcast(&l->done_cv);
+            pthread_mutex_unlock(&l->mu);
+            return NULL;
+        }
+    }
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        slot *best = NULL;
+        while (!l->stop) {
+            for (int i = 0; i < l->nslots; i++) {
+                slot *s = &l->slots[i];
+                if (s->g >= 0 && s->claimed < s->n && s->rc == 0 && (!best || s->g < best->g)) best = s;
+            }
+            if (best) break;
+            pthread_cond_wait(&l->work_cv, &l->mu);
+        }
+        if (l->stop) break;
+        int j = best->claimed++;
+        long item = best->items[j];
+        uint64_t seed = best->seeds[j];
+        float *dst = best->data + (size_t)j * l->sample_floats;
+        pthread_mutex_unlock(&l->mu);
+        int32_t label = -1;
+        gl_clear_error();
+        int rc = l->src.load(l->src.ctx, wctx, item, seed, dst, &label);
+        pthread_mutex_lock(&l->mu);
+        best->labels[j] = label;
+        l->loaded++;
+        if (rc < 0 && best->rc == 0) {
+            best->rc = rc;
+            snprintf(best->msg, sizeof best->msg, "item %ld: %s", item, gl_last_error());
+        }
+        best->filled++;
+        if (best->filled == best->n || rc < 0) pthread_cond_broadcast(&l->done_cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (l->src.close_worker) l->src.close_worker(l->src.ctx, wctx);
+    return NULL;
+}
+
+int loader_open(loader **out, const loader_source *src, const loader_config *cfg)
+{
+    if (!out || !src || !cfg) return gl_error(GL_EINVAL, "loader_open: NULL argument");
+    *out = NULL;
+    int rc = loader_config_validate(cfg);
+    if (rc < 0) return rc;
+    if (!src->load) return gl_error(GL_EINVAL, "loader_open: the source has no load function");
+    if (src->count < 1) return gl_error(GL_EINVAL, "loader_open: the source has no items (count %ld)", src->count);
+    if (src->ndim < 1 || src->ndim > LOADER_MAX_DIMS)
+        return gl_error(GL_EINVAL, "loader_open: sample rank %d, expected 1..%d", src->ndim, LOADER_MAX_DIMS);
+    size_t sf = 1;
+    for (int i = 0; i < src->ndim; i++) {
+        if (src->shape[i] < 1) return gl_error(GL_EINVAL, "loader_open: sample dimension %d is %lld", i, (long long)src->shape[i]);
+        sf *= (size_t)src->shape[i];
+    }
+    loader *l = gl_calloc(1, sizeof *l);
+    if (!l) return GL_ENOMEM;
+    l->src = *src;
+    l->cfg = *cfg;
+    l->sample_floats = sf;
+    l->held = -1;
+    l->perm_epoch = -1;
+    long B = cfg->batch_size;
+    l->nb = cfg->drop_last ? src->count / B : (src->count + B - 1) / B;
+    if (l->nb < 1) {
+        gl_free(l);
+        return gl_error(GL_EINVAL, "loader_open: %ld items make no full batch of %ld (drop_last)", src->count, B);
+    }
+    l->total = cfg->epochs > 0 && cfg->epochs < LONG_MAX / l->nb ? cfg->epochs * l->nb : LONG_MAX;
+    l->nslots = cfg->prefetch + 1;
+    l->nthreads = cfg->threads > 0 ? cfg->threads : gl_num_threads();
+    if (l->nthreads < 1) l->nthreads = 1;
+    rc = GL_ENOMEM;
+    if (!(l->perm = gl_malloc((size_t)src->count * sizeof *l->perm))) goto fail;
+    if (!(l->slots = gl_calloc((size_t)l->nslots, sizeof *l->slots))) goto fail;
+    for (int i = 0; i < l->nslots; i++) {
+        slot *s = &l->slots[i];
+        if (!(s->data = gl_malloc((size_t)B * sf * sizeof(float))) ||
+            !(s->labels = gl_malloc((size_t)B * sizeof *s->labels)) ||
+            !(s->items = gl_malloc((size_t)B * sizeof *s->items)) ||
+            !(s->seeds = gl_malloc((size_t)B * sizeof *s->seeds)))
+            goto fail;
+        slot_assign(l, s, i);
+    }
+    if (!(l->tids = gl_calloc((size_t)l->nthreads, sizeof *l->tids))) goto fail;
+    if (pthread_mutex_init(&l->mu, NULL) != 0) { rc = gl_error(GL_ESYSTEM, "loader_open: cannot create a mutex"); goto fail; }
+    pthread_cond_init(&l->work_cv, NULL);
+    pthread_cond_init(&l->done_cv, NULL);
+    l->mu_ok = 1;
+    int started = 0;
+    for (int t = 0; t < l->nthreads; t++) {
+        void **arg = gl_malloc(2 * sizeof *arg);
+        if (!arg) break;
+        arg[0] = l;
+        arg[1] = (void *)(intptr_t)t;
+        if (pthread_create(&l->tids[t], NULL, worker_main, arg) != 0) {
+            gl_free(arg);
+            break;
+        }
+        started++;
+    }
+    l->nthreads = started;
+    if (started == 0) { rc = gl_error(GL_ESYSTEM, "loader_open: cannot start worker threads"); goto fail; }
+    *out = l;
+    return 0;
+fail:
+    loader_close(&l);
+    return rc;
+}
+
+int loader_next(loader *l, const loader_batch **batch)
+{
+    if (!l || !batch) return gl_error(GL_EINVAL, "loader_next: NULL argument");
+    *batch = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->held >= 0) {
+        slot *s = &l->slots[l->held];
+        slot_assign(l, s, s->g + l->nslots);
+        l->held = -1;
+        pthread_cond_broadcast(&l->work_cv);
+    }
+    if (l->eof_pending) {
+        l->eof_pending = 0;
+        pthread_mutex_unlock(&l->mu);
+        return GL_EOF;
+    }
+    if (l->cur >= l->total) {
+        pthread_mutex_unlock(&l->mu);
+        return GL_EOF;
+    }
+    int si = (int)(l->cur % l->nslots);
+    slot *s = &l->slots[si];
+    while (s->filled < s->n && s->rc == 0 && l->worker_rc == 0) pthread_cond_wait(&l->done_cv, &l->mu);
+    int rc = 0;
+    if (s->rc < 0) rc = gl_error(s->rc, "loader: batch %ld of epoch %ld: %s", s->index, s->epoch, s->msg);
+    else if (l->worker_rc < 0 && s->filled < s->n) rc = gl_error(l->worker_rc, "%s", l->worker_msg);
+    if (rc == 0) {
+        l->held = si;
+        l->cur++;
+        if (l->cur % l->nb == 0) l->eof_pending = 1;
+        l->out = (loader_batch){ .n = s->n, .epoch = s->epoch, .index = s->index, .data = s->data,
+                                 .labels = s->labels, .items = s->items, .seeds = s->seeds };
+        *batch = &l->out;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void loader_close(loader **lp)
+{
+    if (!lp || !*lp) return;
+    loader *l = *lp;
+    if (l->mu_ok) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->work_cv);
+        pthread_mutex_unlock(&l->mu);
+        for (int t = 0; t < l->nthreads; t++) pthread_join(l->tids[t], NULL);
+        pthread_cond_destroy(&l->work_cv);
+        pthread_cond_destroy(&l->done_cv);
+        pthread_mutex_destroy(&l->mu);
+    }
+    if (l->slots)
+        for (int i = 0; i < l->nslots; i++) {
+            gl_free(l->slots[i].data);
+            gl_free(l->slots[i].labels);
+            gl_free(l->slots[i].items);
+            gl_free(l->slots[i].seeds);
+        }
+    gl_free(l->slots);
+    gl_free(l->tids);
+    gl_free(l->perm);
+    gl_free(l);
+    *lp = NULL;
+}
+
+long loader_batches_per_epoch(const loader *l) { return l ? l->nb : 0; }
+size_t loader_sample_floats(const loader *l) { return l ? l->sample_floats : 0; }
+
+long loader_samples_loaded(loader *l)
+{
+    pthread_mutex_lock(&l->mu);
+    long n = l->loaded;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* ---- augmentation ------------------------------------------------------------------------- */
+
+loader_aug loader_aug_default(int out_w, int out_h)
+{
+    loader_aug a = { .out_w = out_w, .out_h = out_h, .crop = LOADER_CROP_CORNER, .nscales = 4,
+                     .scales = { 1.0, 0.875, 0.75, 0.66 }, .max_distort = 1, .flip = 1,
+                     .test_views = 0, .test_scale = 224.0 / 256.0 };
+    return a;
+}
+
+int loader_aug_validate(const loader_aug *a)
+{
+    if (!a) return gl_error(GL_EINVAL, "loader aug: NULL");
+    if (a->out_w < 1 || a->out_h < 1) return gl_error(GL_EINVAL, "loader aug: out size %dx%d, expected positive", a->out_w, a->out_h);
+    if (a->crop < LOADER_CROP_CENTER || a->crop > LOADER_CROP_RANDOM) return gl_error(GL_EINVAL, "loader aug: unknown crop mode %d", (int)a->crop);
+    if (a->nscales < 1 || a->nscales > LOADER_MAX_SCALES) return gl_error(GL_EINVAL, "loader aug: nscales %d, expected 1..%d", a->nscales, LOADER_MAX_SCALES);
+    for (int i = 0; i < a->nscales; i++)
+        if (!(a->scales[i] > 0 && a->scales[i] <= 1)) return gl_error(GL_EINVAL, "loader aug: scales[%d] = %g, expected in (0, 1]", i, a->scales[i]);
+    if (a->max_distort < 0) return gl_error(GL_EINVAL, "loader aug: max_distort %d, expected >= 0", a->max_distort);
+    if (a->test_views != 0 && a->test_views != 1 && a->test_views != 3 && a->test_views != 10)
+        return gl_error(GL_EINVAL, "loader aug: test_views %d, expected 0 (training), 1, 3 or 10", a->test_views);
+    if (!(a->test_scale > 0 && a->test_scale <= 1)) return gl_error(GL_EINVAL, "loader aug: test_scale %g, expected in (0, 1]", a->test_scale);
+    return 0;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void loader_view_draw(const loader_aug *a, int in_w, int in_h, uint64_t *rng, loader_view *v)
+{
+    if (a->crop == LOADER_CROP_CENTER) {
+        loader_view_test(a, in_w, in_h, 0, v);
+    } else {
+        /* TSN GroupMultiScaleCrop (Wang et al. 2016, sec. 3.2): width and height
+         * each one of the scaled shorter sides, at most max_distort steps apart. */
+        int base = in_w < in_h ? in_w : in_h;
+        int pairs[LOADER_MAX_SCALES * LOADER_MAX_SCALES][2], np = 0;
+        for (int i = 0; i < a->nscales; i++)
+            for (int j = 0; j < a->nscales; j++)
+                if (abs(i - j) <= a->max_distort) { pairs[np][0] = i; pairs[np][1] = j; np++; }
+        int k = (int)(loader_rand(rng) * np);
+        if (k >= np) k = np - 1;
+        v->w = clampi((int)lrint(base * a->scales[pairs[k][0]]), 1, in_w);
+        v->h = clampi((int)lrint(base * a->scales[pairs[k][1]]), 1, in_h);
+        int dx = in_w - v->w, dy = in_h - v->h;
+        if (a->crop == LOADER_CROP_CORNER) {
+            int c = (int)(loader_rand(rng) * 5);
+            static const int cx[5] = { 0, 4, 0, 4, 2 }, cy[5] = { 0, 0, 4, 4, 2 };
+            if (c > 4) c = 4;
+            v->x = dx * cx[c] / 4;
+            v->y = dy * cy[c] / 4;
+        } else {
+            v->x = clampi((int)(loader_rand(rng) * (dx + 1)), 0, dx);
+            v->y = clampi((int)(loader_rand(rng) * (dy + 1)), 0, dy);
+        }
+        v->flip = 0;
+    }
+    v->flip = a->flip ? loader_rand(rng) < 0.5 : 0;
+}
+
+void loader_view_test(const loader_aug *a, int in_w, int in_h, int i, loader_view *v)
+{
+    /* the largest rectangle of the output's aspect inside the input, scaled */
+    double sx = (double)in_w / a->out_w, sy = (double)in_h / a->out_h, s = (sx < sy ? sx : sy) * a->test_scale;
+    v->w = clampi((int)lrint(a->out_w * s), 1, in_w);
+    v->h = clampi((int)lrint(a->out_h * s), 1, in_h);
+    int dx = in_w - v->w, dy = in_h - v->h;
+    v->x = dx / 2;
+    v->y = dy / 2;
+    v->flip = 0;
+    if (a->test_views == 3) {
+        /* three crops along the longer side: start, centre, end */
+        if (dx >= dy) v->x = i == 0 ? 0 : i == 1 ? dx / 2 : dx;
+        else v->y = i == 0 ? 0 : i == 1 ? dy / 2 : dy;
+    } else if (a->test_views == 10) {
+        /* TSN GroupOverSample: 4 corners + centre, then the same mirrored */
+        int c = i % 5;
+        static const int cx[5] = { 0, 2, 0, 2, 1 }, cy[5] = { 0, 0, 2, 2, 1 };
+        v->x = dx * cx[c] / 2;
+        v->y = dy * cy[c] / 2;
+        v->flip = i >= 5;
+    }
+}
+
+int loader_view_apply(const loader_view *v, const float *in, int C, int in_h, int in_w, float *out,
+                      int out_h, int out_w, int motion)
+{
+    if (v->w < 1 || v->h < 1 || v->x < 0 || v->y < 0 || v->x + v->w > in_w || v->y + v->h > in_h)
+        return gl_error(GL_EINVAL, "loader_view_apply: crop %dx%d+%d+%d outside %dx%d", v->w, v->h, v->x, v->y, in_w, in_h);
+    if (motion && C % 2) return gl_error(GL_EINVAL, "loader_view_apply: motion planes %d, expected (u, v) pairs", C);
+    double sx = (double)v->w / out_w, sy = (double)v->h / out_h;
+    float us = (float)(out_w / (double)v->w) * (v->flip ? -1.0f : 1.0f), vs = (float)(out_h / (double)v->h);
+    for (int oy = 0; oy < out_h; oy++) {
+        /* half-pixel centres (torch interpolate, align_corners=False) */
+        double fy = (oy + 0.5) * sy - 0.5;
+        if (fy < 0) fy = 0;
+        int y0 = (int)fy;
+        if (y0 > v->h - 1) y0 = v->h - 1;
+        int y1 = y0 + 1 < v->h ? y0 + 1 : y0;
+        float wy = (float)(fy - y0);
+        for (int ox = 0; ox < out_w; ox++) {
+            int sxo = v->flip ? out_w - 1 - ox : ox;
+            double fx = (sxo + 0.5) * sx - 0.5;
+            if (fx < 0) fx = 0;
+            int x0 = (int)fx;
+            if (x0 > v->w - 1) x0 = v->w - 1;
+            int x1 = x0 + 1 < v->w ? x0 + 1 : x0;
+            float wx = (float)(fx - x0);
+            size_t i00 = (size_t)(v->y + y0) * in_w + v->x + x0, i01 = (size_t)(v->y + y0) * in_w + v->x + x1;
+            size_t i10 = (size_t)(v->y + y1) * in_w + v->x + x0, i11 = (size_t)(v->y + y1) * in_w + v->x + x1;
+            for (int c = 0; c < C; c++) {
+                const float *p = in + (size_t)c * in_h * in_w;
+                float val = (1 - wy) * ((1 - wx) * p[i00] + wx * p[i01]) + wy * ((1 - wx) * p[i10] + wx * p[i11]);
+                if (motion) val *= (c % 2 == 0) ? us : vs;
+                out[((size_t)c * out_h + oy) * out_w + ox] = val;
+            }
+        }
+    }
+    return 0;
+}
+
+void loader_flip_motion(float *f, int L, int h, int w)
+{
+    for (int l = 0; l < L; l++)
+        for (int c = 0; c < 2; c++)
+            for (int y = 0; y < h; y++) {
+                float *row = f + (((size_t)l * 2 + c) * h + y) * w;
+                for (int x = 0; x < w / 2; x++) {
+                    float t = row[x];
+                    row[x] = row[w - 1 - x];
+                    row[w - 1 - x] = t;
+                }
+                if (c == 0)
+                    for (int x = 0; x < w; x++) row[x] = -row[x];
+            }
+}
+
+void loader_segment_starts(long n, int span, int K, uint64_t *rng, long *out)
+{
+    long avail = n - span + 1;
+    if (avail < 1) avail = 1;
+    for (int k = 0; k < K; k++) {
+        double u = rng ? loader_rand(rng) : 0.5;
+        long s = (long)floor((k + u) * (double)avail / K);
+        out[k] = s < 0 ? 0 : s >= avail ? avail - 1 : s;
+    }
+}
+
+/* ---- memory source ------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *data;
+    const int32_t *labels;
+    size_t floats;
+    int64_t shape[LOADER_MAX_DIMS];
+    int ndim;
+    loader_augment_fn hook;
+    void *hook_ctx;
+} mem_src;
+
+static int mem_load(void *ctx, void *wctx, long item, uint64_t seed, float *out, int32_t *label)
+{
+    (void)wctx;
+    mem_src *m = ctx;
+    memcpy(out, m->data + (size_t)item * m->floats, m->floats * sizeof(float));
+    *label = m->labels ? m->labels[item] : -1;
+    return m->hook ? m->hook(m->hook_ctx, seed, out, m->shape, m->ndim) : 0;
+}
+
+static void plain_destroy(void *ctx) { gl_free(ctx); }
+
+int loader_source_memory(loader_source *src, const float *data, const int32_t *labels, long count,
+                         const int64_t *shape, int ndim, loader_augment_fn hook, void *hook_ctx)
+{
+    if (!src || !data || !shape) return gl_error(GL_EINVAL, "loader_source_memory: NULL argument");
+    memset(src, 0, sizeof *src);
+    if (ndim < 1 || ndim > LOADER_MAX_DIMS) return gl_error(GL_EINVAL, "loader_source_memory: rank %d, expected 1..%d", ndim, LOADER_MAX_DIMS);
+    mem_src *m = gl_calloc(1, sizeof *m);
+    if (!m) return GL_ENOMEM;
+    m->data = data;
+    m->labels = labels;
+    m->floats = 1;
+    m->ndim = ndim;
+    for (int i = 0; i < ndim; i++) { m->shape[i] = shape[i]; m->floats *= (size_t)shape[i]; src->shape[i] = shape[i]; }
+    m->hook = hook;
+    m->hook_ctx = hook_ctx;
+    src->ctx = m;
+    src->count = count;
+    src->ndim = ndim;
+    src->load = mem_load;
+    src->destroy = plain_destroy;
+    return 0;
+}
+
+void loader_source_free(loader_source *src)
+{
+    if (!src) return;
+    if (src->destroy && src->ctx) src->destroy(src->ctx);
+    memset(src, 0, sizeof *src);
+}
+
+/* ---- video source -------------------------------------------------------------------------- */
+
+typedef struct {
+    loader_video_config cfg;
+    long *clips;         /* index->clips rows of the split */
+    long count;
+    int views;
+} video_src;
+
+loader_video_config loader_video_config_default(const dataset_index *idx, dataset_split split)
+{
+    loader_video_config c = { .index = idx, .split = split, .segments = 3, .frames = 1,
+                              .decode_w = 340, .decode_h = 256,
+                              .mean = { 0.485f, 0.456f, 0.406f }, .std = { 0.229f, 0.224f, 0.225f },
+                              .aug = loader_aug_default(224, 224) };
+    return c;
+}
+
+static int video_load(void *ctx, void *wctx, long item, uint64_t seed, float *out, int32_t *label)
+{
+    (void)wctx;
+    video_src *vs = ctx;
+    const loader_video_config *c = &vs->cfg;
+    const dataset_clip *clip = &c->index->clips[vs->clips[item]];
+    *label = clip->label;
+    int K = c->segments, F = c->frames, W = c->decode_w, H = c->decode_h;
+    size_t fpx = (size_t)W * H;
+    uint64_t rng = seed;
+    video_reader *r = NULL;
+    float *raw = NULL, *planes = NULL, *frame = NULL;
+    long *starts = NULL;
+    unsigned char *have = NULL;
+    int rc;
+    video_reader_opts o = video_reader_opts_default();
+    o.width = W;
+    o.height = H;
+    o.dtype = VIDEO_F32;
+    o.threads = 1; /* the loader's workers are the parallelism */
+    if ((rc = video_reader_open(&r, clip->path, &o)) < 0) goto fail;
+    video_info info;
+    video_reader_info(r, &info);
+    rc = GL_ENOMEM;
+    if (!(starts = gl_malloc((size_t)K * sizeof *starts)) || !(raw = gl_malloc((size_t)K * F * fpx * 3 * sizeof *raw)) ||
+        !(frame = gl_malloc(fpx * 3 * sizeof *frame)) || !(have = gl_calloc((size_t)K * F, 1)) ||
+        !(planes = gl_malloc((size_t)3 * F * fpx * sizeof *planes)))
+        goto fail;
+    loader_view view;
+    if (!c->aug.test_views) loader_view_draw(&c->aug, W, H, &rng, &view);
+    loader_segment_starts(info.frames, F, K, c->aug.test_views ? NULL : &rng, starts);
+    long last_needed = 0;
+    for (int k = 0; k < K; k++)
+        if (starts[k] + F - 1 > last_needed) last_needed = starts[k] + F - 1;
+    int got_any = 0;
+    for (long i = 0; i <= last_needed; i++) {
+        int need = 0;
+        for (int k = 0; k < K && !need; k++) need = i >= starts[k] && i < starts[k] + F;
+        rc = need ? video_reader_read(r, frame, NULL) : video_reader_skip(r, NULL);
+        if (rc == GL_EOF) break; /* the header over-counted: reuse the last frame below */
+        if (rc < 0) goto fail;
+        if (!need) continue;
+        got_any = 1;
+        for (int k = 0; k < K; k++)
+            if (i >= starts[k] && i < starts[k] + F) {
+                memcpy(raw + ((size_t)k * F + (size_t)(i - starts[k])) * fpx * 3, frame, fpx * 3 * sizeof *frame);
+                have[k * F + (i - starts[k])] = 1;
+            }
+    }
+    if (!got_any) { rc = gl_error(GL_EFORMAT, "%s: no frame decoded at the sampled positions", clip->path); goto fail; }
+    /* Frames past a lying header's end: repeat the latest frame that exists. */
+    for (int j = 0; j < K * F; j++)
+        if (!have[j]) {
+            int p = j;
+            while (p > 0 && !have[p]) p--;
+            if (!have[p]) for (p = 0; !have[p]; p++) {}
+            memcpy(raw + (size_t)j * fpx * 3, raw + (size_t)p * fpx * 3, fpx * 3 * sizeof *raw);
+        }
+    int V = vs->views, OH = c->aug.out_h, OW = c->aug.out_w;
+    size_t osz = (size_t)3 * F * OH * OW;
+    for (int k = 0; k < K; k++) {
+        /* HWC [0,1] -> normalised CHW planes, F frames stacked as channels */
+        for (int f = 0; f < F; f++) {
+            const float *src = raw + ((size_t)k * F + f) * fpx * 3;
+            for (int ch = 0; ch < 3; ch++) {
+                float *dst = planes + ((size_t)f * 3 + ch) * fpx;
+                float m = c->mean[ch], s = 1.0f / c->std[ch];
+                for (size_t p = 0; p < fpx; p++) dst[p] = (src[p * 3 + ch] - m) * s;
+            }
+        }
+        for (int v = 0; v < V; v++) {
+            if (c->aug.test_views) loader_view_test(&c->aug, W, H, v, &view);
+            if ((rc = loader_view_apply(&view, planes, 3 * F, H, W, out + ((size_t)v * K + k) * osz, OH, OW, 0)) < 0)
+                goto fail;
+        }
+    }
+    rc = 0;
+    if (c->hook) {
+        int64_t shape[4] = { (int64_t)V * K, 3 * F, OH, OW };
+        rc = c->hook(c->hook_ctx, seed, out, shape, 4);
+    }
+fail:
+    gl_free(planes);
+    gl_free(have);
+    gl_free(frame);
+    gl_free(raw);
+    gl_free(starts);
+    video_reader_close(&r);
+    return rc;
+}
+
+static void video_destroy(void *ctx)
+{
+    video_src *vs = ctx;
+    gl_free(vs->clips);
+    gl_free(vs);
+}
+
+int loader_source_video(loader_source *src, const loader_video_config *cfg)
+{
+    if (!src || !cfg || !cfg->index) return gl_error(GL_EINVAL, "loader_source_video: NULL argument");
+    memset(src, 0, sizeof *src);
+    int rc = loader_aug_validate(&cfg->aug);
+    if (rc < 0) return rc;
+    if (cfg->segments < 1 || cfg->frames < 1)
+        return gl_error(GL_EINVAL, "loader video source: segments %d and frames %d must be >= 1", cfg->segments, cfg->frames);
+    if (cfg->decode_w < 1 || cfg->decode_h < 1)
+        return gl_error(GL_EINVAL, "loader video source: decode size %dx%d, expected positive", cfg->decode_w, cfg->decode_h);
+    for (int i = 0; i < 3; i++)
+        if (!(cfg->std[i] > 0)) return gl_error(GL_EINVAL, "loader video source: std[%d] = %g, expected > 0", i, cfg->std[i]);
+    video_src *vs = gl_calloc(1, sizeof *vs);
+    if (!vs) return GL_ENOMEM;
+    vs->cfg = *cfg;
+    vs->views = cfg->aug.test_views ? cfg->aug.test_views : 1;
+    const dataset_index *idx = cfg->index;
+    if (!(vs->clips = gl_malloc((size_t)(idx->num_clips > 0 ? idx->num_clips : 1) * sizeof *vs->clips))) {
+        gl_free(vs);
+        return GL_ENOMEM;
+    }
+    long missing = 0;
+    for (long i = 0; i < idx->num_clips; i++) {
+        if (idx->clips[i].split != cfg->split) continue;
+        if (!idx->clips[i].exists) { missing++; continue; }
+        vs->clips[vs->count++] = i;
+    }
+    if (vs->count == 0) {
+        video_destroy(vs);
+        return gl_error(GL_ENOTFOUND, "loader video source: no %s clip found under %s (%ld listed but missing)",
+                        dataset_split_name(cfg->split), idx->root, missing);
+    }
+    src->ctx = vs;
+    src->count = vs->count;
+    src->ndim = 4;
+    src->shape[0] = (int64_t)vs->views * cfg->segments;
+    src->shape[1] = 3 * cfg->frames;
+    src->shape[2] = cfg->aug.out_h;
+    src->shape[3] = cfg->aug.out_w;
+    src->load = video_load;
+    src->destroy = video_destroy;
+    return 0;
+}
+
+/* ---- motion source ------------------------------------------------------------------------- */
+
+typedef struct {
+    loader_motion_config cfg;
+    int views;
+} motion_src;
+
+static int motion_open_worker(void *ctx, int worker, void **wctx)
+{
+    motion_src *m = ctx;
+    *wctx = NULL;
+    return m->cfg.open_worker ? m->cfg.open_worker(m->cfg.ctx, worker, wctx) : 0;
+}
+
+static void motion_close_worker(void *ctx, void *wctx)
+{
+    motion_src *m = ctx;
+    if (m->cfg.close_worker) m->cfg.close_worker(m->cfg.ctx, wctx);
+}
+
+static int motion_load(void *ctx, void *wctx, long item, uint64_t seed, float *out, int32_t *label)
+{
+    motion_src *m = ctx;
+    const loader_motion_config *c = &m->cfg;
+    int K = c->segments, L = c->L, W = c->field_w, H = c->field_h;
+    size_t fsz = (size_t)2 * W * H;
+    uint64_t rng = seed;
+    *label = c->label ? c->label(c->ctx, item) : -1;
+    long pairs = c->pairs(c->ctx, item);
+    if (pairs < 1) return gl_error(GL_EFORMAT, "motion source: item %ld has no motion fields", item);
+    int Le = pairs < L ? (int)pairs : L;
+    long starts[64];
+    float *stack = gl_malloc((size_t)L * fsz * sizeof *stack);
+    if (!stack) return GL_ENOMEM;
+    int rc = 0;
+    loader_view view;
+    if (!c->aug.test_views) loader_view_draw(&c->aug, W, H, &rng, &view);
+    loader_segment_starts(pairs, Le, K, c->aug.test_views ? NULL : &rng, starts);
+    int V = m->views, OH = c->aug.out_h, OW = c->aug.out_w;
+    size_t osz = (size_t)2 * L * OH * OW;
+    for (int k = 0; k < K; k++) {
+        if ((rc = c->read(c->ctx, wctx, item, starts[k], Le, stack)) < 0) goto fail;
+        /* a clip shorter than L: repeat its last field (rare; documented) */
+        for (int l = Le; l < L; l++) memcpy(stack + (size_t)l * fsz, stack + (size_t)(Le - 1) * fsz, fsz * sizeof *stack);
+        if (c->divide != 1.0f)
+            for (size_t i = 0; i < (size_t)L * fsz; i++) stack[i] /= c->divide;
+        for (int v = 0; v < V; v++) {
+            if (c->aug.test_views) loader_view_test(&c->aug, W, H, v, &view);
+            if ((rc = loader_view_apply(&view, stack, 2 * L, H, W, out + ((size_t)v * K + k) * osz, OH, OW, 1)) < 0)
+                goto fail;
+        }
+    }
+    if (c->hook) {
+        int64_t shape[4] = { (int64_t)V * K, 2 * L, OH, OW };
+        rc = c->hook(c->hook_ctx, seed, out, shape, 4);
+    }
+fail:
+    gl_free(stack);
+    return rc;
+}
+
+int loader_source_motion(loader_source *src, const loader_motion_config *cfg)
+{
+    if (!src || !cfg) return gl_error(GL_EINVAL, "loader_source_motion: NULL argument");
+    memset(src, 0, sizeof *src);
+    int rc = loader_aug_validate(&cfg->aug);
+    if (rc < 0) return rc;
+    if (!cfg->read || !cfg->pairs) return gl_error(GL_EINVAL, "loader motion source: read and pairs functions are required");
+    if (cfg->count < 1) return gl_error(GL_EINVAL, "loader motion source: no items");
+    if (cfg->segments < 1 || cfg->segments > 64) return gl_error(GL_EINVAL, "loader motion source: segments %d, expected 1..64", cfg->segments);
+    if (cfg->L < 1) return gl_error(GL_EINVAL, "loader motion source: L %d, expected >= 1", cfg->L);
+    if (cfg->field_w < 1 || cfg->field_h < 1) return gl_error(GL_EINVAL, "loader motion source: field size %dx%d", cfg->field_w, cfg->field_h);
+    if (!(cfg->divide > 0)) return gl_error(GL_EINVAL, "loader motion source: divide %g, expected > 0", cfg->divide);
+    motion_src *m = gl_calloc(1, sizeof *m);
+    if (!m) return GL_ENOMEM;
+    m->cfg = *cfg;
+    m->views = cfg->aug.test_views ? cfg->aug.test_views : 1;
+    src->ctx = m;
+    src->count = cfg->count;
+    src->ndim = 4;
+    src->shape[0] = (int64_t)m->views * cfg->segments;
+    src->shape[1] = 2 * cfg->L;
+    src->shape[2] = cfg->aug.out_h;
+    src->shape[3] = cfg->aug.out_w;
+    src->load = motion_load;
+    src->open_worker = motion_open_worker;
+    src->close_worker = motion_close_worker;
+    src->destroy = plain_destroy;
+    return 0;
+}
