@@ -398,6 +398,136 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
 int nn_checkpoint_load(const char *path, nn_params *p, int64_t *step, char **config,
                        nn_params *opt_state);
 
+/* ---- distributed data-parallel (c10d) ------------------------------------------------ */
+
+/*
+ * Data-parallel training on libtorch's own distributed engine, c10d (the one
+ * PyTorch's DistributedDataParallel uses): a TCPStore rendezvous hosted by
+ * rank 0, then a ProcessGroupGloo on CPU, or a ProcessGroupNCCL when glocal is
+ * built against a CUDA libtorch with USE_C10D_NCCL defined and the device is
+ * cuda (each rank then uses GPU LOCAL_RANK).
+ *
+ * Launch. nn_dist_init_from_env() reads torchrun's variables (RANK,
+ * WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) or, when RANK is unset,
+ * Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; the batch script
+ * exports MASTER_ADDR and MASTER_PORT). With neither, the world is one rank:
+ * no socket is opened and every collective returns at once, so a training
+ * loop makes the same calls with and without distribution. A NULL nn_dist
+ * behaves the same way. `glocal launch -n N -- glocal ...` sets torchrun's
+ * variables for N processes on this machine.
+ *
+ * A training loop (each call returns int, checked as usual):
+ *     nn_dist *d = NULL;
+ *     nn_dist_options o = nn_dist_options_default();
+ *     nn_dist_init_from_env(&d, &o);
+ *     nn_dist_broadcast_params(d, &params);          all ranks start from rank 0's values
+ *     per epoch: nn_dist_shard(d, n_items, epoch, seed, 1, idx, &n_mine);
+ *     per step:  forward on this rank's batch (loss = mean over it), nn_backward,
+ *                nn_dist_allreduce_grads(d, &params), nn_optimizer_step
+ *     logs and checkpoints only where nn_dist_rank(d) == 0
+ *     nn_dist_free(&d);
+ *
+ * Gradients. nn_dist_allreduce_grads() averages the gradients of the
+ * trainable (non-buffer) tensors of a table across ranks: it flattens them
+ * into buckets of about options.bucket_mb MiB (one dtype per bucket), runs one
+ * all-reduce (sum) per bucket and divides by the world size. With equal
+ * per-rank batches and per-rank mean losses this is the gradient of the mean
+ * loss over the combined batch, so every rank takes the same optimizer step as
+ * one process on the whole batch would (up to float summation order). A
+ * trainable tensor with no gradient on this rank (unused this step) takes part
+ * with zeros, so all ranks always send the same layout. Unlike DDP the
+ * reduction runs after backward, not overlapped with it.
+ *
+ * Batch norm: per-rank statistics, DDP's default (no SyncBatchNorm). In
+ * training each rank normalises with its own batch's mean and variance, so a
+ * model with batch norm is NOT bit-comparable with one-rank training on the
+ * combined batch; running statistics accumulate per rank and rank 0's are the
+ * ones it saves. nn_dist_broadcast_params() (buffers included) gives every
+ * rank rank 0's running statistics, e.g. before a distributed evaluation.
+ *
+ * Failure. The rendezvous and every collective wait at most
+ * options.timeout_s. A rank that exits closes its sockets and makes the
+ * others' next collective fail at once; a rank that stalls makes them fail
+ * after the timeout. Either way the call returns GL_ESYSTEM with a message
+ * naming the operation, this rank, the world size and the timeout, and the
+ * group refuses every later collective: free it and exit non-zero.
+ *
+ * Threads: one nn_dist per process, used from one thread at a time.
+ */
+typedef struct nn_dist nn_dist;
+
+typedef enum { NN_DIST_AUTO = 0, NN_DIST_GLOO, NN_DIST_NCCL } nn_dist_backend;
+typedef enum { NN_DIST_SUM = 0, NN_DIST_MEAN, NN_DIST_MIN, NN_DIST_MAX } nn_dist_reduce;
+
+typedef struct {
+    nn_dist_backend backend; /* AUTO: NCCL for device cuda when built with it, else Gloo */
+    double timeout_s;        /* rendezvous and each collective, seconds (default 300) */
+    double bucket_mb;        /* gradient bucket size, MiB (default 25, DDP's) */
+    const char *ifname;      /* Gloo network interface; NULL: $GLOO_SOCKET_IFNAME, else
+                              * loopback when MASTER_ADDR is local, else this host's name */
+} nn_dist_options;
+
+nn_dist_options nn_dist_options_default(void);
+int nn_dist_options_validate(const nn_dist_options *o);
+
+/* What the environment says about this process's place in the job. */
+typedef struct {
+    int rank, world_size, local_rank;
+    char master_addr[256];   /* "" when world_size == 1 */
+    int master_port;         /* MASTER_PORT; 29500 (torchrun's default) when unset */
+    const char *source;      /* "torchrun", "slurm" or "none" (static string) */
+} nn_dist_env;
+
+/* Reads RANK/WORLD_SIZE/LOCAL_RANK or SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID
+ * plus MASTER_ADDR/MASTER_PORT. No libtorch. GL_EINVAL naming the variable
+ * when one is malformed, inconsistent (RANK >= WORLD_SIZE) or missing
+ * (RANK without WORLD_SIZE, world > 1 without MASTER_ADDR). */
+int nn_dist_env_read(nn_dist_env *e);
+
+/* Joins the job described by the environment (nn_dist_env_read). o may be
+ * NULL (defaults). */
+int nn_dist_init_from_env(nn_dist **out, const nn_dist_options *o);
+/* Joins explicitly: rank in [0, world_size); rank 0 hosts the TCPStore on
+ * master_port (which must be free there); the others connect to
+ * master_addr:master_port, retrying until the timeout. world_size 1 needs
+ * no address. */
+int nn_dist_init(nn_dist **out, int rank, int world_size, int local_rank, const char *master_addr,
+                 int master_port, const nn_dist_options *o);
+/* Leaves the group (no collective: a dead peer cannot block it). Accepts NULL. */
+void nn_dist_free(nn_dist **d);
+
+int nn_dist_rank(const nn_dist *d);        /* 0 for NULL */
+int nn_dist_world_size(const nn_dist *d);  /* 1 for NULL */
+int nn_dist_local_rank(const nn_dist *d);  /* 0 for NULL */
+/* "gloo", "nccl" or "none" (world size 1). */
+const char *nn_dist_backend_name(const nn_dist *d);
+
+int nn_dist_barrier(nn_dist *d);
+/* Every tensor of p (parameters and buffers) takes rank 0's value. First
+ * checks that all ranks hold the same names, shapes and dtypes (GL_EINVAL
+ * otherwise, on every rank). */
+int nn_dist_broadcast_params(nn_dist *d, nn_params *p);
+/* Averages the gradients of p's trainable tensors over all ranks (see above). */
+int nn_dist_allreduce_grads(nn_dist *d, nn_params *p);
+/* Reduces n doubles element-wise over all ranks, in place (metrics: loss
+ * sums, counts, ...). */
+int nn_dist_allreduce_values(nn_dist *d, double *values, int n, nn_dist_reduce op);
+
+/* Data partition, like torch's DistributedSampler. The epoch's order is a
+ * permutation of [0, n_items) that depends only on (seed, epoch) (identity
+ * when shuffle is 0), padded by wrapping around to a multiple of the world
+ * size so that every rank gets the same count and so runs the same number of
+ * collectives; rank r takes positions r, r + W, r + 2W, ... Writes
+ * nn_dist_shard_count(d, n_items) indices to idx and that count to *count. */
+long nn_dist_shard_count(const nn_dist *d, long n_items);
+int nn_dist_shard(const nn_dist *d, long n_items, uint64_t epoch, uint64_t seed, int shuffle,
+                  long *idx, long *count);
+/* Disjoint contiguous shards without padding (extraction: every item once):
+ * this rank's items are [*begin, *end); sizes differ by at most one. */
+int nn_dist_shard_range(const nn_dist *d, long n_items, long *begin, long *end);
+/* The permutation nn_dist_shard uses: perm[0..n) (SplitMix64 + Fisher-Yates). */
+int nn_dist_permutation(long n, uint64_t epoch, uint64_t seed, long *perm);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,752 @@
+/* test_dist.c — nn/ distributed data-parallel (c10d, Gloo over loopback) and
+ * `glocal launch`.
+ *
+ * Ranks are fork()ed children; the parent never touches libtorch (a child
+ * forked after OpenMP started could hang), it only compares the files the
+ * children write. Checks against independent truth:
+ *   - 2 ranks, each on half of every batch, end with the parameters that one
+ *     process training on the whole batch ends with (SGD with momentum);
+ *   - a broadcast gives rank 1 exactly rank 0's values;
+ *   - a rank that exits makes the other's collective fail, and a rank that
+ *     stalls makes it fail after the timeout, not later, with a message;
+ *   - environment parsing, shards and permutations by their definitions;
+ *   - `glocal launch` with a failing rank exits non-zero naming the rank
+ *     and stops the other. */
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+
+#include "nn/nn.h"
+
+static char tmpdir[256];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_dist_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    char cmd[320];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t n = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* ---- child side: no cmocka asserts (they would unwind into the parent's
+ * copy of the runner); a failed check prints and exits non-zero. ---- */
+
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "rank check failed at %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fprintf(stderr, " [%s]\n", gl_last_error());                                     \
+            return 1;                                                                        \
+        }                                                                                    \
+    } while (0)
+#define COK(call) CHECK((call) == 0, "%s", #call)
+
+typedef int (*rank_fn)(int rank, int world, int port, void *ctx);
+
+/* Runs fn in `world` forked ranks; returns their exit statuses. A child that
+ * is still running after deadline_s is killed and the test fails (a hang). */
+static void run_ranks(int world, rank_fn fn, void *ctx, double deadline_s, int *status)
+{
+    int port = free_port();
+    pid_t pids[4];
+    fflush(NULL);
+    for (int r = 0; r < world; r++) {
+        pids[r] = fork();
+        assert_true(pids[r] >= 0);
+        if (pids[r] == 0) {
+            int rc = fn(r, world, port, ctx);
+            fflush(NULL);
+            exit(rc);
+        }
+    }
+    double t0 = gl_now();
+    int left = world;
+    while (left > 0) {
+        for (int r = 0; r < world; r++) {
+            if (pids[r] <= 0) continue;
+            int st;
+            pid_t p = waitpid(pids[r], &st, WNOHANG);
+            if (p == pids[r]) {
+                status[r] = st;
+                pids[r] = 0;
+                left--;
+            }
+        }
+        if (left > 0 && gl_now() - t0 > deadline_s) {
+            for (int r = 0; r < world; r++)
+                if (pids[r] > 0) kill(pids[r], SIGKILL), waitpid(pids[r], NULL, 0);
+            fail_msg("ranks still running after %g s: a collective hangs", deadline_s);
+        }
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void assert_all_ok(const int *status, int world)
+{
+    for (int r = 0; r < world; r++) {
+        if (!WIFEXITED(status[r]) || WEXITSTATUS(status[r]) != 0)
+            fail_msg("rank %d ended with status 0x%x (see its message above)", r, status[r]);
+    }
+}
+
+/* All values of a table, in order, as float64. */
+static int dump_params(const nn_params *p, const char *fmt, ...)
+{
+    char path[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    int64_t total = 0;
+    for (int i = 0; i < p->n; i++) total += nn_numel(p->tensors[i]);
+    double *buf = gl_malloc((size_t)total * sizeof *buf);
+    if (!buf) return GL_ENOMEM;
+    int64_t off = 0;
+    int rc = 0;
+    for (int i = 0; i < p->n && rc == 0; i++) {
+        int64_t n = nn_numel(p->tensors[i]);
+        rc = nn_copy_to(p->tensors[i], buf + off, (size_t)n * sizeof(double), NN_F64);
+        off += n;
+    }
+    if (rc == 0) rc = gl_write_file_atomic(path, buf, (size_t)total * sizeof *buf);
+    gl_free(buf);
+    return rc;
+}
+
+static double *load_doubles(const char *name, size_t *n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    void *data = NULL;
+    size_t size = 0;
+    OK(gl_read_file(path, &data, &size));
+    *n = size / sizeof(double);
+    return data;
+}
+
+static double max_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* ---- the tiny model -------------------------------------------------------------------- */
+
+/* x (N, 2, 6, 6) -> conv 3x3 (4) -> tanh -> spatial mean (N, 4) -> linear (3)
+ * -> times a float64 scale -> MSE against y (N, 3). "unused" never enters the
+ * loss (its gradient stays undefined); "scale" is float64 so the gradients
+ * span two dtypes (two bucket kinds). */
+typedef struct {
+    nn_params p;
+    nn_tensor *cw, *cb, *lw, *lb, *scale;
+} tiny_model;
+
+static int tiny_init(tiny_model *m, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    nn_params_init(&m->p);
+    nn_manual_seed(seed);
+    int rc;
+    int64_t s_cw[4] = { 4, 2, 3, 3 }, s4[1] = { 4 }, s_lw[2] = { 3, 4 }, s3[1] = { 3 }, s5[1] = { 5 };
+    if ((rc = nn_params_new(&m->p, &m->cw, "conv.weight", s_cw, 4, NN_INIT_KAIMING_UNIFORM, 0)) < 0) return rc;
+    if ((rc = nn_params_new(&m->p, &m->cb, "conv.bias", s4, 1, NN_INIT_NORMAL_SMALL, 1)) < 0) return rc;
+    if ((rc = nn_params_new(&m->p, &m->lw, "fc.weight", s_lw, 2, NN_INIT_XAVIER_UNIFORM, 0)) < 0) return rc;
+    if ((rc = nn_params_new(&m->p, &m->lb, "fc.bias", s3, 1, NN_INIT_NORMAL_SMALL, 1)) < 0) return rc;
+    if ((rc = nn_params_new(&m->p, NULL, "unused", s5, 1, NN_INIT_NORMAL_SMALL, 0)) < 0) return rc;
+    nn_tensor *sc = NULL;
+    int64_t s1[1] = { 1 };
+    if ((rc = nn_rand(&sc, s1, 1, NN_F64)) < 0) return rc;
+    if ((rc = nn_add_scalar(&m->scale, sc, 0.5)) < 0) return nn_free(&sc), rc;
+    nn_free(&sc);
+    if ((rc = nn_set_requires_grad(m->scale, 1)) < 0) return nn_free(&m->scale), rc;
+    rc = nn_params_add(&m->p, "scale", m->scale, 0, 1);
+    /* A buffer (e.g. a running statistic): broadcast, never reduced. */
+    nn_tensor *buf = NULL;
+    if (rc == 0 && (rc = nn_randn(&buf, s3, 1, NN_F32)) == 0) rc = nn_params_add(&m->p, "stat", buf, 1, 1);
+    return rc;
+}
+
+/* Sample j of step s: a fixed function of (s, j), independent of the rank. */
+static void sample(int step, int j, float *x, float *y)
+{
+    uint64_t st = (uint64_t)step * 1000003u + (uint64_t)j * 7919u + 12345u;
+    for (int i = 0; i < 2 * 6 * 6; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(st >> 40) / (double)(1ULL << 24)) * 2.0f - 1.0f;
+    }
+    for (int i = 0; i < 3; i++) y[i] = (float)sin(0.3 * step + 0.7 * j + i);
+}
+
+/* One SGD step on samples [j0, j0 + n) of `step`; mean loss over them. */
+static int tiny_step(tiny_model *m, nn_optimizer *opt, nn_dist *d, int step, int j0, int n)
+{
+    float x[8 * 72], y[8 * 3];
+    for (int j = 0; j < n; j++) sample(step, j0 + j, x + j * 72, y + j * 3);
+    nn_scope *sc = NULL;
+    int rc = nn_scope_begin(&sc);
+    if (rc < 0) return rc;
+    nn_tensor *tx, *ty, *h, *a, *mp, *o, *s32, *os, *diff, *sq, *loss;
+    int64_t sx[4] = { n, 2, 6, 6 }, sy[2] = { n, 3 }, hw[2] = { 2, 3 };
+    if ((rc = nn_optimizer_zero_grad(opt)) < 0 || (rc = nn_from_data(&tx, x, sx, 4, NN_F32)) < 0 ||
+        (rc = nn_from_data(&ty, y, sy, 2, NN_F32)) < 0 ||
+        (rc = nn_conv2d(&h, tx, m->cw, m->cb, 1, 1, 1, 1)) < 0 || (rc = nn_unary(&a, NN_TANH, h)) < 0 ||
+        (rc = nn_mean(&mp, a, hw, 2, 0)) < 0 || (rc = nn_linear(&o, mp, m->lw, m->lb)) < 0 ||
+        (rc = nn_to_dtype(&s32, m->scale, NN_F32)) < 0 || (rc = nn_mul(&os, o, s32)) < 0 ||
+        (rc = nn_sub(&diff, os, ty)) < 0 || (rc = nn_unary(&sq, NN_SQUARE, diff)) < 0 ||
+        (rc = nn_mean(&loss, sq, NULL, 0, 0)) < 0 || (rc = nn_backward(loss)) < 0 ||
+        (rc = nn_dist_allreduce_grads(d, &m->p)) < 0 || (rc = nn_optimizer_step(opt)) < 0) {
+        nn_scope_end(&sc);
+        return rc;
+    }
+    nn_scope_end(&sc);
+    return 0;
+}
+
+enum { STEPS = 4, BATCH = 8 };
+
+typedef struct {
+    double bucket_mb;
+    const char *tag;
+} train_ctx;
+
+/* Rank r of `world` trains on samples [r * B/world, (r+1) * B/world) of each
+ * step. world == 1 is the reference (no process group at all). */
+static int train_rank(int rank, int world, int port, void *ctx_)
+{
+    const train_ctx *ctx = ctx_;
+    nn_runtime_init(1, "cpu");
+    tiny_model m;
+    nn_dist *d = NULL;
+    nn_optimizer *opt = NULL;
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = 20;
+    o.bucket_mb = ctx->bucket_mb;
+    COK(tiny_init(&m, 100 + (uint64_t)rank)); /* ranks start different */
+    COK(nn_dist_init(&d, rank, world, rank, "127.0.0.1", port, &o));
+    CHECK(nn_dist_rank(d) == rank && nn_dist_world_size(d) == world, "rank/world");
+    CHECK(!strcmp(nn_dist_backend_name(d), world > 1 ? "gloo" : "none"), "backend %s",
+          nn_dist_backend_name(d));
+    COK(dump_params(&m.p, "%s/%s_w%d_r%d_before.bin", tmpdir, ctx->tag, world, rank));
+    COK(nn_dist_broadcast_params(d, &m.p));
+    COK(dump_params(&m.p, "%s/%s_w%d_r%d_after.bin", tmpdir, ctx->tag, world, rank));
+    nn_opt_config oc = nn_opt_config_default(NN_OPT_SGD);
+    oc.lr = 0.2;
+    oc.momentum = 0.9;
+    COK(nn_optimizer_new(&opt, &m.p, &oc));
+    int per = BATCH / world;
+    for (int s = 0; s < STEPS; s++) COK(tiny_step(&m, opt, d, s, rank * per, per));
+    COK(dump_params(&m.p, "%s/%s_w%d_r%d_final.bin", tmpdir, ctx->tag, world, rank));
+    nn_optimizer_free(&opt);
+    nn_dist_free(&d);
+    nn_params_free(&m.p);
+    return 0;
+}
+
+static void check_training(const char *tag)
+{
+    char name[64];
+    size_t n[7];
+    double *v[7];
+    const char *files[7] = { "w2_r0_before", "w2_r1_before", "w2_r0_after", "w2_r1_after",
+                             "w2_r0_final", "w2_r1_final", "w1_r0_final" };
+    for (int i = 0; i < 7; i++) {
+        snprintf(name, sizeof name, "%s_%s.bin", tag, files[i]);
+        v[i] = load_doubles(name, &n[i]);
+        assert_int_equal(n[i], n[0]);
+    }
+    size_t N = n[0];
+    assert_int_equal(N, 4 * 18 + 4 + 12 + 3 + 5 + 1 + 3);
+    /* The ranks started from different values; the broadcast gave rank 1
+     * exactly rank 0's, and left rank 0's alone. */
+    assert_true(max_diff(v[0], v[1], N) > 1e-3);
+    assert_true(max_diff(v[3], v[0], N) == 0.0);
+    assert_true(max_diff(v[2], v[0], N) == 0.0);
+    /* Both ranks took identical steps (same averaged gradient, bit for bit). */
+    assert_true(max_diff(v[4], v[5], N) == 0.0);
+    /* ... and reached what one process on the whole batch reaches (the
+     * reference starts from rank 0's seed). Training moved the weights far
+     * more than the tolerance. */
+    double moved = max_diff(v[4], v[2], N);
+    double err = max_diff(v[4], v[6], N);
+    print_message("%s: parameters moved by up to %.3g; 2 ranks vs 1 rank differ by %.3g\n", tag,
+                  moved, err);
+    assert_true(moved > 0.05);
+    assert_true(err < 2e-6);
+    /* "unused" (offset 4*18+4+12+3, 5 values) had zero gradient: unchanged. */
+    size_t u = 4 * 18 + 4 + 12 + 3;
+    assert_true(max_diff(v[4] + u, v[2] + u, 5) == 0.0);
+    for (int i = 0; i < 7; i++) gl_free(v[i]);
+}
+
+static void test_two_ranks_match_one(void **state)
+{
+    (void)state;
+    /* Small buckets: every tensor in a bucket of its own or split by dtype;
+     * default buckets: one float32 bucket and one float64 bucket. */
+    static train_ctx small = { 64.0 / 1048576.0, "small" }, big = { 25.0, "big" };
+    train_ctx *ctxs[2] = { &small, &big };
+    for (int c = 0; c < 2; c++) {
+        int st[2];
+        run_ranks(2, train_rank, ctxs[c], 60, st);
+        assert_all_ok(st, 2);
+        run_ranks(1, train_rank, ctxs[c], 60, st);
+        assert_all_ok(st, 1);
+        check_training(ctxs[c]->tag);
+    }
+}
+
+/* ---- environment, values, shards ---------------------------------------------------------- */
+
+static const char *env_vars[] = { "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                                  "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID" };
+
+static void clear_env(void)
+{
+    for (size_t i = 0; i < sizeof env_vars / sizeof env_vars[0]; i++) unsetenv(env_vars[i]);
+}
+
+/* Rank r contributes (r + 1, -r, 10 r); uses torchrun's variables (or
+ * Slurm's for the "slurm" context); writes its shard of epochs 0 and 1. */
+static int values_rank(int rank, int world, int port, void *ctx)
+{
+    const char *src = ctx;
+    char v[32];
+    nn_runtime_init(1, "cpu");
+    clear_env();
+    snprintf(v, sizeof v, "%d", rank);
+    setenv(!strcmp(src, "slurm") ? "SLURM_PROCID" : "RANK", v, 1);
+    setenv(!strcmp(src, "slurm") ? "SLURM_LOCALID" : "LOCAL_RANK", v, 1);
+    snprintf(v, sizeof v, "%d", world);
+    setenv(!strcmp(src, "slurm") ? "SLURM_NTASKS" : "WORLD_SIZE", v, 1);
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    snprintf(v, sizeof v, "%d", port);
+    setenv("MASTER_PORT", v, 1);
+    nn_dist *d = NULL;
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = 20;
+    COK(nn_dist_init_from_env(&d, &o));
+    CHECK(nn_dist_rank(d) == rank && nn_dist_world_size(d) == world && nn_dist_local_rank(d) == rank,
+          "rank %d world %d", nn_dist_rank(d), nn_dist_world_size(d));
+    COK(nn_dist_barrier(d));
+    double exp[4][3] = { { 3, -1, 10 }, { 1.5, -0.5, 5 }, { 1, -1, 0 }, { 2, 0, 10 } };
+    nn_dist_reduce ops[4] = { NN_DIST_SUM, NN_DIST_MEAN, NN_DIST_MIN, NN_DIST_MAX };
+    for (int k = 0; k < 4; k++) {
+        double x[3] = { rank + 1, -rank, 10.0 * rank };
+        COK(nn_dist_allreduce_values(d, x, 3, ops[k]));
+        for (int i = 0; i < 3; i++) CHECK(x[i] == exp[k][i], "op %d value %d: %g != %g", k, i, x[i], exp[k][i]);
+    }
+    /* Shards of 11 items over 2 ranks: 6 each (one padded), epochs 0 and 1. */
+    long idx[2][6], cnt;
+    for (int e = 0; e < 2; e++) {
+        CHECK(nn_dist_shard_count(d, 11) == 6, "count");
+        COK(nn_dist_shard(d, 11, (uint64_t)e, 42, 1, idx[e], &cnt));
+        CHECK(cnt == 6, "count %ld", cnt);
+    }
+    long range[2];
+    COK(nn_dist_shard_range(d, 11, &range[0], &range[1]));
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s_shard_r%d.bin", tmpdir, src, rank);
+    COK(gl_write_file_atomic(path, idx, sizeof idx));
+    snprintf(path, sizeof path, "%s/%s_range_r%d.bin", tmpdir, src, rank);
+    COK(gl_write_file_atomic(path, range, sizeof range));
+    /* Tables that differ between ranks are refused on every rank. */
+    nn_params p;
+    nn_params_init(&p);
+    int64_t sh[1] = { 3 + rank };
+    COK(nn_params_new(&p, NULL, "w", sh, 1, NN_INIT_ZEROS, 0));
+    int rc = nn_dist_broadcast_params(d, &p);
+    CHECK(rc == GL_EINVAL && strstr(gl_last_error(), "differs"), "mismatched tables gave %d", rc);
+    nn_params_free(&p);
+    nn_dist_free(&d);
+    return 0;
+}
+
+static void test_env_values_shards(void **state)
+{
+    (void)state;
+    const char *srcs[2] = { "torchrun", "slurm" };
+    for (int s = 0; s < 2; s++) {
+        int st[2];
+        run_ranks(2, values_rank, (void *)srcs[s], 60, st);
+        assert_all_ok(st, 2);
+        char name[64];
+        size_t n0, n1;
+        snprintf(name, sizeof name, "%s_shard_r0.bin", srcs[s]);
+        long *a = (long *)load_doubles(name, &n0);
+        snprintf(name, sizeof name, "%s_shard_r1.bin", srcs[s]);
+        long *b = (long *)load_doubles(name, &n1);
+        assert_int_equal(n0, 12);
+        assert_int_equal(n1, 12);
+        /* Per epoch: the 12 slots hold each of the 11 items, one twice
+         * (DistributedSampler pads by repeating the first of the order). */
+        for (int e = 0; e < 2; e++) {
+            int seen[11] = { 0 };
+            for (int k = 0; k < 6; k++) {
+                assert_in_range(a[e * 6 + k], 0, 10);
+                assert_in_range(b[e * 6 + k], 0, 10);
+                seen[a[e * 6 + k]]++;
+                seen[b[e * 6 + k]]++;
+            }
+            int twice = 0;
+            for (int i = 0; i < 11; i++) {
+                assert_true(seen[i] >= 1 && seen[i] <= 2);
+                twice += seen[i] == 2;
+            }
+            assert_int_equal(twice, 1);
+            /* And it is exactly nn_dist_permutation's order, dealt out. */
+            long perm[11];
+            OK(nn_dist_permutation(11, (uint64_t)e, 42, perm));
+            for (int k = 0; k < 6; k++) {
+                assert_int_equal(a[e * 6 + k], perm[(2 * k) % 11]);
+                assert_int_equal(b[e * 6 + k], perm[(2 * k + 1) % 11]);
+            }
+        }
+        assert_memory_not_equal(a, a + 6, 6 * sizeof(long)); /* epochs differ */
+        gl_free(a);
+        gl_free(b);
+        snprintf(name, sizeof name, "%s_range_r0.bin", srcs[s]);
+        long *r0 = (long *)load_doubles(name, &n0);
+        snprintf(name, sizeof name, "%s_range_r1.bin", srcs[s]);
+        long *r1 = (long *)load_doubles(name, &n1);
+        assert_int_equal(r0[0], 0);
+        assert_int_equal(r0[1], 6);
+        assert_int_equal(r1[0], 6);
+        assert_int_equal(r1[1], 11);
+        gl_free(r0);
+        gl_free(r1);
+    }
+}
+
+static void test_env_read(void **state)
+{
+    (void)state;
+    nn_dist_env e;
+    clear_env();
+    OK(nn_dist_env_read(&e));
+    assert_int_equal(e.world_size, 1);
+    assert_int_equal(e.rank, 0);
+    assert_string_equal(e.source, "none");
+
+    setenv("RANK", "3", 1);
+    setenv("WORLD_SIZE", "4", 1);
+    setenv("LOCAL_RANK", "1", 1);
+    setenv("MASTER_ADDR", "node7", 1);
+    setenv("MASTER_PORT", "1234", 1);
+    setenv("SLURM_PROCID", "0", 1); /* torchrun's variables win */
+    setenv("SLURM_NTASKS", "8", 1);
+    OK(nn_dist_env_read(&e));
+    assert_int_equal(e.rank, 3);
+    assert_int_equal(e.world_size, 4);
+    assert_int_equal(e.local_rank, 1);
+    assert_int_equal(e.master_port, 1234);
+    assert_string_equal(e.master_addr, "node7");
+    assert_string_equal(e.source, "torchrun");
+
+    unsetenv("RANK");
+    unsetenv("WORLD_SIZE");
+    unsetenv("LOCAL_RANK");
+    unsetenv("MASTER_PORT");
+    setenv("SLURM_PROCID", "5", 1);
+    setenv("SLURM_LOCALID", "1", 1);
+    OK(nn_dist_env_read(&e));
+    assert_int_equal(e.rank, 5);
+    assert_int_equal(e.world_size, 8);
+    assert_int_equal(e.local_rank, 1);
+    assert_int_equal(e.master_port, 29500);
+    assert_string_equal(e.source, "slurm");
+
+    /* Errors name the variable. */
+    setenv("SLURM_PROCID", "8", 1);
+    assert_int_equal(nn_dist_env_read(&e), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "SLURM_PROCID=8"));
+    clear_env();
+    setenv("RANK", "0", 1);
+    assert_int_equal(nn_dist_env_read(&e), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "WORLD_SIZE"));
+    setenv("WORLD_SIZE", "2", 1);
+    assert_int_equal(nn_dist_env_read(&e), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "MASTER_ADDR"));
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    setenv("MASTER_PORT", "http", 1);
+    assert_int_equal(nn_dist_env_read(&e), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "MASTER_PORT='http'"));
+    setenv("MASTER_PORT", "29501", 1);
+    setenv("RANK", "-1", 1);
+    assert_int_equal(nn_dist_env_read(&e), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "RANK='-1'"));
+    /* Single process: world 1 without an address is fine, and needs no torch. */
+    setenv("RANK", "0", 1);
+    setenv("WORLD_SIZE", "1", 1);
+    unsetenv("MASTER_ADDR");
+    nn_dist *d = NULL;
+    OK(nn_dist_init_from_env(&d, NULL));
+    assert_int_equal(nn_dist_world_size(d), 1);
+    assert_string_equal(nn_dist_backend_name(d), "none");
+    double x = 2.5;
+    OK(nn_dist_allreduce_values(d, &x, 1, NN_DIST_MEAN));
+    assert_true(x == 2.5);
+    OK(nn_dist_barrier(d));
+    nn_dist_free(&d);
+    assert_null(d);
+    nn_dist_free(&d);
+    clear_env();
+
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = 0;
+    assert_int_equal(nn_dist_options_validate(&o), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "timeout_s"));
+    o = nn_dist_options_default();
+    o.bucket_mb = -1;
+    assert_int_equal(nn_dist_init(&d, 0, 1, 0, NULL, 0, &o), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "bucket_mb"));
+    assert_int_equal(nn_dist_init(&d, 2, 2, 0, "127.0.0.1", 1234, NULL), GL_EINVAL);
+    assert_null(d);
+}
+
+static void test_permutation(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    long a[N], b[N], c[N];
+    OK(nn_dist_permutation(N, 3, 7, a));
+    OK(nn_dist_permutation(N, 3, 7, b));
+    OK(nn_dist_permutation(N, 4, 7, c));
+    assert_memory_equal(a, b, sizeof a); /* deterministic */
+    char seen[N] = { 0 };
+    long fixed = 0, same = 0;
+    for (int i = 0; i < N; i++) {
+        assert_in_range(a[i], 0, N - 1);
+        assert_int_equal(seen[a[i]], 0);
+        seen[a[i]] = 1;
+        fixed += a[i] == i;
+        same += a[i] == c[i];
+    }
+    /* A uniform permutation has 1 fixed point on average (P(> 10) < 1e-7),
+     * and two independent ones agree in about 1 place. */
+    assert_true(fixed <= 10);
+    assert_true(same <= 10);
+    long one = -1;
+    OK(nn_dist_permutation(1, 0, 0, &one));
+    assert_int_equal(one, 0);
+    OK(nn_dist_permutation(0, 0, 0, NULL));
+    assert_int_equal(nn_dist_permutation(-1, 0, 0, a), GL_EINVAL);
+    /* World 1 (NULL): the shard is the whole order; the range everything. */
+    long cnt, beg, end;
+    OK(nn_dist_shard(NULL, N, 3, 7, 1, b, &cnt));
+    assert_int_equal(cnt, N);
+    assert_memory_equal(a, b, sizeof a);
+    OK(nn_dist_shard(NULL, 5, 3, 7, 0, b, &cnt));
+    for (int i = 0; i < 5; i++) assert_int_equal(b[i], i);
+    OK(nn_dist_shard_range(NULL, 17, &beg, &end));
+    assert_int_equal(beg, 0);
+    assert_int_equal(end, 17);
+}
+
+/* ---- failures: a dead rank, a stalled rank ------------------------------------------------- */
+
+enum { STALL_S = 4 }; /* how long the stalled rank sleeps, s */
+
+typedef struct {
+    int stall;        /* 0: rank 1 exits at once; 1: rank 1 sleeps STALL_S s */
+    double timeout_s;
+} fail_ctx;
+
+static int fail_rank(int rank, int world, int port, void *ctx_)
+{
+    const fail_ctx *ctx = ctx_;
+    nn_runtime_init(1, "cpu");
+    nn_dist *d = NULL;
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = ctx->timeout_s;
+    COK(nn_dist_init(&d, rank, world, rank, "127.0.0.1", port, &o));
+    COK(nn_dist_barrier(d));
+    if (rank == 1) {
+        if (ctx->stall) {
+            /* Alive but silent for longer than rank 0's timeout. */
+            struct timespec ts = { STALL_S, 0 };
+            nanosleep(&ts, NULL);
+        }
+        nn_dist_free(&d);
+        return 0;
+    }
+    nn_params p;
+    nn_params_init(&p);
+    nn_tensor *w = NULL, *loss = NULL;
+    int64_t sh[1] = { 10 };
+    COK(nn_params_new(&p, &w, "w", sh, 1, NN_INIT_ONES, 0));
+    COK(nn_sum(&loss, w, NULL, 0, 0));
+    COK(nn_backward(loss));
+    nn_free(&loss);
+    if (!ctx->stall) {
+        struct timespec ts = { 0, 300 * 1000 * 1000 }; /* let rank 1 go */
+        nanosleep(&ts, NULL);
+    }
+    double t0 = gl_now();
+    int rc = nn_dist_allreduce_grads(d, &p);
+    double el = gl_now() - t0;
+    const char *m = gl_last_error();
+    fprintf(stderr, "rank 0 (%s peer): rc %d after %.2f s: %s\n", ctx->stall ? "stalled" : "dead", rc, el, m);
+    CHECK(rc == GL_ESYSTEM, "expected GL_ESYSTEM, got %d", rc);
+    CHECK(strstr(m, "all-reduce of gradients") && strstr(m, "rank 0 of 2") && strstr(m, "timeout"),
+          "message '%s'", m);
+    /* Within the timeout (plus the wait's own margin), never a hang; a stalled
+     * peer is only given up on after the timeout. */
+    CHECK(el < ctx->timeout_s + 4.0, "took %.2f s", el);
+    if (ctx->stall) {
+        CHECK(el > ctx->timeout_s * 0.5, "gave up after %.2f s, before the timeout", el);
+        /* ... and it was the timeout, not the peer waking up and leaving. */
+        CHECK(el < STALL_S - 0.5, "gave up after %.2f s, only when the peer left", el);
+    }
+    /* The group refuses further work at once. */
+    t0 = gl_now();
+    double x = 1;
+    rc = nn_dist_allreduce_values(d, &x, 1, NN_DIST_SUM);
+    CHECK(rc == GL_ESYSTEM && strstr(gl_last_error(), "unusable"), "second call gave %d", rc);
+    CHECK(gl_now() - t0 < 1.0, "second call waited");
+    nn_dist_free(&d);
+    nn_params_free(&p);
+    return 0;
+}
+
+static void test_dead_rank(void **state)
+{
+    (void)state;
+    fail_ctx c = { 0, 3.0 };
+    int st[2];
+    run_ranks(2, fail_rank, &c, 40, st);
+    assert_all_ok(st, 2);
+}
+
+static void test_stalled_rank(void **state)
+{
+    (void)state;
+    fail_ctx c = { 1, 1.5 };
+    int st[2];
+    run_ranks(2, fail_rank, &c, 40, st);
+    assert_all_ok(st, 2);
+}
+
+/* ---- glocal launch -------------------------------------------------------------------------- */
+
+/* Runs a shell command line, returns its exit status, stdout+stderr in out. */
+static int run_capture(const char *cmd, char *out, size_t n)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    fflush(NULL);
+    FILE *f = popen(full, "r");
+    assert_non_null(f);
+    size_t len = fread(out, 1, n - 1, f);
+    out[len] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_launch(void **state)
+{
+    (void)state;
+    static char out[65536];
+    char cmd[1024];
+    /* Every rank gets torchrun's environment; output comes prefixed. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' launch -n 3 -- sh -c 'echo env $RANK/$WORLD_SIZE/$LOCAL_RANK/$MASTER_ADDR'",
+             GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "[rank 0] env 0/3/0/127.0.0.1\n"));
+    assert_non_null(strstr(out, "[rank 1] env 1/3/1/127.0.0.1\n"));
+    assert_non_null(strstr(out, "[rank 2] env 2/3/2/127.0.0.1\n"));
+
+    /* `glocal` means this binary, with --threads 1 added. */
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 2 -- glocal info", GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "[rank 1] threads    1 (intra-op)"));
+
+    /* Rank 1 fails: launch exits with its status, names it, and stops rank 0
+     * (which would otherwise sleep for 60 s). */
+    char pidfile[512];
+    snprintf(pidfile, sizeof pidfile, "%s/rank0.pid", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' launch -n 2 --grace 5 -- sh -c 'if [ \"$RANK\" = 1 ]; then sleep 0.5; "
+             "echo bad input >&2; exit 3; fi; echo $$ > %s; exec sleep 60'",
+             GLOCAL_BINARY, pidfile);
+    double t0 = gl_now();
+    assert_int_equal(run_capture(cmd, out, sizeof out), 3);
+    assert_true(gl_now() - t0 < 30); /* not a speed check: the 60 s sleep was cut short */
+    assert_non_null(strstr(out, "[rank 1] bad input"));
+    assert_non_null(strstr(out, "rank 1 of 2 exited with status 3"));
+    void *pdata = NULL;
+    size_t psize = 0;
+    OK(gl_read_file(pidfile, &pdata, &psize));
+    int pid = atoi(pdata);
+    gl_free(pdata);
+    assert_true(pid > 0);
+    assert_int_equal(kill(pid, 0), -1); /* gone */
+    assert_int_equal(errno, ESRCH);
+
+    /* A rank killed by a signal counts as failed too. */
+    snprintf(cmd, sizeof cmd,
+             "'%s' launch -n 2 -- sh -c 'if [ \"$RANK\" = 0 ]; then kill -9 $$; fi; exec sleep 60'",
+             GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 128 + 9);
+    assert_non_null(strstr(out, "rank 0 of 2 was killed by signal 9"));
+
+    /* Usage errors. */
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 0 -- true", GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 2", GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "no command"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_permutation),
+        cmocka_unit_test(test_env_read),
+        cmocka_unit_test(test_launch),
+        cmocka_unit_test(test_env_values_shards),
+        cmocka_unit_test(test_two_ranks_match_one),
+        cmocka_unit_test(test_dead_rank),
+        cmocka_unit_test(test_stalled_rank),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}
