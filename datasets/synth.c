@@ -201,6 +201,7 @@ static int homography_from_points(const double src[8], const double dst[8], doub
 
 static inline int mirror_index(int i, int n)
 {
+    if ((unsigned)i < (unsigned)n) return i; /* the common case: no division */
     int p = 2 * n;
     i %= p;
     if (i < 0) i += p;
@@ -548,7 +549,7 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
                           scene *sc)
 {
     int W = s->cfg.width, H = s->cfg.height;
-    double S = W < H ? W : H, tmid = 0.5 * (T - 1);
+    double S = W < H ? W : H;
     /* the world point under the image centre at the middle frame: objects
      * act around it, so they stay in view while the camera wanders */
     int tm = (T - 1) / 2;
@@ -586,9 +587,8 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
             o->speed = rng_range(r, 0.06, 0.15);
             break;
         case SYNTH_GROW: case SYNTH_SHRINK:
-            o->speed = rng_range(r, 0.03, 0.06);
-            /* the path's largest size stays under ~S/3 across */
-            o->scale0 = 1.0;
+            /* scale exp(+-speed * (T-1)/2) around 1: 0.4x-2.5x over 24 frames */
+            o->speed = rng_range(r, 0.045, 0.08);
             break;
         case SYNTH_OSCILLATE:
             o->amp = S * rng_range(r, 1.0 / 10, 1.0 / 6);
@@ -606,7 +606,6 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
             break;
         default: break;
         }
-        (void)tmid;
     }
 }
 
@@ -745,8 +744,10 @@ void synth_clip_free(synth_clip **pc)
     *pc = NULL;
 }
 
-int synth_clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t motion_seed,
-                      int frames, synth_clip **out)
+/* camera_frac scales the camera (the pair API draws it, so pairs cover
+ * every camera speed up to the configured one). */
+static int clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t motion_seed,
+                       int frames, double camera_frac, synth_clip **out)
 {
     *out = NULL;
     const synth_config *cfg = &s->cfg;
@@ -766,7 +767,7 @@ int synth_clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t 
     c->height = H;
     c->frames = T;
     c->label = label0;
-    c->camera_px = cfg->camera * (W < H ? W : H) / 16.0;
+    c->camera_px = camera_frac * cfg->camera * (W < H ? W : H) / 16.0;
     c->rgb = gl_malloc(3 * hw * T);
     c->homography = gl_malloc(sizeof(double) * 9 * (T - 1));
     c->global_flow = gl_malloc(sizeof(float) * 2 * hw * (T - 1));
@@ -830,10 +831,17 @@ fail:
     return rc;
 }
 
+int synth_clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t motion_seed,
+                      int frames, synth_clip **out)
+{
+    return clip_render(s, label0, scene_seed, motion_seed, frames, 1.0, out);
+}
+
 int synth_pair_render(const synth *s, uint64_t seed, synth_clip **out)
 {
     rng r = { synth_mix(seed ^ 0x5EEDull) };
     int label = rng_int(&r, s->cfg.classes);
     uint64_t scene_seed = rng_next(&r), motion_seed = rng_next(&r);
-    return synth_clip_render(s, label, scene_seed, motion_seed, 2, out);
+    double frac = rng_unit(&r);
+    return clip_render(s, label, scene_seed, motion_seed, 2, frac, out);
 }

@@ -133,7 +133,8 @@ int synth_clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t 
 void synth_clip_free(synth_clip **clip);
 
 /* A training pair for models that learn from memory: a 2-frame clip whose
- * class, scene and motion are drawn from `seed`. */
+ * class, scene and motion are drawn from `seed` (class uniform over
+ * cfg->classes; the camera's corner displacement uniform in [0, camera_px]). */
 int synth_pair_render(const synth *s, uint64_t seed, synth_clip **out);
 
 /* Dataset writing (videos + ground truth + lists, layout above). */

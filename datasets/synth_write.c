@@ -3,12 +3,12 @@
  * the split lists. Layout and schema: synth.h. */
 #include <hdf5.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "datasets/synth_private.h"
+#include "datasets/ucf101.h"
 #include "datasets/video.h"
 
 #define SYNTH_FPS 25.0
@@ -257,68 +257,36 @@ static int clip_range(void *ctx, long begin, long end)
     return 0;
 }
 
-/* ---- lists --------------------------------------------------------------- */
+/* ---- lists (the shared UCF-101 list writer, datasets/ucf101.h) ----------- */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} text;
-
-static int text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int text_add(text *t, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) return gl_error(GL_EINVAL, "synth lists: format error");
-        if (t->buf && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return 0;
-        }
-        size_t cap = (t->cap ? 2 * t->cap : 4096) + (size_t)n + 1;
-        char *p = gl_realloc(t->buf, cap);
-        if (!p) return GL_ENOMEM;
-        t->buf = p;
-        t->cap = cap;
-    }
-}
-
-static int lists_write(const synth *s, const synth_dataset_options *opt, int groups, int per,
+static int lists_write(const synth *s, const synth_dataset_options *opt, int per,
                        int test_groups)
 {
-    int rc = 0, n = opt->clips_per_class;
-    text ci = { 0 }, tr = { 0 }, te = { 0 };
-    size_t plen = strlen(opt->out_dir) + 32;
-    char *path = gl_malloc(plen);
-    if (!path) return GL_ENOMEM;
-    (void)groups;
-    for (int c = 0; c < s->cfg.classes && rc >= 0; c++) {
-        const char *cls = synth_class_name(c);
-        rc = text_add(&ci, "%d %s\r\n", c + 1, cls);
-        for (int k = 0; k < n && rc >= 0; k++) {
-            int g = k / per, clip = k % per;
-            char stem[96];
-            clip_stem(stem, sizeof stem, cls, g, clip);
-            if (g < test_groups)
-                rc = text_add(&te, "%s/%s.avi\r\n", cls, stem);
-            else
-                rc = text_add(&tr, "%s/%s.avi %d\r\n", cls, stem, c + 1);
-        }
+    int rc = 0, n = opt->clips_per_class, nc = s->cfg.classes;
+    long total = (long)nc * n;
+    dataset_clip *clips = gl_calloc((size_t)total, sizeof *clips);
+    char *paths = gl_malloc((size_t)total * 96);
+    char *names[SYNTH_MAX_CLASSES];
+    if (!clips || !paths) {
+        rc = GL_ENOMEM;
+        goto fail;
     }
-    if (rc < 0) goto fail;
-    snprintf(path, plen, "%s/classInd.txt", opt->out_dir);
-    if ((rc = gl_write_file_atomic(path, ci.buf, ci.len)) < 0) goto fail;
-    snprintf(path, plen, "%s/trainlist01.txt", opt->out_dir);
-    if ((rc = gl_write_file_atomic(path, tr.buf, tr.len)) < 0) goto fail;
-    snprintf(path, plen, "%s/testlist01.txt", opt->out_dir);
-    rc = gl_write_file_atomic(path, te.buf, te.len);
+    for (int c = 0; c < nc; c++) names[c] = (char *)synth_class_name(c);
+    for (long i = 0; i < total; i++) {
+        int c = (int)(i / n), k = (int)(i % n), g = k / per;
+        char stem[80];
+        clip_stem(stem, sizeof stem, names[c], g, k % per);
+        snprintf(paths + 96 * i, 96, "%s/%s.avi", names[c], stem);
+        clips[i].rel_path = paths + 96 * i;
+        clips[i].label = c;
+        clips[i].group = g + 1;
+        clips[i].clip = k % per + 1;
+        clips[i].split = g < test_groups ? DATASET_TEST : DATASET_TRAIN;
+    }
+    rc = dataset_lists_write(opt->out_dir, 1, nc, names, total, clips);
 fail:
-    gl_free(ci.buf);
-    gl_free(tr.buf);
-    gl_free(te.buf);
-    gl_free(path);
+    gl_free(paths);
+    gl_free(clips);
     return rc;
 }
 
@@ -351,5 +319,5 @@ int synth_dataset_write(const synth *s, const synth_dataset_options *opt)
     pthread_mutex_destroy(&j.lock);
     if (j.err < 0) return gl_error(j.err, "%s", j.msg);
     if (rc < 0) return rc;
-    return lists_write(s, opt, groups, per, test);
+    return lists_write(s, opt, per, test);
 }

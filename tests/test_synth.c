@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "datasets/synth.h"
+#include "datasets/ucf101.h"
 #include "datasets/video.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -479,6 +480,15 @@ static void test_dataset_lists(void **state)
             assert_int_equal(stat(file, &st), 0);
         }
     }
+    /* the project's UCF-101 index reads it too: all files found, no group
+     * in two splits */
+    dataset_index *idx = NULL;
+    assert_int_equal(dataset_index_load(&idx, dir, NULL, 1), 0);
+    assert_int_equal(idx->num_classes, classes);
+    assert_int_equal(idx->num_split[DATASET_TRAIN], tr.n);
+    assert_int_equal(idx->num_split[DATASET_TEST], te.n);
+    assert_int_equal(idx->num_missing, 0);
+    dataset_index_free(&idx);
     for (int c = 0; c < classes; c++) {
         assert_int_equal(ntr[c], ntr[0]); /* balanced */
         assert_int_equal(nte[c], nte[0]);
