@@ -1,0 +1,258 @@
+/* train.c — the training loop (TSN-style: SGD momentum or AdamW, warm-up +
+ * step/cosine schedule, label smoothing, gradient clipping), checkpoints with
+ * optimizer state for exact resumes, and batched prediction. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "recognition/classifier.h"
+
+cls_train_config cls_train_config_default(void)
+{
+    cls_train_config c = { 0 };
+    c.opt = nn_opt_config_default(NN_OPT_SGD);
+    c.opt.lr = 0.01;
+    c.opt.momentum = 0.9;
+    c.opt.weight_decay = 5e-4;
+    c.schedule = NN_LR_COSINE;
+    c.warmup_epochs = 0;
+    c.min_lr = 0;
+    c.step_epochs = 30;
+    c.gamma = 0.1;
+    c.label_smoothing = 0;
+    c.clip_grad = 40; /* TSN's RGB setting */
+    c.epochs = 10;
+    c.seed = 1;
+    c.batch_size = 32;
+    c.threads = 0;
+    c.prefetch = 2;
+    return c;
+}
+
+int cls_train_config_validate(const cls_train_config *c)
+{
+    int rc = nn_opt_config_validate(&c->opt);
+    if (rc < 0) return rc;
+    if (c->epochs < 1) return gl_error(GL_EINVAL, "training config: epochs %ld, expected >= 1", c->epochs);
+    if (c->batch_size < 1) return gl_error(GL_EINVAL, "training config: batch_size %d, expected >= 1", c->batch_size);
+    if (!(c->warmup_epochs >= 0)) return gl_error(GL_EINVAL, "training config: warmup_epochs %g, expected >= 0", c->warmup_epochs);
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1)) return gl_error(GL_EINVAL, "training config: label_smoothing %g, expected in [0, 1)", c->label_smoothing);
+    if (!(c->clip_grad >= 0)) return gl_error(GL_EINVAL, "training config: clip_grad %g, expected >= 0", c->clip_grad);
+    if (c->schedule == NN_LR_STEP && !(c->step_epochs > 0)) return gl_error(GL_EINVAL, "training config: step_epochs %g, expected > 0", c->step_epochs);
+    if (!(c->min_lr >= 0)) return gl_error(GL_EINVAL, "training config: min_lr %g, expected >= 0", c->min_lr);
+    return 0;
+}
+
+static uint64_t step_seed(uint64_t seed, long step)
+{
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull + (uint64_t)step + 0x632BE59BD9B4E019ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Batch [n, sample shape] as tensors on the runtime device. */
+static int batch_tensors(const loader_batch *b, const loader_source *src, nn_tensor **x, nn_tensor **y)
+{
+    int64_t sh[LOADER_MAX_DIMS + 1];
+    sh[0] = b->n;
+    for (int i = 0; i < src->ndim; i++) sh[i + 1] = src->shape[i];
+    nn_tensor *cx = NULL, *cy = NULL, *y32 = NULL;
+    int rc;
+    /* Borrowed: the loader keeps the batch until the next loader_next, and
+     * every step ends its scope (freeing the graph that saved x) before that. */
+    if ((rc = nn_from_blob(&cx, b->data, sh, src->ndim + 1, NN_F32)) < 0) goto fail;
+    if (nn_default_device() == NN_CPU) { *x = cx; cx = NULL; }
+    else if ((rc = nn_to_device(x, cx, nn_default_device())) < 0) goto fail;
+    if (y) {
+        int64_t ys[1] = { b->n };
+        if ((rc = nn_from_data(&y32, b->labels, ys, 1, NN_I32)) < 0) goto fail;
+        if ((rc = nn_to_dtype(&cy, y32, NN_I64)) < 0) goto fail;
+        rc = nn_to_device(y, cy, nn_default_device());
+    }
+fail:
+    nn_free(&cx);
+    nn_free(&cy);
+    nn_free(&y32);
+    return rc;
+}
+
+int cls_train(classifier *c, const loader_source *train, const cls_train_config *cfg, cls_train_callback cb, void *cb_ctx)
+{
+    if (!c || !train || !cfg) return gl_error(GL_EINVAL, "cls_train: NULL argument");
+    int rc = cls_train_config_validate(cfg);
+    if (rc < 0) return rc;
+    if (train->ndim != 4 || train->shape[1] != classifier_get_config(c)->in_channels)
+        return gl_error(GL_EINVAL, "cls_train: samples must be [S, %d, H, W]", classifier_get_config(c)->in_channels);
+    nn_params *p = classifier_params(c);
+    nn_optimizer *opt = NULL;
+    loader *ld = NULL;
+    nn_params state;
+    nn_params_init(&state);
+    FILE *log = NULL;
+    int64_t step = 0;
+    if ((rc = nn_optimizer_new(&opt, p, &cfg->opt)) < 0) goto fail;
+    if (cfg->resume) {
+        if ((rc = nn_checkpoint_load(cfg->resume, p, &step, NULL, &state)) < 0) goto fail;
+        if (state.n && (rc = nn_optimizer_state_import(opt, &state)) < 0) {
+            gl_error_prefix(rc, "%s: optimizer state", cfg->resume);
+            goto fail;
+        }
+    }
+    loader_config lc = loader_config_default();
+    lc.batch_size = cfg->batch_size;
+    lc.threads = cfg->threads;
+    lc.prefetch = cfg->prefetch;
+    lc.seed = cfg->seed;
+    lc.drop_last = train->count >= cfg->batch_size; /* BN wants full batches when there are any */
+    lc.epochs = 1; /* set below */
+    long nb = lc.drop_last ? train->count / cfg->batch_size : 1;
+    long start_epoch = (long)(step / nb);
+    if (step % nb) {
+        rc = gl_error(GL_EINVAL, "%s: step %lld is not at an epoch boundary of %ld steps (different batch size?)",
+                      cfg->resume, (long long)step, nb);
+        goto fail;
+    }
+    if (start_epoch >= cfg->epochs) goto done; /* already trained */
+    lc.start_epoch = start_epoch;
+    lc.epochs = cfg->epochs - start_epoch;
+    if ((rc = loader_open(&ld, train, &lc)) < 0) goto fail;
+    nn_lr_schedule sched = nn_lr_schedule_default();
+    sched.kind = cfg->schedule;
+    sched.base_lr = cfg->opt.lr;
+    sched.warmup_steps = (long)lrint(cfg->warmup_epochs * nb);
+    sched.warmup_start = 0.1;
+    sched.total_steps = cfg->epochs * nb;
+    sched.min_lr = cfg->min_lr;
+    sched.step_size = (long)lrint(cfg->step_epochs * nb);
+    if (sched.step_size < 1) sched.step_size = 1;
+    sched.gamma = cfg->gamma;
+    if (cfg->log_path && !(log = fopen(cfg->log_path, cfg->resume ? "a" : "w"))) {
+        rc = gl_error(GL_EIO, "%s: cannot open the training log for writing", cfg->log_path);
+        goto fail;
+    }
+    cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb };
+    for (long epoch = start_epoch; epoch < cfg->epochs; epoch++) {
+        double loss_sum = 0, correct = 0, seen = 0, t0 = gl_now();
+        long bi = 0;
+        for (;;) {
+            const loader_batch *b;
+            rc = loader_next(ld, &b);
+            if (rc < 0) goto fail;
+            if (rc == GL_EOF) break;
+            nn_scope *sc = NULL;
+            if ((rc = nn_scope_begin(&sc)) < 0) goto fail;
+            nn_tensor *x, *y, *logits, *loss, *pred, *eq, *nc;
+            double lr = nn_lr_at(&sched, (long)step), lv = 0, ncv = 0;
+            nn_manual_seed(step_seed(cfg->seed, (long)step)); /* dropout: same masks after a resume */
+            if ((rc = batch_tensors(b, train, &x, &y)) < 0 || (rc = nn_optimizer_set_lr(opt, lr)) < 0 ||
+                (rc = nn_optimizer_zero_grad(opt)) < 0 || (rc = classifier_forward(&logits, c, x, 1)) < 0 ||
+                (rc = nn_cross_entropy(&loss, logits, y, cfg->label_smoothing)) < 0 || (rc = nn_item(loss, &lv)) < 0) {
+                nn_scope_end(&sc);
+                goto fail;
+            }
+            if (!isfinite(lv)) {
+                nn_scope_end(&sc);
+                rc = gl_error(GL_ENUMERIC, "training diverged: loss is %g at step %lld (epoch %ld, batch %ld, lr %g); "
+                              "lower the learning rate, add warm-up or gradient clipping, or check the inputs",
+                              lv, (long long)step, epoch + 1, bi, lr);
+                goto fail;
+            }
+            double gnorm = 0;
+            if ((rc = nn_backward(loss)) < 0 ||
+                (cfg->clip_grad > 0 && (rc = nn_clip_grad_norm(p, cfg->clip_grad, &gnorm)) < 0) ||
+                (rc = nn_optimizer_step(opt)) < 0 || (rc = nn_argmax(&pred, logits, 1, 0)) < 0 ||
+                (rc = nn_compare(&eq, NN_EQ, pred, y)) < 0 || (rc = nn_sum(&nc, eq, NULL, 0, 0)) < 0 ||
+                (rc = nn_item(nc, &ncv)) < 0) {
+                nn_scope_end(&sc);
+                goto fail;
+            }
+            nn_scope_end(&sc);
+            step++;
+            bi++;
+            loss_sum += lv * b->n;
+            correct += ncv;
+            seen += b->n;
+            st.step = (long)step;
+            st.epoch = epoch;
+            st.batch = bi;
+            st.loss = loss_sum / seen;
+            st.acc = correct / seen;
+            st.lr = lr;
+            st.clips_per_s = seen / (gl_now() - t0 + 1e-12);
+            st.end_of_epoch = 0;
+            if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "training stopped on request at step %lld", (long long)step); goto fail; }
+        }
+        if (cfg->checkpoint) {
+            nn_params_free(&state);
+            nn_params_init(&state);
+            if ((rc = nn_optimizer_state_export(opt, &state)) < 0) goto fail;
+            nn_checkpoint_meta meta = { .step = step, .config_json = cfg->config_json, .optimizer_state = &state,
+                                        .optimizer_kind = cfg->opt.kind == NN_OPT_SGD ? "sgd" : cfg->opt.kind == NN_OPT_ADAM ? "adam" : "adamw" };
+            if ((rc = nn_checkpoint_save(cfg->checkpoint, p, &meta)) < 0) goto fail;
+        }
+        if (log) {
+            fprintf(log, "{\"epoch\": %ld, \"step\": %lld, \"loss\": %.6g, \"accuracy\": %.6g, \"lr\": %.6g, \"clips_per_s\": %.4g}\n",
+                    epoch + 1, (long long)step, st.loss, st.acc, st.lr, st.clips_per_s);
+            fflush(log);
+        }
+        st.end_of_epoch = 1;
+        if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "training stopped on request after epoch %ld", epoch + 1); goto fail; }
+    }
+done:
+    rc = 0;
+fail:
+    if (log) fclose(log);
+    loader_close(&ld);
+    nn_params_free(&state);
+    nn_optimizer_free(&opt);
+    return rc;
+}
+
+int cls_predict(classifier *c, const loader_source *src, int batch_size, int threads, float *scores, int32_t *labels,
+                long *items, cls_train_callback cb, void *cb_ctx)
+{
+    if (!c || !src || !scores) return gl_error(GL_EINVAL, "cls_predict: NULL argument");
+    int C = classifier_get_config(c)->num_classes;
+    loader_config lc = loader_config_default();
+    lc.batch_size = batch_size;
+    lc.threads = threads;
+    lc.shuffle = 0;
+    lc.epochs = 1;
+    loader *ld = NULL;
+    int rc = loader_open(&ld, src, &lc);
+    if (rc < 0) return rc;
+    int prev = nn_grad_mode_set(0);
+    long done = 0;
+    cls_train_status st = { .batches = loader_batches_per_epoch(ld) };
+    double t0 = gl_now();
+    for (;;) {
+        const loader_batch *b;
+        rc = loader_next(ld, &b);
+        if (rc == GL_EOF) { rc = 0; break; }
+        if (rc < 0) break;
+        nn_scope *sc = NULL;
+        if ((rc = nn_scope_begin(&sc)) < 0) break;
+        nn_tensor *x, *logits, *prob;
+        if ((rc = batch_tensors(b, src, &x, NULL)) < 0 || (rc = classifier_forward(&logits, c, x, 0)) < 0 ||
+            (rc = nn_softmax(&prob, logits, 1)) < 0 ||
+            (rc = nn_copy_to(prob, scores + (size_t)b->index * batch_size * C, (size_t)b->n * C * sizeof(float), NN_F32)) < 0) {
+            nn_scope_end(&sc);
+            break;
+        }
+        nn_scope_end(&sc);
+        for (int i = 0; i < b->n; i++) {
+            long pos = b->index * (long)batch_size + i;
+            if (labels) labels[pos] = b->labels[i];
+            if (items) items[pos] = b->items[i];
+        }
+        done += b->n;
+        st.batch = b->index + 1;
+        st.step = done;
+        st.clips_per_s = done / (gl_now() - t0 + 1e-12);
+        if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "evaluation stopped on request"); break; }
+    }
+    nn_grad_mode_set(prev);
+    loader_close(&ld);
+    return rc;
+}

@@ -1,0 +1,513 @@
+/* test_classifier.c — the two-stream classifier (recognition/classifier.h):
+ * metrics on hand-computed cases, a float64 finite-difference check of the
+ * head, torchvision parameter counts, cross-modality init, a tiny motion
+ * classifier on a separable synthetic set, exact resume, score files and
+ * fusion. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "datasets/loader.h"
+#include "recognition/classifier.h"
+#include "tests/testutil.h"
+
+static char tmpdir[256];
+
+static void tmp_path(char *buf, size_t n, const char *name)
+{
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/glocal_test_classifier_XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+    }
+    snprintf(buf, n, "%s/%s", tmpdir, name);
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+static void test_metrics_by_hand(void **state)
+{
+    (void)state;
+    /* 6 classes, 5 clips (+ one unlabelled, skipped).
+     * clip 0: true 0, best 0                      -> top1 hit
+     * clip 1: true 1, best 2, true ranks 2nd      -> top5 hit
+     * clip 2: true 2, true ranks 6th (lowest)     -> miss both
+     * clip 3: true 2, best 2                      -> hit
+     * clip 4: true 5, all tied: argmax 0, true ranks 6th by the tie rule -> miss both */
+    float s[6][6] = {
+        { 9, 1, 1, 1, 1, 1 },
+        { 1, 5, 6, 0, 0, 0 },
+        { 5, 4, 0, 3, 2, 1 },
+        { 0, 0, 7, 1, 0, 0 },
+        { 1, 1, 1, 1, 1, 1 },
+        { 0, 9, 0, 0, 0, 0 },
+    };
+    int32_t y[6] = { 0, 1, 2, 2, 5, -1 };
+    cls_metrics m;
+    OK(cls_metrics_compute(&s[0][0], y, 6, 6, &m));
+    assert_int_equal(m.n, 5);
+    assert_double_equal(m.top1, 2.0 / 5, 1e-12);
+    assert_double_equal(m.top5, 3.0 / 5, 1e-12);
+    assert_double_equal(m.per_class[0], 1.0, 1e-12);
+    assert_double_equal(m.per_class[1], 0.0, 1e-12);
+    assert_double_equal(m.per_class[2], 0.5, 1e-12);
+    assert_double_equal(m.per_class[5], 0.0, 1e-12);
+    assert_true(isnan(m.per_class[3]));
+    assert_double_equal(m.mean_class, (1.0 + 0 + 0.5 + 0) / 4, 1e-12);
+    assert_int_equal(m.confusion[1 * 6 + 2], 1);
+    assert_int_equal(m.confusion[2 * 6 + 0], 1);
+    assert_int_equal(m.confusion[5 * 6 + 0], 1);
+    assert_int_equal(m.class_count[2], 2);
+    char *json;
+    char *names[6] = { "a", "b", "c\"q", "d", "e", "f" };
+    OK(cls_metrics_to_json(&m, names, &json));
+    assert_non_null(strstr(json, "\"top1\": 0.4"));
+    assert_non_null(strstr(json, "\"c\\\"q\": 0.5"));
+    assert_non_null(strstr(json, "\"d\": null"));
+    gl_free(json);
+    char path[300], *text;
+    size_t size;
+    tmp_path(path, sizeof path, "confusion.csv");
+    OK(cls_metrics_save_confusion_csv(path, &m, names));
+    OK(gl_read_file(path, (void **)&text, &size));
+    assert_non_null(strstr(text, "true\\pred,a,b,\"c\"\"q\",d,e,f\n"));
+    assert_non_null(strstr(text, "\nb,0,0,1,0,0,0\n"));
+    gl_free(text);
+    tmp_path(path, sizeof path, "confusion.png");
+    OK(cls_metrics_save_confusion_png(path, &m, 4));
+    assert_int_equal(access(path, R_OK), 0);
+    cls_metrics_free(&m);
+    /* a label beyond the classes is an error */
+    y[0] = 6;
+    assert_int_equal(cls_metrics_compute(&s[0][0], y, 6, 6, &m), GL_EINVAL);
+}
+
+static void test_scores_file_and_fusion(void **state)
+{
+    (void)state;
+    float a[3 * 2] = { 0.9f, 0.1f, 0.4f, 0.6f, 0.3f, 0.7f };
+    float b[3 * 2] = { 0.6f, 0.4f, 0.8f, 0.2f, 0.1f, 0.9f };
+    long items[3] = { 4, 7, 9 };
+    int32_t labels[3] = { 0, 0, 1 };
+    const char *names[3] = { "X/v_X_g01_c01.avi", "Y, with comma", "Z" };
+    char *cn[2] = { "Left", "Right" };
+    char path[300];
+    tmp_path(path, sizeof path, "scores.csv");
+    OK(cls_scores_save(path, 3, 2, items, names, labels, a, cn));
+    long n, *it;
+    int C;
+    char **nm, **cnames;
+    int32_t *lab;
+    float *sc;
+    OK(cls_scores_load(path, &n, &C, &it, &nm, &lab, &sc, &cnames));
+    assert_int_equal(n, 3);
+    assert_int_equal(C, 2);
+    assert_int_equal(it[1], 7);
+    assert_string_equal(nm[1], "Y, with comma");
+    assert_string_equal(cnames[1], "Right");
+    assert_int_equal(lab[2], 1);
+    assert_memory_equal(sc, a, sizeof a);
+    /* fusion 1:2 — clip 1: 0.4 + 1.6 = 2.0 vs 0.6 + 0.4 = 1.0 -> class 0 (right) */
+    const float *streams[2] = { sc, b };
+    double w[2] = { 1, 2 };
+    float f[6];
+    OK(cls_fuse(2, streams, w, 3, 2, f));
+    assert_double_equal(f[2], 2.0, 1e-6);
+    assert_double_equal(f[3], 1.0, 1e-6);
+    cls_metrics m;
+    OK(cls_metrics_compute(f, lab, 3, 2, &m));
+    assert_double_equal(m.top1, 1.0, 1e-12); /* fused: all three right */
+    cls_metrics_free(&m);
+    OK(cls_metrics_compute(sc, lab, 3, 2, &m)); /* stream a alone misses clip 1 */
+    assert_double_equal(m.top1, 2.0 / 3, 1e-12);
+    cls_metrics_free(&m);
+    gl_free(it);
+    gl_free(lab);
+    gl_free(sc);
+    cls_names_free(nm, n);
+    cls_names_free(cnames, C);
+    /* a malformed file names the line */
+    tmp_path(path, sizeof path, "bad.csv");
+    const char *bad = "item,name,label,A,B\n0,x,0,0.5,0.5\n1,y,3,0.1,0.9\n";
+    OK(gl_write_file_atomic(path, bad, strlen(bad)));
+    assert_int_equal(cls_scores_load(path, &n, &C, &it, &nm, &lab, &sc, &cnames), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "bad.csv:3: label"));
+}
+
+/* ---- head gradient check (float64 central differences) --------------------------------------- */
+
+static double head_loss(const nn_tensor *feat, const nn_tensor *w, const nn_tensor *b, const nn_tensor *y, int S)
+{
+    nn_scope *sc;
+    OK(nn_scope_begin(&sc));
+    nn_tensor *logits, *loss;
+    OK(classifier_head(&logits, feat, w, b, S, 0.5, 0));
+    OK(nn_cross_entropy(&loss, logits, y, 0.1));
+    double v;
+    OK(nn_item(loss, &v));
+    nn_scope_end(&sc);
+    return v;
+}
+
+static void gradcheck(nn_tensor *t, const nn_tensor *grad, const nn_tensor *feat, const nn_tensor *w,
+                      const nn_tensor *b, const nn_tensor *y, int S)
+{
+    int64_t n = nn_numel(t);
+    double *v = malloc((size_t)n * sizeof *v), *g = malloc((size_t)n * sizeof *g);
+    OK(nn_copy_to(t, v, (size_t)n * 8, NN_F64));
+    OK(nn_copy_to(grad, g, (size_t)n * 8, NN_F64));
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nn_shape(t, shape);
+    const double h = 1e-6;
+    for (int64_t i = 0; i < n; i++) {
+        double keep = v[i];
+        nn_tensor *tmp;
+        v[i] = keep + h;
+        OK(nn_from_data(&tmp, v, shape, nd, NN_F64));
+        OK(nn_copy_(t, tmp));
+        nn_free(&tmp);
+        double lp = head_loss(feat, w, b, y, S);
+        v[i] = keep - h;
+        OK(nn_from_data(&tmp, v, shape, nd, NN_F64));
+        OK(nn_copy_(t, tmp));
+        nn_free(&tmp);
+        double lm = head_loss(feat, w, b, y, S);
+        v[i] = keep;
+        double fd = (lp - lm) / (2 * h);
+        assert_double_equal(g[i], fd, 1e-7 + 1e-6 * fabs(fd));
+    }
+    nn_tensor *tmp;
+    OK(nn_from_data(&tmp, v, shape, nd, NN_F64));
+    OK(nn_copy_(t, tmp));
+    nn_free(&tmp);
+    free(v);
+    free(g);
+}
+
+static void test_head_gradient(void **state)
+{
+    (void)state;
+    nn_manual_seed(3);
+    enum { N = 3, S = 2, F = 5, C = 4 };
+    int64_t fs[2] = { N * S, F }, ws[2] = { C, F }, bs[1] = { C };
+    nn_tensor *feat, *w, *b, *y, *logits, *loss, *gf, *gw, *gb;
+    OK(nn_randn(&feat, fs, 2, NN_F64));
+    OK(nn_randn(&w, ws, 2, NN_F64));
+    OK(nn_randn(&b, bs, 1, NN_F64));
+    int64_t lab[N] = { 0, 3, 1 }, ys[1] = { N };
+    OK(nn_from_data(&y, lab, ys, 1, NN_I64));
+    OK(nn_set_requires_grad(feat, 1));
+    OK(nn_set_requires_grad(w, 1));
+    OK(nn_set_requires_grad(b, 1));
+    OK(classifier_head(&logits, feat, w, b, S, 0.5, 0));
+    assert_int_equal(nn_size(logits, 0), N);
+    assert_int_equal(nn_size(logits, 1), C);
+    OK(nn_cross_entropy(&loss, logits, y, 0.1));
+    OK(nn_backward(loss));
+    OK(nn_grad(&gf, feat));
+    OK(nn_grad(&gw, w));
+    OK(nn_grad(&gb, b));
+    int prev = nn_grad_mode_set(0);
+    gradcheck(w, gw, feat, w, b, y, S);
+    gradcheck(b, gb, feat, w, b, y, S);
+    gradcheck(feat, gf, feat, w, b, y, S);
+    nn_grad_mode_set(prev);
+    /* consensus is the mean of the snippet logits: check one clip directly */
+    double lg[N * C], snip[N * S * C];
+    nn_tensor *one;
+    OK(classifier_head(&one, feat, w, b, 1, 0.0, 0)); /* S = 1: per-snippet logits */
+    OK(nn_copy_to(one, snip, sizeof snip, NN_F64));
+    OK(nn_copy_to(logits, lg, sizeof lg, NN_F64));
+    for (int c = 0; c < C; c++) assert_double_equal(lg[2 * C + c], 0.5 * (snip[4 * C + c] + snip[5 * C + c]), 1e-12);
+    nn_tensor *bad = NULL;
+    assert_int_equal(classifier_head(&bad, feat, w, b, 4, 0.0, 0), GL_EINVAL); /* 6 snippets, 4 segments */
+    nn_free(&one);
+    nn_free(&feat); nn_free(&w); nn_free(&b); nn_free(&y); nn_free(&logits); nn_free(&loss);
+    nn_free(&gf); nn_free(&gw); nn_free(&gb);
+}
+
+/* ---- architectures ------------------------------------------------------------------------- */
+
+static void test_presets_match_torchvision(void **state)
+{
+    (void)state;
+    /* sum(p.numel() for p in torchvision.models.resnetXX().parameters()) */
+    struct { const char *name; int64_t count; } want[] = { { "resnet18", 11689512 }, { "resnet50", 25557032 } };
+    for (int i = 0; i < 2; i++) {
+        classifier_config cfg;
+        OK(classifier_config_preset(want[i].name, 3, 1000, &cfg));
+        classifier *c;
+        OK(classifier_new(&c, &cfg));
+        assert_int_equal(nn_params_count(classifier_params(c)), want[i].count);
+        nn_params *p = classifier_params(c);
+        assert_non_null(nn_params_find(p, "layer1.0.bn1.running_var"));
+        assert_non_null(nn_params_find(p, "layer4.0.downsample.0.weight"));
+        assert_non_null(nn_params_find(p, "fc.bias"));
+        classifier_free(&c);
+        assert_null(c);
+    }
+    classifier_config cfg, back;
+    OK(classifier_config_preset("small", 10, 7, &cfg));
+    char json[1024];
+    OK(classifier_config_to_json(&cfg, json, sizeof json));
+    char wrapped[1200];
+    snprintf(wrapped, sizeof wrapped, "{\"classifier\": %s, \"data\": {}}", json);
+    OK(classifier_config_from_json(wrapped, &back));
+    assert_memory_equal(&cfg, &back, sizeof cfg);
+    assert_int_equal(classifier_config_preset("resnet7", 3, 2, &cfg), GL_ENOTFOUND);
+    OK(classifier_config_preset("tiny", 3, 2, &cfg));
+    cfg.dropout = 1.0;
+    assert_int_equal(classifier_config_validate(&cfg), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "dropout"));
+    /* a forward pass on the wrong channel count is refused with the shape */
+    OK(classifier_config_preset("tiny", 4, 3, &cfg));
+    classifier *c;
+    OK(classifier_new(&c, &cfg));
+    int64_t xs[5] = { 2, 3, 3, 8, 8 };
+    nn_tensor *x, *logits = NULL;
+    OK(nn_zeros(&x, xs, 5, NN_F32));
+    assert_int_equal(classifier_forward(&logits, c, x, 0), GL_EINVAL);
+    nn_free(&x);
+    xs[2] = 4;
+    OK(nn_zeros(&x, xs, 5, NN_F32));
+    OK(classifier_forward(&logits, c, x, 0));
+    assert_int_equal(nn_size(logits, 0), 2);
+    assert_int_equal(nn_size(logits, 1), 3);
+    nn_free(&x);
+    nn_free(&logits);
+    classifier_free(&c);
+}
+
+static void test_cross_modality_init(void **state)
+{
+    (void)state;
+    classifier_config rc, mc;
+    OK(classifier_config_preset("tiny", 3, 5, &rc));
+    OK(classifier_config_preset("tiny", 6, 2, &mc)); /* motion: L = 3, other classes */
+    classifier *rgb, *mot;
+    nn_manual_seed(1);
+    OK(classifier_new(&rgb, &rc));
+    OK(classifier_new(&mot, &mc));
+    char path[300];
+    tmp_path(path, sizeof path, "rgb.h5");
+    nn_checkpoint_meta meta = { .step = 0 };
+    OK(nn_checkpoint_save(path, classifier_params(rgb), &meta));
+    char report[1024];
+    OK(classifier_load_pretrained(mot, path, report, sizeof report));
+    assert_non_null(strstr(report, "conv1.weight: cross-modality"));
+    assert_non_null(strstr(report, "skipped fc.weight"));
+    /* conv1: every one of the 6 channels = the mean of the 3 RGB channels */
+    float wr[8 * 3 * 9], wm[8 * 6 * 9];
+    OK(nn_copy_to(nn_params_find(classifier_params(rgb), "conv1.weight"), wr, sizeof wr, NN_F32));
+    OK(nn_copy_to(nn_params_find(classifier_params(mot), "conv1.weight"), wm, sizeof wm, NN_F32));
+    for (int o = 0; o < 8; o++)
+        for (int k = 0; k < 9; k++) {
+            double mean = (wr[(o * 3 + 0) * 9 + k] + wr[(o * 3 + 1) * 9 + k] + wr[(o * 3 + 2) * 9 + k]) / 3.0;
+            for (int c = 0; c < 6; c++) assert_double_equal(wm[(o * 6 + c) * 9 + k], mean, 1e-6);
+        }
+    /* the rest is copied as it is */
+    double d;
+    OK(nn_max_abs_diff(nn_params_find(classifier_params(rgb), "layer2.0.conv1.weight"),
+                       nn_params_find(classifier_params(mot), "layer2.0.conv1.weight"), &d));
+    assert_true(d == 0);
+    /* a model of another shape is refused with the names */
+    classifier_config big;
+    OK(classifier_config_preset("small", 3, 5, &big));
+    classifier *sm;
+    OK(classifier_new(&sm, &big));
+    assert_int_equal(classifier_load_pretrained(sm, path, NULL, 0), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "shape differs: params/conv1.weight"));
+    classifier_free(&sm);
+    assert_int_equal(classifier_load_pretrained(mot, "/nonexistent/w.h5", NULL, 0), GL_EIO);
+    classifier_free(&rgb);
+    classifier_free(&mot);
+}
+
+/* ---- training on a separable synthetic motion set ------------------------------------------- */
+
+enum { SK = 2, SL = 2, SH = 16, SW = 16, SAMPLE = SK * 2 * SL * SH * SW };
+
+/* Clip i: a 5x5 object at a random place moving 2 px right (label 1) or left
+ * (label 0) in every field, small noise elsewhere; the camera is still. */
+static void make_motion_set(float *x, int32_t *y, int n, unsigned seed)
+{
+    for (int i = 0; i < n; i++) {
+        int right = rand_r(&seed) & 1;
+        y[i] = right;
+        float *s = x + (size_t)i * SAMPLE;
+        for (int j = 0; j < SAMPLE; j++) s[j] = 0.3f * ((float)rand_r(&seed) / RAND_MAX - 0.5f);
+        int oy = rand_r(&seed) % (SH - 5), ox = rand_r(&seed) % (SW - 5);
+        for (int k = 0; k < SK; k++)
+            for (int l = 0; l < SL; l++)
+                for (int dy = 0; dy < 5; dy++)
+                    for (int dx = 0; dx < 5; dx++)
+                        s[(((size_t)k * 2 * SL + 2 * l) * SH + oy + dy) * SW + ox + dx] += right ? 2.0f : -2.0f;
+    }
+}
+
+static cls_train_config small_train_config(void)
+{
+    cls_train_config tc = cls_train_config_default();
+    tc.opt = nn_opt_config_default(NN_OPT_ADAMW);
+    tc.opt.lr = 3e-3;
+    tc.opt.weight_decay = 1e-4;
+    tc.schedule = NN_LR_COSINE;
+    tc.warmup_epochs = 0.5;
+    tc.label_smoothing = 0.1;
+    tc.batch_size = 16;
+    tc.threads = 2;
+    tc.seed = 9;
+    return tc;
+}
+
+static void test_tiny_classifier_separates_motion(void **state)
+{
+    (void)state;
+    enum { NTR = 192, NTE = 100 };
+    float *xtr = malloc(sizeof(float) * SAMPLE * NTR), *xte = malloc(sizeof(float) * SAMPLE * NTE);
+    int32_t ytr[NTR], yte[NTE];
+    make_motion_set(xtr, ytr, NTR, 1);
+    make_motion_set(xte, yte, NTE, 2);
+    int64_t shape[4] = { SK, 2 * SL, SH, SW };
+    loader_source tr, te;
+    OK(loader_source_memory(&tr, xtr, ytr, NTR, shape, 4, NULL, NULL));
+    OK(loader_source_memory(&te, xte, yte, NTE, shape, 4, NULL, NULL));
+    classifier_config cfg;
+    OK(classifier_config_preset("tiny", 2 * SL, 2, &cfg));
+    nn_manual_seed(5);
+    classifier *c;
+    OK(classifier_new(&c, &cfg));
+    cls_train_config tc = small_train_config();
+    tc.epochs = 3;
+    char logp[300];
+    tmp_path(logp, sizeof logp, "train.jsonl");
+    tc.log_path = logp;
+    OK(cls_train(c, &tr, &tc, NULL, NULL));
+    float scores[NTE * 2];
+    int32_t lab[NTE];
+    OK(cls_predict(c, &te, 32, 2, scores, lab, NULL, NULL, NULL));
+    assert_memory_equal(lab, yte, sizeof yte);
+    cls_metrics m;
+    OK(cls_metrics_compute(scores, lab, NTE, 2, &m));
+    assert_true(m.top1 >= 0.95);
+    cls_metrics_free(&m);
+    for (int i = 0; i < NTE; i++) assert_double_equal(scores[2 * i] + scores[2 * i + 1], 1.0, 1e-5);
+    /* one JSON line per epoch, with the fields the issue asks for */
+    char *text;
+    size_t size;
+    OK(gl_read_file(logp, (void **)&text, &size));
+    int lines = 0;
+    for (size_t i = 0; i < size; i++) lines += text[i] == '\n';
+    assert_int_equal(lines, 3);
+    assert_non_null(strstr(text, "\"epoch\": 3"));
+    assert_non_null(strstr(text, "\"clips_per_s\""));
+    gl_free(text);
+    /* a diverging run stops with a message */
+    tc.opt.lr = 1e30;
+    tc.clip_grad = 0;
+    tc.epochs = 1;
+    tc.log_path = NULL;
+    int rc = cls_train(c, &tr, &tc, NULL, NULL);
+    assert_int_equal(rc, GL_ENUMERIC);
+    assert_non_null(strstr(gl_last_error(), "lower the learning rate"));
+    classifier_free(&c);
+    loader_source_free(&tr);
+    loader_source_free(&te);
+    free(xtr);
+    free(xte);
+}
+
+static int stop_after_first_epoch(void *ctx, const cls_train_status *s)
+{
+    (void)ctx;
+    return s->end_of_epoch && s->epoch == 0;
+}
+
+static void test_resume_continues_identically(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    float *x = malloc(sizeof(float) * SAMPLE * N);
+    int32_t y[N];
+    make_motion_set(x, y, N, 3);
+    int64_t shape[4] = { SK, 2 * SL, SH, SW };
+    loader_source src;
+    OK(loader_source_memory(&src, x, y, N, shape, 4, NULL, NULL));
+    classifier_config cfg;
+    OK(classifier_config_preset("tiny", 2 * SL, 2, &cfg));
+    cfg.dropout = 0.3; /* exercises the dropout RNG across the resume */
+    char a[300], b[300];
+    tmp_path(a, sizeof a, "straight.h5");
+    tmp_path(b, sizeof b, "split.h5");
+    cls_train_config tc = small_train_config();
+    tc.opt = nn_opt_config_default(NN_OPT_SGD);
+    tc.opt.lr = 0.05;
+    tc.opt.momentum = 0.9;
+    tc.opt.weight_decay = 1e-4;
+    classifier *c1, *c2, *c3;
+    nn_manual_seed(7);
+    OK(classifier_new(&c1, &cfg));
+    tc.epochs = 2;
+    tc.checkpoint = a;
+    OK(cls_train(c1, &src, &tc, NULL, NULL));
+    /* the same run interrupted after its first epoch (same schedule) */
+    nn_manual_seed(7);
+    OK(classifier_new(&c2, &cfg));
+    tc.checkpoint = b;
+    assert_int_equal(cls_train(c2, &src, &tc, stop_after_first_epoch, NULL), GL_ECANCELED);
+    /* a fresh process would start from a different init: resume must not care */
+    nn_manual_seed(99);
+    OK(classifier_new(&c3, &cfg));
+    tc.resume = b;
+    OK(cls_train(c3, &src, &tc, NULL, NULL));
+    nn_params *p1 = classifier_params(c1), *p3 = classifier_params(c3);
+    assert_int_equal(p1->n, p3->n);
+    for (int i = 0; i < p1->n; i++) {
+        if (!nn_equal(p1->tensors[i], p3->tensors[i])) {
+            double d;
+            nn_max_abs_diff(p1->tensors[i], p3->tensors[i], &d);
+            print_error("%s differs by %g after the resume\n", p1->names[i], d);
+            fail();
+        }
+    }
+    /* and the epochs differ from one another (the test can fail) */
+    double d;
+    OK(nn_max_abs_diff(nn_params_find(classifier_params(c2), "fc.weight"), nn_params_find(p1, "fc.weight"), &d));
+    assert_true(d > 0);
+    classifier_free(&c1);
+    classifier_free(&c2);
+    classifier_free(&c3);
+    loader_source_free(&src);
+    free(x);
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    if (tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) return -1;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    nn_runtime_init(2, "cpu");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_by_hand),
+        cmocka_unit_test(test_scores_file_and_fusion),
+        cmocka_unit_test(test_head_gradient),
+        cmocka_unit_test(test_presets_match_torchvision),
+        cmocka_unit_test(test_cross_modality_init),
+        cmocka_unit_test(test_tiny_classifier_separates_motion),
+        cmocka_unit_test(test_resume_continues_identically),
+    };
+    return cmocka_run_group_tests_name("classifier", tests, NULL, teardown_all);
+}
