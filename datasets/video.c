@@ -218,6 +218,7 @@ static int reader_convert(video_reader *r, void *out)
 static int reader_next(video_reader *r, void *out, video_frame_info *fi)
 {
     int rc;
+    if ((rc = timed_out(r)) < 0) return rc;
     if (!r->have_frame) {
         rc = reader_decode(r);
         if (rc != 0) return rc;
@@ -438,11 +439,16 @@ fail:
     return rc;
 }
 
-int video_count_frames(const char *path, long *frames)
+/* Counts with the caller's threads and time limit (the limit restarts). */
+static int count_frames_opts(const char *path, const video_reader_opts *base, long *frames)
 {
     video_reader *r = NULL;
     video_reader_opts o = video_reader_opts_default();
     o.count = VIDEO_COUNT_HEADER;
+    if (base) {
+        o.threads = base->threads;
+        o.timeout_ms = base->timeout_ms;
+    }
     *frames = 0;
     video_ffmpeg_init();
     video_ffmpeg_clear_log();
@@ -454,6 +460,11 @@ int video_count_frames(const char *path, long *frames)
     if (rc < 0) return rc;
     *frames = n;
     return 0;
+}
+
+int video_count_frames(const char *path, long *frames)
+{
+    return count_frames_opts(path, NULL, frames);
 }
 
 int video_reader_open(video_reader **rp, const char *path, const video_reader_opts *opts)
@@ -469,7 +480,7 @@ int video_reader_open(video_reader **rp, const char *path, const video_reader_op
     if ((rc = reader_geometry(r)) < 0) goto fail;
     if (o.count == VIDEO_COUNT_ALWAYS || (o.count == VIDEO_COUNT_IF_MISSING && r->info.frames_source == 2)) {
         long n;
-        if ((rc = video_count_frames(path, &n)) < 0) goto fail;
+        if ((rc = count_frames_opts(path, &o, &n)) < 0) goto fail;
         r->info.frames = n;
         r->info.frames_source = 1;
     }

@@ -179,6 +179,31 @@ static void test_bad_files(void **state)
     assert_int_equal(image_save_png(path, px, 0, 2, 3), GL_EINVAL);
 }
 
+/* Our allocations failing give GL_ENOMEM and leak nothing (LSan). */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    int enomem = 0;
+    for (long n = 0; n < 6; n++) {
+        image img;
+        gl_alloc_fail_after(n);
+        int rc = image_load(&img, CHAIRS, 3);
+        gl_alloc_fail_after(-1);
+        assert_true(rc == 0 || rc == GL_ENOMEM);
+        enomem += rc == GL_ENOMEM;
+        if (rc == 0) {
+            char path[300];
+            snprintf(path, sizeof path, "%s/alloc.png", tmpdir);
+            gl_alloc_fail_after(n);
+            rc = image_save_png(path, img.data, img.width, img.height, 3);
+            gl_alloc_fail_after(-1);
+            assert_true(rc == 0 || rc == GL_ENOMEM);
+        }
+        image_release(&img);
+    }
+    assert_true(enomem >= 2);   /* file buffer, pixel buffer */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_png_roundtrip_exact),
         cmocka_unit_test(test_real_png_and_jpeg),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -532,6 +532,66 @@ static void test_probe_command(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Every allocation of ours that fails is reported as GL_ENOMEM and leaks
+ * nothing (LSan checks); FFmpeg's own allocations are not covered. */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    video_reader_opts o = video_reader_opts_default();
+    o.short_side = 32;
+    o.width = o.height = 24;
+    o.dtype = VIDEO_F32;
+    float *out = malloc(2 * 24 * 24 * 3 * sizeof(float));
+    long idx[2] = { 3, 1 };
+    int enomem = 0, ok = 0;
+    for (long n = 0; n < 12; n++) {
+        gl_alloc_fail_after(n);
+        int rc = video_decode_frames(CLIP, &o, idx, 2, out, NULL);
+        gl_alloc_fail_after(-1);
+        assert_true(rc == 0 || rc == GL_ENOMEM);
+        enomem += rc == GL_ENOMEM;
+        ok += rc == 0;
+    }
+    assert_true(enomem >= 3);   /* reader, path copy, crop buffer, index list */
+    assert_true(ok >= 1);
+    char path[400];
+    snprintf(path, sizeof path, "%s/alloc.avi", tmpdir);
+    uint8_t frame[16 * 16 * 3] = { 0 };
+    for (long n = 0; n < 4; n++) {
+        video_writer *w;
+        gl_alloc_fail_after(n);
+        int rc = video_writer_open(&w, path, 16, 16, 25, NULL);
+        gl_alloc_fail_after(-1);
+        assert_true(rc == 0 || rc == GL_ENOMEM);
+        if (rc == 0) {
+            assert_int_equal(video_writer_write_rgb(w, frame), 0);
+            assert_int_equal(video_writer_close(&w), 0);
+            assert_int_equal(unlink(path), 0);
+        }
+    }
+    free(out);
+}
+
+/* opts.timeout_ms: once the limit has passed, reads fail with GL_ECANCELED. */
+static void test_timeout(void **state)
+{
+    (void)state;
+    video_reader_opts o = video_reader_opts_default();
+    o.timeout_ms = 1;
+    o.width = 32;
+    o.height = 24;
+    video_reader *r;
+    uint8_t buf[32 * 24 * 3];
+    int rc = video_reader_open(&r, CLIP, &o);
+    if (rc == 0) {
+        usleep(5000);
+        rc = video_reader_read(r, buf, NULL);
+        video_reader_close(&r);
+    }
+    assert_int_equal(rc, GL_ECANCELED);
+    assert_non_null(strstr(gl_last_error(), "ms"));
+}
+
 static void write_bytes(const char *path, const void *d, size_t n)
 {
     assert_int_equal(gl_write_file_atomic(path, d, n), 0);
@@ -774,6 +834,8 @@ int main(void)
         cmocka_unit_test(test_other_containers),
         cmocka_unit_test(test_writer_roundtrip),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_probe_command),
         cmocka_unit_test(test_fuzz_corpus),
         cmocka_unit_test(test_fuzz_regressions),
