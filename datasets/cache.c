@@ -95,14 +95,17 @@ static int fsync_parent(const char *path)
     return fsync_path(dir, 1);
 }
 
-/* tmp (a closed file) becomes path: fsync, rename, fsync the folder. */
-static int publish(const char *tmp, const char *path)
+/* tmp (a closed file) becomes path: fsync, rename, and (sync_dir) fsync the
+ * folder. The content is durable before the name appears, so even a power
+ * cut never leaves a damaged file under the final name; without the folder
+ * sync a spooled clip may vanish on a power cut, and is then recomputed. */
+static int publish(const char *tmp, const char *path, int sync_dir)
 {
     int rc = fsync_path(tmp, 0);
     if (rc < 0) return rc;
     if (rename(tmp, path) < 0)
         return gl_error(GL_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    return fsync_parent(path);
+    return sync_dir ? fsync_parent(path) : 0;
 }
 
 /* ---- float16 (IEEE 754 binary16), round to nearest even ---------------- */
@@ -164,6 +167,7 @@ static hid_t f16_type_new(void)
 void cache_config_default(cache_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->channels = 2;
     cfg->encoding = CACHE_INT16;
     cfg->scale = CACHE_INT16_SCALE;
     copy_str(cfg->shard, sizeof cfg->shard, "0/1");
@@ -231,6 +235,8 @@ int cache_config_validate(const cache_config *cfg)
     if (cfg->height < 1 || cfg->width < 1 || cfg->height > 8192 || cfg->width > 8192)
         return gl_error(GL_EINVAL, "cache config: height x width = %d x %d, expected 1..8192",
                         cfg->height, cfg->width);
+    if (cfg->channels < 1 || cfg->channels > 16)
+        return gl_error(GL_EINVAL, "cache config: channels %d, expected 1..16", cfg->channels);
     if (cfg->encoding != CACHE_INT16 && cfg->encoding != CACHE_FLOAT16)
         return gl_error(GL_EINVAL, "cache config: encoding %d is neither int16 nor float16",
                         (int)cfg->encoding);
@@ -258,6 +264,7 @@ static const char *config_diff(const cache_config *a, const cache_config *b, int
     if (strcmp(a->model_sha256, b->model_sha256)) return "model_sha256";
     if (strcmp(a->source, b->source)) return "source";
     if (a->height != b->height || a->width != b->width) return "height x width";
+    if (a->channels != b->channels) return "channels";
     if (a->has_homographies != b->has_homographies) return "has_homographies";
     if (a->encoding != b->encoding) return "encoding";
     if (a->scale != b->scale) return "scale";
@@ -365,7 +372,7 @@ static int attr_read_num(hid_t obj, const char *file, const char *name, hid_t me
 static int config_write(hid_t f, const cache_config *cfg)
 {
     int rc;
-    int32_t h = cfg->height, w = cfg->width;
+    int32_t h = cfg->height, w = cfg->width, ch = cfg->channels;
     double scale = cfg->scale;
     int64_t total = cfg->total_clips;
     if ((rc = attr_write_str(f, "method", cfg->method)) < 0) return rc;
@@ -378,6 +385,7 @@ static int config_write(hid_t f, const cache_config *cfg)
     if ((rc = attr_write_str(f, "shard", cfg->shard)) < 0) return rc;
     if ((rc = attr_write_num(f, "height", H5T_STD_I32LE, &h)) < 0) return rc;
     if ((rc = attr_write_num(f, "width", H5T_STD_I32LE, &w)) < 0) return rc;
+    if ((rc = attr_write_num(f, "channels", H5T_STD_I32LE, &ch)) < 0) return rc;
     if ((rc = attr_write_num(f, "scale", H5T_IEEE_F64LE, &scale)) < 0) return rc;
     if ((rc = attr_write_num(f, "total_clips", H5T_STD_I64LE, &total)) < 0) return rc;
     return 0;
@@ -387,7 +395,7 @@ static int config_read(hid_t f, const char *file, cache_config *cfg)
 {
     int rc;
     char enc[32];
-    int32_t h, w;
+    int32_t h, w, ch;
     double scale;
     int64_t total;
     cache_config_default(cfg);
@@ -396,10 +404,14 @@ static int config_read(hid_t f, const char *file, cache_config *cfg)
     if ((rc = attr_read_str(f, file, "model_sha256", cfg->model_sha256, sizeof cfg->model_sha256)) < 0)
         return rc;
     if ((rc = attr_read_str(f, file, "source", cfg->source, sizeof cfg->source)) < 0) return rc;
+    if ((rc = attr_read_str(f, file, "glocal_version", cfg->glocal_version,
+                            sizeof cfg->glocal_version)) < 0)
+        return rc;
     if ((rc = attr_read_str(f, file, "encoding", enc, sizeof enc)) < 0) return rc;
     if ((rc = attr_read_str(f, file, "shard", cfg->shard, sizeof cfg->shard)) < 0) return rc;
     if ((rc = attr_read_num(f, file, "height", H5T_NATIVE_INT32, &h)) < 0) return rc;
     if ((rc = attr_read_num(f, file, "width", H5T_NATIVE_INT32, &w)) < 0) return rc;
+    if ((rc = attr_read_num(f, file, "channels", H5T_NATIVE_INT32, &ch)) < 0) return rc;
     if ((rc = attr_read_num(f, file, "scale", H5T_NATIVE_DOUBLE, &scale)) < 0) return rc;
     if ((rc = attr_read_num(f, file, "total_clips", H5T_NATIVE_INT64, &total)) < 0) return rc;
     if (!strcmp(enc, "int16")) cfg->encoding = CACHE_INT16;
@@ -407,6 +419,7 @@ static int config_read(hid_t f, const char *file, cache_config *cfg)
     else return gl_error(GL_EFORMAT, "%s: encoding '%s' is neither int16 nor float16", file, enc);
     cfg->height = h;
     cfg->width = w;
+    cfg->channels = ch;
     cfg->scale = (float)scale;
     cfg->total_clips = (long)total;
     htri_t has = H5Lexists(f, "homographies", H5P_DEFAULT);
@@ -560,9 +573,9 @@ static int h5out_create(h5out *o, const char *path, const cache_config *cfg)
     if ((rc = config_write(o->f, cfg)) < 0) goto fail;
     rc = GL_EHDF5;
     if ((o->ftype = field_file_type(cfg->encoding)) < 0) goto fail;
-    hsize_t dims[4] = { 0, 2, (hsize_t)cfg->height, (hsize_t)cfg->width };
-    hsize_t maxd[4] = { H5S_UNLIMITED, 2, (hsize_t)cfg->height, (hsize_t)cfg->width };
-    hsize_t chunk[4] = { 1, 2, (hsize_t)cfg->height, (hsize_t)cfg->width };
+    hsize_t C = (hsize_t)cfg->channels, Hh = (hsize_t)cfg->height, Ww = (hsize_t)cfg->width;
+    hsize_t dims[4] = { 0, C, Hh, Ww }, maxd[4] = { H5S_UNLIMITED, C, Hh, Ww };
+    hsize_t chunk[4] = { 1, C, Hh, Ww };
     if ((sp = H5Screate_simple(4, dims, maxd)) < 0) goto fail;
     if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 4, chunk) < 0 ||
         H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, DEFLATE_LEVEL) < 0 ||
@@ -596,7 +609,8 @@ fail:
 /* Grows /fields (and /homographies) to `pairs` rows. */
 static int h5out_extend(h5out *o, const char *path, long pairs)
 {
-    hsize_t dims[4] = { (hsize_t)pairs, 2, (hsize_t)o->cfg.height, (hsize_t)o->cfg.width };
+    hsize_t dims[4] = { (hsize_t)pairs, (hsize_t)o->cfg.channels, (hsize_t)o->cfg.height,
+                        (hsize_t)o->cfg.width };
     if (H5Dset_extent(o->fields, dims) < 0) return h5_fail("%s: cannot extend /fields", path);
     if (o->homs >= 0) {
         hsize_t hd[3] = { (hsize_t)pairs, 3, 3 };
@@ -644,7 +658,8 @@ fail:
 
 /* Writes the tables, closes, and publishes tmp as path. */
 static int h5out_finish(h5out *o, const char *tmp, const char *path, long nclips,
-                        const cache_clip *clips, long nerrors, const cache_error *errors)
+                        const cache_clip *clips, long nerrors, const cache_error *errors,
+                        int sync_dir)
 {
     hid_t ct = clip_type_new(), et = error_type_new();
     int rc = GL_EHDF5;
@@ -664,7 +679,7 @@ static int h5out_finish(h5out *o, const char *tmp, const char *path, long nclips
         rc = h5_fail("%s: cannot close", tmp);
         goto fail;
     }
-    rc = publish(tmp, path);
+    rc = publish(tmp, path, sync_dir);
 fail:
     if (ct >= 0) H5Tclose(ct);
     if (et >= 0) H5Tclose(et);
@@ -714,7 +729,7 @@ static int layout_is_ours(hid_t d, const cache_config *cfg)
     if (dcpl < 0) return 0;
     hsize_t ch[4];
     if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, ch) == 4 && ch[0] == 1 &&
-        ch[1] == 2 && ch[2] == (hsize_t)cfg->height && ch[3] == (hsize_t)cfg->width &&
+        ch[1] == (hsize_t)cfg->channels && ch[2] == (hsize_t)cfg->height && ch[3] == (hsize_t)cfg->width &&
         H5Pget_nfilters(dcpl) == 3) {
         unsigned flags, cd[8];
         size_t ncd = 8;
@@ -768,8 +783,10 @@ int cache_open(const char *path, size_t chunk_cache_bytes, cache **out)
     }
     hsize_t dims[4];
     if (H5Sget_simple_extent_ndims(c->fspace) != 4 || H5Sget_simple_extent_dims(c->fspace, dims, NULL) < 0 ||
-        dims[1] != 2 || dims[2] != (hsize_t)c->cfg.height || dims[3] != (hsize_t)c->cfg.width) {
-        rc = gl_error(GL_EFORMAT, "%s: /fields is not [pairs, 2, %d, %d]", path, c->cfg.height,
+        dims[1] != (hsize_t)c->cfg.channels || dims[2] != (hsize_t)c->cfg.height ||
+        dims[3] != (hsize_t)c->cfg.width) {
+        rc = gl_error(GL_EFORMAT, "%s: /fields is not [pairs, %d, %d, %d]", path, c->cfg.channels,
+                      c->cfg.height,
                       c->cfg.width);
         goto fail;
     }
@@ -898,12 +915,13 @@ static void *scratch_get(cache *c, size_t bytes)
 static int fields_read_raw(cache *c, long row, long n, void *buf)
 {
     hsize_t start[4] = { (hsize_t)row, 0, 0, 0 };
-    hsize_t count[4] = { (hsize_t)n, 2, (hsize_t)c->cfg.height, (hsize_t)c->cfg.width };
-    hsize_t total = count[0] * count[1] * count[2] * count[3];
+    hsize_t count[4] = { (hsize_t)n, (hsize_t)c->cfg.channels, (hsize_t)c->cfg.height,
+                         (hsize_t)c->cfg.width };
     hid_t ms = -1;
     int rc = GL_EHDF5;
     if (H5Sselect_hyperslab(c->fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto fail;
-    if ((ms = H5Screate_simple(1, &total, NULL)) < 0) goto fail;
+    /* the same shape in memory keeps HDF5 on its fast contiguous-copy path */
+    if ((ms = H5Screate_simple(4, count, NULL)) < 0) goto fail;
     if (H5Dread(c->fields, c->ftype, ms, c->fspace, H5P_DEFAULT, buf) < 0) goto fail;
     rc = 0;
 fail:
@@ -919,7 +937,7 @@ int cache_read_fields(cache *c, long clip, long offset, int L, float *out)
     h5_quiet();
     int rc = check_range(c, clip, offset, L, &row);
     if (rc < 0) return rc;
-    size_t n = (size_t)L * 2 * (size_t)c->cfg.height * (size_t)c->cfg.width;
+    size_t n = (size_t)L * (size_t)c->cfg.channels * (size_t)c->cfg.height * (size_t)c->cfg.width;
     uint16_t *q = scratch_get(c, n * 2);
     if (!q) return GL_ENOMEM;
     if ((rc = fields_read_raw(c, row, L, q)) < 0) return rc;
@@ -1038,7 +1056,7 @@ long cache_verify(cache *c, cache_report_fn fn, void *ctx)
         report(&r, "%ld clips + %ld errors, but shard %s of %ld clips holds %ld", c->nclips,
                c->nerrors, c->cfg.shard, c->cfg.total_clips, expect);
     /* every value readable and finite */
-    size_t per = 2 * (size_t)c->cfg.height * (size_t)c->cfg.width;
+    size_t per = (size_t)c->cfg.channels * (size_t)c->cfg.height * (size_t)c->cfg.width;
     buf = gl_malloc(per * sizeof *buf);
     if (!buf) { rc = GL_ENOMEM; goto fail; }
     for (long i = 0; i < c->nclips; i++) {
@@ -1110,7 +1128,7 @@ static int cmp_merge_error(const void *a, const void *b)
 static int copy_clip(h5out *o, const char *opath, cache *src, long i, void **buf, size_t *bufn)
 {
     const cache_clip *ci = &src->clips[i];
-    size_t per = 2 * (size_t)o->cfg.height * (size_t)o->cfg.width;
+    size_t per = (size_t)o->cfg.channels * (size_t)o->cfg.height * (size_t)o->cfg.width;
     int rc;
     if (ci->pairs < 0 || ci->offset < 0 || ci->offset + ci->pairs > src->npairs)
         return gl_error(GL_EFORMAT, "%s: clip '%s' rows %lld..%lld are outside /fields (%ld rows)",
@@ -1227,8 +1245,8 @@ static int merge_impl(const char *out, const char *const *inputs, int n, const c
         for (long k = 0; k < src->nerrors; k++) errs[ne++] = (merge_error){ src->errors[k], i };
         cache_close(&src);
     }
-    qsort(clips, (size_t)nc, sizeof *clips, cmp_merge_clip);
-    qsort(errs, (size_t)ne, sizeof *errs, cmp_merge_error);
+    if (nc > 0) qsort(clips, (size_t)nc, sizeof *clips, cmp_merge_clip);
+    if (ne > 0) qsort(errs, (size_t)ne, sizeof *errs, cmp_merge_error);
     for (long i = 1; i < nc; i++)
         if (clips[i].row.index == clips[i - 1].row.index) {
             rc = gl_error(GL_EINVAL, "clip %lld (%s) is in both %s and %s", (long long)clips[i].row.index,
@@ -1274,7 +1292,7 @@ static int merge_impl(const char *out, const char *const *inputs, int n, const c
     }
     cache_close(&src);
     for (long i = 0; i < ne; i++) oerrs[i] = errs[i].row;
-    rc = h5out_finish(&o, tmp, out, nc, orows, ne, oerrs);
+    rc = h5out_finish(&o, tmp, out, nc, orows, ne, oerrs, 1);
     if (rc == 0) created = 0;
 fail:
     if (rc < 0) h5out_abort(&o);
@@ -1389,7 +1407,7 @@ static int write_empty(const char *path, const cache_config *cfg)
     h5out o;
     if (!tmp) return GL_ENOMEM;
     int rc = h5out_create(&o, tmp, cfg);
-    if (rc == 0) rc = h5out_finish(&o, tmp, path, 0, NULL, 0, NULL);
+    if (rc == 0) rc = h5out_finish(&o, tmp, path, 0, NULL, 0, NULL, 1);
     if (rc < 0) unlink(tmp);
     gl_free(tmp);
     return rc;
@@ -1535,7 +1553,7 @@ int cache_clip_append(cache_clip_writer *cw, int n, const float *fields, const f
     if (cfg->has_homographies != (homs != NULL))
         return gl_error(GL_EINVAL, "append: this cache %s homographies", cfg->has_homographies ?
                         "needs" : "stores no");
-    size_t m = (size_t)n * 2 * (size_t)cfg->height * (size_t)cfg->width;
+    size_t m = (size_t)n * (size_t)cfg->channels * (size_t)cfg->height * (size_t)cfg->width;
     if (cw->qn < m) {
         void *p = gl_realloc(cw->q, m * 2);
         if (!p) return GL_ENOMEM;
@@ -1589,7 +1607,7 @@ int cache_clip_commit(cache_clip_writer **pcw)
 {
     cache_clip_writer *cw = *pcw;
     h5_quiet();
-    int rc = h5out_finish(&cw->o, cw->tmp, cw->final, 1, &cw->info, 0, NULL);
+    int rc = h5out_finish(&cw->o, cw->tmp, cw->final, 1, &cw->info, 0, NULL, 0);
     if (rc == 0) mark_done(cw->w, cw->info.index);
     cache_clip_abort(pcw);
     return rc;
@@ -1629,7 +1647,7 @@ int cache_writer_put_error(cache_writer *w, int64_t index, const char *name, con
         goto fail;
     }
     if ((rc = h5out_create(&o, tmp, &w->cfg)) < 0) goto fail;
-    if ((rc = h5out_finish(&o, tmp, final, 0, NULL, 1, &e)) < 0) goto fail;
+    if ((rc = h5out_finish(&o, tmp, final, 0, NULL, 1, &e, 0)) < 0) goto fail;
     mark_done(w, index);
 fail:
     if (rc < 0 && tmp) unlink(tmp);
@@ -1668,7 +1686,7 @@ int cache_writer_finish(cache_writer *w)
     }
     closedir(dir);
     dir = NULL;
-    qsort(inputs, (size_t)n, sizeof *inputs, cmp_str);
+    if (n > 0) qsort(inputs, (size_t)n, sizeof *inputs, cmp_str);
     if (n > 0 || !have_prev) {
         /* the spool's own record (no clips) gives an empty cache when nothing ran */
         if (n + 2 > cap) {

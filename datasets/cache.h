@@ -4,9 +4,11 @@
  *
  * Schema of a cache file (HDF5 1.10, latest file format, so every metadata
  * block carries a checksum):
- *   /fields         [pairs, 2, h, w]  int16 (value * scale = pixels) or IEEE
- *                   float16 (pixels); channel 0 = u (x, right), 1 = v (y, down),
- *                   in pixels of the stored h x w grid. Chunks [1, 2, h, w],
+ *   /fields         [pairs, C, h, w]  int16 (value * scale = pixels) or IEEE
+ *                   float16 (pixels). Flow methods: C = 2, channel 0 = u (x,
+ *                   right), 1 = v (y, down), in pixels of the stored h x w grid;
+ *                   rgbdiff: C = 3 (R, G, B differences / 255, scale 1/255, so
+ *                   8-bit differences are stored exactly). Chunks [1, C, h, w],
  *                   filters shuffle + deflate(4) + fletcher32 (a corrupted chunk
  *                   fails to read instead of returning wrong numbers).
  *   /homographies   [pairs, 3, 3] float32, only for methods that estimate one
@@ -18,7 +20,7 @@
  *                   src_size (bytes), src_mtime (seconds since the epoch).
  *   /errors         [n] compound: index, name, message — clips that failed.
  *   root attributes method, params, model_sha256, glocal_version, source,
- *                   height, width, encoding ("int16"/"float16"), scale
+ *                   height, width, channels, encoding ("int16"/"float16"), scale
  *                   (pixels per int16 unit, 1/128: ±256 px, error ≤ 1/256 px),
  *                   total_clips (clips in the whole dataset list), shard
  *                   ("K/N" or "K1,K2,../N": which i % N == K this file holds;
@@ -84,14 +86,16 @@ typedef struct {
     char model_sha256[72];  /* hex SHA-256 of the checkpoint; "" when none */
     char source[1024];      /* dataset folder and split, as text */
     int height, width;      /* field grid, pixels */
+    int channels;           /* per pair: 2 for flow (u, v); 3 for RGB difference */
     int has_homographies;   /* 1: /homographies exists */
     cache_encoding encoding;
     float scale;            /* int16: pixels per unit (CACHE_INT16_SCALE); float16: 1 */
     long total_clips;       /* clips in the dataset's list (all shards) */
     char shard[1024];       /* "K/N", "K1,K2/N"; "0/1" = all clips */
+    char glocal_version[32];/* filled when read; writers store their own (never compared) */
 } cache_config;
 
-/* Defaults: int16 at 1/128 px, shard "0/1", empty strings, sizes 0. */
+/* Defaults: 2 channels, int16 at 1/128 px, shard "0/1", empty strings, sizes 0. */
 void cache_config_default(cache_config *cfg);
 /* GL_EINVAL naming the first bad field. */
 int cache_config_validate(const cache_config *cfg);
@@ -140,7 +144,9 @@ int cache_find_index(const cache *c, int64_t index, long *row);
 int cache_find_name(const cache *c, const char *name, long *row);
 
 /* L consecutive fields of clip row `clip`, starting at pair `offset` of that
- * clip, dequantised to pixels: out holds L * 2 * h * w floats ([L, 2, h, w]).
+ * clip, dequantised to pixels: out holds L * C * h * w floats ([L, C, h, w]).
+ * For speed, size the chunk cache (cache_open) to hold the fields a reader
+ * revisits: with chunks of one field, a warm read is one hyperslab copy.
  * GL_EINVAL when offset + L exceeds the clip's pairs. */
 int cache_read_fields(cache *c, long clip, long offset, int L, float *out);
 /* Idem for homographies: L * 9 floats, row-major 3x3. GL_ENOTFOUND when the
@@ -175,7 +181,7 @@ long cache_writer_done_count(cache_writer *w);
 
 /* Starts clip info->index (offset, pairs and clipped are ignored). */
 int cache_clip_begin(cache_writer *w, const cache_clip *info, cache_clip_writer **out);
-/* Appends n fields [n, 2, h, w] in pixels and, when the cache has them, n
+/* Appends n fields [n, C, h, w] in pixels and, when the cache has them, n
  * homographies [n, 3, 3] (else pass NULL). Non-finite values: GL_ENUMERIC. */
 int cache_clip_append(cache_clip_writer *cw, int n, const float *fields, const float *homographies);
 /* Makes the clip durable and visible to cache_writer_is_done; frees *cw. */

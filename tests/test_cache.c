@@ -601,21 +601,36 @@ static void test_damaged_files(void **state)
     assert_int_equal(cache_verify(c, count_problem, &problems), 1);
     assert_int_equal(problems, 1);
     cache_close(&c);
-    /* damaged metadata: garbage over the first object header after the superblock */
-    for (long at = 48; at < 400; at += 37) {
-        copy_file(good, bad, -1, at);
-        int rc = cache_open(bad, 0, &c);
-        if (rc == 0) { /* the byte was unused or in a string: still a valid cache */
-            assert_true(cache_verify(c, NULL, NULL) >= 0);
-            cache_close(&c);
-        } else {
-            assert_true(rc == GL_EHDF5 || rc == GL_EFORMAT);
+    /* Damaged metadata: one byte flipped in the object headers after the
+     * superblock. HDF5 1.10.8 itself leaks a few blocks on some of these
+     * failed opens, so they run in a child that exits without the leak
+     * check; its status says whether each open failed cleanly (or, where the
+     * byte was unused, opened a valid cache) — and a crash shows as a signal. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int status = 0;
+        for (long at = 48; at < 400; at += 37) {
+            copy_file(good, bad, -1, at);
+            int rc = cache_open(bad, 0, &c);
+            if (rc == 0) {
+                if (cache_verify(c, NULL, NULL) < 0) status = 1;
+                cache_close(&c);
+            } else if ((rc != GL_EHDF5 && rc != GL_EFORMAT) || !strstr(gl_last_error(), bad)) {
+                status = 2;
+            }
         }
+        _exit(status);
     }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* e.g. test_cache 'test_shards*' */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_and_find),
         cmocka_unit_test(test_quantisation),

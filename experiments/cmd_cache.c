@@ -1,0 +1,127 @@
+/* glocal cache info|verify|merge — look at, check and join motion caches
+ * (datasets/cache.h). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "datasets/cache.h"
+#include "experiments/cli.h"
+#include "experiments/commands.h"
+
+GLOCAL_COMMAND(cache, "cache", "summarise (info), check (verify) or join (merge) motion caches")
+
+static const char *usage =
+    "usage: glocal cache info CACHE.h5\n"
+    "       glocal cache verify CACHE.h5\n"
+    "       glocal cache merge OUT.h5 IN.h5...\n"
+    "\n"
+    "info    prints how the cache was made (method, parameters, model hash, glocal\n"
+    "        version, source, shard), its size (clips, pairs, bytes per field and the\n"
+    "        ratio to float32), and the failed clips.\n"
+    "verify  reads every field and homography (chunk checksums), checks values are\n"
+    "        finite, the clip table is sorted, unique and contiguous, and that clips +\n"
+    "        failures are exactly the clips of the file's shard. Lists each problem;\n"
+    "        exits 1 when there is any.\n"
+    "merge   joins caches made with the same options (e.g. the shards of `glocal\n"
+    "        extract --shard K/N`) into OUT, clips in dataset order: the result equals\n"
+    "        a single run. OUT is written atomically; a clip in two inputs is an error.\n";
+
+static int cache_info(const char *path)
+{
+    cache *c = NULL;
+    int rc = cache_open(path, 0, &c);
+    if (rc < 0) return cli_fail("cache", rc, "cannot open %s", path);
+    const cache_config *cfg = cache_get_config(c);
+    struct stat st;
+    long long bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    long pairs = cache_pair_count(c);
+    double raw = (double)pairs * cfg->channels * cfg->height * cfg->width * 4;
+    printf("file         %s\n", path);
+    printf("method       %s\n", cfg->method);
+    printf("params       %s\n", cfg->params[0] ? cfg->params : "-");
+    printf("model        %s\n", cfg->model_sha256[0] ? cfg->model_sha256 : "-");
+    printf("glocal       %s\n", cfg->glocal_version);
+    printf("source       %s\n", cfg->source[0] ? cfg->source : "-");
+    printf("shard        %s of %ld clips\n", cfg->shard, cfg->total_clips);
+    printf("fields       %ld x %d x %d x %d, %s", pairs, cfg->channels, cfg->height, cfg->width,
+           cfg->encoding == CACHE_INT16 ? "int16" : "float16");
+    if (cfg->encoding == CACHE_INT16) printf(" (scale %g px)", cfg->scale);
+    printf("\nhomographies %s\n", cfg->has_homographies ? "yes" : "no");
+    printf("clips        %ld stored, %ld failed\n", cache_clip_count(c), cache_error_count(c));
+    if (bytes >= 0) {
+        printf("size         %.1f MiB", (double)bytes / (1 << 20));
+        if (pairs > 0)
+            printf(", %.0f bytes per field, %.1f%% of float32", (double)bytes / (double)pairs,
+                   100.0 * (double)bytes / raw);
+        printf("\n");
+    }
+    long clipped = 0;
+    for (long i = 0; i < cache_clip_count(c); i++) clipped += cache_get_clip(c, i)->clipped;
+    if (clipped) printf("saturated    %ld values beyond the int16 range\n", clipped);
+    for (long i = 0; i < cache_error_count(c); i++) {
+        const cache_error *e = cache_get_error(c, i);
+        if (i == 20) {
+            printf("  ... %ld more failures\n", cache_error_count(c) - 20);
+            break;
+        }
+        printf("  failed %lld %s: %s\n", (long long)e->index, e->name, e->message);
+    }
+    cache_close(&c);
+    return CLI_OK;
+}
+
+static void print_problem(void *ctx, const char *msg)
+{
+    long *n = ctx;
+    if (++*n <= 200) printf("problem: %s\n", msg);
+}
+
+static int cache_check(const char *path)
+{
+    cache *c = NULL;
+    int rc = cache_open(path, 0, &c);
+    if (rc < 0) return cli_fail("cache", rc, "verify: cannot open %s", path);
+    long shown = 0;
+    long n = cache_verify(c, print_problem, &shown);
+    if (n < 0) {
+        cache_close(&c);
+        return cli_fail("cache", (int)n, "verify: %s", path);
+    }
+    if (n > 200) printf("... %ld problems in all\n", n);
+    if (n == 0)
+        printf("%s: ok (%ld clips, %ld pairs, %ld failed clips recorded)\n", path, cache_clip_count(c),
+               cache_pair_count(c), cache_error_count(c));
+    else
+        fprintf(stderr, "glocal cache: %s: %ld problem%s\n", path, n, n == 1 ? "" : "s");
+    cache_close(&c);
+    return n == 0 ? CLI_OK : CLI_FAIL;
+}
+
+int cmd_cache(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return CLI_OK;
+        }
+    if (argc < 2) return cli_usage_error("cache", "expected info, verify or merge");
+    const char *sub = argv[1];
+    if (!strcmp(sub, "info") || !strcmp(sub, "verify")) {
+        if (argc != 3) return cli_usage_error("cache", "%s expects one CACHE.h5", sub);
+        return sub[0] == 'i' ? cache_info(argv[2]) : cache_check(argv[2]);
+    }
+    if (!strcmp(sub, "merge")) {
+        if (argc < 4) return cli_usage_error("cache", "merge expects OUT.h5 and at least one IN.h5");
+        double t0 = gl_now();
+        int rc = cache_merge(argv[2], (const char *const *)(argv + 3), argc - 3);
+        if (rc < 0) return cli_fail("cache", rc, "merge into %s", argv[2]);
+        cache *c = NULL;
+        if ((rc = cache_open(argv[2], 0, &c)) < 0) return cli_fail("cache", rc, "merge: cannot reopen");
+        printf("%s: %ld clips, %ld pairs, %ld failed, shard %s (%.1f s)\n", argv[2],
+               cache_clip_count(c), cache_pair_count(c), cache_error_count(c),
+               cache_get_config(c)->shard, gl_now() - t0);
+        cache_close(&c);
+        return CLI_OK;
+    }
+    return cli_usage_error("cache", "unknown subcommand '%s' (expected info, verify or merge)", sub);
+}
