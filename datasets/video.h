@@ -12,7 +12,10 @@
  *   the i-th picture the decoder outputs when it decodes from the start. Index
  *   access therefore decodes sequentially (never seeks), so it is exact even
  *   where the container's index is wrong. Time windows seek to the key frame
- *   at or before the start and decode forward to the exact timestamp.
+ *   at or before the start and decode forward to the exact timestamp. Times
+ *   count from the first decoded frame (time 0 = frame 0): FFmpeg stamps the
+ *   first frame of UCF-101's XviD AVIs (packed B-frames) one frame late, and
+ *   gives their last frame no timestamp (extrapolated here by one frame).
  *
  *   The frame count in the header of a file is not trusted blindly: AVI files
  *   from UCF-101 carry it, others don't, some are wrong. video_count_frames()
@@ -129,7 +132,7 @@ typedef struct {
 
 typedef struct {
     long index;            /* 0-based frame number (after a seek: from the timestamp) */
-    double time_s;         /* presentation time from the start of the stream, seconds */
+    double time_s;         /* presentation time, seconds, counted from the first frame */
 } video_frame_info;
 
 typedef struct video_reader video_reader;
@@ -165,7 +168,7 @@ int video_decode_frames(const char *path, const video_reader_opts *opts, const l
 int video_decode_all(const char *path, const video_reader_opts *opts, int step, void **out,
                      long *n, video_info *info);
 /* Allocates: the frames whose timestamps t satisfy start_ms <= t < end_ms
- * (milliseconds from the start of the stream). *first_index (may be NULL)
+ * (milliseconds from the first frame). *first_index (may be NULL)
  * receives the index of the first one. GL_ENOTFOUND if none lies there. */
 int video_decode_window_ms(const char *path, const video_reader_opts *opts, double start_ms,
                            double end_ms, void **out, long *n, long *first_index,
