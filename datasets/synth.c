@@ -390,8 +390,11 @@ int synth_new(const synth_config *cfg, synth **out)
             rc = GL_ENOMEM;
             goto fail;
         }
+        /* 4 texels per frame pixel, 64..256: frames see 30-70% of a texture */
+        int big = cfg->width > cfg->height ? cfg->width : cfg->height;
+        int size = 4 * big < 64 ? 64 : 4 * big > 256 ? 256 : (4 * big + 31) / 32 * 32;
         for (int i = 0; i < s->ntex; i++) {
-            rc = synth_texture_procedural(synth_seed2(cfg->seed, 1000 + i), 256, &s->tex[i]);
+            rc = synth_texture_procedural(synth_seed2(cfg->seed, 1000 + i), size, &s->tex[i]);
             if (rc < 0) goto fail;
         }
     }

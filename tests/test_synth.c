@@ -637,8 +637,13 @@ static void test_same_seed_same_bytes(void **state)
     snprintf(a, sizeof a, "%s/seed_a", tmp_root);
     snprintf(b, sizeof b, "%s/seed_b", tmp_root);
     snprintf(c, sizeof c, "%s/seed_c", tmp_root);
+    /* one thread and three threads: the clip order on disk must not matter */
+    int threads = gl_num_threads();
+    gl_set_num_threads(1);
     write_set(a, 42, 2, 2);
+    gl_set_num_threads(3);
     write_set(b, 42, 2, 2);
+    gl_set_num_threads(threads);
     write_set(c, 43, 2, 2);
     const char *files[] = { "classInd.txt", "trainlist01.txt", "testlist01.txt",
                             "TranslateRight/v_TranslateRight_g01_c01.avi",
@@ -685,6 +690,62 @@ static void test_pair_render(void **state)
     synth_free(&s);
 }
 
+
+/* Every allocation failure is reported and cleaned up (ASan checks the
+ * leaks): fail the n-th gl_ allocation for n = 0, 1, ... until all succeed. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    synth_config cfg = tiny_config(16, 16, 3, 1.0);
+    cfg.classes = 2;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/allocfail", tmp_root);
+    int done = 0;
+    for (long n = 0; n < 2000 && !done; n++) {
+        synth *s = NULL;
+        synth_clip *c = NULL;
+        gl_alloc_fail_after(n);
+        int rc = synth_new(&cfg, &s);
+        if (rc == 0) rc = synth_clip_render(s, SYNTH_CIRCLE, 1, 2, 0, &c);
+        if (rc == 0) {
+            synth_dataset_options opt = { .out_dir = dir, .clips_per_class = 2 };
+            rc = synth_dataset_write(s, &opt);
+        }
+        gl_alloc_fail_after(-1);
+        if (rc == 0) {
+            done = 1;
+            assert_non_null(c);
+        } else {
+            assert_true(rc < 0);
+            assert_true(gl_last_error()[0] != 0);
+        }
+        synth_clip_free(&c);
+        synth_free(&s);
+        assert_null(s);
+    }
+    assert_true(done);
+}
+
+static void test_bad_texture_folder(void **state)
+{
+    (void)state;
+    char dir[300], path[400];
+    snprintf(dir, sizeof dir, "%s/badtex", tmp_root);
+    assert_int_equal(gl_mkdirs(dir), 0);
+    synth_config cfg = tiny_config(32, 32, 4, 1.0);
+    cfg.textures = dir;
+    synth *s = NULL;
+    assert_int_equal(synth_new(&cfg, &s), GL_ENOTFOUND); /* empty */
+    snprintf(path, sizeof path, "%s/broken.png", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("not an image", f);
+    fclose(f);
+    assert_true(synth_new(&cfg, &s) < 0);
+    assert_null(s);
+    assert_non_null(strstr(gl_last_error(), "broken.png"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_video_matches_ground_truth),
         cmocka_unit_test(test_same_seed_same_bytes),
         cmocka_unit_test(test_pair_render),
+        cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_bad_texture_folder),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
