@@ -593,6 +593,62 @@ static void test_timeout(void **state)
     assert_non_null(strstr(gl_last_error(), "ms"));
 }
 
+/* Seeking where there are key frames to seek to (the UCF-101 clip has one
+ * only): a writer file with a key frame every 5 frames, and H.264 with -g 7,
+ * against one sequential pass; frame-threaded and single-threaded decoding
+ * agree. */
+static void test_seek_keyframes(void **state)
+{
+    (void)state;
+    const int W = 64, H = 48, T = 60;
+    char path[400];
+    snprintf(path, sizeof path, "%s/gop5.avi", tmpdir);
+    video_writer_opts wo = video_writer_opts_default();
+    wo.gop = 5;
+    video_writer *w;
+    uint8_t *f = malloc((size_t)W * H * 3);
+    assert_int_equal(video_writer_open(&w, path, W, H, 25, &wo), 0);
+    for (int t = 0; t < T; t++) {
+        make_frame(f, W, H, 3 * t);
+        assert_int_equal(video_writer_write_rgb(w, f), 0);
+    }
+    assert_int_equal(video_writer_close(&w), 0);
+    free(f);
+    char h264[400], cmd[1000];
+    snprintf(h264, sizeof h264, "%s/gop7.mp4", tmpdir);
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=96x64:rate=25 "
+             "-frames:v 60 -c:v libx264 -preset ultrafast -g 7 -bf 2 -pix_fmt yuv420p %s", h264);
+    int have_h264 = have_ffmpeg() && system(cmd) == 0;
+    const char *files[2] = { path, h264 };
+    for (int k = 0; k < 1 + have_h264; k++) {
+        video_reader_opts o = video_reader_opts_default();
+        o.threads = 1;
+        void *seq, *thr, *win;
+        long n, n2, m, first;
+        video_info in;
+        assert_int_equal(video_decode_all(files[k], &o, 1, &seq, &n, &in), 0);
+        assert_int_equal(n, T);
+        o.threads = 2;
+        assert_int_equal(video_decode_all(files[k], &o, 1, &thr, &n2, NULL), 0);
+        assert_int_equal(n2, T);
+        assert_memory_equal(seq, thr, (size_t)T * in.frame_bytes);
+        /* [1000, 1200) ms at 25 fps = frames 25..29; 25 is neither a key
+         * frame of the AVI (0, 5, ..., 25 is one: use 1050 -> 27..29 too). */
+        static const double starts[3] = { 1000, 1050, 2280 };
+        static const long want_first[3] = { 25, 27, 57 };
+        for (int s = 0; s < 3; s++) {
+            assert_int_equal(video_decode_window_ms(files[k], &o, starts[s], 1200 + (s == 2) * 2000, &win,
+                                                    &m, &first, NULL), 0);
+            assert_int_equal(first, want_first[s]);
+            assert_int_equal(m, (s == 2 ? T : 30) - want_first[s]);
+            assert_memory_equal(win, (uint8_t *)seq + first * in.frame_bytes, (size_t)m * in.frame_bytes);
+            gl_free(win);
+        }
+        gl_free(seq);
+        gl_free(thr);
+    }
+}
+
 static void write_bytes(const char *path, const void *d, size_t n)
 {
     assert_int_equal(gl_write_file_atomic(path, d, n), 0);
@@ -834,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_time_window),
         cmocka_unit_test(test_other_containers),
         cmocka_unit_test(test_writer_roundtrip),
+        cmocka_unit_test(test_seek_keyframes),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_timeout),
