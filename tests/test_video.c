@@ -485,6 +485,23 @@ static void test_other_containers(void **state)
     assert_int_equal(in.frames, 12);
     assert_int_equal(in.frames_source, 1);   /* counted: WebM stores no count */
     video_reader_close(&r);
+
+    /* DivX 5 (MPEG-4 ASP, fourcc DX50) with a B-frame, 176x144 at 15 fps. */
+    char divx[400];
+    snprintf(divx, sizeof divx, "%s/divx.avi", tmpdir);
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -v error -y -f lavfi -i testsrc=size=176x144:rate=15 "
+             "-frames:v 10 -c:v mpeg4 -vtag DX50 -bf 1 %s", divx);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(video_reader_open(&r, divx, NULL), 0);
+    video_reader_info(r, &in);
+    assert_string_equal(in.codec, "mpeg4");
+    assert_int_equal(in.width, 176);
+    assert_int_equal(in.frames, 10);
+    assert_true(fabs(in.fps - 15) < 1e-9);
+    video_reader_close(&r);
+    long cnt;
+    assert_int_equal(video_count_frames(divx, &cnt), 0);
+    assert_int_equal(cnt, 10);
 }
 
 /* `glocal probe`: one JSON object per file, an error object for a bad one,
