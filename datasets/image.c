@@ -87,7 +87,11 @@ int image_load_memory(image *out, const void *bytes, size_t size, const char *na
     if (!data) { rc = GL_ENOMEM; goto fail; }
     uint8_t *dd[4] = { data, NULL, NULL, NULL };
     int ds[4] = { (int)stride, 0, 0, 0 };
-    sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds);
+    if (sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds) <= 0) {
+        rc = gl_error(GL_EFFMPEG, "%s: converting %s to %s failed", name, av_get_pix_fmt_name(f->format),
+                      av_get_pix_fmt_name(dst));
+        goto fail;
+    }
     out->width = f->width;
     out->height = f->height;
     out->channels = channels;

@@ -200,7 +200,9 @@ static int reader_convert(video_reader *r, void *out)
     int direct = r->tmp == NULL;
     uint8_t *dd[4] = { direct ? out : r->tmp, NULL, NULL, NULL };
     int ds[4] = { r->scaled_w * ch, 0, 0, 0 };
-    sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds);
+    if (sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds) <= 0)
+        return gl_error(GL_EFFMPEG, "%s: converting a %s %dx%d frame failed", r->path,
+                        av_get_pix_fmt_name(f->format), f->width, f->height);
     if (direct) return 0;
     size_t row = (size_t)ow * ch;
     for (int y = 0; y < oh; y++) {

@@ -191,7 +191,10 @@ static int writer_write(video_writer *w, const uint8_t *pix, enum AVPixelFormat 
     if (ret < 0) { rc = fferr(GL_ENOMEM, w->path, "cannot get a writable frame", ret); goto fail; }
     const uint8_t *src[4] = { pix, NULL, NULL, NULL };
     int stride[4] = { w->width * bpp, 0, 0, 0 };
-    sws_scale(w->sws, src, stride, 0, w->height, w->frame->data, w->frame->linesize);
+    if (sws_scale(w->sws, src, stride, 0, w->height, w->frame->data, w->frame->linesize) <= 0) {
+        rc = gl_error(GL_EFFMPEG, "%s: colour conversion of a frame failed", w->path);
+        goto fail;
+    }
     w->frame->pts = w->next_pts++;
     /* The quantiser is set per frame as well: the mpeg4 encoder reads
      * frame->quality when AV_CODEC_FLAG_QSCALE is on. */
