@@ -137,6 +137,12 @@ void synth_clip_free(synth_clip **clip);
  * cfg->classes; the camera's corner displacement uniform in [0, camera_px]). */
 int synth_pair_render(const synth *s, uint64_t seed, synth_clip **out);
 
+/* Reads one ground-truth file (schema above) into a clip without frames
+ * (rgb = NULL; free with synth_clip_free). GL_EIO: unreadable; GL_EFORMAT:
+ * not HDF5, not a glocal-synth-gt file, or a dataset of the wrong shape
+ * (the message names the file and the dataset). */
+int synth_gt_load(const char *path, synth_clip **out);
+
 /* Dataset writing (videos + ground truth + lists, layout above). */
 typedef struct {
     const char *out_dir;

@@ -42,4 +42,8 @@ void synth_texture_clear(synth_texture *t);
  * of texture per scene is reproducible) into s->tex / s->ntex. */
 int synth_textures_load(const char *dir, synth *s);
 
+/* Writes clip c's ground truth to `path` atomically (temp file + rename). */
+int synth_gt_write(const char *path, const synth_clip *c, const char *cls, uint64_t scene_seed,
+                   uint64_t motion_seed);
+
 #endif

@@ -423,7 +423,7 @@ static void test_dataset_lists(void **state)
     /* classInd.txt: "1 TranslateRight" ... */
     snprintf(file, sizeof file, "%s/classInd.txt", dir);
     list ci;
-    size_t size;
+    size_t size = 0;
     char *raw = read_all(file, &size);
     assert_non_null(raw);
     char names[SYNTH_MAX_CLASSES][32];
@@ -584,6 +584,18 @@ static void test_video_matches_ground_truth(void **state)
             assert_memory_equal(raw->global_flow, gf, sizeof(float) * 2 * hw * (T - 1));
             assert_memory_equal(raw->local_flow, lf, sizeof(float) * 2 * hw * (T - 1));
             assert_memory_equal(raw->mask, mask, hw * (T - 1));
+            /* and synth_gt_load reads back what the plain HDF5 calls read */
+            synth_clip *gt = NULL;
+            assert_int_equal(synth_gt_load(path, &gt), 0);
+            assert_null(gt->rgb);
+            assert_int_equal(gt->label, c);
+            assert_int_equal(gt->frames, T);
+            assert_int_equal(gt->objects, raw->objects);
+            assert_true(gt->camera_px == raw->camera_px);
+            assert_memory_equal(gt->homography, hom, sizeof(double) * 9 * (T - 1));
+            assert_memory_equal(gt->local_flow, lf, sizeof(float) * 2 * hw * (T - 1));
+            assert_memory_equal(gt->mask, mask, hw * (T - 1));
+            synth_clip_free(&gt);
 
             double sum_warp = 0, sum_none = 0;
             for (int k = 0; k + 2 < T; k++) {
@@ -746,6 +758,52 @@ static void test_bad_texture_folder(void **state)
     assert_non_null(strstr(gl_last_error(), "broken.png"));
 }
 
+static void test_gt_load_rejects_bad_files(void **state)
+{
+    (void)state;
+    char dir[300], good[400], path[400];
+    snprintf(dir, sizeof dir, "%s/badgt", tmp_root);
+    write_set(dir, 5, 1, 2);
+    snprintf(good, sizeof good, "%s/TranslateRight/v_TranslateRight_g01_c01_gt.h5", dir);
+    synth_clip *c = NULL;
+    assert_int_equal(synth_gt_load(good, &c), 0);
+    synth_clip_free(&c);
+
+    snprintf(path, sizeof path, "%s/missing_gt.h5", dir);
+    assert_int_equal(synth_gt_load(path, &c), GL_EIO);
+    assert_null(c);
+
+    /* not HDF5 at all */
+    snprintf(path, sizeof path, "%s/text_gt.h5", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("hello", f);
+    fclose(f);
+    assert_int_equal(synth_gt_load(path, &c), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "text_gt.h5"));
+
+    /* HDF5, but not ours */
+    snprintf(path, sizeof path, "%s/other_gt.h5", dir);
+    hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(h >= 0);
+    H5Fclose(h);
+    assert_int_equal(synth_gt_load(path, &c), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), "glocal-synth-gt"));
+
+    /* a real file cut short: an error, never a crash */
+    size_t size = 0;
+    char *bytes = read_all(good, &size);
+    assert_non_null(bytes);
+    snprintf(path, sizeof path, "%s/cut_gt.h5", dir);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(bytes, 1, size / 2, f);
+    fclose(f);
+    free(bytes);
+    assert_true(synth_gt_load(path, &c) < 0);
+    assert_null(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_pair_render),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_bad_texture_folder),
+        cmocka_unit_test(test_gt_load_rejects_bad_files),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
