@@ -45,7 +45,7 @@ static int cache_info(const char *path)
     printf("shard        %s of %ld clips\n", cfg->shard, cfg->total_clips);
     printf("fields       %ld x %d x %d x %d, %s", pairs, cfg->channels, cfg->height, cfg->width,
            cfg->encoding == CACHE_INT16 ? "int16" : "float16");
-    if (cfg->encoding == CACHE_INT16) printf(" (scale %g px)", cfg->scale);
+    if (cfg->encoding == CACHE_INT16) printf(" (scale %g per unit)", cfg->scale);
     printf("\nhomographies %s\n", cfg->has_homographies ? "yes" : "no");
     printf("clips        %ld stored, %ld failed\n", cache_clip_count(c), cache_error_count(c));
     if (bytes >= 0) {

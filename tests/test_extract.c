@@ -1,0 +1,310 @@
+/* test_extract.c — `glocal extract` end to end on real UCF-101 clips (plus a
+ * damaged and a missing one): fields against frames decoded here and an
+ * RGB difference computed here, failures recorded, shards + merge equal to
+ * one run, kill -9 and resume equal to an uninterrupted run. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "datasets/cache.h"
+#include "datasets/video.h"
+#include "tests/testutil.h"
+
+#define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
+
+static char tmpdir[256], ds[300];
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A UCF-101 layout: two real clips (train), a damaged one and a missing one (test). */
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_extract.XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    snprintf(ds, sizeof ds, "%s/ds", tmpdir);
+    const char *dirs[] = { "ApplyEyeMakeup", "BabyCrawling", "Bad", "Missing" };
+    char p[600], q[600];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", ds, dirs[i]);
+        if (gl_mkdirs(p) < 0) return -1;
+    }
+    snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", ds);
+    if (symlink(VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", p) < 0) return -1;
+    snprintf(p, sizeof p, "%s/BabyCrawling/v_BabyCrawling_g02_c01.avi", ds);
+    if (symlink(VIDEOS "/v_BabyCrawling_unknown.avi", p) < 0) return -1;
+    /* damaged: the first 3000 bytes of a real AVI, the rest cut off */
+    snprintf(p, sizeof p, "%s/Bad/v_Bad_g03_c01.avi", ds);
+    FILE *a = fopen(VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", "rb"), *b = fopen(p, "wb");
+    if (!a || !b) return -1;
+    char buf[3000];
+    size_t n = fread(buf, 1, sizeof buf, a);
+    fwrite(buf, 1, n, b);
+    fclose(a);
+    fclose(b);
+    snprintf(q, sizeof q, "%s/classInd.txt", ds);
+    write_text(q, "1 ApplyEyeMakeup\r\n2 BabyCrawling\r\n3 Bad\r\n4 Missing\r\n");
+    snprintf(q, sizeof q, "%s/trainlist01.txt", ds);
+    write_text(q, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\r\nBabyCrawling/v_BabyCrawling_g02_c01.avi 2\r\n");
+    snprintf(q, sizeof q, "%s/testlist01.txt", ds);
+    write_text(q, "Bad/v_Bad_g03_c01.avi\r\nMissing/v_Missing_g04_c01.avi\r\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Starts `glocal ARGS...` (output to tmpdir/log.txt); returns the pid. */
+static pid_t spawn(const char *const *args)
+{
+    char log[300];
+    snprintf(log, sizeof log, "%s/log.txt", tmpdir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        char *argv[32];
+        int n = 0;
+        argv[n++] = (char *)GLOCAL_BINARY;
+        for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(GLOCAL_BINARY, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int run(const char *const *args)
+{
+    pid_t pid = spawn(args);
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void assert_same(const char *pa, const char *pb)
+{
+    cache *a = NULL, *b = NULL;
+    OK(cache_open(pa, 0, &a));
+    OK(cache_open(pb, 0, &b));
+    assert_string_equal(cache_get_config(a)->shard, cache_get_config(b)->shard);
+    assert_string_equal(cache_get_config(a)->params, cache_get_config(b)->params);
+    assert_int_equal(cache_clip_count(a), cache_clip_count(b));
+    assert_int_equal(cache_error_count(a), cache_error_count(b));
+    assert_int_equal(cache_pair_count(a), cache_pair_count(b));
+    for (long i = 0; i < cache_clip_count(a); i++)
+        assert_memory_equal(cache_get_clip(a, i), cache_get_clip(b, i), sizeof(cache_clip));
+    for (long i = 0; i < cache_error_count(a); i++)
+        assert_memory_equal(cache_get_error(a, i), cache_get_error(b, i), sizeof(cache_error));
+    const cache_config *cfg = cache_get_config(a);
+    size_t per = (size_t)cfg->channels * cfg->height * cfg->width;
+    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per);
+    for (long i = 0; i < cache_clip_count(a); i++)
+        for (long p = 0; p < cache_get_clip(a, i)->pairs; p++) {
+            OK(cache_read_fields(a, i, p, 1, fa));
+            OK(cache_read_fields(b, i, p, 1, fb));
+            assert_memory_equal(fa, fb, sizeof *fa * per);
+        }
+    free(fa);
+    free(fb);
+    cache_close(&a);
+    cache_close(&b);
+}
+
+static void test_rgbdiff_against_decoded_frames(void **state)
+{
+    (void)state;
+    char out[300];
+    snprintf(out, sizeof out, "%s/rgb.h5", tmpdir);
+    const char *args[] = { "--threads", "2", "extract", "--dataset", ds, "--method", "rgbdiff",
+                           "--size", "16x24", "--stride", "5", "--out", out, NULL };
+    assert_int_equal(run(args), 1); /* two clips failed */
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    assert_int_equal(cache_verify(c, NULL, NULL), 0);
+    const cache_config *cfg = cache_get_config(c);
+    assert_int_equal(cfg->channels, 3);
+    assert_int_equal(cfg->height, 16);
+    assert_int_equal(cfg->width, 24);
+    assert_int_equal(cfg->total_clips, 4);
+    assert_int_equal(cache_clip_count(c), 2);
+    assert_int_equal(cache_error_count(c), 2);
+    assert_int_equal(cache_get_error(c, 0)->index, 2);
+    assert_string_equal(cache_get_error(c, 0)->name, "Bad/v_Bad_g03_c01.avi");
+    assert_int_equal(cache_get_error(c, 1)->index, 3);
+    assert_non_null(strstr(cache_get_error(c, 1)->message, "not found"));
+    const char *files[2] = { VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", VIDEOS "/v_BabyCrawling_unknown.avi" };
+    for (int k = 0; k < 2; k++) {
+        const cache_clip *ci = cache_get_clip(c, k);
+        assert_int_equal(ci->index, k);
+        assert_int_equal(ci->label, k);
+        struct stat st;
+        assert_int_equal(stat(files[k], &st), 0);
+        assert_int_equal(ci->src_size, st.st_size);
+        /* frames 0, 5, 10, ... decoded here; pairs are consecutive ones */
+        long nframes;
+        OK(video_count_frames(files[k], &nframes));
+        long want_pairs = (nframes - 1) / 5;
+        assert_int_equal(ci->pairs, want_pairs);
+        long *idx = malloc(sizeof *idx * (size_t)(want_pairs + 1));
+        for (long i = 0; i <= want_pairs; i++) idx[i] = 5 * i;
+        video_reader_opts o = video_reader_opts_default();
+        o.width = 24;
+        o.height = 16;
+        o.scaler = VIDEO_SCALE_AREA;
+        o.threads = 1;
+        uint8_t *fr = malloc((size_t)(want_pairs + 1) * 16 * 24 * 3);
+        OK(video_decode_frames(files[k], &o, idx, want_pairs + 1, fr, NULL));
+        float got[3 * 16 * 24];
+        for (long p = 0; p < want_pairs; p += 7) {
+            OK(cache_read_fields(c, k, p, 1, got));
+            const uint8_t *a = fr + (size_t)p * 16 * 24 * 3, *b = a + 16 * 24 * 3;
+            for (int ch = 0; ch < 3; ch++)
+                for (int i = 0; i < 16 * 24; i++)
+                    assert_double_equal(got[ch * 16 * 24 + i], (b[3 * i + ch] - a[3 * i + ch]) / 255.0,
+                                        1e-6);
+        }
+        free(fr);
+        free(idx);
+    }
+    cache_close(&c);
+    /* shards + merge = one run */
+    char s0[300], s1[300], merged[300];
+    snprintf(s0, sizeof s0, "%s/rgb_s0.h5", tmpdir);
+    snprintf(s1, sizeof s1, "%s/rgb_s1.h5", tmpdir);
+    snprintf(merged, sizeof merged, "%s/rgb_merged.h5", tmpdir);
+    const char *a0[] = { "--threads", "1", "extract", "--dataset", ds, "--method", "rgbdiff", "--size",
+                         "16x24", "--stride", "5", "--out", s0, "--shard", "0/2", NULL };
+    const char *a1[] = { "--threads", "1", "extract", "--dataset", ds, "--method", "rgbdiff", "--size",
+                         "16x24", "--stride", "5", "--out", s1, "--shard", "1/2", NULL };
+    assert_int_equal(run(a0), 1); /* Bad (index 2) is in shard 0 */
+    assert_int_equal(run(a1), 1); /* Missing (index 3) is in shard 1 */
+    const char *am[] = { "cache", "merge", merged, s1, s0, NULL };
+    assert_int_equal(run(am), 0);
+    assert_same(merged, out);
+    const char *av[] = { "cache", "verify", merged, NULL };
+    assert_int_equal(run(av), 0);
+    /* a different --size cannot resume into the same cache */
+    const char *bad[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
+                          "--stride", "5", "--out", out, NULL };
+    assert_int_equal(run(bad), 1);
+}
+
+static int spool_clips(const char *spool)
+{
+    DIR *d = opendir(spool);
+    int n = 0;
+    struct dirent *e;
+    if (!d) return 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] == 'c' && strlen(e->d_name) == 16) n++;
+    closedir(d);
+    return n;
+}
+
+static void test_kill_and_resume(void **state)
+{
+    (void)state;
+    char ref[300], out[300], spool[320];
+    snprintf(ref, sizeof ref, "%s/tvl1_ref.h5", tmpdir);
+    snprintf(out, sizeof out, "%s/tvl1.h5", tmpdir);
+    snprintf(spool, sizeof spool, "%s.parts", out);
+#define TVL1_ARGS(o) { "--threads", "1", "extract", "--dataset", ds, "--method", "tvl1-minus-homography", \
+                       "--size", "16x16", "--stride", "3", "--workers", "1", "--out", o, NULL }
+    const char *aref[] = TVL1_ARGS(ref);
+    const char *aout[] = TVL1_ARGS(out);
+    assert_int_equal(run(aref), 1);
+    /* kill -9 once the first clip is spooled, while the second is computed */
+    pid_t pid = spawn(aout);
+    int st, exited = 0;
+    while (!exited && spool_clips(spool) < 1) {
+        exited = waitpid(pid, &st, WNOHANG) == pid;
+        usleep(1000);
+    }
+    assert_false(exited);
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(access(out, F_OK), -1); /* nothing half-written is visible */
+    assert_int_equal(run(aout), 1);          /* resumes (and reports the 2 failures) */
+    assert_same(out, ref);
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    assert_int_equal(cache_verify(c, NULL, NULL), 0);
+    assert_true(cache_get_config(c)->has_homographies);
+    float h[9];
+    OK(cache_read_homographies(c, 0, 0, 1, h));
+    assert_true(fabs(h[8] - 1.0) < 1e-6); /* normalised so that h[8] = 1 */
+    cache_close(&c);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    char out[300];
+    snprintf(out, sizeof out, "%s/x.h5", tmpdir);
+    const char *a1[] = { "extract", "--dataset", ds, "--method", "glocal-local", "--out", out, NULL };
+    assert_int_equal(run(a1), 2);
+    const char *a2[] = { "extract", "--dataset", ds, "--method", "farneback", "--out", out, NULL };
+    assert_int_equal(run(a2), 2);
+    const char *a3[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out,
+                         "--split-file", "/tmp/mylist.txt", NULL };
+    assert_int_equal(run(a3), 2);
+    const char *a4[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out, "--shard",
+                         "2/2", NULL };
+    assert_int_equal(run(a4), 2);
+    const char *a5[] = { "extract", "--dataset", "/nonexistent", "--method", "rgbdiff", "--out", out,
+                         NULL };
+    assert_int_equal(run(a5), 1);
+    const char *a6[] = { "cache", "verify", "/nonexistent.h5", NULL };
+    assert_int_equal(run(a6), 1);
+    /* --split-file: only the test list (both fail: exit 1, cache with 2 errors) */
+    char list[400];
+    snprintf(list, sizeof list, "%s/testlist01.txt", ds);
+    const char *a7[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out,
+                         "--split-file", list, "--size", "8x8", NULL };
+    assert_int_equal(run(a7), 1);
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    assert_int_equal(cache_get_config(c)->total_clips, 2);
+    assert_int_equal(cache_clip_count(c), 0);
+    assert_int_equal(cache_error_count(c), 2);
+    cache_close(&c);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rgbdiff_against_decoded_frames),
+        cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_usage_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
