@@ -101,6 +101,8 @@ typedef struct {
     int scheme;            /* 11 or 6 classes; default 11 */
     int width, height;     /* output frame size in pixels, both even; 0, 0 = the game
                               video's own size (rounded down to even) */
+    int qscale;            /* MPEG-4 quantiser 1..31 (lower: better, larger);
+                              0 = the video writer's default */
     /* Optional, after each event (done of total); nonzero return cancels
      * (GL_ECANCELED). Called from the calling thread. */
     int (*progress)(void *ctx, long done, long total);

@@ -30,6 +30,9 @@ int ncaa_import_config_validate(const ncaa_import_config *c)
     if (ncaa_num_classes(c->scheme) < 0)
         return gl_error(GL_EINVAL, "ncaa_import: scheme: expected 11 or 6 classes, got %d",
                         c->scheme);
+    if (c->qscale < 0 || c->qscale > 31)
+        return gl_error(GL_EINVAL, "ncaa_import: qscale: expected 1..31, or 0 for the default, "
+                        "got %d", c->qscale);
     if (c->width == 0 && c->height == 0) return 0;
     if (c->width < 2 || c->height < 2 || c->width % 2 || c->height % 2 || c->width > 8192 ||
         c->height > 8192)
@@ -170,16 +173,14 @@ static int open_game(import_state *s, int game, const char *path)
     s->reader_failed = 0;
     video_reader_opts o = video_reader_opts_default();
     o.count = VIDEO_COUNT_HEADER; /* no counting pass over a whole game */
+    o.width = s->cfg->width;      /* 0, 0: native, checked for evenness below */
+    o.height = s->cfg->height;
     int rc = video_reader_open(&s->reader, path, &o);
     if (rc == GL_ENOMEM) return rc;
     if (rc == 0) {
         video_reader_info(s->reader, &s->info);
-        int w = s->cfg->width, h = s->cfg->height;
-        if (w == 0 && h == 0) {
-            w = s->info.width & ~1;
-            h = s->info.height & ~1;
-        }
-        if (w != s->info.width || h != s->info.height) {
+        int w = s->info.out_width & ~1, h = s->info.out_height & ~1;
+        if (w != s->info.out_width || h != s->info.out_height) {
             video_reader_close(&s->reader);
             o.width = w;
             o.height = h;
@@ -199,7 +200,10 @@ static int open_game(import_state *s, int game, const char *path)
                  gl_last_error());
         return 0;
     }
-    s->frame = gl_malloc(s->info.frame_bytes);
+    /* Padding: libswscale's SIMD paths write a few bytes past the last packed
+     * row (reader, rows of odd byte length such as 490 * 3) and load 16-byte
+     * blocks past it (writer); valgrind showed both on a 490x360 game. */
+    s->frame = gl_calloc(1, s->info.frame_bytes + 64);
     if (!s->frame) {
         video_reader_close(&s->reader);
         return GL_ENOMEM;
@@ -231,8 +235,10 @@ static int cut_window(import_state *s, const ncaa_event *const *ev, const int *t
         snprintf(dir, sizeof dir, "%s/%s", s->cfg->out,
                  ncaa_class_name(ncaa_class_of_label(ev[k]->label, s->cfg->scheme), s->cfg->scheme));
         if ((rc = gl_mkdirs(dir)) < 0) goto fail;
+        video_writer_opts wo = video_writer_opts_default();
+        if (s->cfg->qscale) wo.qscale = s->cfg->qscale;
         rc = video_writer_open(&w[k], path, s->info.out_width, s->info.out_height, s->info.fps,
-                               NULL);
+                               &wo);
         if (rc == GL_ENOMEM) goto fail;
         if (rc < 0) {
             /* An unwritable output stops the whole run: every other clip would fail too. */

@@ -14,6 +14,7 @@ GLOCAL_COMMAND(ncaa_import, "ncaa-import",
 
 static const char *usage =
     "usage: glocal ncaa-import --csv FILE --videos DIR --out DIR [--labels 11|6] [--size WxH]\n"
+    "                          [--qscale Q]\n"
     "\n"
     "Reads the NCAA basketball annotations (Ramanathan et al., CVPR 2016; the file\n"
     "bball_dataset_april_4.csv) and, for every event, cuts its clip window\n"
@@ -33,6 +34,8 @@ static const char *usage =
     "                  SlamDunk, Steal)\n"
     "  --size WxH      output frame size, even numbers (default: the game's own,\n"
     "                  rounded down to even)\n"
+    "  --qscale Q      MPEG-4 quantiser 1..31 (default 2: near-lossless, 8.6 MB for\n"
+    "                  25 s of a 490x360 test pattern; 5 about half of that)\n"
     "\n"
     "Clips already in OUT are skipped, so an interrupted run can be resumed; every\n"
     "clip is written atomically. Games without a video are reported and skipped;\n"
@@ -94,7 +97,7 @@ int cmd_ncaa_import(int argc, char **argv)
         }
         if (i + 1 >= argc &&
             (!strcmp(a, "--csv") || !strcmp(a, "--videos") || !strcmp(a, "--out") ||
-             !strcmp(a, "--labels") || !strcmp(a, "--size")))
+             !strcmp(a, "--labels") || !strcmp(a, "--size") || !strcmp(a, "--qscale")))
             return cli_usage_error(cmd, "%s needs a value", a);
         if (!strcmp(a, "--csv")) cfg.csv = argv[++i];
         else if (!strcmp(a, "--videos")) cfg.videos = argv[++i];
@@ -110,6 +113,10 @@ int cmd_ncaa_import(int argc, char **argv)
             if (cfg.width % 2 || cfg.height % 2)
                 return cli_usage_error(cmd, "--size expects even numbers (MPEG-4 4:2:0), got "
                                        "%dx%d", cfg.width, cfg.height);
+        } else if (!strcmp(a, "--qscale")) {
+            long q;
+            if (cli_parse_int(cmd, "--qscale", argv[++i], 1, 31, &q) < 0) return CLI_USAGE;
+            cfg.qscale = (int)q;
         } else {
             return cli_usage_error(cmd, "unexpected argument '%s'", a);
         }

@@ -519,6 +519,10 @@ static void test_import_config(void **state)
     assert_non_null(strstr(gl_last_error(), "width, height"));
     c.width = 32;
     assert_int_equal(ncaa_import_config_validate(&c), 0);
+    c.qscale = 32;
+    assert_int_equal(ncaa_import_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "qscale"));
+    c.qscale = 0;
     /* A missing videos folder stops the run. */
     char videos[512], csv[512];
     setup_import(videos, csv, sizeof videos);
@@ -542,7 +546,7 @@ static void test_import_command(void **state)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "'%s' ncaa-import --csv '%s' --videos '%s' --out '%s' --labels 6 --size 32x24 "
-             ">'%s/cmd.out' 2>&1", GLOCAL_BINARY, csv, videos, out, tmpdir);
+             "--qscale 5 >'%s/cmd.out' 2>&1", GLOCAL_BINARY, csv, videos, out, tmpdir);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 1);
