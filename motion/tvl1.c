@@ -4,20 +4,20 @@
  * that paper's). See motion/flow.h for the parameters.
  *
  * Speed: every image is a separate float32 plane (SoA). One primal-dual
- * iteration is two passes over the rows (primal: thresholding + divergence +
- * u update, fused; dual: forward gradient + projection, fused), each split
- * across threads with gl_parallel_for. The row kernels take restrict
- * pointers and contain no branches in the inner loop, so the compiler
- * vectorises them; on x86-64 GCC also builds an AVX2/FMA clone that is picked
- * at run time (target_clones), since the project is compiled for baseline
- * x86-64. */
+ * iteration is one pass over the rows, split across threads with
+ * gl_parallel_for: per row the primal step (thresholding + divergence + u
+ * update) and, one row behind, the dual step (forward gradient +
+ * projection), so a row is reused while in cache. The row kernels take
+ * restrict pointers and have no branches in the inner loop, so the compiler
+ * vectorises them; on x86-64 GCC also builds an AVX2 clone picked at run time
+ * (target_clones), since the project is compiled for baseline x86-64. */
 #include <math.h>
 #include <string.h>
 
 #include "motion/flow.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TVL1_KERNEL __attribute__((target_clones("arch=haswell", "default")))
+#define TVL1_KERNEL __attribute__((target_clones("avx2", "default")))
 #else
 #define TVL1_KERNEL
 #endif
@@ -258,7 +258,13 @@ static int median_range(void *vctx, long begin, long end)
             const float *s = m->src + (size_t)clampi((int)y + dy, 0, m->h - 1) * w;
             for (int dx = -r; dx <= r; dx++, t++) {
                 float *d = rows + (size_t)t * w;
-                for (int x = 0; x < w; x++) d[x] = s[clampi(x + dx, 0, w - 1)];
+                /* the row shifted by dx, edges replicated */
+                int lo = dx < 0 ? -dx : 0, hi = dx > 0 ? w - dx : w;
+                if (lo > w) lo = w;
+                if (hi < lo) hi = lo;
+                for (int x = 0; x < lo; x++) d[x] = s[clampi(x + dx, 0, w - 1)];
+                memcpy(d + lo, s + lo + dx, sizeof(float) * (size_t)(hi - lo));
+                for (int x = hi; x < w; x++) d[x] = s[clampi(x + dx, 0, w - 1)];
             }
         }
         for (int c = 0; c < m->ncmp; c++)
@@ -305,9 +311,11 @@ typedef struct {
     const float *i0, *i1, *i1x, *i1y; /* this scale */
     float *u, *v;
     float *p11, *p12, *p21, *p22;     /* p12, p22: a zero row sits before row 0 */
-    float *ix, *iy, *grad, *rhoc;     /* I1w_x, I1w_y, |grad I1w|^2, rho_c (eq. 27) */
-    float *e;                         /* squared update per pixel */
-    double *err_row;
+    float *ix, *iy, *igrad, *rhoc;    /* I1w_x, I1w_y, 1/max(|grad I1w|^2, GRAD_IS_ZERO),
+                                         rho_c (eq. 27) */
+    float *e;                         /* per block: one row of squared updates */
+    double *err_row;                  /* per row: sum of squared updates */
+    long grain;                       /* rows per parallel block */
     float lt, theta, taut;
 } tvl1_ctx;
 
@@ -333,7 +341,8 @@ static int warp_range(void *vctx, long begin, long end)
             size_t i = (size_t)y * w + x;
             float xw = x + c->u[i], yw = (float)y + c->v[i];
             if (!(xw >= 0 && xw <= w - 1 && yw >= 0 && yw <= h - 1)) {
-                c->ix[i] = c->iy[i] = c->grad[i] = 0;
+                c->ix[i] = c->iy[i] = 0;
+                c->igrad[i] = 1 / GRAD_IS_ZERO;
                 c->rhoc[i] = -c->i0[i];
                 continue;
             }
@@ -358,7 +367,8 @@ static int warp_range(void *vctx, long begin, long end)
             }
             c->ix[i] = ax;
             c->iy[i] = ay;
-            c->grad[i] = ax * ax + ay * ay;
+            float g = ax * ax + ay * ay;
+            c->igrad[i] = 1 / (g > GRAD_IS_ZERO ? g : GRAD_IS_ZERO);
             c->rhoc[i] = a - ax * c->u[i] - ay * c->v[i] - c->i0[i];
         }
     return 0;
@@ -369,15 +379,15 @@ static int warp_range(void *vctx, long begin, long end)
  * outside the image (IPOL's divergence); L1/L2 are p11/p21 one pixel to the
  * left. The three cases of eq. 31 are one clamp: v = u + f grad I1 with
  * f = clamp(-rho / |grad I1|^2, -lambda theta, lambda theta), which the
- * compiler turns into selects (a branch on a division would not vectorise
- * under -ftrapping-math). Where |grad I1|^2 < GRAD_IS_ZERO, f*grad is ~0 as
- * IPOL's d = 0. A macro, not a function: an inline function would not be
+ * compiler turns into selects (branches would not vectorise); the reciprocal
+ * is computed once per warp. Where |grad I1|^2 < GRAD_IS_ZERO, f*grad is ~0
+ * as IPOL's d = 0. A macro, not a function: an inline function would not be
  * inlined into the target clones. */
 #define PRIMAL_PX(x, L1, L2)                                                                 \
     do {                                                                                     \
         float u0 = u[x], v0 = v[x];                                                          \
         float rho = rhoc[x] + ix[x] * u0 + iy[x] * v0;                                       \
-        float f = -rho / (grad[x] > GRAD_IS_ZERO ? grad[x] : GRAD_IS_ZERO);                  \
+        float f = -rho * igrad[x];                                                           \
         f = f < -lt ? -lt : f;                                                               \
         f = f > lt ? lt : f;                                                                 \
         float u1 = u0 + f * ix[x] + theta * ((p11[x] - (L1)) + (p12[x] - p12u[x]));          \
@@ -389,7 +399,7 @@ static int warp_range(void *vctx, long begin, long end)
 
 TVL1_KERNEL
 static void primal_row(int w, const float *restrict rhoc, const float *restrict ix,
-                       const float *restrict iy, const float *restrict grad,
+                       const float *restrict iy, const float *restrict igrad,
                        const float *restrict p11, const float *restrict p12,
                        const float *restrict p12u, const float *restrict p21,
                        const float *restrict p22, const float *restrict p22u, float *restrict u,
@@ -439,33 +449,45 @@ static double row_sum(const float *restrict e, int w)
     return s;
 }
 
-static int primal_range(void *vctx, long begin, long end)
+static void dual_at(tvl1_ctx *c, long y)
+{
+    int w = c->w;
+    size_t o = (size_t)y * w, od = y + 1 < c->h ? o + w : o; /* last row: d/dy = 0 */
+    dual_row(w, c->u + o, c->u + od, c->v + o, c->v + od, c->p11 + o, c->p12 + o, c->p21 + o,
+             c->p22 + o, c->taut);
+}
+
+/* One iteration over a block of rows, primal and dual fused with a one-row
+ * lag so that each row is still in cache for the dual step: primal(y) reads
+ * p at rows y and y-1 before dual(y-1) updates row y-1, and dual(y-1) reads
+ * u at rows y-1 and y after primal(y) wrote them — the same values as two
+ * separate passes. The block's last row needs u from the next block: its
+ * dual step waits for dual_block_ends. */
+static int iterate_range(void *vctx, long begin, long end)
 {
     tvl1_ctx *c = vctx;
     int w = c->w;
+    float *e = c->e + (size_t)(begin / c->grain) * w;
     for (long y = begin; y < end; y++) {
         size_t o = (size_t)y * w;
-        primal_row(w, c->rhoc + o, c->ix + o, c->iy + o, c->grad + o, c->p11 + o, c->p12 + o,
+        primal_row(w, c->rhoc + o, c->ix + o, c->iy + o, c->igrad + o, c->p11 + o, c->p12 + o,
                    c->p12 + o - w, c->p21 + o, c->p22 + o, c->p22 + o - w, c->u + o, c->v + o,
-                   c->e + o, c->lt, c->theta);
-        c->err_row[y] = row_sum(c->e + o, w);
+                   e, c->lt, c->theta);
+        c->err_row[y] = row_sum(e, w);
+        if (y > begin) dual_at(c, y - 1);
     }
     return 0;
 }
 
-static int dual_range(void *vctx, long begin, long end)
+static void dual_block_ends(tvl1_ctx *c)
 {
-    tvl1_ctx *c = vctx;
-    int w = c->w;
-    for (long y = begin; y < end; y++) {
-        size_t o = (size_t)y * w, od = y + 1 < c->h ? o + w : o; /* last row: d/dy = 0 */
-        dual_row(w, c->u + o, c->u + od, c->v + o, c->v + od, c->p11 + o, c->p12 + o,
-                 c->p21 + o, c->p22 + o, c->taut);
+    for (long b = 0; b < c->h; b += c->grain) {
+        long last = b + c->grain < c->h ? b + c->grain - 1 : c->h - 1;
+        dual_at(c, last);
     }
-    return 0;
 }
 
-/* Rows per parallel block: whole rows, a few blocks per thread. */
+/* Rows per parallel block: one block per thread. */
 static long row_grain(int h)
 {
     int nt = gl_num_threads();
@@ -477,7 +499,7 @@ static int tvl1_scale(tvl1_ctx *c, const tvl1_config *cfg)
 {
     int w = c->w, h = c->h;
     size_t n = (size_t)w * h;
-    long grain = row_grain(h);
+    long grain = c->grain = row_grain(h);
     memset(c->p11, 0, sizeof(float) * n);
     memset(c->p21, 0, sizeof(float) * n);
     memset(c->p12 - w, 0, sizeof(float) * (n + w));
@@ -493,8 +515,8 @@ static int tvl1_scale(tvl1_ctx *c, const tvl1_config *cfg)
                 if ((rc = flow_median_filter(c->u, w, h, cfg->median)) < 0) return rc;
                 if ((rc = flow_median_filter(c->v, w, h, cfg->median)) < 0) return rc;
             }
-            if ((rc = gl_parallel_for(h, grain, primal_range, c)) < 0) return rc;
-            if ((rc = gl_parallel_for(h, grain, dual_range, c)) < 0) return rc;
+            if ((rc = gl_parallel_for(h, grain, iterate_range, c)) < 0) return rc;
+            dual_block_ends(c);
             err = 0;
             for (int y = 0; y < h; y++) err += c->err_row[y];
             err /= (double)n;
@@ -547,7 +569,7 @@ int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl
 
     size_t n = (size_t)width * height;
     float *i0s[MAX_SCALES] = { 0 }, *i1s[MAX_SCALES] = { 0 };
-    float *work = NULL, *uc = NULL;
+    float *work = NULL, *uc = NULL, *e = NULL;
     double *err_row = NULL;
     tvl1_ctx c = { 0 };
     /* Pyramid (SoA planes). */
@@ -588,12 +610,14 @@ int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl
     }
 
     /* Working planes sized for the finest scale, reused at every scale. */
-    enum { U, V, P11, P21, IX, IY, GRAD, RHOC, E, I1X, I1Y, P12, P22, NPLANES };
+    enum { U, V, P11, P21, IX, IY, IGRAD, RHOC, I1X, I1Y, P12, P22, NPLANES };
     size_t stride = n + (size_t)width; /* room for the zero row of p12/p22 */
     work = gl_calloc(stride * NPLANES, sizeof(float));
     uc = gl_malloc(sizeof(float) * 2 * n);
     err_row = gl_malloc(sizeof(double) * (size_t)height);
-    if (!work || !uc || !err_row) {
+    /* one row of squared updates per block; at most one block per thread */
+    e = gl_malloc(sizeof(float) * (size_t)width * (size_t)(gl_num_threads() + 1));
+    if (!work || !uc || !err_row || !e) {
         rc = GL_ENOMEM;
         goto fail;
     }
@@ -603,9 +627,9 @@ int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl
     c.p21 = work + P21 * stride;
     c.ix = work + IX * stride;
     c.iy = work + IY * stride;
-    c.grad = work + GRAD * stride;
+    c.igrad = work + IGRAD * stride;
     c.rhoc = work + RHOC * stride;
-    c.e = work + E * stride;
+    c.e = e;
     c.err_row = err_row;
     float *i1x = work + I1X * stride, *i1y = work + I1Y * stride;
     c.lt = cfg->lambda * cfg->theta;
@@ -648,6 +672,7 @@ int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl
     memcpy(flow->v, c.v, sizeof(float) * n);
     rc = 0;
 fail:
+    gl_free(e);
     gl_free(err_row);
     gl_free(uc);
     gl_free(work);
