@@ -45,6 +45,11 @@ int synth_config_validate(const synth_config *c)
                         SYNTH_MAX_CLASSES, c->classes);
     if (!(c->camera >= 0.0 && c->camera <= 4.0))
         return gl_error(GL_EINVAL, "synth config: camera must be in [0, 4], got %g", c->camera);
+    if ((double)c->frames * c->width * c->height > (double)(1 << 27))
+        return gl_error(GL_EINVAL,
+                        "synth config: frames x width x height must be at most 2^27 (one clip "
+                        "is held in memory, ~20 bytes a pixel), got %d x %d x %d",
+                        c->frames, c->width, c->height);
     if (c->supersample < 1 || c->supersample > 8)
         return gl_error(GL_EINVAL, "synth config: supersample must be in [1, 8], got %d",
                         c->supersample);
@@ -236,14 +241,17 @@ static inline void texture_sample(const synth_texture *t, double u, double v, do
         mip_bilinear(&t->mip[0], u, v, out);
         return;
     }
+    static const double inv2[SYNTH_MAX_LEVELS] = { 1.0,        0.5,         0.25,
+                                                   0.125,      0.0625,      0.03125,
+                                                   0.015625,   0.0078125 };
     int l0 = (int)lod;
     if (l0 >= t->levels - 1) {
-        double s = ldexp(1.0, -(t->levels - 1));
+        double s = inv2[t->levels - 1];
         mip_bilinear(&t->mip[t->levels - 1], (u + 0.5) * s - 0.5, (v + 0.5) * s - 0.5, out);
         return;
     }
     float a[3], b[3];
-    double s0 = ldexp(1.0, -l0), s1 = 0.5 * s0;
+    double s0 = inv2[l0], s1 = 0.5 * s0;
     mip_bilinear(&t->mip[l0], (u + 0.5) * s0 - 0.5, (v + 0.5) * s0 - 0.5, a);
     mip_bilinear(&t->mip[l0 + 1], (u + 0.5) * s1 - 0.5, (v + 0.5) * s1 - 0.5, b);
     float f = (float)(lod - l0);
@@ -758,8 +766,11 @@ static int clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t
         return gl_error(GL_EINVAL, "synth_clip_render: label %d is not in [0, %d)", label0,
                         SYNTH_MAX_CLASSES);
     int T = frames ? frames : cfg->frames;
-    if (T < 2 || T > 10000)
-        return gl_error(GL_EINVAL, "synth_clip_render: frames must be in [2, 10000], got %d", T);
+    if (T < 2 || T > 10000 || (double)T * cfg->width * cfg->height > (double)(1 << 27))
+        return gl_error(GL_EINVAL,
+                        "synth_clip_render: frames must be in [2, 10000] with frames x width x "
+                        "height <= 2^27, got %d",
+                        T);
     int W = cfg->width, H = cfg->height;
     size_t hw = (size_t)W * H;
     int rc = 0;
