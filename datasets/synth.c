@@ -593,13 +593,17 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
         case SYNTH_TRANSLATE_RIGHT: case SYNTH_TRANSLATE_LEFT:
         case SYNTH_TRANSLATE_UP: case SYNTH_TRANSLATE_DOWN:
             o->speed = S * rng_range(r, 1.0 / 48, 1.0 / 24);
+            /* long clips: the whole path stays within ~1.2 S, so in view */
+            if (o->speed * (T - 1) > 1.2 * S) o->speed = 1.2 * S / (T - 1);
             break;
         case SYNTH_ROTATE_CW: case SYNTH_ROTATE_CCW:
             o->speed = rng_range(r, 0.06, 0.15);
             break;
         case SYNTH_GROW: case SYNTH_SHRINK:
-            /* scale exp(+-speed * (T-1)/2) around 1: 0.4x-2.5x over 24 frames */
+            /* scale exp(+-speed * (T-1)/2) around 1: 0.4x-2.5x over 24 frames,
+             * never beyond that on longer clips */
             o->speed = rng_range(r, 0.045, 0.08);
+            if (o->speed * (T - 1) > 2 * log(2.5)) o->speed = 2 * log(2.5) / (T - 1);
             break;
         case SYNTH_OSCILLATE:
             o->amp = S * rng_range(r, 1.0 / 10, 1.0 / 6);
@@ -611,6 +615,7 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
             break;
         case SYNTH_BOUNCE:
             o->speed = S * rng_range(r, 0.0, 1.0 / 64);
+            if (o->speed * (T - 1) > 0.6 * S) o->speed = 0.6 * S / (T - 1);
             o->amp = S * rng_range(r, 1.0 / 8, 1.0 / 5);
             o->period = rng_range(r, 8, 14);
             o->cy += 0.5 * o->amp;

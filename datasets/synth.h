@@ -38,6 +38,17 @@
  * less aliasing, and the mean error of warping frame t+1 back by the ground
  * truth drops from 0.17 to 0.13 of the no-warp error at 48x48, strong camera.)
  *
+ * Classes (object motion in world pixels, S = min(W, H), t in frames, all
+ * objects of a clip follow the class with their own draws):
+ *   TranslateRight/Left/Up/Down  constant velocity S/48..S/24 per frame
+ *   RotateCW/CCW    0.06..0.15 rad per frame about the object's centre
+ *   Grow/Shrink     scale exp(+-k t), k 0.045..0.08 (0.4x..2.5x at most)
+ *   Oscillate       amplitude S/10..S/6 along a random line, period 8..16
+ *   Circle          radius S/10..S/6, either direction, period 12..24
+ *   Bounce          hops of height S/8..S/5, period 8..14, slow drift
+ *   Still           none: the objects move only with the camera
+ * (the default 10 classes are the first ten).
+ *
  * Dataset layout written by synth_dataset_write (UCF-101 layout, split 1):
  *   DIR/classInd.txt                     "1 TranslateRight\r\n" ... (CRLF)
  *   DIR/trainlist01.txt                  "Class/v_Class_gGG_cCC.avi LABEL\r\n"
