@@ -1,0 +1,289 @@
+/* glocal eval-motion — GLOCAL against synthetic ground truth, side by side
+ * with the robust refinement alone and TV-L1 + RANSAC. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiments/cli.h"
+#include "experiments/commands.h"
+#include "experiments/motion_pairs.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+
+GLOCAL_COMMAND(eval_motion, "eval-motion",
+               "evaluate GLOCAL motion (and TV-L1 + RANSAC) against synthetic ground truth")
+
+static void help(void)
+{
+    printf("usage: glocal eval-motion [--model M] (--dataset SYNTH_DIR | --synth) [options]\n\n"
+           "Measures, per method, against the ground truth of the synthetic benchmark\n"
+           "(datasets/synth.h): the 4-corner error of the homography (px; mean, median and the\n"
+           "fraction under 1 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
+           "the background leakage (mean |local flow| off the foreground) and the mask IoU.\n"
+           "Methods: glocal (network + robust refinement + LME), glocal-net (the network's DLT\n"
+           "homography alone), refine (robust refinement from the identity, no network) and\n"
+           "tvl1-ransac (TV-L1 flow, RANSAC homography; local = flow minus homography, mask =\n"
+           "RANSAC outliers).\n\n"
+           "  --model M             a checkpoint from glocal train-motion (without it: baselines)\n"
+           "  --dataset DIR         a folder written by glocal synth: test-list clips, their videos\n"
+           "                        and _gt.h5 ground truth\n"
+           "  --max-clips N         clips of the test list to use (default 40)\n"
+           "  --pairs-per-clip K    pairs (t, t+1) per clip, spread over it (default 4)\n"
+           "  --synth               render pairs in memory instead (no video coding)\n"
+           "  --size S  --camera C  --pairs N  --seed X   for --synth (64, 1, 200, 12345)\n"
+           "  --no-tvl1             skip the TV-L1 baseline (the slowest)\n"
+           "  --no-refine           glocal without the robust refinement\n"
+           "  --batch B             pairs per network batch (default 32)\n"
+           "  --json                print one JSON object with every number as the last line\n");
+}
+
+enum { M_GLOCAL, M_NET, M_REFINE, M_TVL1, M_N };
+static const char *mname[M_N] = { "glocal", "glocal-net", "refine", "tvl1-ransac" };
+
+typedef struct {
+    int n, nl, ni, nk;
+    double *corner;
+    double epe, lfg, leak, iou, secs;
+} acc;
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void add(acc *a, const glocal_pair_metrics *pm)
+{
+    a->corner[a->n++] = pm->corner;
+    a->epe += pm->global_epe;
+    if (!isnan(pm->local_epe_fg)) { a->lfg += pm->local_epe_fg; a->nl++; }
+    if (!isnan(pm->leakage)) { a->leak += pm->leakage; a->nk++; }
+    if (!isnan(pm->iou)) { a->iou += pm->iou; a->ni++; }
+}
+
+typedef struct {
+    double mean, median, under1, epe, lfg, leak, iou, ms;
+} summary;
+
+static summary summarise(acc *a)
+{
+    summary s = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+    if (!a->n) return s;
+    double t = 0;
+    int u = 0;
+    for (int i = 0; i < a->n; i++) { t += a->corner[i]; u += a->corner[i] < 1; }
+    qsort(a->corner, a->n, sizeof(double), cmpd);
+    s.mean = t / a->n;
+    s.median = a->n % 2 ? a->corner[a->n / 2] : 0.5 * (a->corner[a->n / 2 - 1] + a->corner[a->n / 2]);
+    s.under1 = (double)u / a->n;
+    s.epe = a->epe / a->n;
+    s.lfg = a->nl ? a->lfg / a->nl : NAN;
+    s.leak = a->nk ? a->leak / a->nk : NAN;
+    s.iou = a->ni ? a->iou / a->ni : NAN;
+    s.ms = 1000 * a->secs / a->n;
+    return s;
+}
+
+static void jnum(FILE *f, const char *k, double v, int comma)
+{
+    if (isfinite(v)) fprintf(f, "\"%s\": %.6g%s", k, v, comma ? ", " : "");
+    else fprintf(f, "\"%s\": null%s", k, comma ? ", " : "");
+}
+
+/* TV-L1 + RANSAC on one pair: H, global, local and an outlier mask. */
+static int tvl1_pair(const uint8_t *a, const uint8_t *b, int w, int h, double H[9], float *glob,
+                     float *local, float *mask)
+{
+    const size_t hw = (size_t)w * h;
+    float *ga = gl_malloc(sizeof(float) * hw * 2);
+    flow_field f = { 0 }, g = { 0 }, l = { 0 };
+    int rc = GL_ENOMEM;
+    if (!ga) return rc;
+    if ((rc = flow_gray_from_rgb24(a, w, h, ga)) < 0 || (rc = flow_gray_from_rgb24(b, w, h, ga + hw)) < 0)
+        goto fail;
+    if ((rc = flow_field_new(&f, w, h)) < 0 || (rc = flow_field_new(&g, w, h)) < 0 ||
+        (rc = flow_field_new(&l, w, h)) < 0)
+        goto fail;
+    tvl1_config tc;
+    tvl1_config_default(&tc);
+    if ((rc = tvl1_flow(ga, ga + hw, w, h, &tc, &f)) < 0) goto fail;
+    homography_ransac_config rc_;
+    homography_ransac_config_default(&rc_);
+    if ((rc = flow_minus_homography(&f, 2, &rc_, 1, H, &g, &l)) < 0) goto fail;
+    for (size_t p = 0; p < hw; p++) {
+        glob[p] = g.u[p];
+        glob[hw + p] = g.v[p];
+        local[p] = l.u[p];
+        local[hw + p] = l.v[p];
+        mask[p] = (l.u[p] != 0 || l.v[p] != 0) ? 1.0f : 0.0f;
+    }
+fail:
+    flow_field_free(&f);
+    flow_field_free(&g);
+    flow_field_free(&l);
+    gl_free(ga);
+    return rc;
+}
+
+int cmd_eval_motion(int argc, char **argv)
+{
+    const char *cmd = "eval-motion";
+    const char *model = NULL, *dataset = NULL;
+    int synth = 0, json = 0, tvl1 = 1, refine = 1;
+    long max_clips = 40, ppc = 4, size = 64, pairs = 200, seed = 12345, batch = 32;
+    double camera = 1.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
+        if (!strcmp(a, "--synth")) { synth = 1; continue; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--no-tvl1")) { tvl1 = 0; continue; }
+        if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
+        if (!v) return cli_usage_error(cmd, "option '%s' needs a value (or is unknown)", a);
+        i++;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--dataset")) dataset = v;
+        else if (!strcmp(a, "--max-clips")) { if (cli_parse_int(cmd, a, v, 1, 1000000, &max_clips) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--pairs-per-clip")) { if (cli_parse_int(cmd, a, v, 1, 10000, &ppc) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--size")) { if (cli_parse_int(cmd, a, v, 16, 4096, &size) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--camera")) { if (cli_parse_double(cmd, a, v, &camera) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--pairs")) { if (cli_parse_int(cmd, a, v, 1, 1000000, &pairs) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--seed")) { if (cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &seed) < 0) return CLI_USAGE; }
+        else if (!strcmp(a, "--batch")) { if (cli_parse_int(cmd, a, v, 1, 4096, &batch) < 0) return CLI_USAGE; }
+        else return cli_usage_error(cmd, "unknown option '%s'", a);
+    }
+    if (!synth && !dataset) return cli_usage_error(cmd, "give --dataset SYNTH_DIR or --synth");
+    if (synth && dataset) return cli_usage_error(cmd, "--dataset and --synth exclude each other");
+    int code = CLI_FAIL, rc;
+    glocal_model *m = NULL;
+    motion_pairs P = { 0 };
+    glocal_result r = { 0 };
+    acc A[M_N];
+    memset(A, 0, sizeof A);
+    float *tg = NULL;
+    if (model && (rc = glocal_model_load(&m, model, NULL)) < 0) {
+        cli_fail(cmd, rc, "cannot load the model %s", model);
+        goto done;
+    }
+    if (synth) {
+        synth_config sc = synth_config_default();
+        sc.width = sc.height = (int)size;
+        sc.camera = camera;
+        rc = motion_pairs_synth(&P, &sc, (int)pairs, (uint64_t)seed);
+    } else {
+        rc = motion_pairs_synth_dir(&P, dataset, (int)max_clips, (int)ppc);
+    }
+    if (rc < 0) { cli_fail(cmd, rc, "cannot load the evaluation pairs"); goto done; }
+    const int W = P.width, H = P.height, N = P.n;
+    const size_t hw = (size_t)W * H;
+    for (int k = 0; k < M_N; k++) {
+        A[k].corner = gl_calloc(N, sizeof(double));
+        if (!A[k].corner) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    }
+    tg = gl_malloc(sizeof(float) * 5 * hw);
+    if (!tg) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    const uint8_t **pa = gl_malloc(sizeof *pa * 2 * batch);
+    if (!pa) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    const uint8_t **pb = pa + batch;
+    cli_progress pr;
+    cli_progress_start(&pr, "evaluating", N);
+    for (int i0 = 0; i0 < N; i0 += (int)batch) {
+        int n = N - i0 < batch ? N - i0 : (int)batch;
+        for (int j = 0; j < n; j++) {
+            pa[j] = P.a + (size_t)(i0 + j) * hw * 3;
+            pb[j] = P.b + (size_t)(i0 + j) * hw * 3;
+        }
+        for (int k = 0; k < M_N; k++) {
+            if ((k == M_GLOCAL || k == M_NET) && !m) continue;
+            if (k == M_TVL1) continue;
+            glocal_infer_options o;
+            glocal_infer_options_default(&o);
+            o.use_network = k != M_REFINE;
+            o.lme = k == M_GLOCAL;
+            o.refine = k == M_REFINE || (k == M_GLOCAL && refine);
+            double t0 = gl_now();
+            if ((rc = glocal_infer(k == M_REFINE ? NULL : m, pa, pb, n, W, H, &o, &r)) < 0) {
+                gl_free((void *)pa);
+                cli_fail(cmd, rc, "%s failed", mname[k]);
+                goto done;
+            }
+            A[k].secs += gl_now() - t0;
+            for (int j = 0; j < n; j++) {
+                size_t q = (size_t)(i0 + j);
+                glocal_pair_metrics pm;
+                rc = glocal_metrics_pair(r.homography + 9 * j, P.homography + 9 * q,
+                                         r.global_flow + j * 2 * hw, P.global_flow + q * 2 * hw,
+                                         o.lme ? r.local_flow + j * 2 * hw : NULL,
+                                         P.local_flow + q * 2 * hw, o.lme ? r.mask + j * hw : NULL,
+                                         P.mask + q * hw, W, H, &pm);
+                if (rc < 0) { gl_free((void *)pa); cli_fail(cmd, rc, "metrics"); goto done; }
+                add(&A[k], &pm);
+            }
+            glocal_result_free(&r);
+        }
+        if (tvl1) {
+            for (int j = 0; j < n; j++) {
+                size_t q = (size_t)(i0 + j);
+                double Hh[9], t0 = gl_now();
+                if ((rc = tvl1_pair(pa[j], pb[j], W, H, Hh, tg, tg + 2 * hw, tg + 4 * hw)) < 0) {
+                    gl_free((void *)pa);
+                    cli_fail(cmd, rc, "TV-L1 + RANSAC failed on pair %zu", q);
+                    goto done;
+                }
+                A[M_TVL1].secs += gl_now() - t0;
+                glocal_pair_metrics pm;
+                if ((rc = glocal_metrics_pair(Hh, P.homography + 9 * q, tg, P.global_flow + q * 2 * hw,
+                                              tg + 2 * hw, P.local_flow + q * 2 * hw, tg + 4 * hw,
+                                              P.mask + q * hw, W, H, &pm)) < 0) {
+                    gl_free((void *)pa);
+                    cli_fail(cmd, rc, "metrics");
+                    goto done;
+                }
+                add(&A[M_TVL1], &pm);
+            }
+        }
+        cli_progress_update(&pr, i0 + n, NULL);
+    }
+    cli_progress_end(&pr, N, NULL);
+    gl_free((void *)pa);
+    summary S[M_N];
+    for (int k = 0; k < M_N; k++) S[k] = summarise(&A[k]);
+    printf("%d pairs, %dx%d (%s)\n", N, W, H, synth ? "synthetic, rendered" : dataset);
+    printf("%-12s %9s %9s %7s %9s %11s %9s %7s %9s\n", "method", "corner", "median", "<1px",
+           "globEPE", "localEPEfg", "leakage", "IoU", "ms/pair");
+    for (int k = 0; k < M_N; k++) {
+        if (!A[k].n) continue;
+        printf("%-12s %9.3f %9.3f %7.3f %9.3f %11.3f %9.3f %7.3f %9.2f\n", mname[k], S[k].mean,
+               S[k].median, S[k].under1, S[k].epe, S[k].lfg, S[k].leak, S[k].iou, S[k].ms);
+    }
+    if (json) {
+        printf("{\"pairs\": %d, \"width\": %d, \"height\": %d, \"source\": \"%s\", \"methods\": {", N,
+               W, H, synth ? "synth" : "dataset");
+        int first = 1;
+        for (int k = 0; k < M_N; k++) {
+            if (!A[k].n) continue;
+            printf("%s\"%s\": {", first ? "" : ", ", mname[k]);
+            first = 0;
+            jnum(stdout, "corner_mean", S[k].mean, 1);
+            jnum(stdout, "corner_median", S[k].median, 1);
+            jnum(stdout, "corner_under_1px", S[k].under1, 1);
+            jnum(stdout, "global_epe", S[k].epe, 1);
+            jnum(stdout, "local_epe_fg", S[k].lfg, 1);
+            jnum(stdout, "leakage", S[k].leak, 1);
+            jnum(stdout, "mask_iou", S[k].iou, 1);
+            jnum(stdout, "ms_per_pair", S[k].ms, 0);
+            printf("}");
+        }
+        printf("}}\n");
+    }
+    code = CLI_OK;
+done:
+    for (int k = 0; k < M_N; k++) gl_free(A[k].corner);
+    gl_free(tg);
+    glocal_result_free(&r);
+    motion_pairs_free(&P);
+    glocal_model_free(&m);
+    return code;
+}

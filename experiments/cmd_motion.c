@@ -1,0 +1,178 @@
+/* glocal motion — GLOCAL motion of one frame pair: .flo files, the
+ * homography and a colour-coded strip. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datasets/image.h"
+#include "datasets/video.h"
+#include "experiments/cli.h"
+#include "experiments/commands.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+
+GLOCAL_COMMAND(motion, "motion", "GLOCAL global/local motion of a frame pair: .flo files, homography, PNG strip")
+
+static void help(void)
+{
+    printf("usage: glocal motion --model M [--out DIR] A.png B.png\n"
+           "       glocal motion --model M [--out DIR] --video X [--frame T]\n\n"
+           "Estimates the camera (global) motion as a homography, its flow, the local (object)\n"
+           "flow and the foreground mask from frame A to frame B with a model trained by glocal\n"
+           "train-motion. Frames of any size (both the same). Writes to DIR (default .):\n"
+           "  mixed.flo global.flo local.flo   Middlebury .flo, pixels, A -> B\n"
+           "  homography.txt                   3x3 row-major, maps pixels of A to B\n"
+           "  strip.png                        frame A | mixed | global | local flow (Middlebury\n"
+           "                                   colour wheel, one scale) | mask (white = moving)\n\n"
+           "  --video X --frame T   use frames T and T+1 of a video (default T = 0)\n"
+           "  --no-refine           skip the robust refinement of the homography\n");
+}
+
+static int write_flo(const char *dir, const char *name, const float *f, int w, int h)
+{
+    flow_field ff = { 0 };
+    int rc = flow_field_new(&ff, w, h);
+    if (rc < 0) return rc;
+    const size_t hw = (size_t)w * h;
+    memcpy(ff.u, f, hw * sizeof(float));
+    memcpy(ff.v, f + hw, hw * sizeof(float));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    rc = flow_write_flo(path, &ff);
+    flow_field_free(&ff);
+    return rc;
+}
+
+int cmd_motion(int argc, char **argv)
+{
+    const char *cmd = "motion";
+    const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
+    long frame = 0;
+    int nfiles = 0, refine = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
+        if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
+        if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--model")) model = v;
+            else if (!strcmp(a, "--out")) out = v;
+            else if (!strcmp(a, "--video")) video = v;
+            else if (!strcmp(a, "--frame")) { if (cli_parse_int(cmd, a, v, 0, 100000000, &frame) < 0) return CLI_USAGE; }
+            else return cli_usage_error(cmd, "unknown option '%s'", a);
+            continue;
+        }
+        if (nfiles == 2) return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        files[nfiles++] = a;
+    }
+    if (!model) return cli_usage_error(cmd, "--model M is required");
+    if (video ? nfiles != 0 : nfiles != 2)
+        return cli_usage_error(cmd, "give two image files, or --video X");
+    int code = CLI_FAIL, rc, W = 0, H = 0;
+    image ia = { 0 }, ib = { 0 };
+    uint8_t *vf = NULL, *strip = NULL;
+    glocal_model *m = NULL;
+    glocal_result r = { 0 };
+    const uint8_t *fa, *fb;
+    if (video) {
+        video_reader_opts vo = video_reader_opts_default();
+        video_info vi;
+        long ind[2] = { frame, frame + 1 };
+        {
+            video_reader *vr = NULL;
+            if ((rc = video_reader_open(&vr, video, &vo)) < 0) { cli_fail(cmd, rc, "cannot open %s", video); goto done; }
+            video_reader_info(vr, &vi);
+            video_reader_close(&vr);
+        }
+        vf = gl_malloc(2 * vi.frame_bytes);
+        if (!vf) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+        if ((rc = video_decode_frames(video, &vo, ind, 2, vf, &vi)) < 0) {
+            cli_fail(cmd, rc, "cannot decode frames %ld and %ld of %s", frame, frame + 1, video);
+            goto done;
+        }
+        W = vi.out_width;
+        H = vi.out_height;
+        fa = vf;
+        fb = vf + vi.frame_bytes;
+    } else {
+        if ((rc = image_load(&ia, files[0], 3)) < 0) { cli_fail(cmd, rc, "cannot read %s", files[0]); goto done; }
+        if ((rc = image_load(&ib, files[1], 3)) < 0) { cli_fail(cmd, rc, "cannot read %s", files[1]); goto done; }
+        if (ia.width != ib.width || ia.height != ib.height) {
+            cli_fail(cmd, GL_EINVAL, "%s is %dx%d but %s is %dx%d: frames must have one size", files[0],
+                     ia.width, ia.height, files[1], ib.width, ib.height);
+            goto done;
+        }
+        W = ia.width;
+        H = ia.height;
+        fa = ia.data;
+        fb = ib.data;
+    }
+    if ((rc = glocal_model_load(&m, model, NULL)) < 0) { cli_fail(cmd, rc, "cannot load %s", model); goto done; }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.refine = refine;
+    if ((rc = glocal_infer(m, &fa, &fb, 1, W, H, &o, &r)) < 0) { cli_fail(cmd, rc, "inference failed"); goto done; }
+    if ((rc = gl_mkdirs(out)) < 0) { cli_fail(cmd, rc, "cannot create %s", out); goto done; }
+    if ((rc = write_flo(out, "mixed.flo", r.mixed_flow, W, H)) < 0 ||
+        (rc = write_flo(out, "global.flo", r.global_flow, W, H)) < 0 ||
+        (rc = write_flo(out, "local.flo", r.local_flow, W, H)) < 0) {
+        cli_fail(cmd, rc, "cannot write the .flo files");
+        goto done;
+    }
+    {
+        char txt[512], path[4096];
+        const double *h = r.homography;
+        int n = snprintf(txt, sizeof txt, "%.10g %.10g %.10g\n%.10g %.10g %.10g\n%.10g %.10g %.10g\n",
+                         h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
+        snprintf(path, sizeof path, "%s/homography.txt", out);
+        if ((rc = gl_write_file_atomic(path, txt, (size_t)n)) < 0) { cli_fail(cmd, rc, "cannot write %s", path); goto done; }
+    }
+    /* Strip: A | mixed | global | local | mask, flows on the mixed flow's scale. */
+    const size_t hw = (size_t)W * H;
+    strip = gl_malloc(hw * 3 * 5);
+    uint8_t *tile = gl_malloc(hw * 3);
+    if (!strip || !tile) { gl_free(tile); cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    float maxr = 0;
+    for (size_t p = 0; p < hw; p++) {
+        float u = r.mixed_flow[p], v = r.mixed_flow[hw + p];
+        float mag = u * u + v * v;
+        if (mag > maxr) maxr = mag;
+    }
+    maxr = maxr > 0 ? sqrtf(maxr) : 1.0f;
+    const float *flows[3] = { r.mixed_flow, r.global_flow, r.local_flow };
+    for (int t = 0; t < 5; t++) {
+        if (t == 0) memcpy(tile, fa, hw * 3);
+        else if (t <= 3) {
+            flow_field ff = { W, H, (float *)flows[t - 1], (float *)flows[t - 1] + hw };
+            if ((rc = flow_colorize(&ff, maxr, tile)) < 0) { gl_free(tile); cli_fail(cmd, rc, "colour coding"); goto done; }
+        } else {
+            for (size_t p = 0; p < hw; p++) {
+                float v = r.mask[p] < 0 ? 0 : (r.mask[p] > 1 ? 1 : r.mask[p]);
+                tile[3 * p] = tile[3 * p + 1] = tile[3 * p + 2] = (uint8_t)(255.0f * v + 0.5f);
+            }
+        }
+        for (int y = 0; y < H; y++)
+            memcpy(strip + ((size_t)y * 5 * W + (size_t)t * W) * 3, tile + (size_t)y * W * 3, (size_t)W * 3);
+    }
+    gl_free(tile);
+    {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/strip.png", out);
+        if ((rc = image_save_png(path, strip, 5 * W, H, 3)) < 0) { cli_fail(cmd, rc, "cannot write %s", path); goto done; }
+    }
+    printf("homography (A -> B): [%.6g %.6g %.6g; %.6g %.6g %.6g; %.6g %.6g %.6g]\n", r.homography[0],
+           r.homography[1], r.homography[2], r.homography[3], r.homography[4], r.homography[5],
+           r.homography[6], r.homography[7], r.homography[8]);
+    printf("wrote %s/{mixed,global,local}.flo, homography.txt, strip.png\n", out);
+    code = CLI_OK;
+done:
+    gl_free(strip);
+    gl_free(vf);
+    image_release(&ia);
+    image_release(&ib);
+    glocal_result_free(&r);
+    glocal_model_free(&m);
+    return code;
+}

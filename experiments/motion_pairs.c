@@ -1,0 +1,259 @@
+/* motion_pairs.c — frame pairs for GLOCAL training and evaluation. */
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "datasets/ucf101.h"
+#include "datasets/video.h"
+#include "experiments/motion_pairs.h"
+
+void motion_pairs_free(motion_pairs *p)
+{
+    if (!p) return;
+    gl_free(p->a);
+    gl_free(p->b);
+    gl_free(p->homography);
+    gl_free(p->global_flow);
+    gl_free(p->local_flow);
+    gl_free(p->mask);
+    memset(p, 0, sizeof *p);
+}
+
+static int pairs_alloc(motion_pairs *p, int n, int w, int h, int gt)
+{
+    memset(p, 0, sizeof *p);
+    const size_t hw = (size_t)w * h;
+    p->n = n;
+    p->width = w;
+    p->height = h;
+    p->a = gl_malloc(n * hw * 3);
+    p->b = gl_malloc(n * hw * 3);
+    if (gt) {
+        p->homography = gl_malloc(sizeof(double) * 9 * n);
+        p->global_flow = gl_malloc(sizeof(float) * 2 * hw * n);
+        p->local_flow = gl_malloc(sizeof(float) * 2 * hw * n);
+        p->mask = gl_malloc(hw * n);
+    }
+    if (!p->a || !p->b ||
+        (gt && (!p->homography || !p->global_flow || !p->local_flow || !p->mask))) {
+        motion_pairs_free(p);
+        return GL_ENOMEM;
+    }
+    return 0;
+}
+
+typedef struct {
+    const synth *s;
+    motion_pairs *p;
+    uint64_t seed;
+} synth_job;
+
+static int synth_range(void *ctx, long begin, long end)
+{
+    synth_job *j = ctx;
+    motion_pairs *p = j->p;
+    const size_t hw = (size_t)p->width * p->height;
+    for (long i = begin; i < end; i++) {
+        synth_clip *c = NULL;
+        int rc = synth_pair_render(j->s, j->seed + (uint64_t)i, &c);
+        if (rc < 0) return rc;
+        memcpy(p->a + i * hw * 3, c->rgb, hw * 3);
+        memcpy(p->b + i * hw * 3, c->rgb + hw * 3, hw * 3);
+        memcpy(p->homography + 9 * i, c->homography, sizeof(double) * 9);
+        memcpy(p->global_flow + i * 2 * hw, c->global_flow, sizeof(float) * 2 * hw);
+        memcpy(p->local_flow + i * 2 * hw, c->local_flow, sizeof(float) * 2 * hw);
+        memcpy(p->mask + i * hw, c->mask, hw);
+        synth_clip_free(&c);
+    }
+    return 0;
+}
+
+int motion_pairs_synth(motion_pairs *p, const synth_config *cfg, int n, uint64_t seed)
+{
+    synth *s = NULL;
+    int rc = synth_new(cfg, &s);
+    if (rc < 0) return rc;
+    if ((rc = pairs_alloc(p, n, cfg->width, cfg->height, 1)) < 0) goto fail;
+    synth_job j = { s, p, seed };
+    if ((rc = gl_parallel_for(n, 4, synth_range, &j)) < 0) motion_pairs_free(p);
+fail:
+    synth_free(&s);
+    return rc;
+}
+
+/* Reads dataset `name` of an HDF5 file into buf (count elements of type t). */
+static int h5_read(hid_t f, const char *path, const char *name, hid_t t, void *buf, hsize_t count)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return gl_error(GL_EFORMAT, "%s: no dataset /%s", path, name);
+    hid_t sp = H5Dget_space(d);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    int rc = 0;
+    if (np != (hssize_t)count)
+        rc = gl_error(GL_EFORMAT, "%s: /%s has %lld values, %llu expected", path, name,
+                      (long long)np, (unsigned long long)count);
+    else if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = gl_error(GL_EFORMAT, "%s: cannot read /%s", path, name);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int pairs_per_clip)
+{
+    dataset_index *idx = NULL;
+    uint8_t *frames = NULL;
+    double *hs = NULL;
+    float *gf = NULL, *lf = NULL;
+    uint8_t *mk = NULL;
+    char *gt = NULL;
+    int rc = dataset_index_load(&idx, dir, NULL, 1);
+    memset(p, 0, sizeof *p);
+    if (rc < 0) return rc;
+    H5E_auto2_t efn;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    long first = idx->num_split[DATASET_TRAIN], ntest = idx->num_split[DATASET_TEST];
+    int nclips = ntest < max_clips ? (int)ntest : max_clips;
+    if (nclips < 1) {
+        rc = gl_error(GL_ENOTFOUND, "%s: the test list has no clips", dir);
+        goto fail;
+    }
+    int filled = 0, W = 0, H = 0;
+    for (int c = 0; c < nclips; c++) {
+        const dataset_clip *cl = &idx->clips[first + c];
+        size_t L = strlen(cl->path);
+        gl_free(gt);
+        gt = gl_malloc(L + 8);
+        if (!gt) { rc = GL_ENOMEM; goto fail; }
+        memcpy(gt, cl->path, L + 1);
+        char *dot = strrchr(gt, '.');
+        if (!dot) dot = gt + L;
+        strcpy(dot, "_gt.h5");
+        long nf = 0;
+        video_info vi;
+        video_reader_opts vo = video_reader_opts_default();
+        gl_free(frames);
+        frames = NULL;
+        if ((rc = video_decode_all(cl->path, &vo, 1, (void **)&frames, &nf, &vi)) < 0) goto fail;
+        if (c == 0) {
+            W = vi.out_width;
+            H = vi.out_height;
+            if ((rc = pairs_alloc(p, nclips * pairs_per_clip, W, H, 1)) < 0) goto fail;
+            p->n = 0;
+        } else if (vi.out_width != W || vi.out_height != H) {
+            rc = gl_error(GL_EFORMAT, "%s: frames are %dx%d, the first clip's were %dx%d", cl->path,
+                          vi.out_width, vi.out_height, W, H);
+            goto fail;
+        }
+        const size_t hw = (size_t)W * H;
+        hid_t f = H5Fopen(gt, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) {
+            rc = gl_error(GL_EIO, "%s: cannot open the ground truth", gt);
+            goto fail;
+        }
+        long np = nf - 1;
+        gl_free(hs); gl_free(gf); gl_free(lf); gl_free(mk);
+        hs = gl_malloc(sizeof(double) * 9 * np);
+        gf = gl_malloc(sizeof(float) * 2 * hw * np);
+        lf = gl_malloc(sizeof(float) * 2 * hw * np);
+        mk = gl_malloc(hw * np);
+        if (!hs || !gf || !lf || !mk) { H5Fclose(f); rc = GL_ENOMEM; goto fail; }
+        if ((rc = h5_read(f, gt, "homography", H5T_NATIVE_DOUBLE, hs, 9 * np)) < 0 ||
+            (rc = h5_read(f, gt, "global_flow", H5T_NATIVE_FLOAT, gf, 2 * hw * np)) < 0 ||
+            (rc = h5_read(f, gt, "local_flow", H5T_NATIVE_FLOAT, lf, 2 * hw * np)) < 0 ||
+            (rc = h5_read(f, gt, "mask", H5T_NATIVE_UINT8, mk, hw * np)) < 0) {
+            H5Fclose(f);
+            goto fail;
+        }
+        H5Fclose(f);
+        /* Pairs spread over the clip. */
+        int k = pairs_per_clip < np ? pairs_per_clip : (int)np;
+        for (int i = 0; i < k; i++) {
+            long t = k > 1 ? (long)i * (np - 1) / (k - 1) : 0;
+            memcpy(p->a + filled * hw * 3, frames + t * hw * 3, hw * 3);
+            memcpy(p->b + filled * hw * 3, frames + (t + 1) * hw * 3, hw * 3);
+            memcpy(p->homography + 9 * filled, hs + 9 * t, sizeof(double) * 9);
+            memcpy(p->global_flow + filled * 2 * hw, gf + t * 2 * hw, sizeof(float) * 2 * hw);
+            memcpy(p->local_flow + filled * 2 * hw, lf + t * 2 * hw, sizeof(float) * 2 * hw);
+            memcpy(p->mask + filled * hw, mk + t * hw, hw);
+            filled++;
+        }
+        p->n = filled;
+    }
+    rc = 0;
+fail:
+    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    if (rc < 0) motion_pairs_free(p);
+    gl_free(gt);
+    gl_free(frames);
+    gl_free(hs); gl_free(gf); gl_free(lf); gl_free(mk);
+    dataset_index_free(&idx);
+    return rc;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int gap,
+                         uint64_t seed, int (*progress)(void *, long, long), void *ctx)
+{
+    dataset_index *idx = NULL;
+    uint8_t *two = NULL;
+    int rc = dataset_index_load(&idx, root, NULL, 1);
+    memset(p, 0, sizeof *p);
+    if (rc < 0) return rc;
+    long ntrain = idx->num_split[DATASET_TRAIN];
+    if (ntrain < 1) { rc = gl_error(GL_ENOTFOUND, "%s: the train list has no clips", root); goto fail; }
+    if ((rc = pairs_alloc(p, n, size, size, 0)) < 0) goto fail;
+    const size_t fb = (size_t)size * size * 3;
+    two = gl_malloc(2 * fb);
+    if (!two) { rc = GL_ENOMEM; goto fail; }
+    uint64_t st = seed;
+    int filled = 0, failures = 0;
+    while (filled < n) {
+        const dataset_clip *cl = &idx->clips[splitmix(&st) % ntrain];
+        video_reader_opts vo = video_reader_opts_default();
+        vo.short_side = size;
+        vo.width = vo.height = size;
+        vo.scaler = VIDEO_SCALE_AREA;
+        vo.threads = 1;
+        video_reader *r = NULL;
+        video_info vi;
+        if (!cl->exists || video_reader_open(&r, cl->path, &vo) < 0) {
+            if (++failures > 100 + n) {
+                rc = gl_error(GL_EIO, "%s: too many clips missing or unreadable (last: %s)", root, cl->path);
+                goto fail;
+            }
+            continue;
+        }
+        video_reader_info(r, &vi);
+        video_reader_close(&r);
+        if (vi.frames <= gap) continue;
+        long t = (long)(splitmix(&st) % (uint64_t)(vi.frames - gap));
+        long ind[2] = { t, t + gap };
+        if (video_decode_frames(cl->path, &vo, ind, 2, two, NULL) < 0) {
+            if (++failures > 100 + n) {
+                rc = gl_error(GL_EIO, "%s: too many clips unreadable (last: %s)", root, cl->path);
+                goto fail;
+            }
+            continue;
+        }
+        memcpy(p->a + filled * fb, two, fb);
+        memcpy(p->b + filled * fb, two + fb, fb);
+        filled++;
+        if (progress && progress(ctx, filled, n)) { rc = GL_ECANCELED; goto fail; }
+    }
+    rc = 0;
+fail:
+    if (rc < 0) motion_pairs_free(p);
+    gl_free(two);
+    dataset_index_free(&idx);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * motion_pairs.h — frame pairs for training and evaluating GLOCAL
+ * (glocal train-motion / eval-motion): rendered in memory by the synthetic
+ * benchmark (with ground truth), read from a synthetic dataset folder (videos
+ * + _gt.h5 ground truth, datasets/synth.h schema), or decoded from any
+ * UCF-101-layout dataset (no ground truth). Lives in experiments/ because it
+ * combines datasets/ with motion/.
+ *
+ * Ownership: motion_pairs_free releases everything. Errors: GL_E* codes with
+ * a message naming the file.
+ */
+#ifndef GLOCAL_EXPERIMENTS_MOTION_PAIRS_H
+#define GLOCAL_EXPERIMENTS_MOTION_PAIRS_H
+
+#include <stdint.h>
+
+#include "datasets/synth.h"
+
+typedef struct {
+    int n, width, height;
+    uint8_t *a, *b;          /* [n][H][W][3] RGB24: frame t, frame t+1 */
+    /* Ground truth (NULL when the source has none). */
+    double *homography;      /* [n][9] */
+    float *global_flow;      /* [n][2][H][W] */
+    float *local_flow;       /* [n][2][H][W] */
+    uint8_t *mask;           /* [n][H][W] */
+} motion_pairs;
+
+void motion_pairs_free(motion_pairs *p);
+
+/* n pairs rendered by synth_pair_render(seed + i) (in parallel). */
+int motion_pairs_synth(motion_pairs *p, const synth_config *cfg, int n, uint64_t seed);
+
+/* Up to pairs_per_clip consecutive pairs (t, t+1) of the first max_clips
+ * clips of the test list of a synthetic dataset folder, with the ground truth
+ * of DIR/<Class>/<clip>_gt.h5. */
+int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int pairs_per_clip);
+
+/* n pairs (t, t + gap) from random clips of the train list of a UCF-101-layout
+ * dataset, scaled so the short side is `size` and centre-cropped to size x size. */
+int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int gap,
+                         uint64_t seed, int (*progress)(void *, long, long), void *ctx);
+
+#endif

@@ -1,0 +1,247 @@
+/* glocal_infer.c — GLOCAL inference on RGB frames of any size: network at the
+ * model size, DLT homography, robust refinement at the input size, LME on the
+ * refined alignment, everything rescaled to input pixels. */
+#include <math.h>
+#include <string.h>
+
+#include "motion/flow.h"
+#include "motion/glocal.h"
+#include "motion/glocal_private.h"
+
+#define TRY(call)                         \
+    do {                                  \
+        if ((rc = (call)) < 0) goto fail; \
+    } while (0)
+
+void glocal_infer_options_default(glocal_infer_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->refine = 1;
+    glocal_refine_config_default(&o->rc);
+    o->lme = 1;
+    o->use_network = 1;
+}
+
+int glocal_result_alloc(glocal_result *r, int n, int width, int height)
+{
+    memset(r, 0, sizeof *r);
+    if (n < 1 || width < 2 || height < 2)
+        return gl_error(GL_EINVAL, "glocal_result_alloc: bad size n=%d %dx%d", n, width, height);
+    const size_t hw = (size_t)width * height;
+    r->n = n;
+    r->width = width;
+    r->height = height;
+    r->homography = gl_calloc((size_t)n * 9, sizeof(double));
+    r->global_flow = gl_calloc((size_t)n * 2 * hw, sizeof(float));
+    r->local_flow = gl_calloc((size_t)n * 2 * hw, sizeof(float));
+    r->mixed_flow = gl_calloc((size_t)n * 2 * hw, sizeof(float));
+    r->mask = gl_calloc((size_t)n * hw, sizeof(float));
+    if (!r->homography || !r->global_flow || !r->local_flow || !r->mixed_flow || !r->mask) {
+        glocal_result_free(r);
+        return GL_ENOMEM;
+    }
+    return 0;
+}
+
+void glocal_result_free(glocal_result *r)
+{
+    if (!r) return;
+    gl_free(r->homography);
+    gl_free(r->global_flow);
+    gl_free(r->local_flow);
+    gl_free(r->mixed_flow);
+    gl_free(r->mask);
+    memset(r, 0, sizeof *r);
+}
+
+int glocal_frames_to_tensor(nn_tensor **out, const uint8_t *const *frames, int n, int width,
+                            int height, int size)
+{
+    int rc;
+    *out = NULL;
+    const size_t hw = (size_t)width * height;
+    float *g = gl_malloc(sizeof(float) * n * hw);
+    nn_tensor *t = NULL, *d = NULL, *r = NULL;
+    if (!g) return GL_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        TRY(flow_gray_from_rgb24(frames[i], width, height, g + i * hw));
+        for (size_t p = 0; p < hw; p++) g[i * hw + p] *= 1.0f / 255.0f;
+    }
+    int64_t sh[4] = { n, 1, height, width };
+    TRY(nn_from_data(&t, g, sh, 4, NN_F32));
+    TRY(nn_to_device(&d, t, nn_default_device()));
+    if (width == size && height == size) {
+        r = d;
+        d = NULL;
+    } else {
+        int down = width >= size && height >= size;
+        TRY(nn_interpolate(&r, d, size, size, down ? NN_AREA : NN_BILINEAR, 0));
+    }
+    *out = r;
+    rc = 0;
+fail:
+    nn_free(&t);
+    nn_free(&d);
+    gl_free(g);
+    return rc;
+}
+
+/* (N, C, S, S) -> (N, C, H, W) bilinear, channel c of a flow scaled by W/S or H/S. */
+static int to_input_size(const nn_tensor *t, int width, int height, int is_flow, float *dst)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *u = (nn_tensor *)t;
+    const int64_t S = nn_size(t, 3);
+    if (width != S || height != S) TRY(nn_interpolate(&u, t, height, width, NN_BILINEAR, 0));
+    if (is_flow) {
+        nn_tensor *x, *y, *xy[2];
+        TRY(nn_narrow(&x, u, 1, 0, 1));
+        TRY(nn_narrow(&y, u, 1, 1, 1));
+        TRY(nn_mul_scalar(&xy[0], x, (double)width / S));
+        TRY(nn_mul_scalar(&xy[1], y, (double)height / S));
+        TRY(nn_cat(&u, xy, 2, 1));
+    }
+    TRY(nn_copy_to(u, dst, sizeof(float) * nn_numel(u), NN_F32));
+fail:
+    nn_scope_end(&sc);
+    return rc;
+}
+
+typedef struct {
+    const float *ga, *gb;   /* grey input frames [n][H][W] */
+    const float *weights;   /* [n][H][W] or NULL */
+    int width, height;
+    const glocal_refine_config *rc;
+    double *h;              /* [n][9] */
+} refine_job;
+
+static int refine_range(void *ctx, long begin, long end)
+{
+    refine_job *j = ctx;
+    const size_t hw = (size_t)j->width * j->height;
+    for (long i = begin; i < end; i++) {
+        int rc = glocal_refine_homography(j->ga + i * hw, j->gb + i * hw, j->width, j->height,
+                                          j->weights ? j->weights + i * hw : NULL, j->rc,
+                                          j->h + 9 * i);
+        if (rc < 0) return gl_error_prefix(rc, "pair %ld", i);
+    }
+    return 0;
+}
+
+/* LME on B aligned by the homographies h[n][9] (input pixels): local flow and
+ * mask at the model size. */
+static int lme_with(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
+                    int n, int width, int height, nn_tensor **local, nn_tensor **mask)
+{
+    int rc;
+    const int S = m->cfg.size;
+    const size_t ss = (size_t)S * S;
+    float *f = gl_malloc(sizeof(float) * n * 2 * ss);
+    nn_tensor *cpu = NULL, *al = NULL, *bw = NULL;
+    if (!f) return GL_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        double hs[9];
+        glocal_homography_rescale(h + 9 * i, width, height, S, S, hs);
+        TRY(glocal_homography_to_flow(hs, S, S, f + (size_t)i * 2 * ss));
+    }
+    int64_t sh[4] = { n, 2, S, S };
+    TRY(nn_from_data(&cpu, f, sh, 4, NN_F32));
+    TRY(nn_to_device(&al, cpu, nn_default_device()));
+    TRY(glocal_warp(&bw, tb, al));
+    TRY(glocal_lme_forward(m, ta, bw, 0, local, mask));
+fail:
+    nn_free(&bw);
+    nn_free(&al);
+    nn_free(&cpu);
+    gl_free(f);
+    return rc;
+}
+
+int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
+                 int width, int height, const glocal_infer_options *o, glocal_result *r)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    float *ga = NULL, *gb = NULL, *wts = NULL, *gs = NULL;
+    const size_t hw = (size_t)width * height;
+    if (!a || !b || n < 1 || width < 8 || height < 8 || !o || !r)
+        return gl_error(GL_EINVAL, "glocal_infer: need n >= 1 pairs of frames >= 8x8 (got n=%d %dx%d)",
+                        n, width, height);
+    if (!m && (o->use_network || o->lme))
+        return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
+    if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
+    if ((rc = glocal_result_alloc(r, n, width, height)) < 0) return rc;
+    const int S = m ? m->cfg.size : 0;
+    int prev_grad = nn_grad_mode_set(0);
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *ta = NULL, *tb = NULL, *local = NULL, *mask = NULL;
+    if (m) {
+        TRY(glocal_frames_to_tensor(&ta, a, n, width, height, S));
+        TRY(glocal_frames_to_tensor(&tb, b, n, width, height, S));
+    }
+    for (int i = 0; i < n; i++) {
+        double *h = r->homography + 9 * i;
+        memset(h, 0, 9 * sizeof *h);
+        h[0] = h[4] = h[8] = 1;
+    }
+    /* 1. Network estimate: the DLT fit of the GME flow, rescaled to the input. */
+    if (o->use_network) {
+        glocal_outputs out;
+        TRY(glocal_forward(m, ta, tb, 0, NULL, 0, &out));
+        gs = gl_malloc(sizeof(float) * n * 2 * S * S);
+        if (!gs) rc = GL_ENOMEM;
+        else rc = nn_copy_to(out.glob[m->cfg.iters - 1], gs, sizeof(float) * n * 2 * S * S, NN_F32);
+        glocal_outputs_free(&out);
+        if (rc < 0) goto fail;
+        for (int i = 0; i < n; i++) {
+            double hs[9];
+            TRY(glocal_flow_to_homography(gs + (size_t)i * 2 * S * S, S, S, 4, hs));
+            glocal_homography_rescale(hs, S, S, width, height, r->homography + 9 * i);
+        }
+    }
+    /* 2. Robust refinement at the input size, weighted by the background of a
+     * first LME pass on the network's alignment. */
+    if (o->refine) {
+        ga = gl_malloc(sizeof(float) * n * hw);
+        gb = gl_malloc(sizeof(float) * n * hw);
+        if (!ga || !gb) { rc = GL_ENOMEM; goto fail; }
+        for (int i = 0; i < n; i++) {
+            TRY(flow_gray_from_rgb24(a[i], width, height, ga + i * hw));
+            TRY(flow_gray_from_rgb24(b[i], width, height, gb + i * hw));
+        }
+        if (o->lme) {
+            TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
+            wts = gl_malloc(sizeof(float) * n * hw);
+            if (!wts) { rc = GL_ENOMEM; goto fail; }
+            TRY(to_input_size(mask, width, height, 0, wts));
+            for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - wts[p];
+            nn_free(&local);
+            nn_free(&mask);
+        }
+        refine_job job = { ga, gb, wts, width, height, &o->rc, r->homography };
+        TRY(gl_parallel_for(n, 1, refine_range, &job));
+    }
+    /* 3. Exact global flow of H; LME on the final alignment. */
+    for (int i = 0; i < n; i++)
+        TRY(glocal_homography_to_flow(r->homography + 9 * i, width, height,
+                                      r->global_flow + (size_t)i * 2 * hw));
+    if (o->lme) {
+        TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
+        TRY(to_input_size(local, width, height, 1, r->local_flow));
+        TRY(to_input_size(mask, width, height, 0, r->mask));
+    }
+    for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
+        r->mixed_flow[p] = r->global_flow[p] + r->local_flow[p];
+    rc = 0;
+fail:
+    nn_scope_end(&sc);
+    nn_grad_mode_set(prev_grad);
+    gl_free(ga);
+    gl_free(gb);
+    gl_free(wts);
+    gl_free(gs);
+    if (rc < 0) glocal_result_free(r);
+    return rc;
+}

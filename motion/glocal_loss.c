@@ -1,0 +1,309 @@
+/* glocal_loss.c — GLOCAL's self-supervised losses and the training loss. */
+#include <math.h>
+#include <string.h>
+
+#include "motion/glocal.h"
+#include "motion/glocal_private.h"
+
+#define TRY(call)                         \
+    do {                                  \
+        if ((rc = (call)) < 0) goto fail; \
+    } while (0)
+
+int glocal_loss_charbonnier(nn_tensor **out, const nn_tensor *a, const nn_tensor *b,
+                            const nn_tensor *weight, double eps)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    nn_tensor *d, *d2, *c, *s, *den, *r;
+    *out = NULL;
+    TRY(nn_scope_begin(&sc));
+    TRY(nn_sub(&d, a, b));
+    TRY(nn_unary(&d2, NN_SQUARE, d));
+    TRY(nn_add_scalar(&d2, d2, eps * eps));
+    TRY(nn_unary(&c, NN_SQRT, d2));
+    TRY(nn_add_scalar(&c, c, -eps));
+    if (weight) {
+        nn_tensor *cw, *we;
+        int64_t shape[NN_MAX_DIMS];
+        int nd = nn_shape(c, shape);
+        TRY(nn_mul(&cw, c, weight));
+        TRY(nn_sum(&s, cw, NULL, 0, 0));
+        TRY(nn_expand(&we, weight, shape, nd));
+        TRY(nn_sum(&den, we, NULL, 0, 0));
+        TRY(nn_add_scalar(&den, den, 1e-6));
+        TRY(nn_div(&r, s, den));
+    } else {
+        TRY(nn_mean(&r, c, NULL, 0, 0));
+    }
+    nn_scope_keep(sc, r);
+    nn_scope_end(&sc);
+    *out = r;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_loss_charbonnier");
+}
+
+/* Soft census descriptor of a 3x3 neighbourhood: 8 channels t / sqrt(0.81 + t^2),
+ * t the neighbour minus the centre in grey levels 0..255 (UnFlow's constants). */
+static int census(const nn_tensor *img, nn_tensor **out)
+{
+    int rc;
+    const int64_t H = nn_size(img, 2), W = nn_size(img, 3);
+    nn_tensor *pad, *ch[8];
+    TRY(nn_pad2d(&pad, img, 1, 1, 1, 1, NN_PAD_REPLICATE, 0.0));
+    for (int dy = -1, k = 0; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+            if (!dx && !dy) continue;
+            nn_tensor *r1, *r2, *t, *t2, *den;
+            TRY(nn_narrow(&r1, pad, 2, 1 + dy, H));
+            TRY(nn_narrow(&r2, r1, 3, 1 + dx, W));
+            TRY(nn_sub(&t, r2, img));
+            TRY(nn_mul_scalar(&t, t, 255.0));
+            TRY(nn_unary(&t2, NN_SQUARE, t));
+            TRY(nn_add_scalar(&t2, t2, 0.81));
+            TRY(nn_unary(&den, NN_RSQRT, t2));
+            TRY(nn_mul(&ch[k++], t, den));
+        }
+    TRY(nn_cat(out, ch, 8, 1));
+fail:
+    return rc;
+}
+
+int glocal_loss_census(nn_tensor **out, const nn_tensor *a, const nn_tensor *b,
+                       const nn_tensor *weight)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    nn_tensor *ca, *cb, *d, *d2, *den, *q, *dist, *r;
+    int64_t d1[1] = { 1 };
+    *out = NULL;
+    if (nn_ndim(a) != 4 || nn_size(a, 1) != 1)
+        return gl_error(GL_EINVAL, "glocal_loss_census: need grey images (N, 1, H, W)");
+    TRY(nn_scope_begin(&sc));
+    TRY(census(a, &ca));
+    TRY(census(b, &cb));
+    TRY(nn_sub(&d, ca, cb));
+    TRY(nn_unary(&d2, NN_SQUARE, d));
+    TRY(nn_add_scalar(&den, d2, 0.1));
+    TRY(nn_div(&q, d2, den));
+    TRY(nn_mean(&dist, q, d1, 1, 1));
+    if (weight) {
+        nn_tensor *dw, *s, *ws;
+        TRY(nn_mul(&dw, dist, weight));
+        TRY(nn_sum(&s, dw, NULL, 0, 0));
+        TRY(nn_sum(&ws, weight, NULL, 0, 0));
+        TRY(nn_add_scalar(&ws, ws, 1e-6));
+        TRY(nn_div(&r, s, ws));
+    } else {
+        TRY(nn_mean(&r, dist, NULL, 0, 0));
+    }
+    nn_scope_keep(sc, r);
+    nn_scope_end(&sc);
+    *out = r;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_loss_census");
+}
+
+static int grad_pair(const nn_tensor *t, int dim, nn_tensor **d)
+{
+    int rc;
+    nn_tensor *a, *b;
+    int64_t n = nn_size(t, dim);
+    TRY(nn_narrow(&a, t, dim, 1, n - 1));
+    TRY(nn_narrow(&b, t, dim, 0, n - 1));
+    TRY(nn_sub(d, a, b));
+fail:
+    return rc;
+}
+
+int glocal_loss_smooth(nn_tensor **out, const nn_tensor *flow, const nn_tensor *img, double alpha)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    nn_tensor *r = NULL;
+    *out = NULL;
+    TRY(nn_scope_begin(&sc));
+    for (int dim = 2; dim <= 3; dim++) {
+        nn_tensor *df, *di, *af, *ai, *w, *p, *m;
+        TRY(grad_pair(flow, dim, &df));
+        TRY(grad_pair(img, dim, &di));
+        TRY(nn_unary(&af, NN_ABS, df));
+        TRY(nn_unary(&ai, NN_ABS, di));
+        TRY(nn_mul_scalar(&ai, ai, -alpha));
+        TRY(nn_unary(&w, NN_EXP, ai));
+        TRY(nn_mul(&p, af, w));
+        TRY(nn_mean(&m, p, NULL, 0, 0));
+        if (r) TRY(nn_add(&r, r, m));
+        else r = m;
+    }
+    nn_scope_keep(sc, r);
+    nn_scope_end(&sc);
+    *out = r;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_loss_smooth");
+}
+
+glocal_loss_config glocal_loss_config_default(void)
+{
+    glocal_loss_config c;
+    c.w_global = 1.0;
+    c.w_census = 0.0;
+    c.w_local = 1.0;
+    c.w_smooth = 0.05;
+    c.w_sparse = 0.01;
+    c.w_mask = 0.1;
+    c.charb_eps = 0.01;
+    c.smooth_alpha = 10.0;
+    c.tau0 = 0.02;
+    c.tau_k = 2.0;
+    c.mask_start = 1500;
+    c.lme_start = 1000;
+    return c;
+}
+
+int glocal_loss_config_validate(const glocal_loss_config *c)
+{
+    const double w[6] = { c->w_global, c->w_census, c->w_local, c->w_smooth, c->w_sparse, c->w_mask };
+    static const char *names[6] = { "w_global", "w_census", "w_local", "w_smooth", "w_sparse", "w_mask" };
+    for (int i = 0; i < 6; i++)
+        if (!(w[i] >= 0 && w[i] < 1e6))
+            return gl_error(GL_EINVAL, "glocal_loss_config.%s: %g not in [0, 1e6)", names[i], w[i]);
+    if (!(c->charb_eps > 0)) return gl_error(GL_EINVAL, "glocal_loss_config.charb_eps: %g <= 0", c->charb_eps);
+    if (!(c->smooth_alpha >= 0))
+        return gl_error(GL_EINVAL, "glocal_loss_config.smooth_alpha: %g < 0", c->smooth_alpha);
+    if (!(c->tau0 >= 0) || !(c->tau_k >= 0))
+        return gl_error(GL_EINVAL, "glocal_loss_config.tau0/tau_k: must be >= 0");
+    if (c->mask_start < 0 || c->lme_start < 0)
+        return gl_error(GL_EINVAL, "glocal_loss_config.mask_start/lme_start: must be >= 0");
+    if (c->mask_start < c->lme_start)
+        return gl_error(GL_EINVAL, "glocal_loss_config.mask_start: %ld is before lme_start %ld (the "
+                        "mask comes from LME)", c->mask_start, c->lme_start);
+    return 0;
+}
+
+static int scalar_of(const nn_tensor *t, double *v)
+{
+    return nn_item(t, v);
+}
+
+/* Multi-scale reconstruction: at scale s, A and B are box-downsampled and B is
+ * warped by the flow averaged and divided by s, so a coarse level sees large
+ * displacements as small ones (widening the basin, as coarse-to-fine does). */
+static int multiscale_loss(const nn_tensor *a, const nn_tensor *b, const nn_tensor *flow,
+                           const nn_tensor *weight, const glocal_loss_config *lc, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *sum = NULL;
+    static const int scales[3] = { 4, 2, 1 };
+    for (int i = 0; i < 3; i++) {
+        int s = scales[i];
+        nn_tensor *as = (nn_tensor *)a, *bs = (nn_tensor *)b, *fs = (nn_tensor *)flow,
+                  *ws = (nn_tensor *)weight, *bw, *l;
+        if (s > 1) {
+            TRY(nn_avg_pool2d(&as, a, s, s, 0));
+            TRY(nn_avg_pool2d(&bs, b, s, s, 0));
+            TRY(nn_avg_pool2d(&fs, flow, s, s, 0));
+            TRY(nn_mul_scalar(&fs, fs, 1.0 / s));
+            if (weight) TRY(nn_avg_pool2d(&ws, weight, s, s, 0));
+        }
+        TRY(glocal_warp(&bw, bs, fs));
+        TRY(glocal_loss_charbonnier(&l, as, bw, ws, lc->charb_eps));
+        if (s == 1 && lc->w_census > 0) {
+            nn_tensor *cl;
+            TRY(glocal_loss_census(&cl, as, bw, ws));
+            TRY(nn_axpy(&l, l, lc->w_census, cl));
+        }
+        if (sum) TRY(nn_add(&sum, sum, l));
+        else sum = l;
+    }
+    *out = sum;
+fail:
+    return rc;
+}
+
+int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
+                const glocal_loss_config *lc, long step, nn_tensor **loss, glocal_losses *parts)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    glocal_outputs o = { 0 };
+    glocal_losses P = { 0 };
+    *loss = NULL;
+    TRY(glocal_loss_config_validate(lc));
+    TRY(nn_scope_begin(&sc));
+    const int with_lme = step >= lc->lme_start;
+    TRY(glocal_forward(m, a, b, with_lme, NULL, 1, &o));
+    nn_tensor *weight = NULL, *total = NULL, *glob = NULL;
+    if (with_lme && step >= lc->mask_start) {
+        nn_tensor *md;
+        TRY(nn_detach(&md, o.mask));
+        TRY(nn_binary_scalar(&weight, NN_SUB, md, 1.0, 1));
+    }
+    const int K = m->cfg.iters;
+    for (int it = 0; it < K; it++) {
+        nn_tensor *l;
+        TRY(multiscale_loss(a, b, o.glob[it], weight, lc, &l));
+        TRY(nn_mul_scalar(&l, l, pow(0.5, K - 1 - it)));
+        if (glob) TRY(nn_add(&glob, glob, l));
+        else glob = l;
+    }
+    TRY(nn_mul_scalar(&total, glob, lc->w_global));
+    TRY(scalar_of(glob, &P.global));
+    if (with_lme) {
+        nn_tensor *gd, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
+            *t1, *t2, *t3, *bce;
+        TRY(nn_detach(&gd, o.glob[K - 1]));
+        TRY(nn_add(&mixed, gd, o.local));
+        TRY(glocal_warp(&bwl, b, mixed));
+        TRY(glocal_loss_charbonnier(&ll, a, bwl, NULL, lc->charb_eps));
+        TRY(glocal_loss_smooth(&sm, o.local, a, lc->smooth_alpha));
+        TRY(nn_mean(&sp, o.mask, NULL, 0, 0));
+        /* Mask target (detached): residual after global alignment, blurred,
+         * above tau = tau0 + tau_k * median (issue 4's non-collapsing hinge). */
+        TRY(glocal_warp(&bwg, b, gd));
+        TRY(nn_sub(&r, a, bwg));
+        TRY(nn_unary(&r, NN_ABS, r));
+        TRY(nn_avg_pool2d(&rb, r, 3, 1, 1));
+        TRY(nn_median_all(&med, rb));
+        TRY(nn_mul_scalar(&tau, med, lc->tau_k));
+        TRY(nn_add_scalar(&tau, tau, lc->tau0));
+        TRY(nn_compare(&tgt, NN_GT, rb, tau));
+        TRY(nn_to_dtype(&tgt, tgt, nn_get_dtype(o.mask)));
+        TRY(nn_clamp(&mc, o.mask, 1e-4, 1 - 1e-4));
+        TRY(nn_unary(&lm, NN_LOG, mc));
+        TRY(nn_binary_scalar(&l1m, NN_SUB, mc, 1.0, 1));
+        TRY(nn_unary(&l1m, NN_LOG, l1m));
+        TRY(nn_mul(&t1, tgt, lm));
+        TRY(nn_binary_scalar(&t2, NN_SUB, tgt, 1.0, 1));
+        TRY(nn_mul(&t2, t2, l1m));
+        TRY(nn_add(&t3, t1, t2));
+        TRY(nn_mean(&bce, t3, NULL, 0, 0));
+        TRY(nn_mul_scalar(&bce, bce, -1.0));
+        TRY(nn_axpy(&total, total, lc->w_local, ll));
+        TRY(nn_axpy(&total, total, lc->w_smooth, sm));
+        TRY(nn_axpy(&total, total, lc->w_sparse, sp));
+        TRY(nn_axpy(&total, total, lc->w_mask, bce));
+        TRY(scalar_of(ll, &P.local));
+        TRY(scalar_of(sm, &P.smooth));
+        TRY(scalar_of(sp, &P.sparse));
+        TRY(scalar_of(bce, &P.mask));
+        P.mask_mean = P.sparse;
+    }
+    TRY(scalar_of(total, &P.total));
+    nn_scope_keep(sc, total);
+    glocal_outputs_free(&o); /* before the scope ends: they are recorded in it */
+    nn_scope_end(&sc);
+    *loss = total;
+    if (parts) *parts = P;
+    return 0;
+fail:
+    glocal_outputs_free(&o);
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_loss");
+}

@@ -1,0 +1,482 @@
+/* glocal_model.c — the GLOCAL networks (GME with a cost volume and basis
+ * coefficients, LME attention U-Net), the warp, and the config. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "motion/glocal.h"
+#include "motion/glocal_private.h"
+
+#define TRY(call)                       \
+    do {                                \
+        if ((rc = (call)) < 0) goto fail; \
+    } while (0)
+
+glocal_config glocal_config_default(int size)
+{
+    glocal_config c = { 0 };
+    c.size = size;
+    c.feat = 32;
+    c.radius = 3;
+    c.iters = 2;
+    c.coef_scale = 10.0;
+    c.lme_ch = 8;
+    c.lme_scale = size / 8.0;
+    return c;
+}
+
+int glocal_config_validate(const glocal_config *c)
+{
+    if (!c) return gl_error(GL_EINVAL, "glocal_config: NULL");
+    if (c->size < 32 || c->size % 16 || c->size > 1024)
+        return gl_error(GL_EINVAL, "glocal_config.size: %d is not a multiple of 16 in 32..1024", c->size);
+    if (c->feat < 4 || c->feat > 256)
+        return gl_error(GL_EINVAL, "glocal_config.feat: %d not in 4..256", c->feat);
+    if (c->radius < 1 || c->radius > 8)
+        return gl_error(GL_EINVAL, "glocal_config.radius: %d not in 1..8", c->radius);
+    if (c->iters < 1 || c->iters > 8)
+        return gl_error(GL_EINVAL, "glocal_config.iters: %d not in 1..8", c->iters);
+    if (!(c->coef_scale > 0 && c->coef_scale < 1e4))
+        return gl_error(GL_EINVAL, "glocal_config.coef_scale: %g not in (0, 1e4)", c->coef_scale);
+    if (c->lme_ch < 2 || c->lme_ch > 128)
+        return gl_error(GL_EINVAL, "glocal_config.lme_ch: %d not in 2..128", c->lme_ch);
+    if (!(c->lme_scale > 0 && c->lme_scale < 1e4))
+        return gl_error(GL_EINVAL, "glocal_config.lme_scale: %g not in (0, 1e4)", c->lme_scale);
+    return 0;
+}
+
+int glocal_config_to_json(const glocal_config *c, char *buf, size_t n)
+{
+    int k = snprintf(buf, n,
+                     "{\"model\": \"glocal\", \"size\": %d, \"feat\": %d, \"radius\": %d, "
+                     "\"iters\": %d, \"coef_scale\": %.17g, \"lme_ch\": %d, \"lme_scale\": %.17g}",
+                     c->size, c->feat, c->radius, c->iters, c->coef_scale, c->lme_ch, c->lme_scale);
+    if (k < 0 || (size_t)k >= n) return gl_error(GL_EINVAL, "glocal_config_to_json: buffer too small");
+    return 0;
+}
+
+static int json_number(const char *json, const char *key, double *v)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(json, pat);
+    if (!p) return gl_error(GL_EFORMAT, "model config: key \"%s\" is missing", key);
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+    if (*p != ':') return gl_error(GL_EFORMAT, "model config: ':' expected after \"%s\"", key);
+    char *end;
+    *v = strtod(p + 1, &end);
+    if (end == p + 1) return gl_error(GL_EFORMAT, "model config: \"%s\" is not a number", key);
+    return 0;
+}
+
+int glocal_config_from_json(const char *json, glocal_config *c)
+{
+    if (!json || !c) return gl_error(GL_EINVAL, "glocal_config_from_json: NULL");
+    if (!strstr(json, "\"glocal\""))
+        return gl_error(GL_EFORMAT, "model config: not a GLOCAL model (\"model\": \"glocal\" expected)");
+    double v[7];
+    static const char *keys[7] = { "size", "feat", "radius", "iters", "coef_scale", "lme_ch", "lme_scale" };
+    for (int i = 0; i < 7; i++) {
+        int rc = json_number(json, keys[i], &v[i]);
+        if (rc < 0) return rc;
+    }
+    c->size = (int)v[0];
+    c->feat = (int)v[1];
+    c->radius = (int)v[2];
+    c->iters = (int)v[3];
+    c->coef_scale = v[4];
+    c->lme_ch = (int)v[5];
+    c->lme_scale = v[6];
+    return glocal_config_validate(c);
+}
+
+/* ---- the warp ---------------------------------------------------------------------- */
+
+int glocal_warp(nn_tensor **out, const nn_tensor *img, const nn_tensor *flow)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    *out = NULL;
+    if (nn_ndim(flow) != 4 || nn_size(flow, 1) != 2 || nn_ndim(img) != 4 ||
+        nn_size(img, 2) != nn_size(flow, 2) || nn_size(img, 3) != nn_size(flow, 3))
+        return gl_error(GL_EINVAL, "glocal_warp: need img (N, C, H, W) and flow (N, 2, H, W) of one size");
+    const int64_t H = nn_size(flow, 2), W = nn_size(flow, 3);
+    nn_dtype dt = nn_get_dtype(flow);
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *xs, *ys, *xs3, *ys3, *u, *v, *gx, *gy, *grid, *r;
+    int64_t sx[3] = { 1, 1, W }, sy[3] = { 1, H, 1 };
+    TRY(nn_arange(&xs, 0, (double)W, 1, dt));
+    TRY(nn_arange(&ys, 0, (double)H, 1, dt));
+    TRY(nn_view(&xs3, xs, sx, 3));
+    TRY(nn_view(&ys3, ys, sy, 3));
+    TRY(nn_select(&u, flow, 1, 0));
+    TRY(nn_select(&v, flow, 1, 1));
+    /* align_corners = 1: -1 and +1 are the centres of the first and last pixel. */
+    TRY(nn_add(&gx, u, xs3));
+    TRY(nn_mul_scalar(&gx, gx, 2.0 / (double)(W - 1)));
+    TRY(nn_add_scalar(&gx, gx, -1.0));
+    TRY(nn_add(&gy, v, ys3));
+    TRY(nn_mul_scalar(&gy, gy, 2.0 / (double)(H - 1)));
+    TRY(nn_add_scalar(&gy, gy, -1.0));
+    nn_tensor *parts[2] = { gx, gy };
+    TRY(nn_stack(&grid, parts, 2, 3));
+    TRY(nn_grid_sample(&r, img, grid, NN_BILINEAR, NN_PAD_BORDER, 1));
+    nn_scope_keep(sc, r);
+    nn_scope_end(&sc);
+    *out = r;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_warp");
+}
+
+/* ---- model ---------------------------------------------------------------------------- */
+
+static int conv(nn_conv *c, nn_params *p, const char *name, int cin, int cout, int k, int stride,
+                nn_act act)
+{
+    int rc = nn_conv_init(c, p, name, cin, cout, k, stride, k / 2, NN_NORM_NONE, act);
+    return rc;
+}
+
+int glocal_model_new(glocal_model **out, const glocal_config *cfg)
+{
+    int rc = glocal_config_validate(cfg);
+    if (rc < 0) return rc;
+    glocal_model *m = gl_calloc(1, sizeof *m);
+    float *bases = NULL;
+    if (!m) return GL_ENOMEM;
+    m->cfg = *cfg;
+    nn_params_init(&m->p);
+    const int S = cfg->size, F = cfg->feat, R = cfg->radius, C = cfg->lme_ch;
+    const int ncost = (2 * R + 1) * (2 * R + 1);
+    TRY(conv(&m->enc1, &m->p, "gme.enc1", 1, 16, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->enc2, &m->p, "gme.enc2", 16, 32, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->enc3, &m->p, "gme.enc3", 32, F, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->head1, &m->p, "gme.head1", ncost + 2 + F, 64, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->head2, &m->p, "gme.head2", 64, 64, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->implicit, &m->p, "gme.implicit", 64, 16, 1, 1, NN_ACT_LEAKY));
+    TRY(nn_dense_init(&m->explicit_, &m->p, "gme.explicit", 16 * (S / 16) * (S / 16), GLOCAL_NBASES));
+    /* Start from the identity (zero coefficients): the output layer is zero. */
+    TRY(nn_fill_(m->explicit_.w, 0.0));
+    TRY(conv(&m->l_e1, &m->p, "lme.e1", 3, C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->l_e1b, &m->p, "lme.e1b", C, C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->l_e2, &m->p, "lme.e2", C, 2 * C, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->l_e2b, &m->p, "lme.e2b", 2 * C, 2 * C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->l_e3, &m->p, "lme.e3", 2 * C, 4 * C, 3, 2, NN_ACT_LEAKY));
+    TRY(conv(&m->l_e3b, &m->p, "lme.e3b", 4 * C, 4 * C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->g2x, &m->p, "lme.gate2.wx", 2 * C, 2 * C, 1, 1, NN_ACT_NONE));
+    TRY(conv(&m->g2g, &m->p, "lme.gate2.wg", 4 * C, 2 * C, 1, 1, NN_ACT_NONE));
+    TRY(conv(&m->g2psi, &m->p, "lme.gate2.psi", 2 * C, 1, 1, 1, NN_ACT_SIGMOID));
+    TRY(conv(&m->l_d2, &m->p, "lme.d2", 4 * C + 2 * C, 2 * C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->g1x, &m->p, "lme.gate1.wx", C, C, 1, 1, NN_ACT_NONE));
+    TRY(conv(&m->g1g, &m->p, "lme.gate1.wg", 2 * C, C, 1, 1, NN_ACT_NONE));
+    TRY(conv(&m->g1psi, &m->p, "lme.gate1.psi", C, 1, 1, 1, NN_ACT_SIGMOID));
+    TRY(conv(&m->l_d1, &m->p, "lme.d1", 2 * C + C, C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->l_out, &m->p, "lme.out", C, 3, 3, 1, NN_ACT_NONE));
+    /* Small initial local flow; attention starts at sigmoid(-2) = 0.12. */
+    TRY(nn_mul_scalar_(m->l_out.w, 0.1));
+    {
+        float b0[3] = { 0, 0, -2 };
+        nn_tensor *bt = NULL;
+        int64_t sh[1] = { 3 };
+        TRY(nn_from_data(&bt, b0, sh, 1, NN_F32));
+        rc = nn_copy_(m->l_out.b, bt);
+        nn_free(&bt);
+        if (rc < 0) goto fail;
+    }
+    bases = gl_malloc(sizeof(float) * GLOCAL_NBASES * 2 * S * S);
+    if (!bases) { rc = GL_ENOMEM; goto fail; }
+    TRY(glocal_bases_compute(S, S, bases));
+    {
+        nn_tensor *cpu = NULL;
+        int64_t sh[2] = { GLOCAL_NBASES, 2L * S * S };
+        TRY(nn_from_data(&cpu, bases, sh, 2, NN_F32));
+        rc = nn_to_device(&m->bases, cpu, nn_default_device());
+        nn_free(&cpu);
+        if (rc < 0) goto fail;
+    }
+    gl_free(bases);
+    *out = m;
+    return 0;
+fail:
+    gl_free(bases);
+    glocal_model_free(&m);
+    return rc;
+}
+
+void glocal_model_free(glocal_model **pm)
+{
+    if (!pm || !*pm) return;
+    glocal_model *m = *pm;
+    nn_free(&m->bases);
+    nn_params_free(&m->p);
+    gl_free(m);
+    *pm = NULL;
+}
+
+const glocal_config *glocal_model_config(const glocal_model *m) { return &m->cfg; }
+nn_params *glocal_model_params(glocal_model *m) { return &m->p; }
+const nn_tensor *glocal_model_bases(const glocal_model *m) { return m->bases; }
+
+static int read_config_attr(const char *path, char **out)
+{
+    *out = NULL;
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a = -1, t = -1;
+    if (f < 0) { rc = gl_error(GL_EIO, "%s: cannot open as an HDF5 checkpoint", path); goto done; }
+    if (H5Aexists(f, "config") <= 0) {
+        rc = gl_error(GL_EFORMAT, "%s: checkpoint has no config attribute (not a GLOCAL model?)", path);
+        goto done;
+    }
+    a = H5Aopen(f, "config", H5P_DEFAULT);
+    t = H5Aget_type(a);
+    if (H5Tget_class(t) != H5T_STRING) {
+        rc = gl_error(GL_EFORMAT, "%s: config attribute is not text", path);
+        goto done;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(t); /* same character set: no conversion needed */
+        if (H5Aread(a, mt, &s) < 0 || !s) rc = gl_error(GL_EFORMAT, "%s: unreadable config", path);
+        else if (!(*out = gl_strdup(s))) rc = GL_ENOMEM;
+        if (s) H5free_memory(s);
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(t);
+        *out = gl_calloc(n + 1, 1);
+        if (!*out) { rc = GL_ENOMEM; goto done; }
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n);
+        if (H5Aread(a, mt, *out) < 0) rc = gl_error(GL_EFORMAT, "%s: unreadable config", path);
+        H5Tclose(mt);
+    }
+done:
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    if (rc < 0) { gl_free(*out); *out = NULL; }
+    return rc;
+}
+
+int glocal_model_load(glocal_model **out, const char *path, int64_t *step)
+{
+    char *json = NULL;
+    glocal_model *m = NULL;
+    glocal_config c;
+    int rc;
+    *out = NULL;
+    TRY(read_config_attr(path, &json));
+    if ((rc = glocal_config_from_json(json, &c)) < 0) {
+        gl_error_prefix(rc, "%s", path);
+        goto fail;
+    }
+    TRY(glocal_model_new(&m, &c));
+    TRY(nn_checkpoint_load(path, &m->p, step, NULL, NULL));
+    gl_free(json);
+    *out = m;
+    return 0;
+fail:
+    gl_free(json);
+    glocal_model_free(&m);
+    return rc;
+}
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+/* L2-normalised features at 1/4 resolution. */
+static int encode(glocal_model *m, const nn_tensor *img, int training, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *x1, *x2, *x3, *sq, *ss, *nrm;
+    int64_t d1[1] = { 1 };
+    TRY(nn_conv_forward(&x1, &m->enc1, img, training));
+    TRY(nn_conv_forward(&x2, &m->enc2, x1, training));
+    TRY(nn_conv_forward(&x3, &m->enc3, x2, training));
+    TRY(nn_unary(&sq, NN_SQUARE, x3));
+    TRY(nn_sum(&ss, sq, d1, 1, 1));
+    TRY(nn_add_scalar(&ss, ss, 1e-6));
+    TRY(nn_unary(&nrm, NN_RSQRT, ss));
+    TRY(nn_mul(out, x3, nrm));
+fail:
+    return rc;
+}
+
+/* Correlation volume: channel (dy + R)(2R + 1) + dx + R holds
+ * sum_c fa(p) fb(p + (dx, dy)) (Dosovitskiy et al., FlowNetC 2015). */
+static int cost_volume(const nn_tensor *fa, const nn_tensor *fb, int R, nn_tensor **out)
+{
+    int rc;
+    const int64_t h = nn_size(fa, 2), w = nn_size(fa, 3);
+    const int n = (2 * R + 1) * (2 * R + 1);
+    nn_tensor *pad, **slices = gl_calloc(n, sizeof *slices);
+    if (!slices) return GL_ENOMEM;
+    int64_t d1[1] = { 1 };
+    TRY(nn_pad2d(&pad, fb, R, R, R, R, NN_PAD_CONSTANT, 0.0));
+    for (int dy = -R, k = 0; dy <= R; dy++)
+        for (int dx = -R; dx <= R; dx++, k++) {
+            nn_tensor *a, *b, *p;
+            TRY(nn_narrow(&a, pad, 2, dy + R, h));
+            TRY(nn_narrow(&b, a, 3, dx + R, w));
+            TRY(nn_mul(&p, fa, b));
+            TRY(nn_sum(&slices[k], p, d1, 1, 1));
+        }
+    TRY(nn_cat(out, slices, n, 1));
+fail:
+    gl_free(slices);
+    return rc;
+}
+
+static int coords(int64_t n, int64_t h, int64_t w, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *xs, *ys, *gx, *gy;
+    int64_t sx[4] = { 1, 1, 1, w }, sy[4] = { 1, 1, h, 1 }, full[4] = { n, 1, h, w };
+    TRY(nn_linspace(&xs, -1, 1, w, NN_F32));
+    TRY(nn_linspace(&ys, -1, 1, h, NN_F32));
+    TRY(nn_view(&xs, xs, sx, 4));
+    TRY(nn_view(&ys, ys, sy, 4));
+    TRY(nn_expand(&gx, xs, full, 4));
+    TRY(nn_expand(&gy, ys, full, 4));
+    nn_tensor *two[2] = { gx, gy };
+    TRY(nn_cat(out, two, 2, 1));
+fail:
+    return rc;
+}
+
+/* Global flow (N, 2, S, S) from coefficients (N, 8). */
+static int coeffs_to_flow(glocal_model *m, const nn_tensor *coef, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *f;
+    int64_t sh[4] = { nn_size(coef, 0), 2, m->cfg.size, m->cfg.size };
+    TRY(nn_matmul(&f, coef, m->bases));
+    TRY(nn_view(out, f, sh, 4));
+fail:
+    return rc;
+}
+
+/* Attention gate (Oktay et al. 2018, eq. 1-2): alpha = sigmoid(psi(relu(Wx x + Wg g))). */
+static int gate(const nn_conv *wx, const nn_conv *wg, const nn_conv *psi, const nn_tensor *x,
+                const nn_tensor *g, int training, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *a, *b, *s, *r, *alpha;
+    TRY(nn_conv_forward(&a, wx, x, training));
+    TRY(nn_conv_forward(&b, wg, g, training));
+    TRY(nn_add(&s, a, b));
+    TRY(nn_unary(&r, NN_RELU, s));
+    TRY(nn_conv_forward(&alpha, psi, r, training));
+    TRY(nn_mul(out, x, alpha));
+fail:
+    return rc;
+}
+
+int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
+                       nn_tensor **local, nn_tensor **mask)
+{
+    int rc;
+    const int64_t S = m->cfg.size;
+    nn_tensor *diff, *x, *e1, *e1b, *e2, *e2b, *e3, *e3b, *u2, *s2, *c2, *d2, *u1, *s1, *c1, *d1,
+        *o, *fr, *at, *th, *att;
+    TRY(nn_sub(&diff, a, bw));
+    nn_tensor *in[3] = { (nn_tensor *)a, (nn_tensor *)bw, diff };
+    TRY(nn_cat(&x, in, 3, 1));
+    TRY(nn_conv_forward(&e1, &m->l_e1, x, training));
+    TRY(nn_conv_forward(&e1b, &m->l_e1b, e1, training));
+    TRY(nn_conv_forward(&e2, &m->l_e2, e1b, training));
+    TRY(nn_conv_forward(&e2b, &m->l_e2b, e2, training));
+    TRY(nn_conv_forward(&e3, &m->l_e3, e2b, training));
+    TRY(nn_conv_forward(&e3b, &m->l_e3b, e3, training));
+    TRY(nn_interpolate(&u2, e3b, S / 2, S / 2, NN_BILINEAR, 0));
+    TRY(gate(&m->g2x, &m->g2g, &m->g2psi, e2b, u2, training, &s2));
+    nn_tensor *cat2[2] = { u2, s2 };
+    TRY(nn_cat(&c2, cat2, 2, 1));
+    TRY(nn_conv_forward(&d2, &m->l_d2, c2, training));
+    TRY(nn_interpolate(&u1, d2, S, S, NN_BILINEAR, 0));
+    TRY(gate(&m->g1x, &m->g1g, &m->g1psi, e1b, u1, training, &s1));
+    nn_tensor *cat1[2] = { u1, s1 };
+    TRY(nn_cat(&c1, cat1, 2, 1));
+    TRY(nn_conv_forward(&d1, &m->l_d1, c1, training));
+    TRY(nn_conv_forward(&o, &m->l_out, d1, training));
+    TRY(nn_narrow(&fr, o, 1, 0, 2));
+    TRY(nn_narrow(&at, o, 1, 2, 1));
+    TRY(nn_unary(&att, NN_SIGMOID, at));
+    TRY(nn_unary(&th, NN_TANH, fr));
+    TRY(nn_mul_scalar(&th, th, m->cfg.lme_scale));
+    TRY(nn_mul(local, th, att));
+    *mask = att;
+fail:
+    return rc;
+}
+
+int glocal_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
+                   const nn_tensor *align, int training, glocal_outputs *out)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    memset(out, 0, sizeof *out);
+    const int64_t S = m->cfg.size;
+    if (nn_ndim(a) != 4 || nn_size(a, 1) != 1 || nn_size(a, 2) != S || nn_size(a, 3) != S ||
+        nn_ndim(b) != 4 || nn_size(b, 0) != nn_size(a, 0) || nn_size(b, 1) != 1 ||
+        nn_size(b, 2) != S || nn_size(b, 3) != S)
+        return gl_error(GL_EINVAL, "glocal_forward: need grey frames (N, 1, %d, %d)", (int)S, (int)S);
+    const int64_t N = nn_size(a, 0);
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *fa, *xy, *g = NULL;
+    TRY(encode(m, a, training, &fa));
+    TRY(coords(N, S / 4, S / 4, &xy));
+    for (int it = 0; it < m->cfg.iters; it++) {
+        nn_tensor *bk = (nn_tensor *)b, *fb, *cv, *x, *h1, *h2, *im, *fl, *coef, *df, *gd;
+        if (g) {
+            /* Residual estimation on B aligned by the current estimate; the
+             * estimate is detached (as RAFT does between iterations). */
+            TRY(nn_detach(&gd, g));
+            TRY(glocal_warp(&bk, b, gd));
+        }
+        TRY(encode(m, bk, training, &fb));
+        TRY(cost_volume(fa, fb, m->cfg.radius, &cv));
+        nn_tensor *cin[3] = { cv, xy, fa };
+        TRY(nn_cat(&x, cin, 3, 1));
+        TRY(nn_conv_forward(&h1, &m->head1, x, training));
+        TRY(nn_conv_forward(&h2, &m->head2, h1, training));
+        TRY(nn_conv_forward(&im, &m->implicit, h2, training));
+        TRY(nn_flatten(&fl, im, 1, 3));
+        TRY(nn_dense_forward(&coef, &m->explicit_, fl));
+        TRY(nn_mul_scalar(&coef, coef, m->cfg.coef_scale));
+        TRY(coeffs_to_flow(m, coef, &df));
+        if (g) TRY(nn_add(&g, g, df));
+        else g = df;
+        out->glob[it] = g;
+    }
+    if (with_lme) {
+        nn_tensor *al = (nn_tensor *)align, *bw;
+        if (!al) TRY(nn_detach(&al, g));
+        TRY(glocal_warp(&bw, b, al));
+        TRY(glocal_lme_forward(m, a, bw, training, &out->local, &out->mask));
+        nn_scope_keep(sc, out->local);
+        nn_scope_keep(sc, out->mask);
+    }
+    for (int it = 0; it < m->cfg.iters; it++) nn_scope_keep(sc, out->glob[it]);
+    nn_scope_end(&sc);
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    memset(out, 0, sizeof *out);
+    return gl_error_prefix(rc, "glocal_forward");
+}
+
+void glocal_outputs_free(glocal_outputs *o)
+{
+    for (int i = 0; i < 8; i++) nn_free(&o->glob[i]);
+    nn_free(&o->local);
+    nn_free(&o->mask);
+}
