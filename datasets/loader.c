@@ -727,8 +727,8 @@ static int motion_load(void *ctx, void *wctx, long item, uint64_t seed, float *o
 {
     motion_src *m = ctx;
     const loader_motion_config *c = &m->cfg;
-    int K = c->segments, L = c->L, W = c->field_w, H = c->field_h;
-    size_t fsz = (size_t)2 * W * H;
+    int K = c->segments, L = c->L, W = c->field_w, H = c->field_h, CH = c->channels;
+    size_t fsz = (size_t)CH * W * H;
     uint64_t rng = seed;
     *label = c->label ? c->label(c->ctx, item) : -1;
     long pairs = c->pairs(c->ctx, item);
@@ -742,7 +742,7 @@ static int motion_load(void *ctx, void *wctx, long item, uint64_t seed, float *o
     if (!c->aug.test_views) loader_view_draw(&c->aug, W, H, &rng, &view);
     loader_segment_starts(pairs, Le, K, c->aug.test_views ? NULL : &rng, starts);
     int V = m->views, OH = c->aug.out_h, OW = c->aug.out_w;
-    size_t osz = (size_t)2 * L * OH * OW;
+    size_t osz = (size_t)CH * L * OH * OW;
     for (int k = 0; k < K; k++) {
         if ((rc = c->read(c->ctx, wctx, item, starts[k], Le, stack)) < 0) goto fail;
         /* a clip shorter than L: repeat its last field (rare; documented) */
@@ -751,12 +751,12 @@ static int motion_load(void *ctx, void *wctx, long item, uint64_t seed, float *o
             for (size_t i = 0; i < (size_t)L * fsz; i++) stack[i] /= c->divide;
         for (int v = 0; v < V; v++) {
             if (c->aug.test_views) loader_view_test(&c->aug, W, H, v, &view);
-            if ((rc = loader_view_apply(&view, stack, 2 * L, H, W, out + ((size_t)v * K + k) * osz, OH, OW, 1)) < 0)
+            if ((rc = loader_view_apply(&view, stack, CH * L, H, W, out + ((size_t)v * K + k) * osz, OH, OW, CH == 2)) < 0)
                 goto fail;
         }
     }
     if (c->hook) {
-        int64_t shape[4] = { (int64_t)V * K, 2 * L, OH, OW };
+        int64_t shape[4] = { (int64_t)V * K, CH * L, OH, OW };
         rc = c->hook(c->hook_ctx, seed, out, shape, 4);
     }
 fail:
@@ -773,6 +773,7 @@ int loader_source_motion(loader_source *src, const loader_motion_config *cfg)
     if (!cfg->read || !cfg->pairs) return gl_error(GL_EINVAL, "loader motion source: read and pairs functions are required");
     if (cfg->count < 1) return gl_error(GL_EINVAL, "loader motion source: no items");
     if (cfg->segments < 1 || cfg->segments > 64) return gl_error(GL_EINVAL, "loader motion source: segments %d, expected 1..64", cfg->segments);
+    if (cfg->channels < 1) return gl_error(GL_EINVAL, "loader motion source: channels %d, expected >= 1", cfg->channels);
     if (cfg->L < 1) return gl_error(GL_EINVAL, "loader motion source: L %d, expected >= 1", cfg->L);
     if (cfg->field_w < 1 || cfg->field_h < 1) return gl_error(GL_EINVAL, "loader motion source: field size %dx%d", cfg->field_w, cfg->field_h);
     if (!(cfg->divide > 0)) return gl_error(GL_EINVAL, "loader motion source: divide %g, expected > 0", cfg->divide);
@@ -784,7 +785,7 @@ int loader_source_motion(loader_source *src, const loader_motion_config *cfg)
     src->count = cfg->count;
     src->ndim = 4;
     src->shape[0] = (int64_t)m->views * cfg->segments;
-    src->shape[1] = 2 * cfg->L;
+    src->shape[1] = cfg->channels * cfg->L;
     src->shape[2] = cfg->aug.out_h;
     src->shape[3] = cfg->aug.out_w;
     src->load = motion_load;

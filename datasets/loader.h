@@ -205,6 +205,8 @@ typedef struct {
     long count;                   /* items */
     int field_w, field_h;         /* stored field size */
     int segments, L;
+    int channels;                 /* per field: 2 = (u, v) flow (flips negate u); other
+                                     values (e.g. 3, an RGB difference) are plain planes */
     float divide;                 /* > 0 */
     loader_aug aug;
     loader_augment_fn hook;
@@ -213,7 +215,7 @@ typedef struct {
     int32_t (*label)(void *ctx, long item);
     int (*open_worker)(void *ctx, int worker, void **wctx);
     void (*close_worker)(void *ctx, void *wctx);
-    int (*read)(void *ctx, void *wctx, long item, long offset, int L, float *out);
+    int (*read)(void *ctx, void *wctx, long item, long offset, int L, float *out); /* [L, channels, h, w] */
 } loader_motion_config;
 
 int loader_source_motion(loader_source *src, const loader_motion_config *cfg);

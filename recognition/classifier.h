@@ -21,7 +21,7 @@
  * Parameter names are torchvision's ResNet state_dict keys (conv1.weight,
  * bn1.running_mean, layer1.0.conv1.weight, layer2.0.downsample.0.weight,
  * ..., fc.weight), so a torchvision checkpoint exports with a few lines of
- * h5py (see README "Pretrained weights" / classifier_load_pretrained).
+ * h5py (recognition/README.md, "Pretrained weights").
  *
  * Ownership. classifier_new allocates; classifier_free releases (NULL-safe,
  * nulls the pointer). Tensors returned through out parameters are the
@@ -61,7 +61,8 @@ typedef struct {
 
 /* Presets: "tiny" (width 8, 2 stages of 1 block, 3x3 stem, no pool: trains on
  * 2 CPU cores in seconds at 32x32), "small" (width 16, 3 stages x 1 block),
- * "resnet18", "resnet34", "resnet50" (torchvision shapes). GL_ENOTFOUND for
+ * "resnet10" (1 basic block per stage), "resnet18", "resnet34", "resnet50"
+ * (torchvision shapes; change `width` for narrower nets). GL_ENOTFOUND for
  * an unknown name. */
 int classifier_config_preset(const char *name, int in_channels, int num_classes,
                              classifier_config *out);
@@ -101,6 +102,10 @@ int classifier_head(nn_tensor **logits, const nn_tensor *feat, const nn_tensor *
  * shape is GL_EFORMAT naming it. report (may be NULL) receives one line per
  * conversion or skip. */
 int classifier_load_pretrained(classifier *c, const char *path, char *report, size_t n);
+
+/* The config JSON text stored in a checkpoint's root attribute "config"
+ * (*json gl_malloc'ed). GL_ENOTFOUND when there is none. */
+int classifier_checkpoint_config(const char *path, char **json);
 
 /* ---- training ---------------------------------------------------------------- */
 
@@ -184,8 +189,9 @@ int cls_scores_save(const char *path, long n, int num_classes, const long *items
 int cls_scores_load(const char *path, long *n, int *num_classes, long **items, char ***names,
                     int32_t **labels, float **scores, char ***class_names);
 void cls_names_free(char **names, long n);
-/* Late fusion: out = sum_i weights[i] * scores_i (same clips, same order: the
- * items and labels must agree, else GL_EINVAL naming the first clip). */
+/* Late fusion: out = sum_i weights[i] * scores_i, element-wise over n x
+ * classes (the caller checks that the streams list the same clips in the same
+ * order, as `glocal fuse` does). */
 int cls_fuse(int nstreams, const float *const *scores, const double *weights, long n,
              int num_classes, float *out);
 

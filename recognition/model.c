@@ -29,14 +29,14 @@ int classifier_config_preset(const char *name, int in_channels, int num_classes,
     } else if (!strcmp(name, "small")) {
         c->width = 16; c->stages = 3; c->blocks[0] = c->blocks[1] = c->blocks[2] = 1;
         c->stem_kernel = 3; c->stem_stride = 1; c->stem_pool = 0; c->dropout = 0.2;
-    } else if (!strcmp(name, "resnet18")) {
-        for (int i = 0; i < 4; i++) c->blocks[i] = 2;
+    } else if (!strcmp(name, "resnet10") || !strcmp(name, "resnet18")) {
+        for (int i = 0; i < 4; i++) c->blocks[i] = name[6] == '1' && name[7] == '0' ? 1 : 2;
     } else if (!strcmp(name, "resnet34") || !strcmp(name, "resnet50")) {
         int b[4] = { 3, 4, 6, 3 };
         memcpy(c->blocks, b, sizeof b);
         c->bottleneck = name[6] == '5';
     } else {
-        return gl_error(GL_ENOTFOUND, "unknown architecture '%s' (tiny, small, resnet18, resnet34, resnet50)", name);
+        return gl_error(GL_ENOTFOUND, "unknown architecture '%s' (tiny, small, resnet10, resnet18, resnet34, resnet50)", name);
     }
     snprintf(c->arch, sizeof c->arch, "%s", name);
     return classifier_config_validate(c);
@@ -440,6 +440,44 @@ done:
     nn_free(&m);
     nn_free(&e);
     gl_free(buf);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    return rc;
+}
+
+int classifier_checkpoint_config(const char *path, char **json)
+{
+    *json = NULL;
+    if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot read the checkpoint", path);
+    H5E_auto2_t efn;
+    void *edata;
+    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a = -1, t = -1, mt = -1;
+    char *s = NULL;
+    if (f < 0) { rc = gl_error(GL_EFORMAT, "%s: not a readable HDF5 file", path); goto done; }
+    if (H5Aexists(f, "config") <= 0) { rc = gl_error(GL_ENOTFOUND, "%s: no config attribute", path); goto done; }
+    if ((a = H5Aopen(f, "config", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || H5Tget_class(t) != H5T_STRING) {
+        rc = gl_error(GL_EFORMAT, "%s: the config attribute is not text", path);
+        goto done;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        mt = H5Tcopy(t); /* same character set: no conversion path is needed */
+        if (H5Aread(a, mt, &s) < 0 || !s) { rc = gl_error(GL_EFORMAT, "%s: cannot read the config attribute", path); goto done; }
+        *json = gl_strdup(s);
+        H5free_memory(s);
+    } else {
+        size_t n = H5Tget_size(t);
+        if (!(*json = gl_calloc(n + 1, 1))) { rc = GL_ENOMEM; goto done; }
+        if (H5Aread(a, t, *json) < 0) { rc = gl_error(GL_EFORMAT, "%s: cannot read the config attribute", path); goto done; }
+    }
+    if (!*json) rc = GL_ENOMEM;
+done:
+    if (rc < 0) { gl_free(*json); *json = NULL; }
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
     if (f >= 0) H5Fclose(f);
     H5Eset_auto2(H5E_DEFAULT, efn, edata);
     return rc;

@@ -319,7 +319,7 @@ static int m_read(void *ctx, void *wctx, long item, long off, int L, float *out)
 static void test_motion_source(void **state)
 {
     (void)state;
-    loader_motion_config mc = { .count = 3, .field_w = MW, .field_h = MH, .segments = 2, .L = 3, .divide = 1,
+    loader_motion_config mc = { .count = 3, .field_w = MW, .field_h = MH, .segments = 2, .L = 3, .channels = 2, .divide = 1,
                                 .pairs = m_pairs, .label = m_label, .read = m_read };
     mc.aug = loader_aug_default(MW, MH);
     mc.aug.test_views = 10;
