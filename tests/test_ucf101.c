@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -404,6 +405,59 @@ static void test_allocation_failures(void **state)
     assert_true(ok);
 }
 
+/* Runs `glocal dataset ARGS` with output to tmpdir/cmd.out; returns the exit code. */
+static int run_dataset_cmd(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' dataset %s >'%s/cmd.out' 2>&1", GLOCAL_BINARY, args, tmpdir);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static int cmd_output_has(const char *s)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/cmd.out", tmpdir);
+    void *data;
+    size_t n;
+    assert_int_equal(gl_read_file(p, &data, &n), 0);
+    char *text = gl_realloc(data, n + 1);
+    assert_non_null(text);
+    text[n] = 0;
+    int found = strstr(text, s) != NULL;
+    if (!found) print_message("output was:\n%s\n", text);
+    gl_free(text);
+    return found;
+}
+
+static void test_dataset_command(void **state)
+{
+    (void)state;
+    const char *root = tmp_path(0, "cmd_root");
+    make_dir(root);
+    char args[1024];
+    snprintf(args, sizeof args, "--root '%s' --lists '%s' --classes", root, SPLITS);
+    assert_int_equal(run_dataset_cmd(args), 0);
+    assert_true(cmd_output_has("13320 clips in 101 classes (split 1): 9537 train, 3783 test"));
+    /* classInd.txt line 37; 0 train/test counts would show a parsing fault. */
+    assert_true(cmd_output_has("37   HandstandPushups"));
+    snprintf(args, sizeof args, "--root '%s' --lists '%s' --require-all", root, SPLITS);
+    assert_int_equal(run_dataset_cmd(args), 1);
+    assert_true(cmd_output_has("13320 of 13320 listed clips are missing"));
+    /* A malformed list: exit 1 and FILE:LINE. */
+    const char *dir = tmp_path(1, "cmd_bad");
+    make_dir(dir);
+    write_text(dir, "classInd.txt", classes3);
+    write_text(dir, "trainlist01.txt", "Alpha/v_Alpha_g02_c01.avi 1\r\nFoo/v_Foo_g02_c01.avi 1\r\n");
+    write_text(dir, "testlist01.txt", "Alpha/v_Alpha_g01_c01.avi\r\n");
+    snprintf(args, sizeof args, "--root '%s'", dir);
+    assert_int_equal(run_dataset_cmd(args), 1);
+    assert_true(cmd_output_has("trainlist01.txt:2: class \"Foo\" is not in classInd.txt"));
+    assert_int_equal(run_dataset_cmd("--split 0 --root ."), 2);
+    assert_int_equal(run_dataset_cmd("--help"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_lists_round_trip),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_dataset_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
