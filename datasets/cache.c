@@ -426,6 +426,7 @@ static int config_read(hid_t f, const char *file, cache_config *cfg)
     if (has < 0) return h5_fail("%s: cannot look for /homographies", file);
     cfg->has_homographies = has > 0;
     rc = cache_config_validate(cfg);
+    if (rc == GL_ENOMEM) return rc;
     if (rc < 0) return gl_error_prefix(GL_EFORMAT, "%s", file);
     return 0;
 }
@@ -697,6 +698,7 @@ struct cache {
     long nclips;
     cache_error *errors;
     long nerrors;
+    long *by_name;   /* rows sorted by name, built on the first cache_find_name */
     long npairs;
     int raw_ok;      /* /fields has the chunking and filters we write: chunks copy as they are */
     void *scratch;   /* quantised values of one read */
@@ -714,6 +716,7 @@ void cache_close(cache **pc)
     if (c->fields >= 0) H5Dclose(c->fields);
     if (c->f >= 0) H5Fclose(c->f);
     gl_free(c->clips);
+    gl_free(c->by_name);
     gl_free(c->errors);
     gl_free(c->scratch);
     gl_free(c->path);
@@ -875,13 +878,38 @@ int cache_find_index(const cache *c, int64_t index, long *row)
     return gl_error(GL_ENOTFOUND, "%s: no clip with index %lld", c->path, (long long)index);
 }
 
-int cache_find_name(const cache *c, const char *name, long *row)
+static const cache_clip *sort_base; /* qsort has no context argument */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cmp_row_name(const void *a, const void *b)
 {
-    for (long i = 0; i < c->nclips; i++)
-        if (!strcmp(c->clips[i].name, name)) {
-            *row = i;
+    return strcmp(sort_base[*(const long *)a].name, sort_base[*(const long *)b].name);
+}
+
+int cache_find_name(const cache *cc, const char *name, long *row)
+{
+    cache *c = (cache *)cc; /* the name index is a lazily built cache, not state */
+    if (!c->by_name && c->nclips > 0) {
+        long *ix = gl_malloc(sizeof *ix * (size_t)c->nclips);
+        if (!ix) return GL_ENOMEM;
+        for (long i = 0; i < c->nclips; i++) ix[i] = i;
+        pthread_mutex_lock(&sort_mu);
+        sort_base = c->clips;
+        qsort(ix, (size_t)c->nclips, sizeof *ix, cmp_row_name);
+        pthread_mutex_unlock(&sort_mu);
+        c->by_name = ix;
+    }
+    long lo = 0, hi = c->nclips - 1;
+    while (lo <= hi) {
+        long mid = lo + (hi - lo) / 2;
+        int d = strcmp(c->clips[c->by_name[mid]].name, name);
+        if (d == 0) {
+            *row = c->by_name[mid];
             return 0;
         }
+        if (d < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
     return gl_error(GL_ENOTFOUND, "%s: no clip named '%s'", c->path, name);
 }
 
