@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "datasets/loader.h"
 #include "recognition/classifier.h"
@@ -315,6 +316,46 @@ static void test_cross_modality_init(void **state)
     OK(nn_max_abs_diff(nn_params_find(classifier_params(rgb), "layer2.0.conv1.weight"),
                        nn_params_find(classifier_params(mot), "layer2.0.conv1.weight"), &d));
     assert_true(d == 0);
+    /* a file as h5py writes it from a torchvision state_dict (recognition/README.md):
+     * float32 / int64 datasets without dtype attributes, no root attributes */
+    char tv[300];
+    tmp_path(tv, sizeof tv, "torchvision_like.h5");
+    hid_t f = H5Fcreate(tv, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gb = H5Gcreate2(f, "buffers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    nn_params *rp = classifier_params(rgb);
+    for (int i = 0; i < rp->n; i++) {
+        int64_t sh[NN_MAX_DIMS];
+        int nd = nn_shape(rp->tensors[i], sh);
+        hsize_t d[NN_MAX_DIMS];
+        for (int k = 0; k < nd; k++) d[k] = (hsize_t)sh[k];
+        int is_int = nn_get_dtype(rp->tensors[i]) == NN_I64;
+        int64_t n = nn_numel(rp->tensors[i]);
+        void *buf = malloc((size_t)n * 8 + 8);
+        OK(nn_copy_to(rp->tensors[i], buf, (size_t)n * (is_int ? 8 : 4), is_int ? NN_I64 : NN_F32));
+        hid_t sp = nd ? H5Screate_simple(nd, d, NULL) : H5Screate(H5S_SCALAR);
+        hid_t ds = H5Dcreate2(rp->is_buffer[i] ? gb : gp, rp->names[i], is_int ? H5T_STD_I64LE : H5T_IEEE_F32LE, sp,
+                              H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(ds >= 0);
+        assert_true(H5Dwrite(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+        H5Dclose(ds);
+        H5Sclose(sp);
+        free(buf);
+    }
+    H5Gclose(gb);
+    H5Gclose(gp);
+    H5Fclose(f);
+    classifier *mot2;
+    nn_manual_seed(2);
+    OK(classifier_new(&mot2, &mc));
+    OK(classifier_load_pretrained(mot2, tv, NULL, 0));
+    OK(nn_max_abs_diff(nn_params_find(classifier_params(mot), "conv1.weight"),
+                       nn_params_find(classifier_params(mot2), "conv1.weight"), &d));
+    assert_true(d == 0);
+    OK(nn_max_abs_diff(nn_params_find(classifier_params(mot), "layer1.0.bn2.running_var"),
+                       nn_params_find(classifier_params(mot2), "layer1.0.bn2.running_var"), &d));
+    assert_true(d == 0);
+    classifier_free(&mot2);
     /* a model of another shape is refused with the names */
     classifier_config big;
     OK(classifier_config_preset("small", 3, 5, &big));
