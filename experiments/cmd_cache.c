@@ -1,5 +1,6 @@
 /* glocal cache info|verify|merge — look at, check and join motion caches
  * (datasets/cache.h). */
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,11 +27,34 @@ static const char *usage =
     "        extract --shard K/N`) into OUT, clips in dataset order: the result equals\n"
     "        a single run. OUT is written atomically; a clip in two inputs is an error.\n";
 
+/* An extraction still running (or killed) has only its spool folder. */
+static int spool_info(const char *path)
+{
+    char spool[4096];
+    snprintf(spool, sizeof spool, "%s.parts", path);
+    DIR *d = opendir(spool);
+    if (!d) return 0;
+    long clips = 0, failed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strlen(e->d_name) == 16 && !strcmp(e->d_name + 13, ".h5")) {
+            if (e->d_name[0] == 'c') clips++;
+            else if (e->d_name[0] == 'e') failed++;
+        }
+    closedir(d);
+    fprintf(stderr, "glocal cache: %s is not published yet: %ld clips and %ld failures are spooled "
+            "in %s (an extraction is running, or was stopped: rerun it to resume)\n", path, clips,
+            failed, spool);
+    return 1;
+}
+
 static int cache_info(const char *path)
 {
     cache *c = NULL;
+    struct stat sp;
+    if (stat(path, &sp) < 0 && spool_info(path)) return CLI_FAIL;
     int rc = cache_open(path, 0, &c);
-    if (rc < 0) return cli_fail("cache", rc, "cannot open %s", path);
+    if (rc < 0) return cli_fail("cache", rc, "info");
     const cache_config *cfg = cache_get_config(c);
     struct stat st;
     long long bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
@@ -80,7 +104,7 @@ static int cache_check(const char *path)
 {
     cache *c = NULL;
     int rc = cache_open(path, 0, &c);
-    if (rc < 0) return cli_fail("cache", rc, "verify: cannot open %s", path);
+    if (rc < 0) return cli_fail("cache", rc, "verify");
     long shown = 0;
     long n = cache_verify(c, print_problem, &shown);
     if (n < 0) {
