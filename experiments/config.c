@@ -39,8 +39,11 @@ void exp_config_default(exp_config *c)
     c->motion_seed = 1;
     c->extract_w = c->extract_h = 64;
     c->extract_stride = 1;
-    c->depth = 10;
+    snprintf(c->arch, sizeof c->arch, "resnet10");
     c->width_mult = 16;
+    c->flip = 0;
+    c->decode_w = c->decode_h = 0;
+    c->test_segments = 5;
     c->epochs = 8;
     c->batch = 16;
     c->segments = 3;
@@ -62,7 +65,7 @@ void exp_config_default(exp_config *c)
 
 /* ---- schema ------------------------------------------------------------------------ */
 
-typedef enum { K_INT, K_FLOAT, K_STRING, K_SIZE, K_GROUP, K_ARRAY_STR, K_LIST } kind;
+typedef enum { K_INT, K_FLOAT, K_STRING, K_SIZE, K_GROUP, K_ARRAY_STR, K_LIST, K_BOOL } kind;
 
 typedef struct {
     const char *group; /* NULL: top level */
@@ -79,7 +82,8 @@ typedef struct {
 
 static const char *const kinds[] = { "synthetic", "ucf101", "ncaa", NULL };
 static const char *const cameras[] = { "none", "mild", "strong", NULL };
-static const char *const optimizers[] = { "sgd", "adamw", "adam", NULL };
+static const char *const optimizers[] = { "sgd", "adamw", NULL };
+static const char *const archs[] = { "tiny", "small", "resnet10", "resnet18", "resnet34", "resnet50", NULL };
 
 static const field schema[] = {
     { NULL, "name", K_STRING, 0, 0, STR(name), NULL },
@@ -110,8 +114,11 @@ static const field schema[] = {
     { "motion", "seed", K_INT, 0, 2147483647, OFF(motion_seed), 0, 0, NULL },
     { "extract", "size", K_SIZE, 8, 4096, OFF(extract_w), OFF(extract_h), 0, NULL },
     { "extract", "stride", K_INT, 1, 1000, OFF(extract_stride), 0, 0, NULL },
-    { "classifier", "depth", K_INT, 6, 152, OFF(depth), 0, 0, NULL },
-    { "classifier", "width", K_INT, 4, 512, OFF(width_mult), 0, 0, NULL },
+    { "classifier", "arch", K_STRING, 0, 0, STR(arch), archs },
+    { "classifier", "width", K_INT, 0, 512, OFF(width_mult), 0, 0, NULL },
+    { "classifier", "flip", K_BOOL, 0, 0, OFF(flip), 0, 0, NULL },
+    { "classifier", "decode", K_SIZE, 8, 4096, OFF(decode_w), OFF(decode_h), 0, NULL },
+    { "classifier", "test_segments", K_INT, 1, 250, OFF(test_segments), 0, 0, NULL },
     { "classifier", "epochs", K_INT, 1, 100000, OFF(epochs), 0, 0, NULL },
     { "classifier", "batch", K_INT, 1, 4096, OFF(batch), 0, 0, NULL },
     { "classifier", "lr", K_FLOAT, 1e-8, 10, OFF(lr), 0, 0, NULL },
@@ -179,6 +186,10 @@ static int apply(exp_config *c, const char *path, const field *f, const config_s
         else *(int *)(base + f->off) = (int)v;
         return 0;
     }
+    case K_BOOL:
+        if (type != CONFIG_TYPE_BOOL) return bad(path, s, "%s must be true or false%s", qual, "");
+        *(int *)(base + f->off) = config_setting_get_bool(s);
+        return 0;
     case K_FLOAT: {
         double v;
         if (type == CONFIG_TYPE_FLOAT) v = config_setting_get_float(s);
@@ -385,14 +396,14 @@ int exp_config_canonical(const exp_config *c, char *buf, size_t n)
                      "frames=%d\nsize=%dx%d\ncamera=%s\ntextures=%s\ndataset_seed=%d\n"
                      "motion_size=%dx%d\nmotion_minutes=%.17g\nmotion_steps=%ld\nmotion_batch=%d\n"
                      "motion_lr=%.17g\nmotion_seed=%d\nextract_size=%dx%d\nextract_stride=%d\n"
-                     "depth=%d\nwidth=%d\nepochs=%d\nbatch=%d\nsegments=%d\nstack=%d\ntest_crops=%d\n"
+                     "arch=%s\nwidth=%d\nflip=%d\ndecode=%dx%d\ntest_segments=%d\nepochs=%d\nbatch=%d\nsegments=%d\nstack=%d\ntest_crops=%d\n"
                      "crop=%dx%d\nlr=%.17g\nweight_decay=%.17g\nlabel_smoothing=%.17g\ndropout=%.17g\n"
                      "optimizer=%s\nclassifier_seed=%d\nranks=%d\n",
                      c->name, c->kind, c->root, c->split, c->labels, c->classes, c->clips_per_class,
                      c->frames, c->width, c->height, c->camera, c->textures, c->dataset_seed, c->motion_w,
                      c->motion_h, c->motion_minutes, c->motion_steps, c->motion_batch, c->motion_lr,
-                     c->motion_seed, c->extract_w, c->extract_h, c->extract_stride, c->depth,
-                     c->width_mult, c->epochs, c->batch, c->segments, c->stack, c->test_crops,
+                     c->motion_seed, c->extract_w, c->extract_h, c->extract_stride, c->arch,
+                     c->width_mult, c->flip, c->decode_w, c->decode_h, c->test_segments, c->epochs, c->batch, c->segments, c->stack, c->test_crops,
                      c->crop_w, c->crop_h, c->lr, c->weight_decay, c->label_smoothing, c->dropout,
                      c->optimizer, c->classifier_seed, c->ranks);
     for (int i = 0; i < c->nsources && k > 0 && (size_t)k < n; i++)

@@ -12,7 +12,8 @@
  *                  camera = "strong"; textures = ""; seed = 1; };
  *   motion     = { size = "64x64"; minutes = 4.0; steps = 0; batch = 8; lr = 1e-3; seed = 1; };
  *   extract    = { size = "64x64"; stride = 1; };
- *   classifier = { depth = 10; width = 16; epochs = 8; batch = 16; lr = 0.01; segments = 3;
+ *   classifier = { arch = "resnet10"; width = 16; flip = false; decode = "64x64";
+ *                  test_segments = 5; epochs = 8; batch = 16; lr = 0.01; segments = 3;
  *                  stack = 5; size = "56x56"; optimizer = "sgd"; weight_decay = 5e-4;
  *                  label_smoothing = 0.1; dropout = 0.5; test_crops = 1; seed = 1; };
  *   sources = [ "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-mixed" ];
@@ -59,7 +60,11 @@ typedef struct {
     /* extraction */
     int extract_w, extract_h, extract_stride;
     /* classifier */
-    int depth, width_mult;
+    char arch[16];        /* tiny small resnet10 resnet18 resnet34 resnet50 */
+    int width_mult;       /* channels of the first stage (0: the arch's) */
+    int flip;             /* horizontal flips in training (off when direction is the class) */
+    int decode_w, decode_h; /* rgb: decode size before cropping (0: dataset size) */
+    int test_segments;
     int epochs, batch, segments, stack, test_crops;
     int crop_w, crop_h;
     double lr, weight_decay, label_smoothing, dropout;
