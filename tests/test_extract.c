@@ -254,6 +254,28 @@ static void test_kill_and_resume(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(access(out, F_OK), -1); /* nothing half-written is visible */
+    /* Ctrl-C: the clip in flight is dropped, the spool kept, exit 130 */
+    char inflight[400];
+    snprintf(inflight, sizeof inflight, "%s/c000000000001.h5.tmp", spool);
+    unlink(inflight); /* the killed run's; the next run makes its own */
+    pid = spawn(aout);
+    exited = 0;
+    while (!exited && access(inflight, F_OK) != 0) { /* the second clip has begun */
+        exited = waitpid(pid, &st, WNOHANG) == pid;
+        usleep(1000);
+    }
+    if (!exited) {
+        kill(pid, SIGINT);
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+    }
+    assert_true(WIFEXITED(st));
+    print_message("after SIGINT: exit status %d\n", WEXITSTATUS(st));
+    if (WEXITSTATUS(st) == 130) {
+        assert_int_equal(access(out, F_OK), -1);
+        assert_int_equal(access(spool, F_OK), 0);
+    } else {
+        assert_int_equal(WEXITSTATUS(st), 1); /* it had finished before the signal */
+    }
     assert_int_equal(run(aout), 1);          /* resumes (and reports the 2 failures) */
     assert_same(out, ref);
     cache *c = NULL;
