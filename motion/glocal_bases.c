@@ -138,8 +138,10 @@ void glocal_homography_rescale(const double h[9], int w0, int h0, int w1, int h1
     double t[9];
     mat3_mul(h, si, t);
     mat3_mul(s, t, out);
-    if (fabs(out[8]) > 1e-15)
-        for (int i = 8; i >= 0; i--) out[i] /= out[8];
+    if (fabs(out[8]) > 1e-15) {
+        double d = out[8];
+        for (int i = 0; i < 9; i++) out[i] /= d;
+    }
 }
 
 int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float *est_global,

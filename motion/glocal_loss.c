@@ -157,7 +157,7 @@ glocal_loss_config glocal_loss_config_default(void)
     c.w_local = 1.0;
     c.w_smooth = 0.05;
     c.w_sparse = 0.01;
-    c.w_mask = 0.1;
+    c.w_mask = 0.5;
     c.charb_eps = 0.01;
     c.smooth_alpha = 10.0;
     c.tau0 = 0.02;

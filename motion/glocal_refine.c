@@ -72,8 +72,10 @@ static int inv3(const double m[9], double out[9])
 
 static void normalise_h(double h[9])
 {
-    if (fabs(h[8]) > 1e-15)
-        for (int i = 8; i >= 0; i--) h[i] /= h[8];
+    if (fabs(h[8]) > 1e-15) {
+        double d = h[8];
+        for (int i = 0; i < 9; i++) h[i] /= d;
+    }
 }
 
 /* Separable Gaussian blur, edges replicated. tmp holds w*h floats. */

@@ -1,0 +1,563 @@
+/* test_glocal.c — motion/glocal*: GLOCAL's bases, homography fitting, warp,
+ * losses (float64 finite differences), robust refinement, checkpoints and a
+ * short training run on synthetic pairs with known motion. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+
+#include "datasets/synth.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+#include "nn/nn.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    return nn_runtime_init(1, "cpu") < 0 ? -1 : 0;
+}
+
+/* A smooth continuous texture: sums of sinusoids (values ~0..1). */
+static double texture(double x, double y)
+{
+    return 0.5 + 0.18 * sin(0.31 * x + 0.7) + 0.12 * sin(0.23 * y - 0.4) +
+           0.1 * sin(0.17 * x + 0.29 * y) + 0.08 * cos(0.41 * x - 0.19 * y + 1.3);
+}
+
+static void apply_h(const double h[9], double x, double y, double *xo, double *yo)
+{
+    double w = h[6] * x + h[7] * y + h[8];
+    *xo = (h[0] * x + h[1] * y + h[2]) / w;
+    *yo = (h[3] * x + h[4] * y + h[5]) / w;
+}
+
+static void inv3(const double m[9], double o[9])
+{
+    double c0 = m[4] * m[8] - m[5] * m[7], c1 = m[5] * m[6] - m[3] * m[8], c2 = m[3] * m[7] - m[4] * m[6];
+    double det = m[0] * c0 + m[1] * c1 + m[2] * c2;
+    double t[9] = { c0, m[2] * m[7] - m[1] * m[8], m[1] * m[5] - m[2] * m[4],
+                    c1, m[0] * m[8] - m[2] * m[6], m[2] * m[3] - m[0] * m[5],
+                    c2, m[1] * m[6] - m[0] * m[7], m[0] * m[4] - m[1] * m[3] };
+    for (int i = 0; i < 9; i++) o[i] = t[i] / det;
+}
+
+/* ---- bases --------------------------------------------------------------------- */
+
+static void test_bases_orthonormal(void **state)
+{
+    (void)state;
+    const int W = 20, H = 14;
+    const long n = 2L * W * H;
+    float *b = malloc(sizeof(float) * 8 * n);
+    OK(glocal_bases_compute(W, H, b));
+    double nrm[8];
+    for (int i = 0; i < 8; i++) {
+        double s = 0, mx = 0;
+        for (long p = 0; p < n; p++) {
+            s += (double)b[i * n + p] * b[i * n + p];
+            mx = fmax(mx, fabs(b[i * n + p]));
+        }
+        nrm[i] = sqrt(s);
+        assert_double_equal(mx, 1.0, 1e-6); /* each normalised by its max |value| */
+    }
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < i; j++) {
+            double d = 0;
+            for (long p = 0; p < n; p++) d += (double)b[i * n + p] * b[j * n + p];
+            assert_true(fabs(d) / (nrm[i] * nrm[j]) < 1e-5);
+        }
+    /* The first two are the translations: constant x and y fields. */
+    for (long p = 0; p < W * H; p++) {
+        assert_double_equal(b[p], 1.0, 1e-5);
+        assert_double_equal(b[W * H + p], 0.0, 1e-5);
+    }
+    assert_int_equal(glocal_bases_compute(1, 5, b), GL_EINVAL);
+    free(b);
+}
+
+/* H -> flow -> DLT recovers H; an affine motion's basis coefficients give its
+ * exact flow and so its homography (the first six bases span the affine flows). */
+static void test_coefficients_homography_flow(void **state)
+{
+    (void)state;
+    const int W = 32, H = 24;
+    const long hw = (long)W * H, n = 2 * hw;
+    float *b = malloc(sizeof(float) * 8 * n), *f = malloc(sizeof(float) * n),
+          *g = malloc(sizeof(float) * n);
+    OK(glocal_bases_compute(W, H, b));
+    double hp[9] = { 1.02, 0.03, 1.7, -0.02, 0.97, -2.2, 4e-4, -3e-4, 1 }, he[9], err;
+    OK(glocal_homography_to_flow(hp, W, H, f));
+    /* independent check of one flow value */
+    double xo, yo;
+    apply_h(hp, 5, 7, &xo, &yo);
+    assert_double_equal(f[7 * W + 5], xo - 5, 1e-4);
+    assert_double_equal(f[hw + 7 * W + 5], yo - 7, 1e-4);
+    OK(glocal_flow_to_homography(f, W, H, 3, he));
+    OK(homography_corner_error(hp, he, W, H, &err));
+    assert_true(err < 1e-3);
+    double ha[9] = { 1.03, -0.04, 2.5, 0.05, 0.98, -1.25, 0, 0, 1 };
+    OK(glocal_homography_to_flow(ha, W, H, f));
+    float c[8];
+    for (int k = 0; k < 8; k++) {
+        double d = 0, s = 0;
+        for (long p = 0; p < n; p++) {
+            d += (double)f[p] * b[k * n + p];
+            s += (double)b[k * n + p] * b[k * n + p];
+        }
+        c[k] = (float)(d / s);
+    }
+    assert_true(fabs(c[6]) < 1e-3 && fabs(c[7]) < 1e-3); /* no perspective */
+    glocal_bases_combine(b, c, W, H, g);
+    for (long p = 0; p < n; p++) assert_double_equal(g[p], f[p], 1e-3);
+    OK(glocal_flow_to_homography(g, W, H, 1, he));
+    OK(homography_corner_error(ha, he, W, H, &err));
+    assert_true(err < 1e-3);
+    /* rescaling to another size and back is the identity */
+    double h2[9], h3[9];
+    glocal_homography_rescale(hp, W, H, 64, 48, h2);
+    glocal_homography_rescale(h2, 64, 48, W, H, h3);
+    OK(homography_corner_error(hp, h3, W, H, &err));
+    assert_true(err < 1e-6);
+    free(b);
+    free(f);
+    free(g);
+}
+
+/* ---- warp ---------------------------------------------------------------------- */
+
+static void test_warp_translation(void **state)
+{
+    (void)state;
+    const int W = 10, H = 8;
+    double img[80], fl[160], out[80];
+    for (int i = 0; i < 80; i++) img[i] = sin(1.3 * i) + 0.1 * i;
+    for (int p = 0; p < 80; p++) { fl[p] = 2; fl[80 + p] = -1; }
+    int64_t si[4] = { 1, 1, H, W }, sf[4] = { 1, 2, H, W };
+    nn_tensor *ti, *tf, *tw;
+    OK(nn_from_data(&ti, img, si, 4, NN_F64));
+    OK(nn_from_data(&tf, fl, sf, 4, NN_F64));
+    OK(glocal_warp(&tw, ti, tf));
+    OK(nn_copy_to(tw, out, sizeof out, NN_F64));
+    for (int y = 1; y < H; y++)
+        for (int x = 0; x < W - 2; x++) assert_double_equal(out[y * W + x], img[(y - 1) * W + x + 2], 1e-12);
+    /* half-pixel shift of a linear ramp is exact for bilinear sampling */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) img[y * W + x] = 0.5 * x - 0.25 * y;
+    for (int p = 0; p < 80; p++) { fl[p] = 0.5; fl[80 + p] = 0.25; }
+    nn_free(&ti); nn_free(&tf); nn_free(&tw);
+    OK(nn_from_data(&ti, img, si, 4, NN_F64));
+    OK(nn_from_data(&tf, fl, sf, 4, NN_F64));
+    OK(glocal_warp(&tw, ti, tf));
+    OK(nn_copy_to(tw, out, sizeof out, NN_F64));
+    for (int y = 0; y < H - 1; y++)
+        for (int x = 0; x < W - 1; x++)
+            assert_double_equal(out[y * W + x], 0.5 * (x + 0.5) - 0.25 * (y + 0.25), 1e-12);
+    nn_free(&ti); nn_free(&tf); nn_free(&tw);
+}
+
+/* ---- gradient checks (float64 central differences) ------------------------------ */
+
+typedef int (*loss_fn)(nn_tensor **out, nn_tensor *x, void *ctx);
+
+static void gradcheck(loss_fn fn, const double *x0, const int64_t *shape, int nd, void *ctx,
+                      double tol)
+{
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= shape[i];
+    double *x = malloc(sizeof(double) * n), *g = malloc(sizeof(double) * n);
+    memcpy(x, x0, sizeof(double) * n);
+    nn_tensor *t, *l, *gt;
+    OK(nn_from_data(&t, x, shape, nd, NN_F64));
+    OK(nn_set_requires_grad(t, 1));
+    OK(fn(&l, t, ctx));
+    OK(nn_backward(l));
+    OK(nn_grad(&gt, t));
+    assert_non_null(gt);
+    OK(nn_copy_to(gt, g, sizeof(double) * n, NN_F64));
+    nn_free(&gt); nn_free(&l); nn_free(&t);
+    const double h = 1e-6;
+    int checked = 0;
+    for (int64_t i = 0; i < n; i += (n > 40 ? n / 37 : 1)) {
+        double v[2];
+        for (int s = 0; s < 2; s++) {
+            memcpy(x, x0, sizeof(double) * n);
+            x[i] += s ? -h : h;
+            OK(nn_from_data(&t, x, shape, nd, NN_F64));
+            OK(fn(&l, t, ctx));
+            OK(nn_item(l, &v[s]));
+            nn_free(&l); nn_free(&t);
+        }
+        double fd = (v[0] - v[1]) / (2 * h);
+        if (fabs(fd - g[i]) > tol * (1 + fabs(fd))) {
+            print_error("element %lld: analytic %.10g, finite difference %.10g\n", (long long)i, g[i], fd);
+            fail();
+        }
+        checked++;
+    }
+    assert_true(checked >= 10);
+    free(x);
+    free(g);
+}
+
+typedef struct { nn_tensor *other, *weight, *img; } lctx;
+
+static int f_charb(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_charbonnier(out, x, k->other, k->weight, 0.01);
+}
+static int f_census(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_census(out, x, k->other, k->weight);
+}
+static int f_smooth(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_smooth(out, x, k->img, 10.0);
+}
+/* Reconstruction through the warp: the gradient the flow receives. */
+static int f_warp(nn_tensor **out, nn_tensor *flow, void *c)
+{
+    lctx *k = c;
+    nn_tensor *w;
+    int rc = glocal_warp(&w, k->img, flow);
+    if (rc < 0) return rc;
+    rc = glocal_loss_charbonnier(out, k->other, w, k->weight, 0.01);
+    nn_free(&w);
+    return rc;
+}
+
+static void test_loss_gradients(void **state)
+{
+    (void)state;
+    const int H = 6, W = 7, hw = H * W;
+    double a[42], b[42], w[42], f[84];
+    srand(5);
+    for (int i = 0; i < hw; i++) {
+        a[i] = texture(3.1 * (i % W), 2.7 * (i / W));
+        b[i] = a[i] + 0.05 * ((rand() % 1000) / 1000.0 - 0.5);
+        w[i] = 0.2 + 0.8 * (rand() % 1000) / 1000.0;
+    }
+    for (int i = 0; i < 84; i++) f[i] = 0.7 * sin(0.9 * i) + 0.13;
+    int64_t s1[4] = { 1, 1, H, W }, s2[4] = { 1, 2, H, W };
+    lctx k;
+    OK(nn_from_data(&k.other, b, s1, 4, NN_F64));
+    OK(nn_from_data(&k.weight, w, s1, 4, NN_F64));
+    OK(nn_from_data(&k.img, a, s1, 4, NN_F64));
+    gradcheck(f_charb, a, s1, 4, &k, 1e-5);
+    gradcheck(f_census, a, s1, 4, &k, 1e-5);
+    nn_tensor *wt = k.weight;
+    k.weight = NULL;
+    gradcheck(f_charb, a, s1, 4, &k, 1e-5);
+    k.weight = wt;
+    gradcheck(f_smooth, f, s2, 4, &k, 1e-5);
+    /* flow with fractional parts away from the bilinear kinks */
+    for (int i = 0; i < 84; i++) f[i] = 0.3 + 0.2 * sin(0.7 * i);
+    gradcheck(f_warp, f, s2, 4, &k, 1e-4);
+    /* values: identical images cost 0; a constant difference d costs sqrt(d^2 + e^2) - e */
+    nn_tensor *l;
+    OK(glocal_loss_charbonnier(&l, k.img, k.img, NULL, 0.01));
+    double v;
+    OK(nn_item(l, &v));
+    assert_double_equal(v, 0.0, 1e-15);
+    nn_free(&l);
+    nn_tensor *sh;
+    OK(nn_add_scalar(&sh, k.img, 0.3));
+    OK(glocal_loss_charbonnier(&l, k.img, sh, NULL, 0.01));
+    OK(nn_item(l, &v));
+    assert_double_equal(v, sqrt(0.09 + 1e-4) - 0.01, 1e-12);
+    nn_free(&l);
+    /* census is invariant to a brightness offset */
+    OK(glocal_loss_census(&l, k.img, sh, NULL));
+    OK(nn_item(l, &v));
+    assert_double_equal(v, 0.0, 1e-12);
+    nn_free(&l);
+    nn_free(&sh);
+    nn_free(&k.other); nn_free(&k.weight); nn_free(&k.img);
+}
+
+/* ---- robust refinement ------------------------------------------------------------ */
+
+static void render_pair(const double hgt[9], int W, int H, float *a, float *b, int patch)
+{
+    double hi[9];
+    inv3(hgt, hi);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            a[y * W + x] = (float)(255 * texture(x, y));
+            double xs, ys;
+            apply_h(hi, x, y, &xs, &ys); /* B(q) = A(H^-1 q): B(H p) = A(p) */
+            b[y * W + x] = (float)(255 * texture(xs, ys));
+        }
+    if (patch) /* an independently moving square: an outlier region in B */
+        for (int y = 10; y < 22; y++)
+            for (int x = 30; x < 44; x++) b[y * W + x] = (float)(255 * (((x / 3 + y / 3) & 1) ? 0.9 : 0.1));
+}
+
+static void test_refine_recovers_homography(void **state)
+{
+    (void)state;
+    const int W = 64, H = 56;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    double hgt[9] = { 1.03, -0.04, 2.6, 0.035, 0.99, -1.8, 2e-4, -3e-4, 1 };
+    for (int patch = 0; patch <= 1; patch++) {
+        render_pair(hgt, W, H, a, b, patch);
+        glocal_refine_config c;
+        glocal_refine_config_default(&c);
+        double h[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, e0, e;
+        OK(homography_corner_error(h, hgt, W, H, &e0));
+        OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+        OK(homography_corner_error(h, hgt, W, H, &e));
+        assert_true(e0 > 2.0);
+        if (e > 0.05) {
+            print_error("patch %d: corner error %.4f px after refinement (from %.2f)\n", patch, e, e0);
+            fail();
+        }
+    }
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double h[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_int_equal(glocal_refine_homography(a, b, 4, 4, NULL, &c, h), GL_EINVAL);
+    c.iterations = 0;
+    assert_int_equal(glocal_refine_homography(a, b, W, H, NULL, &c, h), GL_EINVAL);
+    free(a);
+    free(b);
+}
+
+/* ---- config, checkpoint, training ------------------------------------------------- */
+
+static void test_config_and_checkpoint(void **state)
+{
+    (void)state;
+    glocal_config c = glocal_config_default(32), d;
+    c.iters = 1;
+    c.feat = 8;
+    char js[512];
+    OK(glocal_config_to_json(&c, js, sizeof js));
+    OK(glocal_config_from_json(js, &d));
+    assert_int_equal(d.size, 32);
+    assert_int_equal(d.iters, 1);
+    assert_int_equal(d.feat, 8);
+    assert_double_equal(d.coef_scale, c.coef_scale, 0);
+    glocal_config bad = c;
+    bad.size = 40;
+    assert_int_equal(glocal_config_validate(&bad), GL_EINVAL);
+    assert_int_equal(glocal_config_from_json("{\"size\": 32}", &d), GL_EFORMAT);
+
+    nn_manual_seed(3);
+    glocal_model *m = NULL, *m2 = NULL;
+    OK(glocal_model_new(&m, &c));
+    /* perturb the zero-initialised output so the forward pass is not trivial */
+    nn_params *p = glocal_model_params(m);
+    for (int i = 0; i < p->n; i++)
+        if (strstr(p->names[i], "explicit.weight")) OK(nn_normal_(p->tensors[i], 0, 0.01));
+    char dir[] = "/tmp/test_glocal_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.h5", dir);
+    nn_checkpoint_meta meta = { 7, js, NULL, NULL };
+    OK(nn_checkpoint_save(path, p, &meta));
+    int64_t step = 0;
+    OK(glocal_model_load(&m2, path, &step));
+    assert_int_equal(step, 7);
+    int64_t sh[4] = { 2, 1, 32, 32 };
+    nn_tensor *x, *y;
+    OK(nn_rand(&x, sh, 4, NN_F32));
+    OK(nn_rand(&y, sh, 4, NN_F32));
+    glocal_outputs o1, o2;
+    OK(glocal_forward(m, x, y, 1, NULL, 0, &o1));
+    OK(glocal_forward(m2, x, y, 1, NULL, 0, &o2));
+    double diff;
+    OK(nn_max_abs_diff(o1.glob[0], o2.glob[0], &diff));
+    assert_true(diff == 0);
+    OK(nn_max_abs_diff(o1.mask, o2.mask, &diff));
+    assert_true(diff == 0);
+    assert_int_equal(nn_size(o1.local, 1), 2);
+    glocal_outputs_free(&o1);
+    glocal_outputs_free(&o2);
+    /* wrong input size */
+    int64_t bad_sh[4] = { 2, 1, 16, 16 };
+    nn_tensor *z;
+    OK(nn_rand(&z, bad_sh, 4, NN_F32));
+    assert_int_equal(glocal_forward(m, z, z, 0, NULL, 0, &o1), GL_EINVAL);
+    nn_free(&z); nn_free(&x); nn_free(&y);
+    /* a file that is not a GLOCAL checkpoint */
+    snprintf(path, sizeof path, "%s/junk.h5", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("not hdf5", f);
+    fclose(f);
+    glocal_model *m3 = NULL;
+    assert_true(glocal_model_load(&m3, path, NULL) < 0);
+    assert_null(m3);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/m.h5", dir);
+    unlink(path);
+    rmdir(dir);
+    glocal_model_free(&m);
+    glocal_model_free(&m2);
+}
+
+/* Finer texture for the training test: features of 5-12 px. */
+static double texture2(double x, double y)
+{
+    return 0.5 + 0.15 * sin(0.83 * x + 0.2 * y) + 0.15 * sin(0.61 * y - 0.35 * x + 0.4) +
+           0.1 * sin(1.07 * x - 0.52 * y + 2.0) + 0.1 * cos(0.37 * x + 0.93 * y + 1.3);
+}
+
+/* A textured pair under a random homography (translation up to +-3 px, small
+ * rotation/scale/perspective), with a random texture phase, in RGB24. */
+static void random_pair(unsigned *seed, int S, uint8_t *ra, uint8_t *rb, double h[9])
+{
+#define U(lo, hi) ((lo) + ((hi) - (lo)) * (rand_r(seed) / (double)RAND_MAX))
+    double tx = U(-3, 3), ty = U(-3, 3), rot = U(-0.03, 0.03), sc = U(0.97, 1.03);
+    double px = U(-3e-4, 3e-4), py = U(-3e-4, 3e-4), ox = U(0, 100), oy = U(0, 100);
+#undef U
+    double c = 0.5 * (S - 1);
+    /* about the centre: p' = c + sc R (p - c) + t, then a mild perspective */
+    double a = sc * cos(rot), b = sc * sin(rot);
+    double h0[9] = { a, -b, c - a * c + b * c + tx, b, a, c - b * c - a * c + ty, px, py, 1 - px * c - py * c };
+    for (int i = 0; i < 9; i++) h[i] = h0[i] / h0[8];
+    double hi[9];
+    inv3(h, hi);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            double xs, ys;
+            apply_h(hi, x, y, &xs, &ys);
+            uint8_t va = (uint8_t)lrint(255 * texture2(x + ox, y + oy));
+            uint8_t vb = (uint8_t)lrint(255 * texture2(xs + ox, ys + oy));
+            for (int k = 0; k < 3; k++) {
+                ra[3 * (y * S + x) + k] = va;
+                rb[3 * (y * S + x) + k] = vb;
+            }
+        }
+}
+
+/* A tiny model on textured pairs with known homographies: a short, seeded run
+ * must bring the network's DLT homography well below the identity's error. */
+static void test_tiny_training(void **state)
+{
+    (void)state;
+    enum { S = 32, NTRAIN = 64, NTEST = 24, BATCH = 8, STEPS = 300 };
+    const size_t fb = (size_t)S * S * 3;
+    uint8_t *fa = malloc(fb * (NTRAIN + NTEST)), *fbuf = malloc(fb * (NTRAIN + NTEST));
+    double *hs = malloc(sizeof(double) * 9 * (NTRAIN + NTEST));
+    unsigned seed = 12345;
+    for (int i = 0; i < NTRAIN + NTEST; i++) random_pair(&seed, S, fa + i * fb, fbuf + i * fb, hs + 9 * i);
+    glocal_config gc = glocal_config_default(S);
+    gc.iters = 1;
+    gc.feat = 16;
+    nn_manual_seed(11);
+    glocal_model *m = NULL;
+    OK(glocal_model_new(&m, &gc));
+    nn_opt_config oc = nn_opt_config_default(NN_OPT_ADAM);
+    oc.lr = 2e-3;
+    nn_optimizer *opt = NULL;
+    OK(nn_optimizer_new(&opt, glocal_model_params(m), &oc));
+    glocal_loss_config lc = glocal_loss_config_default();
+    lc.lme_start = lc.mask_start = 1000000; /* global motion only */
+    const uint8_t *A[BATCH], *B[BATCH];
+    for (int step = 0; step < STEPS; step++) {
+        for (int j = 0; j < BATCH; j++) {
+            int k = (step * BATCH + j) % NTRAIN;
+            A[j] = fa + k * fb;
+            B[j] = fbuf + k * fb;
+        }
+        nn_scope *scp;
+        OK(nn_scope_begin(&scp));
+        nn_tensor *ta, *tb, *loss;
+        glocal_losses L;
+        OK(glocal_frames_to_tensor(&ta, A, BATCH, S, S, S));
+        OK(glocal_frames_to_tensor(&tb, B, BATCH, S, S, S));
+        OK(nn_optimizer_zero_grad(opt));
+        OK(glocal_loss(m, ta, tb, &lc, step, &loss, &L));
+        assert_true(isfinite(L.total));
+        OK(nn_backward(loss));
+        OK(nn_optimizer_step(opt));
+        nn_scope_end(&scp);
+    }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.refine = 0;
+    o.lme = 0;
+    double e_id = 0, e_net = 0;
+    const uint8_t *pa[NTEST], *pb[NTEST];
+    for (int i = 0; i < NTEST; i++) {
+        pa[i] = fa + (NTRAIN + i) * fb;
+        pb[i] = fbuf + (NTRAIN + i) * fb;
+    }
+    glocal_result r;
+    OK(glocal_infer(m, pa, pb, NTEST, S, S, &o, &r));
+    for (int i = 0; i < NTEST; i++) {
+        double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, e;
+        OK(homography_corner_error(id, hs + 9 * (NTRAIN + i), S, S, &e));
+        e_id += e / NTEST;
+        OK(homography_corner_error(r.homography + 9 * i, hs + 9 * (NTRAIN + i), S, S, &e));
+        e_net += e / NTEST;
+    }
+    glocal_result_free(&r);
+    print_message("tiny training: identity %.3f px -> network %.3f px (held-out pairs)\n", e_id, e_net);
+    assert_true(e_net < 0.5 * e_id);
+    nn_optimizer_free(&opt);
+    glocal_model_free(&m);
+    free(fa);
+    free(fbuf);
+    free(hs);
+}
+
+/* Inference API: any input size, refinement-only mode, bad arguments. */
+static void test_infer_api(void **state)
+{
+    (void)state;
+    const int W = 48, H = 40;
+    double hgt[9] = { 1.0, 0.01, 1.5, -0.01, 1.0, 0.8, 0, 0, 1 };
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
+    render_pair(hgt, W, H, a, b, 0);
+    for (int p = 0; p < W * H; p++) {
+        ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = (uint8_t)lrintf(a[p]);
+        rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrintf(b[p]);
+    }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    glocal_result r;
+    const uint8_t *pa = ra, *pb = rb;
+    assert_int_equal(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r), GL_EINVAL);
+    o.use_network = 0;
+    o.lme = 0;
+    OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r));
+    double e;
+    OK(homography_corner_error(r.homography, hgt, W, H, &e));
+    assert_true(e < 0.1); /* 8-bit quantisation of the frames */
+    /* global flow is the homography's flow, mixed = global when there is no local */
+    double xo, yo;
+    apply_h(r.homography, 10, 20, &xo, &yo);
+    assert_double_equal(r.global_flow[20 * W + 10], xo - 10, 1e-4);
+    assert_double_equal(r.mixed_flow[W * H + 20 * W + 10], yo - 20, 1e-4);
+    glocal_result_free(&r);
+    free(a); free(b); free(ra); free(rb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bases_orthonormal),
+        cmocka_unit_test(test_coefficients_homography_flow),
+        cmocka_unit_test(test_warp_translation),
+        cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_refine_recovers_homography),
+        cmocka_unit_test(test_config_and_checkpoint),
+        cmocka_unit_test(test_infer_api),
+        cmocka_unit_test(test_tiny_training),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
