@@ -777,8 +777,15 @@ int cache_open(const char *path, size_t chunk_cache_bytes, cache **out)
         goto fail;
     }
     size_t bytes = chunk_cache_bytes ? chunk_cache_bytes : DEFAULT_CHUNK_CACHE;
+    /* HDF5 hashes chunk numbers into nslots: ~10 slots per chunk that fits
+     * keeps collisions (which evict) rare; odd, as HDF5 advises a prime. */
+    size_t chunk = (size_t)c->cfg.channels * c->cfg.height * c->cfg.width * 2;
+    size_t nslots = bytes / chunk * 10 + 1;
+    if (nslots < 521) nslots = 521;
+    if (nslots > 1000003) nslots = 1000003;
+    nslots |= 1;
     if ((dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
-        H5Pset_chunk_cache(dapl, 100003, bytes, 1.0) < 0 ||
+        H5Pset_chunk_cache(dapl, nslots, bytes, 1.0) < 0 ||
         (c->fields = H5Dopen2(c->f, "fields", dapl)) < 0 || (c->fspace = H5Dget_space(c->fields)) < 0 ||
         (t = H5Dget_type(c->fields)) < 0) {
         rc = h5_fail("%s: cannot open /fields", path);
