@@ -284,7 +284,8 @@ int flow_median_filter(float *plane, int width, int height, int size)
     int ncmp = median_network(size * size, cmp, 1024);
     if (ncmp < 0) return gl_error(GL_EINVAL, "flow_median_filter: network too large");
     int nt = gl_num_threads();
-    int grain = (height + nt - 1) / nt;
+    /* a small plane is not worth starting threads for */
+    int grain = (long)width * height < 16384 ? height : (height + nt - 1) / nt;
     int blocks = (height + grain - 1) / grain;
     size_t n = (size_t)width * height;
     float *src = gl_malloc(sizeof(float) * n);
@@ -487,11 +488,17 @@ static void dual_block_ends(tvl1_ctx *c)
     }
 }
 
-/* Rows per parallel block: one block per thread. */
-static long row_grain(int h)
+/* Rows per parallel block: one block per thread. gl_parallel_for starts
+ * its threads on every call and an iteration costs a few ns per pixel, so
+ * coarse scales (under 64k pixels, i.e. under ~100 us of work) stay on the
+ * calling thread. */
+#define TVL1_PARALLEL_MIN_PIXELS 65536
+
+static long row_grain(int w, int h)
 {
     int nt = gl_num_threads();
-    return nt <= 1 ? h : (h + nt - 1) / nt;
+    if (nt <= 1 || (long)w * h < TVL1_PARALLEL_MIN_PIXELS) return h;
+    return (h + nt - 1) / nt;
 }
 
 /* The iterations of one scale (IPOL alg. 1 inner loops). */
@@ -499,7 +506,7 @@ static int tvl1_scale(tvl1_ctx *c, const tvl1_config *cfg)
 {
     int w = c->w, h = c->h;
     size_t n = (size_t)w * h;
-    long grain = c->grain = row_grain(h);
+    long grain = c->grain = row_grain(w, h);
     memset(c->p11, 0, sizeof(float) * n);
     memset(c->p21, 0, sizeof(float) * n);
     memset(c->p12 - w, 0, sizeof(float) * (n + w));

@@ -118,14 +118,19 @@ static void test_tvl1_large_translation(void **state)
 static void test_tvl1_threads_identical(void **state)
 {
     (void)state;
-    const int w = 48, h = 40;
-    float i0[48 * 40], i1[48 * 40];
+    /* Large enough (>= 65536 pixels) for the finest scale to run threaded. */
+    const int w = 320, h = 208;
+    float *i0 = malloc(sizeof(float) * w * h), *i1 = malloc(sizeof(float) * w * h);
+    assert_non_null(i0);
+    assert_non_null(i1);
     make_translation(i0, i1, w, h, 2.5, 1.25);
     flow_field a, b;
     OK(flow_field_new(&a, w, h));
     OK(flow_field_new(&b, w, h));
     tvl1_config c;
-    tvl1_config_opencv(&c); /* exercises the median filter too */
+    tvl1_config_default(&c);
+    c.median = 5; /* exercises the threaded median filter too */
+    c.iterations = 50;
     int nt = gl_num_threads();
     gl_set_num_threads(1);
     OK(tvl1_flow(i0, i1, w, h, &c, &a));
@@ -136,8 +141,11 @@ static void test_tvl1_threads_identical(void **state)
      * so the result does not depend on the thread count. */
     assert_memory_equal(a.u, b.u, sizeof(float) * w * h);
     assert_memory_equal(a.v, b.v, sizeof(float) * w * h);
+    assert_true(interior_epe(&a, 2.5, 1.25, 8) < 0.05);
     flow_field_free(&b);
     flow_field_free(&a);
+    free(i1);
+    free(i0);
 }
 
 static void test_tvl1_bad_input(void **state)
