@@ -120,6 +120,7 @@ typedef struct {
     long failed;           /* events that could not be cut (incl. missing games) */
     int games;             /* games in the CSV */
     int games_missing;     /* games with no video file */
+    long stale_removed;    /* temporary files of killed earlier runs, deleted */
     long num_errors;
     char **errors;         /* [num_errors] one line per failed event or missing game */
 } ncaa_import_report;
@@ -128,6 +129,8 @@ typedef struct {
  * videos/<YoutubeId>.* and writes it as an MPEG-4 AVI at the game video's
  * frame rate; clips already present are skipped; each clip is written
  * atomically (video_writer), so an interrupted run never leaves half a clip.
+ * Temporary files left by a killed earlier run (the video writer's
+ * "<clip>.tmp.<pid>.<n>", whose process no longer exists) are deleted first.
  * Then writes the lists. Returns 0 when the run went through, even if events
  * failed (see rep->failed / rep->errors); negative for errors that stop the
  * whole run (bad CSV, unwritable output, cancel). rep is always filled (and

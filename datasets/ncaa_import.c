@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "datasets/ncaa.h"
 #include "datasets/ucf101.h"
@@ -113,6 +115,39 @@ static int find_game_videos(const ncaa_dataset *d, const char *dir, char **paths
         paths[g] = p;
     }
     closedir(dp);
+    return rc;
+}
+
+/* Deletes OUT/<Class>/<name>.tmp.<pid>.<n> (video_writer's temporary files)
+ * whose process is gone: a run killed mid-clip leaves one behind. Files of a
+ * live process (a concurrent run) are left alone. */
+static int remove_stale_temps(const char *out, int scheme, long *removed)
+{
+    int rc = 0;
+    for (int c = 0; c < ncaa_num_classes(scheme) && rc == 0; c++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", out, ncaa_class_name(c, scheme));
+        DIR *dp = opendir(dir);
+        if (!dp) continue; /* not made yet */
+        struct dirent *e;
+        while ((e = readdir(dp))) {
+            const char *t = strstr(e->d_name, ".avi.tmp.");
+            if (!t) continue;
+            char *end;
+            long pid = strtol(t + 9, &end, 10);
+            if (pid <= 0 || *end != '.' || pid == (long)getpid()) continue;
+            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (unlink(p) != 0 && errno != ENOENT) {
+                rc = gl_error(GL_EIO, "%s: cannot delete a stale temporary file: %s", p,
+                              strerror(errno));
+                break;
+            }
+            (*removed)++;
+        }
+        closedir(dp);
+    }
     return rc;
 }
 
@@ -351,6 +386,7 @@ int ncaa_import(const ncaa_import_config *cfg, ncaa_import_report *rep)
     if (!videos || !order || !todo) { rc = GL_ENOMEM; goto fail; }
     if ((rc = find_game_videos(d, cfg->videos, videos)) < 0) goto fail;
     if ((rc = gl_mkdirs(cfg->out)) < 0) goto fail;
+    if ((rc = remove_stale_temps(cfg->out, cfg->scheme, &rep->stale_removed)) < 0) goto fail;
 
     for (long i = 0; i < d->num_events; i++) order[i] = &d->events[i];
     qsort(order, (size_t)d->num_events, sizeof *order, cmp_event_window);

@@ -152,6 +152,9 @@ int cmd_ncaa_import(int argc, char **argv)
     if (rep.games_missing)
         printf(" (%d game%s without video)", rep.games_missing, rep.games_missing == 1 ? "" : "s");
     printf("\n");
+    if (rep.stale_removed)
+        printf("deleted %ld temporary file%s of an interrupted earlier run\n", rep.stale_removed,
+               rep.stale_removed == 1 ? "" : "s");
     if (rep.num_errors) printf("failures listed in %s/import_errors.txt\n", cfg.out);
     int code = rep.failed || wrc < 0 ? CLI_FAIL : CLI_OK;
     ncaa_import_report_release(&rep);

@@ -2,6 +2,7 @@
  * /work/shared/data/README.md, hand-made bad rows, and the import end to end
  * on fake game videos whose frames carry their own frame number. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -498,6 +500,96 @@ static void test_import_cancel(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A run killed with SIGKILL at some point leaves only whole clips; the next
+ * run finishes the job and deletes the killed run's temporary files. The
+ * assertions hold wherever the kill lands. */
+static void test_import_killed(void **state)
+{
+    (void)state;
+    char videos[512], csv0[512], csv[600], out[512];
+    setup_import(videos, csv0, sizeof videos);
+    snprintf(csv, sizeof csv, "%s/many.csv", tmpdir);
+    snprintf(out, sizeof out, "%s/out_kill", tmpdir);
+    enum { N = 30 };
+    char text[N * 128] = "", row[128];
+    for (int k = 0; k < N; k++) {
+        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n",
+                 k * 120, k * 120 + 4000, k * 120 + 3000);
+        strcat(text, row);
+    }
+    write_text(csv, text);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(GLOCAL_BINARY, GLOCAL_BINARY, "ncaa-import", "--csv", csv, "--videos", videos,
+              "--out", out, (char *)NULL);
+        _exit(127);
+    }
+    /* Kill as soon as the first clip is in place (the command's start-up,
+     * libtorch included, takes a while), or after 30 s. */
+    char first[1024];
+    snprintf(first, sizeof first, "%s/StealSuccess/v_StealSuccess_g001_c00001.avi", out);
+    for (int t = 0; t < 6000 && !file_exists(first); t++) usleep(5000);
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+
+    char rel[128], p[1024];
+    int left = 0;
+    for (int k = 0; k < N; k++) {
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        snprintf(p, sizeof p, "%s/%s", out, rel);
+        if (!file_exists(p)) continue;
+        check_clip(out, rel, k * 120, k * 120 + 4000, GW, GH);
+        left++;
+    }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' | wc -l", out);
+    FILE *pp = popen(cmd, "r");
+    int temps = -1;
+    if (pp) {
+        if (fscanf(pp, "%d", &temps) != 1) temps = -1;
+        pclose(pp);
+    }
+    print_message("the killed run left %d of %d clips and %d temporary files\n", left, N, temps);
+
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    cfg.out = out;
+    ncaa_import_report rep;
+    int rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(rep.failed, 0);
+    assert_int_equal(rep.written + rep.skipped, N);
+    ncaa_import_report_release(&rep);
+    for (int k = 0; k < N; k++) {
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        check_clip(out, rel, k * 120, k * 120 + 4000, GW, GH);
+    }
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '*.tmp.*')\"", out);
+    assert_int_equal(system(cmd), 0);
+
+    /* A temporary file of a process that is gone goes; the clips stay. */
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, &st, 0), dead);
+    snprintf(p, sizeof p, "%s/StealSuccess/v_StealSuccess_g001_c00001.avi.tmp.%ld.0", out,
+             (long)dead);
+    write_text(p, "half a clip");
+    rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(rep.stale_removed, 1);
+    assert_int_equal(rep.skipped, N);
+    ncaa_import_report_release(&rep);
+    assert_false(file_exists(p));
+}
+
 static void test_import_config(void **state)
 {
     (void)state;
@@ -582,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_import_end_to_end),
         cmocka_unit_test(test_import_cancel),
+        cmocka_unit_test(test_import_killed),
         cmocka_unit_test(test_import_config),
         cmocka_unit_test(test_import_command),
     };
