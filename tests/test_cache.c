@@ -565,6 +565,73 @@ static void test_shards_merge(void **state)
     cache_close(&c);
 }
 
+static herr_t copy_attr(hid_t src, const char *name, const H5A_info_t *info, void *dst)
+{
+    (void)info;
+    hid_t a = H5Aopen(src, name, H5P_DEFAULT), t = H5Aget_type(a), s = H5Aget_space(a);
+    size_t n = H5Tget_size(t) * (size_t)H5Sget_simple_extent_npoints(s);
+    void *buf = calloc(1, n + 16);
+    hid_t b = -1;
+    herr_t rc = -1;
+    if (H5Aread(a, t, buf) >= 0 && (b = H5Acreate2(*(hid_t *)dst, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Awrite(b, t, buf) >= 0)
+        rc = 0;
+    if (H5Tis_variable_str(t) > 0) H5Dvlen_reclaim(t, s, H5P_DEFAULT, buf);
+    if (b >= 0) H5Aclose(b);
+    free(buf);
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+/* A cache whose /fields another tool re-chunked ([3, C, h, w], deflate only)
+ * merges by decoding and encoding instead of copying chunks: same values. */
+static void test_merge_foreign_layout(void **state)
+{
+    (void)state;
+    char ours[300], foreign[300], out[300];
+    cache_config cfg;
+    base_config(&cfg, 14, 1);
+    tmp_path(ours, sizeof ours, "ours.h5");
+    tmp_path(foreign, sizeof foreign, "foreign.h5");
+    tmp_path(out, sizeof out, "from_foreign.h5");
+    OK(produce(ours, &cfg, 0, 1));
+    hid_t src = H5Fopen(ours, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dst = H5Fcreate(foreign, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(src >= 0 && dst >= 0);
+    assert_true(H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, NULL, copy_attr, &dst) >= 0);
+    const char *copied[3] = { "clips", "errors", "homographies" };
+    for (int i = 0; i < 3; i++)
+        assert_true(H5Ocopy(src, copied[i], dst, copied[i], H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    hid_t d = H5Dopen2(src, "fields", H5P_DEFAULT), sp = H5Dget_space(d);
+    hsize_t dims[4];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    int16_t *all = malloc(sizeof *all * dims[0] * dims[1] * dims[2] * dims[3]);
+    assert_true(H5Dread(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[4] = { 3, dims[1], dims[2], dims[3] };
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d2 = H5Dcreate2(dst, "fields", H5T_STD_I16LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d2 >= 0);
+    assert_true(H5Dwrite(d2, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
+    free(all);
+    H5Dclose(d2);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(dst);
+    H5Fclose(src);
+    cache *c = NULL;
+    OK(cache_open(foreign, 0, &c));
+    assert_int_equal(cache_verify(c, NULL, NULL), 0);
+    cache_close(&c);
+    const char *in[1] = { foreign };
+    OK(cache_merge(out, in, 1));
+    assert_same(out, ours);
+}
+
 static void copy_file(const char *src, const char *dst, long keep, long flip_at)
 {
     FILE *a = fopen(src, "rb"), *b = fopen(dst, "wb");
@@ -675,6 +742,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_resume_other_config),
         cmocka_unit_test(test_shards_merge),
+        cmocka_unit_test(test_merge_foreign_layout),
         cmocka_unit_test(test_damaged_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
