@@ -263,7 +263,7 @@ static int cut_window(import_state *s, const ncaa_event *const *ev, const int *t
     long frames = 0;
     double last_ms = -1;
     int eof = 0, bad = 0;
-    for (long k = 0; k < n && !bad; k++) {
+    for (long k = 0; k < n; k++) {
         if (!todo[k]) continue;
         clip_rel_path(ev[k], s->cfg->scheme, rel, sizeof rel);
         snprintf(path, sizeof path, "%s/%s", s->cfg->out, rel);
@@ -323,7 +323,11 @@ static int cut_window(import_state *s, const ncaa_event *const *ev, const int *t
         double end_of_video = frames > 0 ? last_ms + frame_ms : -1;
         if (frames == 0 || e0->clip_end_ms > end_of_video + 0.5 * frame_ms) {
             double dur = s->info.duration_s > 0 ? s->info.duration_s * 1000.0 : end_of_video;
-            snprintf(msg, sizeof msg, "the window ends after the end of the video (%.0f ms)", dur);
+            if (dur > 0)
+                snprintf(msg, sizeof msg, "the window ends after the end of the video (%.0f ms)",
+                         dur);
+            else
+                snprintf(msg, sizeof msg, "the window ends after the end of the video");
             bad = 1;
         }
     }

@@ -590,6 +590,41 @@ static void test_import_killed(void **state)
     assert_false(file_exists(p));
 }
 
+/* A game file FFmpeg cannot read fails its events only. */
+static void test_import_broken_game(void **state)
+{
+    (void)state;
+    char videos[512], csv[512], out[512], p[1024];
+    snprintf(videos, sizeof videos, "%s/broken_games", tmpdir);
+    snprintf(csv, sizeof csv, "%s/broken.csv", tmpdir);
+    snprintf(out, sizeof out, "%s/out_broken", tmpdir);
+    assert_int_equal(gl_mkdirs(videos), 0);
+    snprintf(p, sizeof p, "%s/Broken_gm1.avi", videos);
+    write_text(p, "RIFF but not really a video at all");
+    write_text(csv, "Broken_gm1,64,48,1000,3000,-1,2000,-1,-1,steal success,test\n"
+                    "Broken_gm1,64,48,5000,6000,-1,5500,-1,-1,steal success,test\n");
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    cfg.out = out;
+    ncaa_import_report rep;
+    int rc = ncaa_import(&cfg, &rep);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(rep.written, 0);
+    assert_int_equal(rep.failed, 2);
+    assert_int_equal(rep.games_missing, 0);
+    assert_true(has_error(&rep, "line 1 (game Broken_gm1, steal success, 1000..3000 ms): "
+                                "cannot read the game video"));
+    assert_true(has_error(&rep, "line 2 (game Broken_gm1"));
+    ncaa_import_report_release(&rep);
+    /* Empty lists are still written. */
+    dataset_index *idx = NULL;
+    rc = dataset_index_load(&idx, out, NULL, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(idx->num_clips, 0);
+    dataset_index_free(&idx);
+}
+
 static void test_import_config(void **state)
 {
     (void)state;
@@ -675,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_import_end_to_end),
         cmocka_unit_test(test_import_cancel),
         cmocka_unit_test(test_import_killed),
+        cmocka_unit_test(test_import_broken_game),
         cmocka_unit_test(test_import_config),
         cmocka_unit_test(test_import_command),
     };
