@@ -11,9 +11,9 @@
  *
  * Methods plug in through `motion_method`: a per-worker state and a
  * function that turns n frame pairs into n fields (and homographies). The
- * GLOCAL methods (glocal-local|global|mixed) fit this interface with
- * motion/glocal.h's glocal_infer (batched) once a trained checkpoint exists;
- * they are listed but not wired in yet.
+ * GLOCAL methods (glocal-local|global|mixed) run motion/glocal.h's
+ * glocal_infer on the batch: the local, global or mixed flow is stored, and
+ * the refined homography of every pair.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,8 +30,12 @@
 #include "experiments/cli.h"
 #include "experiments/commands.h"
 #include "motion/flow.h"
+#include "motion/glocal.h"
 
-GLOCAL_COMMAND(extract, "extract", "compute motion (TV-L1, flow minus homography, RGB difference) into an HDF5 cache")
+#include <libavutil/mem.h>
+#include <libavutil/sha.h>
+
+GLOCAL_COMMAND(extract, "extract", "compute motion (GLOCAL, TV-L1, flow minus homography, RGB difference) into an HDF5 cache")
 
 #define BATCH 8 /* pairs per method call and per append */
 
@@ -171,13 +175,119 @@ static void rgbdiff_describe(char *buf, size_t n)
     snprintf(buf, n, "rgbdiff(TSN): (b - a) / 255 per RGB channel");
 }
 
+/* GLOCAL (motion/glocal.h): each worker loads its own copy of the checkpoint
+ * given by --model (small models; no sharing of libtorch state across threads). */
+static const char *glocal_model_path;
+
+typedef struct {
+    glocal_model *m;
+} glocal_state;
+
+static void glocal_state_free(void *p)
+{
+    glocal_state *s = p;
+    if (!s) return;
+    glocal_model_free(&s->m);
+    gl_free(s);
+}
+
+static int glocal_state_init(void **out, int w, int h)
+{
+    (void)w;
+    (void)h;
+    glocal_state *s = gl_calloc(1, sizeof *s);
+    if (!s) return GL_ENOMEM;
+    int rc = glocal_model_load(&s->m, glocal_model_path, NULL);
+    if (rc < 0) {
+        gl_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+typedef enum { GLOCAL_LOCAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
+
+static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                        int h, float *fields, float *homs, glocal_part part)
+{
+    glocal_state *s = state;
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.lme = part != GLOCAL_GLOBAL;
+    glocal_result r;
+    int rc = glocal_result_alloc(&r, n, w, h);
+    if (rc < 0) return rc;
+    if ((rc = glocal_infer(s->m, a, b, n, w, h, &o, &r)) < 0) goto done;
+    size_t per = (size_t)2 * w * h;
+    const float *src = part == GLOCAL_LOCAL ? r.local_flow : part == GLOCAL_GLOBAL ? r.global_flow : r.mixed_flow;
+    memcpy(fields, src, sizeof(float) * per * (size_t)n);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)r.homography[9 * i + k];
+done:
+    glocal_result_free(&r);
+    return rc;
+}
+
+static int glocal_local_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                              int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_LOCAL);
+}
+
+static int glocal_global_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                               int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_GLOBAL);
+}
+
+static int glocal_mixed_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                              int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_MIXED);
+}
+
+static void glocal_describe(char *buf, size_t n)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d, frames resized "
+             "to the model size, flows rescaled to the grid", glocal_model_path ? glocal_model_path : "?",
+             o.refine);
+}
+
 static const motion_method methods[] = {
     { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe },
     { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, fmh_pairs,
       fmh_describe },
     /* 8-bit differences / 255 are stored exactly with a 1/255 step */
     { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe },
+    { "glocal-local", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_local_pairs,
+      glocal_describe },
+    { "glocal-global", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_global_pairs,
+      glocal_describe },
+    { "glocal-mixed", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_mixed_pairs,
+      glocal_describe },
 };
+
+/* Hex SHA-256 of a file (libavutil's implementation), for the cache's provenance. */
+static int file_sha256(const char *path, char hex[65])
+{
+    void *data;
+    size_t n;
+    int rc = gl_read_file(path, &data, &n);
+    if (rc < 0) return rc;
+    struct AVSHA *sha = av_sha_alloc();
+    if (!sha) { gl_free(data); return gl_error(GL_ENOMEM, "out of memory"); }
+    uint8_t d[32];
+    av_sha_init(sha, 256);
+    av_sha_update(sha, data, n);
+    av_sha_final(sha, d);
+    av_free(sha);
+    gl_free(data);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
 
 /* ---- the run ---------------------------------------------------------------- */
 
@@ -372,7 +482,7 @@ static const char *usage =
     "  --split N         all clips of split N (train, test and val lists; default 1)\n"
     "  --split-file F    only the clips of list F (e.g. .../testlist01.txt)\n"
     "  --method M        tvl1 | tvl1-minus-homography | rgbdiff\n"
-    "                    (glocal-local | glocal-global | glocal-mixed: not available yet)\n"
+    "                    glocal-local | glocal-global | glocal-mixed (GLOCAL, needs --model)\n"
     "  --out CACHE.h5    the cache; rerunning the same command resumes it\n"
     "  --size HxW        field grid: frames are resized to it (default 112x112)\n"
     "  --stride S        frames between the two of a pair, and between pairs (default 1)\n"
@@ -462,14 +572,14 @@ int cmd_extract(int argc, char **argv)
     const motion_method *m = NULL;
     for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
         if (!strcmp(methods[i].name, method)) m = &methods[i];
-    if (!m) {
-        if (!strncmp(method, "glocal-", 7))
-            return cli_usage_error(cmd, "--method %s: the GLOCAL methods are not wired into extract "
-                                   "yet (available: tvl1, tvl1-minus-homography, rgbdiff)", method);
-        return cli_usage_error(cmd, "--method: unknown '%s' (tvl1, tvl1-minus-homography, rgbdiff)",
-                               method);
-    }
-    if (model) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
+    if (!m)
+        return cli_usage_error(cmd, "--method: unknown '%s' (tvl1, tvl1-minus-homography, rgbdiff, "
+                               "glocal-local, glocal-global, glocal-mixed)", method);
+    int is_glocal = !strncmp(method, "glocal-", 7);
+    if (model && !is_glocal) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
+    if (is_glocal && !model)
+        return cli_usage_error(cmd, "--method %s needs --model CKPT (a checkpoint of glocal train-motion)", method);
+    glocal_model_path = model;
 
     /* the clip list */
     int split_no = split ? (int)split : 1, only = -1;
@@ -524,6 +634,10 @@ int cmd_extract(int argc, char **argv)
     else
         snprintf(cfg.source, sizeof cfg.source, "dataset=%.480s lists=%.480s split=%d (all lists)",
                  dataset, lists ? lists : dataset, split_no);
+    if (model && (rc = file_sha256(model, cfg.model_sha256)) < 0) {
+        cli_fail(cmd, rc, "--model");
+        goto done;
+    }
     cfg.height = height;
     cfg.width = width;
     cfg.channels = m->channels;
