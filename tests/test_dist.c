@@ -665,6 +665,43 @@ static void test_stalled_rank(void **state)
     assert_all_ok(st, 2);
 }
 
+/* Rendezvous failures: rank 0's port is taken; rank 1 waits for a rank 0
+ * that never comes. Both end with a message within the timeout. */
+static int rendezvous_rank(int rank, int world, int port, void *ctx)
+{
+    (void)rank, (void)world, (void)ctx;
+    nn_runtime_init(1, "cpu");
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = 1.0;
+    nn_dist *d = NULL;
+    /* Hold the port, as another job would. */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 1) == 0, "holding port");
+    int rc = nn_dist_init(&d, 0, 2, 0, "127.0.0.1", port, &o);
+    CHECK(rc == GL_ESYSTEM && d == NULL, "rank 0 on a taken port gave %d", rc);
+    CHECK(strstr(gl_last_error(), "rendezvous") && strstr(gl_last_error(), "already in use"), "message");
+    close(s);
+    /* Nobody listens now: rank 1 retries until its timeout. */
+    double t0 = gl_now();
+    rc = nn_dist_init(&d, 1, 2, 1, "127.0.0.1", port, &o);
+    double el = gl_now() - t0;
+    fprintf(stderr, "rank 1 without rank 0: rc %d after %.2f s: %s\n", rc, el, gl_last_error());
+    CHECK(rc == GL_ESYSTEM && d == NULL, "rank 1 alone gave %d", rc);
+    CHECK(strstr(gl_last_error(), "rank 1 of 2") && strstr(gl_last_error(), "is rank 0 running"), "message");
+    CHECK(el < 10.0, "took %.2f s", el);
+    return 0;
+}
+
+static void test_rendezvous_failures(void **state)
+{
+    (void)state;
+    int st[1];
+    run_ranks(1, rendezvous_rank, NULL, 40, st);
+    assert_all_ok(st, 1);
+}
+
 /* ---- glocal launch -------------------------------------------------------------------------- */
 
 /* Runs a shell command line, returns its exit status, stdout+stderr in out. */
@@ -745,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_two_ranks_match_one),
         cmocka_unit_test(test_dead_rank),
         cmocka_unit_test(test_stalled_rank),
+        cmocka_unit_test(test_rendezvous_failures),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }
