@@ -3,7 +3,7 @@
  * the same model and steps on batches already in memory as tensors.
  *
  *   bench_classifier [--source video|cache|both] [--steps N] [--warmup N]
- *                    [--batch B] [--workers N] [--threads N] [--size S]
+ *                    [--batch B] [--workers N] [--threads N] [--size S] [--rounds R]
  *
  * Data: a synthetic set (datasets/synth.h, 64x64, 4 classes) written to a temp
  * folder as AVI clips, and a motion cache of its ground-truth local flow.
@@ -77,11 +77,17 @@ static double run_loader(const classifier_config *cc, const loader_source *src, 
     return steps / (t.t_end - t.t_start);
 }
 
-/* The same steps on tensors prepared beforehand (the loop of cls_train without the loader). */
-static double run_memory(const classifier_config *cc, const loader_source *src, int batch, long warmup, long steps)
+/* Batches drawn from the loader beforehand, as tensors. */
+typedef struct {
+    long n;
+    nn_tensor **xs, **ys;
+} mem_batches;
+
+static void mem_prepare(mem_batches *m, const loader_source *src, int batch, long total)
 {
-    long total = warmup + steps;
-    nn_tensor **xs = calloc((size_t)total, sizeof *xs), **ys = calloc((size_t)total, sizeof *ys);
+    m->n = total;
+    m->xs = calloc((size_t)total, sizeof *m->xs);
+    m->ys = calloc((size_t)total, sizeof *m->ys);
     loader_config lc = loader_config_default();
     lc.batch_size = batch;
     lc.drop_last = 1;
@@ -96,11 +102,24 @@ static double run_memory(const classifier_config *cc, const loader_source *src, 
         int64_t sh[5] = { b->n, src->shape[0], src->shape[1], src->shape[2], src->shape[3] }, ysh[1] = { b->n };
         int64_t lab[256];
         for (int j = 0; j < b->n; j++) lab[j] = b->labels[j];
-        CHECK(nn_from_data(&xs[i], b->data, sh, 5, NN_F32));
-        CHECK(nn_from_data(&ys[i], lab, ysh, 1, NN_I64));
+        CHECK(nn_from_data(&m->xs[i], b->data, sh, 5, NN_F32));
+        CHECK(nn_from_data(&m->ys[i], lab, ysh, 1, NN_I64));
         i++;
     }
     loader_close(&ld);
+}
+
+static void mem_free(mem_batches *m)
+{
+    for (long i = 0; i < m->n; i++) { nn_free(&m->xs[i]); nn_free(&m->ys[i]); }
+    free(m->xs);
+    free(m->ys);
+}
+
+/* The same steps on tensors prepared beforehand (the loop of cls_train without the loader). */
+static double run_memory(const classifier_config *cc, const mem_batches *mb, int batch, long warmup, long steps)
+{
+    long total = warmup + steps;
     classifier *c;
     nn_manual_seed(1);
     CHECK(classifier_new(&c, cc));
@@ -116,14 +135,14 @@ static double run_memory(const classifier_config *cc, const loader_source *src, 
         double lv, ncv, norm;
         CHECK(nn_optimizer_set_lr(opt, tc.opt.lr));
         CHECK(nn_optimizer_zero_grad(opt));
-        CHECK(classifier_forward(&logits, c, xs[i], 1));
-        CHECK(nn_cross_entropy(&loss, logits, ys[i], 0));
+        CHECK(classifier_forward(&logits, c, mb->xs[i], 1));
+        CHECK(nn_cross_entropy(&loss, logits, mb->ys[i], 0));
         CHECK(nn_item(loss, &lv));
         CHECK(nn_backward(loss));
         CHECK(nn_clip_grad_norm(classifier_params(c), tc.clip_grad, &norm));
         CHECK(nn_optimizer_step(opt));
         CHECK(nn_argmax(&pred, logits, 1, 0));
-        CHECK(nn_compare(&eq, NN_EQ, pred, ys[i]));
+        CHECK(nn_compare(&eq, NN_EQ, pred, mb->ys[i]));
         CHECK(nn_sum(&nc, eq, NULL, 0, 0));
         CHECK(nn_item(nc, &ncv));
         nn_scope_end(&sc);
@@ -131,11 +150,25 @@ static double run_memory(const classifier_config *cc, const loader_source *src, 
     double rate = steps / (gl_now() - t0);
     nn_optimizer_free(&opt);
     classifier_free(&c);
-    for (long i = 0; i < total; i++) { nn_free(&xs[i]); nn_free(&ys[i]); }
-    free(xs);
-    free(ys);
     return rate;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Loader and memory runs interleaved `rounds` times (load from other jobs
+ * falls on both alike); prints the medians. */
+static void compare(const char *name, const classifier_config *cc, const loader_source *src, int batch, int workers,
+                    long warmup, long steps, int rounds);
 
 /* Samples/s of the loader alone (no training), for reading the ratio. */
 static double run_loader_only(const loader_source *src, int batch, int workers, long batches)
@@ -159,6 +192,22 @@ static double run_loader_only(const loader_source *src, int batch, int workers, 
     double rate = n / (gl_now() - t0);
     loader_close(&ld);
     return rate;
+}
+
+static void compare(const char *name, const classifier_config *cc, const loader_source *src, int batch, int workers,
+                    long warmup, long steps, int rounds)
+{
+    mem_batches mb;
+    mem_prepare(&mb, src, batch, warmup + steps);
+    double a[64], b[64];
+    for (int r = 0; r < rounds; r++) {
+        a[r] = run_loader(cc, src, batch, workers, warmup, steps);
+        b[r] = run_memory(cc, &mb, batch, warmup, steps);
+    }
+    mem_free(&mb);
+    double l = run_loader_only(src, batch, workers, steps);
+    double ma = median(a, rounds), mbm = median(b, rounds);
+    printf("%-8s %16.3f %16.3f %8.2f %16.1f\n", name, ma, mbm, ma / mbm, l);
 }
 
 /* Motion stacks from the cache: one reader handle per worker. */
@@ -195,7 +244,7 @@ int main(int argc, char **argv)
 {
     const char *source = "both";
     long steps = 20, warmup = 3;
-    int batch = 8, workers = 2, threads = 2, size = 56;
+    int batch = 8, workers = 2, threads = 2, size = 56, rounds = 3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--source") && i + 1 < argc) source = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atol(argv[++i]);
@@ -204,13 +253,14 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc) workers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_classifier [--source video|cache|both] [--steps N] [--warmup N] [--batch B]\n"
-                            "                        [--workers N] [--threads N] [--size S]\n");
+                            "                        [--workers N] [--threads N] [--size S] [--rounds R]\n");
             return 2;
         }
     }
-    if (batch < 1 || batch > 256 || steps < 1 || warmup < 0) { fprintf(stderr, "bench_classifier: bad sizes\n"); return 2; }
+    if (batch < 1 || batch > 256 || steps < 1 || warmup < 0 || rounds < 1 || rounds > 64) { fprintf(stderr, "bench_classifier: bad sizes\n"); return 2; }
     gl_set_num_threads(threads);
     CHECK(nn_runtime_init(threads, "cpu"));
     char dir[] = "/tmp/glocal_bench_classifier_XXXXXX";
@@ -223,7 +273,7 @@ int main(int argc, char **argv)
     CHECK(synth_new(&sc, &sy));
     int want_video = strcmp(source, "cache") != 0, want_cache = strcmp(source, "video") != 0;
     printf("bench_classifier: ResNet-10 width 16, K = 3, %dx%d input, batch %d, %d loader workers, %d torch threads; "
-           "%ld steps after %ld warm-up\n", size, size, batch, workers, threads, steps, warmup);
+           "%ld steps after %ld warm-up, median of %d interleaved rounds\n", size, size, batch, workers, threads, steps, warmup, rounds);
     printf("%-8s %16s %16s %8s %16s\n", "source", "loader steps/s", "memory steps/s", "ratio", "loader alone clips/s");
     if (want_video) {
         synth_dataset_options so = { .out_dir = dir, .clips_per_class = 8 };
@@ -238,10 +288,7 @@ int main(int argc, char **argv)
         classifier_config cc;
         CHECK(classifier_config_preset("resnet10", 3, idx->num_classes, &cc));
         cc.width = 16;
-        double a = run_loader(&cc, &src, batch, workers, warmup, steps);
-        double b = run_memory(&cc, &src, batch, warmup, steps);
-        double l = run_loader_only(&src, batch, workers, steps);
-        printf("%-8s %16.3f %16.3f %8.2f %16.1f\n", "video", a, b, a / b, l);
+        compare("video", &cc, &src, batch, workers, warmup, steps, rounds);
         loader_source_free(&src);
         dataset_index_free(&idx);
     }
@@ -282,10 +329,7 @@ int main(int argc, char **argv)
         classifier_config cc;
         CHECK(classifier_config_preset("resnet10", 2 * L, sc.classes, &cc));
         cc.width = 16;
-        double a = run_loader(&cc, &src, batch, workers, warmup, steps);
-        double b = run_memory(&cc, &src, batch, warmup, steps);
-        double l = run_loader_only(&src, batch, workers, steps);
-        printf("%-8s %16.3f %16.3f %8.2f %16.1f\n", "cache", a, b, a / b, l);
+        compare("cache", &cc, &src, batch, workers, warmup, steps, rounds);
         loader_source_free(&src);
     }
     printf("(ratio = loader / in-memory steps per second; goal >= 0.9)\n");

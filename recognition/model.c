@@ -375,7 +375,8 @@ int classifier_load_pretrained(classifier *c, const char *path, char *report, si
         hid_t ds = g >= 0 && H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
         if (g >= 0) H5Gclose(g);
         if (ds < 0) {
-            if (!strcmp(name + strlen(name) - strlen("num_batches_tracked"), "num_batches_tracked")) continue;
+            size_t nl = strlen(name), sl = strlen("num_batches_tracked");
+            if (nl >= sl && !strcmp(name + nl - sl, "num_batches_tracked")) continue; /* older exports lack it */
             problems++;
             size_t l = strlen(probs);
             snprintf(probs + l, sizeof probs - l, "\n  missing: %s", dpath);

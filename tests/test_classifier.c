@@ -13,8 +13,11 @@
 
 #include <cmocka.h>
 #include <hdf5.h>
+#include <json-c/json.h>
+#include <sys/wait.h>
 
 #include "datasets/loader.h"
+#include "datasets/ucf101.h"
 #include "recognition/classifier.h"
 #include "tests/testutil.h"
 
@@ -409,7 +412,7 @@ static cls_train_config small_train_config(void)
 static void test_tiny_classifier_separates_motion(void **state)
 {
     (void)state;
-    enum { NTR = 192, NTE = 100 };
+    enum { NTR = 128, NTE = 100 };
     float *xtr = malloc(sizeof(float) * SAMPLE * NTR), *xte = malloc(sizeof(float) * SAMPLE * NTE);
     int32_t ytr[NTR], yte[NTE];
     make_motion_set(xtr, ytr, NTR, 1);
@@ -435,6 +438,7 @@ static void test_tiny_classifier_separates_motion(void **state)
     assert_memory_equal(lab, yte, sizeof yte);
     cls_metrics m;
     OK(cls_metrics_compute(scores, lab, NTE, 2, &m));
+    if (getenv("GLOCAL_TEST_VERBOSE")) fprintf(stderr, "held-out top-1 %.3f\n", m.top1);
     assert_true(m.top1 >= 0.95);
     cls_metrics_free(&m);
     for (int i = 0; i < NTE; i++) assert_double_equal(scores[2 * i] + scores[2 * i + 1], 1.0, 1e-5);
@@ -527,6 +531,79 @@ static void test_resume_continues_identically(void **state)
     free(x);
 }
 
+
+/* ---- the commands, end to end ------------------------------------------------------------------ */
+
+/* Runs a shell command; returns its exit status and the last line of its stdout in last. */
+static int run(const char *cmd, char *last, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[8192];
+    if (last) last[0] = 0;
+    while (fgets(line, sizeof line, p))
+        if (last) snprintf(last, n, "%s", line);
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_commands_end_to_end(void **state)
+{
+    (void)state;
+    char d[300], cmd[4096], last[8192];
+    tmp_path(d, sizeof d, "e2e");
+    const char *g = GLOCAL_BINARY " --threads 2";
+    snprintf(cmd, sizeof cmd, "%s synth --out %s/data --classes 2 --clips-per-class 4 --frames 8 --size 32x32 "
+             "--camera none --supersample 1 >/dev/null 2>&1", g, d);
+    assert_int_equal(run(cmd, NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data %s/data --out %s/rgb --arch tiny --size 16x16 --decode 32x32 "
+             "--segments 2 --epochs 2 --batch 2 --lr 0.01 2>/dev/null", g, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 0);
+    assert_non_null(strstr(last, "/rgb/checkpoint.h5"));
+    snprintf(cmd, sizeof cmd, "%s/rgb/train.jsonl", d);
+    char *text;
+    size_t size;
+    OK(gl_read_file(cmd, (void **)&text, &size));
+    assert_non_null(strstr(text, "{\"epoch\": 2, "));
+    gl_free(text);
+    snprintf(cmd, sizeof cmd, "%s evaluate --checkpoint %s/rgb/checkpoint.h5 --data %s/data --out %s/eval "
+             "--segments 2 --crops 3 --json 2>/dev/null", g, d, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 0);
+    json_object *j = json_tokener_parse(last), *v;
+    assert_non_null(j);
+    assert_true(json_object_object_get_ex(j, "clips", &v));
+    dataset_index *idx;
+    snprintf(cmd, sizeof cmd, "%s/data", d);
+    OK(dataset_index_load(&idx, cmd, NULL, 1));
+    assert_int_equal(json_object_get_int(v), idx->num_split[DATASET_TEST]);
+    dataset_index_free(&idx);
+    assert_true(json_object_object_get_ex(j, "top1", &v));
+    double top1 = json_object_get_double(v);
+    json_object_put(j);
+    /* fusing a stream with itself at any weights changes nothing */
+    snprintf(cmd, sizeof cmd, "%s fuse %s/eval/scores.csv %s/eval/scores.csv --weights 1,2.5 --json", g, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 0);
+    assert_non_null(j = json_tokener_parse(last));
+    assert_true(json_object_object_get_ex(j, "top1", &v));
+    assert_double_equal(json_object_get_double(v), top1, 1e-9);
+    json_object_put(j);
+    /* files that list other clips are refused, naming the row */
+    snprintf(cmd, sizeof cmd, "sed '2s/^0,/99,/' %s/eval/scores.csv > %s/other.csv && %s fuse %s/eval/scores.csv %s/other.csv 2>&1",
+             d, d, g, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 1);
+    assert_non_null(strstr(last, "row 1 differs"));
+    /* a diverging run stops with a message; usage errors exit 2 */
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data %s/data --out %s/nan --arch tiny --size 16x16 --decode 32x32 "
+             "--segments 1 --epochs 1 --batch 2 --lr 1e30 --clip-grad 0 2>&1", g, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 1);
+    assert_non_null(strstr(last, "lower the learning rate"));
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data %s/data --out %s/m --modality motion 2>&1", g, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 1);
+    assert_non_null(strstr(last, "--cache"));
+    snprintf(cmd, sizeof cmd, "%s evaluate --crops 4 2>&1", g);
+    assert_int_equal(run(cmd, NULL, 0), 2);
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -538,8 +615,9 @@ static int teardown_all(void **state)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) cmocka_set_test_filter(argv[1]); /* e.g. "test_head*" */
     nn_runtime_init(2, "cpu");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_by_hand),
@@ -549,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_cross_modality_init),
         cmocka_unit_test(test_tiny_classifier_separates_motion),
         cmocka_unit_test(test_resume_continues_identically),
+        cmocka_unit_test(test_commands_end_to_end),
     };
     return cmocka_run_group_tests_name("classifier", tests, NULL, teardown_all);
 }
