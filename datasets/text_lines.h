@@ -1,8 +1,9 @@
 /*
  * text_lines.h — private to datasets/: walks the lines of a small text file
- * (a split list, a CSV) read whole into memory. Accepts LF and CRLF ends and
- * a missing final newline; strips trailing blanks. Lines are edited in place
- * (NUL-terminated) and stay valid until text_lines_close().
+ * (a split list, a CSV) read whole into memory. Accepts LF and CRLF ends, a
+ * missing final newline and a UTF-8 byte order mark; strips trailing blanks.
+ * Lines are edited in place (NUL-terminated) and stay valid until
+ * text_lines_close().
  */
 #ifndef GLOCAL_DATASETS_TEXT_LINES_H
 #define GLOCAL_DATASETS_TEXT_LINES_H
@@ -34,6 +35,8 @@ static inline int text_lines_open(text_lines *t, const char *path)
     buf[size] = 0;
     t->buf = buf;
     t->size = size;
+    /* A UTF-8 byte order mark (Windows editors add one) is not part of line 1. */
+    if (size >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) t->pos = 3;
     return 0;
 }
 

@@ -221,6 +221,11 @@ static void test_malformed_lists(void **state)
                                 "Alpha/v_Alpha_g02_c01.avi 1\n\nGamma/v_Gamma_g02_c01.avi 3  \n",
                                 "Alpha/v_Alpha_g01_c01.avi\nBeta/v_Beta_g01_c01.avi 2\n"), 0);
 
+    /* A UTF-8 byte order mark before line 1 is skipped. */
+    assert_int_equal(load_lists("bom", "\xEF\xBB\xBF" "1 Alpha\r\n2 Beta\r\n",
+                                "\xEF\xBB\xBF" "Alpha/v_Alpha_g02_c01.avi 1\r\n",
+                                "Beta/v_Beta_g01_c01.avi\r\n"), 0);
+
     expect_error("unknown_class", classes3,
                  "Alpha/v_Alpha_g02_c01.avi 1\r\nFoo/v_Foo_g02_c01.avi 1\r\n", good_test,
                  GL_EFORMAT, "trainlist01.txt:2: class \"Foo\" is not in classInd.txt");
