@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "datasets/text_lines.h"
 
@@ -493,6 +494,21 @@ fail:
 
 /* ---- the index ------------------------------------------------------------ */
 
+/* *out = root made absolute against the working folder (links are kept, not
+ * resolved), without trailing slashes; gl_malloc'ed. */
+static int absolute_path(const char *root, char **out)
+{
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/') n--;
+    char cwd[PATH_MAX] = "";
+    if (root[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return gl_error(GL_EIO, "%s: cannot make the path absolute: %s", root, strerror(errno));
+    if (root[0] == '/') *out = str_printf("%.*s", (int)n, root);
+    else if (n == 1 && root[0] == '.') *out = gl_strdup(cwd);
+    else *out = str_printf("%s%s%.*s", cwd, strcmp(cwd, "/") ? "/" : "", (int)n, root);
+    return *out ? 0 : GL_ENOMEM;
+}
+
 int dataset_index_load(dataset_index **out, const char *root, const char *lists, int split_no)
 {
     if (!out) return gl_error(GL_EINVAL, "dataset_index_load: out is NULL");
@@ -506,7 +522,8 @@ int dataset_index_load(dataset_index **out, const char *root, const char *lists,
     dataset_index *idx = gl_calloc(1, sizeof *idx);
     if (!idx) return GL_ENOMEM;
     idx->split_no = split_no;
-    if (!(idx->root = gl_strdup(root)) || !(idx->lists = gl_strdup(lists))) {
+    if ((rc = absolute_path(root, &idx->root)) < 0) goto fail;
+    if (!(idx->lists = gl_strdup(lists))) {
         rc = GL_ENOMEM;
         goto fail;
     }

@@ -58,7 +58,8 @@ const char *dataset_split_name(dataset_split s);
 
 typedef struct {
     char *rel_path;       /* as listed: "Class/v_Class_gGG_cCC.avi" */
-    char *path;           /* ROOT/<folder on disk>/<file on disk> if found, else ROOT/rel_path */
+    char *path;           /* absolute: ROOT/<folder on disk>/<file on disk> if found,
+                             else ROOT/rel_path */
     int label;            /* 0-based index into dataset_index.class_names */
     int group;            /* GG of the file name */
     int clip;             /* CC of the file name */
@@ -68,7 +69,7 @@ typedef struct {
 } dataset_clip;
 
 typedef struct {
-    char *root;                         /* the clip root as given */
+    char *root;                         /* the clip root, made absolute (not resolved) */
     char *lists;                        /* the list folder as given */
     int split_no;                       /* 1..3 */
     int num_classes;

@@ -166,6 +166,22 @@ static void test_real_clips_resolve(void **state)
 
     char sum[1024];
     int need = dataset_index_summary(idx, 3, sum, sizeof sum);
+    dataset_index *rel = NULL;
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tmpdir), 0);
+    rc = dataset_index_load(&rel, "root//", SPLITS, 1);
+    assert_int_equal(chdir(cwd), 0);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    /* A relative root gives absolute paths. */
+    assert_string_equal(rel->root, root);
+    c = find_clip(rel, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi");
+    assert_non_null(c);
+    assert_true(c->exists);
+    snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", root);
+    assert_string_equal(c->path, p);
+    dataset_index_free(&rel);
+
     assert_true(need > 0 && (size_t)need < sizeof sum);
     assert_non_null(strstr(sum, "13320 clips in 101 classes (split 1): 9537 train, 3783 test"));
     assert_non_null(strstr(sum, "3 found, 13317 missing"));
