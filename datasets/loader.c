@@ -248,7 +248,11 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
     int started = 0;
     for (int t = 0; t < l->nthreads; t++) {
         void **arg = gl_malloc(2 * sizeof *arg);
-        if (!arg) break;
+        if (!arg) {
+            l->nthreads = started; /* loader_close stops and joins these */
+            rc = GL_ENOMEM;
+            goto fail;
+        }
         arg[0] = l;
         arg[1] = (void *)(intptr_t)t;
         if (pthread_create(&l->tids[t], NULL, worker_main, arg) != 0) {

@@ -203,6 +203,38 @@ static void test_errors(void **state)
     pthread_mutex_destroy(&s.mu);
 }
 
+/* Every allocation of loader_open failing in turn: a clean GL_ENOMEM, nothing
+ * leaked (ASan's leak check), and the loader works once they succeed. */
+static void test_alloc_failures_clean_up(void **state)
+{
+    (void)state;
+    fn_src s = { .count = 10, .fail_item = -1 };
+    pthread_mutex_init(&s.mu, NULL);
+    loader_source src = fn_source(&s);
+    loader_config c = loader_config_default();
+    c.batch_size = 3;
+    c.threads = 2;
+    int ok = 0;
+    for (int k = 0; k < 40 && !ok; k++) {
+        loader *l = NULL;
+        gl_alloc_fail_after(k);
+        int rc = loader_open(&l, &src, &c);
+        gl_alloc_fail_after(-1);
+        if (rc == 0) {
+            const loader_batch *b;
+            OK(loader_next(l, &b));
+            assert_int_equal(b->n, 3);
+            loader_close(&l);
+            ok = 1;
+        } else {
+            assert_int_equal(rc, GL_ENOMEM);
+            assert_null(l);
+        }
+    }
+    assert_true(ok);
+    pthread_mutex_destroy(&s.mu);
+}
+
 /* ---- augmentation ------------------------------------------------------------------------ */
 
 static void test_flip_negates_motion_x(void **state)
@@ -364,6 +396,15 @@ static void test_motion_source(void **state)
 
 /* ---- video source against frames decoded directly ---------------------------------------------- */
 
+static int add_one(void *ctx, uint64_t seed, float *sample, const int64_t *shape, int ndim)
+{
+    (void)ctx; (void)seed;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    for (size_t i = 0; i < n; i++) sample[i] += 1.0f;
+    return 0;
+}
+
 static void test_video_source_real_clip(void **state)
 {
     (void)state;
@@ -416,10 +457,34 @@ static void test_video_source_real_clip(void **state)
                     if (fabs(got - want) > maxd) maxd = fabs(got - want);
                 }
     assert_true(maxd < 1e-5);
-    free(frames);
     assert_int_equal(loader_next(l, &b), GL_EOF);
     loader_close(&l);
     loader_source_free(&src);
+    /* frame pairs: one segment of 2 consecutive frames (TSN centre start
+     * floor(0.5 * 163) = 81), stacked as 6 channels, through a hook that adds 1 */
+    vc.segments = 1;
+    vc.frames = 2;
+    vc.hook = add_one;
+    OK(loader_source_video(&src, &vc));
+    assert_int_equal(src.shape[1], 6);
+    OK(loader_open(&l, &src, &c));
+    OK(loader_next(l, &b));
+    long pair_idx[2] = { 81, 82 };
+    OK(video_decode_frames(idx->clips[0].path, &o, pair_idx, 2, frames, NULL));
+    maxd = 0;
+    for (int f = 0; f < 2; f++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < 32; y++)
+                for (int x = 0; x < 32; x++) {
+                    float px = frames[((size_t)f * 48 * 64 + (y + 8) * 64 + (x + 16)) * 3 + ch];
+                    double want = (px - vc.mean[ch]) / vc.std[ch] + 1.0;
+                    double got = b->data[(((size_t)f * 3 + ch) * 32 + y) * 32 + x];
+                    if (fabs(got - want) > maxd) maxd = fabs(got - want);
+                }
+    assert_true(maxd < 1e-5);
+    loader_close(&l);
+    loader_source_free(&src);
+    free(frames);
     dataset_index_free(&idx);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -431,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_deterministic_across_threads),
         cmocka_unit_test(test_memory_bound_and_resume),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_alloc_failures_clean_up),
         cmocka_unit_test(test_flip_negates_motion_x),
         cmocka_unit_test(test_views_and_segments),
         cmocka_unit_test(test_motion_source),
