@@ -34,6 +34,8 @@ static void help(void)
            "  --size S  --camera C  --pairs N  --seed X   for --synth (64, 1, 200, 12345)\n"
            "  --no-tvl1             skip the TV-L1 baseline (the slowest)\n"
            "  --no-refine           glocal without the robust refinement\n"
+           "  --local-tvl1          glocal's local flow from TV-L1 on the aligned pair, gated by\n"
+           "                        the LME mask (see motion/glocal.h)\n"
            "  --batch B             pairs per network batch (default 32)\n"
            "  --json                print one JSON object with every number as the last line\n");
 }
@@ -130,7 +132,7 @@ int cmd_eval_motion(int argc, char **argv)
 {
     const char *cmd = "eval-motion";
     const char *model = NULL, *dataset = NULL;
-    int synth = 0, json = 0, tvl1 = 1, refine = 1;
+    int synth = 0, json = 0, tvl1 = 1, refine = 1, local_tvl1 = 0;
     long max_clips = 40, ppc = 4, size = 64, pairs = 200, seed = 12345, batch = 32;
     double camera = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -141,6 +143,7 @@ int cmd_eval_motion(int argc, char **argv)
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--no-tvl1")) { tvl1 = 0; continue; }
         if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
+        if (!strcmp(a, "--local-tvl1")) { local_tvl1 = 1; continue; }
         if (!v) return cli_usage_error(cmd, "option '%s' needs a value (or is unknown)", a);
         i++;
         if (!strcmp(a, "--model")) model = v;
@@ -203,6 +206,7 @@ int cmd_eval_motion(int argc, char **argv)
             o.use_network = k != M_REFINE;
             o.lme = k == M_GLOCAL;
             o.refine = k == M_REFINE || (k == M_GLOCAL && refine);
+            o.local_tvl1 = k == M_GLOCAL && local_tvl1;
             double t0 = gl_now();
             if ((rc = glocal_infer(k == M_REFINE ? NULL : m, pa, pb, n, W, H, &o, &r)) < 0) {
                 gl_free((void *)pa);

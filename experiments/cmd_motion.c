@@ -26,7 +26,8 @@ static void help(void)
            "  strip.png                        frame A | mixed | global | local flow (Middlebury\n"
            "                                   colour wheel, one scale) | mask (white = moving)\n\n"
            "  --video X --frame T   use frames T and T+1 of a video (default T = 0)\n"
-           "  --no-refine           skip the robust refinement of the homography\n");
+           "  --no-refine           skip the robust refinement of the homography\n"
+           "  --local-tvl1          local flow from TV-L1 on the aligned pair, gated by the mask\n");
 }
 
 static int write_flo(const char *dir, const char *name, const float *f, int w, int h)
@@ -49,11 +50,12 @@ int cmd_motion(int argc, char **argv)
     const char *cmd = "motion";
     const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
     long frame = 0;
-    int nfiles = 0, refine = 1;
+    int nfiles = 0, refine = 1, local_tvl1 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
         if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
+        if (!strcmp(a, "--local-tvl1")) { local_tvl1 = 1; continue; }
         if (a[0] == '-' && a[1] == '-') {
             if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", a);
             const char *v = argv[++i];
@@ -113,6 +115,7 @@ int cmd_motion(int argc, char **argv)
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.refine = refine;
+    o.local_tvl1 = local_tvl1;
     if ((rc = glocal_infer(m, &fa, &fb, 1, W, H, &o, &r)) < 0) { cli_fail(cmd, rc, "inference failed"); goto done; }
     if ((rc = gl_mkdirs(out)) < 0) { cli_fail(cmd, rc, "cannot create %s", out); goto done; }
     if ((rc = write_flo(out, "mixed.flo", r.mixed_flow, W, H)) < 0 ||

@@ -195,9 +195,12 @@ int cmd_train_motion(int argc, char **argv)
     A = gl_malloc(sizeof *A * 2 * batch);
     B = A ? A + batch : NULL;
     if (!A) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    /* With a time budget the progress line counts seconds, so its ETA means something. */
+    const int by_time = minutes > 0;
     cli_progress pr;
-    cli_progress_start(&pr, "training", steps - step0 > 0 ? steps - step0 : 0);
-    const double t0 = gl_now(), limit = minutes > 0 ? minutes * 60 : INFINITY;
+    cli_progress_start(&pr, by_time ? "training (seconds)" : "training (steps)",
+                       by_time ? (long)ceil(minutes * 60) : (steps - step0 > 0 ? steps - step0 : 0));
+    const double t0 = gl_now(), limit = by_time ? minutes * 60 : INFINITY;
     double tlog = t0;
     long step = step0, last_saved = step0, last_log_step = step0;
     const size_t fb = (size_t)S * S * 3;
@@ -261,14 +264,14 @@ int cmd_train_motion(int argc, char **argv)
             last_log_step = step;
         }
         char extra[96];
-        snprintf(extra, sizeof extra, "loss %.4f", L.total);
-        cli_progress_update(&pr, step - step0, extra);
+        snprintf(extra, sizeof extra, "step %ld loss %.4f", step, L.total);
+        cli_progress_update(&pr, by_time ? (long)(gl_now() - t0) : step - step0, extra);
         if (step % ckpt_every == 0) {
             if ((rc = save(ckpt, m, opt, step)) < 0) { cli_fail(cmd, rc, "cannot save %s", ckpt); goto done; }
             last_saved = step;
         }
     }
-    cli_progress_end(&pr, step - step0, NULL);
+    cli_progress_end(&pr, by_time ? (long)(gl_now() - t0) : step - step0, NULL);
     if (stopped_nan) {
         fprintf(stderr,
                 "glocal train-motion: the loss or its gradient became NaN/infinite at step %ld; "

@@ -213,6 +213,12 @@ typedef struct {
     glocal_refine_config rc;
     int lme;                     /* 1: compute local flow and mask */
     int use_network;             /* 0: skip GME, start the refinement from identity */
+    /* Local flow from TV-L1 (motion/flow.h) between A and B aligned by the
+     * refined H, kept where |flow| > local_thresh px or the LME mask >= 0.5
+     * (0 elsewhere); the mask becomes the union. The measured alternative to
+     * the LME's own local flow, which learns slowly on CPU budgets. */
+    int local_tvl1;
+    double local_thresh;         /* px, default 0.5 */
 } glocal_infer_options;
 
 void glocal_infer_options_default(glocal_infer_options *o);

@@ -20,6 +20,68 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
+    o->local_tvl1 = 0;
+    o->local_thresh = 0.5;
+}
+
+/* B aligned to A by h: out(p) = B(h p), bilinear, edge-clamped. */
+static void warp_gray(const float *b, int w, int hgt, const double h[9], float *out)
+{
+    for (int y = 0; y < hgt; y++)
+        for (int x = 0; x < w; x++) {
+            double d = h[6] * x + h[7] * y + h[8];
+            double xs = (h[0] * x + h[1] * y + h[2]) / d, ys = (h[3] * x + h[4] * y + h[5]) / d;
+            xs = xs < 0 ? 0 : (xs > w - 1 ? w - 1 : xs);
+            ys = ys < 0 ? 0 : (ys > hgt - 1 ? hgt - 1 : ys);
+            int x0 = (int)xs, y0 = (int)ys;
+            if (x0 > w - 2) x0 = w - 2;
+            if (y0 > hgt - 2) y0 = hgt - 2;
+            double fx = xs - x0, fy = ys - y0;
+            const float *q = b + (size_t)y0 * w + x0;
+            out[(size_t)y * w + x] = (float)((1 - fy) * ((1 - fx) * q[0] + fx * q[1]) +
+                                             fy * ((1 - fx) * q[w] + fx * q[w + 1]));
+        }
+}
+
+typedef struct {
+    const uint8_t *const *a, *const *b;
+    int width, height, have_mask;
+    double thresh;
+    glocal_result *r;
+} tvl1_job;
+
+static int tvl1_range(void *ctx, long begin, long end)
+{
+    tvl1_job *j = ctx;
+    const int W = j->width, H = j->height;
+    const size_t hw = (size_t)W * H;
+    float *buf = gl_malloc(sizeof(float) * 3 * hw);
+    flow_field f = { 0 };
+    int rc = GL_ENOMEM;
+    if (!buf) return rc;
+    if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
+    tvl1_config tc;
+    tvl1_config_default(&tc);
+    for (long i = begin; i < end; i++) {
+        if ((rc = flow_gray_from_rgb24(j->a[i], W, H, buf)) < 0 ||
+            (rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0)
+            goto fail;
+        warp_gray(buf + hw, W, H, j->r->homography + 9 * i, buf + 2 * hw);
+        if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
+        float *lu = j->r->local_flow + i * 2 * hw, *lv = lu + hw, *mk = j->r->mask + i * hw;
+        for (size_t p = 0; p < hw; p++) {
+            int moving = hypot(f.u[p], f.v[p]) > j->thresh;
+            int fg = moving || (j->have_mask && mk[p] >= 0.5f);
+            lu[p] = fg ? f.u[p] : 0.0f;
+            lv[p] = fg ? f.v[p] : 0.0f;
+            if (moving) mk[p] = 1.0f;
+        }
+    }
+    rc = 0;
+fail:
+    flow_field_free(&f);
+    gl_free(buf);
+    return rc;
 }
 
 int glocal_result_alloc(glocal_result *r, int n, int width, int height)
@@ -231,6 +293,10 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
         TRY(to_input_size(local, width, height, 1, r->local_flow));
         TRY(to_input_size(mask, width, height, 0, r->mask));
+    }
+    if (o->local_tvl1) {
+        tvl1_job tj = { a, b, width, height, o->lme, o->local_thresh, r };
+        TRY(gl_parallel_for(n, 1, tvl1_range, &tj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
         r->mixed_flow[p] = r->global_flow[p] + r->local_flow[p];

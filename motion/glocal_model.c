@@ -168,6 +168,7 @@ int glocal_model_new(glocal_model **out, const glocal_config *cfg)
     TRY(conv(&m->l_e2b, &m->p, "lme.e2b", 2 * C, 2 * C, 3, 1, NN_ACT_LEAKY));
     TRY(conv(&m->l_e3, &m->p, "lme.e3", 2 * C, 4 * C, 3, 2, NN_ACT_LEAKY));
     TRY(conv(&m->l_e3b, &m->p, "lme.e3b", 4 * C, 4 * C, 3, 1, NN_ACT_LEAKY));
+    TRY(conv(&m->l_cost, &m->p, "lme.cost", 4 * C + ncost, 4 * C, 3, 1, NN_ACT_LEAKY));
     TRY(conv(&m->g2x, &m->p, "lme.gate2.wx", 2 * C, 2 * C, 1, 1, NN_ACT_NONE));
     TRY(conv(&m->g2g, &m->p, "lme.gate2.wg", 4 * C, 2 * C, 1, 1, NN_ACT_NONE));
     TRY(conv(&m->g2psi, &m->p, "lme.gate2.psi", 2 * C, 1, 1, 1, NN_ACT_SIGMOID));
@@ -396,6 +397,20 @@ int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw,
     TRY(nn_conv_forward(&e2b, &m->l_e2b, e2, training));
     TRY(nn_conv_forward(&e3, &m->l_e3, e2b, training));
     TRY(nn_conv_forward(&e3b, &m->l_e3b, e3, training));
+    {
+        /* Local displacement evidence: the correlation of the (detached) GME
+         * features of A and of B aligned by the global motion, at 1/4 size. */
+        nn_tensor *fa, *fb, *fad, *fbd, *cv, *cat3[2], *x3;
+        TRY(encode(m, a, training, &fa));
+        TRY(encode(m, bw, training, &fb));
+        TRY(nn_detach(&fad, fa));
+        TRY(nn_detach(&fbd, fb));
+        TRY(cost_volume(fad, fbd, m->cfg.radius, &cv));
+        cat3[0] = e3b;
+        cat3[1] = cv;
+        TRY(nn_cat(&x3, cat3, 2, 1));
+        TRY(nn_conv_forward(&e3b, &m->l_cost, x3, training));
+    }
     TRY(nn_interpolate(&u2, e3b, S / 2, S / 2, NN_BILINEAR, 0));
     TRY(gate(&m->g2x, &m->g2g, &m->g2psi, e2b, u2, training, &s2));
     nn_tensor *cat2[2] = { u2, s2 };

@@ -15,6 +15,7 @@ struct glocal_model {
     nn_dense explicit_;        /* 16 (S/16)^2 -> 8 coefficients */
     /* LME: attention U-Net */
     nn_conv l_e1, l_e1b, l_e2, l_e2b, l_e3, l_e3b;
+    nn_conv l_cost;            /* cost volume of A and aligned B (GME encoder) + e3 -> 4C */
     nn_conv g2x, g2g, g2psi, l_d2;
     nn_conv g1x, g1g, g1psi, l_d1;
     nn_conv l_out;             /* -> 2 flow + 1 attention logit */
