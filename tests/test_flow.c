@@ -273,25 +273,31 @@ static void chairs_pair(int p, float **g0, float **g1, flow_field *gt)
 static void test_tvl1_flyingchairs(void **state)
 {
     (void)state;
-    /* Full resolution, default (IPOL) parameters. Measured here: EPE 5.56
-     * and 1.34 px against zero flow's 6.05 and 4.51 (OpenCV 4.6 with its own
-     * defaults: 5.00 and 1.17). */
-    const double limit[2] = { 5.8, 1.6 };
+    /* Full resolution, both parameter sets. Measured here (GCC 12, x86-64):
+     * default (IPOL) 5.531 and 1.319 px, OpenCV's parameters 4.94 and 1.16,
+     * against zero flow's 6.053 and 4.506 (OpenCV 4.6 itself: 5.00 and 1.17).
+     * On pair 0000000 the deep default pyramid loses small fast chairs. */
+    const double limit[2][2] = { { 5.7, 1.45 }, { 5.1, 1.25 } };
     for (int p = 0; p < 2; p++) {
         float *g0, *g1;
         flow_field gt, f, zero;
         chairs_pair(p, &g0, &g1, &gt);
         OK(flow_field_new(&f, 512, 384));
         OK(flow_field_new(&zero, 512, 384));
-        tvl1_config c;
-        tvl1_config_default(&c);
-        OK(tvl1_flow(g0, g1, 512, 384, &c, &f));
-        double epe, epe0;
-        OK(flow_epe(&f, &gt, 0, &epe, NULL));
+        double epe0;
         OK(flow_epe(&zero, &gt, 0, &epe0, NULL));
-        print_message("FlyingChairs %07d: EPE %.3f px (zero flow %.3f)\n", p, epe, epe0);
-        assert_true(epe < limit[p]);
-        assert_true(epe < epe0);
+        for (int k = 0; k < 2; k++) {
+            tvl1_config c;
+            if (k) tvl1_config_opencv(&c);
+            else tvl1_config_default(&c);
+            OK(tvl1_flow(g0, g1, 512, 384, &c, &f));
+            double epe;
+            OK(flow_epe(&f, &gt, 0, &epe, NULL));
+            print_message("FlyingChairs %07d, %s parameters: EPE %.3f px (zero flow %.3f)\n", p,
+                          k ? "OpenCV" : "default", epe, epe0);
+            assert_true(epe < limit[k][p]);
+            assert_true(epe < 0.95 * epe0);
+        }
         flow_field_free(&zero);
         flow_field_free(&f);
         flow_field_free(&gt);
