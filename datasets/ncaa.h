@@ -103,8 +103,9 @@ typedef struct {
                               video's own size (rounded down to even) */
     int qscale;            /* MPEG-4 quantiser 1..31 (lower: better, larger);
                               0 = the video writer's default */
-    /* Optional, after each event (done of total); nonzero return cancels
-     * (GL_ECANCELED). Called from the calling thread. */
+    /* Optional, after each clip window (done of total events); nonzero
+     * return cancels (GL_ECANCELED). Calls are serialised but may come from
+     * any worker thread. */
     int (*progress)(void *ctx, long done, long total);
     void *progress_ctx;
 } ncaa_import_config;
@@ -127,7 +128,9 @@ typedef struct {
 
 /* Cuts every event's clip window [ClipStartTime, ClipEndTime) (ms) out of
  * videos/<YoutubeId>.* and writes it as an MPEG-4 AVI at the game video's
- * frame rate; clips already present are skipped; each clip is written
+ * frame rate; events sharing a window share one decode; games run in
+ * parallel on gl_num_threads() threads (same bytes and report as one
+ * thread: errors are ordered by CSV line); clips already present are skipped; each clip is written
  * atomically (video_writer), so an interrupted run never leaves half a clip.
  * Temporary files left by a killed earlier run (the video writer's
  * "<clip>.tmp.<pid>.<n>", whose process no longer exists) are deleted first.

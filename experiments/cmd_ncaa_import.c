@@ -37,11 +37,12 @@ static const char *usage =
     "  --qscale Q      MPEG-4 quantiser 1..31 (default 2: near-lossless, 8.6 MB for\n"
     "                  25 s of a 490x360 test pattern; 5 about half of that)\n"
     "\n"
-    "Clips already in OUT are skipped, so an interrupted run can be resumed; every\n"
-    "clip is written atomically. Games without a video are reported and skipped;\n"
-    "a window past the end of its video fails that event only. All failures are\n"
-    "listed in OUT/import_errors.txt. Exit code: 0 all events done, 1 some failed\n"
-    "or the run stopped, 2 usage error.\n";
+    "Games are cut in parallel, one per thread (global --threads, default: all\n"
+    "cores). Clips already in OUT are skipped, so an interrupted run can be\n"
+    "resumed; every clip is written atomically. Games without a video are\n"
+    "reported and skipped; a window past the end of its video fails that event\n"
+    "only. All failures are listed in OUT/import_errors.txt. Exit code: 0 all\n"
+    "events done, 1 some failed or the run stopped, 2 usage error.\n";
 
 typedef struct {
     cli_progress bar;

@@ -486,8 +486,12 @@ static void test_import_cancel(void **state)
     cfg.progress = cancel_after_first;
     cfg.progress_ctx = &seen;
     ncaa_import_report rep;
-    assert_int_equal(ncaa_import(&cfg, &rep), GL_ECANCELED);
-    assert_int_equal(seen, 2); /* the first window holds events 1 and 2 */
+    gl_set_num_threads(1); /* one game at a time: the first window is events 1 and 2 */
+    int rc = ncaa_import(&cfg, &rep);
+    gl_set_num_threads(0);
+    assert_int_equal(rc, GL_ECANCELED);
+    assert_non_null(strstr(gl_last_error(), "canceled after 3 of 7 events"));
+    assert_int_equal(seen, 3); /* the missing game's event, then events 1 and 2 */
     assert_int_equal(rep.written, 2);
     ncaa_import_report_release(&rep);
     check_clip(out, "LayupSuccess/v_LayupSuccess_g001_c00001.avi", 1000, 3000, GW, GH);
@@ -588,6 +592,44 @@ static void test_import_killed(void **state)
     assert_int_equal(rep.skipped, N);
     ncaa_import_report_release(&rep);
     assert_false(file_exists(p));
+}
+
+/* Games cut in parallel give the same bytes and the same report as one at
+ * a time (the writer is bit-exact; errors are ordered by CSV line). */
+static void test_import_parallel_same(void **state)
+{
+    (void)state;
+    char videos[512], csv[512], out1[512], out3[512];
+    setup_import(videos, csv, sizeof videos);
+    snprintf(out1, sizeof out1, "%s/out_serial", tmpdir);
+    snprintf(out3, sizeof out3, "%s/out_parallel", tmpdir);
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    ncaa_import_report r1, r3;
+    cfg.out = out1;
+    gl_set_num_threads(1);
+    int rc = ncaa_import(&cfg, &r1);
+    cfg.out = out3;
+    gl_set_num_threads(3);
+    if (rc == 0) rc = ncaa_import(&cfg, &r3);
+    gl_set_num_threads(0);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(r1.written, 4);
+    assert_int_equal(r3.written, 4);
+    assert_int_equal(r1.failed, r3.failed);
+    assert_int_equal(r1.num_errors, 3);
+    assert_int_equal(r3.num_errors, 3);
+    for (long i = 0; i < r1.num_errors; i++) assert_string_equal(r1.errors[i], r3.errors[i]);
+    /* Ordered by CSV line: line 4, the missing game (line 5), line 7. */
+    assert_non_null(strstr(r1.errors[0], "line 4 "));
+    assert_non_null(strstr(r1.errors[1], "game Missing_Gm1"));
+    assert_non_null(strstr(r1.errors[2], "line 7 "));
+    ncaa_import_report_release(&r1);
+    ncaa_import_report_release(&r3);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >/dev/null", out1, out3);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* A game file FFmpeg cannot read fails its events only. */
@@ -711,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_import_cancel),
         cmocka_unit_test(test_import_killed),
         cmocka_unit_test(test_import_broken_game),
+        cmocka_unit_test(test_import_parallel_same),
         cmocka_unit_test(test_import_config),
         cmocka_unit_test(test_import_command),
     };
