@@ -119,9 +119,12 @@ void tvl1_config_opencv(tvl1_config *c);
 /* Returns GL_EINVAL naming the first bad field. */
 int tvl1_config_validate(const tvl1_config *c);
 
-/* Flow from grey image i0 to i1 (width*height floats each). *flow must be a
- * field of the same size (its content is overwritten). Uses up to
- * gl_num_threads() threads (gl_parallel_for over rows). */
+/* Flow from grey image i0 to i1 (width*height floats each, >= 4x4, finite).
+ * *flow must be a field of the same size (its content is overwritten). Uses
+ * up to gl_num_threads() threads (gl_parallel_for over rows; scales under
+ * 64k pixels run on the calling thread); the result is bit-identical for any
+ * thread count. Memory: about 17 planes of width*height floats.
+ * GL_ENUMERIC if the iterations diverge (they do not for valid configs). */
 int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl1_config *c,
               flow_field *flow);
 

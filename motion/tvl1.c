@@ -22,7 +22,7 @@
 #define TVL1_KERNEL
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__)
 /* GCC vectorises sqrtf only when it cannot set errno; the project builds
  * with -fmath-errno and the optimize attribute does not change builtins.
  * Every sqrtf in this file takes a sum of squares or a positive constant,
