@@ -316,6 +316,12 @@ int cmd_launch(int argc, char **argv)
     ign.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &ign, &old_pipe);
     pid_t me = getpid();
+    /* The forwarded signals stay blocked across each fork: a child must not
+     * take one in our handler (and drop it) before it has restored the
+     * default action; it unblocks them just before exec. */
+    sigset_t fwd, prev_mask;
+    sigemptyset(&fwd);
+    for (int i = 0; i < 4; i++) sigaddset(&fwd, sigs[i]);
     fflush(NULL);
 
     for (int r = 0; r < nr; r++) {
@@ -325,8 +331,10 @@ int cmd_launch(int argc, char **argv)
             fprintf(stderr, "glocal launch: pipe: %s\n", strerror(errno));
             break;
         }
+        sigprocmask(SIG_BLOCK, &fwd, &prev_mask);
         pid_t pid = fork();
         if (pid < 0) {
+            sigprocmask(SIG_SETMASK, &prev_mask, NULL);
             fprintf(stderr, "glocal launch: fork of rank %d: %s\n", r, strerror(errno));
             if (prefix) close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
             break;
@@ -347,6 +355,7 @@ int cmd_launch(int argc, char **argv)
                 dup2(pe[1], STDERR_FILENO);
             }
             environ = envs[r];
+            sigprocmask(SIG_SETMASK, &prev_mask, NULL);
             execvp(cargv[0], cargv);
             const char *m1 = "glocal launch: cannot run ";
             write_all(STDERR_FILENO, m1, strlen(m1));
@@ -356,6 +365,7 @@ int cmd_launch(int argc, char **argv)
         }
         ranks[r].pid = pid;
         started++;
+        sigprocmask(SIG_SETMASK, &prev_mask, NULL);
         if (prefix) {
             close(po[1]);
             close(pe[1]);

@@ -15,8 +15,8 @@ nn_dist_options nn_dist_options_default(void)
     /* 300 s: long enough for rank 0 to load a checkpoint or build a cache
      * index while the others wait in a collective; 25 MiB is DDP's
      * bucket_cap_mb. */
-    nn_dist_options o = { .backend = NN_DIST_AUTO, .timeout_s = 300.0, .bucket_mb = 25.0,
-                          .ifname = NULL };
+    nn_dist_options o = { .backend = NN_DIST_AUTO, .timeout_s = 300.0, .rendezvous_timeout_s = 0.0,
+                          .bucket_mb = 25.0, .ifname = NULL };
     return o;
 }
 
@@ -29,6 +29,9 @@ int nn_dist_options_validate(const nn_dist_options *o)
     if (!(o->timeout_s > 0 && o->timeout_s <= 7 * 86400.0))
         return gl_error(GL_EINVAL, "nn_dist_options.timeout_s must be in (0, 604800] seconds, got %g",
                         o->timeout_s);
+    if (!(o->rendezvous_timeout_s >= 0 && o->rendezvous_timeout_s <= 7 * 86400.0))
+        return gl_error(GL_EINVAL, "nn_dist_options.rendezvous_timeout_s must be in [0, 604800] "
+                        "seconds (0: timeout_s), got %g", o->rendezvous_timeout_s);
     if (!(o->bucket_mb > 0 && o->bucket_mb <= 4096.0))
         return gl_error(GL_EINVAL, "nn_dist_options.bucket_mb must be in (0, 4096] MiB, got %g",
                         o->bucket_mb);

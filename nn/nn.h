@@ -445,8 +445,8 @@ int nn_checkpoint_load(const char *path, nn_params *p, int64_t *step, char **con
  * ones it saves. nn_dist_broadcast_params() (buffers included) gives every
  * rank rank 0's running statistics, e.g. before a distributed evaluation.
  *
- * Failure. The rendezvous and every collective wait at most
- * options.timeout_s. A rank that exits closes its sockets and makes the
+ * Failure. Every collective waits at most options.timeout_s, joining at
+ * most options.rendezvous_timeout_s. A rank that exits closes its sockets and makes the
  * others' next collective fail at once; a rank that stalls makes them fail
  * after the timeout. Either way the call returns GL_ESYSTEM with a message
  * naming the operation, this rank, the world size and the timeout, and the
@@ -461,7 +461,10 @@ typedef enum { NN_DIST_SUM = 0, NN_DIST_MEAN, NN_DIST_MIN, NN_DIST_MAX } nn_dist
 
 typedef struct {
     nn_dist_backend backend; /* AUTO: NCCL for device cuda when built with it, else Gloo */
-    double timeout_s;        /* rendezvous and each collective, seconds (default 300) */
+    double timeout_s;        /* each collective, seconds (default 300) */
+    double rendezvous_timeout_s; /* how long joining waits for the other ranks, seconds;
+                              * 0: timeout_s. (libtorch 1.13's TCPStore client gives up
+                              * connecting after about half of it.) */
     double bucket_mb;        /* gradient bucket size, MiB (default 25, DDP's) */
     const char *ifname;      /* Gloo network interface; NULL: $GLOO_SOCKET_IFNAME, else
                               * loopback when MASTER_ADDR is local, else this host's name */

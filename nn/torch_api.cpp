@@ -1475,6 +1475,7 @@ int nn_dist_init(nn_dist **out, int rank, int world_size, int local_rank, const 
                         "glocal built with -DUSE_C10D_NCCL; use Gloo");
     want_nccl = false;
 #endif
+    double rdv_s = o->rendezvous_timeout_s > 0 ? o->rendezvous_timeout_s : o->timeout_s;
     nn_dist *d = nullptr;
     NN_TRY(
         d = new nn_dist();
@@ -1495,14 +1496,16 @@ int nn_dist_init(nn_dist **out, int rank, int world_size, int local_rank, const 
                 // Gloo's own rendezvous waits for every rank's address with
                 // the store timeout; the server need not block on it as well.
                 so.waitWorkers = false;
-                so.timeout = dist_ms(o->timeout_s);
+                // The store's timeout is also how long Gloo's address exchange
+                // waits for the other ranks' keys.
+                so.timeout = dist_ms(rdv_s);
                 auto tcp = c10::make_intrusive<c10d::TCPStore>(d->addr, so);
                 d->store = c10::make_intrusive<c10d::PrefixStore>("glocal/0", tcp);
             } catch (const std::exception &e) {
                 std::string msg = e.what();
                 delete d;
                 return gl_error(GL_ESYSTEM, "rendezvous (TCPStore) at %s:%d, rank %d of %d, timeout %g s: %s%s",
-                                master_addr, master_port, rank, world_size, o->timeout_s,
+                                master_addr, master_port, rank, world_size, rdv_s,
                                 msg.substr(0, msg.find("\nException raised from")).c_str(),
                                 rank == 0 ? " (is the port already in use?)"
                                           : " (is rank 0 running and the address reachable?)");
@@ -1535,13 +1538,13 @@ int nn_dist_init(nn_dist **out, int rank, int world_size, int local_rank, const 
                 delete d;
                 return gl_error(GL_ESYSTEM, "process group (%s) via %s:%d, rank %d of %d, timeout %g s: %s",
                                 want_nccl ? "nccl" : "gloo", master_addr, master_port, rank, world_size,
-                                o->timeout_s, msg.c_str());
+                                rdv_s, msg.c_str());
             } catch (const std::exception &e) {
                 std::string msg = e.what();
                 delete d;
                 return gl_error(GL_ESYSTEM, "process group (%s) via %s:%d, rank %d of %d, timeout %g s: %s",
                                 want_nccl ? "nccl" : "gloo", master_addr, master_port, rank, world_size,
-                                o->timeout_s, msg.c_str());
+                                rdv_s, msg.c_str());
             }
         }
         *out = d;

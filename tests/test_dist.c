@@ -535,6 +535,10 @@ static void test_env_read(void **state)
     assert_int_equal(nn_dist_options_validate(&o), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "timeout_s"));
     o = nn_dist_options_default();
+    o.rendezvous_timeout_s = -1;
+    assert_int_equal(nn_dist_options_validate(&o), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "rendezvous_timeout_s"));
+    o = nn_dist_options_default();
     o.bucket_mb = -1;
     assert_int_equal(nn_dist_init(&d, 0, 1, 0, NULL, 0, &o), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "bucket_mb"));
@@ -597,6 +601,7 @@ static int fail_rank(int rank, int world, int port, void *ctx_)
     nn_dist *d = NULL;
     nn_dist_options o = nn_dist_options_default();
     o.timeout_s = ctx->timeout_s;
+    o.rendezvous_timeout_s = 30; /* a busy machine may start rank 0 late */
     COK(nn_dist_init(&d, rank, world, rank, "127.0.0.1", port, &o));
     COK(nn_dist_barrier(d));
     if (rank == 1) {
@@ -708,7 +713,7 @@ static void test_rendezvous_failures(void **state)
 static int run_capture(const char *cmd, char *out, size_t n)
 {
     char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    snprintf(full, sizeof full, "{ %s; } 2>&1", cmd);
     fflush(NULL);
     FILE *f = popen(full, "r");
     assert_non_null(f);
@@ -765,6 +770,24 @@ static void test_launch(void **state)
              GLOCAL_BINARY);
     assert_int_equal(run_capture(cmd, out, sizeof out), 128 + 9);
     assert_non_null(strstr(out, "rank 0 of 2 was killed by signal 9"));
+
+    /* SIGTERM to launch reaches every rank (sent once both are running). */
+    snprintf(cmd, sizeof cmd,
+             "d='%s'; '%s' launch -n 2 -- sh -c 'echo $$ > '$d'/sig$RANK; exec sleep 60' & lp=$!; "
+             "i=0; while [ ! -s $d/sig0 ] || [ ! -s $d/sig1 ]; do sleep 0.1; i=$((i+1)); "
+             "[ $i -gt 300 ] && break; done; kill -TERM $lp; wait $lp",
+             tmpdir, GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 128 + 15);
+    assert_non_null(strstr(out, "got signal 15"));
+    for (int r = 0; r < 2; r++) {
+        snprintf(pidfile, sizeof pidfile, "%s/sig%d", tmpdir, r);
+        OK(gl_read_file(pidfile, &pdata, &psize));
+        pid = atoi(pdata);
+        gl_free(pdata);
+        assert_true(pid > 0);
+        /* launch waited for it, so it is gone, not a zombie of ours. */
+        assert_int_equal(kill(pid, 0), -1);
+    }
 
     /* Usage error. */
     snprintf(cmd, sizeof cmd, "'%s' launch -n 2", GLOCAL_BINARY);
