@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/common.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/mem.h>
 #include <libswscale/swscale.h>
 #include <math.h>
 #include <stdlib.h>
@@ -36,7 +38,12 @@ struct video_reader {
     struct SwsContext *sws;
     int scaled_w, scaled_h;       /* swscale's output size (before the crop) */
     int crop_x, crop_y;
-    uint8_t *tmp;                 /* scaled u8 picture when a crop or float output needs it */
+    /* libswscale's SIMD writes past the end of a row (up to 8 bytes seen at
+     * 490x360 RGB24), so it always scales into this padded picture (rows of
+     * tmp_stride bytes, 64-byte aligned, slack at the end) and rows are copied
+     * out: never into the caller's exactly-sized buffer. */
+    uint8_t *tmp;
+    int tmp_stride;
     int have_frame;               /* `frame` holds a picture not yet returned */
     int flushed;                  /* NULL packet sent to the decoder */
     int pkt_pending;              /* `pkt` still has to be sent */
@@ -197,16 +204,14 @@ static int reader_convert(video_reader *r, void *out)
                         av_get_pix_fmt_name(f->format), f->width, f->height,
                         av_get_pix_fmt_name(dst), r->scaled_w, r->scaled_h);
     const int ch = r->o.channels, ow = r->info.out_width, oh = r->info.out_height;
-    int direct = r->tmp == NULL;
-    uint8_t *dd[4] = { direct ? out : r->tmp, NULL, NULL, NULL };
-    int ds[4] = { r->scaled_w * ch, 0, 0, 0 };
+    uint8_t *dd[4] = { r->tmp, NULL, NULL, NULL };
+    int ds[4] = { r->tmp_stride, 0, 0, 0 };
     if (sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds) <= 0)
         return gl_error(GL_EFFMPEG, "%s: converting a %s %dx%d frame failed", r->path,
                         av_get_pix_fmt_name(f->format), f->width, f->height);
-    if (direct) return 0;
     size_t row = (size_t)ow * ch;
     for (int y = 0; y < oh; y++) {
-        const uint8_t *s = r->tmp + ((size_t)(y + r->crop_y) * r->scaled_w + r->crop_x) * ch;
+        const uint8_t *s = r->tmp + (size_t)(y + r->crop_y) * r->tmp_stride + (size_t)r->crop_x * ch;
         if (r->o.dtype == VIDEO_U8) {
             memcpy((uint8_t *)out + y * row, s, row);
         } else {
@@ -260,7 +265,7 @@ void video_reader_close(video_reader **rp)
     video_reader *r = *rp;
     if (!r) return;
     sws_freeContext(r->sws);
-    gl_free(r->tmp);
+    av_freep(&r->tmp);
     av_frame_free(&r->frame);
     av_packet_free(&r->pkt);
     avcodec_free_context(&r->dec);
@@ -310,12 +315,9 @@ static int reader_geometry(video_reader *r)
     r->info.out_dtype = o->dtype;
     r->info.frame_bytes = (size_t)r->info.out_width * r->info.out_height * o->channels *
                           (o->dtype == VIDEO_F32 ? sizeof(float) : 1);
-    int need_tmp = o->dtype == VIDEO_F32 || r->scaled_w != r->info.out_width ||
-                   r->scaled_h != r->info.out_height;
-    if (need_tmp) {
-        r->tmp = gl_malloc((size_t)r->scaled_w * r->scaled_h * o->channels);
-        if (!r->tmp) return GL_ENOMEM;
-    }
+    r->tmp_stride = FFALIGN(r->scaled_w * o->channels, 64);
+    r->tmp = av_malloc((size_t)r->tmp_stride * r->scaled_h + 64);
+    if (!r->tmp) return gl_error(GL_ENOMEM, "%s: out of memory for a %dx%d picture", r->path, r->scaled_w, r->scaled_h);
     return 0;
 }
 

@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/common.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 #include <math.h>
@@ -26,6 +28,8 @@
 
 struct video_writer {
     char *path;
+    uint8_t *padded;    /* a padded copy of the input frame for libswscale */
+    int padded_bpp;
     char *tmp;
     AVFormatContext *oc;
     AVStream *st;
@@ -66,6 +70,7 @@ static void writer_free(video_writer *w)
 {
     if (!w) return;
     sws_freeContext(w->sws);
+    av_freep(&w->padded);
     av_packet_free(&w->pkt);
     av_frame_free(&w->frame);
     avcodec_free_context(&w->enc);
@@ -189,8 +194,20 @@ static int writer_write(video_writer *w, const uint8_t *pix, enum AVPixelFormat 
     if (!w->sws) { rc = gl_error(GL_EFFMPEG, "%s: cannot create the colour converter", w->path); goto fail; }
     ret = av_frame_make_writable(w->frame);
     if (ret < 0) { rc = fferr(GL_ENOMEM, w->path, "cannot get a writable frame", ret); goto fail; }
-    const uint8_t *src[4] = { pix, NULL, NULL, NULL };
-    int stride[4] = { w->width * bpp, 0, 0, 0 };
+    /* libswscale reads past the end of a row (16 bytes seen at 340x256 RGB24):
+     * convert from a padded copy, never from the caller's exactly-sized frame. */
+    int row = w->width * bpp, pstride = FFALIGN(row, 64);
+    if (!w->padded) {
+        w->padded = av_mallocz((size_t)pstride * w->height + 64);
+        if (!w->padded) { rc = gl_error(GL_ENOMEM, "%s: out of memory", w->path); goto fail; }
+        w->padded_bpp = bpp;
+    } else if (w->padded_bpp < bpp) {
+        rc = gl_error(GL_EINVAL, "%s: gray and RGB frames cannot be mixed in one writer", w->path);
+        goto fail;
+    }
+    for (int y = 0; y < w->height; y++) memcpy(w->padded + (size_t)y * pstride, pix + (size_t)y * row, (size_t)row);
+    const uint8_t *src[4] = { w->padded, NULL, NULL, NULL };
+    int stride[4] = { pstride, 0, 0, 0 };
     if (sws_scale(w->sws, src, stride, 0, w->height, w->frame->data, w->frame->linesize) <= 0) {
         rc = gl_error(GL_EFFMPEG, "%s: colour conversion of a frame failed", w->path);
         goto fail;
