@@ -21,9 +21,14 @@
  *        coarse-to-fine, Cauchy IRLS weights, Levenberg-Marquardt damping,
  *        background weights (1 - mask). Starts from the network's H.
  *   LME  an attention U-Net (Oktay et al. 2018: additive attention gates on
- *        the skips) over A, B aligned by H, and their difference; outputs a
- *        local flow and an attention map in [0, 1]. The attention map is the
- *        foreground mask; local flow = attention * raw flow.
+ *        the skips) over A, B aligned by H, and their difference, with a
+ *        +-R correlation volume of the (detached) GME features of A and
+ *        aligned B joined at its 1/4-resolution bottom; outputs a local flow
+ *        and an attention map in [0, 1]. The attention map is the foreground
+ *        mask; local flow = attention * raw flow. Measured (issue 4 report):
+ *        within 5 CPU minutes the mask learns (background mean 0.02) but the
+ *        local flow does not, so glocal_infer_options.local_tvl1 offers TV-L1
+ *        on the aligned pair, gated by that mask, as the local flow.
  *   mixed flow = global + local.
  *
  * Losses (all self-supervised, on grey frames in [0, 1]):

@@ -1,0 +1,231 @@
+/* bench_glocal.c — GLOCAL inference throughput (motion/glocal.h).
+ *
+ *   bench_glocal [--size S] [--batch B] [--seconds T] [--threads N] [--procs P]
+ *
+ * Per size: pairs/s of the GME network forward (batched), of the robust
+ * refinement alone (pure C, per pair), and of the full glocal_infer (network,
+ * DLT, refinement, two LME passes), on random-weight models and synthetic
+ * textured pairs (speed does not depend on the weights). --procs P runs P
+ * single-thread processes side by side (fork) and sums their rates, against
+ * one process of N threads. Also the conv FLOP/s the GME forward reaches
+ * (FLOPs counted from the layer shapes) as a fraction of the FLOP/s of a
+ * large 3x3 convolution measured in the same process (the machine's practical
+ * conv peak for libtorch here). One line per measurement:
+ *   glocal S=<S> <what> <value> <unit>
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "motion/glocal.h"
+#include "nn/nn.h"
+
+#define CK(x)                                                                 \
+    do {                                                                      \
+        int rc_ = (x);                                                        \
+        if (rc_ < 0) {                                                        \
+            fprintf(stderr, "bench_glocal: %s: %s\n", #x, gl_last_error());  \
+            exit(1);                                                          \
+        }                                                                     \
+    } while (0)
+
+static double conv_flops(int cin, int cout, int k, int hout, int wout)
+{
+    return 2.0 * cin * cout * k * k * hout * wout;
+}
+
+/* FLOPs of one GME forward pass for one pair (convs, cost volume, dense). */
+static double gme_flops(const glocal_config *c)
+{
+    const int S = c->size, F = c->feat, R = c->radius, nc = (2 * R + 1) * (2 * R + 1);
+    double enc = conv_flops(1, 16, 3, S, S) + conv_flops(16, 32, 3, S / 2, S / 2) +
+                 conv_flops(32, F, 3, S / 4, S / 4);
+    double it = enc + 2.0 * nc * F * (S / 4) * (S / 4) + conv_flops(nc + 2 + F, 64, 3, S / 8, S / 8) +
+                conv_flops(64, 64, 3, S / 16, S / 16) + conv_flops(64, 16, 1, S / 16, S / 16) +
+                2.0 * 16 * (S / 16) * (S / 16) * 8;
+    return enc + c->iters * it;
+}
+
+static double conv_peak(void)
+{
+    int64_t xs[4] = { 16, 64, 64, 64 }, ws[4] = { 64, 64, 3, 3 };
+    nn_tensor *x, *w, *y = NULL;
+    CK(nn_randn(&x, xs, 4, NN_F32));
+    CK(nn_randn(&w, ws, 4, NN_F32));
+    CK(nn_conv2d(&y, x, w, NULL, 1, 1, 1, 1));
+    nn_free(&y);
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = gl_now();
+        CK(nn_conv2d(&y, x, w, NULL, 1, 1, 1, 1));
+        double t = gl_now() - t0;
+        nn_free(&y);
+        best = fmax(best, 16 * conv_flops(64, 64, 3, 64, 64) / t);
+    }
+    nn_free(&x);
+    nn_free(&w);
+    return best;
+}
+
+static double texture(double x, double y, double ph)
+{
+    return 0.5 + 0.2 * sin(0.5 * x + ph) + 0.15 * sin(0.37 * y - ph) + 0.1 * sin(0.23 * x + 0.41 * y);
+}
+
+static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
+{
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                size_t p = ((size_t)i * S * S + (size_t)y * S + x) * 3;
+                uint8_t va = (uint8_t)(255 * texture(x, y, i)), vb = (uint8_t)(255 * texture(x + 1.3, y - 0.7, i));
+                a[p] = a[p + 1] = a[p + 2] = va;
+                b[p] = b[p + 1] = b[p + 2] = vb;
+            }
+}
+
+typedef struct {
+    double gme, refine, full, flops_frac;
+} rates;
+
+static rates measure(int S, int batch, double seconds, int report_flops)
+{
+    rates r = { 0 };
+    glocal_config c = glocal_config_default(S);
+    glocal_model *m = NULL;
+    nn_manual_seed(1);
+    CK(glocal_model_new(&m, &c));
+    const size_t fb = (size_t)S * S * 3;
+    uint8_t *a = malloc(fb * batch), *b = malloc(fb * batch);
+    const uint8_t **pa = malloc(sizeof *pa * batch), **pb = malloc(sizeof *pb * batch);
+    make_pairs(S, batch, a, b);
+    for (int i = 0; i < batch; i++) { pa[i] = a + i * fb; pb[i] = b + i * fb; }
+    nn_tensor *ta, *tb;
+    CK(glocal_frames_to_tensor(&ta, pa, batch, S, S, S));
+    CK(glocal_frames_to_tensor(&tb, pb, batch, S, S, S));
+    int prev = nn_grad_mode_set(0);
+    glocal_outputs o;
+    CK(glocal_forward(m, ta, tb, 0, NULL, 0, &o)); /* warm-up */
+    glocal_outputs_free(&o);
+    long n = 0;
+    double t0 = gl_now();
+    while (gl_now() - t0 < seconds) {
+        CK(glocal_forward(m, ta, tb, 0, NULL, 0, &o));
+        glocal_outputs_free(&o);
+        n += batch;
+    }
+    r.gme = n / (gl_now() - t0);
+    nn_grad_mode_set(prev);
+    if (report_flops) r.flops_frac = r.gme * gme_flops(&c) / conv_peak();
+    glocal_infer_options io;
+    glocal_infer_options_default(&io);
+    io.use_network = 0;
+    io.lme = 0;
+    glocal_result res;
+    n = 0;
+    t0 = gl_now();
+    while (gl_now() - t0 < seconds) {
+        CK(glocal_infer(NULL, pa, pb, 1, S, S, &io, &res));
+        glocal_result_free(&res);
+        n++;
+    }
+    r.refine = n / (gl_now() - t0);
+    glocal_infer_options_default(&io);
+    n = 0;
+    t0 = gl_now();
+    while (gl_now() - t0 < seconds) {
+        CK(glocal_infer(m, pa, pb, batch, S, S, &io, &res));
+        glocal_result_free(&res);
+        n += batch;
+    }
+    r.full = n / (gl_now() - t0);
+    nn_free(&ta);
+    nn_free(&tb);
+    free(a); free(b); free(pa); free(pb);
+    glocal_model_free(&m);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    int sizes[2] = { 64, 128 }, nsizes = 2, batch = 16, threads = 1, procs = 2;
+    double seconds = 3;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--size")) { sizes[0] = atoi(argv[i + 1]); nsizes = 1; }
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--procs")) procs = atoi(argv[i + 1]);
+        else { fprintf(stderr, "bench_glocal: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (batch < 1 || threads < 1 || procs < 1 || !(seconds > 0)) {
+        fprintf(stderr, "bench_glocal: bad arguments\n");
+        return 2;
+    }
+    for (int s = 0; s < nsizes; s++) {
+        const int S = sizes[s];
+        /* P single-thread processes side by side: each reports through a pipe. */
+        int fds[64][2];
+        if (procs > 64) procs = 64;
+        for (int p = 0; p < procs; p++) {
+            if (pipe(fds[p]) < 0) return 1;
+            pid_t pid = fork();
+            if (pid < 0) return 1;
+            if (pid == 0) {
+                close(fds[p][0]);
+                gl_set_num_threads(1);
+                CK(nn_runtime_init(1, "cpu"));
+                rates r = measure(S, batch, seconds, 0);
+                if (write(fds[p][1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+                _exit(0);
+            }
+            close(fds[p][1]);
+        }
+        rates sum = { 0 };
+        for (int p = 0; p < procs; p++) {
+            rates r;
+            if (read(fds[p][0], &r, sizeof r) != (ssize_t)sizeof r) {
+                fprintf(stderr, "bench_glocal: a worker process failed\n");
+                return 1;
+            }
+            close(fds[p][0]);
+            sum.gme += r.gme;
+            sum.refine += r.refine;
+            sum.full += r.full;
+        }
+        while (wait(NULL) > 0) {}
+        /* One process of `threads` threads, after the workers are gone. */
+        int fd[2];
+        if (pipe(fd) < 0) return 1;
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid == 0) {
+            close(fd[0]);
+            gl_set_num_threads(threads);
+            CK(nn_runtime_init(threads, "cpu"));
+            rates r = measure(S, batch, seconds, 1);
+            if (write(fd[1], &r, sizeof r) != (ssize_t)sizeof r) _exit(1);
+            _exit(0);
+        }
+        close(fd[1]);
+        rates one;
+        if (read(fd[0], &one, sizeof one) != (ssize_t)sizeof one) {
+            fprintf(stderr, "bench_glocal: the threaded process failed\n");
+            return 1;
+        }
+        close(fd[0]);
+        while (wait(NULL) > 0) {}
+        printf("glocal S=%d gme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme);
+        printf("glocal S=%d gme_forward_%dproc %.1f pairs/s\n", S, procs, sum.gme);
+        printf("glocal S=%d refine_only_%dthr %.1f pairs/s\n", S, threads, one.refine);
+        printf("glocal S=%d refine_only_%dproc %.1f pairs/s\n", S, procs, sum.refine);
+        printf("glocal S=%d full_infer_%dthr %.1f pairs/s\n", S, threads, one.full);
+        printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
+        printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f\n", S, threads, one.flops_frac);
+        fflush(stdout);
+    }
+    return 0;
+}
