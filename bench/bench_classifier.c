@@ -203,6 +203,7 @@ static void compare(const char *name, const classifier_config *cc, const loader_
     for (int r = 0; r < rounds; r++) {
         a[r] = run_loader(cc, src, batch, workers, warmup, steps);
         b[r] = run_memory(cc, &mb, batch, warmup, steps);
+        if (getenv("BENCH_VERBOSE")) fprintf(stderr, "%s round %d: loader %.3f memory %.3f steps/s\n", name, r, a[r], b[r]);
     }
     mem_free(&mb);
     double l = run_loader_only(src, batch, workers, steps);

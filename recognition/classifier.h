@@ -123,7 +123,8 @@ typedef struct {
     const char *checkpoint;   /* written after every epoch (atomic); NULL = none */
     const char *resume;       /* checkpoint to continue from; NULL = start fresh */
     const char *config_json;  /* stored in every checkpoint (may be NULL) */
-    const char *log_path;     /* JSON lines, one per epoch; NULL = none */
+    const char *log_path;     /* JSON lines, one per epoch, rewritten atomically; on a resume
+                                 the lines of the epochs in the checkpoint are kept; NULL = none */
     int batch_size, threads, prefetch;
 } cls_train_config;
 

@@ -3,6 +3,7 @@
  * optimizer state for exact resumes, and batched prediction. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "recognition/classifier.h"
@@ -77,6 +78,41 @@ fail:
     return rc;
 }
 
+/* The log so far: empty for a fresh run; on a resume, the lines of the
+ * epochs the checkpoint holds (a line of a later epoch, written before a
+ * kill, is dropped: that epoch runs again). */
+static int log_start(const char *path, int resume, long start_epoch, char **log, size_t *len)
+{
+    *log = NULL;
+    *len = 0;
+    char *text = NULL;
+    size_t size = 0;
+    if (!resume || gl_read_file(path, (void **)&text, &size) < 0) {
+        gl_clear_error();
+        *log = gl_calloc(1, 1);
+        return *log ? 0 : GL_ENOMEM;
+    }
+    char *out = gl_malloc(size + 1);
+    if (!out) { gl_free(text); return GL_ENOMEM; }
+    size_t o = 0;
+    for (size_t i = 0; i < size;) {
+        size_t j = i;
+        while (j < size && text[j] != '\n') j++;
+        long e = -1;
+        if (j - i > 11 && !strncmp(text + i, "{\"epoch\": ", 10)) e = strtol(text + i + 10, NULL, 10);
+        if (e >= 1 && e <= start_epoch && j < size) {
+            memcpy(out + o, text + i, j - i + 1);
+            o += j - i + 1;
+        }
+        i = j + 1;
+    }
+    out[o] = 0;
+    gl_free(text);
+    *log = out;
+    *len = o;
+    return 0;
+}
+
 int cls_train(classifier *c, const loader_source *train, const cls_train_config *cfg, cls_train_callback cb, void *cb_ctx)
 {
     if (!c || !train || !cfg) return gl_error(GL_EINVAL, "cls_train: NULL argument");
@@ -89,7 +125,8 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     loader *ld = NULL;
     nn_params state;
     nn_params_init(&state);
-    FILE *log = NULL;
+    char *log = NULL;     /* the whole JSON-lines log, rewritten atomically after each epoch */
+    size_t log_len = 0;
     int64_t step = 0;
     if ((rc = nn_optimizer_new(&opt, p, &cfg->opt)) < 0) goto fail;
     if (cfg->resume) {
@@ -127,10 +164,7 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     sched.step_size = (long)lrint(cfg->step_epochs * nb);
     if (sched.step_size < 1) sched.step_size = 1;
     sched.gamma = cfg->gamma;
-    if (cfg->log_path && !(log = fopen(cfg->log_path, cfg->resume ? "a" : "w"))) {
-        rc = gl_error(GL_EIO, "%s: cannot open the training log for writing", cfg->log_path);
-        goto fail;
-    }
+    if (cfg->log_path && (rc = log_start(cfg->log_path, cfg->resume != NULL, start_epoch, &log, &log_len)) < 0) goto fail;
     cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb };
     for (long epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         double loss_sum = 0, correct = 0, seen = 0, t0 = gl_now();
@@ -191,10 +225,17 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
                                         .optimizer_kind = cfg->opt.kind == NN_OPT_SGD ? "sgd" : cfg->opt.kind == NN_OPT_ADAM ? "adam" : "adamw" };
             if ((rc = nn_checkpoint_save(cfg->checkpoint, p, &meta)) < 0) goto fail;
         }
-        if (log) {
-            fprintf(log, "{\"epoch\": %ld, \"step\": %lld, \"loss\": %.6g, \"accuracy\": %.6g, \"lr\": %.6g, \"clips_per_s\": %.4g}\n",
-                    epoch + 1, (long long)step, st.loss, st.acc, st.lr, st.clips_per_s);
-            fflush(log);
+        if (cfg->log_path) {
+            char line[512];
+            int k = snprintf(line, sizeof line,
+                             "{\"epoch\": %ld, \"step\": %lld, \"loss\": %.6g, \"accuracy\": %.6g, \"lr\": %.6g, \"clips_per_s\": %.4g}\n",
+                             epoch + 1, (long long)step, st.loss, st.acc, st.lr, st.clips_per_s);
+            char *nl = gl_realloc(log, log_len + (size_t)k + 1);
+            if (!nl) { rc = GL_ENOMEM; goto fail; }
+            log = nl;
+            memcpy(log + log_len, line, (size_t)k + 1);
+            log_len += (size_t)k;
+            if ((rc = gl_write_file_atomic(cfg->log_path, log, log_len)) < 0) goto fail;
         }
         st.end_of_epoch = 1;
         if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "training stopped on request after epoch %ld", epoch + 1); goto fail; }
@@ -202,7 +243,7 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
 done:
     rc = 0;
 fail:
-    if (log) fclose(log);
+    gl_free(log);
     loader_close(&ld);
     nn_params_free(&state);
     nn_optimizer_free(&opt);

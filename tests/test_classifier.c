@@ -509,7 +509,19 @@ static void test_resume_continues_identically(void **state)
     nn_manual_seed(99);
     OK(classifier_new(&c3, &cfg));
     tc.resume = b;
+    char logp[300];
+    tmp_path(logp, sizeof logp, "resume.jsonl");
+    /* a log as a kill after epoch 2's line but before its checkpoint would leave it */
+    const char *old = "{\"epoch\": 1, \"step\": 4}\n{\"epoch\": 2, \"step\": 8}\n";
+    OK(gl_write_file_atomic(logp, old, strlen(old)));
+    tc.log_path = logp;
     OK(cls_train(c3, &src, &tc, NULL, NULL));
+    char *text;
+    size_t size;
+    OK(gl_read_file(logp, (void **)&text, &size));
+    assert_non_null(strstr(text, "{\"epoch\": 1, \"step\": 4}\n{\"epoch\": 2, \"step\": 8, \"loss\""));
+    assert_null(strstr(text, "{\"epoch\": 2, \"step\": 8}"));
+    gl_free(text);
     nn_params *p1 = classifier_params(c1), *p3 = classifier_params(c3);
     assert_int_equal(p1->n, p3->n);
     for (int i = 0; i < p1->n; i++) {
