@@ -20,7 +20,8 @@ static void help(void)
            "Measures, per method, against the ground truth of the synthetic benchmark\n"
            "(datasets/synth.h): the 4-corner error of the homography (px; mean, median and the\n"
            "fraction under 1 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
-           "the background leakage (mean |local flow| off the foreground) and the mask IoU.\n"
+           "the background leakage (mean |local flow| off the foreground) and the mask IoU\n"
+           "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
            "Methods: glocal (network + robust refinement + LME), glocal-net (the network's DLT\n"
            "homography alone), refine (robust refinement from the identity, no network) and\n"
            "tvl1-ransac (TV-L1 flow, RANSAC homography; local = flow minus homography, mask =\n"
@@ -34,8 +35,8 @@ static void help(void)
            "  --size S  --camera C  --pairs N  --seed X   for --synth (64, 1, 200, 12345)\n"
            "  --no-tvl1             skip the TV-L1 baseline (the slowest)\n"
            "  --no-refine           glocal without the robust refinement\n"
-           "  --local-tvl1          glocal's local flow from TV-L1 on the aligned pair, gated by\n"
-           "                        the LME mask (see motion/glocal.h)\n"
+           "  --lme-local           glocal's local flow and mask from the LME alone (default:\n"
+           "                        TV-L1 on the aligned pair, gated by the LME mask; glocal.h)\n"
            "  --batch B             pairs per network batch (default 32)\n"
            "  --json                print one JSON object with every number as the last line\n");
 }
@@ -45,6 +46,7 @@ static const char *mname[M_N] = { "glocal", "glocal-net", "refine", "tvl1-ransac
 
 typedef struct {
     int n, nl, ni, nk;
+    long inter, uni;
     double *corner;
     double epe, lfg, leak, iou, secs;
 } acc;
@@ -62,15 +64,17 @@ static void add(acc *a, const glocal_pair_metrics *pm)
     if (!isnan(pm->local_epe_fg)) { a->lfg += pm->local_epe_fg; a->nl++; }
     if (!isnan(pm->leakage)) { a->leak += pm->leakage; a->nk++; }
     if (!isnan(pm->iou)) { a->iou += pm->iou; a->ni++; }
+    a->inter += pm->inter;
+    a->uni += pm->uni;
 }
 
 typedef struct {
-    double mean, median, under1, epe, lfg, leak, iou, ms;
+    double mean, median, under1, epe, lfg, leak, iou, iou_pooled, ms;
 } summary;
 
 static summary summarise(acc *a)
 {
-    summary s = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+    summary s = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
     if (!a->n) return s;
     double t = 0;
     int u = 0;
@@ -83,6 +87,7 @@ static summary summarise(acc *a)
     s.lfg = a->nl ? a->lfg / a->nl : NAN;
     s.leak = a->nk ? a->leak / a->nk : NAN;
     s.iou = a->ni ? a->iou / a->ni : NAN;
+    s.iou_pooled = a->uni ? (double)a->inter / a->uni : NAN;
     s.ms = 1000 * a->secs / a->n;
     return s;
 }
@@ -132,7 +137,7 @@ int cmd_eval_motion(int argc, char **argv)
 {
     const char *cmd = "eval-motion";
     const char *model = NULL, *dataset = NULL;
-    int synth = 0, json = 0, tvl1 = 1, refine = 1, local_tvl1 = 0;
+    int synth = 0, json = 0, tvl1 = 1, refine = 1, local_tvl1 = 1;
     long max_clips = 40, ppc = 4, size = 64, pairs = 200, seed = 12345, batch = 32;
     double camera = 1.0;
     for (int i = 1; i < argc; i++) {
@@ -143,7 +148,7 @@ int cmd_eval_motion(int argc, char **argv)
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--no-tvl1")) { tvl1 = 0; continue; }
         if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
-        if (!strcmp(a, "--local-tvl1")) { local_tvl1 = 1; continue; }
+        if (!strcmp(a, "--lme-local")) { local_tvl1 = 0; continue; }
         if (!v) return cli_usage_error(cmd, "option '%s' needs a value (or is unknown)", a);
         i++;
         if (!strcmp(a, "--model")) model = v;
@@ -255,12 +260,13 @@ int cmd_eval_motion(int argc, char **argv)
     summary S[M_N];
     for (int k = 0; k < M_N; k++) S[k] = summarise(&A[k]);
     printf("%d pairs, %dx%d (%s)\n", N, W, H, synth ? "synthetic, rendered" : dataset);
-    printf("%-12s %9s %9s %7s %9s %11s %9s %7s %9s\n", "method", "corner", "median", "<1px",
-           "globEPE", "localEPEfg", "leakage", "IoU", "ms/pair");
+    printf("%-12s %9s %9s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
+           "globEPE", "localEPEfg", "leakage", "IoU", "IoUall", "ms/pair");
     for (int k = 0; k < M_N; k++) {
         if (!A[k].n) continue;
-        printf("%-12s %9.3f %9.3f %7.3f %9.3f %11.3f %9.3f %7.3f %9.2f\n", mname[k], S[k].mean,
-               S[k].median, S[k].under1, S[k].epe, S[k].lfg, S[k].leak, S[k].iou, S[k].ms);
+        printf("%-12s %9.3f %9.3f %7.3f %9.3f %11.3f %9.3f %7.3f %7.3f %9.2f\n", mname[k], S[k].mean,
+               S[k].median, S[k].under1, S[k].epe, S[k].lfg, S[k].leak, S[k].iou, S[k].iou_pooled,
+               S[k].ms);
     }
     if (json) {
         printf("{\"pairs\": %d, \"width\": %d, \"height\": %d, \"source\": \"%s\", \"methods\": {", N,
@@ -277,6 +283,7 @@ int cmd_eval_motion(int argc, char **argv)
             jnum(stdout, "local_epe_fg", S[k].lfg, 1);
             jnum(stdout, "leakage", S[k].leak, 1);
             jnum(stdout, "mask_iou", S[k].iou, 1);
+            jnum(stdout, "mask_iou_pooled", S[k].iou_pooled, 1);
             jnum(stdout, "ms_per_pair", S[k].ms, 0);
             printf("}");
         }

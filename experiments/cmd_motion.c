@@ -27,7 +27,8 @@ static void help(void)
            "                                   colour wheel, one scale) | mask (white = moving)\n\n"
            "  --video X --frame T   use frames T and T+1 of a video (default T = 0)\n"
            "  --no-refine           skip the robust refinement of the homography\n"
-           "  --local-tvl1          local flow from TV-L1 on the aligned pair, gated by the mask\n");
+           "  --lme-local           local flow and mask from the LME alone (default: TV-L1 on\n"
+           "                        the aligned pair, gated by the LME mask; motion/glocal.h)\n");
 }
 
 static int write_flo(const char *dir, const char *name, const float *f, int w, int h)
@@ -50,12 +51,12 @@ int cmd_motion(int argc, char **argv)
     const char *cmd = "motion";
     const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
     long frame = 0;
-    int nfiles = 0, refine = 1, local_tvl1 = 0;
+    int nfiles = 0, refine = 1, local_tvl1 = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
         if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
-        if (!strcmp(a, "--local-tvl1")) { local_tvl1 = 1; continue; }
+        if (!strcmp(a, "--lme-local")) { local_tvl1 = 0; continue; }
         if (a[0] == '-' && a[1] == '-') {
             if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", a);
             const char *v = argv[++i];

@@ -220,8 +220,9 @@ typedef struct {
     int use_network;             /* 0: skip GME, start the refinement from identity */
     /* Local flow from TV-L1 (motion/flow.h) between A and B aligned by the
      * refined H, kept where |flow| > local_thresh px or the LME mask >= 0.5
-     * (0 elsewhere); the mask becomes the union. The measured alternative to
-     * the LME's own local flow, which learns slowly on CPU budgets. */
+     * (0 elsewhere); the mask becomes the union. The default (1): on the
+     * synthetic benchmark it beats the LME's own local flow, which learns
+     * slowly on CPU budgets (issue 4 report). 0: the LME's local flow. */
     int local_tvl1;
     double local_thresh;         /* px, default 0.5 */
 } glocal_infer_options;
@@ -261,6 +262,7 @@ typedef struct {
     double local_epe_fg;  /* EPE of the local flow on foreground pixels (NAN if none) */
     double leakage;       /* mean |local| on background pixels */
     double iou;           /* IoU of (mask >= 0.5) with the foreground (NAN if both empty) */
+    long inter, uni;      /* its pixel counts, for an IoU pooled over pairs */
 } glocal_pair_metrics;
 
 int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float *est_global,

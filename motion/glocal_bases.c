@@ -155,6 +155,7 @@ int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float
     if (rc < 0) return rc;
     const long hw = (long)width * height;
     out->global_epe = out->local_epe_fg = out->leakage = out->iou = NAN;
+    out->inter = out->uni = 0;
     if (est_global && gt_global) {
         double s = 0;
         for (long p = 0; p < hw; p++)
@@ -184,6 +185,8 @@ int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float
             uni += e || g;
         }
         if (uni) out->iou = (double)inter / uni;
+        out->inter = inter;
+        out->uni = uni;
     }
     return 0;
 }

@@ -489,6 +489,7 @@ static void test_tiny_training(void **state)
     glocal_infer_options_default(&o);
     o.refine = 0;
     o.lme = 0;
+    o.local_tvl1 = 0;
     double e_id = 0, e_net = 0;
     const uint8_t *pa[NTEST], *pb[NTEST];
     for (int i = 0; i < NTEST; i++) {
@@ -534,6 +535,7 @@ static void test_infer_api(void **state)
     assert_int_equal(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r), GL_EINVAL);
     o.use_network = 0;
     o.lme = 0;
+    o.local_tvl1 = 0;
     OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r));
     double e;
     OK(homography_corner_error(r.homography, hgt, W, H, &e));
@@ -547,6 +549,71 @@ static void test_infer_api(void **state)
     free(a); free(b); free(ra); free(rb);
 }
 
+/* Local motion: a textured square moving by d over a background under a known
+ * homography. With the default TV-L1 local flow on the refined alignment, the
+ * local flow inside the square is d - (H p - p) and ~0 far from it. */
+static void test_local_motion(void **state)
+{
+    (void)state;
+    const int W = 64, H = 64, x0 = 22, y0 = 20, side = 16;
+    const double dx = 2.0, dy = -1.5;
+    double hgt[9] = { 1.01, 0.01, 1.2, -0.01, 1.0, 0.7, 0, 0, 1 }, hi[9];
+    inv3(hgt, hi);
+    uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double xs, ys, va, vb;
+            apply_h(hi, x, y, &xs, &ys);
+            va = texture(x, y);
+            vb = texture(xs, ys);
+            if (x >= x0 && x < x0 + side && y >= y0 && y < y0 + side)
+                va = texture2(x - x0 + 50, y - y0 + 50);
+            double ox = x - dx, oy = y - dy; /* object pixel of B came from (ox, oy) of A */
+            if (ox >= x0 && ox < x0 + side && oy >= y0 && oy < y0 + side)
+                vb = texture2(ox - x0 + 50, oy - y0 + 50);
+            for (int k = 0; k < 3; k++) {
+                ra[3 * (y * W + x) + k] = (uint8_t)lrint(255 * va);
+                rb[3 * (y * W + x) + k] = (uint8_t)lrint(255 * vb);
+            }
+        }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.use_network = 0;
+    o.lme = 0;
+    assert_int_equal(o.local_tvl1, 1);
+    glocal_result r;
+    const uint8_t *pa = ra, *pb = rb;
+    OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r));
+    double e;
+    OK(homography_corner_error(r.homography, hgt, W, H, &e));
+    assert_true(e < 0.2); /* the square (6% of the frame) is an outlier */
+    double epe = 0, leak = 0;
+    int nin = 0, nout = 0, fg_hits = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double gx, gy;
+            apply_h(hgt, x, y, &gx, &gy);
+            float lu = r.local_flow[y * W + x], lv = r.local_flow[W * H + y * W + x];
+            if (x >= x0 + 3 && x < x0 + side - 3 && y >= y0 + 3 && y < y0 + side - 3) {
+                epe += hypot(lu - (dx - (gx - x)), lv - (dy - (gy - y)));
+                fg_hits += r.mask[y * W + x] >= 0.5f;
+                nin++;
+            } else if (x < x0 - 6 || x >= x0 + side + 6 || y < y0 - 6 || y >= y0 + side + 6) {
+                leak += hypot(lu, lv);
+                nout++;
+            }
+        }
+    epe /= nin;
+    leak /= nout;
+    print_message("local motion: EPE %.3f px inside the square, leakage %.4f px outside\n", epe, leak);
+    assert_true(epe < 0.5);
+    assert_true(leak < 0.05);
+    assert_true(fg_hits > 0.8 * nin);
+    glocal_result_free(&r);
+    free(ra);
+    free(rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_config_and_checkpoint),
         cmocka_unit_test(test_infer_api),
+        cmocka_unit_test(test_local_motion),
         cmocka_unit_test(test_tiny_training),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
