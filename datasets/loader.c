@@ -438,32 +438,48 @@ int loader_view_apply(const loader_view *v, const float *in, int C, int in_h, in
     if (motion && C % 2) return gl_error(GL_EINVAL, "loader_view_apply: motion planes %d, expected (u, v) pairs", C);
     double sx = (double)v->w / out_w, sy = (double)v->h / out_h;
     float us = (float)(out_w / (double)v->w) * (v->flip ? -1.0f : 1.0f), vs = (float)(out_h / (double)v->h);
-    for (int oy = 0; oy < out_h; oy++) {
-        /* half-pixel centres (torch interpolate, align_corners=False) */
-        double fy = (oy + 0.5) * sy - 0.5;
-        if (fy < 0) fy = 0;
-        int y0 = (int)fy;
-        if (y0 > v->h - 1) y0 = v->h - 1;
-        int y1 = y0 + 1 < v->h ? y0 + 1 : y0;
-        float wy = (float)(fy - y0);
-        for (int ox = 0; ox < out_w; ox++) {
-            int sxo = v->flip ? out_w - 1 - ox : ox;
-            double fx = (sxo + 0.5) * sx - 0.5;
-            if (fx < 0) fx = 0;
-            int x0 = (int)fx;
-            if (x0 > v->w - 1) x0 = v->w - 1;
-            int x1 = x0 + 1 < v->w ? x0 + 1 : x0;
-            float wx = (float)(fx - x0);
-            size_t i00 = (size_t)(v->y + y0) * in_w + v->x + x0, i01 = (size_t)(v->y + y0) * in_w + v->x + x1;
-            size_t i10 = (size_t)(v->y + y1) * in_w + v->x + x0, i11 = (size_t)(v->y + y1) * in_w + v->x + x1;
-            for (int c = 0; c < C; c++) {
-                const float *p = in + (size_t)c * in_h * in_w;
-                float val = (1 - wy) * ((1 - wx) * p[i00] + wx * p[i01]) + wy * ((1 - wx) * p[i10] + wx * p[i11]);
-                if (motion) val *= (c % 2 == 0) ? us : vs;
-                out[((size_t)c * out_h + oy) * out_w + ox] = val;
+    /* Column taps once per call (half-pixel centres, as torch interpolate with
+     * align_corners=False); then plane by plane, row by row, for locality. */
+    int *xi = gl_malloc((size_t)out_w * 2 * sizeof *xi);
+    float *xw = gl_malloc((size_t)out_w * sizeof *xw);
+    if (!xi || !xw) {
+        gl_free(xi);
+        gl_free(xw);
+        return GL_ENOMEM;
+    }
+    for (int ox = 0; ox < out_w; ox++) {
+        int sxo = v->flip ? out_w - 1 - ox : ox;
+        double fx = (sxo + 0.5) * sx - 0.5;
+        if (fx < 0) fx = 0;
+        int x0 = (int)fx;
+        if (x0 > v->w - 1) x0 = v->w - 1;
+        int x1 = x0 + 1 < v->w ? x0 + 1 : x0;
+        xi[2 * ox] = v->x + x0;
+        xi[2 * ox + 1] = v->x + x1;
+        xw[ox] = (float)(fx - x0);
+    }
+    for (int c = 0; c < C; c++) {
+        const float *p = in + (size_t)c * in_h * in_w;
+        float scale = motion ? ((c % 2 == 0) ? us : vs) : 1.0f;
+        for (int oy = 0; oy < out_h; oy++) {
+            double fy = (oy + 0.5) * sy - 0.5;
+            if (fy < 0) fy = 0;
+            int y0 = (int)fy;
+            if (y0 > v->h - 1) y0 = v->h - 1;
+            int y1 = y0 + 1 < v->h ? y0 + 1 : y0;
+            float wy = (float)(fy - y0);
+            const float *r0 = p + (size_t)(v->y + y0) * in_w, *r1 = p + (size_t)(v->y + y1) * in_w;
+            float *o = out + ((size_t)c * out_h + oy) * out_w;
+            for (int ox = 0; ox < out_w; ox++) {
+                float wx = xw[ox];
+                int a0 = xi[2 * ox], a1 = xi[2 * ox + 1];
+                float val = (1 - wy) * ((1 - wx) * r0[a0] + wx * r0[a1]) + wy * ((1 - wx) * r1[a0] + wx * r1[a1]);
+                o[ox] = motion ? val * scale : val;
             }
         }
     }
+    gl_free(xi);
+    gl_free(xw);
     return 0;
 }
 
