@@ -35,7 +35,7 @@ static void help(void)
            "  --crops N          1, 3 or 10 (default 1)\n"
            "  --subset S         test (default), train or val\n"
            "  --batch B          clips per forward pass (default 4)\n"
-           "  --workers N        loader threads (default: --threads)\n");
+           "  --workers N        loader threads (default: a quarter of --threads, at least 1)\n");
 }
 
 typedef struct {
@@ -139,7 +139,7 @@ int cmd_evaluate(int argc, char **argv)
     }
     prog p;
     cli_progress_start(&p.pr, "evaluate", (d.count + batch - 1) / batch);
-    if ((rc = cls_predict(c, &d.src, (int)batch, workers ? (int)workers : gl_num_threads(), scores, labels, items, on_batch, &p)) < 0) {
+    if ((rc = cls_predict(c, &d.src, (int)batch, workers ? (int)workers : (gl_num_threads() / 4 > 1 ? gl_num_threads() / 4 : 1), scores, labels, items, on_batch, &p)) < 0) {
         cli_fail(cmd, rc, "evaluation failed");
         goto done;
     }

@@ -56,7 +56,10 @@ static void help(void)
            "  --label-smoothing X  (default 0)\n"
            "  --clip-grad X        max gradient norm, 0 = off (default 40)\n"
            "  --epochs N --batch B (defaults 10, 32)\n"
-           "  --workers N          loader threads (default: --threads)\n"
+           "  --workers N          loader threads (default: a quarter of --threads, at least 1:\n"
+           "                       one reads ~1700 64x64 synthetic clips/s; on a few cores more\n"
+           "                       steal them from libtorch (bench/README.md \"classifier\");\n"
+           "                       full-size videos feeding a GPU need more)\n"
            "  --seed S             order, augmentation, dropout and init (default 1)\n"
            "  --resume             continue from DIR/checkpoint.h5\n");
 }
@@ -195,7 +198,7 @@ int cmd_train_classifier(int argc, char **argv)
     tc.log_path = logp;
     tc.config_json = cfgjson;
     tc.resume = resume ? ckpt : NULL;
-    if (!tc.threads) tc.threads = gl_num_threads();
+    if (!tc.threads) tc.threads = gl_num_threads() / 4 > 1 ? gl_num_threads() / 4 : 1;
     fprintf(stderr, "glocal %s: %s stream, %ld clips, %d classes, %s (%lld parameters), input [%d, %d, %d, %d]\n", cmd,
             o.modality, d.count, cc.num_classes, cc.arch, (long long)nn_params_count(classifier_params(c)), o.segments,
             d.channels, o.size_h, o.size_w);
