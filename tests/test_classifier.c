@@ -532,6 +532,17 @@ static void test_resume_continues_identically(void **state)
             fail();
         }
     }
+    /* the loader's worker count changes nothing either */
+    classifier *c4;
+    nn_manual_seed(7);
+    OK(classifier_new(&c4, &cfg));
+    tc.resume = NULL;
+    tc.log_path = NULL;
+    tc.checkpoint = NULL;
+    tc.threads = 3;
+    OK(cls_train(c4, &src, &tc, NULL, NULL));
+    for (int i = 0; i < p1->n; i++) assert_true(nn_equal(p1->tensors[i], classifier_params(c4)->tensors[i]));
+    classifier_free(&c4);
     /* and the epochs differ from one another (the test can fail) */
     double d;
     OK(nn_max_abs_diff(nn_params_find(classifier_params(c2), "fc.weight"), nn_params_find(p1, "fc.weight"), &d));
