@@ -17,6 +17,7 @@ void cls_data_opts_default(cls_data_opts *o)
     o->decode_w = 340;
     o->decode_h = 256;
     o->divide = 1.0;
+    o->flip = 1;
 }
 
 static long m_pairs(void *ctx, long item) { return ((cls_data *)ctx)->pairs[item]; }
@@ -143,9 +144,9 @@ int cls_data_opts_to_json(const cls_data_opts *o, char *buf, size_t n)
 {
     int k = snprintf(buf, n,
                      "{\"modality\": \"%s\", \"split\": %d, \"stack\": %d, \"frames\": %d, \"segments\": %d, "
-                     "\"size\": [%d, %d], \"decode\": [%d, %d], \"divide\": %.17g}",
+                     "\"size\": [%d, %d], \"decode\": [%d, %d], \"divide\": %.17g, \"flip\": %d}",
                      o->modality, o->split_no, o->stack, o->frames, o->segments, o->size_w, o->size_h, o->decode_w,
-                     o->decode_h, o->divide);
+                     o->decode_h, o->divide, o->flip);
     return k < 0 || (size_t)k >= n ? gl_error(GL_EINVAL, "data options JSON: buffer too small") : 0;
 }
 
@@ -163,6 +164,7 @@ int cls_data_opts_from_json(const char *json, cls_data_opts *o)
     if (json_object_object_get_ex(d, "frames", &v)) o->frames = json_object_get_int(v);
     if (json_object_object_get_ex(d, "segments", &v)) o->segments = json_object_get_int(v);
     if (json_object_object_get_ex(d, "divide", &v)) o->divide = json_object_get_double(v);
+    if (json_object_object_get_ex(d, "flip", &v)) o->flip = json_object_get_int(v);
     if (json_object_object_get_ex(d, "size", &v) && json_object_array_length(v) == 2) {
         o->size_w = json_object_get_int(json_object_array_get_idx(v, 0));
         o->size_h = json_object_get_int(json_object_array_get_idx(v, 1));

@@ -29,6 +29,7 @@ typedef struct {
     int size_w, size_h;      /* network input */
     int decode_w, decode_h;  /* rgb: decode size */
     double divide;           /* motion: fields are divided by this */
+    int flip;                /* training used horizontal flips (recorded for evaluate) */
 } cls_data_opts;
 
 void cls_data_opts_default(cls_data_opts *o);

@@ -110,6 +110,11 @@ int cmd_evaluate(int argc, char **argv)
         cli_fail(cmd, rc, "%s is not a checkpoint of glocal train-classifier", ckpt);
         goto done;
     }
+    if (!o.flip && crops == 10) {
+        status = cli_usage_error(cmd, "the model was trained with --no-flip (its classes depend on left/right), "
+                                      "and 10-crop testing mirrors half of the views: use --crops 1 or 3");
+        goto done;
+    }
     o.data = data;
     o.lists = lists;
     o.cache = cachep;

@@ -160,6 +160,7 @@ int cmd_train_classifier(int argc, char **argv)
     else if (!strcmp(crop, "center")) aug.crop = LOADER_CROP_CENTER;
     else return cli_usage_error(cmd, "--crop expects corner, random or center, got '%s'", crop);
     aug.flip = flip;
+    o.flip = flip;
 
     int rc, status = CLI_FAIL;
     cls_data d;

@@ -623,6 +623,15 @@ static void test_commands_end_to_end(void **state)
     snprintf(cmd, sizeof cmd, "%s train-classifier --data %s/data --out %s/m --modality motion 2>&1", g, d, d);
     assert_int_equal(run(cmd, last, sizeof last), 1);
     assert_non_null(strstr(last, "--cache"));
+    /* a model trained without flips is not tested on mirrored views */
+    snprintf(cmd, sizeof cmd, "%s train-classifier --data %s/data --out %s/noflip --arch tiny --size 16x16 --decode 32x32 "
+             "--segments 1 --epochs 1 --batch 2 --no-flip >/dev/null 2>&1 && %s evaluate --checkpoint %s/noflip/checkpoint.h5 "
+             "--data %s/data --out %s/noflip/eval --crops 10 2>&1", g, d, d, g, d, d, d);
+    assert_int_equal(run(cmd, last, sizeof last), 2);
+    snprintf(cmd, sizeof cmd, "%s evaluate --checkpoint %s/noflip/checkpoint.h5 --data %s/data --out %s/noflip/eval --crops 10 2>&1 | head -1",
+             g, d, d, d);
+    run(cmd, last, sizeof last);
+    assert_non_null(strstr(last, "--no-flip"));
     snprintf(cmd, sizeof cmd, "%s evaluate --crops 4 2>&1", g);
     assert_int_equal(run(cmd, NULL, 0), 2);
 }
