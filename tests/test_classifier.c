@@ -252,6 +252,22 @@ static void test_presets_match_torchvision(void **state)
         assert_non_null(nn_params_find(p, "layer1.0.bn1.running_var"));
         assert_non_null(nn_params_find(p, "layer4.0.downsample.0.weight"));
         assert_non_null(nn_params_find(p, "fc.bias"));
+        /* the stem pool, strides and (for resnet50) bottlenecks run: [1, 2, 3, 32, 32] -> [1, 1000] */
+        int64_t xs[5] = { 1, 2, 3, 32, 32 };
+        nn_tensor *x, *logits;
+        OK(nn_randn(&x, xs, 5, NN_F32));
+        int prev = nn_grad_mode_set(0);
+        OK(classifier_forward(&logits, c, x, 0));
+        nn_grad_mode_set(prev);
+        assert_int_equal(nn_size(logits, 1), 1000);
+        double mx;
+        nn_tensor *am;
+        OK(nn_unary(&am, NN_ABS, logits));
+        nn_tensor *mxt;
+        OK(nn_max_all(&mxt, am));
+        OK(nn_item(mxt, &mx));
+        assert_true(isfinite(mx) && mx > 0);
+        nn_free(&x); nn_free(&logits); nn_free(&am); nn_free(&mxt);
         classifier_free(&c);
         assert_null(c);
     }
