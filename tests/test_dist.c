@@ -742,6 +742,13 @@ static void test_launch(void **state)
     assert_int_equal(run_capture(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "[rank 0] threads    1 (intra-op)"));
 
+    /* End to end: launch -> environment -> nn_dist_init_from_env -> Gloo;
+     * dist-check compares every collective with its known result. */
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 2 -- glocal dist-check --mb 0.25 --iters 1", GLOCAL_BINARY);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "[rank 1] rank 1 of 2 (local rank 1)"));
+    assert_non_null(strstr(out, "[rank 0] dist-check: ok, 2 ranks"));
+
     /* Rank 1 fails: launch exits with its status, names it, and stops rank 0
      * (which would otherwise sleep for 60 s). */
     char pidfile[512];
