@@ -264,8 +264,8 @@ static int stage_samples(runner *r, stage_result *s_motion)
         last_label = cl->label;
         size_t o = strlen(script);
         snprintf(script + o, sizeof script - o,
-                 "'%s' --threads=%d motion --model='%s/stages/motion/glocal.h5' --out='%s/stages/samples/%d' "
-                 "--video='%s' --frame=%d\n",
+                 "'%s' --threads %d motion --model '%s/stages/motion/glocal.h5' --out '%s/stages/samples/%d' "
+                 "--video '%s' --frame %d\n",
                  r->self, r->threads > 0 ? r->threads : gl_num_threads(), r->out, r->out, taken, cl->path,
                  r->cfg.frames > 8 ? r->cfg.frames / 2 : 0);
         taken++;
