@@ -50,7 +50,7 @@ uint64_t loader_sample_seed(uint64_t seed, long epoch, long pos)
 loader_config loader_config_default(void)
 {
     loader_config c = { .batch_size = 32, .threads = 0, .prefetch = 2, .seed = 0, .shuffle = 1,
-                        .drop_last = 0, .start_epoch = 0, .epochs = 0 };
+                        .drop_last = 0, .start_epoch = 0, .epochs = 0, .rank = 0, .world = 1 };
     return c;
 }
 
@@ -62,6 +62,12 @@ int loader_config_validate(const loader_config *c)
     if (c->prefetch < 1 || c->prefetch > 64) return gl_error(GL_EINVAL, "loader config: prefetch %d, expected 1..64", c->prefetch);
     if (c->start_epoch < 0) return gl_error(GL_EINVAL, "loader config: start_epoch %ld, expected >= 0", c->start_epoch);
     if (c->epochs < 0) return gl_error(GL_EINVAL, "loader config: epochs %ld, expected >= 0", c->epochs);
+    if (c->world < 1) return gl_error(GL_EINVAL, "loader config: world %d, expected >= 1", c->world);
+    if (c->rank < 0 || c->rank >= c->world)
+        return gl_error(GL_EINVAL, "loader config: rank %d, expected 0..%d (world %d)", c->rank, c->world - 1, c->world);
+    if (c->batch_size % c->world)
+        return gl_error(GL_EINVAL, "loader config: batch_size %d is not a multiple of the world size %d "
+                        "(each rank takes batch_size / world samples)", c->batch_size, c->world);
     return 0;
 }
 
@@ -77,12 +83,15 @@ typedef struct {
     int32_t *labels;
     long *items;
     uint64_t *seeds;
+    long *positions;
 } slot;
 
 struct loader {
     loader_source src;
     loader_config cfg;
     size_t sample_floats;
+    long padded;         /* items in an epoch's order, padded to a multiple of world */
+    int rank_batch;      /* samples per full batch on this rank: batch_size / world */
     long nb;             /* batches per epoch */
     long total;          /* batches in all epochs (LONG_MAX: unlimited) */
     int nslots;
@@ -129,15 +138,19 @@ static void slot_assign(loader *l, slot *s, long g)
     long epoch = l->cfg.start_epoch + g / l->nb, index = g % l->nb;
     if (epoch != l->perm_epoch) perm_make(l, epoch);
     long first = index * l->cfg.batch_size;
-    long n = l->src.count - first;
+    long n = l->padded - first; /* a multiple of world: so are padded and first */
     if (n > l->cfg.batch_size) n = l->cfg.batch_size;
+    int W = l->cfg.world;
+    n /= W;
     s->g = g;
     s->epoch = epoch;
     s->index = index;
     s->n = (int)n;
     for (long j = 0; j < n; j++) {
-        s->items[j] = l->perm[first + j];
-        s->seeds[j] = loader_sample_seed(l->cfg.seed, epoch, first + j);
+        long pos = first + j * W + l->cfg.rank; /* global position; past count: wrap around */
+        s->items[j] = l->perm[pos % l->src.count];
+        s->seeds[j] = loader_sample_seed(l->cfg.seed, epoch, pos);
+        s->positions[j] = pos;
     }
 }
 
@@ -219,7 +232,9 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
     l->held = -1;
     l->perm_epoch = -1;
     long B = cfg->batch_size;
-    l->nb = cfg->drop_last ? src->count / B : (src->count + B - 1) / B;
+    l->padded = loader_padded_count(src->count, cfg->world);
+    l->rank_batch = (int)(B / cfg->world);
+    l->nb = cfg->drop_last ? l->padded / B : (l->padded + B - 1) / B;
     if (l->nb < 1) {
         gl_free(l);
         return gl_error(GL_EINVAL, "loader_open: %ld items make no full batch of %ld (drop_last)", src->count, B);
@@ -233,10 +248,12 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
     if (!(l->slots = gl_calloc((size_t)l->nslots, sizeof *l->slots))) goto fail;
     for (int i = 0; i < l->nslots; i++) {
         slot *s = &l->slots[i];
-        if (!(s->data = gl_malloc((size_t)B * sf * sizeof(float))) ||
-            !(s->labels = gl_malloc((size_t)B * sizeof *s->labels)) ||
-            !(s->items = gl_malloc((size_t)B * sizeof *s->items)) ||
-            !(s->seeds = gl_malloc((size_t)B * sizeof *s->seeds)))
+        size_t rb = (size_t)l->rank_batch;
+        if (!(s->data = gl_malloc(rb * sf * sizeof(float))) ||
+            !(s->labels = gl_malloc(rb * sizeof *s->labels)) ||
+            !(s->items = gl_malloc(rb * sizeof *s->items)) ||
+            !(s->seeds = gl_malloc(rb * sizeof *s->seeds)) ||
+            !(s->positions = gl_malloc(rb * sizeof *s->positions)))
             goto fail;
         slot_assign(l, s, i);
     }
@@ -301,7 +318,8 @@ int loader_next(loader *l, const loader_batch **batch)
         l->cur++;
         if (l->cur % l->nb == 0) l->eof_pending = 1;
         l->out = (loader_batch){ .n = s->n, .epoch = s->epoch, .index = s->index, .data = s->data,
-                                 .labels = s->labels, .items = s->items, .seeds = s->seeds };
+                                 .labels = s->labels, .items = s->items, .seeds = s->seeds,
+                                 .positions = s->positions };
         *batch = &l->out;
     }
     pthread_mutex_unlock(&l->mu);
@@ -328,6 +346,7 @@ void loader_close(loader **lp)
             gl_free(l->slots[i].labels);
             gl_free(l->slots[i].items);
             gl_free(l->slots[i].seeds);
+            gl_free(l->slots[i].positions);
         }
     gl_free(l->slots);
     gl_free(l->tids);
@@ -337,6 +356,12 @@ void loader_close(loader **lp)
 }
 
 long loader_batches_per_epoch(const loader *l) { return l ? l->nb : 0; }
+
+long loader_padded_count(long count, int world)
+{
+    if (world < 1) world = 1;
+    return (count + world - 1) / world * world;
+}
 size_t loader_sample_floats(const loader *l) { return l ? l->sample_floats : 0; }
 
 long loader_samples_loaded(loader *l)

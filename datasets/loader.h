@@ -89,20 +89,32 @@ typedef struct {
     int drop_last;       /* 1: drop an incomplete last batch */
     long start_epoch;    /* first epoch produced (resume) */
     long epochs;         /* epochs to produce; 0 = unlimited */
+    /* Data parallelism (torch's DistributedSampler): this process is rank
+     * `rank` of `world`. The epoch's visiting order is padded by wrapping
+     * around to a multiple of world; global batch i covers padded positions
+     * [i*batch_size, (i+1)*batch_size) and this rank takes those positions p
+     * with p % world == rank, so it gets batch_size / world samples (the
+     * per-rank batch; batch_size % world must be 0). A sample's seed stays
+     * that of its global position, so the ranks' batches together are the
+     * one-rank batches (plus the wrapped padding). Default 0 / 1. */
+    int rank, world;
 } loader_config;
 
-/* batch 32, threads 0, prefetch 2, seed 0, shuffle 1, drop_last 0, epoch 0, unlimited. */
+/* batch 32, threads 0, prefetch 2, seed 0, shuffle 1, drop_last 0, epoch 0, unlimited,
+ * rank 0 of 1. */
 loader_config loader_config_default(void);
 int loader_config_validate(const loader_config *cfg);
 
 typedef struct {
-    int n;               /* samples in the batch (the last may be short) */
+    int n;               /* samples in the batch (the last may be short); with world > 1,
+                            this rank's share */
     long epoch;
     long index;          /* batch number within the epoch */
     float *data;         /* [n, shape...] */
     int32_t *labels;     /* [n] */
     long *items;         /* [n] item numbers */
     uint64_t *seeds;     /* [n] sample seeds */
+    long *positions;     /* [n] global positions in the epoch's (padded) order */
 } loader_batch;
 
 typedef struct loader loader;
@@ -114,6 +126,9 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
 int loader_next(loader *l, const loader_batch **batch);
 void loader_close(loader **l);
 long loader_batches_per_epoch(const loader *l);
+/* Items in an epoch's visiting order after padding to a multiple of world
+ * (count itself when world is 1). */
+long loader_padded_count(long count, int world);
 size_t loader_sample_floats(const loader *l);
 /* Samples loaded so far (for tests of the memory bound and for statistics). */
 long loader_samples_loaded(loader *l);

@@ -490,6 +490,91 @@ static void test_video_source_real_clip(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Data parallelism: with world 2, rank r's batch i holds the global positions
+ * i*B + r, i*B + r + 2, ... of the epoch's order; where those exist in the
+ * one-rank epoch, the item and the augmented sample (keyed by the global
+ * position) are bit-identical to the one-rank stream's, past its end the
+ * order wraps around; together the ranks cover each padded position once. */
+static void test_distributed_ranks_union(void **state)
+{
+    (void)state;
+    enum { B = 4, EPOCHS = 2, MAXN = 16 };
+    for (long count = 10; count <= 11; count++) {
+        fn_src s = { .count = count, .fail_item = -1 };
+        pthread_mutex_init(&s.mu, NULL);
+        loader_source src = fn_source(&s);
+        /* the one-rank stream, indexed by (epoch, position) */
+        long items1[EPOCHS][MAXN];
+        float data1[EPOCHS][MAXN][6];
+        loader_config c = loader_config_default();
+        c.batch_size = B;
+        c.threads = 2;
+        c.seed = 42;
+        c.epochs = EPOCHS;
+        loader *l;
+        OK(loader_open(&l, &src, &c));
+        const loader_batch *b;
+        int rc;
+        long pos = 0, epoch = 0;
+        while (epoch < EPOCHS) {
+            rc = loader_next(l, &b);
+            assert_true(rc >= 0);
+            if (rc == GL_EOF) { assert_int_equal(pos, count); epoch++; pos = 0; continue; }
+            for (int j = 0; j < b->n; j++, pos++) {
+                items1[epoch][pos] = b->items[j];
+                memcpy(data1[epoch][pos], b->data + j * 6, sizeof data1[epoch][pos]);
+            }
+        }
+        loader_close(&l);
+        long padded = (count + 1) / 2 * 2;
+        assert_int_equal(loader_padded_count(count, 2), padded);
+        int seen[EPOCHS][MAXN] = { { 0 } };
+        long nb[2];
+        for (int r = 0; r < 2; r++) {
+            c.rank = r;
+            c.world = 2;
+            OK(loader_open(&l, &src, &c));
+            nb[r] = loader_batches_per_epoch(l);
+            assert_int_equal(nb[r], (padded + B - 1) / B);
+            epoch = 0;
+            while (epoch < EPOCHS) {
+                rc = loader_next(l, &b);
+                assert_true(rc >= 0);
+                if (rc == GL_EOF) { epoch++; continue; }
+                assert_int_equal(b->epoch, epoch);
+                long first = b->index * B, left = padded - first;
+                assert_int_equal(b->n, (left < B ? left : B) / 2);
+                for (int j = 0; j < b->n; j++) {
+                    long p = first + 2 * j + r;
+                    assert_int_equal(b->positions[j], p);
+                    seen[epoch][p]++;
+                    if (p < count) {
+                        assert_int_equal(b->items[j], items1[epoch][p]);
+                        assert_memory_equal(b->data + j * 6, data1[epoch][p], sizeof data1[epoch][p]);
+                    } else { /* padding: wraps to the start of the order, own seed */
+                        assert_int_equal(b->items[j], items1[epoch][p - count]);
+                        float want[6];
+                        int32_t lab;
+                        OK(fn_load(&s, NULL, b->items[j], loader_sample_seed(42, epoch, p), want, &lab));
+                        assert_memory_equal(b->data + j * 6, want, sizeof want);
+                    }
+                }
+            }
+            loader_close(&l);
+        }
+        for (int e = 0; e < EPOCHS; e++)
+            for (long p = 0; p < padded; p++) assert_int_equal(seen[e][p], 1);
+        /* bad layouts are refused with a message, not a crash */
+        c.batch_size = 5;
+        assert_int_equal(loader_open(&l, &src, &c), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "multiple of the world size"));
+        c.batch_size = B;
+        c.rank = 2;
+        assert_int_equal(loader_open(&l, &src, &c), GL_EINVAL);
+        pthread_mutex_destroy(&s.mu);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_views_and_segments),
         cmocka_unit_test(test_motion_source),
         cmocka_unit_test(test_video_source_real_clip),
+        cmocka_unit_test(test_distributed_ranks_union),
     };
     return cmocka_run_group_tests_name("loader", tests, NULL, NULL);
 }
