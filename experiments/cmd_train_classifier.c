@@ -61,7 +61,13 @@ static void help(void)
            "                       steal them from libtorch (bench/README.md \"classifier\");\n"
            "                       full-size videos feeding a GPU need more)\n"
            "  --seed S             order, augmentation, dropout and init (default 1)\n"
-           "  --resume             continue from DIR/checkpoint.h5\n");
+           "  --resume             continue from DIR/checkpoint.h5\n\n"
+           "Data-parallel training (torch.distributed c10d, Gloo on CPU): run one process per\n"
+           "rank, e.g. `glocal launch -n 2 -- glocal --threads 1 train-classifier ...` or under\n"
+           "torchrun/Slurm (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). --batch is the global\n"
+           "batch (a multiple of the ranks); each rank loads its share, gradients are averaged,\n"
+           "batch norm keeps per-rank statistics; rank 0 writes the checkpoint and the log,\n"
+           "and every rank can --resume from it.\n");
 }
 
 typedef struct {
@@ -73,6 +79,7 @@ typedef struct {
 static int on_step(void *vctx, const cls_train_status *s)
 {
     progress_ctx *p = vctx;
+    if (s->rank != 0) return 0; /* rank 0 shows the progress of all (combined-batch numbers) */
     char extra[160];
     snprintf(extra, sizeof extra, "loss %.4f acc %.3f lr %.3g %.1f clips/s", s->loss, s->acc, s->lr, s->clips_per_s);
     if (!p->started || p->epoch != s->epoch) {
@@ -166,10 +173,19 @@ int cmd_train_classifier(int argc, char **argv)
     cls_data d;
     classifier *c = NULL;
     char *cfgjson = NULL;
+    nn_dist *dist = NULL;
     memset(&d, 0, sizeof d);
     if ((rc = gl_mkdirs(out)) < 0) return cli_fail(cmd, rc, "cannot create %s", out);
+    /* the job from the environment (torchrun / Slurm / glocal launch); one rank without one */
+    if ((rc = nn_dist_init_from_env(&dist, NULL)) < 0) return cli_fail(cmd, rc, "cannot join the distributed job");
+    int rank = nn_dist_rank(dist), world = nn_dist_world_size(dist);
+    if (tc.batch_size % world) {
+        status = cli_usage_error(cmd, "--batch %d is the global batch: it must be a multiple of the %d ranks", tc.batch_size, world);
+        goto done;
+    }
+    tc.dist = dist;
     if ((rc = cls_data_open(&d, &o, DATASET_TRAIN, &aug)) < 0) { cli_fail(cmd, rc, "cannot set up the training data"); goto done; }
-    if (d.missing) fprintf(stderr, "glocal %s: %ld training clips are not in the cache and are left out\n", cmd, d.missing);
+    if (d.missing && rank == 0) fprintf(stderr, "glocal %s: %ld training clips are not in the cache and are left out\n", cmd, d.missing);
     classifier_config cc;
     if ((rc = classifier_config_preset(arch, d.channels, d.idx->num_classes, &cc)) < 0) { status = cli_usage_error(cmd, "--arch: %s", gl_last_error()); goto done; }
     if (width) cc.width = width;
@@ -180,7 +196,7 @@ int cmd_train_classifier(int argc, char **argv)
     if (init && !resume) {
         char report[2048];
         if ((rc = classifier_load_pretrained(c, init, report, sizeof report)) < 0) { cli_fail(cmd, rc, "--init"); goto done; }
-        fprintf(stderr, "%s", report);
+        if (rank == 0) fprintf(stderr, "%s", report);
     }
     char cj[1024], dj[1024];
     if ((rc = classifier_config_to_json(&cc, cj, sizeof cj)) < 0 || (rc = cls_data_opts_to_json(&o, dj, sizeof dj)) < 0) {
@@ -200,16 +216,21 @@ int cmd_train_classifier(int argc, char **argv)
     tc.config_json = cfgjson;
     tc.resume = resume ? ckpt : NULL;
     if (!tc.threads) tc.threads = gl_num_threads() / 4 > 1 ? gl_num_threads() / 4 : 1;
-    fprintf(stderr, "glocal %s: %s stream, %ld clips, %d classes, %s (%lld parameters), input [%d, %d, %d, %d]\n", cmd,
-            o.modality, d.count, cc.num_classes, cc.arch, (long long)nn_params_count(classifier_params(c)), o.segments,
-            d.channels, o.size_h, o.size_w);
+    if (rank == 0)
+        fprintf(stderr, "glocal %s: %s stream, %ld clips, %d classes, %s (%lld parameters), input [%d, %d, %d, %d]%s\n", cmd,
+                o.modality, d.count, cc.num_classes, cc.arch, (long long)nn_params_count(classifier_params(c)), o.segments,
+                d.channels, o.size_h, o.size_w, world > 1 ? ", data-parallel" : "");
+    if (rank == 0 && world > 1)
+        fprintf(stderr, "glocal %s: %d ranks (%s), %d clips per rank per batch\n", cmd, world, nn_dist_backend_name(dist),
+                tc.batch_size / world);
     progress_ctx pc = { 0 };
     if ((rc = cls_train(c, &d.src, &tc, on_step, &pc)) < 0) { cli_fail(cmd, rc, "training failed"); goto done; }
-    printf("%s\n", ckpt);
+    if (rank == 0) printf("%s\n", ckpt);
     status = CLI_OK;
 done:
     gl_free(cfgjson);
     classifier_free(&c);
     cls_data_close(&d);
+    nn_dist_free(&dist);
     return status;
 }

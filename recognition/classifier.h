@@ -126,6 +126,18 @@ typedef struct {
     const char *log_path;     /* JSON lines, one per epoch, rewritten atomically; on a resume
                                  the lines of the epochs in the checkpoint are kept; NULL = none */
     int batch_size, threads, prefetch;
+    /* Data parallelism (nn/nn.h, c10d); NULL = one process. With a world of
+     * W ranks, batch_size is the GLOBAL batch (a multiple of W): each rank
+     * loads its batch_size / W share of every batch (loader rank/world),
+     * starts from rank 0's parameters, and takes the step of the averaged
+     * gradient (all-reduced after backward, before clipping), so without
+     * batch norm it follows one process training on the combined batch.
+     * Batch norm uses per-rank statistics (DDP's default). Every rank calls
+     * cls_train with the same config and may resume from the same
+     * checkpoint; only rank 0 writes the checkpoint and the log; the logged
+     * loss and accuracy are over the combined batch; a non-finite loss on any
+     * rank stops all ranks; dropout masks differ per rank. Borrowed. */
+    nn_dist *dist;
 } cls_train_config;
 
 cls_train_config cls_train_config_default(void);
@@ -137,12 +149,15 @@ typedef struct {
     long batch, batches;      /* within the epoch */
     double loss, acc;         /* running means over the epoch so far */
     double lr;
-    double clips_per_s;
+    double clips_per_s;       /* all ranks together */
     int end_of_epoch;
+    int rank, world;          /* this process's place (0, 1 without cfg->dist) */
 } cls_train_status;
 
-/* Called after every step (and with end_of_epoch = 1 after each epoch);
- * return nonzero to stop (GL_ECANCELED). */
+/* Called after every step (and with end_of_epoch = 1 after each epoch) on
+ * every rank (loss, acc and clips/s are the same everywhere: over the
+ * combined batch; show progress only where rank == 0); return nonzero to
+ * stop (GL_ECANCELED); one rank asking stops all of them. */
 typedef int (*cls_train_callback)(void *ctx, const cls_train_status *s);
 
 /* Trains on `train` (samples [S, C, H, W], labels) for cfg->epochs epochs. */

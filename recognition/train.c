@@ -41,6 +41,10 @@ int cls_train_config_validate(const cls_train_config *c)
     if (!(c->clip_grad >= 0)) return gl_error(GL_EINVAL, "training config: clip_grad %g, expected >= 0", c->clip_grad);
     if (c->schedule == NN_LR_STEP && !(c->step_epochs > 0)) return gl_error(GL_EINVAL, "training config: step_epochs %g, expected > 0", c->step_epochs);
     if (!(c->min_lr >= 0)) return gl_error(GL_EINVAL, "training config: min_lr %g, expected >= 0", c->min_lr);
+    int W = nn_dist_world_size(c->dist);
+    if (c->batch_size % W)
+        return gl_error(GL_EINVAL, "training config: batch_size %d is not a multiple of the %d ranks "
+                        "(it is the global batch; each rank takes batch_size / ranks)", c->batch_size, W);
     return 0;
 }
 
@@ -113,6 +117,17 @@ static int log_start(const char *path, int resume, long start_epoch, char **log,
     return 0;
 }
 
+/* Runs the callback; 1 when it asks to stop on any rank (all ranks agree). */
+static int stop_requested(nn_dist *dist, cls_train_callback cb, void *cb_ctx, const cls_train_status *st)
+{
+    double stop = cb && cb(cb_ctx, st) ? 1 : 0;
+    if (nn_dist_world_size(dist) > 1) {
+        int rc = nn_dist_allreduce_values(dist, &stop, 1, NN_DIST_MAX);
+        if (rc < 0) return rc;
+    }
+    return stop > 0;
+}
+
 int cls_train(classifier *c, const loader_source *train, const cls_train_config *cfg, cls_train_callback cb, void *cb_ctx)
 {
     if (!c || !train || !cfg) return gl_error(GL_EINVAL, "cls_train: NULL argument");
@@ -121,6 +136,8 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     if (train->ndim != 4 || train->shape[1] != classifier_get_config(c)->in_channels)
         return gl_error(GL_EINVAL, "cls_train: samples must be [S, %d, H, W]", classifier_get_config(c)->in_channels);
     nn_params *p = classifier_params(c);
+    nn_dist *dist = cfg->dist;
+    int R = nn_dist_rank(dist), W = nn_dist_world_size(dist);
     nn_optimizer *opt = NULL;
     loader *ld = NULL;
     nn_params state;
@@ -136,14 +153,19 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             goto fail;
         }
     }
+    /* every rank starts from rank 0's values (a fresh init differs per process) */
+    if ((rc = nn_dist_broadcast_params(dist, p)) < 0) goto fail;
     loader_config lc = loader_config_default();
     lc.batch_size = cfg->batch_size;
     lc.threads = cfg->threads;
     lc.prefetch = cfg->prefetch;
     lc.seed = cfg->seed;
-    lc.drop_last = train->count >= cfg->batch_size; /* BN wants full batches when there are any */
+    lc.rank = R;
+    lc.world = W;
+    long padded = loader_padded_count(train->count, W); /* = count for one rank */
+    lc.drop_last = padded >= cfg->batch_size; /* BN wants full batches when there are any */
     lc.epochs = 1; /* set below */
-    long nb = lc.drop_last ? train->count / cfg->batch_size : 1;
+    long nb = lc.drop_last ? padded / cfg->batch_size : 1;
     long start_epoch = (long)(step / nb);
     if (step % nb) {
         rc = gl_error(GL_EINVAL, "%s: step %lld is not at an epoch boundary of %ld steps (different batch size?)",
@@ -164,8 +186,10 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     sched.step_size = (long)lrint(cfg->step_epochs * nb);
     if (sched.step_size < 1) sched.step_size = 1;
     sched.gamma = cfg->gamma;
-    if (cfg->log_path && (rc = log_start(cfg->log_path, cfg->resume != NULL, start_epoch, &log, &log_len)) < 0) goto fail;
-    cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb };
+    if (cfg->log_path && R == 0 && (rc = log_start(cfg->log_path, cfg->resume != NULL, start_epoch, &log, &log_len)) < 0) goto fail;
+    cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb, .rank = R, .world = W };
+    /* dropout: rank 0 keeps the one-process masks, other ranks draw their own */
+    uint64_t drop_seed = cfg->seed + (uint64_t)R * 0x9E3779B97F4A7C15ull;
     for (long epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         double loss_sum = 0, correct = 0, seen = 0, t0 = gl_now();
         long bi = 0;
@@ -178,22 +202,30 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             if ((rc = nn_scope_begin(&sc)) < 0) goto fail;
             nn_tensor *x, *y, *logits, *loss, *pred, *eq, *nc;
             double lr = nn_lr_at(&sched, (long)step), lv = 0, ncv = 0;
-            nn_manual_seed(step_seed(cfg->seed, (long)step)); /* dropout: same masks after a resume */
+            nn_manual_seed(step_seed(drop_seed, (long)step)); /* dropout: same masks after a resume */
             if ((rc = batch_tensors(b, train, &x, &y)) < 0 || (rc = nn_optimizer_set_lr(opt, lr)) < 0 ||
                 (rc = nn_optimizer_zero_grad(opt)) < 0 || (rc = classifier_forward(&logits, c, x, 1)) < 0 ||
                 (rc = nn_cross_entropy(&loss, logits, y, cfg->label_smoothing)) < 0 || (rc = nn_item(loss, &lv)) < 0) {
                 nn_scope_end(&sc);
                 goto fail;
             }
-            if (!isfinite(lv)) {
+            double bad = !isfinite(lv); /* all ranks stop together: max over ranks */
+            if (W > 1 && (rc = nn_dist_allreduce_values(dist, &bad, 1, NN_DIST_MAX)) < 0) {
                 nn_scope_end(&sc);
-                rc = gl_error(GL_ENUMERIC, "training diverged: loss is %g at step %lld (epoch %ld, batch %ld, lr %g); "
+                goto fail;
+            }
+            if (bad > 0) {
+                nn_scope_end(&sc);
+                char what[96];
+                if (!isfinite(lv)) snprintf(what, sizeof what, "%g", lv);
+                else snprintf(what, sizeof what, "not finite on another of the %d ranks", W);
+                rc = gl_error(GL_ENUMERIC, "training diverged: loss is %s at step %lld (epoch %ld, batch %ld, lr %g); "
                               "lower the learning rate, add warm-up or gradient clipping, or check the inputs",
-                              lv, (long long)step, epoch + 1, bi, lr);
+                              what, (long long)step, epoch + 1, bi, lr);
                 goto fail;
             }
             double gnorm = 0;
-            if ((rc = nn_backward(loss)) < 0 ||
+            if ((rc = nn_backward(loss)) < 0 || (rc = nn_dist_allreduce_grads(dist, p)) < 0 ||
                 (cfg->clip_grad > 0 && (rc = nn_clip_grad_norm(p, cfg->clip_grad, &gnorm)) < 0) ||
                 (rc = nn_optimizer_step(opt)) < 0 || (rc = nn_argmax(&pred, logits, 1, 0)) < 0 ||
                 (rc = nn_compare(&eq, NN_EQ, pred, y)) < 0 || (rc = nn_sum(&nc, eq, NULL, 0, 0)) < 0 ||
@@ -204,9 +236,12 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             nn_scope_end(&sc);
             step++;
             bi++;
-            loss_sum += lv * b->n;
-            correct += ncv;
-            seen += b->n;
+            /* sums over the combined batch (every rank calls this; with one rank it returns at once) */
+            double sums[2] = { lv * b->n, ncv };
+            if ((rc = nn_dist_allreduce_values(dist, sums, 2, NN_DIST_SUM)) < 0) goto fail;
+            loss_sum += sums[0];
+            correct += sums[1];
+            seen += (double)b->n * W;
             st.step = (long)step;
             st.epoch = epoch;
             st.batch = bi;
@@ -215,9 +250,10 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             st.lr = lr;
             st.clips_per_s = seen / (gl_now() - t0 + 1e-12);
             st.end_of_epoch = 0;
-            if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "training stopped on request at step %lld", (long long)step); goto fail; }
+            if ((rc = stop_requested(dist, cb, cb_ctx, &st)) < 0) goto fail;
+            if (rc) { rc = gl_error(GL_ECANCELED, "training stopped on request at step %lld", (long long)step); goto fail; }
         }
-        if (cfg->checkpoint) {
+        if (cfg->checkpoint && R == 0) {
             nn_params_free(&state);
             nn_params_init(&state);
             if ((rc = nn_optimizer_state_export(opt, &state)) < 0) goto fail;
@@ -225,7 +261,7 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
                                         .optimizer_kind = cfg->opt.kind == NN_OPT_SGD ? "sgd" : cfg->opt.kind == NN_OPT_ADAM ? "adam" : "adamw" };
             if ((rc = nn_checkpoint_save(cfg->checkpoint, p, &meta)) < 0) goto fail;
         }
-        if (cfg->log_path) {
+        if (cfg->log_path && R == 0) {
             char line[512];
             int k = snprintf(line, sizeof line,
                              "{\"epoch\": %ld, \"step\": %lld, \"loss\": %.6g, \"accuracy\": %.6g, \"lr\": %.6g, \"clips_per_s\": %.4g}\n",
@@ -238,7 +274,8 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             if ((rc = gl_write_file_atomic(cfg->log_path, log, log_len)) < 0) goto fail;
         }
         st.end_of_epoch = 1;
-        if (cb && cb(cb_ctx, &st)) { rc = gl_error(GL_ECANCELED, "training stopped on request after epoch %ld", epoch + 1); goto fail; }
+        if ((rc = stop_requested(dist, cb, cb_ctx, &st)) < 0) goto fail;
+        if (rc) { rc = gl_error(GL_ECANCELED, "training stopped on request after epoch %ld", epoch + 1); goto fail; }
     }
 done:
     rc = 0;
