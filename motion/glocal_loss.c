@@ -162,8 +162,8 @@ glocal_loss_config glocal_loss_config_default(void)
     c.smooth_alpha = 10.0;
     c.tau0 = 0.02;
     c.tau_k = 2.0;
-    c.mask_start = 1500;
-    c.lme_start = 1000;
+    c.mask_start = 400;
+    c.lme_start = 200;
     return c;
 }
 
