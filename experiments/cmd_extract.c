@@ -215,10 +215,9 @@ static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *con
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.lme = part != GLOCAL_GLOBAL;
-    glocal_result r;
-    int rc = glocal_result_alloc(&r, n, w, h);
-    if (rc < 0) return rc;
-    if ((rc = glocal_infer(s->m, a, b, n, w, h, &o, &r)) < 0) goto done;
+    glocal_result r = { 0 }; /* glocal_infer allocates it */
+    int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
+    if (rc < 0) goto done;
     size_t per = (size_t)2 * w * h;
     const float *src = part == GLOCAL_LOCAL ? r.local_flow : part == GLOCAL_GLOBAL ? r.global_flow : r.mixed_flow;
     memcpy(fields, src, sizeof(float) * per * (size_t)n);

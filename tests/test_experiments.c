@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
+#include <sys/wait.h>
 
 #include "experiments/config.h"
 #include "experiments/stages.h"
@@ -140,6 +142,101 @@ static void test_stage_markers_and_exec(void **state)
     gl_free(text);
 }
 
+/* Runs a shell command, output to log; returns its exit status. */
+static int sh(const char *cmd, const char *log)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s > '%s' 2>&1", cmd, log);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *slurp(const char *path)
+{
+    void *d;
+    size_t n;
+    if (gl_read_file(path, &d, &n) < 0) return NULL;
+    char *s = gl_realloc(d, n + 1);
+    if (!s) { gl_free(d); return NULL; }
+    s[n] = 0;
+    return s;
+}
+
+/* Every stage of glocal run on the tiny config; the second run skips them all. */
+static void test_run_tiny_end_to_end(void **state)
+{
+    (void)state;
+    char out[512], log[600], cmd[2048];
+    snprintf(out, sizeof out, "%s/tiny", dir);
+    snprintf(log, sizeof log, "%s/run1.log", dir);
+    snprintf(cmd, sizeof cmd, "'%s' --threads 2 run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY,
+             GLOCAL_SOURCE_DIR, out);
+    int st = sh(cmd, log);
+    char *text = slurp(log);
+    if (st != 0) print_error("glocal run failed (%d):\n%s\n", st, text ? text : "");
+    assert_int_equal(st, 0);
+    const char *stages[] = { "data", "motion", "eval-motion", "train-rgb", "evaluate-rgb",
+                             "extract-tvl1-minus-homography", "train-tvl1-minus-homography",
+                             "evaluate-tvl1-minus-homography", "extract-glocal-local", "train-glocal-local",
+                             "evaluate-glocal-local", "fuse-rgb+glocal-local", "samples" };
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/stages/%s/stage.json", out, stages[i]);
+        if (access(p, R_OK) != 0) print_error("stage %s did not finish\n", stages[i]);
+        assert_int_equal(access(p, R_OK), 0);
+        char line[160];
+        snprintf(line, sizeof line, "glocal run: %-28s running", stages[i]);
+        assert_non_null(strstr(text, line));
+    }
+    gl_free(text);
+    /* the report: every recognition row filled with a number in [0, 1] */
+    char rj[700];
+    snprintf(rj, sizeof rj, "%s/report.json", out);
+    json_object *j = json_object_from_file(rj), *rec, *mot;
+    assert_non_null(j);
+    assert_true(json_object_object_get_ex(j, "recognition", &rec));
+    assert_int_equal(json_object_array_length(rec), 4); /* 3 streams + 1 fusion */
+    for (size_t i = 0; i < json_object_array_length(rec); i++) {
+        json_object *row = json_object_array_get_idx(rec, i), *t1;
+        assert_true(json_object_object_get_ex(row, "top1", &t1));
+        double v = json_object_get_double(t1);
+        assert_true(v >= 0 && v <= 1);
+    }
+    assert_true(json_object_object_get_ex(j, "motion", &mot));
+    json_object_put(j);
+    char rm[700];
+    snprintf(rm, sizeof rm, "%s/report.md", out);
+    char *md = slurp(rm);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "| glocal-local |"));
+    assert_non_null(strstr(md, "| tvl1-ransac |"));
+    /* no empty cell in the recognition table (the motion table may show – where a
+     * method has no such output, e.g. no mask) */
+    char *rec_start = strstr(md, "## Recognition"), *rec_end = strstr(md, "## Motion");
+    assert_non_null(rec_start);
+    assert_non_null(rec_end);
+    *rec_end = 0;
+    assert_null(strstr(rec_start, "–"));
+    gl_free(md);
+    /* again: nothing runs */
+    snprintf(log, sizeof log, "%s/run2.log", dir);
+    assert_int_equal(sh(cmd, log), 0);
+    text = slurp(log);
+    assert_non_null(text);
+    assert_null(strstr(text, " running\n"));
+    assert_non_null(strstr(text, "skipped"));
+    gl_free(text);
+    /* --from fuse redoes fuse and what follows, nothing before it */
+    snprintf(log, sizeof log, "%s/run3.log", dir);
+    char cmd3[2100];
+    snprintf(cmd3, sizeof cmd3, "%s --from fuse", cmd);
+    assert_int_equal(sh(cmd3, log), 0);
+    text = slurp(log);
+    assert_non_null(strstr(text, "fuse-rgb+glocal-local        running"));
+    assert_non_null(strstr(text, "train-glocal-local           done earlier"));
+    gl_free(text);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -162,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_canonical_and_keys),
         cmocka_unit_test(test_stage_markers_and_exec),
+        cmocka_unit_test(test_run_tiny_end_to_end),
     };
     return cmocka_run_group_tests_name("experiments", tests, setup, teardown);
 }
