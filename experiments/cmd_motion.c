@@ -23,9 +23,11 @@ static void help(void)
            "train-motion. Frames of any size (both the same). Writes to DIR (default .):\n"
            "  mixed.flo global.flo local.flo   Middlebury .flo, pixels, A -> B\n"
            "  homography.txt                   3x3 row-major, maps pixels of A to B\n"
-           "  strip.png                        frame A | mixed | global | local flow (Middlebury\n"
-           "                                   colour wheel, one scale) | mask (white = moving)\n\n"
+           "  strip.png                        frame A | mixed | TV-L1 of the same pair | global |\n"
+           "                                   local (Middlebury colour wheel, one scale) | mask\n"
+           "                                   (white = moving)\n\n"
            "  --video X --frame T   use frames T and T+1 of a video (default T = 0)\n"
+           "  --zoom N              draw the strip N times larger (default 1)\n"
            "  --no-refine           skip the robust refinement of the homography\n"
            "  --lme-local           local flow and mask from the LME alone (default: TV-L1 on\n"
            "                        the aligned pair, gated by the LME mask; motion/glocal.h)\n");
@@ -52,6 +54,7 @@ int cmd_motion(int argc, char **argv)
     const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
     long frame = 0;
     int nfiles = 0, refine = 1, local_tvl1 = 1;
+    long zoom = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
@@ -64,6 +67,7 @@ int cmd_motion(int argc, char **argv)
             else if (!strcmp(a, "--out")) out = v;
             else if (!strcmp(a, "--video")) video = v;
             else if (!strcmp(a, "--frame")) { if (cli_parse_int(cmd, a, v, 0, 100000000, &frame) < 0) return CLI_USAGE; }
+            else if (!strcmp(a, "--zoom")) { if (cli_parse_int(cmd, a, v, 1, 16, &zoom) < 0) return CLI_USAGE; }
             else return cli_usage_error(cmd, "unknown option '%s'", a);
             continue;
         }
@@ -133,11 +137,32 @@ int cmd_motion(int argc, char **argv)
         snprintf(path, sizeof path, "%s/homography.txt", out);
         if ((rc = gl_write_file_atomic(path, txt, (size_t)n)) < 0) { cli_fail(cmd, rc, "cannot write %s", path); goto done; }
     }
-    /* Strip: A | mixed | global | local | mask, flows on the mixed flow's scale. */
+    /* Strip: A | GLOCAL mixed | TV-L1 (the baseline's mixed flow, same pair) |
+     * global | local | mask; every flow on the GLOCAL mixed flow's scale. */
+    enum { PANELS = 6 };
     const size_t hw = (size_t)W * H;
-    strip = gl_malloc(hw * 3 * 5);
+    strip = gl_malloc(hw * 3 * PANELS);
     uint8_t *tile = gl_malloc(hw * 3);
-    if (!strip || !tile) { gl_free(tile); cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    float *g0 = gl_malloc(sizeof(float) * hw), *g1 = gl_malloc(sizeof(float) * hw);
+    flow_field tv = { 0 };
+    if (!strip || !tile || !g0 || !g1) {
+        gl_free(tile); gl_free(g0); gl_free(g1);
+        cli_fail(cmd, GL_ENOMEM, "out of memory");
+        goto done;
+    }
+    {
+        tvl1_config tc;
+        tvl1_config_default(&tc);
+        if ((rc = flow_field_new(&tv, W, H)) < 0 || (rc = flow_gray_from_rgb24(fa, W, H, g0)) < 0 ||
+            (rc = flow_gray_from_rgb24(fb, W, H, g1)) < 0 ||
+            (rc = tvl1_flow(g0, g1, W, H, &tc, &tv)) < 0) {
+            gl_free(tile); gl_free(g0); gl_free(g1); flow_field_free(&tv);
+            cli_fail(cmd, rc, "TV-L1 for the strip");
+            goto done;
+        }
+    }
+    gl_free(g0);
+    gl_free(g1);
     float maxr = 0;
     for (size_t p = 0; p < hw; p++) {
         float u = r.mixed_flow[p], v = r.mixed_flow[hw + p];
@@ -145,12 +170,17 @@ int cmd_motion(int argc, char **argv)
         if (mag > maxr) maxr = mag;
     }
     maxr = maxr > 0 ? sqrtf(maxr) : 1.0f;
-    const float *flows[3] = { r.mixed_flow, r.global_flow, r.local_flow };
-    for (int t = 0; t < 5; t++) {
+    flow_field panels[4] = { { W, H, r.mixed_flow, r.mixed_flow + hw }, tv,
+                             { W, H, r.global_flow, r.global_flow + hw },
+                             { W, H, r.local_flow, r.local_flow + hw } };
+    for (int t = 0; t < PANELS; t++) {
         if (t == 0) memcpy(tile, fa, hw * 3);
-        else if (t <= 3) {
-            flow_field ff = { W, H, (float *)flows[t - 1], (float *)flows[t - 1] + hw };
-            if ((rc = flow_colorize(&ff, maxr, tile)) < 0) { gl_free(tile); cli_fail(cmd, rc, "colour coding"); goto done; }
+        else if (t <= 4) {
+            if ((rc = flow_colorize(&panels[t - 1], maxr, tile)) < 0) {
+                gl_free(tile); flow_field_free(&tv);
+                cli_fail(cmd, rc, "colour coding");
+                goto done;
+            }
         } else {
             for (size_t p = 0; p < hw; p++) {
                 float v = r.mask[p] < 0 ? 0 : (r.mask[p] > 1 ? 1 : r.mask[p]);
@@ -158,13 +188,23 @@ int cmd_motion(int argc, char **argv)
             }
         }
         for (int y = 0; y < H; y++)
-            memcpy(strip + ((size_t)y * 5 * W + (size_t)t * W) * 3, tile + (size_t)y * W * 3, (size_t)W * 3);
+            memcpy(strip + ((size_t)y * PANELS * W + (size_t)t * W) * 3, tile + (size_t)y * W * 3, (size_t)W * 3);
     }
+    flow_field_free(&tv);
     gl_free(tile);
     {
         char path[4096];
         snprintf(path, sizeof path, "%s/strip.png", out);
-        if ((rc = image_save_png(path, strip, 5 * W, H, 3)) < 0) { cli_fail(cmd, rc, "cannot write %s", path); goto done; }
+        /* --zoom: each pixel becomes zoom x zoom (small frames stay readable) */
+        int zw = (int)zoom * PANELS * W, zh = (int)zoom * H;
+        uint8_t *z = zoom > 1 ? gl_malloc((size_t)zw * zh * 3) : strip;
+        if (!z) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+        for (int y = 0; zoom > 1 && y < zh; y++)
+            for (int x = 0; x < zw; x++)
+                memcpy(z + ((size_t)y * zw + x) * 3, strip + ((size_t)(y / zoom) * PANELS * W + x / zoom) * 3, 3);
+        rc = image_save_png(path, z, zw, zh, 3);
+        if (z != strip) gl_free(z);
+        if (rc < 0) { cli_fail(cmd, rc, "cannot write %s", path); goto done; }
     }
     printf("homography (A -> B): [%.6g %.6g %.6g; %.6g %.6g %.6g; %.6g %.6g %.6g]\n", r.homography[0],
            r.homography[1], r.homography[2], r.homography[3], r.homography[4], r.homography[5],

@@ -265,9 +265,9 @@ static int stage_samples(runner *r, stage_result *s_motion)
         size_t o = strlen(script);
         snprintf(script + o, sizeof script - o,
                  "'%s' --threads %d motion --model '%s/stages/motion/glocal.h5' --out '%s/stages/samples/%d' "
-                 "--video '%s' --frame %d\n",
+                 "--video '%s' --frame %d --zoom %d\n",
                  r->self, r->threads > 0 ? r->threads : gl_num_threads(), r->out, r->out, taken, cl->path,
-                 r->cfg.frames > 8 ? r->cfg.frames / 2 : 0);
+                 r->cfg.frames > 8 ? r->cfg.frames / 2 : 0, r->cfg.width < 128 ? 3 : 1);
         taken++;
     }
     dataset_index_free(&idx);
@@ -563,7 +563,7 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
         if (access(from, R_OK) != 0) continue;
         snprintf(to, sizeof to, "%s/sample-%d.png", figs, q);
         copy_file(from, to);
-        if (!ns++) fprintf(f, "Sample decompositions (test clips; each strip: frame | mixed flow | global | local | mask):\n\n");
+        if (!ns++) fprintf(f, "Sample decompositions (test clips; each strip: frame | GLOCAL mixed flow | TV-L1 | GLOCAL global | GLOCAL local | mask; flows in the Middlebury colour wheel on one scale):\n\n");
         fprintf(f, "![sample %d](figures/sample-%d.png)\n\n", q, q);
     }
 
