@@ -168,7 +168,7 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     long nb = lc.drop_last ? padded / cfg->batch_size : 1;
     long start_epoch = (long)(step / nb);
     if (step % nb) {
-        rc = gl_error(GL_EINVAL, "%s: step %lld is not at an epoch boundary of %ld steps (different batch size?)",
+        rc = gl_error(GL_EINVAL, "%s: step %lld is not at an epoch boundary of %ld steps (different batch size or number of ranks?)",
                       cfg->resume, (long long)step, nb);
         goto fail;
     }

@@ -15,7 +15,8 @@
  * averaged BEFORE clipping. Also: both ranks end bit-identical; a run of 1
  * epoch resumed by both ranks from rank 0's checkpoint ends where the
  * 2-epoch run ends; only rank 0 writes the checkpoint and the log; a global
- * batch that the ranks cannot share is refused.
+ * batch that the ranks cannot share is refused; a non-finite loss on one
+ * rank stops both at the same step.
  *
  * Ranks are fork()ed children; the parent never touches libtorch (a child
  * forked after OpenMP started could hang). */
@@ -183,6 +184,21 @@ static int rank_main(int rank, int world, int port)
     CHECK(strstr(gl_last_error(), "multiple of the 2 ranks") != NULL, "message");
     classifier_free(&c);
 
+    /* a clip of NaNs reaches one rank: both stop at the same step, the other
+     * rank saying the loss went bad elsewhere (no hang) */
+    loader_source_free(&src);
+    data[5 * SAMPLE] = NAN;
+    COK(loader_source_memory(&src, data, labels, COUNT, shape, 4, NULL, NULL));
+    COK(new_model(&c, 1));
+    tc = train_config();
+    tc.dist = d;
+    CHECK(cls_train(c, &src, &tc, NULL, NULL) == GL_ENUMERIC, "NaN input did not stop training");
+    char nanp[512];
+    snprintf(nanp, sizeof nanp, "%s/nan%d.txt", tmpdir, rank);
+    const char *msg = gl_last_error();
+    COK(gl_write_file_atomic(nanp, msg, strlen(msg)));
+    classifier_free(&c);
+
     loader_source_free(&src);
     free(data);
     nn_dist_free(&d);
@@ -345,6 +361,22 @@ static void test_two_ranks_match_one_process(void **state)
     assert_int_equal(lines, EPOCHS);
     assert_non_null(strstr(text, "{\"epoch\": 2, \"step\": 4,"));
     gl_free(text);
+    /* the NaN run: both ranks stopped at the same step, one of them because of the other */
+    char m[2][1024];
+    for (int r = 0; r < 2; r++) {
+        snprintf(path, sizeof path, "%s/nan%d.txt", tmpdir, r);
+        assert_int_equal(gl_read_file(path, (void **)&text, &n), 0);
+        if (n > sizeof m[r] - 1) n = sizeof m[r] - 1;
+        memcpy(m[r], text, n);
+        m[r][n] = 0;
+        gl_free(text);
+        assert_non_null(strstr(m[r], "training diverged"));
+    }
+    assert_int_equal((strstr(m[0], "on another of the 2 ranks") != NULL) + (strstr(m[1], "on another of the 2 ranks") != NULL), 1);
+    const char *s0 = strstr(m[0], " at step "), *s1 = strstr(m[1], " at step ");
+    assert_non_null(s0);
+    assert_non_null(s1);
+    assert_int_equal(atol(s0 + 9), atol(s1 + 9));
 
     pid_t ref = fork();
     assert_true(ref >= 0);
