@@ -16,7 +16,8 @@
  * epoch resumed by both ranks from rank 0's checkpoint ends where the
  * 2-epoch run ends; only rank 0 writes the checkpoint and the log; a global
  * batch that the ranks cannot share is refused; a non-finite loss on one
- * rank stops both at the same step.
+ * rank stops both at the same step. And `glocal launch -n 2 -- glocal
+ * train-classifier` end to end (rank 0 alone reports and logs; --resume).
  *
  * Ranks are fork()ed children; the parent never touches libtorch (a child
  * forked after OpenMP started could hang). */
@@ -390,10 +391,71 @@ static void test_two_ranks_match_one_process(void **state)
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("reference check failed (status 0x%x, see above)", st);
 }
 
+/* Runs a shell command; its whole output (up to n-1 bytes) into out; the exit status. */
+static int run_capture(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t k = 0;
+    int ch;
+    while ((ch = fgetc(p)) != EOF)
+        if (k + 1 < n) out[k++] = (char)ch;
+    out[k] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count_lines(const char *path)
+{
+    char *text = NULL;
+    size_t n = 0;
+    if (gl_read_file(path, (void **)&text, &n) < 0) return -1;
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    gl_free(text);
+    return lines;
+}
+
+/* The command under `glocal launch -n 2`: trains data-parallel, rank 0 alone
+ * prints the checkpoint and writes the log, both ranks resume from it, and a
+ * global batch the ranks cannot share is a usage error naming the rule. */
+static void test_launch_train_classifier(void **state)
+{
+    (void)state;
+    static char cmd[4096], out[65536];
+    const char *g = GLOCAL_BINARY;
+    snprintf(cmd, sizeof cmd, "%s --threads 1 synth --out %s/data --classes 2 --clips-per-class 4 --frames 8 --size 32x32 "
+             "--camera none --supersample 1 >/dev/null 2>&1", g, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    const char *opts = "--arch tiny --size 16x16 --decode 32x32 --segments 2 --batch 2 --lr 0.01 --workers 1";
+    snprintf(cmd, sizeof cmd, "%s launch -n 2 -- %s train-classifier --data %s/data --out %s/run %s --epochs 1 2>&1",
+             g, g, tmpdir, tmpdir, opts);
+    int rc = run_capture(cmd, out, sizeof out);
+    if (rc != 0) fail_msg("launch exited %d:\n%s", rc, out);
+    assert_non_null(strstr(out, "[rank 0] glocal train-classifier: 2 ranks (gloo), 1 clips per rank per batch"));
+    assert_non_null(strstr(out, "/run/checkpoint.h5\n"));
+    assert_null(strstr(out, "[rank 1] glocal train-classifier: rgb stream"));
+    assert_null(strstr(out, "[rank 1] epoch"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/run/train.jsonl", tmpdir);
+    assert_int_equal(count_lines(path), 1);
+    snprintf(cmd, sizeof cmd, "%s launch -n 2 -- %s train-classifier --data %s/data --out %s/run %s --epochs 2 --resume 2>&1",
+             g, g, tmpdir, tmpdir, opts);
+    rc = run_capture(cmd, out, sizeof out);
+    if (rc != 0) fail_msg("resumed launch exited %d:\n%s", rc, out);
+    assert_int_equal(count_lines(path), 2);
+    snprintf(cmd, sizeof cmd, "%s launch -n 2 -- %s train-classifier --data %s/data --out %s/odd --arch tiny --batch 3 2>&1",
+             g, g, tmpdir, tmpdir);
+    rc = run_capture(cmd, out, sizeof out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "multiple of the 2 ranks"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_ranks_match_one_process, setup_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(test_launch_train_classifier, setup_dir, remove_dir),
     };
     return cmocka_run_group_tests_name("classifier_dist", tests, NULL, NULL);
 }
