@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,8 +77,16 @@ typedef struct {
     char lists[PATH_MAX];
     char self[PATH_MAX];
     char from[64];
-    int forcing;
-    int threads;
+    int threads;          /* per stage process (--threads, else 1: see cmd_run) */
+    int jobs;             /* independent stages run at once */
+    pthread_mutex_t mu;   /* r->st and the chain bookkeeping below */
+    /* the per-source chains (extract -> train -> evaluate), run in parallel */
+    char model[PATH_MAX + 64];
+    const char *k_data, *k_motion;
+    stage_result *s_eval[EXP_MAX_SOURCES];
+    int next_chain;
+    int chain_rc;
+    char chain_msg[4096];
     stage_result st[MAX_STAGES];
     int nst;
     char cmdline[4096];
@@ -108,8 +117,13 @@ static void av_glocal(runner *r, argvec *a)
 static int run_stage(runner *r, const char *name, argvec *a, const char *const *upstream,
                      const char *resume_flag, const char *resume_file, stage_result **res_out)
 {
-    if (r->nst >= MAX_STAGES) return gl_error(GL_EINVAL, "too many stages");
+    pthread_mutex_lock(&r->mu);
+    if (r->nst >= MAX_STAGES) {
+        pthread_mutex_unlock(&r->mu);
+        return gl_error(GL_EINVAL, "too many stages");
+    }
     stage_result *res = &r->st[r->nst++];
+    pthread_mutex_unlock(&r->mu);
     memset(res, 0, sizeof *res);
     snprintf(res->name, sizeof res->name, "%s", name);
     snprintf(res->dir, sizeof res->dir, "%s/stages/%s", r->out, name);
@@ -124,8 +138,9 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     for (int i = 0; upstream && upstream[i]; i++) h = stage_hash(h, upstream[i]);
     snprintf(res->key, sizeof res->key, "%016llx", (unsigned long long)h);
     if (res_out) *res_out = res;
-    if (r->from[0] && stage_rank(name) >= stage_rank(r->from)) r->forcing = 1;
-    if (!r->forcing && stage_is_done(res->dir, res->key, &res->seconds)) {
+    /* --from: this stage and every later one in stage_order are redone */
+    int forcing = r->from[0] && stage_rank(name) >= stage_rank(r->from);
+    if (!forcing && stage_is_done(res->dir, res->key, &res->seconds)) {
         res->skipped = 1;
         fprintf(stderr, "glocal run: %-28s done earlier (%.1f s), skipped\n", name, res->seconds);
         return 0;
@@ -136,7 +151,7 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     int resume = 0;
     void *prev = NULL;
     size_t prevn = 0;
-    if (!r->forcing && gl_read_file(started, &prev, &prevn) == 0 && prevn == 16 &&
+    if (!forcing && gl_read_file(started, &prev, &prevn) == 0 && prevn == 16 &&
         memcmp(prev, res->key, 16) == 0) {
         resume = 1;
     } else {
@@ -245,6 +260,114 @@ static void add_data_args(runner *r, argvec *a, const char *data_flag)
     av_opt(a, "--split", "%d", r->cfg.split);
 }
 
+/* extract (motion sources) -> train-classifier -> evaluate for source i */
+static int run_chain(runner *r, int i)
+{
+    exp_config *c = &r->cfg;
+    int rc;
+        const char *src = c->sources[i];
+        char name[64], cache[PATH_MAX + 96] = "";
+        stage_result *s_ext = NULL, *s_tr = NULL;
+        if (is_motion_source(src)) {
+            argvec a = { 0 };
+            av_glocal(r, &a);
+            av_add(&a, "extract");
+            add_data_args(r, &a, "--dataset");
+            av_opt(&a, "--method", "%s", src);
+            if (is_glocal_source(src)) av_opt(&a, "--model", "%s", r->model);
+            snprintf(cache, sizeof cache, "%s/stages/extract-%s/cache.h5", r->out, src);
+            av_opt(&a, "--out", "%s", cache);
+            av_opt(&a, "--size", "%dx%d", c->extract_h, c->extract_w);
+            av_opt(&a, "--stride", "%d", c->extract_stride);
+            snprintf(name, sizeof name, "extract-%s", src);
+            const char *up[] = { r->k_data, is_glocal_source(src) ? r->k_motion : "", NULL };
+            rc = run_stage(r, name, &a, up, NULL, NULL, &s_ext);
+            av_free(&a);
+            if (rc < 0) return rc;
+        }
+        argvec a = { 0 };
+        av_glocal(r, &a);
+        av_add(&a, "train-classifier");
+        add_data_args(r, &a, "--data");
+        av_opt(&a, "--out", "%s/stages/train-%s", r->out, src);
+        av_opt(&a, "--modality", "%s", is_motion_source(src) ? "motion" : "rgb");
+        if (cache[0]) av_opt(&a, "--cache", "%s", cache);
+        av_opt(&a, "--stack", "%d", c->stack);
+        av_opt(&a, "--segments", "%d", c->segments);
+        av_opt(&a, "--size", "%dx%d", c->crop_w, c->crop_h);
+        if (!is_motion_source(src))
+            av_opt(&a, "--decode", "%dx%d", c->decode_w ? c->decode_w : c->width,
+                   c->decode_h ? c->decode_h : c->height);
+        if (!c->flip) av_add(&a, "--no-flip");
+        av_opt(&a, "--arch", "%s", c->arch);
+        if (c->width_mult) av_opt(&a, "--width", "%d", c->width_mult);
+        av_opt(&a, "--dropout", "%g", c->dropout);
+        av_opt(&a, "--optimizer", "%s", c->optimizer);
+        av_opt(&a, "--lr", "%g", c->lr);
+        av_opt(&a, "--weight-decay", "%g", c->weight_decay);
+        av_opt(&a, "--label-smoothing", "%g", c->label_smoothing);
+        av_opt(&a, "--epochs", "%d", c->epochs);
+        av_opt(&a, "--batch", "%d", c->batch);
+        av_opt(&a, "--seed", "%d", c->classifier_seed);
+        snprintf(name, sizeof name, "train-%s", src);
+        const char *up[] = { r->k_data, s_ext ? s_ext->key : "", NULL };
+        rc = run_stage(r, name, &a, up, "--resume", "checkpoint.h5", &s_tr);
+        av_free(&a);
+        if (rc < 0) return rc;
+        argvec e = { 0 };
+        av_glocal(r, &e);
+        av_add(&e, "evaluate");
+        av_opt(&e, "--checkpoint", "%s/stages/train-%s/checkpoint.h5", r->out, src);
+        add_data_args(r, &e, "--data");
+        av_opt(&e, "--out", "%s/stages/evaluate-%s", r->out, src);
+        if (cache[0]) av_opt(&e, "--cache", "%s", cache);
+        av_opt(&e, "--segments", "%d", c->test_segments);
+        av_opt(&e, "--crops", "%d", c->test_crops);
+        av_add(&e, "--json");
+        snprintf(name, sizeof name, "evaluate-%s", src);
+        const char *up2[] = { s_tr->key, s_ext ? s_ext->key : "", NULL };
+        rc = run_stage(r, name, &e, up2, NULL, NULL, &r->s_eval[i]);
+        av_free(&e);
+        if (rc < 0) return rc;
+    
+    return 0;
+}
+
+static void *chain_worker(void *arg)
+{
+    runner *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        int i = r->chain_rc < 0 ? r->cfg.nsources : r->next_chain++;
+        pthread_mutex_unlock(&r->mu);
+        if (i >= r->cfg.nsources) break;
+        int rc = run_chain(r, i);
+        if (rc < 0) {
+            pthread_mutex_lock(&r->mu);
+            if (r->chain_rc >= 0) {
+                r->chain_rc = rc;
+                snprintf(r->chain_msg, sizeof r->chain_msg, "%s", gl_last_error());
+            }
+            pthread_mutex_unlock(&r->mu);
+        }
+    }
+    return NULL;
+}
+
+static int run_chains(runner *r)
+{
+    pthread_t t[EXP_MAX_SOURCES];
+    int n = r->jobs < r->cfg.nsources ? r->jobs : r->cfg.nsources, started = 0;
+    r->next_chain = 0;
+    r->chain_rc = 0;
+    for (int k = 1; k < n; k++)
+        if (pthread_create(&t[started], NULL, chain_worker, r) == 0) started++;
+    chain_worker(r);
+    for (int k = 0; k < started; k++) pthread_join(t[k], NULL);
+    if (r->chain_rc < 0) return gl_error(r->chain_rc, "%s", r->chain_msg);
+    return 0;
+}
+
 /* ---- samples: frame | mixed | TV-L1 | global | local | mask, for a few test clips ---- */
 
 #define NUM_SAMPLES 3
@@ -266,7 +389,7 @@ static int stage_samples(runner *r, stage_result *s_motion)
         snprintf(script + o, sizeof script - o,
                  "'%s' --threads %d motion --model '%s/stages/motion/glocal.h5' --out '%s/stages/samples/%d' "
                  "--video '%s' --frame %d --zoom %d\n",
-                 r->self, r->threads > 0 ? r->threads : gl_num_threads(), r->out, r->out, taken, cl->path,
+                 r->self, r->threads, r->out, r->out, taken, cl->path,
                  r->cfg.frames > 8 ? r->cfg.frames / 2 : 0, r->cfg.width < 128 ? 3 : 1);
         taken++;
     }
@@ -660,7 +783,15 @@ int cmd_run(int argc, char **argv)
     if (rc < 0) { fprintf(stderr, "glocal run: %s\n", gl_last_error()); gl_free(r); return CLI_USAGE; }
     snprintf(r->out, sizeof r->out, "%s", out ? out : "");
     if (!out) snprintf(r->out, sizeof r->out, "results/%s", c->name);
-    r->threads = cli_g.threads;
+    /* One libtorch thread per stage process and as many processes as cores:
+     * measured here, two OpenMP threads in one small-model process are 2-10x
+     * slower than one whenever the other core is busy (bench/README.md "dist",
+     * "classifier"), while independent stages (one chain per motion source)
+     * keep every core busy. --threads N gives each stage N threads instead. */
+    r->threads = cli_g.threads > 0 ? cli_g.threads : 1;
+    r->jobs = gl_num_cores() / r->threads;
+    if (r->jobs < 1) r->jobs = 1;
+    pthread_mutex_init(&r->mu, NULL);
     ssize_t sl = readlink("/proc/self/exe", r->self, sizeof r->self - 1);
     if (sl <= 0) { gl_free(r); return cli_fail(cmd, GL_ESYSTEM, "cannot find the glocal executable"); }
     r->self[sl] = 0;
@@ -707,6 +838,8 @@ int cmd_run(int argc, char **argv)
         av_opt(&a, "--batch", "%d", c->motion_batch);
         av_opt(&a, "--lr", "%g", c->motion_lr);
         av_opt(&a, "--seed", "%d", c->motion_seed);
+        av_opt(&a, "--lme-start", "%ld", c->motion_lme_start);
+        av_opt(&a, "--mask-start", "%ld", c->motion_mask_start);
         const char *up[] = { k_data, NULL };
         rc = run_stage(r, "motion", &a, up, "--resume", "glocal.h5", &s_motion);
         av_free(&a);
@@ -727,73 +860,13 @@ int cmd_run(int argc, char **argv)
         if (rc < 0) goto fail;
     }
     /* caches, classifiers, evaluations */
-    stage_result *s_eval[EXP_MAX_SOURCES] = { 0 };
-    for (int i = 0; i < c->nsources; i++) {
-        const char *src = c->sources[i];
-        char name[64], cache[PATH_MAX + 96] = "";
-        stage_result *s_ext = NULL, *s_tr = NULL;
-        if (is_motion_source(src)) {
-            argvec a = { 0 };
-            av_glocal(r, &a);
-            av_add(&a, "extract");
-            add_data_args(r, &a, "--dataset");
-            av_opt(&a, "--method", "%s", src);
-            if (is_glocal_source(src)) av_opt(&a, "--model", "%s", model);
-            snprintf(cache, sizeof cache, "%s/stages/extract-%s/cache.h5", r->out, src);
-            av_opt(&a, "--out", "%s", cache);
-            av_opt(&a, "--size", "%dx%d", c->extract_h, c->extract_w);
-            av_opt(&a, "--stride", "%d", c->extract_stride);
-            snprintf(name, sizeof name, "extract-%s", src);
-            const char *up[] = { k_data, is_glocal_source(src) && s_motion ? s_motion->key : "", NULL };
-            rc = run_stage(r, name, &a, up, NULL, NULL, &s_ext);
-            av_free(&a);
-            if (rc < 0) goto fail;
-        }
-        argvec a = { 0 };
-        av_glocal(r, &a);
-        av_add(&a, "train-classifier");
-        add_data_args(r, &a, "--data");
-        av_opt(&a, "--out", "%s/stages/train-%s", r->out, src);
-        av_opt(&a, "--modality", "%s", is_motion_source(src) ? "motion" : "rgb");
-        if (cache[0]) av_opt(&a, "--cache", "%s", cache);
-        av_opt(&a, "--stack", "%d", c->stack);
-        av_opt(&a, "--segments", "%d", c->segments);
-        av_opt(&a, "--size", "%dx%d", c->crop_w, c->crop_h);
-        if (!is_motion_source(src))
-            av_opt(&a, "--decode", "%dx%d", c->decode_w ? c->decode_w : c->width,
-                   c->decode_h ? c->decode_h : c->height);
-        if (!c->flip) av_add(&a, "--no-flip");
-        av_opt(&a, "--arch", "%s", c->arch);
-        if (c->width_mult) av_opt(&a, "--width", "%d", c->width_mult);
-        av_opt(&a, "--dropout", "%g", c->dropout);
-        av_opt(&a, "--optimizer", "%s", c->optimizer);
-        av_opt(&a, "--lr", "%g", c->lr);
-        av_opt(&a, "--weight-decay", "%g", c->weight_decay);
-        av_opt(&a, "--label-smoothing", "%g", c->label_smoothing);
-        av_opt(&a, "--epochs", "%d", c->epochs);
-        av_opt(&a, "--batch", "%d", c->batch);
-        av_opt(&a, "--seed", "%d", c->classifier_seed);
-        snprintf(name, sizeof name, "train-%s", src);
-        const char *up[] = { k_data, s_ext ? s_ext->key : "", NULL };
-        rc = run_stage(r, name, &a, up, "--resume", "checkpoint.h5", &s_tr);
-        av_free(&a);
-        if (rc < 0) goto fail;
-        argvec e = { 0 };
-        av_glocal(r, &e);
-        av_add(&e, "evaluate");
-        av_opt(&e, "--checkpoint", "%s/stages/train-%s/checkpoint.h5", r->out, src);
-        add_data_args(r, &e, "--data");
-        av_opt(&e, "--out", "%s/stages/evaluate-%s", r->out, src);
-        if (cache[0]) av_opt(&e, "--cache", "%s", cache);
-        av_opt(&e, "--segments", "%d", c->test_segments);
-        av_opt(&e, "--crops", "%d", c->test_crops);
-        av_add(&e, "--json");
-        snprintf(name, sizeof name, "evaluate-%s", src);
-        const char *up2[] = { s_tr->key, s_ext ? s_ext->key : "", NULL };
-        rc = run_stage(r, name, &e, up2, NULL, NULL, &s_eval[i]);
-        av_free(&e);
-        if (rc < 0) goto fail;
-    }
+    /* one chain per source (extract -> train -> evaluate), r->jobs at a time */
+    r->model[0] = 0;
+    snprintf(r->model, sizeof r->model, "%s", model);
+    r->k_data = k_data;
+    r->k_motion = s_motion ? s_motion->key : "";
+    if ((rc = run_chains(r)) < 0) goto fail;
+    stage_result **s_eval = r->s_eval;
     /* fusions */
     stage_result *s_fuse[EXP_MAX_FUSIONS] = { 0 };
     for (int f = 0; f < c->nfusions; f++) {

@@ -10,7 +10,8 @@
  *   dataset    = { kind = "synthetic"; root = ""; split = 1; labels = 11;
  *                  classes = 8; clips_per_class = 12; frames = 20; size = "64x64";
  *                  camera = "strong"; textures = ""; seed = 1; };
- *   motion     = { size = "64x64"; minutes = 4.0; steps = 0; batch = 8; lr = 1e-3; seed = 1; };
+ *   motion     = { size = "64x64"; minutes = 4.0; steps = 0; batch = 16; lr = 1e-3; seed = 1;
+ *                  lme_start = 1000; mask_start = 1500; };
  *   extract    = { size = "64x64"; stride = 1; };
  *   classifier = { arch = "resnet10"; width = 16; flip = false; decode = "64x64";
  *                  test_segments = 5; epochs = 8; batch = 16; lr = 0.01; segments = 3;
@@ -57,6 +58,8 @@ typedef struct {
     int motion_batch;
     double motion_lr;
     int motion_seed;
+    long motion_lme_start;   /* step from which LME and the mask train */
+    long motion_mask_start;  /* step from which the mask weights the global loss */
     /* extraction */
     int extract_w, extract_h, extract_stride;
     /* classifier */

@@ -55,21 +55,33 @@ int stage_exec(const char *stage, char *const argv[], const char *log_path)
         _exit(127);
     }
     close(pfd[1]);
-    /* Copy the child's output to the log and to our stderr, a line at a time,
-     * with the stage name in front (progress lines with \r pass through). */
-    char buf[4096];
-    int at_line_start = 1;
+    /* Copy the child's output to the log and to our stderr a whole line at a
+     * time with the stage name in front (stages may run in parallel: a line
+     * is written under stderr's lock, so lines never interleave). */
+    char buf[4096], line[4096];
+    size_t ll = 0;
     for (;;) {
         ssize_t n = read(pfd[0], buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         if (write(logfd, buf, (size_t)n) < 0) { /* the log is best effort */ }
         for (ssize_t i = 0; i < n; i++) {
-            if (at_line_start) fprintf(stderr, "[%s] ", stage);
-            fputc(buf[i], stderr);
-            at_line_start = buf[i] == '\n' || buf[i] == '\r';
+            if (ll < sizeof line - 1) line[ll++] = buf[i];
+            if (buf[i] == '\n' || buf[i] == '\r' || ll == sizeof line - 1) {
+                flockfile(stderr);
+                fprintf(stderr, "[%s] ", stage);
+                fwrite(line, 1, ll, stderr);
+                if (buf[i] == '\r') fputc('\n', stderr); /* progress redraws become lines */
+                fflush(stderr);
+                funlockfile(stderr);
+                ll = 0;
+            }
         }
-        fflush(stderr);
+    }
+    if (ll) {
+        flockfile(stderr);
+        fprintf(stderr, "[%s] %.*s\n", stage, (int)ll, line);
+        funlockfile(stderr);
     }
     close(pfd[0]);
     close(logfd);
