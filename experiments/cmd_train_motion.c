@@ -46,7 +46,10 @@ static void help(void)
            "  --seed S              seed of weights and batches (default 1)\n"
            "  --ckpt-every N        checkpoint period in steps (default 500)\n"
            "  --log-every N         log period in steps (default 50)\n"
-           "  --resume              continue from DIR/glocal.h5 (its model config wins)\n",
+           "  --resume              continue from DIR/glocal.h5 (its model config wins)\n\n"
+           "Data-parallel: under `glocal launch -n N -- glocal train-motion ...`, torchrun or\n"
+           "srun (RANK/WORLD_SIZE or SLURM_* set), each rank trains on batch/N pairs of the same\n"
+           "global batch and gradients are all-reduced (c10d); rank 0 logs and checkpoints.\n",
            lc.lme_start, lc.mask_start, lc.w_census);
 }
 
@@ -140,6 +143,8 @@ int cmd_train_motion(int argc, char **argv)
     nn_params st;
     nn_params_init(&st);
     int64_t step0 = 0;
+    nn_dist *dist = NULL;
+    int rank = 0, world = 1;
     nn_manual_seed((uint64_t)seed);
     if (resume) {
         if ((rc = glocal_model_load(&m, ckpt, &step0)) < 0) {
@@ -169,6 +174,28 @@ int cmd_train_motion(int argc, char **argv)
         }
         fprintf(stderr, "resuming %s at step %lld\n", ckpt, (long long)step0);
     }
+    /* Data-parallel (nn.h "distributed data-parallel"): every rank draws the same
+     * global batch from (seed, step) and trains on its slice; gradients are
+     * averaged after backward, so each step equals one process on the whole batch
+     * (up to float summation order; batch norm statistics stay per rank). With
+     * no RANK/WORLD_SIZE or Slurm variables the world is this process alone. */
+    {
+        nn_dist_options dopt = nn_dist_options_default();
+        if ((rc = nn_dist_init_from_env(&dist, &dopt)) < 0) { cli_fail(cmd, rc, "cannot join the distributed job"); goto done; }
+        rank = nn_dist_rank(dist);
+        world = nn_dist_world_size(dist);
+        if (batch % world != 0) {
+            cli_fail(cmd, GL_EINVAL, "--batch %ld must be a multiple of the %d ranks", batch, world);
+            goto done;
+        }
+        if ((rc = nn_dist_broadcast_params(dist, glocal_model_params(m))) < 0) {
+            cli_fail(cmd, rc, "cannot broadcast rank 0's parameters");
+            goto done;
+        }
+        if (world > 1 && rank == 0)
+            fprintf(stderr, "data-parallel: %d ranks (%s), %ld pairs per rank per step\n", world,
+                    nn_dist_backend_name(dist), batch / world);
+    }
     /* Data. */
     {
         cli_progress pp;
@@ -185,8 +212,10 @@ int cmd_train_motion(int argc, char **argv)
         cli_progress_end(&pp, rc < 0 ? 0 : pool, NULL);
         if (rc < 0) { cli_fail(cmd, rc, "cannot prepare the training pairs"); goto done; }
     }
-    log = fopen(logp, resume ? "a" : "w");
-    if (!log) { cli_fail(cmd, GL_EIO, "cannot write %s", logp); goto done; }
+    if (rank == 0) { /* only rank 0 writes the log and checkpoints */
+        log = fopen(logp, resume ? "a" : "w");
+        if (!log) { cli_fail(cmd, GL_EIO, "cannot write %s", logp); goto done; }
+    }
     nn_lr_schedule ls = nn_lr_schedule_default();
     ls.kind = NN_LR_CONSTANT;
     ls.base_lr = lr;
@@ -205,7 +234,8 @@ int cmd_train_motion(int argc, char **argv)
     long step = step0, last_saved = step0, last_log_step = step0;
     const size_t fb = (size_t)S * S * 3;
     int stopped_nan = 0;
-    while (step < steps && gl_now() - t0 < limit) {
+    const long per = batch / world;
+    while (step < steps) {
         /* Batches depend only on (seed, step): a resumed run sees the same ones. */
         uint64_t r = mix64((uint64_t)seed * 0x100000001B3ull + (uint64_t)step);
         for (long i = 0; i < batch; i++) {
@@ -221,20 +251,28 @@ int cmd_train_motion(int argc, char **argv)
         double gnorm = 0;
         if ((rc = nn_scope_begin(&sc)) < 0 ||
             (rc = nn_optimizer_set_lr(opt, nn_lr_at(&ls, step))) < 0 ||
-            (rc = glocal_frames_to_tensor(&ta, A, (int)batch, S, S, S)) < 0 ||
-            (rc = glocal_frames_to_tensor(&tb, B, (int)batch, S, S, S)) < 0 ||
+            (rc = glocal_frames_to_tensor(&ta, A + rank * per, (int)per, S, S, S)) < 0 ||
+            (rc = glocal_frames_to_tensor(&tb, B + rank * per, (int)per, S, S, S)) < 0 ||
             (rc = nn_optimizer_zero_grad(opt)) < 0 ||
             (rc = glocal_loss(m, ta, tb, &lc, step, &loss, &L)) < 0) {
             nn_scope_end(&sc);
             cli_fail(cmd, rc, "step %ld failed", step);
             goto done;
         }
-        if (!isfinite(L.total)) {
+        /* Stop decisions are taken together: the time budget by any rank's
+         * clock (MAX), a non-finite loss on any rank. */
+        double flags[2] = { gl_now() - t0 >= limit, !isfinite(L.total) };
+        if ((rc = nn_dist_allreduce_values(dist, flags, 2, NN_DIST_MAX)) < 0) {
             nn_scope_end(&sc);
-            stopped_nan = 1;
+            cli_fail(cmd, rc, "step %ld", step);
+            goto done;
+        }
+        if (flags[0] > 0 || flags[1] > 0) {
+            nn_scope_end(&sc);
+            stopped_nan = flags[1] > 0;
             break;
         }
-        if ((rc = nn_backward(loss)) < 0 ||
+        if ((rc = nn_backward(loss)) < 0 || (rc = nn_dist_allreduce_grads(dist, glocal_model_params(m))) < 0 ||
             (rc = nn_clip_grad_norm(glocal_model_params(m), 10.0, &gnorm)) < 0) {
             nn_scope_end(&sc);
             cli_fail(cmd, rc, "backward at step %ld failed", step);
@@ -251,7 +289,12 @@ int cmd_train_motion(int argc, char **argv)
         step++;
         if (step % log_every == 0 || step == steps) {
             double now = gl_now();
-            fprintf(log,
+            /* the logged losses are means over the ranks (every rank takes part) */
+            double v[8] = { L.total, L.global, L.census, L.local, L.smooth, L.sparse, L.mask, L.mask_mean };
+            if ((rc = nn_dist_allreduce_values(dist, v, 8, NN_DIST_MEAN)) < 0) { cli_fail(cmd, rc, "step %ld", step); goto done; }
+            L.total = v[0]; L.global = v[1]; L.census = v[2]; L.local = v[3];
+            L.smooth = v[4]; L.sparse = v[5]; L.mask = v[6]; L.mask_mean = v[7];
+            if (log) fprintf(log,
                     "{\"step\": %ld, \"time_s\": %.3f, \"loss\": %.6g, \"global\": %.6g, "
                     "\"census\": %.6g, \"local\": %.6g, \"smooth\": %.6g, \"sparse\": %.6g, "
                     "\"mask\": %.6g, \"mask_mean\": %.4f, \"grad_norm\": %.4g, \"lr\": %.4g, "
@@ -259,19 +302,19 @@ int cmd_train_motion(int argc, char **argv)
                     step, now - t0, L.total, L.global, L.census, L.local, L.smooth, L.sparse,
                     L.mask, L.mask_mean, gnorm, nn_lr_at(&ls, step - 1),
                     (double)(step - last_log_step) * batch / (now - tlog));
-            fflush(log);
+            if (log) fflush(log);
             tlog = now;
             last_log_step = step;
         }
         char extra[96];
         snprintf(extra, sizeof extra, "step %ld loss %.4f", step, L.total);
-        cli_progress_update(&pr, by_time ? (long)(gl_now() - t0) : step - step0, extra);
-        if (step % ckpt_every == 0) {
+        if (rank == 0) cli_progress_update(&pr, by_time ? (long)(gl_now() - t0) : step - step0, extra);
+        if (rank == 0 && step % ckpt_every == 0) {
             if ((rc = save(ckpt, m, opt, step)) < 0) { cli_fail(cmd, rc, "cannot save %s", ckpt); goto done; }
             last_saved = step;
         }
     }
-    cli_progress_end(&pr, by_time ? (long)(gl_now() - t0) : step - step0, NULL);
+    if (rank == 0) cli_progress_end(&pr, by_time ? (long)(gl_now() - t0) : step - step0, NULL);
     if (stopped_nan) {
         fprintf(stderr,
                 "glocal train-motion: the loss or its gradient became NaN/infinite at step %ld; "
@@ -279,10 +322,12 @@ int cmd_train_motion(int argc, char **argv)
                 step, ckpt, last_saved);
         goto done;
     }
-    if (step != last_saved || !resume) {
+    if (rank == 0 && (step != last_saved || !resume)) {
         if ((rc = save(ckpt, m, opt, step)) < 0) { cli_fail(cmd, rc, "cannot save %s", ckpt); goto done; }
     }
-    fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", step - step0, gl_now() - t0, ckpt);
+    /* nobody exits before rank 0's checkpoint is on disk */
+    if ((rc = nn_dist_barrier(dist)) < 0) { cli_fail(cmd, rc, "final barrier"); goto done; }
+    if (rank == 0) fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", step - step0, gl_now() - t0, ckpt);
     code = CLI_OK;
 done:
     if (log) fclose(log);
@@ -291,5 +336,6 @@ done:
     motion_pairs_free(&P);
     nn_optimizer_free(&opt);
     glocal_model_free(&m);
+    nn_dist_free(&dist);
     return code;
 }

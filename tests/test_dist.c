@@ -32,6 +32,7 @@
 
 #include "tests/testutil.h"
 
+#include "motion/glocal.h"
 #include "nn/nn.h"
 
 static char tmpdir[256];
@@ -723,6 +724,50 @@ static int run_capture(const char *cmd, char *out, size_t n)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* glocal train-motion under `glocal launch -n 2` (each rank half of every
+ * batch, gradients all-reduced) ends with the parameters of one process on the
+ * whole batch; the model has no batch norm, so only float summation order
+ * differs. The weights must also move between step 1 and step 4, or the
+ * comparison proves nothing. */
+static void test_train_motion_two_ranks(void **state)
+{
+    (void)state;
+    static char out[65536];
+    char cmd[2048], p0[512], p1[512], p2[512];
+    const char *args = "train-motion --synth --size 32 --batch 4 --pool 16 --seed 3 --log-every 1";
+    snprintf(p0, sizeof p0, "%s/tm0", tmpdir);
+    snprintf(p1, sizeof p1, "%s/tm1", tmpdir);
+    snprintf(p2, sizeof p2, "%s/tm2", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' --threads 1 %s --steps 1 --out '%s'", GLOCAL_BINARY, args, p0);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "'%s' --threads 1 %s --steps 4 --out '%s'", GLOCAL_BINARY, args, p1);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "'%s' launch -n 2 -- glocal %s --steps 4 --out '%s'", GLOCAL_BINARY, args, p2);
+    if (run_capture(cmd, out, sizeof out) != 0) print_error("%s\n", out);
+    assert_non_null(strstr(out, "data-parallel: 2 ranks"));
+    glocal_model *m[3] = { NULL, NULL, NULL };
+    const char *dirs[3] = { p0, p1, p2 };
+    for (int k = 0; k < 3; k++) {
+        char ck[600];
+        snprintf(ck, sizeof ck, "%s/glocal.h5", dirs[k]);
+        OK(glocal_model_load(&m[k], ck, NULL));
+    }
+    nn_params *a = glocal_model_params(m[0]), *b = glocal_model_params(m[1]), *c = glocal_model_params(m[2]);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(b->n, c->n);
+    double moved = 0, diff = 0;
+    for (int i = 0; i < b->n; i++) {
+        double d;
+        OK(nn_max_abs_diff(a->tensors[i], b->tensors[i], &d));
+        if (d > moved) moved = d;
+        OK(nn_max_abs_diff(b->tensors[i], c->tensors[i], &d));
+        if (d > diff) diff = d;
+    }
+    assert_true(moved > 1e-4);
+    assert_true(diff < 1e-5);
+    for (int k = 0; k < 3; k++) glocal_model_free(&m[k]);
+}
+
 static void test_launch(void **state)
 {
     (void)state;
@@ -808,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_permutation),
         cmocka_unit_test(test_env_read),
         cmocka_unit_test(test_launch),
+        cmocka_unit_test(test_train_motion_two_ranks),
         cmocka_unit_test(test_env_values_shards),
         cmocka_unit_test(test_two_ranks_match_one),
         cmocka_unit_test(test_dead_rank),
