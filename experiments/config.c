@@ -61,7 +61,7 @@ void exp_config_default(exp_config *c)
     const char *src[] = { "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-mixed" };
     c->nsources = 5;
     for (int i = 0; i < 5; i++) snprintf(c->sources[i], sizeof c->sources[i], "%s", src[i]);
-    c->ranks = 1;
+    c->ranks = 0;
     c->threads = 0;
 }
 
@@ -95,7 +95,7 @@ static const field schema[] = {
     { NULL, "classifier", K_GROUP, 0, 0, 0, 0, 0, NULL },
     { NULL, "sources", K_ARRAY_STR, 0, 0, 0, 0, 0, NULL },
     { NULL, "fusions", K_LIST, 0, 0, 0, 0, 0, NULL },
-    { NULL, "ranks", K_INT, 1, 64, OFF(ranks), 0, 0, NULL },
+    { NULL, "ranks", K_INT, 0, 64, OFF(ranks), 0, 0, NULL },
     { NULL, "threads", K_INT, 0, 4096, OFF(threads), 0, 0, NULL },
     { "dataset", "kind", K_STRING, 0, 0, STR(kind), kinds },
     { "dataset", "root", K_STRING, 0, 0, STR(root), NULL },
@@ -379,6 +379,10 @@ int exp_config_load(exp_config *c, const char *path)
     if (sources && (rc = load_sources(c, path, sources)) < 0) goto done;
     if (fusions && (rc = load_fusions(c, path, fusions)) < 0) goto done;
     /* cross-field checks */
+    if (c->ranks > 0 && c->motion_batch % c->ranks != 0) {
+        rc = gl_error(GL_EINVAL, "%s: motion.batch (%d) must be a multiple of ranks (%d)", path, c->motion_batch, c->ranks);
+        goto done;
+    }
     for (int i = 0; i < c->nfusions; i++)
         for (int k = 0; k < c->fusions[i].nstreams; k++) {
             int found = 0;

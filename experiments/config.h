@@ -20,8 +20,11 @@
  *   sources = [ "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-mixed" ];
  *   fusions = ( { name = "rgb+glocal-local"; streams = [ "rgb", "glocal-local" ];
  *                 weights = [ 1.0, 1.5 ]; } );
- *   ranks = 1;      # processes per training stage (glocal launch -n ranks)
- *   threads = 0;    # per process (0: cores / ranks)
+ *   ranks = 0;      # processes of the GLOCAL training stage (glocal launch -n ranks,
+ *                   # data-parallel); motion.batch must be a multiple of it. 0 = one
+ *                   # per core (CPU) or per GPU (cuda), the largest count dividing the batch
+ *   threads = 0;    # libtorch threads per stage process (0: 1; the global
+ *                   # --threads overrides); independent stages run cores/threads at a time
  */
 #ifndef GLOCAL_EXPERIMENTS_CONFIG_H
 #define GLOCAL_EXPERIMENTS_CONFIG_H

@@ -169,7 +169,7 @@ static void test_run_tiny_end_to_end(void **state)
     char out[512], log[600], cmd[2048];
     snprintf(out, sizeof out, "%s/tiny", dir);
     snprintf(log, sizeof log, "%s/run1.log", dir);
-    snprintf(cmd, sizeof cmd, "'%s' --threads 2 run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY,
+    snprintf(cmd, sizeof cmd, "'%s' run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY,
              GLOCAL_SOURCE_DIR, out);
     int st = sh(cmd, log);
     char *text = slurp(log);
