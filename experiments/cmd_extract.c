@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "datasets/cache.h"
 #include "datasets/ucf101.h"
@@ -31,6 +32,7 @@
 #include "experiments/commands.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
+#include "nn/nn.h"
 
 #include <libavutil/mem.h>
 #include <libavutil/sha.h>
@@ -495,6 +497,9 @@ static const char *usage =
     "of the flow (local motion) plus the homography per pair; rgbdiff = TSN's RGB\n"
     "difference, 3 channels in [-1, 1], stored exactly.\n"
     "\n"
+    "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
+    "computes shard K/N into CACHE.h5.shardKofN.h5 and rank 0 merges them into CACHE.h5.\n"
+    "\n"
     "Crash safety: each finished clip is spooled in CACHE.h5.parts/ and the cache is\n"
     "published atomically at the end; kill -9 loses only the clips in flight.\n"
     "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
@@ -526,7 +531,7 @@ int cmd_extract(int argc, char **argv)
     const char *cmd = "extract", *dataset = NULL, *lists = NULL, *split_file = NULL, *method = NULL;
     const char *out = NULL, *model = NULL;
     long split = 0, stride = 1, workers = 0;
-    int height = 112, width = 112, shard_k = 0, shard_n = 1;
+    int height = 112, width = 112, shard_k = 0, shard_n = 1, shard_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -560,12 +565,33 @@ int cmd_extract(int argc, char **argv)
                 return cli_usage_error(cmd, "--shard expects K/N with 0 <= K < N, got '%s'", v);
             shard_k = (int)k;
             shard_n = (int)n;
+            shard_given = 1;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
     }
     if (!dataset) return cli_usage_error(cmd, "--dataset is required");
     if (!out) return cli_usage_error(cmd, "--out is required");
+    /* Under glocal launch / torchrun / srun without --shard, rank K of N computes
+     * shard K/N into its own cache OUT.shardKofN.h5 (published on its own, so a
+     * rank that dies loses none of the others' work), and rank 0 then merges
+     * every shard into OUT. */
+    char shard_out[4096], final_out[4096] = "";
+    int dist_rank = 0, dist_world = 1;
+    if (!shard_given) {
+        nn_dist_env e;
+        int erc = nn_dist_env_read(&e);
+        if (erc < 0) return cli_fail(cmd, erc, "distributed environment");
+        if (e.world_size > 1) {
+            dist_rank = e.rank;
+            dist_world = e.world_size;
+            shard_k = e.rank;
+            shard_n = e.world_size;
+            snprintf(final_out, sizeof final_out, "%s", out);
+            snprintf(shard_out, sizeof shard_out, "%s.shard%dof%d.h5", out, shard_k, shard_n);
+            out = shard_out;
+        }
+    }
     if (!method) return cli_usage_error(cmd, "--method is required");
     if (split_file && split) return cli_usage_error(cmd, "give --split or --split-file, not both");
     const motion_method *m = NULL;
@@ -739,6 +765,37 @@ int cmd_extract(int argc, char **argv)
     }
     code = cache_error_count(c) > 0 ? CLI_FAIL : CLI_OK;
     cache_close(&c);
+    if (dist_world > 1) {
+        /* Failed clips are recorded in the shard and reported by rank 0 after
+         * the merge; a non-zero exit here would make glocal launch stop rank 0. */
+        if (dist_rank != 0) { code = CLI_OK; goto done; }
+        const char *ins[256];
+        char names[256][4096];
+        if (dist_world > 256) { cli_fail(cmd, GL_EINVAL, "at most 256 ranks"); code = CLI_FAIL; goto done; }
+        for (int k = 0; k < dist_world; k++) {
+            snprintf(names[k], sizeof names[k], "%s.shard%dof%d.h5", final_out, k, dist_world);
+            ins[k] = names[k];
+        }
+        /* the shards are published by rename: a file that exists is complete */
+        fprintf(stderr, "glocal extract: rank 0 waits for the other %d shard(s), then merges\n", dist_world - 1);
+        for (int k = 1; k < dist_world && !interrupted; k++)
+            while (access(ins[k], R_OK) != 0 && !interrupted) sleep(1);
+        if (interrupted) { code = 130; goto done; }
+        if ((rc = cache_merge(final_out, ins, dist_world)) < 0) {
+            cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
+            code = CLI_FAIL;
+            goto done;
+        }
+        if ((rc = cache_open(final_out, 0, &c)) < 0) { cli_fail(cmd, rc, "cannot reopen %s", final_out); code = CLI_FAIL; goto done; }
+        printf("%s: %ld clips, %ld pairs, %ld failed (merged from %d shards)\n", final_out, cache_clip_count(c),
+               cache_pair_count(c), cache_error_count(c), dist_world);
+        for (long i = 0; i < cache_error_count(c); i++) {
+            const cache_error *e = cache_get_error(c, i);
+            fprintf(stderr, "failed: %s: %s\n", e->name, e->message);
+        }
+        code = cache_error_count(c) > 0 ? CLI_FAIL : CLI_OK;
+        cache_close(&c);
+    }
 done:
     gl_free(tids);
     cache_writer_close(&w);

@@ -212,6 +212,14 @@ static void test_rgbdiff_against_decoded_frames(void **state)
     OK(cache_open(merged, 0, &m));
     assert_int_equal(cache_verify(m, NULL, NULL), 0);
     cache_close(&m);
+    /* the same under glocal launch -n 2 (no --shard): rank K computes shard K/2,
+     * rank 0 merges; the failed clips make rank 0, hence launch, exit 1 */
+    char dist_out[300];
+    snprintf(dist_out, sizeof dist_out, "%s/rgb_dist.h5", tmpdir);
+    const char *ad[] = { "launch", "-n", "2", "--", "glocal", "extract", "--dataset", ds, "--method",
+                         "rgbdiff", "--size", "16x24", "--stride", "5", "--out", dist_out, NULL };
+    assert_int_equal(run(ad), 1);
+    assert_same(dist_out, out);
     /* a different --size cannot resume into the same cache */
     const char *bad[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
                           "--stride", "5", "--out", out, NULL };
