@@ -112,6 +112,24 @@ static void av_glocal(runner *r, argvec *a)
     av_opt(a, "--device", "%s", cli_g.device);
 }
 
+/* Hashes s with every occurrence of `from` replaced by `to`. */
+static uint64_t hash_normalised(uint64_t h, const char *s, const char *from, const char *to)
+{
+    size_t nf = strlen(from);
+    char piece[2];
+    piece[1] = 0;
+    while (*s) {
+        if (nf && !strncmp(s, from, nf) && (s[nf] == '/' || s[nf] == 0 || s[nf] == '\'')) {
+            h = stage_hash(h, to);
+            s += nf;
+        } else {
+            piece[0] = *s++;
+            h = stage_hash(h, piece);
+        }
+    }
+    return h;
+}
+
 /* Runs one stage. *key_out gets its key (for stages that read it). extra_resume
  * is appended (not hashed) when an unfinished run of the same key exists. */
 static int run_stage(runner *r, const char *name, argvec *a, const char *const *upstream,
@@ -132,7 +150,13 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     for (int i = 1; i < a->n; i++) { /* argv[0] is this binary's path: not part of the key */
         if (strncmp(a->v[i], "--threads", 9) == 0) continue; /* results do not depend on it */
         if (i > 1 && strcmp(a->v[i - 1], "--threads") == 0) continue;
-        h = stage_hash(h, a->v[i]);
+        if (!strcmp(a->v[i], r->self)) { /* the binary: by name, wherever it was built */
+            h = stage_hash(h, "glocal\x1f");
+            continue;
+        }
+        /* paths inside OUT count relative to it and this binary by name, so a
+         * moved or copied results folder keeps its finished stages */
+        h = hash_normalised(h, a->v[i], r->out, "$OUT");
         h = stage_hash(h, "\x1f");
     }
     for (int i = 0; upstream && upstream[i]; i++) h = stage_hash(h, upstream[i]);
@@ -387,9 +411,9 @@ static int stage_samples(runner *r, stage_result *s_motion)
         last_label = cl->label;
         size_t o = strlen(script);
         snprintf(script + o, sizeof script - o,
-                 "'%s' --threads %d motion --model '%s/stages/motion/glocal.h5' --out '%s/stages/samples/%d' "
+                 "\"$1\" \"$2\" \"$3\" motion --model '%s/stages/motion/glocal.h5' --out '%s/stages/samples/%d' "
                  "--video '%s' --frame %d --zoom %d\n",
-                 r->self, r->threads, r->out, r->out, taken, cl->path,
+                 r->out, r->out, taken, cl->path,
                  r->cfg.frames > 8 ? r->cfg.frames / 2 : 0, r->cfg.width < 128 ? 3 : 1);
         taken++;
     }
@@ -398,6 +422,9 @@ static int stage_samples(runner *r, stage_result *s_motion)
     av_add(&a, "/bin/sh");
     av_add(&a, "-c");
     av_add(&a, "%s", script);
+    av_add(&a, "sh");                  /* $0 */
+    av_add(&a, "%s", r->self);         /* $1: this glocal */
+    av_opt(&a, "--threads", "%d", r->threads); /* $2 $3 (not hashed) */
     const char *up[] = { s_motion ? s_motion->key : "", NULL };
     rc = run_stage(r, "samples", &a, up, NULL, NULL, NULL);
     av_free(&a);

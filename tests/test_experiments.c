@@ -226,6 +226,18 @@ static void test_run_tiny_end_to_end(void **state)
     assert_null(strstr(text, " running\n"));
     assert_non_null(strstr(text, "skipped"));
     gl_free(text);
+    /* a copied results folder keeps every finished stage */
+    char moved[600], cmd4[2100];
+    snprintf(moved, sizeof moved, "%s/tiny-copy", dir);
+    snprintf(cmd4, sizeof cmd4, "cp -r '%s' '%s'", out, moved);
+    assert_int_equal(system(cmd4), 0);
+    snprintf(log, sizeof log, "%s/run4.log", dir);
+    snprintf(cmd4, sizeof cmd4, "'%s' run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY, GLOCAL_SOURCE_DIR, moved);
+    assert_int_equal(sh(cmd4, log), 0);
+    text = slurp(log);
+    assert_non_null(text);
+    assert_null(strstr(text, " running\n"));
+    gl_free(text);
     /* --from fuse redoes fuse and what follows, nothing before it */
     snprintf(log, sizeof log, "%s/run3.log", dir);
     char cmd3[2100];
