@@ -620,8 +620,9 @@ static int h5out_extend(h5out *o, const char *path, long pairs)
     return 0;
 }
 
-/* Writes rows [row, row+n) of a dataset whose row is `row_elems` elements. */
-static int rows_write(hid_t d, hid_t memtype, int rank, long row, long n, const void *buf)
+/* Writes (write = 1) or reads rows [row, row+n) of a dataset of the given
+ * rank: a hyperslab over the first dimension, whole rows. */
+static int rows_io(hid_t d, hid_t memtype, int rank, long row, long n, void *buf, int write)
 {
     hid_t fs = H5Dget_space(d), ms = -1;
     hsize_t start[4] = { (hsize_t)row, 0, 0, 0 }, count[4];
@@ -631,7 +632,8 @@ static int rows_write(hid_t d, hid_t memtype, int rank, long row, long n, const 
     count[0] = (hsize_t)n;
     if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto fail;
     if ((ms = H5Screate_simple(rank, count, NULL)) < 0) goto fail;
-    if (H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf) < 0) goto fail;
+    if ((write ? H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf) : H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf)) < 0)
+        goto fail;
     rc = 0;
 fail:
     if (ms >= 0) H5Sclose(ms);
@@ -639,22 +641,14 @@ fail:
     return rc;
 }
 
+static int rows_write(hid_t d, hid_t memtype, int rank, long row, long n, const void *buf)
+{
+    return rows_io(d, memtype, rank, row, n, (void *)buf, 1);
+}
+
 static int rows_read(hid_t d, hid_t memtype, int rank, long row, long n, void *buf)
 {
-    hid_t fs = H5Dget_space(d), ms = -1;
-    hsize_t start[4] = { (hsize_t)row, 0, 0, 0 }, count[4];
-    int rc = GL_EHDF5;
-    if (fs < 0) goto fail;
-    H5Sget_simple_extent_dims(fs, count, NULL);
-    count[0] = (hsize_t)n;
-    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0) goto fail;
-    if ((ms = H5Screate_simple(rank, count, NULL)) < 0) goto fail;
-    if (H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf) < 0) goto fail;
-    rc = 0;
-fail:
-    if (ms >= 0) H5Sclose(ms);
-    if (fs >= 0) H5Sclose(fs);
-    return rc;
+    return rows_io(d, memtype, rank, row, n, buf, 0);
 }
 
 /* Writes the tables, closes, and publishes tmp as path. */
