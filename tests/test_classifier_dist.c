@@ -52,28 +52,13 @@ static char tmpdir[256];
 static int setup_dir(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_cls_dist_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_cls_dist_");
 }
 
 static int remove_dir(void **state)
 {
     (void)state;
-    char cmd[320];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t n = sizeof a;
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    return test_tmpdir_remove(tmpdir);
 }
 
 /* ---- child side: no cmocka asserts; a failed check prints and returns 1 ---- */
@@ -335,7 +320,7 @@ static int wait_all(pid_t *pids, int n, double deadline_s, int *status)
 static void test_two_ranks_match_one_process(void **state)
 {
     (void)state;
-    int port = free_port();
+    int port = test_free_port();
     pid_t pids[2];
     int status[2] = { -1, -1 };
     fflush(NULL);

@@ -40,29 +40,13 @@ static char tmpdir[256];
 static int setup_dir(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_dist_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_dist_");
 }
 
 static int remove_dir(void **state)
 {
     (void)state;
-    char cmd[320];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t n = sizeof a;
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    return test_tmpdir_remove(tmpdir);
 }
 
 /* ---- child side: no cmocka asserts (they would unwind into the parent's
@@ -85,7 +69,7 @@ typedef int (*rank_fn)(int rank, int world, int port, void *ctx);
  * is still running after deadline_s is killed and the test fails (a hang). */
 static void run_ranks(int world, rank_fn fn, void *ctx, double deadline_s, int *status)
 {
-    int port = free_port();
+    int port = test_free_port();
     pid_t pids[4];
     fflush(NULL);
     for (int r = 0; r < world; r++) {

@@ -2,8 +2,13 @@
 #ifndef GLOCAL_TESTUTIL_H
 #define GLOCAL_TESTUTIL_H
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "nn/base.h"
 
@@ -30,5 +35,33 @@
             fail();                                                                         \
         }                                                                                   \
     } while (0)
+
+/* A new folder /tmp/<prefix>XXXXXX, its path in buf; 0, or -1 on failure. */
+static inline int test_tmpdir_make(char *buf, size_t n, const char *prefix)
+{
+    snprintf(buf, n, "/tmp/%sXXXXXX", prefix);
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+/* rm -rf dir; 0, or -1 on failure. */
+static inline int test_tmpdir_remove(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A TCP port on loopback that was free a moment ago (for c10d rendezvous). */
+static inline int test_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t n = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
 
 #endif
