@@ -878,7 +878,7 @@ int cmd_run(int argc, char **argv)
         }
         av_add(&a, "train-motion");
         av_opt(&a, "--out", "%s/stages/motion", r->out);
-        av_opt(&a, "--dataset", "%s", r->data);
+        add_data_args(r, &a, "--dataset");
         av_opt(&a, "--size", "%d", c->motion_w);
         if (c->motion_minutes > 0) av_opt(&a, "--minutes", "%g", c->motion_minutes);
         if (c->motion_steps > 0) av_opt(&a, "--steps", "%ld", c->motion_steps);

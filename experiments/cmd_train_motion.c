@@ -29,6 +29,8 @@ static void help(void)
            "  --synth               synthetic pairs (datasets/synth.h), rendered once\n"
            "  --camera C            synthetic camera strength, corners move C*S/16 px (default 1)\n"
            "  --dataset DIR         UCF-101 layout: pairs (t, t+gap) of train-list clips\n"
+           "  --lists DIR           folder of classInd.txt and the split lists (default: --dataset)\n"
+           "  --split N             train list of split N, 1..3 (default 1)\n"
            "  --gap G               frame gap for --dataset (default 1)\n"
            "  --pool N              pairs held in memory (default 2000)\n"
            "Model:\n"
@@ -86,8 +88,8 @@ static int pool_progress(void *ctx, long done, long total)
 int cmd_train_motion(int argc, char **argv)
 {
     const char *cmd = "train-motion";
-    const char *out = NULL, *dataset = NULL;
-    long size = 64, iters = 2, feat = 32, steps = 1000000, batch = 16, pool = 2000, gap = 1;
+    const char *out = NULL, *dataset = NULL, *lists = NULL;
+    long size = 64, iters = 2, feat = 32, steps = 1000000, batch = 16, pool = 2000, gap = 1, split = 1;
     long ckpt_every = 500, log_every = 50, seed = 1;
     double minutes = 0, lr = 1e-3, camera = 1.0;
     int resume = 0;
@@ -102,6 +104,8 @@ int cmd_train_motion(int argc, char **argv)
         i++;
         if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--dataset")) dataset = v;
+        else if (!strcmp(a, "--lists")) lists = v;
+        else if (!strcmp(a, "--split")) { if (cli_parse_int(cmd, a, v, 1, 3, &split) < 0) return CLI_USAGE; }
         else if (!strcmp(a, "--camera")) { if (cli_parse_double(cmd, a, v, &camera) < 0) return CLI_USAGE; }
         else if (!strcmp(a, "--gap")) { if (cli_parse_int(cmd, a, v, 1, 100, &gap) < 0) return CLI_USAGE; }
         else if (!strcmp(a, "--pool")) { if (cli_parse_int(cmd, a, v, 1, 10000000, &pool) < 0) return CLI_USAGE; }
@@ -201,7 +205,8 @@ int cmd_train_motion(int argc, char **argv)
         cli_progress pp;
         cli_progress_start(&pp, dataset ? "decoding pairs" : "rendering pairs", pool);
         if (dataset) {
-            rc = motion_pairs_dataset(&P, dataset, (int)pool, S, (int)gap, (uint64_t)seed, pool_progress, &pp);
+            rc = motion_pairs_dataset(&P, dataset, lists, (int)split, (int)pool, S, (int)gap, (uint64_t)seed,
+                                      pool_progress, &pp);
         } else {
             synth_config sc = synth_config_default();
             sc.width = sc.height = S;

@@ -201,16 +201,28 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int gap,
-                         uint64_t seed, int (*progress)(void *, long, long), void *ctx)
+int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, int split, int n,
+                         int size, int gap, uint64_t seed, int (*progress)(void *, long, long),
+                         void *ctx)
 {
     dataset_index *idx = NULL;
     uint8_t *two = NULL;
-    int rc = dataset_index_load(&idx, root, NULL, 1);
+    long *have = NULL;
+    int rc = dataset_index_load(&idx, root, lists, split);
     memset(p, 0, sizeof *p);
     if (rc < 0) return rc;
-    long ntrain = idx->num_split[DATASET_TRAIN];
-    if (ntrain < 1) { rc = gl_error(GL_ENOTFOUND, "%s: the train list has no clips", root); goto fail; }
+    /* Pairs come from the train clips that exist: a dataset with missing videos
+     * (listed by `glocal dataset`) still trains on what is there. */
+    long ntrain = 0;
+    have = gl_malloc(sizeof *have * (size_t)(idx->num_clips + 1));
+    if (!have) { rc = GL_ENOMEM; goto fail; }
+    for (long i = 0; i < idx->num_clips; i++)
+        if (idx->clips[i].split == DATASET_TRAIN && idx->clips[i].exists) have[ntrain++] = i;
+    if (ntrain < 1) {
+        rc = gl_error(GL_ENOTFOUND, "%s: none of the %ld clips of the train list exists", root,
+                      idx->num_split[DATASET_TRAIN]);
+        goto fail;
+    }
     if ((rc = pairs_alloc(p, n, size, size, 0)) < 0) goto fail;
     const size_t fb = (size_t)size * size * 3;
     two = gl_malloc(2 * fb);
@@ -218,7 +230,7 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int
     uint64_t st = seed;
     int filled = 0, failures = 0;
     while (filled < n) {
-        const dataset_clip *cl = &idx->clips[splitmix(&st) % ntrain];
+        const dataset_clip *cl = &idx->clips[have[splitmix(&st) % (uint64_t)ntrain]];
         video_reader_opts vo = video_reader_opts_default();
         vo.short_side = size;
         vo.width = vo.height = size;
@@ -226,9 +238,9 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int
         vo.threads = 1;
         video_reader *r = NULL;
         video_info vi;
-        if (!cl->exists || video_reader_open(&r, cl->path, &vo) < 0) {
+        if (video_reader_open(&r, cl->path, &vo) < 0) {
             if (++failures > 100 + n) {
-                rc = gl_error(GL_EIO, "%s: too many clips missing or unreadable (last: %s)", root, cl->path);
+                rc = gl_error(GL_EIO, "%s: too many clips unreadable (last: %s)", root, cl->path);
                 goto fail;
             }
             continue;
@@ -252,6 +264,7 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int
     }
     rc = 0;
 fail:
+    gl_free(have);
     if (rc < 0) motion_pairs_free(p);
     gl_free(two);
     dataset_index_free(&idx);

@@ -36,9 +36,11 @@ int motion_pairs_synth(motion_pairs *p, const synth_config *cfg, int n, uint64_t
  * of DIR/<Class>/<clip>_gt.h5. */
 int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int pairs_per_clip);
 
-/* n pairs (t, t + gap) from random clips of the train list of a UCF-101-layout
- * dataset, scaled so the short side is `size` and centre-cropped to size x size. */
-int motion_pairs_dataset(motion_pairs *p, const char *root, int n, int size, int gap,
-                         uint64_t seed, int (*progress)(void *, long, long), void *ctx);
+/* n pairs (t, t + gap) from random clips of the train list of split `split`
+ * (1..3) of a UCF-101-layout dataset (lists in `lists`, or root when NULL),
+ * scaled so the short side is `size` and centre-cropped to size x size. */
+int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, int split, int n,
+                         int size, int gap, uint64_t seed, int (*progress)(void *, long, long),
+                         void *ctx);
 
 #endif

@@ -249,6 +249,40 @@ static void test_run_tiny_end_to_end(void **state)
     gl_free(text);
 }
 
+/* train-motion on a UCF-101 layout with the official split-1 lists in their own
+ * folder (as ucfTrainTestlist/), where only 2 of the 9,537 train clips exist. */
+static void test_train_motion_on_real_ucf_layout(void **state)
+{
+    (void)state;
+    char root[600], cmd[3000], log[700];
+    snprintf(root, sizeof root, "%s/ucf", dir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/ApplyEyeMakeup' '%s/BabyCrawling' && "
+             "ln -s '%s/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi' '%s/ApplyEyeMakeup/' && "
+             "ln -s '%s/ucf101/videos/v_BabyCrawling_unknown.avi' '%s/BabyCrawling/v_BabyCrawling_g08_c01.avi' && "
+             "ln -s '%s/ucf101/splits' '%s/ucfTrainTestlist'",
+             root, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root);
+    assert_int_equal(system(cmd), 0);
+    snprintf(log, sizeof log, "%s/ucf.log", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --threads 1 train-motion --dataset '%s' --lists '%s/ucfTrainTestlist' --out '%s/m' "
+             "--steps 2 --pool 6 --batch 2 --size 32",
+             GLOCAL_BINARY, root, root, dir);
+    assert_int_equal(sh(cmd, log), 0);
+    char ck[700];
+    snprintf(ck, sizeof ck, "%s/m/glocal.h5", dir);
+    assert_int_equal(access(ck, R_OK), 0);
+    /* the same lists over a root without any of their videos: a clear error */
+    snprintf(cmd, sizeof cmd,
+             "'%s' --threads 1 train-motion --dataset '%s/m' --lists '%s/ucfTrainTestlist' --out '%s/m2' --steps 2",
+             GLOCAL_BINARY, dir, root, dir);
+    assert_int_equal(sh(cmd, log), 1);
+    char *text = slurp(log);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "none of the 9537 clips of the train list exists"));
+    gl_free(text);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -272,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_canonical_and_keys),
         cmocka_unit_test(test_stage_markers_and_exec),
         cmocka_unit_test(test_run_tiny_end_to_end),
+        cmocka_unit_test(test_train_motion_on_real_ucf_layout),
     };
     return cmocka_run_group_tests_name("experiments", tests, setup, teardown);
 }
