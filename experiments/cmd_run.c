@@ -133,7 +133,8 @@ static uint64_t hash_normalised(uint64_t h, const char *s, const char *from, con
 /* Runs one stage. *key_out gets its key (for stages that read it). extra_resume
  * is appended (not hashed) when an unfinished run of the same key exists. */
 static int run_stage(runner *r, const char *name, argvec *a, const char *const *upstream,
-                     const char *resume_flag, const char *resume_file, stage_result **res_out)
+                     const char *resume_flag, const char *resume_file, stage_result **res_out,
+                     const char *partial_ok)
 {
     pthread_mutex_lock(&r->mu);
     if (r->nst >= MAX_STAGES) {
@@ -164,7 +165,7 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     if (res_out) *res_out = res;
     /* --from: this stage and every later one in stage_order are redone */
     int forcing = r->from[0] && stage_rank(name) >= stage_rank(r->from);
-    if (!forcing && stage_is_done(res->dir, res->key, &res->seconds)) {
+    if (!forcing && stage_is_done(res->dir, res->key, &res->seconds, res->note, sizeof res->note)) {
         res->skipped = 1;
         fprintf(stderr, "glocal run: %-28s done earlier (%.1f s), skipped\n", name, res->seconds);
         return 0;
@@ -200,10 +201,20 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     int status = stage_exec(name, a->v, log);
     res->seconds = gl_now() - t0;
     if (status < 0) return status;
-    if (status != 0)
+    /* partial_ok: exit status 1 with this file in the stage folder means the
+     * stage finished and recorded items it had to skip (glocal extract: bad or
+     * missing videos, kept in the cache's /errors). The run goes on and says so. */
+    char pf[PATH_MAX + 64];
+    if (status == 1 && partial_ok) snprintf(pf, sizeof pf, "%s/%s", res->dir, partial_ok);
+    if (status == 1 && partial_ok && access(pf, R_OK) == 0) {
+        snprintf(res->note, sizeof res->note, "finished, but some items failed: see %s (glocal cache info %s)",
+                 log, pf);
+        fprintf(stderr, "glocal run: %s %s\n", name, res->note);
+    } else if (status != 0) {
         return gl_error(GL_EIO, "stage %s failed (exit status %d); its log is %s; rerun the same "
                                 "command to resume", name, status, log);
-    return stage_mark_done(res->dir, res->key, res->seconds);
+    }
+    return stage_mark_done(res->dir, res->key, res->seconds, res->note);
 }
 
 /* The last line of a stage's log that parses as a JSON object. */
@@ -272,7 +283,7 @@ static int stage_data(runner *r, stage_result **res)
     av_opt(&a, "--camera", "%s", c->camera);
     if (c->textures[0]) av_opt(&a, "--textures", "%s", c->textures);
     av_opt(&a, "--seed", "%d", c->dataset_seed);
-    int rc = run_stage(r, "data", &a, NULL, NULL, NULL, res);
+    int rc = run_stage(r, "data", &a, NULL, NULL, NULL, res, NULL);
     av_free(&a);
     return rc;
 }
@@ -305,7 +316,7 @@ static int run_chain(runner *r, int i)
             av_opt(&a, "--stride", "%d", c->extract_stride);
             snprintf(name, sizeof name, "extract-%s", src);
             const char *up[] = { r->k_data, is_glocal_source(src) ? r->k_motion : "", NULL };
-            rc = run_stage(r, name, &a, up, NULL, NULL, &s_ext);
+            rc = run_stage(r, name, &a, up, NULL, NULL, &s_ext, "cache.h5");
             av_free(&a);
             if (rc < 0) return rc;
         }
@@ -335,7 +346,7 @@ static int run_chain(runner *r, int i)
         av_opt(&a, "--seed", "%d", c->classifier_seed);
         snprintf(name, sizeof name, "train-%s", src);
         const char *up[] = { r->k_data, s_ext ? s_ext->key : "", NULL };
-        rc = run_stage(r, name, &a, up, "--resume", "checkpoint.h5", &s_tr);
+        rc = run_stage(r, name, &a, up, "--resume", "checkpoint.h5", &s_tr, NULL);
         av_free(&a);
         if (rc < 0) return rc;
         argvec e = { 0 };
@@ -350,7 +361,7 @@ static int run_chain(runner *r, int i)
         av_add(&e, "--json");
         snprintf(name, sizeof name, "evaluate-%s", src);
         const char *up2[] = { s_tr->key, s_ext ? s_ext->key : "", NULL };
-        rc = run_stage(r, name, &e, up2, NULL, NULL, &r->s_eval[i]);
+        rc = run_stage(r, name, &e, up2, NULL, NULL, &r->s_eval[i], NULL);
         av_free(&e);
         if (rc < 0) return rc;
     
@@ -426,7 +437,7 @@ static int stage_samples(runner *r, stage_result *s_motion)
     av_add(&a, "%s", r->self);         /* $1: this glocal */
     av_opt(&a, "--threads", "%d", r->threads); /* $2 $3 (not hashed) */
     const char *up[] = { s_motion ? s_motion->key : "", NULL };
-    rc = run_stage(r, "samples", &a, up, NULL, NULL, NULL);
+    rc = run_stage(r, "samples", &a, up, NULL, NULL, NULL, NULL);
     av_free(&a);
     return rc;
 }
@@ -609,6 +620,13 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
     else
         fprintf(f, "Dataset: %s at `%s`, split %d.\n\n", c->kind, r->data, c->split);
 
+    int warned = 0;
+    for (int i = 0; i < r->nst; i++)
+        if (r->st[i].note[0]) {
+            if (!warned++) fprintf(f, "## Warnings\n\n");
+            fprintf(f, "- %s: %s\n", r->st[i].name, r->st[i].note);
+        }
+    if (warned) fprintf(f, "\n");
     /* recognition */
     fprintf(f, "## Recognition (test split)\n\n");
     fprintf(f, "| stream | top-1 %% | top-5 %% | mean class %% | clips |\n|---|---:|---:|---:|---:|\n");
@@ -888,7 +906,7 @@ int cmd_run(int argc, char **argv)
         av_opt(&a, "--lme-start", "%ld", c->motion_lme_start);
         av_opt(&a, "--mask-start", "%ld", c->motion_mask_start);
         const char *up[] = { k_data, NULL };
-        rc = run_stage(r, "motion", &a, up, "--resume", "glocal.h5", &s_motion);
+        rc = run_stage(r, "motion", &a, up, "--resume", "glocal.h5", &s_motion, NULL);
         av_free(&a);
         if (rc < 0) goto fail;
         snprintf(model, sizeof model, "%s/stages/motion/glocal.h5", r->out);
@@ -902,7 +920,7 @@ int cmd_run(int argc, char **argv)
         av_opt(&a, "--dataset", "%s", r->data);
         av_add(&a, "--json");
         const char *up[] = { k_data, s_motion->key, NULL };
-        rc = run_stage(r, "eval-motion", &a, up, NULL, NULL, &s_evm);
+        rc = run_stage(r, "eval-motion", &a, up, NULL, NULL, &s_evm, NULL);
         av_free(&a);
         if (rc < 0) goto fail;
     }
@@ -935,7 +953,7 @@ int cmd_run(int argc, char **argv)
         av_add(&a, "--json");
         char name[96];
         snprintf(name, sizeof name, "fuse-%s", fu->name);
-        rc = run_stage(r, name, &a, up, NULL, NULL, &s_fuse[f]);
+        rc = run_stage(r, name, &a, up, NULL, NULL, &s_fuse[f], NULL);
         av_free(&a);
         if (rc < 0) goto fail;
     }
@@ -946,6 +964,16 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "glocal run: report: %s/report.md (and report.json)\n", r->out);
     printf("%s/report.md\n", r->out);
     code = CLI_OK;
+    for (int i = 0; i < r->nst; i++)
+        if (r->st[i].note[0]) {
+            fprintf(stderr, "glocal run: warning: %s %s\n", r->st[i].name, r->st[i].note);
+            code = 3; /* finished, but not everything: the exit status says so */
+        }
+    if (code == 3) {
+        code = CLI_FAIL;
+        gl_free(r);
+        return code;
+    }
 fail:
     if (code != CLI_OK) fprintf(stderr, "glocal run: %s\n", gl_last_error());
     gl_free(r);

@@ -93,8 +93,9 @@ int stage_exec(const char *stage, char *const argv[], const char *log_path)
     return 1;
 }
 
-int stage_is_done(const char *dir, const char *key, double *seconds)
+int stage_is_done(const char *dir, const char *key, double *seconds, char *note, size_t note_size)
 {
+    if (note && note_size) note[0] = 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/stage.json", dir);
     json_object *j = json_object_from_file(path);
@@ -102,17 +103,20 @@ int stage_is_done(const char *dir, const char *key, double *seconds)
     json_object *k, *s;
     int done = json_object_object_get_ex(j, "key", &k) && strcmp(json_object_get_string(k), key) == 0;
     if (done && seconds && json_object_object_get_ex(j, "seconds", &s)) *seconds = json_object_get_double(s);
+    if (done && note && note_size && json_object_object_get_ex(j, "note", &s))
+        snprintf(note, note_size, "%s", json_object_get_string(s));
     json_object_put(j);
     return done;
 }
 
-int stage_mark_done(const char *dir, const char *key, double seconds)
+int stage_mark_done(const char *dir, const char *key, double seconds, const char *note)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/stage.json", dir);
     json_object *j = json_object_new_object();
     json_object_object_add(j, "key", json_object_new_string(key));
     json_object_object_add(j, "seconds", json_object_new_double(seconds));
+    if (note && note[0]) json_object_object_add(j, "note", json_object_new_string(note));
     const char *text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY);
     int rc = gl_write_file_atomic(path, text, strlen(text));
     json_object_put(j);

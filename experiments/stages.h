@@ -25,6 +25,7 @@ typedef struct {
     char key[17];           /* hex */
     int skipped;            /* finished earlier with the same key */
     double seconds;         /* time this run (or the recorded time when skipped) */
+    char note[512];         /* finished with a warning (e.g. clips that failed), or "" */
 } stage_result;
 
 /* Runs argv (argv[0] = path of glocal) as a child with stdout+stderr appended
@@ -32,9 +33,10 @@ typedef struct {
  * child's exit status (0 ok), or a negative GL code if it could not start. */
 int stage_exec(const char *stage, char *const argv[], const char *log_path);
 
-/* stage.json in dir has this key. */
-int stage_is_done(const char *dir, const char *key, double *seconds);
-/* Writes stage.json (atomically). */
-int stage_mark_done(const char *dir, const char *key, double seconds);
+/* stage.json in dir has this key; *seconds and note (a warning recorded with
+ * it, "" when none; may be NULL) get what was recorded. */
+int stage_is_done(const char *dir, const char *key, double *seconds, char *note, size_t note_size);
+/* Writes stage.json (atomically); note may be NULL. */
+int stage_mark_done(const char *dir, const char *key, double seconds, const char *note);
 
 #endif

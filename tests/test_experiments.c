@@ -119,11 +119,16 @@ static void test_stage_markers_and_exec(void **state)
     snprintf(sdir, sizeof sdir, "%s/stage", dir);
     OK(gl_mkdirs(sdir));
     double secs = 0;
-    assert_int_equal(stage_is_done(sdir, "abc", &secs), 0);
-    OK(stage_mark_done(sdir, "abc", 12.5));
-    assert_int_equal(stage_is_done(sdir, "abc", &secs), 1);
+    char note[64];
+    assert_int_equal(stage_is_done(sdir, "abc", &secs, note, sizeof note), 0);
+    OK(stage_mark_done(sdir, "abc", 12.5, NULL));
+    assert_int_equal(stage_is_done(sdir, "abc", &secs, note, sizeof note), 1);
     assert_true(secs == 12.5);
-    assert_int_equal(stage_is_done(sdir, "abd", NULL), 0);
+    assert_string_equal(note, "");
+    assert_int_equal(stage_is_done(sdir, "abd", NULL, NULL, 0), 0);
+    OK(stage_mark_done(sdir, "abe", 1.0, "3 clips failed"));
+    assert_int_equal(stage_is_done(sdir, "abe", &secs, note, sizeof note), 1);
+    assert_string_equal(note, "3 clips failed");
     snprintf(log, sizeof log, "%s/run.log", sdir);
     char *ok[] = { "/bin/sh", "-c", "echo hello; exit 0", NULL };
     assert_int_equal(stage_exec("t", ok, log), 0);
@@ -249,13 +254,12 @@ static void test_run_tiny_end_to_end(void **state)
     gl_free(text);
 }
 
-/* train-motion on a UCF-101 layout with the official split-1 lists in their own
- * folder (as ucfTrainTestlist/), where only 2 of the 9,537 train clips exist. */
-static void test_train_motion_on_real_ucf_layout(void **state)
+/* A UCF-101 layout under dir/NAME: the two real clips in their class folders and
+ * the official split-1 lists as ucfTrainTestlist/ (2 of 13,320 clips present). */
+static void make_ucf_root(char *root, size_t n, const char *name)
 {
-    (void)state;
-    char root[600], cmd[3000], log[700];
-    snprintf(root, sizeof root, "%s/ucf", dir);
+    char cmd[3000];
+    snprintf(root, n, "%s/%s", dir, name);
     snprintf(cmd, sizeof cmd,
              "mkdir -p '%s/ApplyEyeMakeup' '%s/BabyCrawling' && "
              "ln -s '%s/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi' '%s/ApplyEyeMakeup/' && "
@@ -263,6 +267,15 @@ static void test_train_motion_on_real_ucf_layout(void **state)
              "ln -s '%s/ucf101/splits' '%s/ucfTrainTestlist'",
              root, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root);
     assert_int_equal(system(cmd), 0);
+}
+
+/* train-motion on a UCF-101 layout with the official split-1 lists in their own
+ * folder (as ucfTrainTestlist/), where only 2 of the 9,537 train clips exist. */
+static void test_train_motion_on_real_ucf_layout(void **state)
+{
+    (void)state;
+    char root[600], cmd[3000], log[700];
+    make_ucf_root(root, sizeof root, "ucf");
     snprintf(log, sizeof log, "%s/ucf.log", dir);
     snprintf(cmd, sizeof cmd,
              "'%s' --threads 1 train-motion --dataset '%s' --lists '%s/ucfTrainTestlist' --out '%s/m' "
@@ -281,6 +294,40 @@ static void test_train_motion_on_real_ucf_layout(void **state)
     assert_non_null(text);
     assert_non_null(strstr(text, "none of the 9537 clips of the train list exists"));
     gl_free(text);
+}
+
+/* glocal run on that UCF-101 layout (README "UCF-101"): the missing videos are
+ * recorded by extract, every stage still runs, the report warns, exit status 1. */
+static void test_run_on_real_ucf_layout(void **state)
+{
+    (void)state;
+    char root[600], cfg[700], out[700], log[700], cmd[3000];
+    make_ucf_root(root, sizeof root, "ucf-run");
+    snprintf(cfg, sizeof cfg, "%s/ucftiny.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("name = \"ucftiny\";\n"
+          "dataset = { kind = \"ucf101\"; split = 1; };\n"
+          "extract = { size = \"32x32\"; };\n"
+          "classifier = { arch = \"tiny\"; width = 8; epochs = 1; batch = 2; segments = 2; stack = 2;\n"
+          "  size = \"24x24\"; decode = \"32x32\"; test_segments = 2; };\n"
+          "sources = [ \"rgb\", \"rgbdiff\" ];\n"
+          "fusions = ( { streams = [ \"rgb\", \"rgbdiff\" ]; } );\n", f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/ucf-out", dir);
+    snprintf(log, sizeof log, "%s/ucf-run.log", dir);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --root '%s' --out '%s'", GLOCAL_BINARY, cfg, root, out);
+    assert_int_equal(sh(cmd, log), 1);
+    char rm[800];
+    snprintf(rm, sizeof rm, "%s/report.md", out);
+    char *md = slurp(rm);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "## Warnings"));
+    assert_non_null(strstr(md, "extract-rgbdiff: finished, but some items failed"));
+    /* one test clip exists (ApplyEyeMakeup g01): every row is computed on it */
+    assert_non_null(strstr(md, "| rgb | "));
+    assert_non_null(strstr(md, " | 1 |\n"));
+    gl_free(md);
 }
 
 static int setup(void **state)
@@ -307,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_stage_markers_and_exec),
         cmocka_unit_test(test_run_tiny_end_to_end),
         cmocka_unit_test(test_train_motion_on_real_ucf_layout),
+        cmocka_unit_test(test_run_on_real_ucf_layout),
     };
     return cmocka_run_group_tests_name("experiments", tests, setup, teardown);
 }
