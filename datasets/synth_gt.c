@@ -17,34 +17,30 @@ static const char gt_convention[] =
     "object, 0 elsewhere; mask[t] = 0 background, k = object k (1-based, drawn back to front) "
     "owns the pixel in frame t";
 
-static herr_t attr_int(hid_t loc, const char *name, long long v)
+/* A scalar attribute stored as file_type, written from *v of mem_type. */
+static herr_t attr_scalar(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *v)
 {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+    hid_t a = H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, mem_type, v);
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return e;
+}
+
+static herr_t attr_int(hid_t loc, const char *name, long long v)
+{
+    return attr_scalar(loc, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
 }
 
 static herr_t attr_u64(hid_t loc, const char *name, uint64_t v)
 {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_UINT64, &v);
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return e;
+    return attr_scalar(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
 }
 
 static herr_t attr_double(hid_t loc, const char *name, double v)
 {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return e;
+    return attr_scalar(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 static herr_t attr_text(hid_t loc, const char *name, const char *s)

@@ -17,6 +17,8 @@
 #include <dirent.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "tests/testutil.h"
 #include <json-c/json.h>
 
 #include "datasets/video.h"
@@ -30,16 +32,13 @@ static char tmpdir[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_video.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_video.");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_tmpdir_remove(tmpdir);
 }
 
 static int have_ffmpeg(void) { return system("ffmpeg -version >/dev/null 2>&1") == 0; }
