@@ -221,8 +221,11 @@ int cmd_eval_dhe(int argc, char **argv)
             const udhn_pair *p = &L.pairs[next];
             const udhn_points *q;
             if (udhn_points_find(&T, p->key, &q) < 0) {
+                char why[1200];
+                snprintf(why, sizeof why, "no point entry in %s (Coordinate-v2/%s.npy missing or not "
+                         "converted)", points_path, p->key);
                 skip[nskip].index = next;
-                skip[nskip++].reason = gl_strdup("no point entry (Coordinate-v2/<key>.npy not converted)");
+                skip[nskip++].reason = gl_strdup(why);
                 continue;
             }
             uint8_t *img[2] = { NULL, NULL };
@@ -304,8 +307,9 @@ int cmd_eval_dhe(int argc, char **argv)
     int counts[UDHN_NCATS + 1] = { 0 };
     for (int k = 0; k < M_N; k++)
         if (A[k].timed) { memcpy(counts, A[k].n, sizeof counts); break; }
-    printf("DHE (CA-UDHN) %s: %d pairs evaluated of %d (%d skipped), work size %dx%d, errors in\n"
-           "pixels of 640x360\n", list_path, N - nskip, N, nskip, ww, wh);
+    printf("DHE (CA-UDHN) %s: %d of %d pairs evaluated (%d skipped)\n"
+           "error: mean px over the 6 points of a pair, at 640x360; methods run at %dx%d\n",
+           list_path, N - nskip, N, nskip, ww, wh);
     printf("%-12s", "method");
     for (int c = 0; c < UDHN_NCATS; c++) printf(" %8s", udhn_category_name(c));
     printf(" %8s %8s %9s %6s\n", "mean", "all", "ms/pair", "failed");

@@ -341,6 +341,63 @@ static void test_points_file(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* ---- frames ------------------------------------------------------------------------ */
+
+/* A linear ramp survives a bilinear resize with half-pixel centres exactly
+ * (up to rounding) away from the clamped border: dst x samples src at
+ * (x + 0.5) * sw / dw - 0.5. */
+static void test_frame_load(void **state)
+{
+    (void)state;
+    char dir[256], path[512];
+    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "udhn_frame_"), 0);
+    const int sw = 64, sh = 36;
+    uint8_t *src = malloc((size_t)sw * sh * 3);
+    assert_non_null(src);
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < sw; x++) {
+            src[(y * sw + x) * 3 + 0] = (uint8_t)(3 * x + 10);
+            src[(y * sw + x) * 3 + 1] = (uint8_t)(5 * y + 20);
+            src[(y * sw + x) * 3 + 2] = 77;
+        }
+    snprintf(path, sizeof path, "%s/small.png", dir);
+    OK(image_save_png(path, src, sw, sh, 3));
+    uint8_t *rgb = NULL;
+    int w0 = 0, h0 = 0;
+    OK(udhn_frame_load(path, &rgb, &w0, &h0));
+    assert_int_equal(w0, sw);
+    assert_int_equal(h0, sh);
+    for (int y = 0; y < UDHN_HEIGHT; y += 7)
+        for (int x = 0; x < UDHN_WIDTH; x += 5) {
+            double fx = (x + 0.5) * sw / UDHN_WIDTH - 0.5, fy = (y + 0.5) * sh / UDHN_HEIGHT - 0.5;
+            fx = fx < 0 ? 0 : fx > sw - 1 ? sw - 1 : fx;
+            fy = fy < 0 ? 0 : fy > sh - 1 ? sh - 1 : fy;
+            const uint8_t *o = rgb + ((size_t)y * UDHN_WIDTH + x) * 3;
+            assert_double_equal(o[0], 3 * fx + 10, 0.5 + 1e-9);
+            assert_double_equal(o[1], 5 * fy + 20, 0.5 + 1e-9);
+            assert_int_equal(o[2], 77);
+        }
+    gl_free(rgb);
+    /* A 640x360 image comes back unchanged. */
+    uint8_t *big = malloc((size_t)UDHN_WIDTH * UDHN_HEIGHT * 3);
+    assert_non_null(big);
+    for (size_t i = 0; i < (size_t)UDHN_WIDTH * UDHN_HEIGHT * 3; i++) big[i] = (uint8_t)(i * 7 % 251);
+    snprintf(path, sizeof path, "%s/big.png", dir);
+    OK(image_save_png(path, big, UDHN_WIDTH, UDHN_HEIGHT, 3));
+    OK(udhn_frame_load(path, &rgb, NULL, NULL));
+    assert_memory_equal(rgb, big, (size_t)UDHN_WIDTH * UDHN_HEIGHT * 3);
+    gl_free(rgb);
+    /* Missing file: an error naming it, nothing allocated. */
+    snprintf(path, sizeof path, "%s/none.png", dir);
+    assert_int_equal(udhn_frame_load(path, &rgb, NULL, NULL), GL_EIO);
+    assert_null(rgb);
+    assert_non_null(strstr(gl_last_error(), "none.png"));
+    assert_int_equal(udhn_rgb_resize(src, 0, sh, big, 10, 10), GL_EINVAL);
+    free(big);
+    free(src);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* ---- scripts/udhn-points -------------------------------------------------------------- */
 
 static int have_numpy(void)
@@ -546,7 +603,11 @@ static void test_command(void **state)
     const double c = cos(0.8 * M_PI / 180) * 1.01, s = sin(0.8 * M_PI / 180) * 1.01;
     const double H1[9] = { c, -s, 4 + 320 - c * 320 + s * 180, s, c, -3 + 180 - s * 320 - c * 180, 0, 0, 1 };
     const double H2[9] = { 1.0, 0.004, -5, -0.003, 1.0, 2, 1.5e-5, -1e-5, 1 };
+    /* A pair of a video in no category: a translation (2.5, -1.5). */
+    const double H3[9] = { 1, 0, 2.5, 0, 1, -1.5, 0, 0, 1 };
     snprintf(p, sizeof p, "%s/Test/0000011", dir);
+    assert_int_equal(gl_mkdirs(p), 0);
+    snprintf(p, sizeof p, "%s/Test/0000777", dir);
     assert_int_equal(gl_mkdirs(p), 0);
     snprintf(p, sizeof p, "%s/Test/00000100", dir);
     assert_int_equal(gl_mkdirs(p), 0);
@@ -556,18 +617,32 @@ static void test_command(void **state)
     snprintf(p, sizeof p, "%s/Test/00000100/00000100_7.png", dir);
     snprintf(q, sizeof q, "%s/Test/00000100/00000100_9.png", dir);
     make_pair(PHOTOS "/astronaut.png", H2, W, Hh, p, q);
-    /* The list: LM markers on the first pair, CRLF, a third pair whose image B
-     * is missing (its points exist). */
+    snprintf(p, sizeof p, "%s/Test/0000777/a.png", dir);
+    snprintf(q, sizeof q, "%s/Test/0000777/b.png", dir);
+    make_pair(PHOTOS "/chelsea.png", H3, W, Hh, p, q);
+    snprintf(p, sizeof p, "%s/Test/00000100/bad.png", dir);
+    write_text(p, "not an image\n");
+    /* The list: LM markers on the first pair, CRLF; then a pair whose image B
+     * is missing, one whose image A is not an image (both have points) and
+     * one without points. */
     snprintf(p, sizeof p, "%s/Test_List.txt", dir);
     write_text(p, "0000011/0000011_1.pngLM 0000011/0000011_2.pngLM\r\n"
                   "00000100/00000100_7.png 00000100/00000100_9.png\r\n"
-                  "00000100/00000100_7.png 00000100/00000100_404.png\r\n");
+                  "0000777/a.png 0000777/b.png\r\n"
+                  "00000100/00000100_7.png 00000100/00000100_404.png\r\n"
+                  "00000100/bad.png 00000100/00000100_9.png\r\n"
+                  "00000100/00000100_9.png 00000100/00000100_7.png\r\n");
     char pts[4096], line[1024];
     double e1 = points_line(line, sizeof line, "0000011_1.pngLM_0000011_2.pngLM", H1, 0);
     snprintf(pts, sizeof pts, "# test points\n%s", line);
     double e2 = points_line(line, sizeof line, "00000100_7.png_00000100_9.png", H2, 1);
     strcat(pts, line);
+    double e3 = points_line(line, sizeof line, "a.png_b.png", H3, 0);
+    strcat(pts, line);
+    assert_double_equal(e3, hypot(2.5, 1.5), 1e-9);
     points_line(line, sizeof line, "00000100_7.png_00000100_404.png", H2, 0);
+    strcat(pts, line);
+    points_line(line, sizeof line, "bad.png_00000100_9.png", H2, 0);
     strcat(pts, line);
     snprintf(p, sizeof p, "%s/udhn_points.txt", dir);
     write_text(p, pts);
@@ -576,15 +651,15 @@ static void test_command(void **state)
     snprintf(cmd, sizeof cmd,
              "'%s' --threads 2 eval-dhe '%s' --json > '%s/out.txt' 2> '%s/err.txt'",
              GLOCAL_BINARY, dir, dir, dir);
-    assert_int_equal(run(cmd), 1); /* one pair skipped */
+    assert_int_equal(run(cmd), 1); /* pairs skipped */
     void *data;
     size_t size;
     json_object *o = last_json(dir);
     json_object *v, *pc;
     assert_true(json_object_object_get_ex(o, "skipped", &v));
-    assert_int_equal(json_object_get_int(v), 1);
+    assert_int_equal(json_object_get_int(v), 3);
     assert_true(json_object_object_get_ex(o, "evaluated", &v));
-    assert_int_equal(json_object_get_int(v), 2);
+    assert_int_equal(json_object_get_int(v), 3);
     assert_true(json_object_object_get_ex(o, "pairs", &pc));
     assert_true(json_object_object_get_ex(pc, "RE", &v));
     assert_int_equal(json_object_get_int(v), 1);
@@ -592,29 +667,36 @@ static void test_command(void **state)
     assert_int_equal(json_object_get_int(v), 1);
     assert_true(json_object_object_get_ex(pc, "SF", &v));
     assert_int_equal(json_object_get_int(v), 0);
+    assert_true(json_object_object_get_ex(pc, "all", &v));
+    assert_int_equal(json_object_get_int(v), 3);
     /* Identity: exactly the analytic mean displacement (JSON keeps 6 digits). */
     assert_double_equal(jget(o, "identity", "RE"), e1, 1e-4 * e1);
     assert_double_equal(jget(o, "identity", "LL"), e2, 1e-4 * e2);
     assert_double_equal(jget(o, "identity", "mean"), (e1 + e2) / 2, 1e-4 * e1);
-    assert_double_equal(jget(o, "identity", "all"), (e1 + e2) / 2, 1e-4 * e1);
+    assert_double_equal(jget(o, "identity", "all"), (e1 + e2 + e3) / 3, 1e-4 * e1);
     assert_true(isnan(jget(o, "identity", "SF")));
     /* The estimators recover the homographies to under a pixel. */
     const char *good[] = { "refine", "tvl1-ransac" };
     for (int k = 0; k < 2; k++)
-        for (int cat = 0; cat < 2; cat++) {
-            double e = jget(o, good[k], cat ? "LL" : "RE");
+        for (int cat = 0; cat < 3; cat++) {
+            const char *col = cat == 0 ? "RE" : cat == 1 ? "LL" : "all";
+            double e = jget(o, good[k], col);
             if (!(e < 1.0)) {
-                print_error("%s %s error %g px, expected < 1\n", good[k], cat ? "LL" : "RE", e);
+                print_error("%s %s error %g px, expected < 1\n", good[k], col, e);
                 fail();
             }
         }
     json_object_put(o);
-    /* The skipped pair is named on stderr with its list line. */
+    /* The skipped pairs are named on stderr with their list lines and why. */
     snprintf(p, sizeof p, "%s/err.txt", dir);
     OK(gl_read_file(p, &data, &size));
     data = gl_realloc(data, size + 1);
     ((char *)data)[size] = 0;
-    if (!strstr(data, "Test_List.txt:3 00000100_7.png_00000100_404.png")) {
+    if (!strstr(data, "Test_List.txt:4 00000100_7.png_00000100_404.png") ||
+        !strstr(data, "00000100_404.png: cannot open") ||
+        !strstr(data, "Test_List.txt:5 bad.png_00000100_9.png") ||
+        !strstr(data, "Test_List.txt:6 00000100_9.png_00000100_7.png") ||
+        !strstr(data, "no point entry in")) {
         print_error("stderr does not name the skipped pair:\n%s\n", (char *)data);
         fail();
     }
@@ -699,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_list_alloc_failures),
         cmocka_unit_test(test_pair_error),
         cmocka_unit_test(test_points_file),
+        cmocka_unit_test(test_frame_load),
         cmocka_unit_test(test_converter),
         cmocka_unit_test(test_command),
     };
