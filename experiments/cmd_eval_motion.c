@@ -22,7 +22,8 @@ static void help(void)
            "fraction under 1 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
            "the background leakage (mean |local flow| off the foreground) and the mask IoU\n"
            "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
-           "Methods: glocal (network + robust refinement + LME), glocal-net (the network's DLT\n"
+           "Methods: glocal (network + robust refinement + LME), glocal-residual (the same, its\n"
+           "local flow before the mask), glocal-net (the network's DLT\n"
            "homography alone), refine (robust refinement from the identity, no network) and\n"
            "tvl1-ransac (TV-L1 flow, RANSAC homography; local = flow minus homography, mask =\n"
            "RANSAC outliers).\n\n"
@@ -41,8 +42,8 @@ static void help(void)
            "  --json                print one JSON object with every number as the last line\n");
 }
 
-enum { M_GLOCAL, M_NET, M_REFINE, M_TVL1, M_N };
-static const char *mname[M_N] = { "glocal", "glocal-net", "refine", "tvl1-ransac" };
+enum { M_GLOCAL, M_RESID, M_NET, M_REFINE, M_TVL1, M_N };
+static const char *mname[M_N] = { "glocal", "glocal-residual", "glocal-net", "refine", "tvl1-ransac" };
 
 typedef struct {
     int n, nl, ni, nk;
@@ -204,14 +205,15 @@ int cmd_eval_motion(int argc, char **argv)
             pb[j] = P.b + (size_t)(i0 + j) * hw * 3;
         }
         for (int k = 0; k < M_N; k++) {
-            if ((k == M_GLOCAL || k == M_NET) && !m) continue;
-            if (k == M_TVL1) continue;
+            if ((k == M_GLOCAL || k == M_RESID || k == M_NET) && !m) continue;
+            if (k == M_TVL1 || (k == M_RESID && !local_tvl1)) continue;
             glocal_infer_options o;
             glocal_infer_options_default(&o);
             o.use_network = k != M_REFINE;
-            o.lme = k == M_GLOCAL;
-            o.refine = k == M_REFINE || (k == M_GLOCAL && refine);
-            o.local_tvl1 = k == M_GLOCAL && local_tvl1;
+            o.lme = k == M_GLOCAL || k == M_RESID;
+            o.refine = k == M_REFINE || (o.lme && refine);
+            o.local_tvl1 = o.lme && local_tvl1;
+            o.local_gate = k != M_RESID;
             double t0 = gl_now();
             if ((rc = glocal_infer(k == M_REFINE ? NULL : m, pa, pb, n, W, H, &o, &r)) < 0) {
                 gl_free((void *)pa);
@@ -260,11 +262,11 @@ int cmd_eval_motion(int argc, char **argv)
     summary S[M_N];
     for (int k = 0; k < M_N; k++) S[k] = summarise(&A[k]);
     printf("%d pairs, %dx%d (%s)\n", N, W, H, synth ? "synthetic, rendered" : dataset);
-    printf("%-12s %9s %9s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
+    printf("%-15s %9s %9s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
            "globEPE", "localEPEfg", "leakage", "IoU", "IoUall", "ms/pair");
     for (int k = 0; k < M_N; k++) {
         if (!A[k].n) continue;
-        printf("%-12s %9.3f %9.3f %7.3f %9.3f %11.3f %9.3f %7.3f %7.3f %9.2f\n", mname[k], S[k].mean,
+        printf("%-15s %9.3f %9.3f %7.3f %9.3f %11.3f %9.3f %7.3f %7.3f %9.2f\n", mname[k], S[k].mean,
                S[k].median, S[k].under1, S[k].epe, S[k].lfg, S[k].leak, S[k].iou, S[k].iou_pooled,
                S[k].ms);
     }

@@ -11,9 +11,10 @@
  *
  * Methods plug in through `motion_method`: a per-worker state and a
  * function that turns n frame pairs into n fields (and homographies). The
- * GLOCAL methods (glocal-local|global|mixed) run motion/glocal.h's
- * glocal_infer on the batch: the local, global or mixed flow is stored, and
- * the refined homography of every pair.
+ * GLOCAL methods (glocal-local|residual|global|mixed) run motion/glocal.h's
+ * glocal_infer on the batch: the local (masked), residual (local before the
+ * mask), global or mixed flow is stored, and the refined homography of every
+ * pair.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -208,7 +209,7 @@ static int glocal_state_init(void **out, int w, int h)
     return 0;
 }
 
-typedef enum { GLOCAL_LOCAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
+typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
 
 static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
                         int h, float *fields, float *homs, glocal_part part)
@@ -217,11 +218,12 @@ static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *con
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.lme = part != GLOCAL_GLOBAL;
+    o.local_gate = part != GLOCAL_RESIDUAL;
     glocal_result r = { 0 }; /* glocal_infer allocates it */
     int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
     if (rc < 0) goto done;
     size_t per = (size_t)2 * w * h;
-    const float *src = part == GLOCAL_LOCAL ? r.local_flow : part == GLOCAL_GLOBAL ? r.global_flow : r.mixed_flow;
+    const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow : r.local_flow;
     memcpy(fields, src, sizeof(float) * per * (size_t)n);
     for (int i = 0; i < n; i++)
         for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)r.homography[9 * i + k];
@@ -234,6 +236,12 @@ static int glocal_local_pairs(void *st, const uint8_t *const *a, const uint8_t *
                               int h, float *fields, float *homs)
 {
     return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_LOCAL);
+}
+
+static int glocal_residual_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n,
+                                 int w, int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_RESIDUAL);
 }
 
 static int glocal_global_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
@@ -265,6 +273,8 @@ static const motion_method methods[] = {
     { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe },
     { "glocal-local", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_local_pairs,
       glocal_describe },
+    { "glocal-residual", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free,
+      glocal_residual_pairs, glocal_describe },
     { "glocal-global", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_global_pairs,
       glocal_describe },
     { "glocal-mixed", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_mixed_pairs,
@@ -483,7 +493,9 @@ static const char *usage =
     "  --split N         all clips of split N (train, test and val lists; default 1)\n"
     "  --split-file F    only the clips of list F (e.g. .../testlist01.txt)\n"
     "  --method M        tvl1 | tvl1-minus-homography | rgbdiff\n"
-    "                    glocal-local | glocal-global | glocal-mixed (GLOCAL, needs --model)\n"
+    "                    glocal-local | glocal-residual | glocal-global | glocal-mixed\n"
+    "                    (GLOCAL, needs --model; glocal-residual = the local flow before the\n"
+    "                    mask: TV-L1 on the pair aligned by GLOCAL's homography)\n"
     "  --out CACHE.h5    the cache; rerunning the same command resumes it\n"
     "  --size HxW        field grid: frames are resized to it (default 112x112)\n"
     "  --stride S        frames between the two of a pair, and between pairs (default 1)\n"
@@ -599,7 +611,7 @@ int cmd_extract(int argc, char **argv)
         if (!strcmp(methods[i].name, method)) m = &methods[i];
     if (!m)
         return cli_usage_error(cmd, "--method: unknown '%s' (tvl1, tvl1-minus-homography, rgbdiff, "
-                               "glocal-local, glocal-global, glocal-mixed)", method);
+                               "glocal-local, glocal-residual, glocal-global, glocal-mixed)", method);
     int is_glocal = !strncmp(method, "glocal-", 7);
     if (model && !is_glocal) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
     if (is_glocal && !model)

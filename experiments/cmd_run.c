@@ -696,7 +696,8 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
                 fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, x[0], x[1], x[2], x[3], x[4],
                         x[5], x[6], x[7]);
             }
-            fprintf(f, "\nglocal = network + robust refinement + LME; glocal-net = the network's homography alone; "
+            fprintf(f, "\nglocal = network + robust refinement + LME (local flow masked); glocal-residual = the same "
+                       "local flow before the mask; glocal-net = the network's homography alone; "
                        "refine = robust refinement from the identity; tvl1-ransac = TV-L1 flow with a RANSAC "
                        "homography (local = flow minus homography).\n");
             json_object_object_add(J, "motion", json_object_get(m));

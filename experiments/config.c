@@ -9,7 +9,8 @@
 #include "nn/base.h"
 
 static const char *const known_sources[] = { "rgb", "rgbdiff", "tvl1", "tvl1-minus-homography",
-                                             "glocal-local", "glocal-global", "glocal-mixed" };
+                                             "glocal-local", "glocal-residual", "glocal-global",
+                                             "glocal-mixed" };
 
 int exp_source_known(const char *s)
 {
@@ -58,9 +59,10 @@ void exp_config_default(exp_config *c)
     c->dropout = 0.5;
     snprintf(c->optimizer, sizeof c->optimizer, "sgd");
     c->classifier_seed = 1;
-    const char *src[] = { "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-mixed" };
-    c->nsources = 5;
-    for (int i = 0; i < 5; i++) snprintf(c->sources[i], sizeof c->sources[i], "%s", src[i]);
+    const char *src[] = { "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-residual",
+                          "glocal-mixed" };
+    c->nsources = 6;
+    for (int i = 0; i < 6; i++) snprintf(c->sources[i], sizeof c->sources[i], "%s", src[i]);
     c->ranks = 0;
     c->threads = 0;
 }
@@ -257,7 +259,7 @@ static int load_sources(exp_config *c, const char *path, const config_setting_t 
         if (!v) return bad(path, e, "sources[%s] must be a string%s", "", "");
         if (!exp_source_known(v))
             return bad(path, e, "unknown motion source \"%s\" (known: rgb, rgbdiff, tvl1, tvl1-minus-homography, "
-                                "glocal-local, glocal-global, glocal-mixed)%s", v, "");
+                                "glocal-local, glocal-residual, glocal-global, glocal-mixed)%s", v, "");
         for (int j = 0; j < i; j++)
             if (strcmp(c->sources[j], v) == 0) return bad(path, e, "source \"%s\" is listed twice%s", v, "");
         snprintf(c->sources[i], sizeof c->sources[i], "%s", v);

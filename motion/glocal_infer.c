@@ -22,6 +22,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->use_network = 1;
     o->local_tvl1 = 1; /* measured better than the LME's own local flow: see glocal.h */
     o->local_thresh = 0.5;
+    o->local_gate = 1;
 }
 
 /* B aligned to A by h: out(p) = B(h p), bilinear, edge-clamped. */
@@ -45,7 +46,7 @@ static void warp_gray(const float *b, int w, int hgt, const double h[9], float *
 
 typedef struct {
     const uint8_t *const *a, *const *b;
-    int width, height, have_mask;
+    int width, height, have_mask, gate;
     double thresh;
     glocal_result *r;
 } tvl1_job;
@@ -71,7 +72,7 @@ static int tvl1_range(void *ctx, long begin, long end)
         float *lu = j->r->local_flow + i * 2 * hw, *lv = lu + hw, *mk = j->r->mask + i * hw;
         for (size_t p = 0; p < hw; p++) {
             int moving = hypot(f.u[p], f.v[p]) > j->thresh;
-            int fg = moving || (j->have_mask && mk[p] >= 0.5f);
+            int fg = !j->gate || moving || (j->have_mask && mk[p] >= 0.5f);
             lu[p] = fg ? f.u[p] : 0.0f;
             lv[p] = fg ? f.v[p] : 0.0f;
             if (moving) mk[p] = 1.0f;
@@ -295,7 +296,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(to_input_size(mask, width, height, 0, r->mask));
     }
     if (o->local_tvl1) {
-        tvl1_job tj = { a, b, width, height, o->lme, o->local_thresh, r };
+        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0, o->local_thresh, r };
         TRY(gl_parallel_for(n, 1, tvl1_range, &tj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

@@ -609,6 +609,42 @@ static void test_local_motion(void **state)
     assert_true(epe < 0.5);
     assert_true(leak < 0.05);
     assert_true(fg_hits > 0.8 * nin);
+    /* Ungated (local_gate = 0): the whole residual on the same alignment. Where
+     * the gate was open the flow is the same; where it was closed the gated
+     * flow is exactly 0 and the ungated one is the residual, small but not all
+     * zero; inside the square it still matches the ground truth. */
+    glocal_result u;
+    o.local_gate = 0;
+    OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &u));
+    double epe_u = 0, leak_u = 0;
+    long closed = 0, closed_nonzero = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t p = (size_t)y * W + x, q = (size_t)W * H + p;
+            double gx, gy;
+            apply_h(hgt, x, y, &gx, &gy);
+            if (r.mask[p] >= 0.5f) {
+                assert_float_equal(u.local_flow[p], r.local_flow[p], 1e-6);
+                assert_float_equal(u.local_flow[q], r.local_flow[q], 1e-6);
+            } else {
+                assert_true(r.local_flow[p] == 0.0f && r.local_flow[q] == 0.0f);
+                closed++;
+                closed_nonzero += u.local_flow[p] != 0.0f || u.local_flow[q] != 0.0f;
+                assert_true(hypot(u.local_flow[p], u.local_flow[q]) <= o.local_thresh + 1e-6);
+            }
+            if (x >= x0 + 3 && x < x0 + side - 3 && y >= y0 + 3 && y < y0 + side - 3)
+                epe_u += hypot(u.local_flow[p] - (dx - (gx - x)), u.local_flow[q] - (dy - (gy - y)));
+            else if (x < x0 - 6 || x >= x0 + side + 6 || y < y0 - 6 || y >= y0 + side + 6)
+                leak_u += hypot(u.local_flow[p], u.local_flow[q]);
+        }
+    epe_u /= nin;
+    leak_u /= nout;
+    print_message("ungated: EPE %.3f px inside, leakage %.4f px outside (%ld of %ld closed pixels nonzero)\n",
+                  epe_u, leak_u, closed_nonzero, closed);
+    assert_true(epe_u < 0.5);
+    assert_true(leak_u >= leak);
+    assert_true(closed_nonzero > 0);
+    glocal_result_free(&u);
     glocal_result_free(&r);
     free(ra);
     free(rb);
