@@ -208,7 +208,14 @@ int cmd_eval_dhe(int argc, char **argv)
     pa = gl_malloc(sizeof *pa * 2 * B);
     pts = gl_malloc(sizeof *pts * B);
     idx = gl_malloc(sizeof *idx * B);
-    path = gl_malloc(plen + 1024);
+    size_t longest = 0;  /* image paths are DIR/Test/NAME */
+    for (int i = 0; i < N; i++) {
+        size_t la = strlen(L.pairs[i].image_a), lb = strlen(L.pairs[i].image_b);
+        longest = la > longest ? la : longest;
+        longest = lb > longest ? lb : longest;
+    }
+    const size_t pathlen = strlen(dir) + longest + 8;
+    path = gl_malloc(pathlen);
     if (!skip || !frames || !pa || !pts || !idx || !path) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
     const uint8_t **pb = pa + B;
     cli_progress pr;
@@ -231,7 +238,7 @@ int cmd_eval_dhe(int argc, char **argv)
             uint8_t *img[2] = { NULL, NULL };
             const char *names[2] = { p->image_a, p->image_b };
             for (int k = 0; k < 2; k++) {
-                snprintf(path, plen + 1024, "%s/Test/%s", dir, names[k]);
+                snprintf(path, pathlen, "%s/Test/%s", dir, names[k]);
                 rc = udhn_frame_load(path, &img[k], NULL, NULL);
                 if (rc == GL_ENOMEM) { gl_free(img[0]); cli_fail(cmd, rc, "out of memory"); goto done; }
                 if (rc < 0) break;
