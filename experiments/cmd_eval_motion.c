@@ -16,7 +16,9 @@ GLOCAL_COMMAND(eval_motion, "eval-motion",
 
 static void help(void)
 {
-    printf("usage: glocal eval-motion [--model M] (--dataset SYNTH_DIR | --synth) [options]\n\n"
+    printf("usage: glocal eval-motion [--model M] (--dataset SYNTH_DIR | --synth) [options]\n"
+           "       glocal eval-motion --dhe DIR [options]   (= glocal eval-dhe DIR: the CA-UDHN\n"
+           "                                                 homography benchmark, real videos)\n\n"
            "Measures, per method, against the ground truth of the synthetic benchmark\n"
            "(datasets/synth.h): the 4-corner error of the homography (px; mean, median and the\n"
            "fraction under 1 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
@@ -134,8 +136,21 @@ fail:
     return rc;
 }
 
+int cmd_eval_dhe(int argc, char **argv);
+
 int cmd_eval_motion(int argc, char **argv)
 {
+    /* `eval-motion --dhe DIR ...` is `eval-dhe DIR ...` (the CA-UDHN protocol) */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--dhe")) {
+            char *av[argc];
+            int n = 0;
+            av[n++] = "eval-dhe";
+            av[n++] = argv[i + 1];
+            for (int j = 1; j < argc; j++)
+                if (j != i && j != i + 1) av[n++] = argv[j];
+            return cmd_eval_dhe(n, av);
+        }
     const char *cmd = "eval-motion";
     const char *model = NULL, *dataset = NULL;
     int synth = 0, json = 0, tvl1 = 1, refine = 1, local_tvl1 = 1;

@@ -701,11 +701,12 @@ static void test_command(void **state)
         fail();
     }
     gl_free(data);
-    /* Without the bad line: exit 0; without the points file: exit 1 and the hint. */
+    /* Without the bad line: exit 0 (through the `eval-motion --dhe DIR` spelling);
+     * without the points file: exit 1 and the hint. */
     snprintf(p, sizeof p, "%s/Test_List.txt", dir);
     write_text(p, "0000011/0000011_1.pngLM 0000011/0000011_2.pngLM\n");
     snprintf(cmd, sizeof cmd,
-             "'%s' --threads 2 eval-dhe '%s' --work-size 320x180 --json > '%s/out.txt' 2> /dev/null",
+             "'%s' --threads 2 eval-motion --work-size 320x180 --dhe '%s' --json > '%s/out.txt' 2> /dev/null",
              GLOCAL_BINARY, dir, dir);
     assert_int_equal(run(cmd), 0);
     o = last_json(dir);
