@@ -22,6 +22,8 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->use_network = 1;
     o->local_tvl1 = 1; /* measured better than the LME's own local flow: see glocal.h */
     o->local_thresh = 0.5;
+    o->local_thresh_k = 5;
+    o->local_thresh_min = 0.1;
     o->local_gate = 1;
 }
 
@@ -47,7 +49,7 @@ static void warp_gray(const float *b, int w, int hgt, const double h[9], float *
 typedef struct {
     const uint8_t *const *a, *const *b;
     int width, height, have_mask, gate;
-    double thresh;
+    double thresh, thresh_k, thresh_min;
     glocal_result *r;
 } tvl1_job;
 
@@ -70,8 +72,15 @@ static int tvl1_range(void *ctx, long begin, long end)
         warp_gray(buf + hw, W, H, j->r->homography + 9 * i, buf + 2 * hw);
         if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
         float *lu = j->r->local_flow + i * 2 * hw, *lv = lu + hw, *mk = j->r->mask + i * hw;
+        double t = j->thresh;
+        if (j->thresh_k > 0) {
+            float *mag = buf + hw; /* grey B is no longer needed */
+            for (size_t p = 0; p < hw; p++) mag[p] = hypotf(f.u[p], f.v[p]);
+            t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
+            t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
+        }
         for (size_t p = 0; p < hw; p++) {
-            int moving = hypot(f.u[p], f.v[p]) > j->thresh;
+            int moving = hypot(f.u[p], f.v[p]) > t;
             int fg = !j->gate || moving || (j->have_mask && mk[p] >= 0.5f);
             lu[p] = fg ? f.u[p] : 0.0f;
             lv[p] = fg ? f.v[p] : 0.0f;
@@ -235,6 +244,11 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (!m && (o->use_network || o->lme))
         return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
+    if (o->local_tvl1 && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 &&
+                           o->local_thresh_min >= 0 && o->local_thresh_min <= o->local_thresh))
+        return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
+                        "local_thresh_k >= 0 (got %g, %g, %g)", o->local_thresh_min, o->local_thresh,
+                        o->local_thresh_k);
     if ((rc = glocal_result_alloc(r, n, width, height)) < 0) return rc;
     const int S = m ? m->cfg.size : 0;
     int prev_grad = nn_grad_mode_set(0);
@@ -296,7 +310,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(to_input_size(mask, width, height, 0, r->mask));
     }
     if (o->local_tvl1) {
-        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0, o->local_thresh, r };
+        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0,
+                        o->local_thresh, o->local_thresh_k, o->local_thresh_min, r };
         TRY(gl_parallel_for(n, 1, tvl1_range, &tj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

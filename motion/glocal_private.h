@@ -26,4 +26,7 @@ struct glocal_model {
 int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
                        nn_tensor **local, nn_tensor **mask);
 
+/* The k-th smallest of v[0..n-1] (reorders v). */
+float glocal_quickselect(float *v, long n, long k);
+
 #endif

@@ -131,7 +131,7 @@ static inline int sample(const float *img, int w, int h, double x, double y, flo
     return 1;
 }
 
-static float quickselect(float *v, long n, long k)
+float glocal_quickselect(float *v, long n, long k)
 {
     long lo = 0, hi = n - 1;
     while (lo < hi) {
@@ -259,7 +259,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
         long m = 0;
         for (long p = 0; p < n; p++)
             if (!isnan(r[p])) sel[m++] = fabsf(r[p]);
-        double mad = quickselect(sel, m, m / 2);
+        double mad = glocal_quickselect(sel, m, m / 2);
         double cs = fmax(c->cauchy_k * 1.4826 * mad, c->cauchy_min);
         double e0 = robust_cost(L, r, cs);
         double A[8][8] = { { 0 } }, g[8] = { 0 };
