@@ -483,7 +483,7 @@ static void *worker_main(void *arg)
 static const char *usage =
     "usage: glocal extract --dataset DIR [--lists DIR] [--split-file F | --split N]\n"
     "                      --method METHOD --out CACHE.h5 [--size HxW] [--stride S]\n"
-    "                      [--shard K/N] [--workers W] [--model CKPT]\n"
+    "                      [--shard K/N] [--workers W] [--model CKPT] [--dist-timeout S]\n"
     "\n"
     "Computes METHOD between frames t and t+S of every clip and stores the fields\n"
     "in an HDF5 motion cache (schema: datasets/cache.h; `glocal cache info` shows it).\n"
@@ -510,7 +510,11 @@ static const char *usage =
     "difference, 3 channels in [-1, 1], stored exactly.\n"
     "\n"
     "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
-    "computes shard K/N into CACHE.h5.shardKofN.h5 and rank 0 merges them into CACHE.h5.\n"
+    "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"
+    "(c10d) and rank 0 merges the shards into CACHE.h5. A rank that dies makes the\n"
+    "others stop at once (exit 1; finished shards are kept, rerun to resume); one\n"
+    "that hangs, after --dist-timeout seconds (default 604800: shards may differ in\n"
+    "length by hours).\n"
     "\n"
     "Crash safety: each finished clip is spooled in CACHE.h5.parts/ and the cache is\n"
     "published atomically at the end; kill -9 loses only the clips in flight.\n"
@@ -544,6 +548,7 @@ int cmd_extract(int argc, char **argv)
     const char *out = NULL, *model = NULL;
     long split = 0, stride = 1, workers = 0;
     int height = 112, width = 112, shard_k = 0, shard_n = 1, shard_given = 0;
+    double dist_timeout = 604800;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -560,6 +565,10 @@ int cmd_extract(int argc, char **argv)
             if (cli_parse_int(cmd, a, v, 1, 99, &split) < 0) return CLI_USAGE;
         } else if (!strcmp(a, "--method")) method = v;
         else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--dist-timeout")) {
+            if (cli_parse_double(cmd, a, v, &dist_timeout) < 0) return CLI_USAGE;
+            if (!(dist_timeout > 0)) return cli_usage_error(cmd, "--dist-timeout must be > 0 seconds");
+        }
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--size")) {
             if (cli_parse_size(cmd, a, v, "hw", &height, &width) < 0) return CLI_USAGE;
@@ -590,6 +599,7 @@ int cmd_extract(int argc, char **argv)
      * every shard into OUT. */
     char shard_out[4096], final_out[4096] = "";
     int dist_rank = 0, dist_world = 1;
+    nn_dist *dist = NULL;
     if (!shard_given) {
         nn_dist_env e;
         int erc = nn_dist_env_read(&e);
@@ -642,6 +652,17 @@ int cmd_extract(int argc, char **argv)
     run_ctx x;
     memset(&x, 0, sizeof x);
     pthread_mutex_init(&x.mu, NULL);
+    if (dist_world > 1) {
+        /* Joined before any work, so a rank that fails anywhere later is seen
+         * by the others at the final barrier instead of being waited for. */
+        nn_dist_options dopt = nn_dist_options_default();
+        dopt.timeout_s = dist_timeout;
+        dopt.rendezvous_timeout_s = 300;
+        if ((rc = nn_dist_init_from_env(&dist, &dopt)) < 0) {
+            cli_fail(cmd, rc, "cannot join the distributed job");
+            goto done;
+        }
+    }
     if ((rc = dataset_index_load(&idx, dataset, lists, split_no)) < 0) {
         cli_fail(cmd, rc, "cannot read the dataset");
         goto done;
@@ -778,6 +799,15 @@ int cmd_extract(int argc, char **argv)
     code = cache_error_count(c) > 0 ? CLI_FAIL : CLI_OK;
     cache_close(&c);
     if (dist_world > 1) {
+        /* Every rank's shard is published: meet, then rank 0 merges. A rank
+         * that died (or failed before this point) makes the barrier fail here
+         * at once on the others. */
+        if ((rc = nn_dist_barrier(dist)) < 0) {
+            cli_fail(cmd, rc, "another rank stopped before finishing its shard; the finished "
+                     "shards are kept: rerun the same command to resume");
+            code = CLI_FAIL;
+            goto done;
+        }
         /* Failed clips are recorded in the shard and reported by rank 0 after
          * the merge; a non-zero exit here would make glocal launch stop rank 0. */
         if (dist_rank != 0) { code = CLI_OK; goto done; }
@@ -788,10 +818,17 @@ int cmd_extract(int argc, char **argv)
             snprintf(names[k], sizeof names[k], "%s.shard%dof%d.h5", final_out, k, dist_world);
             ins[k] = names[k];
         }
-        /* the shards are published by rename: a file that exists is complete */
-        fprintf(stderr, "glocal extract: rank 0 waits for the other %d shard(s), then merges\n", dist_world - 1);
+        /* the shards are published by rename before the barrier: a file that
+         * exists is complete (a shared file system may show it a little later) */
         for (int k = 1; k < dist_world && !interrupted; k++)
-            while (access(ins[k], R_OK) != 0 && !interrupted) sleep(1);
+            for (int t = 0; access(ins[k], R_OK) != 0 && !interrupted; t++) {
+                if (t == 120) {
+                    cli_fail(cmd, GL_EIO, "%s: not visible 120 s after its rank finished", ins[k]);
+                    code = CLI_FAIL;
+                    goto done;
+                }
+                sleep(1);
+            }
         if (interrupted) { code = 130; goto done; }
         if ((rc = cache_merge(final_out, ins, dist_world)) < 0) {
             cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
@@ -809,6 +846,7 @@ int cmd_extract(int argc, char **argv)
         cache_close(&c);
     }
 done:
+    nn_dist_free(&dist);
     gl_free(tids);
     cache_writer_close(&w);
     gl_free(jobs);

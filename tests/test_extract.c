@@ -77,13 +77,25 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Starts `glocal ARGS...` (output to tmpdir/log.txt); returns the pid. */
-static pid_t spawn(const char *const *args)
+/* Starts `glocal ARGS...` (output to tmpdir/log.txt); returns the pid. With
+ * world > 1, as rank `rank` of a torchrun-style job on loopback port `port`. */
+static pid_t spawn_rank(const char *const *args, int rank, int world, int port)
 {
     char log[300];
     snprintf(log, sizeof log, "%s/log.txt", tmpdir);
     pid_t pid = fork();
     if (pid == 0) {
+        if (world > 1) {
+            char v[32];
+            snprintf(v, sizeof v, "%d", rank);
+            setenv("RANK", v, 1);
+            setenv("LOCAL_RANK", v, 1);
+            snprintf(v, sizeof v, "%d", world);
+            setenv("WORLD_SIZE", v, 1);
+            snprintf(v, sizeof v, "%d", port);
+            setenv("MASTER_PORT", v, 1);
+            setenv("MASTER_ADDR", "127.0.0.1", 1);
+        }
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -99,6 +111,8 @@ static pid_t spawn(const char *const *args)
     }
     return pid;
 }
+
+static pid_t spawn(const char *const *args) { return spawn_rank(args, 0, 1, 0); }
 
 static int run(const char *const *args)
 {
@@ -226,6 +240,55 @@ static void test_rgbdiff_against_decoded_frames(void **state)
     assert_int_equal(run(bad), 1);
 }
 
+/* Waits for pid at most `seconds`; the exit status, or -1 (killed) on timeout. */
+static int wait_for(pid_t pid, int seconds)
+{
+    int st;
+    for (int t = 0; t < 10 * seconds; t++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+/* Distributed extract without a supervisor (torchrun / srun style): rank 1
+ * fails after joining (its dataset folder does not exist). Rank 0 finishes
+ * its shard and stops at the barrier at once, exit 1, saying why, instead of
+ * waiting for rank 1's shard forever; its own shard is kept for a rerun. */
+static void test_dead_rank_stops_the_job(void **state)
+{
+    (void)state;
+    char out[300], nowhere[300], shard0[340], logp[300];
+    snprintf(out, sizeof out, "%s/dead.h5", tmpdir);
+    snprintf(nowhere, sizeof nowhere, "%s/no-such-dataset", tmpdir);
+    snprintf(shard0, sizeof shard0, "%s.shard0of2.h5", out);
+    snprintf(logp, sizeof logp, "%s/log.txt", tmpdir);
+    unlink(logp);
+    const char *a0[] = { "--threads", "1", "extract", "--dataset", ds, "--method", "rgbdiff", "--size",
+                         "16x24", "--stride", "5", "--out", out, NULL };
+    const char *a1[] = { "--threads", "1", "extract", "--dataset", nowhere, "--method", "rgbdiff", "--size",
+                         "16x24", "--stride", "5", "--out", out, NULL };
+    int port = test_free_port();
+    pid_t p0 = spawn_rank(a0, 0, 2, port), p1 = spawn_rank(a1, 1, 2, port);
+    int r1 = wait_for(p1, 120), r0 = wait_for(p0, 120);
+    assert_int_equal(r1, 1);
+    assert_int_equal(r0, 1); /* not -1: it did not hang */
+    assert_int_equal(access(shard0, R_OK), 0);
+    assert_int_not_equal(access(out, F_OK), 0);
+    void *log;
+    size_t n;
+    OK(gl_read_file(logp, &log, &n));
+    log = gl_realloc(log, n + 1);
+    ((char *)log)[n] = 0;
+    if (!strstr(log, "another rank stopped before finishing its shard")) {
+        print_error("rank 0 did not say why it stopped:\n%s\n", (char *)log);
+        fail();
+    }
+    gl_free(log);
+}
+
 static int spool_clips(const char *spool)
 {
     DIR *d = opendir(spool);
@@ -330,6 +393,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgbdiff_against_decoded_frames),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_dead_rank_stops_the_job),
         cmocka_unit_test(test_usage_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
