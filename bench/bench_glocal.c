@@ -88,7 +88,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, refine, full, flops_frac;
+    double gme, refine, full, flops_frac, gme_gflops, peak_gflops;
 } rates;
 
 static rates measure(int S, int batch, double seconds, int report_flops)
@@ -119,7 +119,11 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     }
     r.gme = n / (gl_now() - t0);
     nn_grad_mode_set(prev);
-    if (report_flops) r.flops_frac = r.gme * gme_flops(&c) / conv_peak();
+    if (report_flops) {
+        r.gme_gflops = r.gme * gme_flops(&c) / 1e9;
+        r.peak_gflops = conv_peak() / 1e9;
+        r.flops_frac = r.gme_gflops / r.peak_gflops;
+    }
     glocal_infer_options io;
     glocal_infer_options_default(&io);
     io.use_network = 0;
@@ -224,7 +228,8 @@ int main(int argc, char **argv)
         printf("glocal S=%d refine_only_%dproc %.1f pairs/s\n", S, procs, sum.refine);
         printf("glocal S=%d full_infer_%dthr %.1f pairs/s\n", S, threads, one.full);
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
-        printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f\n", S, threads, one.flops_frac);
+        printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f (GME %.1f GFLOP/s, conv peak %.1f GFLOP/s)\n", S,
+               threads, one.flops_frac, one.gme_gflops, one.peak_gflops);
         fflush(stdout);
     }
     return 0;
