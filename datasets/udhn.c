@@ -302,27 +302,32 @@ int udhn_pair_error(const double h[9], const udhn_points *p, double *err)
 
 /* ---- frames -------------------------------------------------------------------- */
 
+/* Source taps of output index i for bilinear resampling n_src -> n_dst with
+ * half-pixel centres (OpenCV's INTER_LINEAR, which the protocol's code uses). */
+static void resize_taps(int i, double scale, int n_src, int *i0, int *i1, double *w)
+{
+    double f = (i + 0.5) * scale - 0.5;
+    if (f < 0) f = 0;
+    *i0 = (int)f;
+    if (*i0 > n_src - 1) *i0 = n_src - 1;
+    *i1 = *i0 + 1 < n_src ? *i0 + 1 : n_src - 1;
+    *w = f - *i0;
+    if (*w > 1) *w = 1;
+}
+
 int udhn_rgb_resize(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
 {
     if (!src || !dst || sw < 1 || sh < 1 || dw < 1 || dh < 1)
         return gl_error(GL_EINVAL, "udhn_rgb_resize: bad sizes %dx%d -> %dx%d", sw, sh, dw, dh);
     const double sx = (double)sw / dw, sy = (double)sh / dh;
     for (int y = 0; y < dh; y++) {
-        double fy = (y + 0.5) * sy - 0.5;
-        if (fy < 0) fy = 0;
-        int y0 = (int)fy;
-        if (y0 > sh - 1) y0 = sh - 1;
-        int y1 = y0 + 1 < sh ? y0 + 1 : sh - 1;
-        double wy = fy - y0;
-        if (wy > 1) wy = 1;
+        int y0, y1;
+        double wy;
+        resize_taps(y, sy, sh, &y0, &y1, &wy);
         for (int x = 0; x < dw; x++) {
-            double fx = (x + 0.5) * sx - 0.5;
-            if (fx < 0) fx = 0;
-            int x0 = (int)fx;
-            if (x0 > sw - 1) x0 = sw - 1;
-            int x1 = x0 + 1 < sw ? x0 + 1 : sw - 1;
-            double wx = fx - x0;
-            if (wx > 1) wx = 1;
+            int x0, x1;
+            double wx;
+            resize_taps(x, sx, sw, &x0, &x1, &wx);
             const uint8_t *r0 = src + (size_t)y0 * sw * 3, *r1 = src + (size_t)y1 * sw * 3;
             uint8_t *o = dst + ((size_t)y * dw + x) * 3;
             for (int c = 0; c < 3; c++) {
