@@ -588,7 +588,8 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
     snprintf(gitcmd, sizeof gitcmd, "git -C '%s' rev-parse --short=12 HEAD 2>/dev/null", GLOCAL_SOURCE_DIR);
     read_cmd(gitcmd, commit, sizeof commit);
     snprintf(gitcmd, sizeof gitcmd,
-             "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | head -1 | wc -l", GLOCAL_SOURCE_DIR);
+             "git -C '%s' status --porcelain --untracked-files=no -- nn motion datasets recognition "
+             "experiments scripts CMakeLists.txt 2>/dev/null | head -1 | wc -l", GLOCAL_SOURCE_DIR);
     read_cmd(gitcmd, dirty, sizeof dirty);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -611,7 +612,7 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
     if (!f) { json_object_put(J); return gl_error(GL_EIO, "%s: cannot write: %s", tmp, strerror(errno)); }
     fprintf(f, "# glocal experiment: %s\n\n", c->name);
     fprintf(f, "Produced by `%s` (config `%s`) at commit `%s`%s on %s.\n\n", r->cmdline, c->path,
-            commit[0] ? commit : "unknown", atoi(dirty) > 0 ? " (with uncommitted changes)" : "", date);
+            commit[0] ? commit : "unknown", atoi(dirty) > 0 ? " (with uncommitted changes to the code)" : "", date);
     fprintf(f, "Machine: %s.\n\n", machine);
     if (!strcmp(c->kind, "synthetic"))
         fprintf(f, "Dataset: synthetic, %d classes x %d clips of %d frames at %dx%d, camera %s, seed %d "
