@@ -24,6 +24,8 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
+    o->mask_sigma = 1.0 / 16;
+    o->mask_range = 20;
     o->local_gate = 1;
 }
 
@@ -46,10 +48,41 @@ static void warp_gray(const float *b, int w, int hgt, const double h[9], float *
         }
 }
 
+/* Edge-aware clean-up of a binary mask: a joint (cross) bilateral filter
+ * guided by the grey frame (Tomasi & Manduchi 1998; Petschnigg et al. and
+ * Eisemann & Durand 2004), m'(p) = sum_q w m(q) / sum_q w with
+ * w = exp(-|p - q|^2 / 2 ss^2) exp(-(I(p) - I(q))^2 / 2 sr^2), kept >= 0.5.
+ * Motion evidence spills into flat background (TV regularisation) and misses
+ * the slow parts of objects; averaging it within regions of similar grey
+ * level snaps it to the object's edges. sw: (2R+1)^2 + 256 floats. */
+static void mask_bilateral(const float *grey, int W, int H, int R, double ss, double sr,
+                           const uint8_t *in, uint8_t *out, float *sw)
+{
+    const int K = 2 * R + 1;
+    float *rw = sw + K * K;
+    for (int dy = -R; dy <= R; dy++)
+        for (int dx = -R; dx <= R; dx++)
+            sw[(dy + R) * K + dx + R] = (float)exp(-(dx * dx + dy * dy) / (2 * ss * ss));
+    for (int d = 0; d < 256; d++) rw[d] = (float)exp(-(double)d * d / (2 * sr * sr));
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const float g = grey[y * W + x];
+            float s = 0, sm = 0;
+            for (int yy = y - R < 0 ? 0 : y - R; yy <= y + R && yy < H; yy++)
+                for (int xx = x - R < 0 ? 0 : x - R; xx <= x + R && xx < W; xx++) {
+                    int d = (int)(fabsf(grey[yy * W + xx] - g) + 0.5f);
+                    float w = sw[(yy - y + R) * K + xx - x + R] * rw[d > 255 ? 255 : d];
+                    s += w;
+                    sm += in[yy * W + xx] ? w : 0.0f;
+                }
+            out[y * W + x] = sm >= 0.5f * s;
+        }
+}
+
 typedef struct {
     const uint8_t *const *a, *const *b;
     int width, height, have_mask, gate;
-    double thresh, thresh_k, thresh_min;
+    double thresh, thresh_k, thresh_min, mask_sigma, mask_range;
     glocal_result *r;
 } tvl1_job;
 
@@ -58,10 +91,14 @@ static int tvl1_range(void *ctx, long begin, long end)
     tvl1_job *j = ctx;
     const int W = j->width, H = j->height;
     const size_t hw = (size_t)W * H;
+    double ss = j->mask_sigma * (W < H ? W : H);
+    const int R = ss > 0 ? (int)ceil(2 * ss) < 16 ? (int)ceil(2 * ss) : 16 : 0;
     float *buf = gl_malloc(sizeof(float) * 3 * hw);
+    float *sw = gl_malloc(sizeof(float) * ((2 * R + 1) * (2 * R + 1) + 256));
+    uint8_t *ev = gl_malloc(2 * hw);
     flow_field f = { 0 };
     int rc = GL_ENOMEM;
-    if (!buf) return rc;
+    if (!buf || !sw || !ev) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
     tvl1_config tc;
     tvl1_config_default(&tc);
@@ -79,18 +116,27 @@ static int tvl1_range(void *ctx, long begin, long end)
             t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
             t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
         }
+        /* foreground evidence: moving, or the LME's mask */
+        for (size_t p = 0; p < hw; p++)
+            ev[p] = hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f);
+        const uint8_t *fgm = ev;
+        if (R > 0) {
+            mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);
+            fgm = ev + hw;
+        }
         for (size_t p = 0; p < hw; p++) {
-            int moving = hypot(f.u[p], f.v[p]) > t;
-            int fg = !j->gate || moving || (j->have_mask && mk[p] >= 0.5f);
+            int fg = !j->gate || fgm[p];
             lu[p] = fg ? f.u[p] : 0.0f;
             lv[p] = fg ? f.v[p] : 0.0f;
-            if (moving) mk[p] = 1.0f;
+            mk[p] = fgm[p] ? 1.0f : 0.0f;
         }
     }
     rc = 0;
 fail:
     flow_field_free(&f);
     gl_free(buf);
+    gl_free(sw);
+    gl_free(ev);
     return rc;
 }
 
@@ -249,6 +295,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
                         "local_thresh_k >= 0 (got %g, %g, %g)", o->local_thresh_min, o->local_thresh,
                         o->local_thresh_k);
+    if (o->local_tvl1 && !(o->mask_sigma >= 0 && o->mask_sigma <= 1 && o->mask_range > 0))
+        return gl_error(GL_EINVAL, "glocal_infer: need 0 <= mask_sigma <= 1 and mask_range > 0 (got %g, %g)",
+                        o->mask_sigma, o->mask_range);
     if ((rc = glocal_result_alloc(r, n, width, height)) < 0) return rc;
     const int S = m ? m->cfg.size : 0;
     int prev_grad = nn_grad_mode_set(0);
@@ -310,8 +359,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(to_input_size(mask, width, height, 0, r->mask));
     }
     if (o->local_tvl1) {
-        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0,
-                        o->local_thresh, o->local_thresh_k, o->local_thresh_min, r };
+        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0, o->local_thresh,
+                        o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r };
         TRY(gl_parallel_for(n, 1, tvl1_range, &tj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
