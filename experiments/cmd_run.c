@@ -501,13 +501,54 @@ static int jsonl_to_dat(const char *jsonl, const char *xkey, const char *ykey, c
     return rows;
 }
 
-/* Training curves with gnuplot (Debian's gnuplot-nox); none when it is missing. */
+/* Classes in a confusion.csv (its header row: "true\pred,A,B,..."); 0 if unreadable. */
+static int csv_classes(const char *csv)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF && ch != '\n') n += ch == ',';
+    fclose(f);
+    return n;
+}
+
+/* A labelled heat map of each stream's confusion matrix (rows: true class,
+ * columns: predicted; the counts printed in the cells up to 30 classes). */
+static int plot_confusions(runner *r, FILE *f, const char *figs)
+{
+    int plotted = 0;
+    for (int i = 0; i < r->cfg.nsources; i++) {
+        char csv[PATH_MAX + 96];
+        snprintf(csv, sizeof csv, "%s/stages/evaluate-%s/confusion.csv", r->out, r->cfg.sources[i]);
+        int n = csv_classes(csv);
+        if (n < 1) continue;
+        int px = n <= 30 ? 560 + 12 * n : 1500, font = n <= 30 ? 9 : 5;
+        fprintf(f, "reset\nset terminal pngcairo size %d,%d font 'sans,%d'\nset output '%s/confusion-%s.png'\n"
+                   "set datafile separator ','\nunset key\nset xtics rotate by 45 right\n"
+                   "set yrange [] reverse\nset autoscale xfix\nset autoscale yfix\n"
+                   "set palette defined (0 'white', 1 '#08306b')\nset cblabel 'clips'\n"
+                   "set title '%s: test clips (rows: true class, columns: predicted)'\n"
+                   "plot '%s' matrix rowheaders columnheaders using 1:2:3 with image",
+                px + 80, px, font, figs, r->cfg.sources[i], r->cfg.sources[i], csv);
+        if (n <= 30)
+            fprintf(f, ", '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%%d', $3) : '') "
+                       "with labels");
+        fprintf(f, "\n");
+        plotted++;
+    }
+    return plotted;
+}
+
+static int have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+/* Training curves and confusion matrices with gnuplot (Debian's gnuplot-nox);
+ * none when it is missing (the report then shows evaluate's plain matrices). */
 static int plot_curves(runner *r, char *note, size_t nn)
 {
     char figs[PATH_MAX + 16], gp[PATH_MAX + 32], dat[PATH_MAX + 96];
     snprintf(figs, sizeof figs, "%s/figures", r->out);
     if (gl_mkdirs(figs) < 0) return 0;
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    if (!have_gnuplot()) {
         snprintf(note, nn, "(gnuplot not found: training curves not drawn)");
         return 0;
     }
@@ -545,6 +586,7 @@ static int plot_curves(runner *r, char *note, size_t nn)
                 figs, keys[k][1], keys[k][2], keys[k][0], plot);
         plotted++;
     }
+    plotted += plot_confusions(r, f, figs);
     fclose(f);
     char cmd[PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
@@ -648,7 +690,7 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
         json_object_array_add(jr, row);
         if (m) json_object_put(m);
         char from[PATH_MAX + 64], to[PATH_MAX + 64];
-        if (s_eval[i]) {
+        if (s_eval[i] && !have_gnuplot()) { /* else plot_confusions drew it, labelled */
             snprintf(from, sizeof from, "%s/confusion.png", s_eval[i]->dir);
             snprintf(to, sizeof to, "%s/confusion-%s.png", figs, c->sources[i]);
             copy_file(from, to);

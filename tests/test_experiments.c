@@ -223,6 +223,19 @@ static void test_run_tiny_end_to_end(void **state)
     *rec_end = 0;
     assert_null(strstr(rec_start, "–"));
     gl_free(md);
+    /* every stream's confusion matrix is a PNG in figures/ (labelled by gnuplot
+     * when it is installed, which scripts/deps does) */
+    const char *streams[] = { "rgb", "tvl1-minus-homography", "glocal-local" };
+    for (int i = 0; i < 3; i++) {
+        char png[800];
+        snprintf(png, sizeof png, "%s/figures/confusion-%s.png", out, streams[i]);
+        FILE *pf = fopen(png, "rb");
+        assert_non_null(pf);
+        unsigned char magic[8] = { 0 };
+        assert_int_equal(fread(magic, 1, 8, pf), 8);
+        fclose(pf);
+        assert_memory_equal(magic, "\x89PNG\r\n\x1a\n", 8);
+    }
     /* again: nothing runs */
     snprintf(log, sizeof log, "%s/run2.log", dir);
     assert_int_equal(sh(cmd, log), 0);
