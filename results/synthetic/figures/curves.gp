@@ -18,3 +18,81 @@ set title 'classifiers: training accuracy'
 set xlabel 'epoch'
 set ylabel 'accuracy'
 plot 'results/synthetic/stages/train-rgb/accuracy.dat' using 1:2 with linespoints lw 2 title 'rgb', 'results/synthetic/stages/train-tvl1/accuracy.dat' using 1:2 with linespoints lw 2 title 'tvl1', 'results/synthetic/stages/train-tvl1-minus-homography/accuracy.dat' using 1:2 with linespoints lw 2 title 'tvl1-minus-homography', 'results/synthetic/stages/train-glocal-local/accuracy.dat' using 1:2 with linespoints lw 2 title 'glocal-local', 'results/synthetic/stages/train-glocal-residual/accuracy.dat' using 1:2 with linespoints lw 2 title 'glocal-residual', 'results/synthetic/stages/train-glocal-mixed/accuracy.dat' using 1:2 with linespoints lw 2 title 'glocal-mixed'
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-rgb.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'rgb: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-rgb/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-tvl1.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'tvl1: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-tvl1/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-tvl1-minus-homography.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'tvl1-minus-homography: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-tvl1-minus-homography/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-glocal-local.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'glocal-local: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-glocal-local/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-glocal-residual.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'glocal-residual: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-glocal-residual/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
+reset
+set terminal pngcairo size 736,656 font 'sans,9'
+set output 'results/synthetic/figures/confusion-glocal-mixed.png'
+set datafile separator ','
+unset key
+set xtics rotate by 45 right
+set yrange [] reverse
+set autoscale xfix
+set autoscale yfix
+set palette defined (0 'white', 1 '#08306b')
+set cblabel 'clips'
+set title 'glocal-mixed: test clips (rows: true class, columns: predicted)'
+plot 'results/synthetic/stages/evaluate-glocal-mixed/confusion.csv' matrix rowheaders columnheaders using 1:2:3 with image, '' matrix rowheaders columnheaders using 1:2:($3 > 0 ? sprintf('%d', $3) : '') with labels
