@@ -136,12 +136,8 @@ static void test_stage_markers_and_exec(void **state)
     assert_int_equal(stage_exec("t", bad, log), 3);
     char *missing[] = { "/nonexistent/prog", NULL };
     assert_int_equal(stage_exec("t", missing, log), 127);
-    void *data;
-    size_t n;
-    OK(gl_read_file(log, &data, &n));
-    char *text = gl_realloc(data, n + 1);
+    char *text = test_read_text(log);
     assert_non_null(text);
-    text[n] = 0;
     assert_non_null(strstr(text, "$ /bin/sh -c echo hello; exit 0\nhello\n"));
     assert_non_null(strstr(text, "failing\n"));
     gl_free(text);
@@ -156,17 +152,6 @@ static int sh(const char *cmd, const char *log)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-static char *slurp(const char *path)
-{
-    void *d;
-    size_t n;
-    if (gl_read_file(path, &d, &n) < 0) return NULL;
-    char *s = gl_realloc(d, n + 1);
-    if (!s) { gl_free(d); return NULL; }
-    s[n] = 0;
-    return s;
-}
-
 /* Every stage of glocal run on the tiny config; the second run skips them all. */
 static void test_run_tiny_end_to_end(void **state)
 {
@@ -177,7 +162,7 @@ static void test_run_tiny_end_to_end(void **state)
     snprintf(cmd, sizeof cmd, "'%s' run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY,
              GLOCAL_SOURCE_DIR, out);
     int st = sh(cmd, log);
-    char *text = slurp(log);
+    char *text = test_read_text(log);
     if (st != 0) print_error("glocal run failed (%d):\n%s\n", st, text ? text : "");
     assert_int_equal(st, 0);
     const char *stages[] = { "data", "motion", "eval-motion", "train-rgb", "evaluate-rgb",
@@ -211,7 +196,7 @@ static void test_run_tiny_end_to_end(void **state)
     json_object_put(j);
     char rm[700];
     snprintf(rm, sizeof rm, "%s/report.md", out);
-    char *md = slurp(rm);
+    char *md = test_read_text(rm);
     assert_non_null(md);
     assert_non_null(strstr(md, "| glocal-local |"));
     assert_non_null(strstr(md, "| tvl1-ransac |"));
@@ -239,7 +224,7 @@ static void test_run_tiny_end_to_end(void **state)
     /* again: nothing runs */
     snprintf(log, sizeof log, "%s/run2.log", dir);
     assert_int_equal(sh(cmd, log), 0);
-    text = slurp(log);
+    text = test_read_text(log);
     assert_non_null(text);
     assert_null(strstr(text, " running\n"));
     assert_non_null(strstr(text, "skipped"));
@@ -252,7 +237,7 @@ static void test_run_tiny_end_to_end(void **state)
     snprintf(log, sizeof log, "%s/run4.log", dir);
     snprintf(cmd4, sizeof cmd4, "'%s' run '%s/tests/tiny.cfg' --out '%s'", GLOCAL_BINARY, GLOCAL_SOURCE_DIR, moved);
     assert_int_equal(sh(cmd4, log), 0);
-    text = slurp(log);
+    text = test_read_text(log);
     assert_non_null(text);
     assert_null(strstr(text, " running\n"));
     gl_free(text);
@@ -261,7 +246,7 @@ static void test_run_tiny_end_to_end(void **state)
     char cmd3[2100];
     snprintf(cmd3, sizeof cmd3, "%s --from fuse", cmd);
     assert_int_equal(sh(cmd3, log), 0);
-    text = slurp(log);
+    text = test_read_text(log);
     assert_non_null(strstr(text, "fuse-rgb+glocal-local        running"));
     assert_non_null(strstr(text, "train-glocal-local           done earlier"));
     gl_free(text);
@@ -303,7 +288,7 @@ static void test_train_motion_on_real_ucf_layout(void **state)
              "'%s' --threads 1 train-motion --dataset '%s/m' --lists '%s/ucfTrainTestlist' --out '%s/m2' --steps 2",
              GLOCAL_BINARY, dir, root, dir);
     assert_int_equal(sh(cmd, log), 1);
-    char *text = slurp(log);
+    char *text = test_read_text(log);
     assert_non_null(text);
     assert_non_null(strstr(text, "none of the 9537 clips of the train list exists"));
     gl_free(text);
@@ -333,7 +318,7 @@ static void test_run_on_real_ucf_layout(void **state)
     assert_int_equal(sh(cmd, log), 1);
     char rm[800];
     snprintf(rm, sizeof rm, "%s/report.md", out);
-    char *md = slurp(rm);
+    char *md = test_read_text(rm);
     assert_non_null(md);
     assert_non_null(strstr(md, "## Warnings"));
     assert_non_null(strstr(md, "extract-rgbdiff: finished, but some items failed"));

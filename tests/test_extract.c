@@ -277,13 +277,10 @@ static void test_dead_rank_stops_the_job(void **state)
     assert_int_equal(r0, 1); /* not -1: it did not hang */
     assert_int_equal(access(shard0, R_OK), 0);
     assert_int_not_equal(access(out, F_OK), 0);
-    void *log;
-    size_t n;
-    OK(gl_read_file(logp, &log, &n));
-    log = gl_realloc(log, n + 1);
-    ((char *)log)[n] = 0;
+    char *log = test_read_text(logp);
+    assert_non_null(log);
     if (!strstr(log, "another rank stopped before finishing its shard")) {
-        print_error("rank 0 did not say why it stopped:\n%s\n", (char *)log);
+        print_error("rank 0 did not say why it stopped:\n%s\n", log);
         fail();
     }
     gl_free(log);

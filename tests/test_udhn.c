@@ -464,11 +464,8 @@ static void test_converter(void **state)
     assert_false(file_exists(out));
     char errp[512];
     snprintf(errp, sizeof errp, "%s/err.txt", dir);
-    void *data;
-    size_t size;
-    OK(gl_read_file(errp, &data, &size));
-    data = gl_realloc(data, size + 1);
-    ((char *)data)[size] = 0;
+    char *data = test_read_text(errp);
+    assert_non_null(data);
     assert_non_null(strstr(data, "Coordinate-v2/short.npy"));
     assert_non_null(strstr(data, "(6, 2, 2)"));
     assert_non_null(strstr(data, "Coordinate-v2/junk.npy"));
@@ -574,12 +571,9 @@ static json_object *last_json(const char *dir)
 {
     char p[600];
     snprintf(p, sizeof p, "%s/out.txt", dir);
-    void *data;
-    size_t size;
-    OK(gl_read_file(p, &data, &size));
-    char *txt = gl_realloc(data, size + 1);
+    char *txt = test_read_text(p);
     assert_non_null(txt);
-    txt[size] = 0;
+    size_t size = strlen(txt);
     while (size && txt[size - 1] == '\n') txt[--size] = 0;
     char *last = strrchr(txt, '\n');
     json_object *o = json_tokener_parse(last ? last + 1 : txt);
@@ -652,8 +646,7 @@ static void test_command(void **state)
              "'%s' --threads 2 eval-dhe '%s' --json > '%s/out.txt' 2> '%s/err.txt'",
              GLOCAL_BINARY, dir, dir, dir);
     assert_int_equal(run(cmd), 1); /* pairs skipped */
-    void *data;
-    size_t size;
+    char *data;
     json_object *o = last_json(dir);
     json_object *v, *pc;
     assert_true(json_object_object_get_ex(o, "skipped", &v));
@@ -689,9 +682,8 @@ static void test_command(void **state)
     json_object_put(o);
     /* The skipped pairs are named on stderr with their list lines and why. */
     snprintf(p, sizeof p, "%s/err.txt", dir);
-    OK(gl_read_file(p, &data, &size));
-    data = gl_realloc(data, size + 1);
-    ((char *)data)[size] = 0;
+    data = test_read_text(p);
+    assert_non_null(data);
     if (!strstr(data, "Test_List.txt:4 00000100_7.png_00000100_404.png") ||
         !strstr(data, "00000100_404.png: cannot open") ||
         !strstr(data, "Test_List.txt:5 bad.png_00000100_9.png") ||
@@ -752,9 +744,8 @@ static void test_command(void **state)
              dir, dir);
     assert_int_equal(run(cmd), 1);
     snprintf(p, sizeof p, "%s/err.txt", dir);
-    OK(gl_read_file(p, &data, &size));
-    data = gl_realloc(data, size + 1);
-    ((char *)data)[size] = 0;
+    data = test_read_text(p);
+    assert_non_null(data);
     assert_non_null(strstr(data, "scripts/udhn-points"));
     gl_free(data);
     /* Usage errors: exit 2. */

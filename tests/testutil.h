@@ -43,6 +43,21 @@ static inline int test_tmpdir_make(char *buf, size_t n, const char *prefix)
     return mkdtemp(buf) ? 0 : -1;
 }
 
+/* The whole file as a NUL-terminated string (gl_free it), or NULL. */
+static inline char *test_read_text(const char *path)
+{
+    void *d;
+    size_t n;
+    if (gl_read_file(path, &d, &n) < 0) return NULL;
+    char *s = gl_realloc(d, n + 1);
+    if (!s) {
+        gl_free(d);
+        return NULL;
+    }
+    s[n] = 0;
+    return s;
+}
+
 /* rm -rf dir; 0, or -1 on failure. */
 static inline int test_tmpdir_remove(const char *dir)
 {
