@@ -61,18 +61,7 @@ static int remove_dir(void **state)
     return test_tmpdir_remove(tmpdir);
 }
 
-/* ---- child side: no cmocka asserts; a failed check prints and returns 1 ---- */
-
-#define CHECK(cond, ...)                                                                    \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "check failed at %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fprintf(stderr, " [%s]\n", gl_last_error());                                    \
-            return 1;                                                                       \
-        }                                                                                   \
-    } while (0)
-#define COK(call) CHECK((call) == 0, "%s", #call)
+/* ---- child side: CHECK / COK from testutil.h, no cmocka asserts ---- */
 
 static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
 

@@ -49,19 +49,8 @@ static int remove_dir(void **state)
     return test_tmpdir_remove(tmpdir);
 }
 
-/* ---- child side: no cmocka asserts (they would unwind into the parent's
- * copy of the runner); a failed check prints and exits non-zero. ---- */
-
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "rank check failed at %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fprintf(stderr, " [%s]\n", gl_last_error());                                     \
-            return 1;                                                                        \
-        }                                                                                    \
-    } while (0)
-#define COK(call) CHECK((call) == 0, "%s", #call)
+/* ---- child side: CHECK / COK from testutil.h (no cmocka asserts: they
+ * would unwind into the parent's copy of the runner) ---- */
 
 typedef int (*rank_fn)(int rank, int world, int port, void *ctx);
 

@@ -43,6 +43,21 @@ static inline int test_tmpdir_make(char *buf, size_t n, const char *prefix)
     return mkdtemp(buf) ? 0 : -1;
 }
 
+/* Checks for code that runs in a child process (a distributed rank): no
+ * cmocka assert there (it would unwind into the child's copy of the runner);
+ * a failed check prints where and why, with the library's last error, and
+ * returns 1 from the enclosing function (the child's exit status). */
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "check failed at %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fprintf(stderr, " [%s]\n", gl_last_error());                                     \
+            return 1;                                                                        \
+        }                                                                                    \
+    } while (0)
+#define COK(call) CHECK((call) == 0, "%s", #call)
+
 /* The whole file as a NUL-terminated string (gl_free it), or NULL. */
 static inline char *test_read_text(const char *path)
 {
