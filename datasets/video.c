@@ -86,14 +86,6 @@ int video_reader_opts_validate(const video_reader_opts *o)
     return 0;
 }
 
-static int fferr(int code, const char *path, const char *what, int averr)
-{
-    char buf[128];
-    const char *log = video_ffmpeg_last_log();
-    return gl_error(code, "%s: %s: %s%s%s", path, what, video_ffmpeg_strerror(averr, buf, sizeof buf),
-                    log[0] ? " — " : "", log);
-}
-
 static int interrupt_cb(void *ctx)
 {
     const video_reader *r = ctx;
@@ -144,7 +136,7 @@ static int reader_decode(video_reader *r)
         if (ret != AVERROR(EAGAIN)) {
             r->corrupt++;
             if (++errors > MAX_CONSECUTIVE_ERRORS)
-                return fferr(GL_EFORMAT, r->path, "the decoder keeps failing", ret);
+                return video_ffmpeg_error(GL_EFORMAT, r->path, "the decoder keeps failing", ret);
             continue;
         }
         if (r->flushed) return GL_EOF;   /* a decoder that drained without saying EOF */
@@ -176,7 +168,7 @@ static int reader_decode(video_reader *r)
         if (ret < 0) {
             r->corrupt++;
             if (++errors > MAX_CONSECUTIVE_ERRORS)
-                return fferr(GL_EFORMAT, r->path, "the decoder rejects every packet", ret);
+                return video_ffmpeg_error(GL_EFORMAT, r->path, "the decoder rejects every packet", ret);
         } else {
             errors = 0;
         }
@@ -350,15 +342,15 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
         /* avformat_open_input frees the context on failure. */
         if (ret == AVERROR_EXIT) rc = gl_error(GL_ECANCELED, "%s: gave up opening after %ld ms", path, o->timeout_ms);
         else if (ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) || ret == AVERROR(EISDIR))
-            rc = fferr(GL_EIO, path, "cannot open", ret);
+            rc = video_ffmpeg_error(GL_EIO, path, "cannot open", ret);
         else
-            rc = fferr(GL_EFORMAT, path, "not a media file FFmpeg recognises", ret);
+            rc = video_ffmpeg_error(GL_EFORMAT, path, "not a media file FFmpeg recognises", ret);
         goto fail;
     }
     ret = avformat_find_stream_info(r->fmt, NULL);
     if (ret < 0) {
         rc = ret == AVERROR_EXIT ? gl_error(GL_ECANCELED, "%s: gave up reading stream information after %ld ms", path, o->timeout_ms)
-                                 : fferr(GL_EFORMAT, path, "cannot read stream information", ret);
+                                 : video_ffmpeg_error(GL_EFORMAT, path, "cannot read stream information", ret);
         goto fail;
     }
     const AVCodec *codec = NULL;
@@ -376,7 +368,7 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
                       avcodec_get_name(r->fmt->streams[idx]->codecpar->codec_id));
         goto fail;
     }
-    if (ret < 0) { rc = fferr(GL_EFORMAT, path, "cannot select the video stream", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EFORMAT, path, "cannot select the video stream", ret); goto fail; }
     r->stream = ret;
     r->st = r->fmt->streams[ret];
     for (unsigned i = 0; i < r->fmt->nb_streams; i++)
@@ -385,13 +377,13 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     r->dec = avcodec_alloc_context3(codec);
     if (!r->dec) { rc = gl_error(GL_ENOMEM, "%s: out of memory", path); goto fail; }
     ret = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (ret < 0) { rc = fferr(GL_EFFMPEG, path, "cannot set up the decoder", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EFFMPEG, path, "cannot set up the decoder", ret); goto fail; }
     r->dec->thread_count = o->threads > 0 ? o->threads : gl_num_threads();
     r->dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     r->dec->pkt_timebase = r->st->time_base;
     ret = avcodec_open2(r->dec, codec, NULL);
     if (ret < 0) {
-        rc = fferr(GL_EUNSUPPORTED, path, "cannot open the decoder", ret);
+        rc = video_ffmpeg_error(GL_EUNSUPPORTED, path, "cannot open the decoder", ret);
         gl_error_prefix(rc, "codec %s", codec->name);
         goto fail;
     }
@@ -518,7 +510,7 @@ int video_reader_seek_ms(video_reader *r, double ms)
                   : av_seek_frame(r->fmt, r->stream, ts < start ? start : ts, AVSEEK_FLAG_BACKWARD);
         if (ret < 0) {
             if (backoff_s[attempt] < 0)
-                return fferr(GL_EUNSUPPORTED, r->path, "cannot seek", ret);
+                return video_ffmpeg_error(GL_EUNSUPPORTED, r->path, "cannot seek", ret);
             continue;
         }
         avcodec_flush_buffers(r->dec);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/base.h"
+
 static _Thread_local char last_log[256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -43,4 +45,12 @@ const char *video_ffmpeg_strerror(int averr, char *buf, int size)
 {
     if (av_strerror(averr, buf, (size_t)size) < 0) snprintf(buf, (size_t)size, "error %d", averr);
     return buf;
+}
+
+int video_ffmpeg_error(int code, const char *path, const char *what, int averr)
+{
+    char buf[128];
+    const char *log = video_ffmpeg_last_log();
+    return gl_error(code, "%s: %s: %s%s%s", path, what, video_ffmpeg_strerror(averr, buf, sizeof buf),
+                    log[0] ? " — " : "", log);
 }

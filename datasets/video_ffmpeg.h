@@ -13,5 +13,7 @@ const char *video_ffmpeg_last_log(void);
 void video_ffmpeg_clear_log(void);
 /* "Invalid data found when processing input" for an AVERROR code. */
 const char *video_ffmpeg_strerror(int averr, char *buf, int size);
+/* gl_error(code, "PATH: WHAT: <FFmpeg's reason> — <its last log line>"). */
+int video_ffmpeg_error(int code, const char *path, const char *what, int averr);
 
 #endif

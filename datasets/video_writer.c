@@ -58,14 +58,6 @@ int video_writer_opts_validate(const video_writer_opts *o)
     return 0;
 }
 
-static int fferr(int code, const char *path, const char *what, int averr)
-{
-    char buf[128];
-    const char *log = video_ffmpeg_last_log();
-    return gl_error(code, "%s: %s: %s%s%s", path, what, video_ffmpeg_strerror(averr, buf, sizeof buf),
-                    log[0] ? " — " : "", log);
-}
-
 static void writer_free(video_writer *w)
 {
     if (!w) return;
@@ -113,7 +105,7 @@ int video_writer_open(video_writer **wp, const char *path, int width, int height
     snprintf(w->tmp, n, "%s.tmp.%ld.%ld", path, (long)getpid(), (long)atomic_fetch_add(&counter, 1));
 
     ret = avformat_alloc_output_context2(&w->oc, NULL, "avi", w->tmp);
-    if (ret < 0) { rc = fferr(GL_EFFMPEG, path, "cannot create the AVI muxer", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EFFMPEG, path, "cannot create the AVI muxer", ret); goto fail; }
     w->oc->flags |= AVFMT_FLAG_BITEXACT;
 
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
@@ -140,9 +132,9 @@ int video_writer_open(video_writer **wp, const char *path, int width, int height
     c->sample_aspect_ratio = (AVRational){ 1, 1 };
     if (w->oc->oformat->flags & AVFMT_GLOBALHEADER) c->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     ret = avcodec_open2(c, codec, NULL);
-    if (ret < 0) { rc = fferr(GL_EFFMPEG, path, "cannot open the mpeg4 encoder", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EFFMPEG, path, "cannot open the mpeg4 encoder", ret); goto fail; }
     ret = avcodec_parameters_from_context(w->st->codecpar, c);
-    if (ret < 0) { rc = fferr(GL_EFFMPEG, path, "cannot copy encoder parameters", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EFFMPEG, path, "cannot copy encoder parameters", ret); goto fail; }
     w->st->codecpar->codec_tag = MKTAG('X', 'V', 'I', 'D');
     w->st->time_base = c->time_base;
     w->st->avg_frame_rate = rate;
@@ -152,12 +144,12 @@ int video_writer_open(video_writer **wp, const char *path, int width, int height
     w->frame->width = width;
     w->frame->height = height;
     ret = av_frame_get_buffer(w->frame, 0);
-    if (ret < 0) { rc = fferr(GL_ENOMEM, path, "cannot allocate a frame", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_ENOMEM, path, "cannot allocate a frame", ret); goto fail; }
 
     ret = avio_open(&w->oc->pb, w->tmp, AVIO_FLAG_WRITE);
-    if (ret < 0) { rc = fferr(GL_EIO, path, "cannot create the temporary file", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EIO, path, "cannot create the temporary file", ret); goto fail; }
     ret = avformat_write_header(w->oc, NULL);
-    if (ret < 0) { rc = fferr(GL_EIO, path, "cannot write the AVI header", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EIO, path, "cannot write the AVI header", ret); goto fail; }
     w->header_written = 1;
     *wp = w;
     return 0;
@@ -170,15 +162,15 @@ fail:
 static int writer_encode(video_writer *w, AVFrame *f)
 {
     int ret = avcodec_send_frame(w->enc, f);
-    if (ret < 0) return fferr(GL_EFFMPEG, w->path, "encoder refused a frame", ret);
+    if (ret < 0) return video_ffmpeg_error(GL_EFFMPEG, w->path, "encoder refused a frame", ret);
     for (;;) {
         ret = avcodec_receive_packet(w->enc, w->pkt);
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF) return 0;
-        if (ret < 0) return fferr(GL_EFFMPEG, w->path, "encoding failed", ret);
+        if (ret < 0) return video_ffmpeg_error(GL_EFFMPEG, w->path, "encoding failed", ret);
         av_packet_rescale_ts(w->pkt, w->enc->time_base, w->st->time_base);
         w->pkt->stream_index = w->st->index;
         ret = av_interleaved_write_frame(w->oc, w->pkt);
-        if (ret < 0) return fferr(GL_EIO, w->path, "cannot write a packet", ret);
+        if (ret < 0) return video_ffmpeg_error(GL_EIO, w->path, "cannot write a packet", ret);
     }
 }
 
@@ -193,7 +185,7 @@ static int writer_write(video_writer *w, const uint8_t *pix, enum AVPixelFormat 
                                   NULL, NULL, NULL);
     if (!w->sws) { rc = gl_error(GL_EFFMPEG, "%s: cannot create the colour converter", w->path); goto fail; }
     ret = av_frame_make_writable(w->frame);
-    if (ret < 0) { rc = fferr(GL_ENOMEM, w->path, "cannot get a writable frame", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_ENOMEM, w->path, "cannot get a writable frame", ret); goto fail; }
     /* libswscale reads past the end of a row (16 bytes seen at 340x256 RGB24):
      * convert from a padded copy, never from the caller's exactly-sized frame. */
     int row = w->width * bpp, pstride = FFALIGN(row, 64);
@@ -242,9 +234,9 @@ int video_writer_close(video_writer **wp)
     if (w->error) { rc = gl_error(w->error, "%s: not written: an earlier frame failed", w->path); goto fail; }
     if ((rc = writer_encode(w, NULL)) < 0) goto fail;
     ret = av_write_trailer(w->oc);
-    if (ret < 0) { rc = fferr(GL_EIO, w->path, "cannot finish the AVI file", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EIO, w->path, "cannot finish the AVI file", ret); goto fail; }
     ret = avio_closep(&w->oc->pb);
-    if (ret < 0) { rc = fferr(GL_EIO, w->path, "cannot close the temporary file", ret); goto fail; }
+    if (ret < 0) { rc = video_ffmpeg_error(GL_EIO, w->path, "cannot close the temporary file", ret); goto fail; }
     int fd = open(w->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;
