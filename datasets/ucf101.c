@@ -311,13 +311,21 @@ static int cmp_clip_group(const void *a, const void *b)
     return (x < y) ? -1 : (x > y);
 }
 
+/* The clips' addresses sorted by cmp (gl_free the array), or NULL. */
+static const dataset_clip **sorted_clips(const dataset_index *idx, int (*cmp)(const void *, const void *))
+{
+    const dataset_clip **p = gl_malloc((size_t)idx->num_clips * sizeof *p);
+    if (!p) return NULL;
+    for (long i = 0; i < idx->num_clips; i++) p[i] = &idx->clips[i];
+    qsort(p, (size_t)idx->num_clips, sizeof *p, cmp);
+    return p;
+}
+
 static int check_duplicates(const dataset_index *idx)
 {
     if (idx->num_clips < 2) return 0;
-    const dataset_clip **p = gl_malloc((size_t)idx->num_clips * sizeof *p);
+    const dataset_clip **p = sorted_clips(idx, cmp_clip_path);
     if (!p) return GL_ENOMEM;
-    for (long i = 0; i < idx->num_clips; i++) p[i] = &idx->clips[i];
-    qsort(p, (size_t)idx->num_clips, sizeof *p, cmp_clip_path);
     int rc = 0;
     for (long i = 1; i < idx->num_clips; i++) {
         if (strcasecmp(p[i - 1]->rel_path, p[i]->rel_path)) continue;
@@ -337,10 +345,8 @@ int dataset_index_check_groups(const dataset_index *idx)
 {
     if (!idx) return gl_error(GL_EINVAL, "dataset_index_check_groups: no index");
     if (idx->num_clips < 2) return 0;
-    const dataset_clip **p = gl_malloc((size_t)idx->num_clips * sizeof *p);
+    const dataset_clip **p = sorted_clips(idx, cmp_clip_group);
     if (!p) return GL_ENOMEM;
-    for (long i = 0; i < idx->num_clips; i++) p[i] = &idx->clips[i];
-    qsort(p, (size_t)idx->num_clips, sizeof *p, cmp_clip_group);
     int rc = 0;
     for (long i = 1; i < idx->num_clips; i++) {
         if (p[i - 1]->group != p[i]->group || p[i - 1]->split == p[i]->split) continue;

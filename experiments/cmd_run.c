@@ -674,6 +674,7 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
     fprintf(f, "## Recognition (test split)\n\n");
     fprintf(f, "| stream | top-1 %% | top-5 %% | mean class %% | clips |\n|---|---:|---:|---:|---:|\n");
     json_object *jr = json_object_new_array();
+    const int gnuplot = have_gnuplot();
     for (int i = 0; i < c->nsources; i++) {
         json_object *m = s_eval[i] ? load_json(s_eval[i]->dir, "metrics.json") : NULL;
         char a[16], b[16], d[16];
@@ -690,7 +691,7 @@ static int write_report(runner *r, stage_result *s_evm, stage_result **s_eval, s
         json_object_array_add(jr, row);
         if (m) json_object_put(m);
         char from[PATH_MAX + 64], to[PATH_MAX + 64];
-        if (s_eval[i] && !have_gnuplot()) { /* else plot_confusions drew it, labelled */
+        if (s_eval[i] && !gnuplot) { /* else plot_confusions drew it, labelled */
             snprintf(from, sizeof from, "%s/confusion.png", s_eval[i]->dir);
             snprintf(to, sizeof to, "%s/confusion-%s.png", figs, c->sources[i]);
             copy_file(from, to);

@@ -400,6 +400,16 @@ static void setup_import(char *videos, char *csv, size_t n)
     write_text(csv, import_csv);
 }
 
+/* The defaults with the three paths every import needs. */
+static ncaa_import_config import_config(const char *csv, const char *videos, const char *out)
+{
+    ncaa_import_config cfg = ncaa_import_config_default();
+    cfg.csv = csv;
+    cfg.videos = videos;
+    cfg.out = out;
+    return cfg;
+}
+
 static void test_import_end_to_end(void **state)
 {
     (void)state;
@@ -407,10 +417,7 @@ static void test_import_end_to_end(void **state)
     setup_import(videos, csv, sizeof videos);
     snprintf(out, sizeof out, "%s/out11", tmpdir);
 
-    ncaa_import_config cfg = ncaa_import_config_default();
-    cfg.csv = csv;
-    cfg.videos = videos;
-    cfg.out = out;
+    ncaa_import_config cfg = import_config(csv, videos, out);
     ncaa_import_report rep;
     int rc = ncaa_import(&cfg, &rep);
     if (rc < 0) fail_msg("%s", gl_last_error());
@@ -477,10 +484,7 @@ static void test_import_cancel(void **state)
     char videos[512], csv[512], out[512];
     setup_import(videos, csv, sizeof videos);
     snprintf(out, sizeof out, "%s/out_cancel", tmpdir);
-    ncaa_import_config cfg = ncaa_import_config_default();
-    cfg.csv = csv;
-    cfg.videos = videos;
-    cfg.out = out;
+    ncaa_import_config cfg = import_config(csv, videos, out);
     long seen = 0;
     cfg.progress = cancel_after_first;
     cfg.progress_ctx = &seen;
@@ -560,10 +564,7 @@ static void test_import_killed(void **state)
     }
     print_message("the killed run left %d of %d clips and %d temporary files\n", left, N, temps);
 
-    ncaa_import_config cfg = ncaa_import_config_default();
-    cfg.csv = csv;
-    cfg.videos = videos;
-    cfg.out = out;
+    ncaa_import_config cfg = import_config(csv, videos, out);
     ncaa_import_report rep;
     int rc = ncaa_import(&cfg, &rep);
     if (rc < 0) fail_msg("%s", gl_last_error());
@@ -602,11 +603,8 @@ static void test_import_parallel_same(void **state)
     setup_import(videos, csv, sizeof videos);
     snprintf(out1, sizeof out1, "%s/out_serial", tmpdir);
     snprintf(out3, sizeof out3, "%s/out_parallel", tmpdir);
-    ncaa_import_config cfg = ncaa_import_config_default();
-    cfg.csv = csv;
-    cfg.videos = videos;
+    ncaa_import_config cfg = import_config(csv, videos, out1);
     ncaa_import_report r1, r3;
-    cfg.out = out1;
     gl_set_num_threads(1);
     int rc = ncaa_import(&cfg, &r1);
     cfg.out = out3;
@@ -644,10 +642,7 @@ static void test_import_broken_game(void **state)
     write_text(p, "RIFF but not really a video at all");
     write_text(csv, "Broken_gm1,64,48,1000,3000,-1,2000,-1,-1,steal success,test\n"
                     "Broken_gm1,64,48,5000,6000,-1,5500,-1,-1,steal success,test\n");
-    ncaa_import_config cfg = ncaa_import_config_default();
-    cfg.csv = csv;
-    cfg.videos = videos;
-    cfg.out = out;
+    ncaa_import_config cfg = import_config(csv, videos, out);
     ncaa_import_report rep;
     int rc = ncaa_import(&cfg, &rep);
     if (rc < 0) fail_msg("%s", gl_last_error());

@@ -939,11 +939,7 @@ static char tmpdir[256];
 
 static void tmp_path(char *buf, size_t n, const char *name)
 {
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/glocal_test_nn_XXXXXX");
-        assert_non_null(mkdtemp(tmpdir));
-    }
-    snprintf(buf, n, "%s/%s", tmpdir, name);
+    test_tmp_path(tmpdir, sizeof tmpdir, "glocal_test_nn_", buf, n, name);
 }
 
 static void test_checkpoint_round_trip(void **state)
@@ -1126,12 +1122,7 @@ static void test_runtime_info(void **state)
 static int teardown_all(void **state)
 {
     (void)state;
-    if (tmpdir[0]) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) return -1;
-    }
-    return 0;
+    return tmpdir[0] ? test_tmpdir_remove(tmpdir) : 0;
 }
 
 int main(void)

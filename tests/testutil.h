@@ -43,6 +43,18 @@ static inline int test_tmpdir_make(char *buf, size_t n, const char *prefix)
     return mkdtemp(buf) ? 0 : -1;
 }
 
+/* dir/name in buf, dir made on first use as /tmp/<prefix>XXXXXX (for tests
+ * that remove it once at the end with test_tmpdir_remove). */
+static inline void test_tmp_path(char *dir, size_t dn, const char *prefix, char *buf, size_t n,
+                                 const char *name)
+{
+    if (!dir[0] && test_tmpdir_make(dir, dn, prefix) < 0) {
+        fprintf(stderr, "cannot make a temporary folder /tmp/%sXXXXXX\n", prefix);
+        abort();
+    }
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
 /* Checks for code that runs in a child process (a distributed rank): no
  * cmocka assert there (it would unwind into the child's copy of the runner);
  * a failed check prints where and why, with the library's last error, and
