@@ -4,7 +4,8 @@
  *
  * 1. Size and error of int16 (scale 1/128) and float16 against float32 raw,
  *    on three kinds of flow:
- *      chairs-gt    the two FlyingChairs ground-truth flows (512x384, real)
+ *      chairs-gt    the two FlyingChairs-style exact flows of the sample data
+ *                   (DATA/flow/generated, 256x192, scripts/flow-pairs)
  *      smooth+noise 56x56, 400 fields: a sum of 4 random low-frequency
  *                   sinusoids (amplitude up to 12 px per axis) plus Gaussian
  *                   noise of sigma 0.05 px (sensor-level texture of a
@@ -270,21 +271,26 @@ int main(int argc, char **argv)
     if (rc < 0) goto fail;
     /* 1. size and error */
     {
-        float *f = malloc(sizeof *f * 2 * 2 * 384 * 512);
+        float *f = NULL;
+        int fw = 0, fh = 0;
         for (int p = 0; p < 2; p++) {
             char path[4096];
-            snprintf(path, sizeof path, "%s/flow/flyingchairs/000000%d-gt.flo", data, p);
+            snprintf(path, sizeof path, "%s/flow/generated/000000%d-gt.flo", data, p);
             flow_field fl = { 0 };
             if ((rc = flow_read_flo(path, &fl)) < 0) goto fail;
-            if (fl.width != 512 || fl.height != 384) {
-                fprintf(stderr, "%s: expected 512x384\n", path);
+            if (!f) {
+                fw = fl.width, fh = fl.height;
+                f = malloc(sizeof *f * 2 * 2 * (size_t)fw * fh);
+            } else if (fl.width != fw || fl.height != fh) {
+                fprintf(stderr, "%s: expected %dx%d like pair 0\n", path, fw, fh);
                 return 1;
             }
-            memcpy(f + (size_t)p * 2 * 384 * 512, fl.u, sizeof(float) * 384 * 512);
-            memcpy(f + (size_t)p * 2 * 384 * 512 + 384 * 512, fl.v, sizeof(float) * 384 * 512);
+            const size_t plane = (size_t)fw * fh;
+            memcpy(f + (size_t)p * 2 * plane, fl.u, sizeof(float) * plane);
+            memcpy(f + (size_t)p * 2 * plane + plane, fl.v, sizeof(float) * plane);
             flow_field_free(&fl);
         }
-        if ((rc = size_report(tmp, "chairs-gt", 384, 512, 2, f)) < 0) goto fail;
+        if ((rc = size_report(tmp, "chairs-gt", fh, fw, 2, f)) < 0) goto fail;
         free(f);
         f = malloc(sizeof *f * 400 * 2 * 56 * 56);
         for (int i = 0; i < 400; i++) smooth_noise(f + (size_t)i * 2 * 56 * 56, 56, 56, 0.05);

@@ -1,4 +1,4 @@
-/* bench_tvl1 — glocal's TV-L1 on the FlyingChairs sample pairs, for the
+/* bench_tvl1 — glocal's TV-L1 on two FlyingChairs-format pairs (512x384), for the
  * interleaved comparison with OpenCV's DualTVL1 that scripts/bench runs
  * (bench/tvl1_opencv.py does the same on the same frames).
  *

@@ -20,7 +20,8 @@
 #include "datasets/cache.h"
 #include "tests/testutil.h"
 
-#define CHAIRS_FLO GLOCAL_DATA_DIR "/flow/flyingchairs/0000000-gt.flo"
+/* exact flow of a FlyingChairs-style pair (scripts/flow-pairs) */
+#define CHAIRS_FLO GLOCAL_DATA_DIR "/flow/generated/0000000-gt.flo"
 #define H 8
 #define W 12
 #define PER (2 * H * W)
@@ -292,7 +293,7 @@ static void test_quantisation(void **state)
     char path[300];
     tmp_path(path, sizeof path, "q.h5");
     int clipped;
-    /* real flow: FlyingChairs ground truth, stored as [2, h, w] */
+    /* a realistic flow: a FlyingChairs-style ground truth, stored as [2, h, w] */
     int fw = 0, fh = 0;
     float *flo = read_flo(CHAIRS_FLO, &fw, &fh);
     assert_non_null(flo);

@@ -13,7 +13,8 @@
 
 #include "datasets/image.h"
 
-#define CHAIRS GLOCAL_DATA_DIR "/flow/flyingchairs/0000000-img0.ppm"
+/* A binary P6 PPM written by numpy (scripts/flow-pairs), 256x192. */
+#define CHAIRS GLOCAL_DATA_DIR "/flow/generated/0000000-img0.ppm"
 
 static char tmpdir[256];
 
@@ -61,13 +62,13 @@ static void test_ppm_matches_direct_parse(void **state)
     int w = 0, h = 0;
     const uint8_t *ref = parse_p6(bytes, n, &w, &h);
     assert_non_null(ref);
-    assert_int_equal(w, 512);
-    assert_int_equal(h, 384);
+    assert_int_equal(w, 256);
+    assert_int_equal(h, 192);
 
     image img;
     assert_int_equal(image_load(&img, CHAIRS, 3), 0);
-    assert_int_equal(img.width, 512);
-    assert_int_equal(img.height, 384);
+    assert_int_equal(img.width, 256);
+    assert_int_equal(img.height, 192);
     assert_int_equal(img.channels, 3);
     assert_memory_equal(img.data, ref, (size_t)w * h * 3);
     image_release(&img);

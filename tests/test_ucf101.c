@@ -1,6 +1,7 @@
-/* test_ucf101.c — datasets/ucf101.h against the official split-1 lists (counts
- * from /work/shared/data/README.md), the two real clips, and hand-made
- * malformed lists, one per error message. */
+/* test_ucf101.c — datasets/ucf101.h against sample lists in the official
+ * format, the official split-1 lists when GLOCAL_REAL_DATA has them (counts
+ * from their distribution notes, tests/data/README.md), two real clips, and
+ * hand-made malformed lists, one per error message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,12 @@
 
 #include "datasets/ucf101.h"
 
+/* Sample lists in the official format (CRLF, the HandstandPushups quirk, g08+
+ * train / g01 test): 101 classes, 202 train and 103 test lines (wc -l). The
+ * official lists cannot ship (tests/data/README.md): their counts are checked
+ * when GLOCAL_REAL_DATA has them. */
 #define SPLITS GLOCAL_DATA_DIR "/ucf101/splits"
+#define CLIP2 GLOCAL_DATA_DIR "/video/vtest_50.avi"
 #define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
 
 static char tmpdir[256];
@@ -69,10 +75,14 @@ static const dataset_clip *find_clip(const dataset_index *idx, const char *rel)
 static void test_official_split1_counts(void **state)
 {
     (void)state;
+    const char *real = test_real_data("ucf101/splits/trainlist01.txt");
+    if (!real) skip();
+    char splits[1024];
+    snprintf(splits, sizeof splits, "%.*s", (int)(strrchr(real, '/') - real), real);
     const char *root = tmp_path(0, "empty_root");
     make_dir(root);
     dataset_index *idx = NULL;
-    int rc = dataset_index_load(&idx, root, SPLITS, 1);
+    int rc = dataset_index_load(&idx, root, splits, 1);
     if (rc < 0) fail_msg("%s", gl_last_error());
     /* README: 9,537 train and 3,783 test lines, 101 classes. */
     assert_int_equal(idx->num_classes, 101);
@@ -109,6 +119,33 @@ static void test_official_split1_counts(void **state)
     assert_null(idx);
 }
 
+/* The sample lists: what wc -l and grep say of the files. */
+static void test_sample_lists(void **state)
+{
+    (void)state;
+    const char *root = tmp_path(0, "empty_root2");
+    make_dir(root);
+    dataset_index *idx = NULL;
+    int rc = dataset_index_load(&idx, root, SPLITS, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_int_equal(idx->num_classes, 101);
+    assert_int_equal(idx->num_split[DATASET_TRAIN], 202);
+    assert_int_equal(idx->num_split[DATASET_TEST], 103);
+    assert_int_equal(idx->num_missing, idx->num_clips);
+    assert_int_equal(dataset_index_check_groups(idx), 0);
+    for (long i = 0; i < idx->num_clips; i++) {
+        const dataset_clip *c = &idx->clips[i];
+        if (c->split == DATASET_TEST) assert_int_equal(c->group, 1);
+        else assert_in_range(c->group, 8, 9);
+    }
+    assert_string_equal(idx->class_names[36], "HandstandPushups"); /* classInd.txt line 37 */
+    const dataset_clip *c = find_clip(idx, "HandstandPushups/v_HandStandPushups_g08_c01.avi");
+    assert_non_null(c);
+    assert_int_equal(c->label, 36);
+    assert_int_equal(c->line, 73); /* grep -n */
+    dataset_index_free(&idx);
+}
+
 /* The real clips, put where the lists expect them (symlinks), are found even
  * when the folder and file differ from the list in case; a dangling link is
  * missing. */
@@ -121,16 +158,16 @@ static void test_real_clips_resolve(void **state)
     make_dir(p);
     snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", root);
     assert_int_equal(symlink(VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", p), 0);
-    /* The BabyCrawling clip's group is unknown: it stands in for g01_c01. */
+    /* OpenCV's vtest cut stands in for BabyCrawling g01_c01. */
     snprintf(p, sizeof p, "%s/BabyCrawling", root);
     make_dir(p);
     snprintf(p, sizeof p, "%s/BabyCrawling/v_BabyCrawling_g01_c01.avi", root);
-    assert_int_equal(symlink(VIDEOS "/v_BabyCrawling_unknown.avi", p), 0);
+    assert_int_equal(symlink(CLIP2, p), 0);
     /* Lower-case folder, other-case file name than the list's v_HandStandPushups_. */
     snprintf(p, sizeof p, "%s/handstandpushups", root);
     make_dir(p);
     snprintf(p, sizeof p, "%s/handstandpushups/v_HandstandPushups_g01_c02.avi", root);
-    assert_int_equal(symlink(VIDEOS "/v_BabyCrawling_unknown.avi", p), 0);
+    assert_int_equal(symlink(CLIP2, p), 0);
     /* Dangling. */
     snprintf(p, sizeof p, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi", root);
     assert_int_equal(symlink("/nonexistent/file.avi", p), 0);
@@ -151,7 +188,7 @@ static void test_real_clips_resolve(void **state)
     assert_non_null(c);
     assert_true(c->exists);
     assert_int_equal(stat(c->path, &st), 0);
-    assert_int_equal(st.st_size, 226530);
+    assert_int_equal(st.st_size, 619682); /* ls -l */
 
     c = find_clip(idx, "HandstandPushups/v_HandStandPushups_g01_c02.avi");
     assert_non_null(c);
@@ -182,8 +219,8 @@ static void test_real_clips_resolve(void **state)
     dataset_index_free(&rel);
 
     assert_true(need > 0 && (size_t)need < sizeof sum);
-    assert_non_null(strstr(sum, "13320 clips in 101 classes (split 1): 9537 train, 3783 test"));
-    assert_non_null(strstr(sum, "3 found, 13317 missing"));
+    assert_non_null(strstr(sum, "305 clips in 101 classes (split 1): 202 train, 103 test"));
+    assert_non_null(strstr(sum, "3 found, 302 missing"));
     /* The first missing clip in list order is trainlist01.txt line 1. */
     assert_non_null(strstr(sum, "e.g. ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi, "));
     assert_non_null(strstr(sum, ", ..."));
@@ -459,12 +496,12 @@ static void test_dataset_command(void **state)
     char args[1024];
     snprintf(args, sizeof args, "--root '%s' --lists '%s' --classes", root, SPLITS);
     assert_int_equal(run_dataset_cmd(args), 0);
-    assert_true(cmd_output_has("13320 clips in 101 classes (split 1): 9537 train, 3783 test"));
+    assert_true(cmd_output_has("305 clips in 101 classes (split 1): 202 train, 103 test"));
     /* classInd.txt line 37; 0 train/test counts would show a parsing fault. */
     assert_true(cmd_output_has("37   HandstandPushups"));
     snprintf(args, sizeof args, "--root '%s' --lists '%s' --require-all", root, SPLITS);
     assert_int_equal(run_dataset_cmd(args), 1);
-    assert_true(cmd_output_has("13320 of 13320 listed clips are missing"));
+    assert_true(cmd_output_has("305 of 305 listed clips are missing"));
     /* A malformed list: exit 1 and FILE:LINE. */
     const char *dir = tmp_path(1, "cmd_bad");
     make_dir(dir);
@@ -482,6 +519,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_official_split1_counts),
+        cmocka_unit_test(test_sample_lists),
         cmocka_unit_test(test_real_clips_resolve),
         cmocka_unit_test(test_malformed_lists),
         cmocka_unit_test(test_nul_byte),

@@ -106,4 +106,23 @@ static inline int test_free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Real files that cannot ship with the repository (unclear or research-only
+ * licences, tests/data/README.md "Not shipped"): a test that needs one runs
+ * when the environment variable GLOCAL_REAL_DATA names a folder holding it
+ * at `rel` (the layout of tests/data), and otherwise says which file to put
+ * where and returns NULL (the caller then skip()s). The path is in a static
+ * buffer, valid until the next call. */
+static inline const char *test_real_data(const char *rel)
+{
+    static char path[1024];
+    const char *dir = getenv("GLOCAL_REAL_DATA");
+    if (dir && dir[0]) {
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        if (access(path, R_OK) == 0) return path;
+    }
+    fprintf(stderr, "skipped: needs the real file %s under $GLOCAL_REAL_DATA (%s); see tests/data/README.md\n",
+            rel, dir && dir[0] ? "not found there" : "unset");
+    return NULL;
+}
+
 #endif
