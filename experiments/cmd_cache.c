@@ -11,22 +11,6 @@
 
 GLOCAL_COMMAND(cache, "cache", "summarise (info), check (verify) or join (merge) motion caches")
 
-static const char *usage =
-    "usage: glocal cache info CACHE.h5\n"
-    "       glocal cache verify CACHE.h5\n"
-    "       glocal cache merge OUT.h5 IN.h5...\n"
-    "\n"
-    "info    prints how the cache was made (method, parameters, model hash, glocal\n"
-    "        version, source, shard), its size (clips, pairs, bytes per field and the\n"
-    "        ratio to float32), and the failed clips.\n"
-    "verify  reads every field and homography (chunk checksums), checks values are\n"
-    "        finite, the clip table is sorted, unique and contiguous, and that clips +\n"
-    "        failures are exactly the clips of the file's shard. Lists each problem;\n"
-    "        exits 1 when there is any.\n"
-    "merge   joins caches made with the same options (e.g. the shards of `glocal\n"
-    "        extract --shard K/N`) into OUT, clips in dataset order: the result equals\n"
-    "        a single run. OUT is written atomically; a clip in two inputs is an error.\n";
-
 /* An extraction still running (or killed) has only its spool folder. */
 static int spool_info(const char *path)
 {
@@ -123,25 +107,39 @@ static int cache_check(const char *path)
 
 int cmd_cache(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-    if (argc < 2) return cli_usage_error("cache", "expected info, verify or merge");
-    const char *sub = argv[1];
+    const char *args[argc];
+    int n = 0;
+    cli_opt opts[] = { CLI_END };
+    cli_spec spec = {
+        .cmd = "cache", .opts = opts, .arg = args, .max_args = argc, .nargs = &n,
+        .usage = "info CACHE.h5\nverify CACHE.h5\nmerge OUT.h5 IN.h5...",
+        .about = "info    prints how the cache was made (method, parameters, model hash, glocal\n"
+                 "        version, source, shard), its size (clips, pairs, bytes per field and the\n"
+                 "        ratio to float32), and the failed clips.\n"
+                 "verify  reads every field and homography (chunk checksums), checks values are\n"
+                 "        finite, the clip table is sorted, unique and contiguous, and that clips +\n"
+                 "        failures are exactly the clips of the file's shard. Lists each problem;\n"
+                 "        exits 1 when there is any.\n"
+                 "merge   joins caches made with the same options (e.g. the shards of `glocal\n"
+                 "        extract --shard K/N`) into OUT, clips in dataset order: the result equals\n"
+                 "        a single run. OUT is written atomically; a clip in two inputs is an error.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (n < 1) return cli_usage_error("cache", "expected info, verify or merge");
+    const char *sub = args[0];
     if (!strcmp(sub, "info") || !strcmp(sub, "verify")) {
-        if (argc != 3) return cli_usage_error("cache", "%s expects one CACHE.h5", sub);
-        return sub[0] == 'i' ? cache_info(argv[2]) : cache_check(argv[2]);
+        if (n != 2) return cli_usage_error("cache", "%s expects one CACHE.h5", sub);
+        return sub[0] == 'i' ? cache_info(args[1]) : cache_check(args[1]);
     }
     if (!strcmp(sub, "merge")) {
-        if (argc < 4) return cli_usage_error("cache", "merge expects OUT.h5 and at least one IN.h5");
+        if (n < 3) return cli_usage_error("cache", "merge expects OUT.h5 and at least one IN.h5");
         double t0 = gl_now();
-        int rc = cache_merge(argv[2], (const char *const *)(argv + 3), argc - 3);
-        if (rc < 0) return cli_fail("cache", rc, "merge into %s", argv[2]);
+        rc = cache_merge(args[1], args + 2, n - 2);
+        if (rc < 0) return cli_fail("cache", rc, "merge into %s", args[1]);
         cache *c = NULL;
-        if ((rc = cache_open(argv[2], 0, &c)) < 0) return cli_fail("cache", rc, "merge: cannot reopen");
-        printf("%s: %ld clips, %ld pairs, %ld failed, shard %s (%.1f s)\n", argv[2],
+        if ((rc = cache_open(args[1], 0, &c)) < 0) return cli_fail("cache", rc, "merge: cannot reopen");
+        printf("%s: %ld clips, %ld pairs, %ld failed, shard %s (%.1f s)\n", args[1],
                cache_clip_count(c), cache_pair_count(c), cache_error_count(c),
                cache_get_config(c)->shard, gl_now() - t0);
         cache_close(&c);

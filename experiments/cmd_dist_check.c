@@ -4,7 +4,6 @@
  * For trying a cluster setup (srun glocal dist-check) before a long run. */
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "experiments/cli.h"
@@ -13,56 +12,41 @@
 
 GLOCAL_COMMAND(dist_check, "dist-check", "check a distributed setup (rendezvous, collectives) and time the all-reduce")
 
-static void dist_check_help(void)
-{
-    printf("usage: glocal dist-check [--mb M] [--iters N] [--timeout S]\n\n"
-           "Joins the job described by torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK,\n"
-           "MASTER_ADDR, MASTER_PORT) or Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID plus\n"
-           "MASTER_ADDR/MASTER_PORT), alone when neither is set. Every rank prints where it\n"
-           "runs; then the collectives glocal's training uses are checked against their known\n"
-           "results (a sum of the ranks, a broadcast of rank 0's values, the average of\n"
-           "gradients set to rank + 1), and rank 0 prints the time of one gradient all-reduce\n"
-           "of M MiB and its bus bandwidth (2 (W-1)/W x bytes / time, as nccl-tests count it).\n"
-           "Exits 0 when every check passes on this rank.\n\n"
-           "  --mb M        gradient size in MiB (default 16)\n"
-           "  --iters N     timed all-reduces (default 5, after one warm-up)\n"
-           "  --timeout S   collective timeout in seconds (default 60)\n\n"
-           "examples:\n"
-           "  glocal launch -n 2 -- glocal dist-check\n"
-           "  srun --ntasks 8 glocal dist-check      (MASTER_ADDR/MASTER_PORT exported)\n");
-}
-
 int cmd_dist_check(int argc, char **argv)
 {
     const char *cmd = "dist-check";
     double mb = 16, timeout = 60;
     long iters = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            dist_check_help();
-            return CLI_OK;
-        }
-        if (i + 1 >= argc) return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--mb")) {
-            if (cli_parse_double(cmd, a, v, &mb) < 0) return CLI_USAGE;
-            if (!(mb > 0 && mb <= 4096)) return cli_usage_error(cmd, "--mb must be in (0, 4096]");
-        } else if (!strcmp(a, "--iters")) {
-            if (cli_parse_int(cmd, a, v, 1, 100000, &iters) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--timeout")) {
-            if (cli_parse_double(cmd, a, v, &timeout) < 0) return CLI_USAGE;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
+    cli_opt opts[] = {
+        CLI_NUM("--mb", &mb, 0, 4096, "M", "gradient size in MiB", .open_lo = 1),
+        CLI_NUM("--iters", &iters, 1, 100000, "N", "timed all-reduces, after one warm-up"),
+        CLI_NUM("--timeout", &timeout, -INFINITY, INFINITY, "S", "collective timeout in seconds"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts,
+        .about = "Joins the job described by torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK,\n"
+                 "MASTER_ADDR, MASTER_PORT) or Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID plus\n"
+                 "MASTER_ADDR/MASTER_PORT), alone when neither is set. Every rank prints where it\n"
+                 "runs; then the collectives glocal's training uses are checked against their known\n"
+                 "results (a sum of the ranks, a broadcast of rank 0's values, the average of\n"
+                 "gradients set to rank + 1), and rank 0 prints the time of one gradient all-reduce\n"
+                 "of M MiB and its bus bandwidth (2 (W-1)/W x bytes / time, as nccl-tests count it).\n"
+                 "Exits 0 when every check passes on this rank.\n",
+        .epilog = "examples:\n"
+                  "  glocal launch -n 2 -- glocal dist-check\n"
+                  "  srun --ntasks 8 glocal dist-check      (MASTER_ADDR/MASTER_PORT exported)\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
     nn_dist_options o = nn_dist_options_default();
     o.timeout_s = timeout;
     nn_dist *d = NULL;
     nn_params p;
     nn_params_init(&p);
     nn_tensor *g = NULL, *grad = NULL;
-    int rc = nn_dist_options_validate(&o), ret = CLI_FAIL;
+    int ret = CLI_FAIL;
+    rc = nn_dist_options_validate(&o);
     if (rc < 0) return cli_fail(cmd, rc, "options");
     if ((rc = nn_dist_init_from_env(&d, &o)) < 0) return cli_fail(cmd, rc, "cannot join the job");
     int r = nn_dist_rank(d), w = nn_dist_world_size(d);

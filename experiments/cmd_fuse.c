@@ -12,19 +12,6 @@ GLOCAL_COMMAND(fuse, "fuse", "late fusion of saved per-clip scores with given we
 
 static const char *cmd = "fuse";
 
-static void help(void)
-{
-    printf("usage: glocal fuse SCORES.csv SCORES.csv... [--weights W1,W2,...] [--out DIR] [--json]\n\n"
-           "Two-stream late fusion (Simonyan & Zisserman 2014; TSN weights RGB 1 : flow 1.5):\n"
-           "the weighted sum of the streams' softmax scores, clip by clip. The files are the\n"
-           "scores.csv of `glocal evaluate`; they must list the same clips, labels and classes\n"
-           "in the same order. Prints top-1, top-5 and mean class accuracy of every input and\n"
-           "of the fusion.\n\n"
-           "  --weights LIST   one weight per file (default: all 1)\n"
-           "  --out DIR        also write DIR/scores.csv, metrics.json, confusion.csv/.png\n"
-           "  --json           the fused metrics as one JSON object on the last line\n");
-}
-
 typedef struct {
     long n, *items;
     int C;
@@ -47,17 +34,23 @@ int cmd_fuse(int argc, char **argv)
 {
     const char *files[16], *weights = NULL, *out = NULL;
     int nf = 0, json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        else if (!strcmp(a, "--weights")) { if (++i >= argc) return cli_usage_error(cmd, "--weights needs a value"); weights = argv[i]; }
-        else if (!strcmp(a, "--out")) { if (++i >= argc) return cli_usage_error(cmd, "--out needs a value"); out = argv[i]; }
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (a[0] == '-') return cli_usage_error(cmd, "unknown option '%s'", a);
-        else if (nf == 16) return cli_usage_error(cmd, "at most 16 score files");
-        else files[nf++] = a;
-    }
-    if (nf < 1) return cli_usage_error(cmd, "give at least one scores file");
+    cli_opt opts[] = {
+        CLI_STR("--weights", &weights, "LIST", "one weight per file, comma-separated", .def = "all 1"),
+        CLI_STR("--out", &out, "DIR", "also write DIR/scores.csv, metrics.json, confusion.csv/.png"),
+        CLI_FLAG("--json", &json, "the fused metrics as one JSON object on the last line"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "SCORES.csv...", .arg = files, .min_args = 1, .max_args = 16,
+        .nargs = &nf,
+        .about = "Two-stream late fusion (Simonyan & Zisserman 2014; TSN weights RGB 1 : flow 1.5):\n"
+                 "the weighted sum of the streams' softmax scores, clip by clip. The files (1 to 16)\n"
+                 "are the scores.csv of `glocal evaluate`; they must list the same clips, labels and\n"
+                 "classes in the same order. Prints top-1, top-5 and mean class accuracy of every\n"
+                 "input and of the fusion.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
     double w[16];
     for (int k = 0; k < nf; k++) w[k] = 1.0;
     if (weights) {
@@ -71,7 +64,7 @@ int cmd_fuse(int argc, char **argv)
             p = end + 1;
         }
     }
-    int status = CLI_FAIL, rc;
+    int status = CLI_FAIL;
     stream s[16];
     memset(s, 0, sizeof s);
     float *fused = NULL;

@@ -4,7 +4,6 @@
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "experiments/cli.h"
 #include "experiments/commands.h"
@@ -14,18 +13,17 @@ GLOCAL_COMMAND(info, "info", "print versions, the BLAS in use, threads and wheth
 
 int cmd_info(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: glocal info\n\n"
-                   "Prints the versions of glocal, libtorch, FFmpeg and HDF5, the BLAS library\n"
-                   "libtorch calls at run time, the thread count (set with the global --threads),\n"
-                   "and whether CUDA is available.\n");
-            return CLI_OK;
-        }
-        return cli_usage_error("info", "unexpected argument '%s'", argv[i]);
-    }
+    cli_opt opts[] = { CLI_END };
+    cli_spec spec = {
+        .cmd = "info", .opts = opts,
+        .about = "Prints the versions of glocal, libtorch, FFmpeg and HDF5, the BLAS library\n"
+                 "libtorch calls at run time, the thread count (set with the global --threads),\n"
+                 "and whether CUDA is available.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
     nn_runtime_info ri;
-    int rc = nn_runtime_get_info(&ri);
+    rc = nn_runtime_get_info(&ri);
     if (rc < 0) return cli_fail("info", rc, "cannot query libtorch");
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);

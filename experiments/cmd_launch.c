@@ -24,32 +24,6 @@ GLOCAL_COMMAND(launch, "launch", "run N local ranks of a distributed command (to
 
 extern char **environ;
 
-static void launch_help(void)
-{
-    printf("usage: glocal launch -n N [--port P] [--no-prefix] [--grace S] -- COMMAND [ARGS...]\n\n"
-           "Starts N processes of COMMAND on this machine as the ranks of one distributed job,\n"
-           "each with torchrun's environment: RANK and LOCAL_RANK (0..N-1), WORLD_SIZE and\n"
-           "LOCAL_WORLD_SIZE (N), MASTER_ADDR=127.0.0.1 and MASTER_PORT (rank 0 hosts the\n"
-           "rendezvous there). glocal's training commands read these variables and train\n"
-           "data-parallel (libtorch c10d, Gloo on CPU).\n\n"
-           "When COMMAND is `glocal`, this same glocal binary is run, with --threads 1 added\n"
-           "unless the command gives --threads (or the launch itself got the global --threads\n"
-           "T, which is passed on): on a small machine N single-thread ranks usually train\n"
-           "faster than one rank with N threads (see bench/README.md, bench_dist).\n\n"
-           "Output lines are prefixed with [rank R] (stdout to stdout, stderr to stderr).\n"
-           "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to every rank. When a rank exits\n"
-           "with an error or is killed, the others get SIGTERM (SIGKILL after the grace time)\n"
-           "and launch exits with that rank's status, naming the rank.\n\n"
-           "  -n, --nproc N   number of ranks, 1..256 (required)\n"
-           "  --port P        rendezvous port on 127.0.0.1 (default: a free port)\n"
-           "  --no-prefix     let the ranks write straight to this terminal\n"
-           "  --grace S       seconds between SIGTERM and SIGKILL when stopping ranks (default 10)\n\n"
-           "example:\n"
-           "  glocal launch -n 2 -- glocal train-motion --config experiments/synthetic.cfg\n"
-           "On a Slurm cluster use srun instead (one task per GPU or per core group); glocal\n"
-           "reads SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID plus MASTER_ADDR/MASTER_PORT (README).\n");
-}
-
 typedef struct {
     int fd;              /* -1 when closed */
     int out_fd;          /* 1 or 2 */
@@ -226,36 +200,37 @@ int cmd_launch(int argc, char **argv)
     const char *cmd = "launch";
     long nproc = 0, port = 0;
     double grace = 10.0;
-    int prefix = 1, first = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            launch_help();
-            return CLI_OK;
-        }
-        if (!strcmp(a, "--")) {
-            first = i + 1;
-            break;
-        }
-        if (!strcmp(a, "--no-prefix")) {
-            prefix = 0;
-            continue;
-        }
-        if (i + 1 >= argc) return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "-n") || !strcmp(a, "--nproc")) {
-            if (cli_parse_int(cmd, a, v, 1, 256, &nproc) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--port")) {
-            if (cli_parse_int(cmd, a, v, 1, 65535, &port) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--grace")) {
-            if (cli_parse_double(cmd, a, v, &grace) < 0) return CLI_USAGE;
-            if (grace < 0 || grace > 3600) return cli_usage_error(cmd, "--grace must be in [0, 3600] seconds");
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s' (the command goes after --)", a);
-        }
-    }
-    if (nproc < 1) return cli_usage_error(cmd, "-n N is required");
-    if (first < 0 || first >= argc) return cli_usage_error(cmd, "no command: put it after --");
+    int prefix = 1, first = argc;
+    cli_opt opts[] = {
+        CLI_NUM("--nproc", &nproc, 1, 256, "N", "number of ranks", .alt = "-n", .required = 1),
+        CLI_NUM("--port", &port, 1, 65535, "P", "rendezvous port on 127.0.0.1", .def = "a free port"),
+        CLI_NOFLAG("--no-prefix", &prefix, "let the ranks write straight to this terminal"),
+        CLI_NUM("--grace", &grace, 0, 3600, "S", "seconds between SIGTERM and SIGKILL when stopping ranks"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "-- COMMAND [ARGS...]", .rest = &first,
+        .about = "Starts N processes of COMMAND on this machine as the ranks of one distributed job,\n"
+                 "each with torchrun's environment: RANK and LOCAL_RANK (0..N-1), WORLD_SIZE and\n"
+                 "LOCAL_WORLD_SIZE (N), MASTER_ADDR=127.0.0.1 and MASTER_PORT (rank 0 hosts the\n"
+                 "rendezvous there). glocal's training commands read these variables and train\n"
+                 "data-parallel (libtorch c10d, Gloo on CPU).\n\n"
+                 "When COMMAND is `glocal`, this same glocal binary is run, with --threads 1 added\n"
+                 "unless the command gives --threads (or the launch itself got the global --threads\n"
+                 "T, which is passed on): on a small machine N single-thread ranks usually train\n"
+                 "faster than one rank with N threads (see bench/README.md, bench_dist).\n\n"
+                 "Output lines are prefixed with [rank R] (stdout to stdout, stderr to stderr).\n"
+                 "SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to every rank. When a rank exits\n"
+                 "with an error or is killed, the others get SIGTERM (SIGKILL after the grace time)\n"
+                 "and launch exits with that rank's status, naming the rank.\n",
+        .epilog = "example:\n"
+                  "  glocal launch -n 2 -- glocal train-motion --synth --out runs/motion\n"
+                  "On a Slurm cluster use srun instead (one task per GPU or per core group); glocal\n"
+                  "reads SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID plus MASTER_ADDR/MASTER_PORT (README).\n",
+    };
+    int prc = cli_parse(&spec, argc, argv);
+    if (prc != CLI_PARSED) return prc;
+    if (first >= argc) return cli_usage_error(cmd, "no command: put it after --");
 
     int rc = CLI_FAIL, nr = (int)nproc, started = 0, failed_rank = -1, failed_status = 0;
     char **cargv = NULL, **envs[256] = { 0 };

@@ -1,7 +1,6 @@
 /* glocal probe — what FFmpeg sees in video files, one JSON object per line. */
 #include <json-c/json.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "datasets/video.h"
 #include "experiments/cli.h"
@@ -19,47 +18,37 @@ static json_object *json_short_double(double v)
     return json_object_new_double_s(v, buf);
 }
 
-static void print_usage(void)
-{
-    printf("usage: glocal probe [--count] FILE...\n\n"
-           "Opens each video with FFmpeg, decodes its first frame, and prints one JSON\n"
-           "object per line:\n"
-           "  {\"path\": ..., \"frames\": N, \"frames_source\": \"header\"|\"counted\"|\"estimated\",\n"
-           "   \"width\": W, \"height\": H, \"fps\": F, \"duration\": SECONDS, \"codec\": NAME}\n"
-           "or {\"path\": ..., \"error\": MESSAGE} for a file that cannot be read.\n"
-           "Frames come from the container header; where it has none they are counted by\n"
-           "decoding (\"counted\").\n\n"
-           "  --count   always count frames by decoding the whole stream (slower, exact)\n"
-           "  -h, --help\n\n"
-           "Exit status: 0 if every file was read, 1 if any failed, 2 on a usage error.\n");
-}
-
 int cmd_probe(int argc, char **argv)
 {
     int count = 0, nfiles = 0, failed = 0;
-    int opts_done = 0;
-    for (int i = 1; i < argc; i++) {
-        if (opts_done || argv[i][0] != '-' || !argv[i][1]) { nfiles++; continue; }
-        if (!strcmp(argv[i], "--")) { opts_done = 1; continue; }
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { print_usage(); return CLI_OK; }
-        if (!strcmp(argv[i], "--count")) { count = 1; continue; }
-        return cli_usage_error("probe", "unknown option '%s'", argv[i]);
-    }
-    if (!nfiles) return cli_usage_error("probe", "no video file given");
+    const char *files[argc];
+    cli_opt opts[] = {
+        CLI_FLAG("--count", &count, "always count frames by decoding the whole stream (slower, exact)"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = "probe", .opts = opts, .args = "FILE...", .arg = files, .min_args = 1,
+        .max_args = argc, .nargs = &nfiles,
+        .about = "Opens each video with FFmpeg, decodes its first frame, and prints one JSON\n"
+                 "object per line:\n"
+                 "  {\"path\": ..., \"frames\": N, \"frames_source\": \"header\"|\"counted\"|\"estimated\",\n"
+                 "   \"width\": W, \"height\": H, \"fps\": F, \"duration\": SECONDS, \"codec\": NAME}\n"
+                 "or {\"path\": ..., \"error\": MESSAGE} for a file that cannot be read.\n"
+                 "Frames come from the container header; where it has none they are counted by\n"
+                 "decoding (\"counted\"). A FILE that starts with '-' goes after --.\n",
+        .epilog = "Exit status: 0 if every file was read, 1 if any failed, 2 on a usage error.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
     video_reader_opts o = video_reader_opts_default();
     o.count = count ? VIDEO_COUNT_ALWAYS : VIDEO_COUNT_IF_MISSING;
     o.threads = cli_g.threads;
-    opts_done = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!opts_done && argv[i][0] == '-' && argv[i][1]) {
-            if (!strcmp(argv[i], "--")) opts_done = 1;
-            continue;
-        }
-        const char *path = argv[i];
+    for (int i = 0; i < nfiles; i++) {
+        const char *path = files[i];
         json_object *j = json_object_new_object();
         json_object_object_add(j, "path", json_object_new_string(path));
         video_reader *r = NULL;
-        int rc = video_reader_open(&r, path, &o);
+        rc = video_reader_open(&r, path, &o);
         if (rc < 0) {
             json_object_object_add(j, "error", json_object_new_string(gl_last_error()));
             failed++;

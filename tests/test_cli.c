@@ -1,4 +1,5 @@
-/* test_cli.c — the option parser of experiments/cli.h (cli_parse, cli_help). */
+/* test_cli.c — the option parser of experiments/cli.h (cli_parse, cli_help),
+ * and that every subcommand on it prints its help with every option. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 
 #include "experiments/cli.h"
 #include "tests/testutil.h"
@@ -429,6 +431,79 @@ static void test_help_layout(void **state)
     has("usage: glocal cache info CACHE.h5\n       glocal cache merge OUT.h5 IN.h5...\n");
 }
 
+/* ---- the subcommands ---------------------------------------------------------- */
+
+/* Every option of every subcommand on cli_parse, as the parser took them
+ * before it did (the strcmp branches of each cmd_*.c): --help must list
+ * exactly these, so none was lost, renamed or added unseen. */
+static const struct {
+    const char *cmd, *opts;
+} commands[] = {
+    { "cache", "" },
+    { "dataset", "--classes --lists --missing --require-all --root --split" },
+    { "dist-check", "--iters --mb --timeout" },
+    { "fuse", "--json --out --weights" },
+    { "info", "" },
+    { "launch", "--grace --no-prefix --nproc --port -n" },
+    { "probe", "--count" },
+};
+
+/* The options an option line of a help text starts with ("  -n, --nproc N"). */
+static void help_options(const char *text, char *set, size_t n)
+{
+    set[0] = 0;
+    for (const char *p = text; *p; p += strcspn(p, "\n"), p += *p != 0) {
+        if (strncmp(p, "  -", 3)) continue;
+        const char *q = p + 2;
+        for (;;) {
+            size_t k = strcspn(q, " ,\n");
+            size_t l = strlen(set);
+            snprintf(set + l, n - l, " %.*s ", (int)k, q);
+            if (strncmp(q + k, ", -", 3)) break;
+            q += k + 2;
+        }
+    }
+}
+
+static void test_commands_help(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        char cmd[600], path[300];
+        snprintf(path, sizeof path, "%s/help.txt", tmpdir);
+        snprintf(cmd, sizeof cmd, "'%s' --threads 1 %s --help > '%s' 2>&1", GLOCAL_BINARY, commands[c].cmd, path);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st));
+        char *text = test_read_text(path);
+        assert_non_null(text);
+        if (WEXITSTATUS(st) != 0) print_error("glocal %s --help exited %d:\n%s\n", commands[c].cmd, WEXITSTATUS(st), text);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        snprintf(cmd, sizeof cmd, "usage: glocal %s", commands[c].cmd);
+        assert_true(!strncmp(text, cmd, strlen(cmd)));
+        char listed[4096];
+        help_options(text, listed, sizeof listed);
+        /* every option it had is listed ... */
+        char want[2048], *save = NULL;
+        snprintf(want, sizeof want, "%s -h --help", commands[c].opts);
+        int expected = 0;
+        for (char *t = strtok_r(want, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+            char w[128];
+            snprintf(w, sizeof w, " %s ", t);
+            if (!strstr(listed, w)) {
+                print_error("glocal %s --help does not list %s:\n%s\n", commands[c].cmd, t, text);
+                fail();
+            }
+            expected++;
+        }
+        /* ... and nothing else */
+        int n = 0;
+        for (const char *p = listed; (p = strstr(p, " -")); p += 2) n++;
+        if (n != expected) print_error("glocal %s --help lists %d options, expected %d:%s\n", commands[c].cmd, n, expected, listed);
+        assert_int_equal(n, expected);
+        gl_free(text);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -453,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_help_layout),
+        cmocka_unit_test(test_commands_help),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
