@@ -13,31 +13,6 @@ GLOCAL_COMMAND(evaluate, "evaluate", "evaluate a trained stream: top-1/5, per-cl
 
 static const char *cmd = "evaluate";
 
-static void help(void)
-{
-    printf("usage: glocal evaluate --checkpoint FILE --data ROOT --out DIR [--cache FILE]\n"
-           "                       [--segments N] [--crops 1|3|10] [--subset test|train|val] [--json]\n\n"
-           "Runs the TSN test protocol (Wang et al. 2016): N evenly spaced segments (the centre\n"
-           "snippet of each), each seen through 1 (centre), 3 (along the longer side) or 10\n"
-           "(4 corners + centre, and their mirror images) crops; the class scores of all\n"
-           "N x crops snippets are averaged, then turned into probabilities (softmax).\n"
-           "The data options (modality, stack, size, ...) are those stored in the checkpoint.\n\n"
-           "Writes into DIR:\n"
-           "  scores.csv       item,name,label,<class...>: softmax scores per clip (input of glocal fuse)\n"
-           "  metrics.json     top1, top5, mean_class_accuracy, per_class\n"
-           "  confusion.csv    rows = true class, columns = predicted, counts\n"
-           "  confusion.png    the same, row-normalised (white 0 .. dark blue 1)\n"
-           "and prints a summary (--json: the metrics as one JSON object on the last line).\n\n"
-           "  --checkpoint FILE  written by glocal train-classifier\n"
-           "  --data ROOT        dataset root; --lists DIR, --split N as for training\n"
-           "  --cache FILE       the motion cache (motion streams)\n"
-           "  --segments N       test segments (default 25, as TSN)\n"
-           "  --crops N          1, 3 or 10 (default 1)\n"
-           "  --subset S         test (default), train or val\n"
-           "  --batch B          clips per forward pass (default 4)\n"
-           "  --workers N        loader threads (default: a quarter of --threads, at least 1)\n");
-}
-
 typedef struct {
     cli_progress pr;
 } prog;
@@ -51,46 +26,51 @@ static int on_batch(void *ctx, const cls_train_status *s)
     return 0;
 }
 
-#define NEXT()                                                                  \
-    do {                                                                        \
-        if (i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", a); \
-        v = argv[++i];                                                          \
-    } while (0)
+static const char *const subsets[] = { "test", "train", "val", NULL };
+static const dataset_split subset_split[] = { DATASET_TEST, DATASET_TRAIN, DATASET_VAL };
+static const char *const crop_counts[] = { "1", "3", "10", NULL };
 
 int cmd_evaluate(int argc, char **argv)
 {
-    const char *ckpt = NULL, *out = NULL, *data = NULL, *lists = NULL, *cachep = NULL, *subset = "test";
-    long segments = 25, crops = 1, batch = 4, workers = 0, split_no = 0;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        else if (!strcmp(a, "--checkpoint")) { NEXT(); ckpt = v; }
-        else if (!strcmp(a, "--out")) { NEXT(); out = v; }
-        else if (!strcmp(a, "--data")) { NEXT(); data = v; }
-        else if (!strcmp(a, "--lists")) { NEXT(); lists = v; }
-        else if (!strcmp(a, "--cache")) { NEXT(); cachep = v; }
-        else if (!strcmp(a, "--subset")) { NEXT(); subset = v; }
-        else if (!strcmp(a, "--split")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 3, &split_no) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--segments")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 64, &segments) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--crops")) {
-            NEXT();
-            if (cli_parse_int(cmd, a, v, 1, 10, &crops) < 0) return CLI_USAGE;
-            if (crops != 1 && crops != 3 && crops != 10) return cli_usage_error(cmd, "--crops expects 1, 3 or 10, got %ld", crops);
-        }
-        else if (!strcmp(a, "--batch")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 4096, &batch) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--workers")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 256, &workers) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--json")) json = 1;
-        else return cli_usage_error(cmd, "unknown option '%s'", a);
-    }
-    if (!ckpt || !data || !out) return cli_usage_error(cmd, "--checkpoint, --data and --out are required");
-    dataset_split split;
-    if (!strcmp(subset, "test")) split = DATASET_TEST;
-    else if (!strcmp(subset, "train")) split = DATASET_TRAIN;
-    else if (!strcmp(subset, "val")) split = DATASET_VAL;
-    else return cli_usage_error(cmd, "--subset expects test, train or val, got '%s'", subset);
+    const char *ckpt = NULL, *out = NULL, *data = NULL, *lists = NULL, *cachep = NULL;
+    long segments = 25, batch = 4, workers = 0, split_no = 0;
+    int json = 0, isubset = 0, icrops = 0;
+    cli_opt opts[] = {
+        CLI_STR("--checkpoint", &ckpt, "FILE", "written by glocal train-classifier", .required = 1),
+        CLI_STR("--data", &data, "ROOT", "dataset root", .required = 1),
+        CLI_STR("--out", &out, "DIR", "where the files below go", .required = 1),
+        CLI_STR("--lists", &lists, "DIR", "folder of the lists", .def = "ROOT"),
+        CLI_NUM("--split", &split_no, 1, 3, "N", "the split", .def = "the checkpoint's"),
+        CLI_STR("--cache", &cachep, "FILE", "the motion cache (motion streams)"),
+        CLI_NUM("--segments", &segments, 1, 64, "N", "test segments; TSN uses 25"),
+        CLI_CHOICE("--crops", &icrops, crop_counts, "crops per segment, as above"),
+        CLI_CHOICE("--subset", &isubset, subsets, "the clips to test"),
+        CLI_NUM("--batch", &batch, 1, 4096, "B", "clips per forward pass"),
+        CLI_NUM("--workers", &workers, 1, 256, "N", "loader threads", .def = "a quarter of --threads, at least 1"),
+        CLI_FLAG("--json", &json, "the metrics as one JSON object on the last line"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts,
+        .about = "Runs the TSN test protocol (Wang et al. 2016): N evenly spaced segments (the centre\n"
+                 "snippet of each), each seen through 1 (centre), 3 (along the longer side) or 10\n"
+                 "(4 corners + centre, and their mirror images) crops; the class scores of all\n"
+                 "N x crops snippets are averaged, then turned into probabilities (softmax).\n"
+                 "The data options (modality, stack, size, ...) are those stored in the checkpoint.\n\n"
+                 "Writes into DIR:\n"
+                 "  scores.csv       item,name,label,<class...>: softmax scores per clip (input of glocal fuse)\n"
+                 "  metrics.json     top1, top5, mean_class_accuracy, per_class\n"
+                 "  confusion.csv    rows = true class, columns = predicted, counts\n"
+                 "  confusion.png    the same, row-normalised (white 0 .. dark blue 1)\n"
+                 "and prints a summary (--json: the metrics as one JSON object on the last line).\n",
+    };
+    int status = cli_parse(&spec, argc, argv), rc;
+    if (status != CLI_PARSED) return status;
+    const char *subset = subsets[isubset];
+    dataset_split split = subset_split[isubset];
+    long crops = atol(crop_counts[icrops]);
 
-    int status = CLI_FAIL, rc;
+    status = CLI_FAIL;
     char *config = NULL, *mjson = NULL;
     classifier *c = NULL;
     cls_data d;

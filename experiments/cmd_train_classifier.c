@@ -14,62 +14,6 @@ GLOCAL_COMMAND(train_classifier, "train-classifier", "train the RGB or motion st
 
 static const char *cmd = "train-classifier";
 
-static void help(void)
-{
-    printf("usage: glocal train-classifier --data ROOT --out DIR [--modality rgb|motion]\n"
-           "                               [--cache FILE] [options]\n\n"
-           "Trains one stream of a two-stream network with TSN's recipe (Wang et al. 2016):\n"
-           "K segments per clip, one snippet each, average consensus; scale-jittered corner\n"
-           "crops and horizontal flips (which also negate the x component of every motion\n"
-           "field of a stack). After every epoch DIR/checkpoint.h5 is written atomically\n"
-           "(model, optimizer state, step, options) and a line is added to DIR/train.jsonl\n"
-           "(epoch, step, loss, accuracy, lr, clips/s). --resume continues an interrupted\n"
-           "run exactly where its last checkpoint left it. A non-finite loss stops the run.\n\n"
-           "data\n"
-           "  --data ROOT          dataset root in the UCF-101 layout (videos, classInd.txt, lists)\n"
-           "  --lists DIR          folder of the lists (default ROOT)\n"
-           "  --split N            1..3 (default 1)\n"
-           "  --modality M         rgb (frames) or motion (stacks from --cache) (default rgb)\n"
-           "  --cache FILE         motion cache (glocal extract) for --modality motion\n"
-           "  --stack L            motion fields per segment: 2L input channels (default 5)\n"
-           "  --frames F           rgb frames per segment, stacked as 3F channels (default 1)\n"
-           "  --divide X           motion: divide fields (pixels) by X (default 1)\n"
-           "  --segments K         TSN segments (default 3)\n"
-           "  --size WxH           network input (default 224x224)\n"
-           "  --decode WxH         rgb: decode size before cropping (default 340x256)\n"
-           "  --crop corner|random|center  training crops (default corner: TSN)\n"
-           "  --no-flip            no horizontal flips (classes whose direction matters)\n"
-           "model\n"
-           "  --arch NAME          tiny, small, resnet10, resnet18, resnet34, resnet50 (default resnet18)\n"
-           "  --depth D            the same as --arch resnetD\n"
-           "  --width W            channels of the first stage (default: the arch's)\n"
-           "  --dropout P          before the classifier (default: the arch's; TSN 0.8 rgb, 0.7 flow)\n"
-           "  --init WEIGHTS       start from a checkpoint (ours, or torchvision exported with h5py;\n"
-           "                       an RGB one gets TSN's cross-modality init for motion)\n"
-           "optimisation\n"
-           "  --optimizer sgd|adamw  (default sgd, momentum 0.9)\n"
-           "  --lr X --momentum X --weight-decay X   (defaults 0.01, 0.9, 5e-4)\n"
-           "  --schedule cosine|step|constant        (default cosine)\n"
-           "  --warmup EPOCHS      linear warm-up from lr/10 (default 0)\n"
-           "  --step-epochs N --gamma X              step schedule (default 30, 0.1)\n"
-           "  --min-lr X           cosine floor (default 0)\n"
-           "  --label-smoothing X  (default 0)\n"
-           "  --clip-grad X        max gradient norm, 0 = off (default 40)\n"
-           "  --epochs N --batch B (defaults 10, 32)\n"
-           "  --workers N          loader threads (default: a quarter of --threads, at least 1:\n"
-           "                       one reads ~1700 64x64 synthetic clips/s; on a few cores more\n"
-           "                       steal them from libtorch (bench/README.md \"classifier\");\n"
-           "                       full-size videos feeding a GPU need more)\n"
-           "  --seed S             order, augmentation, dropout and init (default 1)\n"
-           "  --resume             continue from DIR/checkpoint.h5\n\n"
-           "Data-parallel training (torch.distributed c10d, Gloo on CPU): run one process per\n"
-           "rank, e.g. `glocal launch -n 2 -- glocal --threads 1 train-classifier ...` or under\n"
-           "torchrun/Slurm (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). --batch is the global\n"
-           "batch (a multiple of the ranks); each rank loads its share, gradients are averaged,\n"
-           "batch norm keeps per-rank statistics; rank 0 writes the checkpoint and the log,\n"
-           "and every rank can --resume from it.\n");
-}
-
 typedef struct {
     cli_progress pr;
     int started;
@@ -94,82 +38,120 @@ static int on_step(void *vctx, const cls_train_status *s)
     return 0;
 }
 
-#define NEXT()                                                                  \
-    do {                                                                        \
-        if (i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", a); \
-        v = argv[++i];                                                          \
-    } while (0)
+/* --depth D: --arch resnetD, whichever of the two comes last. */
+typedef struct {
+    const char **arch;
+    char buf[32];
+} depth_ctx;
+
+static int parse_depth(void *ctx, const char *v, char *why, size_t n)
+{
+    depth_ctx *d = ctx;
+    char *end;
+    long depth = strtol(v, &end, 10);
+    if (end == v || *end) return snprintf(why, n, "'%s' is not a whole number", v), -1;
+    if (depth < 10 || depth > 50) return snprintf(why, n, "%s is out of range 10..50", v), -1;
+    snprintf(d->buf, sizeof d->buf, "resnet%ld", depth);
+    *d->arch = d->buf;
+    return 0;
+}
+
+static const char *const modalities[] = { "rgb", "motion", NULL };
+static const char *const optimizers[] = { "sgd", "adamw", NULL };
+static const char *const schedules[] = { "cosine", "step", "constant", NULL };
+static const nn_lr_kind schedule_kind[] = { NN_LR_COSINE, NN_LR_STEP, NN_LR_CONSTANT };
+static const char *const crops[] = { "corner", "random", "center", NULL };
+static const loader_crop_mode crop_kind[] = { LOADER_CROP_CORNER, LOADER_CROP_RANDOM, LOADER_CROP_CENTER };
 
 int cmd_train_classifier(int argc, char **argv)
 {
     cls_data_opts o;
     cls_data_opts_default(&o);
     cls_train_config tc = cls_train_config_default();
-    const char *out = NULL, *init = NULL, *arch = "resnet18", *opt = "sgd", *sched = "cosine", *crop = "corner";
-    char archbuf[32];
-    int width = 0, resume = 0, flip = 1;
+    const char *out = NULL, *init = NULL, *arch = "resnet18";
+    int width = 0, resume = 0, flip = 1, modality = 0, opt = 0, sched = 0, crop = 0;
     double dropout = -1, lr = 0.01, momentum = 0.9, wd = 5e-4;
-    long lv;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        else if (!strcmp(a, "--data")) { NEXT(); o.data = v; }
-        else if (!strcmp(a, "--lists")) { NEXT(); o.lists = v; }
-        else if (!strcmp(a, "--out")) { NEXT(); out = v; }
-        else if (!strcmp(a, "--split")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 3, &lv) < 0) return CLI_USAGE; o.split_no = (int)lv; }
-        else if (!strcmp(a, "--modality")) { NEXT(); snprintf(o.modality, sizeof o.modality, "%s", v); }
-        else if (!strcmp(a, "--cache")) { NEXT(); o.cache = v; }
-        else if (!strcmp(a, "--stack")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 64, &lv) < 0) return CLI_USAGE; o.stack = (int)lv; }
-        else if (!strcmp(a, "--frames")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 64, &lv) < 0) return CLI_USAGE; o.frames = (int)lv; }
-        else if (!strcmp(a, "--segments")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 64, &lv) < 0) return CLI_USAGE; o.segments = (int)lv; }
-        else if (!strcmp(a, "--divide")) { NEXT(); if (cli_parse_double(cmd, a, v, &o.divide) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--size")) { NEXT(); if (cli_parse_size(cmd, a, v, "wh", &o.size_w, &o.size_h) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--decode")) { NEXT(); if (cli_parse_size(cmd, a, v, "wh", &o.decode_w, &o.decode_h) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--crop")) { NEXT(); crop = v; }
-        else if (!strcmp(a, "--no-flip")) flip = 0;
-        else if (!strcmp(a, "--arch")) { NEXT(); arch = v; }
-        else if (!strcmp(a, "--depth")) { NEXT(); if (cli_parse_int(cmd, a, v, 10, 50, &lv) < 0) return CLI_USAGE; snprintf(archbuf, sizeof archbuf, "resnet%ld", lv); arch = archbuf; }
-        else if (!strcmp(a, "--width")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 4096, &lv) < 0) return CLI_USAGE; width = (int)lv; }
-        else if (!strcmp(a, "--dropout")) { NEXT(); if (cli_parse_double(cmd, a, v, &dropout) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--init")) { NEXT(); init = v; }
-        else if (!strcmp(a, "--optimizer")) { NEXT(); opt = v; }
-        else if (!strcmp(a, "--lr")) { NEXT(); if (cli_parse_double(cmd, a, v, &lr) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--momentum")) { NEXT(); if (cli_parse_double(cmd, a, v, &momentum) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--weight-decay")) { NEXT(); if (cli_parse_double(cmd, a, v, &wd) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--schedule")) { NEXT(); sched = v; }
-        else if (!strcmp(a, "--warmup")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.warmup_epochs) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--step-epochs")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.step_epochs) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--gamma")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.gamma) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--min-lr")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.min_lr) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--label-smoothing")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.label_smoothing) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--clip-grad")) { NEXT(); if (cli_parse_double(cmd, a, v, &tc.clip_grad) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--epochs")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 100000, &lv) < 0) return CLI_USAGE; tc.epochs = lv; }
-        else if (!strcmp(a, "--batch")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 65536, &lv) < 0) return CLI_USAGE; tc.batch_size = (int)lv; }
-        else if (!strcmp(a, "--workers")) { NEXT(); if (cli_parse_int(cmd, a, v, 1, 256, &lv) < 0) return CLI_USAGE; tc.threads = (int)lv; }
-        else if (!strcmp(a, "--seed")) { NEXT(); if (cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &lv) < 0) return CLI_USAGE; tc.seed = (uint64_t)lv; }
-        else if (!strcmp(a, "--resume")) resume = 1;
-        else return cli_usage_error(cmd, "unknown option '%s'", a);
-    }
-    if (!o.data) return cli_usage_error(cmd, "--data ROOT is required");
-    if (!out) return cli_usage_error(cmd, "--out DIR is required");
-    if (strcmp(opt, "sgd") && strcmp(opt, "adamw")) return cli_usage_error(cmd, "--optimizer expects sgd or adamw, got '%s'", opt);
-    tc.opt = nn_opt_config_default(!strcmp(opt, "sgd") ? NN_OPT_SGD : NN_OPT_ADAMW);
+    depth_ctx depth = { &arch, "" };
+    cli_opt opts[] = {
+        CLI_SECTION("data"),
+        CLI_STR("--data", &o.data, "ROOT", "dataset root in the UCF-101 layout (videos, classInd.txt, lists)",
+                .required = 1),
+        CLI_STR("--out", &out, "DIR", "where checkpoint.h5 and train.jsonl go", .required = 1),
+        CLI_STR("--lists", &o.lists, "DIR", "folder of the lists", .def = "ROOT"),
+        CLI_NUM("--split", &o.split_no, 1, 3, "N", "the split"),
+        CLI_CHOICE("--modality", &modality, modalities, "frames (rgb) or stacks from --cache (motion)"),
+        CLI_STR("--cache", &o.cache, "FILE", "motion cache (glocal extract) for --modality motion"),
+        CLI_NUM("--stack", &o.stack, 1, 64, "L", "motion fields per segment: 2L input channels"),
+        CLI_NUM("--frames", &o.frames, 1, 64, "F", "rgb frames per segment, stacked as 3F channels"),
+        CLI_NUM("--divide", &o.divide, -INFINITY, INFINITY, "X", "motion: divide fields (pixels) by X"),
+        CLI_NUM("--segments", &o.segments, 1, 64, "K", "TSN segments"),
+        CLI_SIZE("--size", &o.size_w, &o.size_h, "WxH", "network input"),
+        CLI_SIZE("--decode", &o.decode_w, &o.decode_h, "WxH", "rgb: decode size before cropping"),
+        CLI_CHOICE("--crop", &crop, crops, "training crops; corner is TSN's"),
+        CLI_NOFLAG("--no-flip", &flip, "no horizontal flips (classes whose direction matters)"),
+        CLI_SECTION("model"),
+        CLI_STR("--arch", &arch, "NAME", "tiny, small, resnet10, resnet18, resnet34 or resnet50"),
+        CLI_CALL("--depth", parse_depth, &depth, "D", "the same as --arch resnetD, D in 10..50"),
+        CLI_NUM("--width", &width, 1, 4096, "W", "channels of the first stage", .def = "the arch's"),
+        CLI_NUM("--dropout", &dropout, -INFINITY, INFINITY, "P", "before the classifier; TSN: 0.8 rgb, 0.7 flow",
+                .def = "the arch's"),
+        CLI_STR("--init", &init, "WEIGHTS",
+                "start from a checkpoint (ours, or torchvision exported with h5py; an RGB one gets TSN's "
+                "cross-modality init for motion)"),
+        CLI_SECTION("optimisation"),
+        CLI_CHOICE("--optimizer", &opt, optimizers, "SGD with --momentum, or AdamW"),
+        CLI_NUM("--lr", &lr, -INFINITY, INFINITY, "X", "learning rate"),
+        CLI_NUM("--momentum", &momentum, -INFINITY, INFINITY, "X", "SGD's momentum"),
+        CLI_NUM("--weight-decay", &wd, -INFINITY, INFINITY, "X", "weight decay"),
+        CLI_CHOICE("--schedule", &sched, schedules, "learning-rate schedule"),
+        CLI_NUM("--warmup", &tc.warmup_epochs, -INFINITY, INFINITY, "EPOCHS", "linear warm-up from lr/10"),
+        CLI_NUM("--step-epochs", &tc.step_epochs, -INFINITY, INFINITY, "N",
+                "step schedule: lr x gamma every N epochs"),
+        CLI_NUM("--gamma", &tc.gamma, -INFINITY, INFINITY, "X", "step schedule's factor"),
+        CLI_NUM("--min-lr", &tc.min_lr, -INFINITY, INFINITY, "X", "cosine floor"),
+        CLI_NUM("--label-smoothing", &tc.label_smoothing, -INFINITY, INFINITY, "X", "label smoothing"),
+        CLI_NUM("--clip-grad", &tc.clip_grad, -INFINITY, INFINITY, "X", "max gradient norm, 0 = off"),
+        CLI_NUM("--epochs", &tc.epochs, 1, 100000, "N", "epochs"),
+        CLI_NUM("--batch", &tc.batch_size, 1, 65536, "B", "clips per step, all ranks together"),
+        CLI_NUM("--workers", &tc.threads, 1, 256, "N",
+                "loader threads: one reads ~1700 64x64 synthetic clips/s; on a few cores more steal "
+                "them from libtorch (bench/README.md \"classifier\"); full-size videos feeding a GPU "
+                "need more",
+                .def = "a quarter of --threads, at least 1"),
+        CLI_NUM("--seed", &tc.seed, 0, 0x7fffffffL, "S", "order, augmentation, dropout and init"),
+        CLI_FLAG("--resume", &resume, "continue from DIR/checkpoint.h5"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts,
+        .about = "Trains one stream of a two-stream network with TSN's recipe (Wang et al. 2016):\n"
+                 "K segments per clip, one snippet each, average consensus; scale-jittered corner\n"
+                 "crops and horizontal flips (which also negate the x component of every motion\n"
+                 "field of a stack). After every epoch DIR/checkpoint.h5 is written atomically\n"
+                 "(model, optimizer state, step, options) and a line is added to DIR/train.jsonl\n"
+                 "(epoch, step, loss, accuracy, lr, clips/s). --resume continues an interrupted\n"
+                 "run exactly where its last checkpoint left it. A non-finite loss stops the run.\n",
+        .epilog = "Data-parallel training (torch.distributed c10d, Gloo on CPU): run one process per\n"
+                  "rank, e.g. `glocal launch -n 2 -- glocal --threads 1 train-classifier ...` or under\n"
+                  "torchrun/Slurm (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). --batch is the global\n"
+                  "batch (a multiple of the ranks); each rank loads its share, gradients are averaged,\n"
+                  "batch norm keeps per-rank statistics; rank 0 writes the checkpoint and the log,\n"
+                  "and every rank can --resume from it.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv), status;
+    if (rc != CLI_PARSED) return rc;
+    snprintf(o.modality, sizeof o.modality, "%s", modalities[modality]);
+    tc.opt = nn_opt_config_default(opt == 0 ? NN_OPT_SGD : NN_OPT_ADAMW);
     tc.opt.lr = lr;
     tc.opt.weight_decay = wd;
     if (tc.opt.kind == NN_OPT_SGD) tc.opt.momentum = momentum;
-    if (!strcmp(sched, "cosine")) tc.schedule = NN_LR_COSINE;
-    else if (!strcmp(sched, "step")) tc.schedule = NN_LR_STEP;
-    else if (!strcmp(sched, "constant")) tc.schedule = NN_LR_CONSTANT;
-    else return cli_usage_error(cmd, "--schedule expects cosine, step or constant, got '%s'", sched);
+    tc.schedule = schedule_kind[sched];
     loader_aug aug = loader_aug_default(o.size_w, o.size_h);
-    if (!strcmp(crop, "corner")) aug.crop = LOADER_CROP_CORNER;
-    else if (!strcmp(crop, "random")) aug.crop = LOADER_CROP_RANDOM;
-    else if (!strcmp(crop, "center")) aug.crop = LOADER_CROP_CENTER;
-    else return cli_usage_error(cmd, "--crop expects corner, random or center, got '%s'", crop);
+    aug.crop = crop_kind[crop];
     aug.flip = flip;
     o.flip = flip;
 
-    int rc, status = CLI_FAIL;
+    status = CLI_FAIL;
     cls_data d;
     classifier *c = NULL;
     char *cfgjson = NULL;

@@ -442,10 +442,16 @@ static const struct {
     { "cache", "" },
     { "dataset", "--classes --lists --missing --require-all --root --split" },
     { "dist-check", "--iters --mb --timeout" },
+    { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
+                  "--workers" },
     { "fuse", "--json --out --weights" },
     { "info", "" },
     { "launch", "--grace --no-prefix --nproc --port -n" },
     { "probe", "--count" },
+    { "train-classifier", "--arch --batch --cache --clip-grad --crop --data --decode --depth --divide --dropout "
+                          "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
+                          "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
+                          "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
 };
 
 /* The options an option line of a help text starts with ("  -n, --nproc N"). */
