@@ -17,42 +17,6 @@
 GLOCAL_COMMAND(eval_dhe, "eval-dhe",
                "homography error per category on the CA-UDHN (DHE) benchmark, per method")
 
-static void help(void)
-{
-    printf("usage: glocal eval-dhe DIR [--model M] [options]\n\n"
-           "Evaluates homography estimation with the DHE protocol of CA-UDHN (Zhang et al.,\n"
-           "ECCV 2020; JirongZhang/DeepHomography): for each listed pair of DIR/Test/VIDEO/IMAGE\n"
-           "frames (resized to 640x360 if they are not), the error is the mean over its 6\n"
-           "labelled point pairs of min(|pB - H pA|, |pA - H pB|) in pixels of 640x360, H the\n"
-           "estimated homography from A to B. Reported per method: the mean error of each\n"
-           "category RE (regular), LT (low texture), LL (low light), SF (small foreground),\n"
-           "LF (large foreground), the mean of the category means (\"mean\"; over the\n"
-           "categories that have pairs, with a note when that is fewer than 5), the mean\n"
-           "over all pairs (\"all\"; pairs of videos in no category count only there) and\n"
-           "the time per pair (\"-\": no pairs in that category; \"failed\": pairs whose H sends\n"
-           "a point to infinity, left out of the means).\n"
-           "Methods: identity (H = I: the size of the motion), refine (robust refinement from\n"
-           "the identity, no network), tvl1-ransac (TV-L1 flow, RANSAC homography; as\n"
-           "eval-motion), and with --model: glocal (network + robust refinement weighted by\n"
-           "the LME background) and glocal-net (the network's DLT homography alone).\n\n"
-           "The point files DIR/Coordinate-v2/*.npy must first be converted once with\n"
-           "    scripts/udhn-points DIR        (writes DIR/udhn_points.txt)\n\n"
-           "  DIR                   the CA-UDHN folder: Test/, Test_List.txt, udhn_points.txt\n"
-           "  --list FILE           the pair list (default DIR/Test_List.txt)\n"
-           "  --points FILE         the converted points (default DIR/udhn_points.txt)\n"
-           "  --model M             a checkpoint from glocal train-motion (adds glocal, glocal-net)\n"
-           "  --max-pairs N         evaluate the first N pairs of the list (default: all)\n"
-           "  --work-size WxH       run the methods on frames resized to WxH (default 640x360);\n"
-           "                        H is rescaled to 640x360 pixels before scoring\n"
-           "  --no-tvl1             skip the TV-L1 baseline (with glocal, the slowest method)\n"
-           "  --no-refine           glocal without the robust refinement\n"
-           "  --batch B             pairs per network batch (default 8, at most 64)\n"
-           "  --json                print one JSON object with every number as the last line\n\n"
-           "A pair whose image or point entry is missing or unreadable is skipped; the skipped\n"
-           "pairs are listed on stderr at the end and the exit status is then 1.\n"
-           "Exit status: 0 all pairs evaluated, 1 some skipped or a failure, 2 usage error.\n");
-}
-
 #define MAX_BATCH 64
 
 enum { M_IDENT, M_REFINE, M_TVL1, M_GLOCAL, M_NET, M_N };
@@ -147,35 +111,52 @@ int cmd_eval_dhe(int argc, char **argv)
     const char *dir = NULL, *list_path = NULL, *points_path = NULL, *model = NULL;
     int json = 0, tvl1 = 1, refine = 1, ww = UDHN_WIDTH, wh = UDHN_HEIGHT;
     long max_pairs = 0, batch = 8;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--no-tvl1")) { tvl1 = 0; continue; }
-        if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
-        if (a[0] != '-') {
-            if (dir) return cli_usage_error(cmd, "unexpected argument '%s' (DIR is '%s')", a, dir);
-            dir = a;
-            continue;
-        }
-        if (!v) return cli_usage_error(cmd, "option '%s' needs a value (or is unknown)", a);
-        i++;
-        if (!strcmp(a, "--list")) list_path = v;
-        else if (!strcmp(a, "--points")) points_path = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--max-pairs")) { if (cli_parse_int(cmd, a, v, 1, 100000000, &max_pairs) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(cmd, a, v, 1, MAX_BATCH, &batch) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--work-size")) {
-            if (cli_parse_size(cmd, a, v, "wh", &ww, &wh) < 0) return CLI_USAGE;
-            if (ww < 32 || wh < 32 || ww > 4096 || wh > 4096)
-                return cli_usage_error(cmd, "--work-size %dx%d: each side must be 32..4096", ww, wh);
-        }
-        else return cli_usage_error(cmd, "unknown option '%s'", a);
-    }
-    if (!dir) return cli_usage_error(cmd, "give the CA-UDHN folder DIR");
+    cli_opt opts[] = {
+        CLI_STR("--list", &list_path, "FILE", "the pair list", .def = "DIR/Test_List.txt"),
+        CLI_STR("--points", &points_path, "FILE", "the converted points", .def = "DIR/udhn_points.txt"),
+        CLI_STR("--model", &model, "M", "a checkpoint from glocal train-motion (adds glocal, glocal-net)"),
+        CLI_NUM("--max-pairs", &max_pairs, 1, 100000000, "N", "evaluate the first N pairs of the list",
+                .def = "all"),
+        CLI_SIZE("--work-size", &ww, &wh, "WxH",
+                 "run the methods on frames resized to WxH, each side 32..4096; H is rescaled to "
+                 "640x360 pixels before scoring"),
+        CLI_NOFLAG("--no-tvl1", &tvl1, "skip the TV-L1 baseline (with glocal, the slowest method)"),
+        CLI_NOFLAG("--no-refine", &refine, "glocal without the robust refinement"),
+        CLI_NUM("--batch", &batch, 1, MAX_BATCH, "B", "pairs per network batch"),
+        CLI_FLAG("--json", &json, "print one JSON object with every number as the last line"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "DIR", .arg = &dir, .min_args = 1, .max_args = 1,
+        .usage = "DIR [--model M] [options]",
+        .about = "Evaluates homography estimation with the DHE protocol of CA-UDHN (Zhang et al.,\n"
+                 "ECCV 2020; JirongZhang/DeepHomography): for each listed pair of DIR/Test/VIDEO/IMAGE\n"
+                 "frames (resized to 640x360 if they are not), the error is the mean over its 6\n"
+                 "labelled point pairs of min(|pB - H pA|, |pA - H pB|) in pixels of 640x360, H the\n"
+                 "estimated homography from A to B. Reported per method: the mean error of each\n"
+                 "category RE (regular), LT (low texture), LL (low light), SF (small foreground),\n"
+                 "LF (large foreground), the mean of the category means (\"mean\"; over the\n"
+                 "categories that have pairs, with a note when that is fewer than 5), the mean\n"
+                 "over all pairs (\"all\"; pairs of videos in no category count only there) and\n"
+                 "the time per pair (\"-\": no pairs in that category; \"failed\": pairs whose H sends\n"
+                 "a point to infinity, left out of the means).\n"
+                 "Methods: identity (H = I: the size of the motion), refine (robust refinement from\n"
+                 "the identity, no network), tvl1-ransac (TV-L1 flow, RANSAC homography; as\n"
+                 "eval-motion), and with --model: glocal (network + robust refinement weighted by\n"
+                 "the LME background) and glocal-net (the network's DLT homography alone).\n\n"
+                 "DIR is the CA-UDHN folder: Test/, Test_List.txt, udhn_points.txt. The point\n"
+                 "files DIR/Coordinate-v2/*.npy must first be converted once with\n"
+                 "    scripts/udhn-points DIR        (writes DIR/udhn_points.txt)\n",
+        .epilog = "A pair whose image or point entry is missing or unreadable is skipped; the skipped\n"
+                  "pairs are listed on stderr at the end and the exit status is then 1.\n"
+                  "Exit status: 0 all pairs evaluated, 1 some skipped or a failure, 2 usage error.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (ww < 32 || wh < 32 || ww > 4096 || wh > 4096)
+        return cli_usage_error(cmd, "--work-size %dx%d: each side must be 32..4096", ww, wh);
 
-    int code = CLI_FAIL, rc, nskip = 0;
+    int code = CLI_FAIL, nskip = 0;
     char *lbuf = NULL, *pbuf = NULL, *path = NULL;
     udhn_list L = { 0 };
     udhn_points_table T = { 0 };

@@ -12,52 +12,6 @@
 
 GLOCAL_COMMAND(flow, "flow", "optical flow (TV-L1, flow minus homography) or RGB difference of two images")
 
-static void flow_help(void)
-{
-    tvl1_config d, o;
-    tvl1_config_default(&d);
-    tvl1_config_opencv(&o);
-    homography_ransac_config r;
-    homography_ransac_config_default(&r);
-    printf("usage: glocal flow [--method tvl1|tvl1-minus-homography|rgbdiff] A B --out FILE\n"
-           "                  [--png PICTURE.png] [--eval GT.flo] [options]\n\n"
-           "Motion from image A to image B (PNG, JPEG, PPM/PGM, BMP; same size):\n"
-           "  tvl1                    TV-L1 optical flow (Zach et al. 2007, as in IPOL 2013);\n"
-           "                          --out gets a Middlebury .flo file\n"
-           "  tvl1-minus-homography   TV-L1, then a homography fitted to it (RANSAC +\n"
-           "                          least squares) is the global motion; --out gets the\n"
-           "                          local flow (TV-L1 minus the homography's flow) as .flo,\n"
-           "                          --global the homography's flow; H is printed\n"
-           "  rgbdiff                 (B - A)/255 per channel (TSN's RGBDiff); --out gets a\n"
-           "                          3-channel PFM (float32), --png shows 128 + 127.5*diff\n\n"
-           "  --out FILE              result (required); written atomically\n"
-           "  --png FILE              picture: Middlebury colour coding of the flow\n"
-           "  --max-radius PX         flow magnitude shown fully saturated (default: largest)\n"
-           "  --eval GT.flo           print the average end-point error of the TV-L1 flow\n\n"
-           "TV-L1 (defaults: IPOL; --opencv-defaults first switches to OpenCV's DualTVL1\n"
-           "defaults, and any option below still overrides):\n"
-           "  --scales N              pyramid scales, 0 = all the image allows (%d; OpenCV %d)\n"
-           "  --zoom Z                down-sampling factor per scale (%g; OpenCV %g)\n"
-           "  --warps N               warpings per scale (%d)\n"
-           "  --tau T                 time step (%g)\n"
-           "  --lambda L              data term weight (%g)\n"
-           "  --theta T               coupling (%g)\n"
-           "  --epsilon E             stopping threshold, pixels (%g)\n"
-           "  --iterations N          maximum iterations per warping (%d)\n"
-           "  --median K              median filter size 3 or 5, 0 = off (%d; OpenCV %d every\n"
-           "                          %d iterations)\n"
-           "  --median-every N        0 = once after each warping (%d)\n"
-           "  --opencv-defaults       5 scales at 0.8, median 5 every 30, no pre-smoothing\n\n"
-           "Flow minus homography:\n"
-           "  --step N                fit on every N-th pixel in x and y (default 4)\n"
-           "  --threshold PX          RANSAC inlier distance (default %g)\n"
-           "  --zero-inliers          local flow exactly 0 on the homography's inliers\n"
-           "  --global FILE           also write the homography's flow (.flo)\n\n"
-           "Threads: the global --threads N (glocal --threads 2 flow ...).\n",
-           d.scales, o.scales, d.zoom, o.zoom, d.warps, d.tau, d.lambda, d.theta, d.epsilon,
-           d.iterations, d.median, o.median, o.median_every, d.median_every, r.threshold);
-}
-
 /* Portable FloatMap, 3 channels: "PF", size, -1 (little-endian), rows
  * bottom to top, RGB interleaved. */
 static int write_pfm(const char *path, const float *planar, int w, int h)
@@ -97,96 +51,73 @@ enum { M_TVL1, M_MINUS_H, M_RGBDIFF };
 int cmd_flow(int argc, char **argv)
 {
     const char *cmd = "flow";
-    tvl1_config cfg;
+    tvl1_config cfg, ocv;
     tvl1_config_default(&cfg);
+    tvl1_config_opencv(&ocv);
     homography_ransac_config rc_cfg;
     homography_ransac_config_default(&rc_cfg);
-    /* --opencv-defaults first, so the other options override it wherever
-     * they are on the line. */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--opencv-defaults")) tvl1_config_opencv(&cfg);
+    static const char *const methods[] = { "tvl1", "tvl1-minus-homography", "rgbdiff", NULL };
     const char *paths[2] = { NULL, NULL }, *out = NULL, *png = NULL, *eval = NULL,
                *global_out = NULL;
-    int npaths = 0, method = M_TVL1, step = 4, zero_inliers = 0;
+    int npaths = 0, method = M_TVL1, step = 4, zero_inliers = 0, opencv = 0;
     double max_radius = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            flow_help();
-            return CLI_OK;
-        }
-        if (!strcmp(a, "--opencv-defaults")) continue;
-        if (!strcmp(a, "--zero-inliers")) {
-            zero_inliers = 1;
-            continue;
-        }
-        if (a[0] != '-' || a[1] == 0) {
-            if (npaths == 2) return cli_usage_error(cmd, "unexpected argument '%s'", a);
-            paths[npaths++] = a;
-            continue;
-        }
-        if (i + 1 >= argc) return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
-        const char *v = argv[++i];
-        long n;
-        double x;
-        if (!strcmp(a, "--method")) {
-            if (!strcmp(v, "tvl1")) method = M_TVL1;
-            else if (!strcmp(v, "tvl1-minus-homography")) method = M_MINUS_H;
-            else if (!strcmp(v, "rgbdiff")) method = M_RGBDIFF;
-            else
-                return cli_usage_error(
-                    cmd, "--method expects tvl1, tvl1-minus-homography or rgbdiff, got '%s'", v);
-        } else if (!strcmp(a, "--out")) {
-            out = v;
-        } else if (!strcmp(a, "--png")) {
-            png = v;
-        } else if (!strcmp(a, "--eval")) {
-            eval = v;
-        } else if (!strcmp(a, "--global")) {
-            global_out = v;
-        } else if (!strcmp(a, "--max-radius")) {
-            if (cli_parse_double(cmd, a, v, &max_radius) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--scales")) {
-            if (cli_parse_int(cmd, a, v, 0, 100, &n) < 0) return CLI_USAGE;
-            cfg.scales = (int)n;
-        } else if (!strcmp(a, "--warps")) {
-            if (cli_parse_int(cmd, a, v, 1, 1000, &n) < 0) return CLI_USAGE;
-            cfg.warps = (int)n;
-        } else if (!strcmp(a, "--iterations")) {
-            if (cli_parse_int(cmd, a, v, 1, 100000, &n) < 0) return CLI_USAGE;
-            cfg.iterations = (int)n;
-        } else if (!strcmp(a, "--median")) {
-            if (cli_parse_int(cmd, a, v, 0, 5, &n) < 0) return CLI_USAGE;
-            cfg.median = (int)n;
-        } else if (!strcmp(a, "--median-every")) {
-            if (cli_parse_int(cmd, a, v, 0, 100000, &n) < 0) return CLI_USAGE;
-            cfg.median_every = (int)n;
-        } else if (!strcmp(a, "--step")) {
-            if (cli_parse_int(cmd, a, v, 1, 1000, &n) < 0) return CLI_USAGE;
-            step = (int)n;
-        } else if (!strcmp(a, "--zoom") || !strcmp(a, "--tau") || !strcmp(a, "--lambda") ||
-                   !strcmp(a, "--theta") || !strcmp(a, "--epsilon") ||
-                   !strcmp(a, "--threshold")) {
-            if (cli_parse_double(cmd, a, v, &x) < 0) return CLI_USAGE;
-            if (!strcmp(a, "--zoom")) cfg.zoom = (float)x;
-            else if (!strcmp(a, "--tau")) cfg.tau = (float)x;
-            else if (!strcmp(a, "--lambda")) cfg.lambda = (float)x;
-            else if (!strcmp(a, "--theta")) cfg.theta = (float)x;
-            else if (!strcmp(a, "--epsilon")) cfg.epsilon = (float)x;
-            else rc_cfg.threshold = x;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
+    char ocv_help[256];
+    snprintf(ocv_help, sizeof ocv_help,
+             "start from OpenCV's DualTVL1 defaults instead: %d scales at %g, median %d every %d "
+             "iterations, no pre-smoothing; the options here still override them",
+             ocv.scales, (double)ocv.zoom, ocv.median, ocv.median_every);
+    cli_opt opts[] = {
+        CLI_CHOICE("--method", &method, methods, "see above"),
+        CLI_STR("--out", &out, "FILE", "result; written atomically", .required = 1),
+        CLI_STR("--png", &png, "FILE", "picture: Middlebury colour coding of the flow"),
+        CLI_NUM("--max-radius", &max_radius, -INFINITY, INFINITY, "PX",
+                "flow magnitude shown fully saturated", .def = "the largest"),
+        CLI_STR("--eval", &eval, "GT.flo", "print the average end-point error of the TV-L1 flow"),
+        CLI_SECTION("TV-L1 (defaults: IPOL)"),
+        CLI_FLAG("--opencv-defaults", &opencv, ocv_help),
+        CLI_NUM("--scales", &cfg.scales, 0, 100, "N", "pyramid scales, 0 = all the image allows"),
+        CLI_NUM("--zoom", &cfg.zoom, -INFINITY, INFINITY, "Z", "down-sampling factor per scale"),
+        CLI_NUM("--warps", &cfg.warps, 1, 1000, "N", "warpings per scale"),
+        CLI_NUM("--tau", &cfg.tau, -INFINITY, INFINITY, "T", "time step"),
+        CLI_NUM("--lambda", &cfg.lambda, -INFINITY, INFINITY, "L", "data term weight"),
+        CLI_NUM("--theta", &cfg.theta, -INFINITY, INFINITY, "T", "coupling"),
+        CLI_NUM("--epsilon", &cfg.epsilon, -INFINITY, INFINITY, "E", "stopping threshold, pixels"),
+        CLI_NUM("--iterations", &cfg.iterations, 1, 100000, "N", "maximum iterations per warping"),
+        CLI_NUM("--median", &cfg.median, 0, 5, "K", "median filter size 3 or 5, 0 = off"),
+        CLI_NUM("--median-every", &cfg.median_every, 0, 100000, "N",
+                "filter every N iterations; 0 = once after each warping"),
+        CLI_SECTION("Flow minus homography"),
+        CLI_NUM("--step", &step, 1, 1000, "N", "fit on every N-th pixel in x and y"),
+        CLI_NUM("--threshold", &rc_cfg.threshold, 0, INFINITY, "PX", "RANSAC inlier distance", .open_lo = 1),
+        CLI_FLAG("--zero-inliers", &zero_inliers, "local flow exactly 0 on the homography's inliers"),
+        CLI_STR("--global", &global_out, "FILE", "also write the homography's flow (.flo)"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "A B", .arg = paths, .min_args = 2, .max_args = 2, .nargs = &npaths,
+        .about = "Motion from image A to image B (PNG, JPEG, PPM/PGM, BMP; same size):\n"
+                 "  tvl1                    TV-L1 optical flow (Zach et al. 2007, as in IPOL 2013);\n"
+                 "                          --out gets a Middlebury .flo file\n"
+                 "  tvl1-minus-homography   TV-L1, then a homography fitted to it (RANSAC +\n"
+                 "                          least squares) is the global motion; --out gets the\n"
+                 "                          local flow (TV-L1 minus the homography's flow) as .flo,\n"
+                 "                          --global the homography's flow; H is printed\n"
+                 "  rgbdiff                 (B - A)/255 per channel (TSN's RGBDiff); --out gets a\n"
+                 "                          3-channel PFM (float32), --png shows 128 + 127.5*diff\n",
+        .epilog = "Threads: the global --threads N (glocal --threads 2 flow ...).\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (opencv) { /* OpenCV's defaults, then every option over them again, wherever it stood */
+        cfg = ocv;
+        cli_parse(&spec, argc, argv);
     }
-    if (npaths != 2) return cli_usage_error(cmd, "expected two images A B, got %d", npaths);
-    if (!out) return cli_usage_error(cmd, "--out FILE is required");
     if (method == M_RGBDIFF && (eval || global_out))
         return cli_usage_error(cmd, "--eval and --global need a flow method, not rgbdiff");
     if (global_out && method != M_MINUS_H)
         return cli_usage_error(cmd, "--global needs --method tvl1-minus-homography");
-    int rc = tvl1_config_validate(&cfg);
+    rc = tvl1_config_validate(&cfg);
     if (rc < 0) return cli_usage_error(cmd, "%s", gl_last_error());
-    if (!(rc_cfg.threshold > 0)) return cli_usage_error(cmd, "--threshold expects > 0 pixels");
 
     image img[2] = { { 0 } };
     float *gray[2] = { NULL, NULL }, *diff = NULL;

@@ -14,25 +14,6 @@
 
 GLOCAL_COMMAND(motion, "motion", "GLOCAL global/local motion of a frame pair: .flo files, homography, PNG strip")
 
-static void help(void)
-{
-    printf("usage: glocal motion --model M [--out DIR] A.png B.png\n"
-           "       glocal motion --model M [--out DIR] --video X [--frame T]\n\n"
-           "Estimates the camera (global) motion as a homography, its flow, the local (object)\n"
-           "flow and the foreground mask from frame A to frame B with a model trained by glocal\n"
-           "train-motion. Frames of any size (both the same). Writes to DIR (default .):\n"
-           "  mixed.flo global.flo local.flo   Middlebury .flo, pixels, A -> B\n"
-           "  homography.txt                   3x3 row-major, maps pixels of A to B\n"
-           "  strip.png                        frame A | mixed | TV-L1 of the same pair | global |\n"
-           "                                   local (Middlebury colour wheel, one scale) | mask\n"
-           "                                   (white = moving)\n\n"
-           "  --video X --frame T   use frames T and T+1 of a video (default T = 0)\n"
-           "  --zoom N              draw the strip N times larger (default 1)\n"
-           "  --no-refine           skip the robust refinement of the homography\n"
-           "  --lme-local           local flow and mask from the LME alone (default: TV-L1 on\n"
-           "                        the aligned pair, gated by the LME mask; motion/glocal.h)\n");
-}
-
 static int write_flo(const char *dir, const char *name, const float *f, int w, int h)
 {
     flow_field ff = { 0 };
@@ -52,32 +33,39 @@ int cmd_motion(int argc, char **argv)
 {
     const char *cmd = "motion";
     const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
-    long frame = 0;
-    int nfiles = 0, refine = 1, local_tvl1 = 1;
-    long zoom = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
-        if (!strcmp(a, "--lme-local")) { local_tvl1 = 0; continue; }
-        if (a[0] == '-' && a[1] == '-') {
-            if (i + 1 >= argc) return cli_usage_error(cmd, "option '%s' needs a value", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "--model")) model = v;
-            else if (!strcmp(a, "--out")) out = v;
-            else if (!strcmp(a, "--video")) video = v;
-            else if (!strcmp(a, "--frame")) { if (cli_parse_int(cmd, a, v, 0, 100000000, &frame) < 0) return CLI_USAGE; }
-            else if (!strcmp(a, "--zoom")) { if (cli_parse_int(cmd, a, v, 1, 16, &zoom) < 0) return CLI_USAGE; }
-            else return cli_usage_error(cmd, "unknown option '%s'", a);
-            continue;
-        }
-        if (nfiles == 2) return cli_usage_error(cmd, "unexpected argument '%s'", a);
-        files[nfiles++] = a;
-    }
-    if (!model) return cli_usage_error(cmd, "--model M is required");
+    long frame = 0, zoom = 1;
+    int nfiles = 0, refine = 1, lme_local = 0;
+    cli_opt opts[] = {
+        CLI_STR("--model", &model, "M", "a checkpoint of glocal train-motion", .required = 1),
+        CLI_STR("--out", &out, "DIR", "where the files go"),
+        CLI_STR("--video", &video, "X", "take frames T and T+1 of video X"),
+        CLI_NUM("--frame", &frame, 0, 100000000, "T", "the first frame of the pair, with --video"),
+        CLI_NUM("--zoom", &zoom, 1, 16, "N", "draw the strip N times larger"),
+        CLI_NOFLAG("--no-refine", &refine, "skip the robust refinement of the homography"),
+        CLI_FLAG("--lme-local", &lme_local,
+                 "local flow and mask from the LME alone (default: TV-L1 on the aligned pair, gated by "
+                 "the LME mask; motion/glocal.h)"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .arg = files, .max_args = 2, .nargs = &nfiles, .args = "A.png B.png",
+        .usage = "--model M [--out DIR] A.png B.png\n--model M [--out DIR] --video X [--frame T]",
+        .about = "Estimates the camera (global) motion as a homography, its flow, the local (object)\n"
+                 "flow and the foreground mask from frame A to frame B with a model trained by glocal\n"
+                 "train-motion. Frames of any size (both the same). Writes to DIR:\n"
+                 "  mixed.flo global.flo local.flo   Middlebury .flo, pixels, A -> B\n"
+                 "  homography.txt                   3x3 row-major, maps pixels of A to B\n"
+                 "  strip.png                        frame A | mixed | TV-L1 of the same pair | global |\n"
+                 "                                   local (Middlebury colour wheel, one scale) | mask\n"
+                 "                                   (white = moving)\n",
+    };
+    int code = cli_parse(&spec, argc, argv);
+    if (code != CLI_PARSED) return code;
     if (video ? nfiles != 0 : nfiles != 2)
         return cli_usage_error(cmd, "give two image files, or --video X");
-    int code = CLI_FAIL, rc, W = 0, H = 0;
+    int local_tvl1 = !lme_local;
+    int rc, W = 0, H = 0;
+    code = CLI_FAIL;
     image ia = { 0 }, ib = { 0 };
     uint8_t *vf = NULL, *strip = NULL;
     glocal_model *m = NULL;

@@ -6,43 +6,12 @@
 #include <unistd.h>
 
 #include "datasets/ncaa.h"
+#include "datasets/video.h"
 #include "experiments/cli.h"
 #include "experiments/commands.h"
 
 GLOCAL_COMMAND(ncaa_import, "ncaa-import",
                "cut NCAA basketball event clips from game videos into the UCF-101 layout")
-
-static const char *usage =
-    "usage: glocal ncaa-import --csv FILE --videos DIR --out DIR [--labels 11|6] [--size WxH]\n"
-    "                          [--qscale Q]\n"
-    "\n"
-    "Reads the NCAA basketball annotations (Ramanathan et al., CVPR 2016; the file\n"
-    "bball_dataset_april_4.csv) and, for every event, cuts its clip window\n"
-    "[ClipStartTime, ClipEndTime) (ms) out of the game video DIR/<YoutubeId>.<ext>\n"
-    "(any extension) into an MPEG-4 AVI at the game's frame rate:\n"
-    "\n"
-    "  OUT/<Class>/v_<Class>_gGGG_cLLLLL.avi   GGG = game rank by id, LLLLL = CSV line\n"
-    "  OUT/classInd.txt, trainlist01.txt, vallist01.txt, testlist01.txt\n"
-    "\n"
-    "which `glocal` reads like UCF-101. The lists hold the clips that exist.\n"
-    "\n"
-    "  --csv FILE      the annotation CSV\n"
-    "  --videos DIR    folder of game videos named by YouTube id\n"
-    "  --out DIR       output folder (created)\n"
-    "  --labels 11|6   11: the CSV's labels (success/failure apart, default);\n"
-    "                  6: event types (3Pointer, FreeThrow, Layup, Other2Pointer,\n"
-    "                  SlamDunk, Steal)\n"
-    "  --size WxH      output frame size, even numbers (default: the game's own,\n"
-    "                  rounded down to even)\n"
-    "  --qscale Q      MPEG-4 quantiser 1..31 (default 2: near-lossless, 8.6 MB for\n"
-    "                  25 s of a 490x360 test pattern; 5 about half of that)\n"
-    "\n"
-    "Games are cut in parallel, one per thread (global --threads, default: all\n"
-    "cores). Clips already in OUT are skipped, so an interrupted run can be\n"
-    "resumed; every clip is written atomically. Games without a video are\n"
-    "reported and skipped; a window past the end of its video fails that event\n"
-    "only. All failures are listed in OUT/import_errors.txt. Exit code: 0 all\n"
-    "events done, 1 some failed or the run stopped, 2 usage error.\n";
 
 typedef struct {
     cli_progress bar;
@@ -90,48 +59,55 @@ int cmd_ncaa_import(int argc, char **argv)
 {
     const char *cmd = "ncaa-import";
     ncaa_import_config cfg = ncaa_import_config_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
-        if (i + 1 >= argc &&
-            (!strcmp(a, "--csv") || !strcmp(a, "--videos") || !strcmp(a, "--out") ||
-             !strcmp(a, "--labels") || !strcmp(a, "--size") || !strcmp(a, "--qscale")))
-            return cli_usage_error(cmd, "%s needs a value", a);
-        if (!strcmp(a, "--csv")) cfg.csv = argv[++i];
-        else if (!strcmp(a, "--videos")) cfg.videos = argv[++i];
-        else if (!strcmp(a, "--out")) cfg.out = argv[++i];
-        else if (!strcmp(a, "--labels")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "11")) cfg.scheme = 11;
-            else if (!strcmp(v, "6")) cfg.scheme = 6;
-            else return cli_usage_error(cmd, "--labels expects 11 or 6, got '%s'", v);
-        } else if (!strcmp(a, "--size")) {
-            if (cli_parse_size(cmd, "--size", argv[++i], "wh", &cfg.width, &cfg.height) < 0)
-                return CLI_USAGE;
-            if (cfg.width % 2 || cfg.height % 2)
-                return cli_usage_error(cmd, "--size expects even numbers (MPEG-4 4:2:0), got "
-                                       "%dx%d", cfg.width, cfg.height);
-        } else if (!strcmp(a, "--qscale")) {
-            long q;
-            if (cli_parse_int(cmd, "--qscale", argv[++i], 1, 31, &q) < 0) return CLI_USAGE;
-            cfg.qscale = (int)q;
-        } else {
-            return cli_usage_error(cmd, "unexpected argument '%s'", a);
-        }
-    }
-    if (!cfg.csv) return cli_usage_error(cmd, "--csv is required");
-    if (!cfg.videos) return cli_usage_error(cmd, "--videos is required");
-    if (!cfg.out) return cli_usage_error(cmd, "--out is required");
+    /* 0 would mean the writer's default: say which it is */
+    cfg.qscale = video_writer_opts_default().qscale;
+    static const char *const schemes[] = { "11", "6", NULL };
+    int scheme = cfg.scheme == 6;
+    cli_opt opts[] = {
+        CLI_STR("--csv", &cfg.csv, "FILE", "the annotation CSV", .required = 1),
+        CLI_STR("--videos", &cfg.videos, "DIR", "folder of game videos named by YouTube id", .required = 1),
+        CLI_STR("--out", &cfg.out, "DIR", "output folder, created", .required = 1),
+        CLI_CHOICE("--labels", &scheme, schemes,
+                   "11: the CSV's labels, success and failure apart; 6: event types: 3Pointer, "
+                   "FreeThrow, Layup, Other2Pointer, SlamDunk, Steal"),
+        CLI_SIZE("--size", &cfg.width, &cfg.height, "WxH", "output frame size, even numbers",
+                 .def = "the game's own, rounded down to even"),
+        CLI_NUM("--qscale", &cfg.qscale, 1, 31, "Q",
+                "MPEG-4 quantiser; 2 is near-lossless, 8.6 MB for 25 s of a 490x360 test pattern; 5 "
+                "about half of that"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts,
+        .about = "Reads the NCAA basketball annotations (Ramanathan et al., CVPR 2016; the file\n"
+                 "bball_dataset_april_4.csv) and, for every event, cuts its clip window\n"
+                 "[ClipStartTime, ClipEndTime) (ms) out of the game video DIR/<YoutubeId>.<ext>\n"
+                 "(any extension) into an MPEG-4 AVI at the game's frame rate:\n"
+                 "\n"
+                 "  OUT/<Class>/v_<Class>_gGGG_cLLLLL.avi   GGG = game rank by id, LLLLL = CSV line\n"
+                 "  OUT/classInd.txt, trainlist01.txt, vallist01.txt, testlist01.txt\n"
+                 "\n"
+                 "which `glocal` reads like UCF-101. The lists hold the clips that exist.\n",
+        .epilog = "Games are cut in parallel, one per thread (global --threads, default: all\n"
+                  "cores). Clips already in OUT are skipped, so an interrupted run can be\n"
+                  "resumed; every clip is written atomically. Games without a video are\n"
+                  "reported and skipped; a window past the end of its video fails that event\n"
+                  "only. All failures are listed in OUT/import_errors.txt. Exit code: 0 all\n"
+                  "events done, 1 some failed or the run stopped, 2 usage error.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    cfg.scheme = scheme ? 6 : 11;
+    if (cfg.width % 2 || cfg.height % 2)
+        return cli_usage_error(cmd, "--size expects even numbers (MPEG-4 4:2:0), got %dx%d", cfg.width,
+                               cfg.height);
 
     progress_ctx pc;
     cli_progress_start(&pc.bar, "ncaa-import", 0);
     cfg.progress = on_progress;
     cfg.progress_ctx = &pc;
     ncaa_import_report rep;
-    int rc = ncaa_import(&cfg, &rep);
+    rc = ncaa_import(&cfg, &rep);
     if (rc < 0) {
         int code = cli_fail(cmd, rc, "import stopped after %ld written, %ld skipped, %ld failed",
                             rep.written, rep.skipped, rep.failed);

@@ -442,12 +442,18 @@ static const struct {
     { "cache", "" },
     { "dataset", "--classes --lists --missing --require-all --root --split" },
     { "dist-check", "--iters --mb --timeout" },
+    { "eval-dhe", "--batch --json --list --max-pairs --model --no-refine --no-tvl1 --points --work-size" },
     { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
                   "--workers" },
+    { "flow", "--epsilon --eval --global --iterations --lambda --max-radius --median --median-every --method "
+              "--opencv-defaults --out --png --scales --step --tau --theta --threshold --warps --zero-inliers --zoom" },
     { "fuse", "--json --out --weights" },
     { "info", "" },
     { "launch", "--grace --no-prefix --nproc --port -n" },
+    { "motion", "--frame --lme-local --model --no-refine --out --video --zoom" },
+    { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
+    { "synth", "--camera --classes --clips-per-class --frames --out --seed --size --supersample --textures" },
     { "train-classifier", "--arch --batch --cache --clip-grad --crop --data --decode --depth --divide --dropout "
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
