@@ -202,61 +202,7 @@ static int homography_from_points(const double src[8], const double dst[8], doub
     return 0;
 }
 
-/* ---- textures: float RGB mip pyramids, mirrored addressing ---------------- */
-
-static inline int mirror_index(int i, int n)
-{
-    if ((unsigned)i < (unsigned)n) return i; /* the common case: no division */
-    int p = 2 * n;
-    i %= p;
-    if (i < 0) i += p;
-    return i < n ? i : p - 1 - i;
-}
-
-static inline void mip_bilinear(const synth_mip *m, double u, double v, float out[3])
-{
-    double fu = floor(u), fv = floor(v);
-    int x0 = (int)fu, y0 = (int)fv;
-    float ax = (float)(u - fu), ay = (float)(v - fv);
-    int xa = mirror_index(x0, m->w), xb = mirror_index(x0 + 1, m->w);
-    int ya = mirror_index(y0, m->h), yb = mirror_index(y0 + 1, m->h);
-    const float *p00 = m->rgb + 3 * ((size_t)ya * m->w + xa);
-    const float *p01 = m->rgb + 3 * ((size_t)ya * m->w + xb);
-    const float *p10 = m->rgb + 3 * ((size_t)yb * m->w + xa);
-    const float *p11 = m->rgb + 3 * ((size_t)yb * m->w + xb);
-    for (int c = 0; c < 3; c++) {
-        float top = p00[c] + ax * (p01[c] - p00[c]);
-        float bot = p10[c] + ax * (p11[c] - p10[c]);
-        out[c] = top + ay * (bot - top);
-    }
-}
-
-/* Trilinear read at level-0 texel coordinates (u, v) with level of detail
- * lod = log2(texels per sample). Level l's texel centre i sits at level-0
- * coordinate 2^l (i + 0.5) - 0.5 (exact: sizes are multiples of 2^levels). */
-static inline void texture_sample(const synth_texture *t, double u, double v, double lod,
-                                  float out[3])
-{
-    if (lod <= 0.0) {
-        mip_bilinear(&t->mip[0], u, v, out);
-        return;
-    }
-    static const double inv2[SYNTH_MAX_LEVELS] = { 1.0,        0.5,         0.25,
-                                                   0.125,      0.0625,      0.03125,
-                                                   0.015625,   0.0078125 };
-    int l0 = (int)lod;
-    if (l0 >= t->levels - 1) {
-        double s = inv2[t->levels - 1];
-        mip_bilinear(&t->mip[t->levels - 1], (u + 0.5) * s - 0.5, (v + 0.5) * s - 0.5, out);
-        return;
-    }
-    float a[3], b[3];
-    double s0 = inv2[l0], s1 = 0.5 * s0;
-    mip_bilinear(&t->mip[l0], (u + 0.5) * s0 - 0.5, (v + 0.5) * s0 - 0.5, a);
-    mip_bilinear(&t->mip[l0 + 1], (u + 0.5) * s1 - 0.5, (v + 0.5) * s1 - 0.5, b);
-    float f = (float)(lod - l0);
-    for (int c = 0; c < 3; c++) out[c] = a[c] + f * (b[c] - a[c]);
-}
+/* ---- textures: float RGB mip pyramids (sampled in synth_private.h) -------- */
 
 void synth_texture_clear(synth_texture *t)
 {
