@@ -81,6 +81,52 @@ fail:
     return rc;
 }
 
+typedef struct {
+    const photo_set *set;
+    const photo_pairs_config *cfg;
+    motion_pairs *p;
+} photo_job;
+
+static int photo_range(void *ctx, long begin, long end)
+{
+    photo_job *j = ctx;
+    motion_pairs *p = j->p;
+    const size_t hw = (size_t)p->width * p->height;
+    photo_pair pp;
+    int rc = photo_pair_alloc(&pp, p->width, p->height);
+    for (long i = begin; i < end && rc == 0; i++) {
+        if ((rc = photo_pairs_render(j->set, j->cfg, (uint64_t)i, &pp)) < 0) break;
+        memcpy(p->a + i * hw * 3, pp.a, hw * 3);
+        memcpy(p->b + i * hw * 3, pp.b, hw * 3);
+        memcpy(p->homography + 9 * i, pp.homography, sizeof(double) * 9);
+        memcpy(p->global_flow + i * 2 * hw, pp.global_flow, sizeof(float) * 2 * hw);
+        memcpy(p->local_flow + i * 2 * hw, pp.local_flow, sizeof(float) * 2 * hw);
+        memcpy(p->mask + i * hw, pp.mask, hw);
+    }
+    photo_pair_release(&pp);
+    return rc;
+}
+
+int motion_pairs_photos(motion_pairs *p, const char *photos, int max_short_side,
+                        const photo_pairs_config *cfg, int n)
+{
+    photo_set *set = NULL;
+    memset(p, 0, sizeof *p);
+    /* checked here: a worker thread's message would not reach the caller */
+    int rc = photo_pairs_config_validate(cfg);
+    if (rc < 0) return rc;
+    if ((rc = photo_set_open(photos, max_short_side, &set)) < 0) return rc;
+    if ((rc = pairs_alloc(p, n, cfg->width, cfg->height, 1)) < 0) goto fail;
+    photo_job j = { set, cfg, p };
+    if ((rc = gl_parallel_for(n, 1, photo_range, &j)) < 0) {
+        gl_error(rc, "%s: rendering the photo pairs failed (%s)", photos, gl_strerror(rc));
+        motion_pairs_free(p);
+    }
+fail:
+    photo_set_free(&set);
+    return rc;
+}
+
 /* Reads dataset `name` of an HDF5 file into buf (count elements of type t). */
 static int h5_read(hid_t f, const char *path, const char *name, hid_t t, void *buf, hsize_t count)
 {

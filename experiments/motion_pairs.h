@@ -1,9 +1,10 @@
 /*
  * motion_pairs.h — frame pairs for training and evaluating GLOCAL
  * (glocal train-motion / eval-motion): rendered in memory by the synthetic
- * benchmark (with ground truth), read from a synthetic dataset folder (videos
- * + _gt.h5 ground truth, datasets/synth.h schema), or decoded from any
- * UCF-101-layout dataset (no ground truth). Lives in experiments/ because it
+ * benchmark (with ground truth), cut from photographs with exact ground
+ * truth (datasets/photo_pairs.h), read from a synthetic dataset folder
+ * (videos + _gt.h5 ground truth, datasets/synth.h schema), or decoded from
+ * any UCF-101-layout dataset (no ground truth). Lives in experiments/ because it
  * combines datasets/ with motion/.
  *
  * Ownership: motion_pairs_free releases everything. Errors: GL_E* codes with
@@ -14,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "datasets/photo_pairs.h"
 #include "datasets/synth.h"
 
 typedef struct {
@@ -30,6 +32,12 @@ void motion_pairs_free(motion_pairs *p);
 
 /* n pairs rendered by synth_pair_render(seed + i) (in parallel). */
 int motion_pairs_synth(motion_pairs *p, const synth_config *cfg, int n, uint64_t seed);
+
+/* Pairs 0..n-1 of photo_pairs_render (in parallel) from the photos of
+ * `photos` (a folder or a list file, opened with photo_set_open at
+ * max_short_side). */
+int motion_pairs_photos(motion_pairs *p, const char *photos, int max_short_side,
+                        const photo_pairs_config *cfg, int n);
 
 /* Up to pairs_per_clip consecutive pairs (t, t+1) of the first max_clips
  * clips of the test list of a synthetic dataset folder, with the ground truth
