@@ -55,9 +55,9 @@
  * sorted name order) or a list file (one path a line, relative to the list's
  * folder; blank lines and lines starting with '#' skipped), through
  * datasets/image.h, area-downscales each so its shorter side is at most
- * max_short_side, and keeps it as a float RGB mip pyramid (~16 bytes a
- * pixel: 6 MB for 683x512) centre-cropped to a multiple of the pyramid's
- * coarsest step (at most 63 px lost a side).
+ * max_short_side, and keeps it as a float RGB mip pyramid (16 bytes a
+ * pixel: about 5 MB for 683x512) centre-cropped to a multiple of the
+ * pyramid's coarsest step (under 64 px lost in each direction).
  *
  * Ownership: photo_set_open returns a set the caller frees with
  * photo_set_free; it is read-only afterwards, so several threads may render
@@ -86,9 +86,9 @@ extern "C" {
 typedef struct photo_set photo_set;
 
 /* path: a folder of photos, or a text file listing them. GL_EIO: cannot
- * open; GL_ENOTFOUND: no photo in it; GL_EFORMAT: a photo that does not
- * decode or is smaller than 16x16 (the message names it). max_short_side:
- * 16..8192 (photo_set_open's callers use 512 unless they need more). */
+ * open (a listed photo missing); GL_ENOTFOUND: no photo in it; GL_EFORMAT: a
+ * photo that does not decode or is smaller than 16x16 (the message names
+ * it). max_short_side: 16..8192 (eval-motion's default is 512). */
 int photo_set_open(const char *path, int max_short_side, photo_set **out);
 void photo_set_free(photo_set **s);
 int photo_set_count(const photo_set *s);
