@@ -240,7 +240,7 @@ int cmd_eval_motion(int argc, char **argv)
     glocal_result r = { 0 };
     acc A[M_N];
     memset(A, 0, sizeof A);
-    float *tg = NULL;
+    float *tg = NULL, *zero = NULL;
     if (model && (rc = glocal_model_load(&m, model, NULL)) < 0) {
         cli_fail(cmd, rc, "cannot load the model %s", model);
         goto done;
@@ -263,8 +263,9 @@ int cmd_eval_motion(int argc, char **argv)
         A[k].corner = gl_calloc(N, sizeof(double));
         if (!A[k].corner) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
     }
-    tg = gl_calloc(5 * hw, sizeof(float)); /* identity: zero global and local flow */
-    if (!tg) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    tg = gl_malloc(sizeof(float) * 5 * hw);
+    zero = gl_calloc(2 * hw, sizeof(float)); /* identity's global and local flow */
+    if (!tg || !zero) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
     const uint8_t **pa = gl_malloc(sizeof *pa * 2 * batch);
     if (!pa) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
     const uint8_t **pb = pa + batch;
@@ -306,13 +307,12 @@ int cmd_eval_motion(int argc, char **argv)
             }
             glocal_result_free(&r);
         }
-        /* identity: H = I, global and local flow 0 (tg is zero until the
-         * flow baselines below write into it), no mask */
+        /* identity: H = I, global and local flow 0, no mask */
         for (int j = 0; j < n; j++) {
             size_t q = (size_t)(i0 + j);
             const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
             glocal_pair_metrics pm;
-            if ((rc = glocal_metrics_pair(I, P.homography + 9 * q, tg, P.global_flow + q * 2 * hw, tg + 2 * hw,
+            if ((rc = glocal_metrics_pair(I, P.homography + 9 * q, zero, P.global_flow + q * 2 * hw, zero,
                                           P.local_flow + q * 2 * hw, NULL, P.mask + q * hw, W, H, &pm)) < 0) {
                 gl_free((void *)pa);
                 cli_fail(cmd, rc, "metrics");
@@ -414,6 +414,7 @@ int cmd_eval_motion(int argc, char **argv)
 done:
     for (int k = 0; k < M_N; k++) gl_free(A[k].corner);
     gl_free(tg);
+    gl_free(zero);
     glocal_result_free(&r);
     motion_pairs_free(&P);
     glocal_model_free(&m);

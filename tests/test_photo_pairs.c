@@ -545,9 +545,10 @@ static void test_eval_motion_photos(void **state)
     char out[512], cmd[2048];
     test_tmp_path(tmp, sizeof tmp, "photo_pairs_", out, sizeof out, "eval.txt");
     const int N = 4, S = 48;
+    /* batches of 3: the second batch's identity row must not see the first's flows */
     snprintf(cmd, sizeof cmd,
              "'%s' --threads 2 eval-motion --photos '%s' --size %d --magnitude 1/8 --pairs %d "
-             "--seed 5 --json > '%s' 2>&1",
+             "--seed 5 --batch 3 --json > '%s' 2>&1",
              GLOCAL_BINARY, PHOTOS, S, N, out);
     int st = system(cmd);
     char *text = test_read_text(out);
@@ -568,7 +569,7 @@ static void test_eval_motion_photos(void **state)
     photo_pair p;
     OK(photo_pair_alloc(&p, S, S));
     const double cx[4] = { 0, S - 1, 0, S - 1 }, cy[4] = { 0, 0, S - 1, S - 1 };
-    double mean = 0, over5 = 0;
+    double mean = 0, over5 = 0, global_epe = 0;
     for (int i = 0; i < N; i++) {
         OK(photo_pairs_render(set, &c, (uint64_t)i, &p));
         double e = 0;
@@ -579,12 +580,16 @@ static void test_eval_motion_photos(void **state)
         }
         mean += e / N;
         over5 += (e > 5) / (double)N;
+        double g = 0;
+        for (int q = 0; q < S * S; q++) g += hypot(p.global_flow[q], p.global_flow[S * S + q]);
+        global_epe += g / (S * S) / N;
     }
     photo_pair_release(&p);
     assert_double_equal(jget(id, "corner_mean"), mean, 1e-5 * mean + 1e-6);
     assert_double_equal(jget(id, "corner_over_5px"), over5, 1e-9);
     assert_double_equal(jget(id, "corner_under_1px"), 0, 1e-9);
     assert_double_equal(jget(id, "leakage"), 0, 1e-9);
+    assert_double_equal(jget(id, "global_epe"), global_epe, 1e-5 * global_epe);
     assert_true(mean > 2 && mean < 6);  /* corners move within +-6 px */
     assert_true(jget(rf, "corner_mean") < mean);
     assert_true(jget(tv, "corner_mean") < mean);
