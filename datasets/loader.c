@@ -18,26 +18,18 @@
 
 #include "datasets/video.h"
 
-/* ---- random numbers (splitmix64, Steele et al. 2014) ------------------------------- */
+/* ---- random numbers (gl_splitmix64, nn/base.h) ------------------------------------- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-double loader_rand(uint64_t *state) { return (double)(splitmix64(state) >> 11) * 0x1.0p-53; }
+double loader_rand(uint64_t *state) { return (double)(gl_splitmix64(state) >> 11) * 0x1.0p-53; }
 
 static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c)
 {
     uint64_t s = a;
-    uint64_t x = splitmix64(&s);
+    uint64_t x = gl_splitmix64(&s);
     s = x ^ b;
-    x = splitmix64(&s);
+    x = gl_splitmix64(&s);
     s = x ^ c;
-    return splitmix64(&s);
+    return gl_splitmix64(&s);
 }
 
 uint64_t loader_sample_seed(uint64_t seed, long epoch, long pos)
@@ -119,7 +111,7 @@ static void perm_make(loader *l, long epoch)
     if (l->cfg.shuffle) {
         uint64_t s = mix3(l->cfg.seed, (uint64_t)epoch, 0x7065726D75746521ull);
         for (long i = n - 1; i > 0; i--) { /* Fisher-Yates */
-            long j = (long)(splitmix64(&s) % (uint64_t)(i + 1));
+            long j = (long)(gl_splitmix64(&s) % (uint64_t)(i + 1));
             long t = l->perm[i];
             l->perm[i] = l->perm[j];
             l->perm[j] = t;

@@ -851,9 +851,9 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
     float *fr = gl_malloc(sizeof(float) * 3 * hw);
     if (!fr) return GL_ENOMEM;
     uint64_t pair_seed = synth_seed2(c->seed, index);
-    prng r = { synth_mix(pair_seed) };
+    prng r = { gl_mix64(pair_seed) };
     /* every photo is the background equally often over consecutive indices */
-    int bg = (int)((index % (uint64_t)s->n + synth_mix(c->seed) % (uint64_t)s->n) % (uint64_t)s->n);
+    int bg = (int)((index % (uint64_t)s->n + gl_mix64(c->seed) % (uint64_t)s->n) % (uint64_t)s->n);
     p->photo = bg;
     /* camera: corners (pixel centres) moved within +-corner_px (HomographyNet) */
     double A[8] = { 0, 0, W - 1, 0, W - 1, H - 1, 0, H - 1 }, B[8];
@@ -907,7 +907,7 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
             }
         }
     /* the frames, each augmented with its own draws */
-    prng ra = { synth_mix(synth_seed2(pair_seed, 0xA06ull)) };
+    prng ra = { gl_mix64(synth_seed2(pair_seed, 0xA06ull)) };
     for (int f = 0; f < 2; f++) {
         frame_maps fm;
         frame_maps_build(T, f ? Hi : I, ps, n, f ? toA_b : toA_a, W, H, &fm);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "datasets/synth_private.h"
+#include "nn/mat3.h"
 
 static const char *const class_names[SYNTH_MAX_CLASSES] = {
     "TranslateRight", "TranslateLeft", "TranslateUp", "TranslateDown",
@@ -56,35 +57,21 @@ int synth_config_validate(const synth_config *c)
     return 0;
 }
 
-/* ---- random numbers: splitmix64 (Steele et al. 2014), one stream per use -- */
+/* ---- random numbers: gl_splitmix64 (nn/base.h), one stream per use -------- */
 
-uint64_t synth_mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-uint64_t synth_seed2(uint64_t a, uint64_t b) { return synth_mix(a ^ synth_mix(b + 0x632BE59BD9B4E019ull)); }
+uint64_t synth_seed2(uint64_t a, uint64_t b) { return gl_mix64(a ^ gl_mix64(b + 0x632BE59BD9B4E019ull)); }
 
 typedef struct { uint64_t s; } rng;
 
-static uint64_t rng_next(rng *r)
-{
-    r->s += 0x9E3779B97F4A7C15ull;
-    uint64_t x = r->s;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+static uint64_t rng_next(rng *r) { return gl_splitmix64(&r->s); }
 /* Uniform in [0, 1). */
 static double rng_unit(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
 static double rng_range(rng *r, double lo, double hi) { return lo + (hi - lo) * rng_unit(r); }
 static int rng_int(rng *r, int n) { return (int)(rng_unit(r) * n); }
 static double rng_sign(rng *r) { return (rng_next(r) >> 63) ? 1.0 : -1.0; }
 
-/* ---- 3x3 matrices (row-major, acting on column vectors (x, y, 1)) --------- */
+/* ---- 3x3 matrices: nn/mat3.h's, as values (the scene code composes them in
+ * expressions) ----------------------------------------------------------------- */
 
 typedef struct { double m[9]; } mat3;
 
@@ -93,46 +80,22 @@ static mat3 mat3_identity(void) { return (mat3){ { 1, 0, 0, 0, 1, 0, 0, 0, 1 } }
 static mat3 mat3_mul(mat3 a, mat3 b)
 {
     mat3 r;
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            r.m[3 * i + j] = a.m[3 * i] * b.m[j] + a.m[3 * i + 1] * b.m[3 + j] +
-                             a.m[3 * i + 2] * b.m[6 + j];
+    gl_mat3_mul(a.m, b.m, r.m);
     return r;
 }
 
 static mat3 mat3_normalized(mat3 a)
 {
-    double s = a.m[8];
-    if (s != 0.0 && s != 1.0)
-        for (int i = 0; i < 9; i++) a.m[i] /= s;
+    gl_mat3_normalize(a.m);
     return a;
 }
 
-/* Inverse by the adjugate; callers only invert well-conditioned homographies. */
+/* Callers only invert well-conditioned homographies. */
 static mat3 mat3_inverse(mat3 a)
 {
-    const double *m = a.m;
     mat3 r;
-    r.m[0] = m[4] * m[8] - m[5] * m[7];
-    r.m[1] = m[2] * m[7] - m[1] * m[8];
-    r.m[2] = m[1] * m[5] - m[2] * m[4];
-    r.m[3] = m[5] * m[6] - m[3] * m[8];
-    r.m[4] = m[0] * m[8] - m[2] * m[6];
-    r.m[5] = m[2] * m[3] - m[0] * m[5];
-    r.m[6] = m[3] * m[7] - m[4] * m[6];
-    r.m[7] = m[1] * m[6] - m[0] * m[7];
-    r.m[8] = m[0] * m[4] - m[1] * m[3];
-    double det = m[0] * r.m[0] + m[1] * r.m[3] + m[2] * r.m[6];
-    for (int i = 0; i < 9; i++) r.m[i] /= det;
+    gl_mat3_inverse(a.m, r.m);
     return mat3_normalized(r);
-}
-
-static void mat3_apply(const mat3 *a, double x, double y, double *u, double *v)
-{
-    const double *m = a->m;
-    double w = m[6] * x + m[7] * y + m[8];
-    *u = (m[0] * x + m[1] * y + m[2]) / w;
-    *v = (m[3] * x + m[4] * y + m[5]) / w;
 }
 
 /* Texels per pixel at (x, y): the longer image of the two unit pixel steps
@@ -272,7 +235,7 @@ static float lattice(const float *g, int n, double x, double y)
 int synth_texture_procedural(uint64_t seed, int size, synth_texture *t)
 {
     enum { OCT = 5, BASE = 6 };
-    rng r = { synth_mix(seed) };
+    rng r = { gl_mix64(seed) };
     uint8_t *img = gl_malloc(3 * (size_t)size * size);
     float *grid = gl_malloc(sizeof(float) * 3 * OCT * (BASE << (OCT - 1)) * (BASE << (OCT - 1)));
     int rc = 0;
@@ -488,7 +451,7 @@ static int camera_build(rng *r, int W, int H, int T, double camera_px, mat3 *Hs,
  * texture. */
 static void scene_build(const synth *s, uint64_t scene_seed, scene *sc, int *obj_tex)
 {
-    rng r = { synth_mix(scene_seed) };
+    rng r = { gl_mix64(scene_seed) };
     int W = s->cfg.width, H = s->cfg.height;
     sc->bg_tex = rng_int(&r, s->ntex);
     *obj_tex = s->ntex > 1 ? (sc->bg_tex + 1 + rng_int(&r, s->ntex - 1)) % s->ntex : 0;
@@ -511,7 +474,7 @@ static void objects_build(const synth *s, rng *r, int label, int T, const mat3 *
      * act around it, so they stay in view while the camera wanders */
     int tm = (T - 1) / 2;
     double mx, my;
-    mat3_apply(&Cs[tm], 0.5 * (W - 1), 0.5 * (H - 1), &mx, &my);
+    gl_mat3_apply(Cs[tm].m, 0.5 * (W - 1), 0.5 * (H - 1), &mx, &my);
     sc->n = 1 + rng_int(r, SYNTH_MAX_OBJECTS);
     const synth_mip *tm0 = &s->tex[obj_tex].mip[0];
     double tshort = tm0->w < tm0->h ? tm0->w : tm0->h;
@@ -612,7 +575,7 @@ static void frame_maps_build(const synth *s, const scene *sc, int label, const m
         double lo_x = 1e30, hi_x = -1e30, lo_y = 1e30, hi_y = -1e30;
         for (int i = 0; i < 4; i++) {
             double x, y;
-            mat3_apply(&qi, (i & 1) ? ex : -ex, (i & 2) ? ey : -ey, &x, &y);
+            gl_mat3_apply(qi.m, (i & 1) ? ex : -ex, (i & 2) ? ey : -ey, &x, &y);
             if (x < lo_x) lo_x = x;
             if (x > hi_x) hi_x = x;
             if (y < lo_y) lo_y = y;
@@ -660,7 +623,7 @@ static void frame_render(const synth *s, const scene *sc, const frame_maps *fm, 
                 if (!inside[k]) continue;
                 lod_o[k] = lod_of(mat3_footprint(&fm->tx[k], x, y), N);
                 double qx, qy;
-                mat3_apply(&fm->q[k], x, y, &qx, &qy);
+                gl_mat3_apply(fm->q[k].m, x, y, &qx, &qy);
                 if (shape_alpha(&sc->obj[k], qx, qy) >= 0.5) own = k + 1;
             }
             if (owner) owner[(size_t)y * W + x] = (uint8_t)own;
@@ -671,15 +634,15 @@ static void frame_render(const synth *s, const scene *sc, const frame_maps *fm, 
                     double px = x + off[sx], py = y + off[sy], ws = wt[sx] * wt[sy];
                     double u, v;
                     float c[3], o[3];
-                    mat3_apply(&fm->bg, px, py, &u, &v);
+                    gl_mat3_apply(fm->bg.m, px, py, &u, &v);
                     texture_sample(bgt, u, v, lod_bg, c);
                     for (int k = 0; k < sc->n; k++) {
                         if (!inside[k]) continue;
                         double qx, qy;
-                        mat3_apply(&fm->q[k], px, py, &qx, &qy);
+                        gl_mat3_apply(fm->q[k].m, px, py, &qx, &qy);
                         double a = shape_alpha(&sc->obj[k], qx, qy);
                         if (a <= 0.0) continue;
-                        mat3_apply(&fm->tx[k], px, py, &u, &v);
+                        gl_mat3_apply(fm->tx[k].m, px, py, &u, &v);
                         texture_sample(&s->tex[sc->obj[k].tex], u, v, lod_o[k], o);
                         for (int ch = 0; ch < 3; ch++)
                             c[ch] = (float)(a * o[ch] + (1.0 - a) * c[ch]);
@@ -747,7 +710,7 @@ static int clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t
     scene sc;
     int obj_tex;
     scene_build(s, scene_seed, &sc, &obj_tex);
-    rng r = { synth_mix(motion_seed) };
+    rng r = { gl_mix64(motion_seed) };
     rc = camera_build(&r, W, H, T, c->camera_px, Hs, Cs);
     if (rc < 0) goto fail;
     objects_build(s, &r, label0, T, Cs, obj_tex, &sc);
@@ -770,13 +733,13 @@ static int clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t
             for (int x = 0; x < W; x++) {
                 size_t i = (size_t)y * W + x;
                 double u, v;
-                mat3_apply(&Hs[t], x, y, &u, &v);
+                gl_mat3_apply(Hs[t].m, x, y, &u, &v);
                 gx[i] = (float)(u - x);
                 gy[i] = (float)(v - y);
                 int k = own[i];
                 if (k) {
                     double fu, fv;
-                    mat3_apply(&M[k - 1], x, y, &fu, &fv);
+                    gl_mat3_apply(M[k - 1].m, x, y, &fu, &fv);
                     lx[i] = (float)(fu - u);
                     ly[i] = (float)(fv - v);
                 } else {
@@ -804,7 +767,7 @@ int synth_clip_render(const synth *s, int label0, uint64_t scene_seed, uint64_t 
 
 int synth_pair_render(const synth *s, uint64_t seed, synth_clip **out)
 {
-    rng r = { synth_mix(seed ^ 0x5EEDull) };
+    rng r = { gl_mix64(seed ^ 0x5EEDull) };
     int label = rng_int(&r, s->cfg.classes);
     uint64_t scene_seed = rng_next(&r), motion_seed = rng_next(&r);
     double frac = rng_unit(&r);

@@ -90,8 +90,7 @@ static inline void texture_sample(const synth_texture *t, double u, double v, do
     for (int c = 0; c < 3; c++) out[c] = a[c] + f * (b[c] - a[c]);
 }
 
-/* splitmix64's finaliser, and a seed derived from two values. */
-uint64_t synth_mix(uint64_t x);
+/* A seed derived from two values (gl_mix64, nn/base.h, of both). */
 uint64_t synth_seed2(uint64_t a, uint64_t b);
 
 /* Builds the mip pyramid of an RGB24 image (centre-cropped to a multiple of

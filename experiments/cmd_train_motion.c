@@ -55,14 +55,6 @@ static void help(void)
            lc.lme_start, lc.mask_start, lc.w_census);
 }
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int save(const char *path, glocal_model *m, nn_optimizer *opt, long step)
 {
     char cfg[512];
@@ -242,9 +234,9 @@ int cmd_train_motion(int argc, char **argv)
     const long per = batch / world;
     while (step < steps) {
         /* Batches depend only on (seed, step): a resumed run sees the same ones. */
-        uint64_t r = mix64((uint64_t)seed * 0x100000001B3ull + (uint64_t)step);
+        uint64_t r = gl_mix64((uint64_t)seed * 0x100000001B3ull + (uint64_t)step);
         for (long i = 0; i < batch; i++) {
-            r = mix64(r);
+            r = gl_mix64(r);
             long k = (long)(r % (uint64_t)P.n);
             int swap = (int)((r >> 40) & 1); /* (B, A) is a pair too */
             A[i] = (swap ? P.b : P.a) + k * fb;

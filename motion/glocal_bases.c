@@ -6,6 +6,7 @@
 
 #include "motion/flow.h"
 #include "motion/glocal.h"
+#include "nn/mat3.h"
 
 int glocal_bases_compute(int width, int height, float *bases)
 {
@@ -120,15 +121,6 @@ int glocal_homography_to_flow(const double h[9], int width, int height, float *f
     return 0;
 }
 
-static void mat3_mul(const double a[9], const double b[9], double out[9])
-{
-    double t[9];
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            t[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
-    memcpy(out, t, sizeof t);
-}
-
 void glocal_homography_rescale(const double h[9], int w0, int h0, int w1, int h1, double out[9])
 {
     /* x1 = (x0 + 0.5) * w1 / w0 - 0.5: pixel centres map to pixel centres. */
@@ -136,12 +128,9 @@ void glocal_homography_rescale(const double h[9], int w0, int h0, int w1, int h1
     double s[9] = { sx, 0, 0.5 * sx - 0.5, 0, sy, 0.5 * sy - 0.5, 0, 0, 1 };
     double si[9] = { 1 / sx, 0, (0.5 - 0.5 * sx) / sx, 0, 1 / sy, (0.5 - 0.5 * sy) / sy, 0, 0, 1 };
     double t[9];
-    mat3_mul(h, si, t);
-    mat3_mul(s, t, out);
-    if (fabs(out[8]) > 1e-15) {
-        double d = out[8];
-        for (int i = 0; i < 9; i++) out[i] /= d;
-    }
+    gl_mat3_mul(h, si, t);
+    gl_mat3_mul(s, t, out);
+    gl_mat3_normalize(out);
 }
 
 int glocal_metrics_pair(const double h_est[9], const double h_gt[9], const float *est_global,

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "motion/glocal.h"
+#include "nn/mat3.h"
 
 void glocal_refine_config_default(glocal_refine_config *c)
 {
@@ -47,36 +48,6 @@ typedef struct {
     int w, h;
     float *a, *b, *wt;  /* template, image, user weights (NULL = 1) */
 } level;
-
-static void mul3(const double a[9], const double b[9], double out[9])
-{
-    double t[9];
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            t[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
-    memcpy(out, t, sizeof t);
-}
-
-static int inv3(const double m[9], double out[9])
-{
-    double c0 = m[4] * m[8] - m[5] * m[7], c1 = m[5] * m[6] - m[3] * m[8],
-           c2 = m[3] * m[7] - m[4] * m[6];
-    double det = m[0] * c0 + m[1] * c1 + m[2] * c2;
-    if (!(fabs(det) > 1e-300)) return -1;
-    double t[9] = { c0, m[2] * m[7] - m[1] * m[8], m[1] * m[5] - m[2] * m[4],
-                    c1, m[0] * m[8] - m[2] * m[6], m[2] * m[3] - m[0] * m[5],
-                    c2, m[1] * m[6] - m[0] * m[7], m[0] * m[4] - m[1] * m[3] };
-    for (int i = 0; i < 9; i++) out[i] = t[i] / det;
-    return 0;
-}
-
-static void normalise_h(double h[9])
-{
-    if (fabs(h[8]) > 1e-15) {
-        double d = h[8];
-        for (int i = 0; i < 9; i++) h[i] /= d;
-    }
-}
 
 /* Separable Gaussian blur, edges replicated. tmp holds w*h floats. */
 static void blur(float *img, int w, int h, double sigma, float *tmp)
@@ -251,7 +222,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
             gy[p] = (float)((L->a[(long)yp * w + x] - L->a[(long)ym * w + x]) / (yp - ym) / s);
         }
     double N[9] = { s, 0, -cx * s, 0, s, -cy * s, 0, 0, 1 }, Ni[9];
-    inv3(N, Ni);
+    gl_mat3_inverse(N, Ni);
     double lambda = c->lm_lambda;
     for (int it = 0; it < c->iterations; it++) {
         long nv = residuals(L, hm, r);
@@ -293,14 +264,14 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
             /* W(x; p) <- W(x; p) o W(x; dp)^-1 (Baker & Matthews eq. 32). */
             double hd[9] = { 1 + d[0], d[1], d[2], d[3], 1 + d[4], d[5], d[6], d[7], 1 }, hdi[9],
                    hp[9];
-            if (inv3(hd, hdi) < 0) {
+            if (gl_mat3_inverse(hd, hdi) < 0) {
                 lambda = lambda > 0 ? lambda * 10 : 1e-6;
                 continue;
             }
-            mul3(hdi, N, hp);
-            mul3(Ni, hp, hp);
-            mul3(hm, hp, hn);
-            normalise_h(hn);
+            gl_mat3_mul(hdi, N, hp);
+            gl_mat3_mul(Ni, hp, hp);
+            gl_mat3_mul(hm, hp, hn);
+            gl_mat3_normalize(hn);
             residuals(L, hn, rt);
             double e1 = robust_cost(L, rt, cs);
             if (e1 <= e0) {
@@ -380,18 +351,18 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
     /* Level l pixel = (level-0 pixel - (2^l - 1)/2) / 2^l (2x2 box centres). */
     double hm[9];
     memcpy(hm, h, sizeof hm);
-    normalise_h(hm);
+    gl_mat3_normalize(hm);
     for (int l = nl - 1; l >= 0; l--) {
         double f = ldexp(1.0, -l), o = -0.5 * (ldexp(1.0, l) - 1) * f;
         double S[9] = { f, 0, o, 0, f, o, 0, 0, 1 }, Si[9], hl[9];
-        inv3(S, Si);
-        mul3(hm, Si, hl);
-        mul3(S, hl, hl);
-        normalise_h(hl);
+        gl_mat3_inverse(S, Si);
+        gl_mat3_mul(hm, Si, hl);
+        gl_mat3_mul(S, hl, hl);
+        gl_mat3_normalize(hl);
         if ((rc = refine_level(&L[l], c, hl, buf)) < 0) goto fail;
-        mul3(hl, S, hm);
-        mul3(Si, hm, hm);
-        normalise_h(hm);
+        gl_mat3_mul(hl, S, hm);
+        gl_mat3_mul(Si, hm, hm);
+        gl_mat3_normalize(hm);
     }
     for (int i = 0; i < 9; i++)
         if (!isfinite(hm[i])) {

@@ -155,14 +155,6 @@ void homography_ransac_config_default(homography_ransac_config *c)
     c->refits = 2;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Squared transfer error |H(src) - dst|^2, +inf where H sends src to infinity. */
 static double transfer_err2(const double h[9], const double *s, const double *d)
 {
@@ -221,7 +213,7 @@ int homography_fit_ransac(const double *src, const double *dst, int n,
         for (int k = 0; k < 4; k++) {
             int again;
             do {
-                idx[k] = (int)(splitmix64(&rng) % (uint64_t)n);
+                idx[k] = (int)(gl_splitmix64(&rng) % (uint64_t)n);
                 again = 0;
                 for (int j = 0; j < k; j++) again |= idx[j] == idx[k];
             } while (again);

@@ -73,6 +73,25 @@ int gl_num_cores(void);
 typedef int (*gl_range_fn)(void *ctx, long begin, long end);
 int gl_parallel_for(long n, long grain, gl_range_fn fn, void *ctx);
 
+/* SplitMix64 (Steele, Lea & Flood, "Fast Splittable Pseudorandom Number
+ * Generators", OOPSLA 2014; Vigna's constants): adds the golden gamma to
+ * *state and returns the mix of the new state, so the stream of a seed s is
+ * mix(s + G), mix(s + 2G), ... Every seeded stream in glocal (loader order and
+ * augmentation, shards, RANSAC samples, synthetic scenes, batches) is this
+ * one generator: fixed-seed results stay what they were. Inline: the
+ * synthetic renderer and the loader call it per sample. */
+#define GL_SPLITMIX64_GAMMA 0x9E3779B97F4A7C15ull
+static inline uint64_t gl_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += GL_SPLITMIX64_GAMMA);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* One SplitMix64 step from state x (x itself unchanged): a 64-bit hash for
+ * deriving seeds, mix(x + G). */
+static inline uint64_t gl_mix64(uint64_t x) { return gl_splitmix64(&x); }
+
 /* Monotonic wall time in seconds. */
 double gl_now(void);
 

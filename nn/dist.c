@@ -117,21 +117,12 @@ int nn_dist_init_from_env(nn_dist **out, const nn_dist_options *o)
     return 0;
 }
 
-/* SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference constants). */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [0, n) without modulo bias (rejection of the short last block). */
 static uint64_t below(uint64_t *s, uint64_t n)
 {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t r;
-    do r = splitmix64(s);
+    do r = gl_splitmix64(s);
     while (r >= limit);
     return r % n;
 }
@@ -143,7 +134,7 @@ int nn_dist_permutation(long n, uint64_t epoch, uint64_t seed, long *perm)
     /* Mix seed and epoch through one SplitMix step each, so that (seed, epoch)
      * and (seed + 1, epoch - 1) give unrelated orders. */
     uint64_t s = seed;
-    uint64_t a = splitmix64(&s);
+    uint64_t a = gl_splitmix64(&s);
     s = a ^ (epoch * 0xd1b54a32d192ed03ULL);
     for (long i = 0; i < n; i++) perm[i] = i;
     for (long i = n - 1; i > 0; i--) { /* Fisher-Yates (Knuth, TAOCP 3.4.2, Algorithm P) */

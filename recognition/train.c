@@ -48,12 +48,12 @@ int cls_train_config_validate(const cls_train_config *c)
     return 0;
 }
 
+/* Dropout seed of a step: SplitMix64's mix of seed G + step + 0x632BE59BD9B4E019
+ * (G = GL_SPLITMIX64_GAMMA; gl_mix64 adds one G itself, hence the "- G"), the
+ * formula the first runs used, so fixed-seed runs repeat. */
 static uint64_t step_seed(uint64_t seed, long step)
 {
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull + (uint64_t)step + 0x632BE59BD9B4E019ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return gl_mix64(seed * GL_SPLITMIX64_GAMMA + (uint64_t)step + 0x632BE59BD9B4E019ull - GL_SPLITMIX64_GAMMA);
 }
 
 /* Batch [n, sample shape] as tensors on the runtime device. */
@@ -189,7 +189,7 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     if (cfg->log_path && R == 0 && (rc = log_start(cfg->log_path, cfg->resume != NULL, start_epoch, &log, &log_len)) < 0) goto fail;
     cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb, .rank = R, .world = W };
     /* dropout: rank 0 keeps the one-process masks, other ranks draw their own */
-    uint64_t drop_seed = cfg->seed + (uint64_t)R * 0x9E3779B97F4A7C15ull;
+    uint64_t drop_seed = cfg->seed + (uint64_t)R * GL_SPLITMIX64_GAMMA;
     for (long epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         double loss_sum = 0, correct = 0, seen = 0, t0 = gl_now();
         long bi = 0;

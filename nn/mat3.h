@@ -1,0 +1,63 @@
+/*
+ * mat3.h — 3x3 matrices for homographies: row-major doubles acting on column
+ * vectors (x, y, 1), the convention of motion/flow.h and datasets/synth.h.
+ *
+ * Why here: the synthetic benchmark (datasets/) renders scenes through
+ * homographies and GLOCAL (motion/) composes and rescales them, and datasets/
+ * may not include motion/ (experiments -> recognition, motion, datasets -> nn).
+ * nn/ is below both; like nn/base.h this header is plain C and needs no
+ * libtorch. Header-only (static inline): a handful of lines each, called in
+ * per-pixel loops of the renderer.
+ *
+ * Out arguments may alias the inputs.
+ */
+#ifndef GLOCAL_NN_MAT3_H
+#define GLOCAL_NN_MAT3_H
+
+#include <math.h>
+#include <string.h>
+
+/* out = a b. */
+static inline void gl_mat3_mul(const double a[9], const double b[9], double out[9])
+{
+    double t[9];
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            t[3 * r + c] = a[3 * r] * b[c] + a[3 * r + 1] * b[3 + c] + a[3 * r + 2] * b[6 + c];
+    memcpy(out, t, sizeof t);
+}
+
+/* out = m^-1 by the adjugate (cofactors over the determinant, expanded along
+ * the first row). Returns -1 when |det| <= 1e-300 (out then holds the
+ * adjugate divided by that determinant: infinities or NaN), 0 otherwise. */
+static inline int gl_mat3_inverse(const double m[9], double out[9])
+{
+    double t[9] = { m[4] * m[8] - m[5] * m[7], m[2] * m[7] - m[1] * m[8], m[1] * m[5] - m[2] * m[4],
+                    m[5] * m[6] - m[3] * m[8], m[0] * m[8] - m[2] * m[6], m[2] * m[3] - m[0] * m[5],
+                    m[3] * m[7] - m[4] * m[6], m[1] * m[6] - m[0] * m[7], m[0] * m[4] - m[1] * m[3] };
+    double det = m[0] * t[0] + m[1] * t[3] + m[2] * t[6];
+    for (int i = 0; i < 9; i++) out[i] = t[i] / det;
+    return fabs(det) > 1e-300 ? 0 : -1;
+}
+
+/* Scales h so that h[8] = 1 (left as it is when |h[8]| <= 1e-15: a
+ * homography sending the origin to infinity). */
+static inline void gl_mat3_normalize(double h[9])
+{
+    if (fabs(h[8]) > 1e-15) {
+        double d = h[8];
+        for (int i = 0; i < 9; i++) h[i] /= d;
+    }
+}
+
+/* (u, v) = the image of (x, y): (h0 x + h1 y + h2) / w, (h3 x + h4 y + h5) / w,
+ * w = h6 x + h7 y + h8 (no check for w = 0: motion/flow.h's homography_apply
+ * is the checked version). */
+static inline void gl_mat3_apply(const double h[9], double x, double y, double *u, double *v)
+{
+    double w = h[6] * x + h[7] * y + h[8];
+    *u = (h[0] * x + h[1] * y + h[2]) / w;
+    *v = (h[3] * x + h[4] * y + h[5]) / w;
+}
+
+#endif
