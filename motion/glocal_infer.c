@@ -8,11 +8,6 @@
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
 
-#define TRY(call)                         \
-    do {                                  \
-        if ((rc = (call)) < 0) goto fail; \
-    } while (0)
-
 void glocal_infer_options_default(glocal_infer_options *o)
 {
     memset(o, 0, sizeof *o);

@@ -5,11 +5,6 @@
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
 
-#define TRY(call)                         \
-    do {                                  \
-        if ((rc = (call)) < 0) goto fail; \
-    } while (0)
-
 int glocal_loss_charbonnier(nn_tensor **out, const nn_tensor *a, const nn_tensor *b,
                             const nn_tensor *weight, double eps)
 {

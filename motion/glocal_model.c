@@ -9,11 +9,6 @@
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
 
-#define TRY(call)                       \
-    do {                                \
-        if ((rc = (call)) < 0) goto fail; \
-    } while (0)
-
 glocal_config glocal_config_default(int size)
 {
     glocal_config c = { 0 };

@@ -4,6 +4,13 @@
 
 #include "motion/glocal.h"
 
+/* For functions with an `int rc` and one `fail:` label: runs call, keeps its
+ * code in rc, and goes to fail when it is negative. */
+#define TRY(call)                         \
+    do {                                  \
+        if ((rc = (call)) < 0) goto fail; \
+    } while (0)
+
 struct glocal_model {
     glocal_config cfg;
     nn_params p;
