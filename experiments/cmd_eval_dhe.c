@@ -80,24 +80,9 @@ static void jstr(const char *s)
 /* TV-L1 flow, then RANSAC on it sampled every 2 px (eval-motion's baseline). */
 static int tvl1_homography(const uint8_t *a, const uint8_t *b, int w, int h, double H[9])
 {
-    const size_t hw = (size_t)w * h;
-    float *g = gl_malloc(sizeof(float) * hw * 2);
-    flow_field f = { 0 };
-    int rc = GL_ENOMEM;
-    if (!g) return rc;
-    if ((rc = flow_gray_from_rgb24(a, w, h, g)) < 0 || (rc = flow_gray_from_rgb24(b, w, h, g + hw)) < 0)
-        goto fail;
-    if ((rc = flow_field_new(&f, w, h)) < 0) goto fail;
-    tvl1_config tc;
-    tvl1_config_default(&tc);
-    if ((rc = tvl1_flow(g, g + hw, w, h, &tc, &f)) < 0) goto fail;
-    homography_ransac_config rcfg;
-    homography_ransac_config_default(&rcfg);
-    rc = flow_minus_homography(&f, 2, &rcfg, 1, H, NULL, NULL);
-fail:
-    flow_field_free(&f);
-    gl_free(g);
-    return rc;
+    flow_baseline_config c;
+    flow_baseline_config_default(&c);
+    return flow_baseline_rgb24(a, b, w, h, &c, H, NULL, NULL, NULL);
 }
 
 typedef struct {

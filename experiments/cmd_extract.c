@@ -62,7 +62,6 @@ typedef struct {
 } motion_method;
 
 typedef struct {
-    float *g0, *g1;
     flow_field flow, local;
 } tvl1_state;
 
@@ -70,8 +69,6 @@ static void tvl1_free(void *p)
 {
     tvl1_state *s = p;
     if (!s) return;
-    gl_free(s->g0);
-    gl_free(s->g1);
     flow_field_free(&s->flow);
     flow_field_free(&s->local);
     gl_free(s);
@@ -81,27 +78,13 @@ static int tvl1_init(void **out, int w, int h)
 {
     tvl1_state *s = gl_calloc(1, sizeof *s);
     if (!s) return GL_ENOMEM;
-    int rc = GL_ENOMEM;
-    if (!(s->g0 = gl_malloc(sizeof(float) * (size_t)w * h)) ||
-        !(s->g1 = gl_malloc(sizeof(float) * (size_t)w * h)))
-        goto fail;
-    if ((rc = flow_field_new(&s->flow, w, h)) < 0 || (rc = flow_field_new(&s->local, w, h)) < 0)
-        goto fail;
+    int rc;
+    if ((rc = flow_field_new(&s->flow, w, h)) < 0 || (rc = flow_field_new(&s->local, w, h)) < 0) {
+        tvl1_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
-fail:
-    tvl1_free(s);
-    return rc;
-}
-
-static int tvl1_one(tvl1_state *s, const uint8_t *a, const uint8_t *b, int w, int h)
-{
-    tvl1_config c;
-    tvl1_config_default(&c);
-    int rc;
-    if ((rc = flow_gray_from_rgb24(a, w, h, s->g0)) < 0) return rc;
-    if ((rc = flow_gray_from_rgb24(b, w, h, s->g1)) < 0) return rc;
-    return tvl1_flow(s->g0, s->g1, w, h, &c, &s->flow);
 }
 
 static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
@@ -111,7 +94,7 @@ static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const
     tvl1_state *s = state;
     size_t hw = (size_t)w * h;
     for (int i = 0; i < n; i++) {
-        int rc = tvl1_one(s, a[i], b[i], w, h);
+        int rc = flow_from_rgb24(a[i], b[i], w, h, flow_method_tvl1, NULL, &s->flow);
         if (rc < 0) return rc;
         memcpy(fields + (size_t)i * 2 * hw, s->flow.u, sizeof(float) * hw);
         memcpy(fields + (size_t)i * 2 * hw + hw, s->flow.v, sizeof(float) * hw);
@@ -135,14 +118,14 @@ static int fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const 
 {
     tvl1_state *s = state;
     size_t hw = (size_t)w * h;
-    homography_ransac_config rc_cfg;
-    homography_ransac_config_default(&rc_cfg);
+    flow_baseline_config c;
+    flow_baseline_config_default(&c);
+    c.step = FMH_STEP;
+    c.zero_inliers = 0;
     for (int i = 0; i < n; i++) {
         double H[9];
-        int rc = tvl1_one(s, a[i], b[i], w, h);
+        int rc = flow_baseline_rgb24(a[i], b[i], w, h, &c, H, &s->flow, NULL, &s->local);
         if (rc < 0) return rc;
-        if ((rc = flow_minus_homography(&s->flow, FMH_STEP, &rc_cfg, 0, H, NULL, &s->local)) < 0)
-            return rc;
         memcpy(fields + (size_t)i * 2 * hw, s->local.u, sizeof(float) * hw);
         memcpy(fields + (size_t)i * 2 * hw + hw, s->local.v, sizeof(float) * hw);
         for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)H[k];

@@ -120,7 +120,7 @@ int cmd_flow(int argc, char **argv)
     if (rc < 0) return cli_usage_error(cmd, "%s", gl_last_error());
 
     image img[2] = { { 0 } };
-    float *gray[2] = { NULL, NULL }, *diff = NULL;
+    float *diff = NULL;
     uint8_t *pic = NULL;
     flow_field f = { 0 }, glob = { 0 }, loc = { 0 }, gt = { 0 };
     int status = CLI_FAIL;
@@ -169,15 +169,8 @@ int cmd_flow(int argc, char **argv)
         goto done;
     }
 
-    for (int k = 0; k < 2; k++) {
-        gray[k] = gl_malloc(sizeof(float) * (size_t)w * h);
-        if (!gray[k]) {
-            cli_fail(cmd, GL_ENOMEM, "cannot allocate");
-            goto done;
-        }
-        flow_gray_from_rgb24(img[k].data, w, h, gray[k]);
-    }
-    if ((rc = flow_field_new(&f, w, h)) < 0 || (rc = tvl1_flow(gray[0], gray[1], w, h, &cfg, &f)) < 0) {
+    if ((rc = flow_field_new(&f, w, h)) < 0 ||
+        (rc = flow_from_rgb24(img[0].data, img[1].data, w, h, flow_method_tvl1, &cfg, &f)) < 0) {
         cli_fail(cmd, rc, "TV-L1 failed on %s -> %s", paths[0], paths[1]);
         goto done;
     }
@@ -229,8 +222,6 @@ done:
     flow_field_free(&f);
     gl_free(pic);
     gl_free(diff);
-    gl_free(gray[1]);
-    gl_free(gray[0]);
     image_release(&img[1]);
     image_release(&img[0]);
     return status;

@@ -178,6 +178,48 @@ int homography_corner_error(const double a[9], const double b[9], int width, int
 int flow_minus_homography(const flow_field *flow, int step, const homography_ransac_config *c,
                           int zero_inliers, double h[9], flow_field *global, flow_field *local);
 
+/* ---- flow of RGB frames, and the flow-minus-homography baseline ------------ */
+
+/* A flow method: grey frames i0 -> i1 (width*height floats, 0..255) into
+ * *flow (a width x height field, overwritten); cfg is the method's own config
+ * (NULL: its defaults). TV-L1 is flow_method_tvl1; another method (a DIS
+ * flow, say) plugs into the functions below with an adapter of this shape. */
+typedef int (*flow_method_fn)(const float *i0, const float *i1, int width, int height,
+                              const void *cfg, flow_field *flow);
+
+/* tvl1_flow as a flow_method_fn: cfg is a const tvl1_config * (NULL:
+ * tvl1_config_default). */
+int flow_method_tvl1(const float *i0, const float *i1, int width, int height, const void *cfg,
+                     flow_field *flow);
+
+/* Flow from RGB24 frame a to b (width*height*3 bytes each): their grey levels
+ * (flow_gray_from_rgb24), then method (NULL: flow_method_tvl1) with cfg.
+ * *flow must be a width x height field. */
+int flow_from_rgb24(const uint8_t *a, const uint8_t *b, int width, int height,
+                    flow_method_fn method, const void *cfg, flow_field *flow);
+
+/* The classical global/local split GLOCAL is compared with: the flow of the
+ * pair, a RANSAC homography of it as the global motion, the rest as the
+ * local motion (flow_minus_homography). */
+typedef struct {
+    flow_method_fn method;              /* NULL: flow_method_tvl1 */
+    const void *method_cfg;             /* NULL: the method's defaults */
+    int step;                           /* homography fit on every step-th pixel in x and y */
+    homography_ransac_config ransac;
+    int zero_inliers;                   /* local flow exactly 0 on the homography's inliers */
+} flow_baseline_config;
+
+/* TV-L1 with its defaults, step 2, RANSAC defaults, zero_inliers 1: the
+ * baseline of glocal eval-motion and eval-dhe. */
+void flow_baseline_config_default(flow_baseline_config *c);
+
+/* RGB24 pair -> grey -> flow -> flow_minus_homography with c. Every output
+ * may be NULL when not wanted: h (the homography, frame a -> b), flow (the
+ * whole flow), global and local; the fields given must be width x height. */
+int flow_baseline_rgb24(const uint8_t *a, const uint8_t *b, int width, int height,
+                        const flow_baseline_config *c, double h[9], flow_field *flow,
+                        flow_field *global, flow_field *local);
+
 /* ---- RGB difference ------------------------------------------------------- */
 
 /* TSN's RGBDiff: out = (b - a) / 255 per channel, planar (3 planes of
