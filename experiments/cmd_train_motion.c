@@ -7,6 +7,7 @@
 #include "experiments/cli.h"
 #include "experiments/commands.h"
 #include "experiments/motion_pairs.h"
+#include "experiments/motion_source.h"
 #include "motion/glocal.h"
 
 GLOCAL_COMMAND(train_motion, "train-motion",
@@ -43,7 +44,8 @@ static void help(void)
            "  --batch B             pairs per step (default 16)\n"
            "  --lr X                Adam learning rate (default 1e-3)\n"
            "  --lme-start N         step from which LME and the mask train (default %ld)\n"
-           "  --mask-start N        step from which the mask weights the global loss (default %ld)\n"
+           "  --mask-start N        step from which the mask weights the global loss, not before\n"
+           "                        --lme-start (default %ld, or --lme-start when that is later)\n"
            "  --census W            weight of the census term (default %g)\n"
            "  --seed S              seed of weights and batches (default 1)\n"
            "  --ckpt-every N        checkpoint period in steps (default 500)\n"
@@ -55,19 +57,23 @@ static void help(void)
            lc.lme_start, lc.mask_start, lc.w_census);
 }
 
-static int save(const char *path, glocal_model *m, nn_optimizer *opt, long step)
+/* Progress of glocal_train, drawn by rank 0: steps, or seconds with --minutes. */
+typedef struct {
+    cli_progress bar;
+    int by_time;
+    long step0, step;
+    double elapsed_s;
+} train_progress;
+
+static int on_status(void *ctx, const glocal_train_status *s)
 {
-    char cfg[512];
-    nn_params st;
-    nn_params_init(&st);
-    int rc = glocal_config_to_json(glocal_model_config(m), cfg, sizeof cfg);
-    if (rc >= 0) rc = nn_optimizer_state_export(opt, &st);
-    if (rc >= 0) {
-        nn_checkpoint_meta meta = { step, cfg, &st, "adam" };
-        rc = nn_checkpoint_save(path, glocal_model_params(m), &meta);
-    }
-    nn_params_free(&st);
-    return rc;
+    train_progress *tp = ctx;
+    tp->step = s->step;
+    tp->elapsed_s = s->elapsed_s;
+    char extra[96];
+    snprintf(extra, sizeof extra, "step %ld loss %.4f", s->step, s->losses.total);
+    if (s->rank == 0) cli_progress_update(&tp->bar, tp->by_time ? (long)s->elapsed_s : s->step - tp->step0, extra);
+    return 0;
 }
 
 static int pool_progress(void *ctx, long done, long total)
@@ -77,6 +83,29 @@ static int pool_progress(void *ctx, long done, long total)
     return 0;
 }
 
+/* The training pairs at the model size S: decoded from a dataset's train
+ * list, or rendered by the synthetic benchmark; with a progress line. */
+static int prepare_pairs(motion_pairs *P, const char *dataset, const char *lists, int split, int pool, int S,
+                         int gap, double camera, uint64_t seed)
+{
+    cli_progress pp;
+    int rc;
+    cli_progress_start(&pp, dataset ? "decoding pairs" : "rendering pairs", pool);
+    if (dataset) {
+        rc = motion_pairs_dataset(P, dataset, lists, split, pool, S, gap, seed, pool_progress, &pp);
+    } else {
+        synth_config sc = synth_config_default();
+        sc.width = sc.height = S;
+        sc.camera = camera;
+        sc.seed = seed;
+        rc = motion_pairs_synth(P, &sc, pool, 1000003ull * seed);
+    }
+    cli_progress_end(&pp, rc < 0 ? 0 : pool, NULL);
+    return rc;
+}
+
+/* Options, then glocal_train (motion/glocal.h). A little over 120 lines: the
+ * option loop stays as it was until the table parser replaces it. */
 int cmd_train_motion(int argc, char **argv)
 {
     const char *cmd = "train-motion";
@@ -86,6 +115,7 @@ int cmd_train_motion(int argc, char **argv)
     double minutes = 0, lr = 1e-3, camera = 1.0;
     int resume = 0;
     glocal_loss_config lc = glocal_loss_config_default();
+    lc.mask_start = -1; /* not given: see after the options */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -121,217 +151,82 @@ int cmd_train_motion(int argc, char **argv)
     if (!(lr > 0 && lr < 1)) return cli_usage_error(cmd, "--lr must be in (0, 1), got %g", lr);
     if (!(minutes >= 0)) return cli_usage_error(cmd, "--minutes must be >= 0, got %g", minutes);
     if (!(camera >= 0 && camera <= 4)) return cli_usage_error(cmd, "--camera must be in [0, 4], got %g", camera);
-    if (lc.mask_start < lc.lme_start) lc.mask_start = lc.lme_start;
-    int rc = glocal_loss_config_validate(&lc);
-    if (rc < 0) return cli_fail(cmd, rc, "bad loss settings");
+    /* The mask comes from LME, so it never starts before it. Without
+     * --mask-start, its default follows a later --lme-start (and says so);
+     * a --mask-start before --lme-start is an error. */
+    if (lc.mask_start < 0) {
+        lc.mask_start = glocal_loss_config_default().mask_start;
+        if (lc.mask_start < lc.lme_start) {
+            fprintf(stderr, "glocal train-motion: the default --mask-start %ld is before --lme-start %ld: "
+                    "the mask starts with LME, at step %ld\n", lc.mask_start, lc.lme_start, lc.lme_start);
+            lc.mask_start = lc.lme_start;
+        }
+    }
+    glocal_train_config tc = glocal_train_config_default();
+    tc.loss = lc;
+    tc.opt.lr = lr;
+    tc.steps = steps;
+    tc.minutes = minutes;
+    tc.batch_size = (int)batch;
+    tc.seed = (uint64_t)seed;
+    tc.ckpt_every = ckpt_every;
+    tc.log_every = log_every;
+    int rc = glocal_train_config_validate(&tc);
+    if (rc < 0) return cli_usage_error(cmd, "%s", gl_last_error());
 
     char ckpt[4096], logp[4096];
     snprintf(ckpt, sizeof ckpt, "%s/glocal.h5", out);
     snprintf(logp, sizeof logp, "%s/log.jsonl", out);
     if ((rc = gl_mkdirs(out)) < 0) return cli_fail(cmd, rc, "cannot create %s", out);
+    tc.checkpoint = ckpt;
+    tc.resume = resume ? ckpt : NULL;
+    tc.log_path = logp;
 
     int code = CLI_FAIL;
     glocal_model *m = NULL;
-    nn_optimizer *opt = NULL;
     motion_pairs P = { 0 };
-    FILE *log = NULL;
-    const uint8_t **A = NULL, **B = NULL;
-    nn_params st;
-    nn_params_init(&st);
     int64_t step0 = 0;
     nn_dist *dist = NULL;
-    int rank = 0, world = 1;
     nn_manual_seed((uint64_t)seed);
-    if (resume) {
-        if ((rc = glocal_model_load(&m, ckpt, &step0)) < 0) {
-            cli_fail(cmd, rc, "cannot resume from %s", ckpt);
-            goto done;
-        }
-    } else {
-        glocal_config gc = glocal_config_default((int)size);
-        gc.iters = (int)iters;
-        gc.feat = (int)feat;
-        if ((rc = glocal_model_new(&m, &gc)) < 0) { cli_fail(cmd, rc, "cannot build the model"); goto done; }
-    }
+    glocal_config gc = glocal_config_default((int)size);
+    gc.iters = (int)iters;
+    gc.feat = (int)feat;
+    if (resume && (rc = glocal_model_load(&m, ckpt, &step0)) < 0) { cli_fail(cmd, rc, "cannot resume from %s", ckpt); goto done; }
+    if (resume) fprintf(stderr, "resuming %s at step %lld\n", ckpt, (long long)step0);
+    if (!resume && (rc = glocal_model_new(&m, &gc)) < 0) { cli_fail(cmd, rc, "cannot build the model"); goto done; }
     const int S = glocal_model_config(m)->size;
-    nn_opt_config oc = nn_opt_config_default(NN_OPT_ADAM);
-    oc.lr = lr;
-    if ((rc = nn_optimizer_new(&opt, glocal_model_params(m), &oc)) < 0) {
-        cli_fail(cmd, rc, "cannot create the optimizer");
+    /* Data-parallel (glocal_train_config.dist): with no RANK/WORLD_SIZE or
+     * Slurm variables the world is this process alone. */
+    nn_dist_options dopt = nn_dist_options_default();
+    if ((rc = nn_dist_init_from_env(&dist, &dopt)) < 0) { cli_fail(cmd, rc, "cannot join the distributed job"); goto done; }
+    tc.dist = dist;
+    const int rank = nn_dist_rank(dist), world = nn_dist_world_size(dist);
+    if ((rc = glocal_train_config_validate(&tc)) < 0) { cli_fail(cmd, rc, "--batch"); goto done; }
+    if (world > 1 && rank == 0)
+        fprintf(stderr, "data-parallel: %d ranks (%s), %ld pairs per rank per step\n", world,
+                nn_dist_backend_name(dist), batch / world);
+    if ((rc = prepare_pairs(&P, dataset, lists, (int)split, (int)pool, S, (int)gap, camera, (uint64_t)seed)) < 0) {
+        cli_fail(cmd, rc, "cannot prepare the training pairs");
         goto done;
     }
-    if (resume) {
-        int64_t s2;
-        /* Reload with the optimizer table to restore Adam's moments. */
-        if ((rc = nn_checkpoint_load(ckpt, glocal_model_params(m), &s2, NULL, &st)) < 0 ||
-            (rc = nn_optimizer_state_import(opt, &st)) < 0) {
-            cli_fail(cmd, rc, "cannot restore the optimizer state from %s", ckpt);
-            goto done;
-        }
-        fprintf(stderr, "resuming %s at step %lld\n", ckpt, (long long)step0);
-    }
-    /* Data-parallel (nn.h "distributed data-parallel"): every rank draws the same
-     * global batch from (seed, step) and trains on its slice; gradients are
-     * averaged after backward, so each step equals one process on the whole batch
-     * (up to float summation order; batch norm statistics stay per rank). With
-     * no RANK/WORLD_SIZE or Slurm variables the world is this process alone. */
-    {
-        nn_dist_options dopt = nn_dist_options_default();
-        if ((rc = nn_dist_init_from_env(&dist, &dopt)) < 0) { cli_fail(cmd, rc, "cannot join the distributed job"); goto done; }
-        rank = nn_dist_rank(dist);
-        world = nn_dist_world_size(dist);
-        if (batch % world != 0) {
-            cli_fail(cmd, GL_EINVAL, "--batch %ld must be a multiple of the %d ranks", batch, world);
-            goto done;
-        }
-        if ((rc = nn_dist_broadcast_params(dist, glocal_model_params(m))) < 0) {
-            cli_fail(cmd, rc, "cannot broadcast rank 0's parameters");
-            goto done;
-        }
-        if (world > 1 && rank == 0)
-            fprintf(stderr, "data-parallel: %d ranks (%s), %ld pairs per rank per step\n", world,
-                    nn_dist_backend_name(dist), batch / world);
-    }
-    /* Data. */
-    {
-        cli_progress pp;
-        cli_progress_start(&pp, dataset ? "decoding pairs" : "rendering pairs", pool);
-        if (dataset) {
-            rc = motion_pairs_dataset(&P, dataset, lists, (int)split, (int)pool, S, (int)gap, (uint64_t)seed,
-                                      pool_progress, &pp);
-        } else {
-            synth_config sc = synth_config_default();
-            sc.width = sc.height = S;
-            sc.camera = camera;
-            sc.seed = (uint64_t)seed;
-            rc = motion_pairs_synth(&P, &sc, (int)pool, 1000003ull * (uint64_t)seed);
-        }
-        cli_progress_end(&pp, rc < 0 ? 0 : pool, NULL);
-        if (rc < 0) { cli_fail(cmd, rc, "cannot prepare the training pairs"); goto done; }
-    }
-    if (rank == 0) { /* only rank 0 writes the log and checkpoints */
-        log = fopen(logp, resume ? "a" : "w");
-        if (!log) { cli_fail(cmd, GL_EIO, "cannot write %s", logp); goto done; }
-    }
-    nn_lr_schedule ls = nn_lr_schedule_default();
-    ls.kind = NN_LR_CONSTANT;
-    ls.base_lr = lr;
-    ls.warmup_steps = 100;
-    ls.warmup_start = 0.1;
-    A = gl_malloc(sizeof *A * 2 * batch);
-    B = A ? A + batch : NULL;
-    if (!A) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
+    glocal_pair_source src;
+    motion_pairs_source(&P, &src);
     /* With a time budget the progress line counts seconds, so its ETA means something. */
-    const int by_time = minutes > 0;
-    cli_progress pr;
-    cli_progress_start(&pr, by_time ? "training (seconds)" : "training (steps)",
-                       by_time ? (long)ceil(minutes * 60) : (steps - step0 > 0 ? steps - step0 : 0));
-    const double t0 = gl_now(), limit = by_time ? minutes * 60 : INFINITY;
-    double tlog = t0;
-    long step = step0, last_saved = step0, last_log_step = step0;
-    const size_t fb = (size_t)S * S * 3;
-    int stopped_nan = 0;
-    const long per = batch / world;
-    while (step < steps) {
-        /* Batches depend only on (seed, step): a resumed run sees the same ones. */
-        uint64_t r = gl_mix64((uint64_t)seed * 0x100000001B3ull + (uint64_t)step);
-        for (long i = 0; i < batch; i++) {
-            r = gl_mix64(r);
-            long k = (long)(r % (uint64_t)P.n);
-            int swap = (int)((r >> 40) & 1); /* (B, A) is a pair too */
-            A[i] = (swap ? P.b : P.a) + k * fb;
-            B[i] = (swap ? P.a : P.b) + k * fb;
-        }
-        nn_scope *sc = NULL;
-        nn_tensor *ta, *tb, *loss;
-        glocal_losses L;
-        double gnorm = 0;
-        if ((rc = nn_scope_begin(&sc)) < 0 ||
-            (rc = nn_optimizer_set_lr(opt, nn_lr_at(&ls, step))) < 0 ||
-            (rc = glocal_frames_to_tensor(&ta, A + rank * per, (int)per, S, S, S)) < 0 ||
-            (rc = glocal_frames_to_tensor(&tb, B + rank * per, (int)per, S, S, S)) < 0 ||
-            (rc = nn_optimizer_zero_grad(opt)) < 0 ||
-            (rc = glocal_loss(m, ta, tb, &lc, step, &loss, &L)) < 0) {
-            nn_scope_end(&sc);
-            cli_fail(cmd, rc, "step %ld failed", step);
-            goto done;
-        }
-        /* Stop decisions are taken together: the time budget by any rank's
-         * clock (MAX), a non-finite loss on any rank. */
-        double flags[2] = { gl_now() - t0 >= limit, !isfinite(L.total) };
-        if ((rc = nn_dist_allreduce_values(dist, flags, 2, NN_DIST_MAX)) < 0) {
-            nn_scope_end(&sc);
-            cli_fail(cmd, rc, "step %ld", step);
-            goto done;
-        }
-        if (flags[0] > 0 || flags[1] > 0) {
-            nn_scope_end(&sc);
-            stopped_nan = flags[1] > 0;
-            break;
-        }
-        if ((rc = nn_backward(loss)) < 0 || (rc = nn_dist_allreduce_grads(dist, glocal_model_params(m))) < 0 ||
-            (rc = nn_clip_grad_norm(glocal_model_params(m), 10.0, &gnorm)) < 0) {
-            nn_scope_end(&sc);
-            cli_fail(cmd, rc, "backward at step %ld failed", step);
-            goto done;
-        }
-        if (!isfinite(gnorm)) {
-            nn_scope_end(&sc);
-            stopped_nan = 1;
-            break;
-        }
-        rc = nn_optimizer_step(opt);
-        nn_scope_end(&sc);
-        if (rc < 0) { cli_fail(cmd, rc, "optimizer step %ld failed", step); goto done; }
-        step++;
-        if (step % log_every == 0 || step == steps) {
-            double now = gl_now();
-            /* the logged losses are means over the ranks (every rank takes part) */
-            double v[8] = { L.total, L.global, L.census, L.local, L.smooth, L.sparse, L.mask, L.mask_mean };
-            if ((rc = nn_dist_allreduce_values(dist, v, 8, NN_DIST_MEAN)) < 0) { cli_fail(cmd, rc, "step %ld", step); goto done; }
-            L.total = v[0]; L.global = v[1]; L.census = v[2]; L.local = v[3];
-            L.smooth = v[4]; L.sparse = v[5]; L.mask = v[6]; L.mask_mean = v[7];
-            if (log) fprintf(log,
-                    "{\"step\": %ld, \"time_s\": %.3f, \"loss\": %.6g, \"global\": %.6g, "
-                    "\"census\": %.6g, \"local\": %.6g, \"smooth\": %.6g, \"sparse\": %.6g, "
-                    "\"mask\": %.6g, \"mask_mean\": %.4f, \"grad_norm\": %.4g, \"lr\": %.4g, "
-                    "\"pairs_per_s\": %.2f}\n",
-                    step, now - t0, L.total, L.global, L.census, L.local, L.smooth, L.sparse,
-                    L.mask, L.mask_mean, gnorm, nn_lr_at(&ls, step - 1),
-                    (double)(step - last_log_step) * batch / (now - tlog));
-            if (log) fflush(log);
-            tlog = now;
-            last_log_step = step;
-        }
-        char extra[96];
-        snprintf(extra, sizeof extra, "step %ld loss %.4f", step, L.total);
-        if (rank == 0) cli_progress_update(&pr, by_time ? (long)(gl_now() - t0) : step - step0, extra);
-        if (rank == 0 && step % ckpt_every == 0) {
-            if ((rc = save(ckpt, m, opt, step)) < 0) { cli_fail(cmd, rc, "cannot save %s", ckpt); goto done; }
-            last_saved = step;
-        }
-    }
-    if (rank == 0) cli_progress_end(&pr, by_time ? (long)(gl_now() - t0) : step - step0, NULL);
-    if (stopped_nan) {
-        fprintf(stderr,
-                "glocal train-motion: the loss or its gradient became NaN/infinite at step %ld; "
-                "stopped. %s keeps the last good checkpoint (step %ld).\n",
-                step, ckpt, last_saved);
+    train_progress tp = { .by_time = minutes > 0, .step0 = (long)step0, .step = (long)step0 };
+    cli_progress_start(&tp.bar, tp.by_time ? "training (seconds)" : "training (steps)",
+                       tp.by_time ? (long)ceil(minutes * 60) : (steps - step0 > 0 ? steps - step0 : 0));
+    const double t0 = gl_now();
+    rc = glocal_train(m, &src, &tc, on_status, &tp);
+    if (rank == 0) cli_progress_end(&tp.bar, tp.by_time ? (long)tp.elapsed_s : tp.step - tp.step0, NULL);
+    if (rc == GL_ENUMERIC) { /* the message says which step and which checkpoint stays */
+        fprintf(stderr, "glocal train-motion: %s.\n", gl_last_error());
         goto done;
     }
-    if (rank == 0 && (step != last_saved || !resume)) {
-        if ((rc = save(ckpt, m, opt, step)) < 0) { cli_fail(cmd, rc, "cannot save %s", ckpt); goto done; }
-    }
-    /* nobody exits before rank 0's checkpoint is on disk */
-    if ((rc = nn_dist_barrier(dist)) < 0) { cli_fail(cmd, rc, "final barrier"); goto done; }
-    if (rank == 0) fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", step - step0, gl_now() - t0, ckpt);
+    if (rc < 0) { cli_fail(cmd, rc, "training failed"); goto done; }
+    if (rank == 0) fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", tp.step - tp.step0, gl_now() - t0, ckpt);
     code = CLI_OK;
 done:
-    if (log) fclose(log);
-    gl_free((void *)A);
-    nn_params_free(&st);
     motion_pairs_free(&P);
-    nn_optimizer_free(&opt);
     glocal_model_free(&m);
     nn_dist_free(&dist);
     return code;

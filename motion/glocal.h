@@ -211,6 +211,97 @@ typedef struct {
 int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
                 const glocal_loss_config *lc, long step, nn_tensor **loss, glocal_losses *parts);
 
+/* ---- the training loop (glocal_train.c) -------------------------------------------- */
+
+/* Where training pairs come from. motion/ reads no dataset itself: the caller
+ * (experiments/motion_source.c: the synthetic benchmark or a UCF-101-layout
+ * dataset) holds the pairs and hands them out by index. Frames are RGB24, as
+ * every source decodes them, and go through glocal_frames_to_tensor (grey,
+ * area-resized to the model size) like glocal_infer's. */
+typedef struct {
+    long count;            /* pairs, >= 1 */
+    int width, height;     /* size of every frame */
+    /* Points a[i], b[i] (i < n) at the frames of pair index[i] (0 <= index[i]
+     * < count): frame t and a later frame of the same scene, width*height*3
+     * bytes each, borrowed until the next call. 0 or a negative GL_E* code. */
+    int (*get)(void *ctx, const long *index, int n, const uint8_t **a, const uint8_t **b);
+    void *ctx;
+} glocal_pair_source;
+
+typedef struct {
+    glocal_loss_config loss;  /* which terms, and from which step (lme_start, mask_start) */
+    nn_opt_config opt;        /* Adam, lr 1e-3 */
+    long warmup_steps;        /* linear warm-up from 0.1 x lr, then constant */
+    double clip_grad;         /* max global gradient norm (> 0; 10) */
+    long steps;               /* train until this step (a resumed run counts the checkpoint's) */
+    double minutes;           /* time budget of this run; 0 = none */
+    int batch_size;           /* pairs per step, over all ranks together */
+    /* Batches depend on (seed, step) alone, so a resumed run sees the ones
+     * it would have seen: r = gl_mix64(seed * 0x100000001B3 + step), then per
+     * pair i of the batch r = gl_mix64(r), pair r % count, and (B, A) instead
+     * of (A, B) when bit 40 of r is set. */
+    uint64_t seed;
+    /* Weights, optimizer state, step and model config, written atomically by
+     * rank 0 every ckpt_every steps and at the end; NULL = none. */
+    const char *checkpoint;
+    long ckpt_every;
+    const char *resume;       /* checkpoint to continue from (weights, optimizer state, step); NULL = fresh */
+    /* JSON lines, one per log_every steps and at the last step (rank 0):
+     * step, time_s, the losses (means over the ranks), grad_norm, lr,
+     * pairs_per_s. Appended to on a resume; NULL = none. */
+    const char *log_path;
+    long log_every;
+    /* Data parallelism (nn/nn.h, c10d); NULL = one process. Every rank draws
+     * the same global batch and takes its batch_size / W slice; gradients are
+     * averaged after backward (before clipping). In the global stage (before
+     * loss.lme_start) each step is then the one a single process takes on the
+     * whole batch, up to float summation order (GLOCAL has no batch norm).
+     * From lme_start on, two terms use statistics of the batch, which stay
+     * per rank as batch norm's do under DDP: the mask target's threshold (the
+     * median residual) and the mask-weighted global loss (divided by the
+     * weight sum). And LME's weights, unused before lme_start, get zero
+     * gradients on several ranks (nn_dist_allreduce_grads), so Adam counts
+     * those steps for them where one process does not.
+     * (tests/test_glocal_train_dist.c checks all three.) Every rank calls
+     * glocal_train with the same config and starts from rank 0's parameters;
+     * a non-finite loss, the time budget or a stop asked on any rank stops all
+     * of them at the same step. Borrowed. */
+    nn_dist *dist;
+} glocal_train_config;
+
+/* The settings of glocal train-motion's defaults (batch 16, 1000000 steps,
+ * checkpoint every 500, log every 50, seed 1). */
+glocal_train_config glocal_train_config_default(void);
+/* GL_EINVAL naming the first bad field (the loss settings through
+ * glocal_loss_config_validate: mask_start before lme_start is an error, not
+ * raised silently). */
+int glocal_train_config_validate(const glocal_train_config *c);
+
+typedef struct {
+    long step;                /* steps done, counting a resumed checkpoint's */
+    long start_step, steps;   /* where this run started; where it stops */
+    double elapsed_s;         /* since this run's first step */
+    glocal_losses losses;     /* of this step: this rank's, or on logged steps the means over ranks */
+    double grad_norm;         /* of the averaged gradient, before clipping */
+    double lr;
+    int logged;               /* this step went to the log */
+    int saved;                /* the checkpoint was written after this step */
+    int rank, world;
+} glocal_train_status;
+
+/* Called after every step on every rank (show progress where rank == 0);
+ * nonzero asks to stop: every rank stops after its next forward pass, the
+ * checkpoint is written and glocal_train returns GL_ECANCELED. */
+typedef int (*glocal_train_callback)(void *ctx, const glocal_train_status *s);
+
+/* Trains m on pairs from src until cfg->steps (or the time budget). m is the
+ * caller's: built (glocal_model_new after nn_manual_seed) or, for a resume,
+ * loaded from cfg->resume (glocal_model_load) so its config is the file's.
+ * GL_ENUMERIC when the loss or its gradient stops being finite (no
+ * checkpoint is written then: the last one stays good). */
+int glocal_train(glocal_model *m, const glocal_pair_source *src, const glocal_train_config *cfg,
+                 glocal_train_callback cb, void *cb_ctx);
+
 /* ---- inference -------------------------------------------------------------------- */
 
 typedef struct {

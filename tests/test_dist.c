@@ -50,56 +50,8 @@ static int remove_dir(void **state)
 }
 
 /* ---- child side: CHECK / COK from testutil.h (no cmocka asserts: they
- * would unwind into the parent's copy of the runner) ---- */
-
-typedef int (*rank_fn)(int rank, int world, int port, void *ctx);
-
-/* Runs fn in `world` forked ranks; returns their exit statuses. A child that
- * is still running after deadline_s is killed and the test fails (a hang). */
-static void run_ranks(int world, rank_fn fn, void *ctx, double deadline_s, int *status)
-{
-    int port = test_free_port();
-    pid_t pids[4];
-    fflush(NULL);
-    for (int r = 0; r < world; r++) {
-        pids[r] = fork();
-        assert_true(pids[r] >= 0);
-        if (pids[r] == 0) {
-            int rc = fn(r, world, port, ctx);
-            fflush(NULL);
-            exit(rc);
-        }
-    }
-    double t0 = gl_now();
-    int left = world;
-    while (left > 0) {
-        for (int r = 0; r < world; r++) {
-            if (pids[r] <= 0) continue;
-            int st;
-            pid_t p = waitpid(pids[r], &st, WNOHANG);
-            if (p == pids[r]) {
-                status[r] = st;
-                pids[r] = 0;
-                left--;
-            }
-        }
-        if (left > 0 && gl_now() - t0 > deadline_s) {
-            for (int r = 0; r < world; r++)
-                if (pids[r] > 0) kill(pids[r], SIGKILL), waitpid(pids[r], NULL, 0);
-            fail_msg("ranks still running after %g s: a collective hangs", deadline_s);
-        }
-        struct timespec ts = { 0, 20 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void assert_all_ok(const int *status, int world)
-{
-    for (int r = 0; r < world; r++) {
-        if (!WIFEXITED(status[r]) || WEXITSTATUS(status[r]) != 0)
-            fail_msg("rank %d ended with status 0x%x (see its message above)", r, status[r]);
-    }
-}
+ * would unwind into the parent's copy of the runner); the ranks run under
+ * test_run_ranks (testutil.h) ---- */
 
 /* All values of a table, in order, as float64. */
 static int dump_params(const nn_params *p, const char *fmt, ...)
@@ -300,10 +252,10 @@ static void test_two_ranks_match_one(void **state)
     train_ctx *ctxs[2] = { &small, &big };
     for (int c = 0; c < 2; c++) {
         int st[2];
-        run_ranks(2, train_rank, ctxs[c], 60, st);
-        assert_all_ok(st, 2);
-        run_ranks(1, train_rank, ctxs[c], 60, st);
-        assert_all_ok(st, 1);
+        test_run_ranks(2, train_rank, ctxs[c], 60, st);
+        test_assert_ranks_ok(st, 2);
+        test_run_ranks(1, train_rank, ctxs[c], 60, st);
+        test_assert_ranks_ok(st, 1);
         check_training(ctxs[c]->tag);
     }
 }
@@ -380,8 +332,8 @@ static void test_env_values_shards(void **state)
     const char *srcs[2] = { "torchrun", "slurm" };
     for (int s = 0; s < 2; s++) {
         int st[2];
-        run_ranks(2, values_rank, (void *)srcs[s], 60, st);
-        assert_all_ok(st, 2);
+        test_run_ranks(2, values_rank, (void *)srcs[s], 60, st);
+        test_assert_ranks_ok(st, 2);
         char name[64];
         size_t n0, n1;
         snprintf(name, sizeof name, "%s_shard_r0.bin", srcs[s]);
@@ -631,8 +583,8 @@ static void test_dead_rank(void **state)
     (void)state;
     fail_ctx c = { 0, 3.0 };
     int st[2];
-    run_ranks(2, fail_rank, &c, 40, st);
-    assert_all_ok(st, 2);
+    test_run_ranks(2, fail_rank, &c, 40, st);
+    test_assert_ranks_ok(st, 2);
 }
 
 static void test_stalled_rank(void **state)
@@ -640,8 +592,8 @@ static void test_stalled_rank(void **state)
     (void)state;
     fail_ctx c = { 1, 1.5 };
     int st[2];
-    run_ranks(2, fail_rank, &c, 40, st);
-    assert_all_ok(st, 2);
+    test_run_ranks(2, fail_rank, &c, 40, st);
+    test_assert_ranks_ok(st, 2);
 }
 
 /* Rendezvous failures: rank 0's port is taken; rank 1 waits for a rank 0
@@ -677,8 +629,8 @@ static void test_rendezvous_failures(void **state)
 {
     (void)state;
     int st[1];
-    run_ranks(1, rendezvous_rank, NULL, 40, st);
-    assert_all_ok(st, 1);
+    test_run_ranks(1, rendezvous_rank, NULL, 40, st);
+    test_assert_ranks_ok(st, 1);
 }
 
 /* ---- glocal launch -------------------------------------------------------------------------- */

@@ -7,7 +7,10 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nn/base.h"
@@ -104,6 +107,59 @@ static inline int test_free_port(void)
     assert_int_equal(getsockname(s, (struct sockaddr *)&a, &n), 0);
     close(s);
     return ntohs(a.sin_port);
+}
+
+/* Distributed tests: fn runs in `world` fork()ed ranks (the parent never
+ * touches libtorch: a child forked after OpenMP started could hang), each
+ * rank's exit status goes to status[rank]. A rank still running after
+ * deadline_s is killed and the test fails (a collective hangs). */
+typedef int (*test_rank_fn)(int rank, int world, int port, void *ctx);
+
+static inline void test_run_ranks(int world, test_rank_fn fn, void *ctx, double deadline_s, int *status)
+{
+    int port = test_free_port();
+    pid_t pids[4];
+    assert_true(world >= 1 && world <= 4);
+    fflush(NULL);
+    for (int r = 0; r < world; r++) {
+        pids[r] = fork();
+        assert_true(pids[r] >= 0);
+        if (pids[r] == 0) {
+            int rc = fn(r, world, port, ctx);
+            fflush(NULL);
+            exit(rc);
+        }
+    }
+    double t0 = gl_now();
+    int left = world;
+    while (left > 0) {
+        for (int r = 0; r < world; r++) {
+            if (pids[r] <= 0) continue;
+            int st;
+            pid_t p = waitpid(pids[r], &st, WNOHANG);
+            if (p == pids[r]) {
+                status[r] = st;
+                pids[r] = 0;
+                left--;
+            }
+        }
+        if (left > 0 && gl_now() - t0 > deadline_s) {
+            for (int r = 0; r < world; r++)
+                if (pids[r] > 0) kill(pids[r], SIGKILL), waitpid(pids[r], NULL, 0);
+            fail_msg("ranks still running after %g s: a collective hangs", deadline_s);
+        }
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Every rank exited with status 0. */
+static inline void test_assert_ranks_ok(const int *status, int world)
+{
+    for (int r = 0; r < world; r++) {
+        if (!WIFEXITED(status[r]) || WEXITSTATUS(status[r]) != 0)
+            fail_msg("rank %d ended with status 0x%x (see its message above)", r, status[r]);
+    }
 }
 
 /* Real files that cannot ship with the repository (unclear or research-only
