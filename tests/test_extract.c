@@ -1,7 +1,9 @@
 /* test_extract.c — `glocal extract` end to end on real UCF-101 clips (plus a
  * damaged and a missing one): fields against frames decoded here and an
  * RGB difference computed here, failures recorded, shards + merge equal to
- * one run, kill -9 and resume equal to an uninterrupted run. */
+ * one run, kill -9 and resume equal to an uninterrupted run; and
+ * experiments/extract.h's extract_run called directly, against TV-L1 and the
+ * homography fit run here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +21,10 @@
 #include <cmocka.h>
 
 #include "datasets/cache.h"
+#include "datasets/ucf101.h"
 #include "datasets/video.h"
+#include "experiments/extract.h"
+#include "motion/flow.h"
 #include "tests/testutil.h"
 
 #define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
@@ -243,6 +248,135 @@ static void test_rgbdiff_against_decoded_frames(void **state)
     assert_int_equal(run(bad), 1);
 }
 
+/* ---- extract_run called directly (no child process) ---- */
+
+typedef struct {
+    int calls, firsts, lasts, bad;
+    long last_done;
+    int stop;              /* ask to stop at the first call */
+} progress_log;
+
+static int log_progress(void *ctx, const extract_progress *p)
+{
+    progress_log *l = ctx;
+    l->calls++;
+    l->firsts += p->first;
+    l->lasts += p->last;
+    if (p->done < l->last_done || p->done > p->assigned || (p->first && l->calls != 1)) l->bad = 1;
+    l->last_done = p->done;
+    return l->stop;
+}
+
+/* TV-L1 minus homography through extract_run on the sample clips, against
+ * TV-L1 and the homography fit run here on frames decoded here: fields to
+ * the int16 step (1/128 px, so within 1/256 px), homographies to float. */
+static void test_extract_run_against_tvl1(void **state)
+{
+    (void)state;
+    enum { H = 16, W = 24, STRIDE = 4 };
+    char out[300];
+    snprintf(out, sizeof out, "%s/direct.h5", tmpdir);
+    extract_config c;
+    extract_config_default(&c);
+    c.dataset = ds;
+    c.method = "tvl1-minus-homography";
+    c.out = out;
+    c.width = W;
+    c.height = H;
+    c.stride = STRIDE;
+    c.workers = 2;
+    progress_log pl = { 0 };
+    extract_progress sum;
+    OK(extract_run(&c, log_progress, &pl, &sum));
+    assert_int_equal(pl.firsts, 1);
+    assert_int_equal(pl.lasts, 1);
+    assert_false(pl.bad);
+    assert_int_equal(sum.total, 4);
+    assert_int_equal(sum.assigned, 4);
+    assert_int_equal(sum.resumed, 0);
+    assert_int_equal(sum.done, 4); /* stored: 2 clips and 2 errors */
+    assert_int_equal(sum.failed, 2);
+    cache *cc = NULL;
+    OK(cache_open(out, 0, &cc));
+    assert_int_equal(cache_clip_count(cc), 2);
+    assert_int_equal(cache_error_count(cc), 2);
+    assert_int_equal(sum.pairs, cache_pair_count(cc));
+    assert_true(cache_get_config(cc)->has_homographies);
+    const char *files[2] = { VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", CLIP2 };
+    tvl1_config tc;
+    tvl1_config_default(&tc);
+    homography_ransac_config rc;
+    homography_ransac_config_default(&rc);
+    flow_field f, local;
+    OK(flow_field_new(&f, W, H));
+    OK(flow_field_new(&local, W, H));
+    float g0[H * W], g1[H * W], got[2 * H * W], hom[9];
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        long nframes;
+        OK(video_count_frames(files[k], &nframes));
+        long pairs = (nframes - 1) / STRIDE;
+        assert_int_equal(cache_get_clip(cc, k)->pairs, pairs);
+        long idx[2];
+        video_reader_opts o = video_reader_opts_default();
+        o.width = W;
+        o.height = H;
+        o.scaler = VIDEO_SCALE_AREA;
+        o.threads = 1;
+        uint8_t fr[2 * H * W * 3];
+        for (long p = 0; p < pairs; p += 9) {
+            idx[0] = p * STRIDE;
+            idx[1] = idx[0] + STRIDE;
+            OK(video_decode_frames(files[k], &o, idx, 2, fr, NULL));
+            for (int i = 0; i < H * W; i++) { /* BT.601 luma */
+                const uint8_t *a = fr + 3 * i, *b = fr + 3 * (H * W + i);
+                g0[i] = 0.299f * a[0] + 0.587f * a[1] + 0.114f * a[2];
+                g1[i] = 0.299f * b[0] + 0.587f * b[1] + 0.114f * b[2];
+            }
+            double h[9];
+            OK(tvl1_flow(g0, g1, W, H, &tc, &f));
+            OK(flow_minus_homography(&f, 4, &rc, 0, h, NULL, &local));
+            OK(cache_read_fields(cc, k, p, 1, got));
+            OK(cache_read_homographies(cc, k, p, 1, hom));
+            for (int i = 0; i < H * W; i++) {
+                worst = fmax(worst, fabs(got[i] - local.u[i]));
+                worst = fmax(worst, fabs(got[H * W + i] - local.v[i]));
+            }
+            for (int i = 0; i < 9; i++) assert_double_equal(hom[i], h[i], 1e-6 * fmax(1, fabs(h[i])));
+        }
+    }
+    print_message("extract_run vs TV-L1 minus homography computed here: %.4g px\n", worst);
+    assert_true(worst <= 1.0 / 256 + 1e-6);
+    cache_close(&cc);
+    flow_field_free(&f);
+    flow_field_free(&local);
+
+    /* a second run resumes: nothing left to do, the same cache */
+    memset(&pl, 0, sizeof pl);
+    OK(extract_run(&c, log_progress, &pl, &sum));
+    assert_int_equal(sum.resumed, 4);
+    assert_int_equal(sum.pairs, 0);
+    /* asked to stop before the first clip: nothing is published */
+    char out2[300];
+    snprintf(out2, sizeof out2, "%s/stopped.h5", tmpdir);
+    c.out = out2;
+    memset(&pl, 0, sizeof pl);
+    pl.stop = 1;
+    assert_int_equal(extract_run(&c, log_progress, &pl, &sum), GL_ECANCELED);
+    assert_int_equal(access(out2, F_OK), -1);
+    /* settings that name what is wrong */
+    c.method = "tvl2";
+    assert_int_equal(extract_run(&c, NULL, NULL, NULL), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "method: unknown 'tvl2'"));
+    c.method = "glocal-local";
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "model"));
+    c.method = "rgbdiff";
+    c.only = DATASET_VAL; /* the sample has no validation list */
+    assert_int_equal(extract_run(&c, NULL, NULL, NULL), GL_ENOTFOUND);
+    assert_non_null(strstr(gl_last_error(), "no clips selected"));
+}
+
 /* Waits for pid at most `seconds`; the exit status, or -1 (killed) on timeout. */
 static int wait_for(pid_t pid, int seconds)
 {
@@ -392,6 +526,7 @@ int main(int argc, char **argv)
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgbdiff_against_decoded_frames),
+        cmocka_unit_test(test_extract_run_against_tvl1),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_dead_rank_stops_the_job),
         cmocka_unit_test(test_usage_errors),

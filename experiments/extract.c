@@ -1,0 +1,635 @@
+/* extract.c — the engine of glocal extract: the motion methods as adapters
+ * from batches of RGB24 frame pairs to cache fields, and the pool of worker
+ * threads that computes one shard of a dataset into a motion cache. See
+ * experiments/extract.h. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <libavutil/mem.h>
+#include <libavutil/sha.h>
+
+#include "datasets/cache.h"
+#include "datasets/ucf101.h"
+#include "datasets/video.h"
+#include "experiments/extract.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+
+#define BATCH 8 /* pairs per method call and per append */
+
+/* ---- methods ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    int channels;          /* per field: 2 (flow u, v) or 3 (RGB difference) */
+    int has_homographies;
+    float scale;           /* int16 step of the stored values */
+    /* Per-worker state (may stay NULL), for frames of c->width x c->height. */
+    int (*init)(void **state, const extract_config *c);
+    void (*free)(void *state);
+    /* n pairs of RGB24 frames (width*height*3 bytes each) -> fields [n, C, h, w]
+     * and, when has_homographies, homographies [n, 9] (row-major, pixels of
+     * the h x w grid, frame a -> frame b). */
+    int (*pairs)(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int width,
+                 int height, float *fields, float *homs);
+    /* The method's parameters as text (recorded in the cache; resume checks them). */
+    void (*describe)(const extract_config *c, char *buf, size_t n);
+} motion_method;
+
+typedef struct {
+    flow_field flow, local;
+} tvl1_state;
+
+static void tvl1_free(void *p)
+{
+    tvl1_state *s = p;
+    if (!s) return;
+    flow_field_free(&s->flow);
+    flow_field_free(&s->local);
+    gl_free(s);
+}
+
+static int tvl1_init(void **out, const extract_config *c)
+{
+    const int w = c->width, h = c->height;
+    tvl1_state *s = gl_calloc(1, sizeof *s);
+    if (!s) return GL_ENOMEM;
+    int rc;
+    if ((rc = flow_field_new(&s->flow, w, h)) < 0 || (rc = flow_field_new(&s->local, w, h)) < 0) {
+        tvl1_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                      int h, float *fields, float *homs)
+{
+    (void)homs;
+    tvl1_state *s = state;
+    size_t hw = (size_t)w * h;
+    for (int i = 0; i < n; i++) {
+        int rc = flow_from_rgb24(a[i], b[i], w, h, flow_method_tvl1, NULL, &s->flow);
+        if (rc < 0) return rc;
+        memcpy(fields + (size_t)i * 2 * hw, s->flow.u, sizeof(float) * hw);
+        memcpy(fields + (size_t)i * 2 * hw + hw, s->flow.v, sizeof(float) * hw);
+    }
+    return 0;
+}
+
+static void tvl1_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    tvl1_config c;
+    tvl1_config_default(&c);
+    snprintf(buf, n, "tvl1(IPOL): tau=%g lambda=%g theta=%g epsilon=%g zoom=%g scales=%d warps=%d "
+             "iterations=%d median=%d presmooth=%g", c.tau, c.lambda, c.theta, c.epsilon, c.zoom,
+             c.scales, c.warps, c.iterations, c.median, c.presmooth);
+}
+
+#define FMH_STEP 4 /* flow sampled every 4 px for the homography fit */
+
+static int fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                     int h, float *fields, float *homs)
+{
+    tvl1_state *s = state;
+    size_t hw = (size_t)w * h;
+    flow_baseline_config c;
+    flow_baseline_config_default(&c);
+    c.step = FMH_STEP;
+    c.zero_inliers = 0;
+    for (int i = 0; i < n; i++) {
+        double H[9];
+        int rc = flow_baseline_rgb24(a[i], b[i], w, h, &c, H, &s->flow, NULL, &s->local);
+        if (rc < 0) return rc;
+        memcpy(fields + (size_t)i * 2 * hw, s->local.u, sizeof(float) * hw);
+        memcpy(fields + (size_t)i * 2 * hw + hw, s->local.v, sizeof(float) * hw);
+        for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)H[k];
+    }
+    return 0;
+}
+
+static void fmh_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    char t[512];
+    homography_ransac_config c;
+    homography_ransac_config_default(&c);
+    tvl1_describe(cfg, t, sizeof t);
+    snprintf(buf, n, "%s; minus homography: RANSAC threshold=%g iterations=%d confidence=%g seed=%llu "
+             "refits=%d step=%d, local = flow - H flow", t, c.threshold, c.iterations, c.confidence,
+             (unsigned long long)c.seed, c.refits, FMH_STEP);
+}
+
+static int rgbdiff_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n,
+                         int w, int h, float *fields, float *homs)
+{
+    (void)state;
+    (void)homs;
+    for (int i = 0; i < n; i++) {
+        int rc = rgbdiff_compute(a[i], b[i], w, h, fields + (size_t)i * 3 * w * h);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+static void rgbdiff_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    snprintf(buf, n, "rgbdiff(TSN): (b - a) / 255 per RGB channel");
+}
+
+/* GLOCAL (motion/glocal.h): each worker loads its own copy of the checkpoint
+ * c->model (small models; no sharing of libtorch state across threads). */
+
+typedef struct {
+    glocal_model *m;
+} glocal_state;
+
+static void glocal_state_free(void *p)
+{
+    glocal_state *s = p;
+    if (!s) return;
+    glocal_model_free(&s->m);
+    gl_free(s);
+}
+
+static int glocal_state_init(void **out, const extract_config *c)
+{
+    glocal_state *s = gl_calloc(1, sizeof *s);
+    if (!s) return GL_ENOMEM;
+    int rc = glocal_model_load(&s->m, c->model, NULL);
+    if (rc < 0) {
+        gl_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
+
+static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                        int h, float *fields, float *homs, glocal_part part)
+{
+    glocal_state *s = state;
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.lme = part != GLOCAL_GLOBAL;
+    o.local_gate = part != GLOCAL_RESIDUAL;
+    glocal_result r = { 0 }; /* glocal_infer allocates it */
+    int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
+    if (rc < 0) goto done;
+    size_t per = (size_t)2 * w * h;
+    const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow : r.local_flow;
+    memcpy(fields, src, sizeof(float) * per * (size_t)n);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)r.homography[9 * i + k];
+done:
+    glocal_result_free(&r);
+    return rc;
+}
+
+static int glocal_local_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                              int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_LOCAL);
+}
+
+static int glocal_residual_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n,
+                                 int w, int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_RESIDUAL);
+}
+
+static int glocal_global_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                               int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_GLOBAL);
+}
+
+static int glocal_mixed_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                              int h, float *fields, float *homs)
+{
+    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_MIXED);
+}
+
+static void glocal_describe(const extract_config *c, char *buf, size_t n)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d, frames resized "
+             "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
+}
+
+static const motion_method methods[] = {
+    { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe },
+    { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, fmh_pairs,
+      fmh_describe },
+    /* 8-bit differences / 255 are stored exactly with a 1/255 step */
+    { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe },
+    { "glocal-local", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_local_pairs,
+      glocal_describe },
+    { "glocal-residual", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free,
+      glocal_residual_pairs, glocal_describe },
+    { "glocal-global", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_global_pairs,
+      glocal_describe },
+    { "glocal-mixed", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_mixed_pairs,
+      glocal_describe },
+};
+
+/* Hex SHA-256 of a file (libavutil's implementation), for the cache's provenance. */
+static int file_sha256(const char *path, char hex[65])
+{
+    void *data;
+    size_t n;
+    int rc = gl_read_file(path, &data, &n);
+    if (rc < 0) return rc;
+    struct AVSHA *sha = av_sha_alloc();
+    if (!sha) { gl_free(data); return gl_error(GL_ENOMEM, "out of memory"); }
+    uint8_t d[32];
+    av_sha_init(sha, 256);
+    av_sha_update(sha, data, n);
+    av_sha_final(sha, d);
+    av_free(sha);
+    gl_free(data);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
+typedef struct {
+    const motion_method *m;
+    const dataset_index *idx;
+    const long *sel;       /* dataset position -> index into idx->clips */
+    const long *jobs;      /* dataset positions still to compute */
+    long njobs;
+    atomic_long next;      /* next job */
+    atomic_long pairs;     /* pairs computed in this run */
+    atomic_long failed;    /* clips that failed in this run */
+    atomic_int fatal;      /* a cache write failed: stop */
+    atomic_int stop;       /* asked to stop: drop the clips in flight */
+    atomic_int running;    /* workers still running */
+    char fatal_msg[1024];
+    pthread_mutex_t mu;
+    cache_writer *w;
+    const extract_config *cfg;
+    int width, height, stride;
+} run_ctx;
+
+static void set_fatal(run_ctx *x, int rc)
+{
+    pthread_mutex_lock(&x->mu);
+    if (!atomic_load(&x->fatal)) {
+        snprintf(x->fatal_msg, sizeof x->fatal_msg, "%s", gl_last_error());
+        atomic_store(&x->fatal, rc);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* A clip failed for a reason of its own (unreadable video, ...): record it. */
+static int clip_failed(run_ctx *x, long pos, const char *name, const char *why)
+{
+    atomic_fetch_add(&x->failed, 1);
+    char msg[CACHE_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "%s", why[0] ? why : "failed");
+    int rc = cache_writer_put_error(x->w, pos, name, msg);
+    if (rc < 0) set_fatal(x, rc);
+    return rc;
+}
+
+typedef struct {
+    uint8_t *frames[BATCH + 1];
+    float *fields, *homs;
+    void *state;
+} worker_bufs;
+
+/* Computes clip `pos`. Returns < 0 only for fatal (cache) errors. */
+static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
+{
+    const dataset_clip *dc = &x->idx->clips[x->sel[pos]];
+    const char *name = dc->rel_path;
+    video_reader *r = NULL;
+    cache_clip_writer *cw = NULL;
+    char why[CACHE_MESSAGE_MAX] = "";
+    int rc = 0, n = 0, have_first = 0, eof = 0;
+    long clip_pairs = 0;
+    if (strlen(name) >= CACHE_NAME_MAX) {
+        snprintf(why, sizeof why, "name longer than %d bytes", CACHE_NAME_MAX - 1);
+        goto failed;
+    }
+    struct stat st;
+    if (!dc->exists || stat(dc->path, &st) < 0) {
+        snprintf(why, sizeof why, "%s: file not found", dc->path);
+        goto failed;
+    }
+    video_reader_opts o = video_reader_opts_default();
+    o.width = x->width;
+    o.height = x->height;
+    o.threads = 1;
+    o.scaler = VIDEO_SCALE_AREA;
+    if ((rc = video_reader_open(&r, dc->path, &o)) < 0) {
+        snprintf(why, sizeof why, "%s", gl_last_error());
+        goto failed;
+    }
+    cache_clip info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "%s", name);
+    info.index = pos;
+    info.label = dc->label;
+    info.split = (int)dc->split;
+    info.src_size = (int64_t)st.st_size;
+    info.src_mtime = (int64_t)st.st_mtime;
+    if ((rc = cache_clip_begin(x->w, &info, &cw)) < 0) {
+        set_fatal(x, rc);
+        goto out;
+    }
+    while (!eof) {
+        /* frames[0] is the previous batch's last frame */
+        while (n < BATCH && !eof) {
+            uint8_t *dst = wb->frames[have_first ? n + 1 : 0];
+            if (have_first)
+                for (int s = 1; s < x->stride && !eof; s++) {
+                    rc = video_reader_skip(r, NULL);
+                    if (rc == GL_EOF) eof = 1;
+                    else if (rc < 0) goto decode_error;
+                }
+            if (eof) break;
+            rc = video_reader_read(r, dst, NULL);
+            if (rc == GL_EOF) { eof = 1; break; }
+            if (rc < 0) goto decode_error;
+            if (have_first) n++;
+            have_first = 1;
+        }
+        if (atomic_load(&x->stop) || atomic_load(&x->fatal)) goto out;
+        if (n == 0) break;
+        if ((rc = x->m->pairs(wb->state, (const uint8_t *const *)wb->frames,
+                              (const uint8_t *const *)wb->frames + 1, n, x->width, x->height,
+                              wb->fields, x->m->has_homographies ? wb->homs : NULL)) < 0) {
+            if (rc == GL_ENOMEM) { set_fatal(x, rc); goto out; }
+            snprintf(why, sizeof why, "%s: %s", x->m->name, gl_last_error());
+            goto failed;
+        }
+        if ((rc = cache_clip_append(cw, n, wb->fields, x->m->has_homographies ? wb->homs : NULL)) < 0) {
+            if (rc == GL_ENUMERIC) { /* the method produced NaN: this clip's problem */
+                snprintf(why, sizeof why, "%s", gl_last_error());
+                goto failed;
+            }
+            set_fatal(x, rc);
+            goto out;
+        }
+        atomic_fetch_add(&x->pairs, n);
+        clip_pairs += n;
+        uint8_t *t = wb->frames[0];
+        wb->frames[0] = wb->frames[n];
+        wb->frames[n] = t;
+        n = 0;
+    }
+    if (clip_pairs == 0) {
+        snprintf(why, sizeof why, "fewer than 2 frames at stride %d", x->stride);
+        goto failed;
+    }
+    if ((rc = cache_clip_commit(&cw)) < 0) set_fatal(x, rc);
+    goto out;
+decode_error:
+    snprintf(why, sizeof why, "decoding: %s", gl_last_error());
+failed:
+    cache_clip_abort(&cw);
+    video_reader_close(&r);
+    return clip_failed(x, pos, name, why);
+out:
+    cache_clip_abort(&cw);
+    video_reader_close(&r);
+    return atomic_load(&x->fatal);
+}
+
+static void *worker_main(void *arg)
+{
+    run_ctx *x = arg;
+    worker_bufs wb;
+    memset(&wb, 0, sizeof wb);
+    size_t fb = (size_t)x->width * x->height * 3;
+    int rc = 0;
+    for (int i = 0; i <= BATCH; i++)
+        if (!(wb.frames[i] = gl_malloc(fb))) rc = GL_ENOMEM;
+    if (rc == 0 && !(wb.fields = gl_malloc(sizeof(float) * BATCH * x->m->channels * (size_t)x->width *
+                                           x->height)))
+        rc = GL_ENOMEM;
+    if (rc == 0 && !(wb.homs = gl_malloc(sizeof(float) * BATCH * 9))) rc = GL_ENOMEM;
+    if (rc == 0 && x->m->init) rc = x->m->init(&wb.state, x->cfg);
+    if (rc < 0) set_fatal(x, rc);
+    while (rc >= 0 && !atomic_load(&x->stop) && !atomic_load(&x->fatal)) {
+        long j = atomic_fetch_add(&x->next, 1);
+        if (j >= x->njobs) break;
+        rc = do_clip(x, &wb, x->jobs[j]);
+    }
+    if (x->m->free) x->m->free(wb.state);
+    for (int i = 0; i <= BATCH; i++) gl_free(wb.frames[i]);
+    gl_free(wb.fields);
+    gl_free(wb.homs);
+    atomic_fetch_sub(&x->running, 1);
+    return NULL;
+}
+
+/* ---- the configuration ------------------------------------------------------ */
+
+void extract_config_default(extract_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->split = 1;
+    c->only = -1;
+    c->width = c->height = 112;
+    c->stride = 1;
+    c->shard_n = 1;
+}
+
+const char *extract_method_names(void)
+{
+    return "tvl1, tvl1-minus-homography, rgbdiff, glocal-local, glocal-residual, glocal-global, glocal-mixed";
+}
+
+static const motion_method *find_method(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof methods / sizeof *methods; i++)
+        if (!strcmp(methods[i].name, name)) return &methods[i];
+    return NULL;
+}
+
+int extract_method_known(const char *name, int *needs_model)
+{
+    const motion_method *m = find_method(name);
+    if (needs_model) *needs_model = m && m->init == glocal_state_init;
+    return m != NULL;
+}
+
+int extract_config_validate(const extract_config *c)
+{
+    if (!c) return gl_error(GL_EINVAL, "extract_config: NULL");
+    if (!c->dataset) return gl_error(GL_EINVAL, "extract_config.dataset: missing");
+    if (!c->out) return gl_error(GL_EINVAL, "extract_config.out: missing");
+    int glocal;
+    if (!extract_method_known(c->method, &glocal))
+        return gl_error(GL_EINVAL, "extract_config.method: unknown '%s' (%s)", c->method ? c->method : "(none)",
+                        extract_method_names());
+    if (glocal && !c->model)
+        return gl_error(GL_EINVAL, "extract_config.model: method %s needs a checkpoint of glocal train-motion",
+                        c->method);
+    if (!glocal && c->model)
+        return gl_error(GL_EINVAL, "extract_config.model: only the glocal-* methods take a model, not %s", c->method);
+    if (c->split < 1 || c->split > 99) return gl_error(GL_EINVAL, "extract_config.split: %d, expected 1..99", c->split);
+    if (c->only < -1 || c->only >= DATASET_NUM_SPLITS)
+        return gl_error(GL_EINVAL, "extract_config.only: %d, expected -1 or a dataset_split", c->only);
+    if (c->width < 8 || c->height < 8 || c->width > 4096 || c->height > 4096)
+        return gl_error(GL_EINVAL, "extract_config.width/height: %dx%d, each side expected in 8..4096", c->width,
+                        c->height);
+    if (c->stride < 1) return gl_error(GL_EINVAL, "extract_config.stride: %d, expected >= 1", c->stride);
+    if (c->workers < 0) return gl_error(GL_EINVAL, "extract_config.workers: %d, expected >= 0", c->workers);
+    if (c->shard_n < 1 || c->shard_k < 0 || c->shard_k >= c->shard_n)
+        return gl_error(GL_EINVAL, "extract_config.shard_k/shard_n: %d/%d, expected 0 <= k < n", c->shard_k,
+                        c->shard_n);
+    return 0;
+}
+
+/* ---- one run ----------------------------------------------------------------- */
+
+/* What the cache records: the method, its parameters, the source, the grid. */
+static int cache_config_of(const extract_config *c, const motion_method *m, long total, cache_config *cfg)
+{
+    cache_config_default(cfg);
+    snprintf(cfg->method, sizeof cfg->method, "%s", m->name);
+    char desc[800];
+    m->describe(c, desc, sizeof desc);
+    snprintf(cfg->params, sizeof cfg->params, "size=%dx%d stride=%d frames=RGB24 area-resized; %s", c->height,
+             c->width, c->stride, desc);
+    if (c->list_file)
+        snprintf(cfg->source, sizeof cfg->source, "dataset=%.480s list=%.480s", c->dataset, c->list_file);
+    else
+        snprintf(cfg->source, sizeof cfg->source, "dataset=%.480s lists=%.480s split=%d (all lists)", c->dataset,
+                 c->lists ? c->lists : c->dataset, c->split);
+    int rc;
+    if (c->model && (rc = file_sha256(c->model, cfg->model_sha256)) < 0) return gl_error_prefix(rc, "model");
+    cfg->height = c->height;
+    cfg->width = c->width;
+    cfg->channels = m->channels;
+    cfg->has_homographies = m->has_homographies;
+    cfg->scale = m->scale;
+    cfg->total_clips = total;
+    return cache_config_set_shard(cfg, c->shard_k, c->shard_n);
+}
+
+/* Starts the workers on x's jobs and reports progress until they all
+ * stopped. Returns the number started (0 when none could be). */
+static int run_workers(run_ctx *x, int nthreads, pthread_t *tids, extract_progress_fn progress, void *ctx,
+                       extract_progress *pr)
+{
+    int started = 0;
+    atomic_store(&x->running, nthreads);
+    for (; started < nthreads; started++)
+        if (pthread_create(&tids[started], NULL, worker_main, x) != 0) break;
+    atomic_fetch_sub(&x->running, nthreads - started);
+    double t0 = gl_now();
+    pr->first = 0;
+    for (;;) {
+        int last = atomic_load(&x->running) == 0;
+        pr->done = cache_writer_done_count(x->w);
+        pr->pairs = atomic_load(&x->pairs);
+        pr->failed = atomic_load(&x->failed);
+        pr->seconds = gl_now() - t0;
+        pr->last = last;
+        if (progress && progress(ctx, pr) && !last) atomic_store(&x->stop, 1);
+        if (last) break;
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    pr->seconds = gl_now() - t0;
+    return started;
+}
+
+/* The positions (into idx->clips) of the clips the config selects. */
+static int select_clips(const extract_config *c, const dataset_index *idx, long **sel, long *total)
+{
+    *sel = gl_malloc(sizeof **sel * (size_t)(idx->num_clips + 1));
+    if (!*sel) return GL_ENOMEM;
+    *total = 0;
+    for (long i = 0; i < idx->num_clips; i++)
+        if (c->only < 0 || (int)idx->clips[i].split == c->only) (*sel)[(*total)++] = i;
+    if (*total == 0) return gl_error(GL_ENOTFOUND, "no clips selected");
+    return 0;
+}
+
+int extract_run(const extract_config *c, extract_progress_fn progress, void *ctx, extract_progress *summary)
+{
+    int rc = extract_config_validate(c);
+    if (rc < 0) return rc;
+    const motion_method *m = find_method(c->method);
+    dataset_index *idx = NULL;
+    cache_writer *w = NULL;
+    long *sel = NULL, *jobs = NULL, total = 0;
+    pthread_t *tids = NULL;
+    const int threads = gl_num_threads();
+    extract_progress pr = { 0 };
+    run_ctx x;
+    memset(&x, 0, sizeof x);
+    pthread_mutex_init(&x.mu, NULL);
+    if ((rc = dataset_index_load(&idx, c->dataset, c->lists, c->split)) < 0) {
+        gl_error_prefix(rc, "cannot read the dataset");
+        goto fail;
+    }
+    if ((rc = select_clips(c, idx, &sel, &total)) < 0) goto fail;
+    cache_config cfg;
+    if ((rc = cache_config_of(c, m, total, &cfg)) < 0) goto fail;
+    if ((rc = cache_writer_open(c->out, &cfg, &w)) < 0) {
+        gl_error_prefix(rc, "cannot open the cache");
+        goto fail;
+    }
+    if (!(jobs = gl_malloc(sizeof *jobs * (size_t)(total + 1)))) { rc = GL_ENOMEM; goto fail; }
+    long njobs = 0;
+    for (long p = c->shard_k; p < total; p += c->shard_n) {
+        pr.assigned++;
+        if (!cache_writer_is_done(w, p)) jobs[njobs++] = p;
+    }
+    x.m = m;
+    x.idx = idx;
+    x.sel = sel;
+    x.jobs = jobs;
+    x.njobs = njobs;
+    x.w = w;
+    x.cfg = c;
+    x.width = c->width;
+    x.height = c->height;
+    x.stride = c->stride;
+    int nthreads = c->workers ? c->workers : threads;
+    if (nthreads > njobs) nthreads = njobs > 0 ? (int)njobs : 1;
+    pr.total = total;
+    pr.resumed = pr.done = pr.assigned - njobs;
+    pr.first = 1;
+    if (progress && progress(ctx, &pr)) {
+        rc = gl_error(GL_ECANCELED, "interrupted before the first clip");
+        goto fail;
+    }
+    if (!(tids = gl_calloc((size_t)nthreads, sizeof *tids))) { rc = GL_ENOMEM; goto fail; }
+    gl_set_num_threads(threads / nthreads > 1 ? threads / nthreads : 1);
+    int started = run_workers(&x, nthreads, tids, progress, ctx, &pr);
+    gl_set_num_threads(threads);
+    if (started == 0 && njobs > 0) rc = gl_error(GL_ESYSTEM, "cannot start worker threads");
+    else if (atomic_load(&x.fatal)) rc = gl_error(atomic_load(&x.fatal), "stopped: %s", x.fatal_msg);
+    else if (atomic_load(&x.stop))
+        rc = gl_error(GL_ECANCELED, "interrupted; %ld of %ld clips are spooled in %s.parts: run the same command "
+                      "again to resume", cache_writer_done_count(w), pr.assigned, c->out);
+    else if ((rc = cache_writer_finish(w)) < 0)
+        gl_error_prefix(rc, "cannot publish %s", c->out);
+fail:
+    if (summary) *summary = pr;
+    gl_free(tids);
+    cache_writer_close(&w);
+    gl_free(jobs);
+    gl_free(sel);
+    dataset_index_free(&idx);
+    pthread_mutex_destroy(&x.mu);
+    return rc;
+}

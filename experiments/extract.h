@@ -1,0 +1,87 @@
+/*
+ * extract.h — a motion method computed over every clip of a dataset into an
+ * HDF5 motion cache (datasets/cache.h), resumably, in parallel: what
+ * `glocal extract` runs for one shard (the command adds the options, the
+ * printing, and the merge of the shards of several ranks).
+ *
+ * Pipeline. W worker threads each take the next clip, stream its frames
+ * (FFmpeg, area-resized to the cache grid), run the method on batches of
+ * pairs (frame t, frame t + stride) and append the fields to their own
+ * spooled clip file; while one worker compresses and writes (HDF5 serialises
+ * its calls), the others decode and compute. Memory per worker is a batch of
+ * frames and fields, whatever the clip or dataset length. The calling thread
+ * only reports progress.
+ *
+ * Methods (extract_method_names): tvl1 (TV-L1 flow, IPOL defaults, on grey
+ * frames: 2 channels u, v in pixels of the grid); tvl1-minus-homography
+ * (motion/flow.h's flow_baseline_rgb24 with a fit every 4 px: the local flow
+ * and the homography per pair); rgbdiff (TSN's RGB difference, 3 channels in
+ * [-1, 1], stored exactly); glocal-local | glocal-residual | glocal-global |
+ * glocal-mixed (motion/glocal.h's glocal_infer with a checkpoint of glocal
+ * train-motion: the masked local, unmasked local, global or mixed flow, and
+ * the refined homography).
+ *
+ * Resume. Finished clips are spooled beside the cache; a run with the same
+ * settings skips them, and the cache is published atomically at the end.
+ * Clips that cannot be read (or whose fields are not finite) are recorded in
+ * the cache's /errors; they do not stop the run.
+ *
+ * Errors: negative GL_E* codes with a message; nothing here prints.
+ */
+#ifndef GLOCAL_EXPERIMENTS_EXTRACT_H
+#define GLOCAL_EXPERIMENTS_EXTRACT_H
+
+typedef struct {
+    const char *dataset;      /* UCF-101 layout: DIR/Class/v_Class_gGG_cCC.avi */
+    const char *lists;        /* folder of classInd.txt and the split lists; NULL = dataset */
+    int split;                /* split whose lists are read, 1..99 */
+    int only;                 /* -1: the clips of every list of the split; else one dataset_split */
+    const char *list_file;    /* the list file the user named, for the cache's provenance; NULL = the split */
+    const char *method;       /* one of extract_method_names() */
+    const char *model;        /* glocal-* methods: a glocal train-motion checkpoint (NULL otherwise) */
+    const char *out;          /* the cache; resumed when it holds the same settings */
+    int width, height;        /* field grid, pixels (8..4096) */
+    int stride;               /* frames between the two of a pair, and between pairs */
+    int workers;              /* clips computed at once; 0 = gl_num_threads(); each method call
+                                 then gets gl_num_threads() / workers threads */
+    int shard_k, shard_n;     /* this run computes clips i with i % shard_n == shard_k */
+} extract_config;
+
+/* dataset/out/method NULL, split 1, only -1, 112 x 112, stride 1, workers 0, shard 0/1. */
+void extract_config_default(extract_config *c);
+/* GL_EINVAL naming the first bad field (an unknown method, a model for a
+ * method that takes none or none for a glocal-* one, ...). */
+int extract_config_validate(const extract_config *c);
+
+/* "tvl1, tvl1-minus-homography, rgbdiff, glocal-local, glocal-residual,
+ * glocal-global, glocal-mixed". */
+const char *extract_method_names(void);
+/* 1 for a known method name, 0 otherwise; *needs_model: a glocal-* method. */
+int extract_method_known(const char *name, int *needs_model);
+
+typedef struct {
+    long total;               /* clips the lists select (all shards) */
+    long assigned;            /* of those, this shard's */
+    long resumed;             /* already stored when this run started */
+    long done;                /* stored now (resumed ones included) */
+    long pairs;               /* pairs computed by this run */
+    long failed;              /* clips that failed in this run */
+    double seconds;           /* since the workers started */
+    int first, last;          /* the call before the workers start; the one after they stopped */
+} extract_progress;
+
+/* Called from the calling thread before the workers start, about every
+ * 0.1 s while they run, and once after; nonzero asks to stop: the clips in
+ * flight are dropped, the spool is kept (a rerun resumes). */
+typedef int (*extract_progress_fn)(void *ctx, const extract_progress *p);
+
+/* Runs the method over this shard's clips into c->out and publishes it.
+ * Returns 0 (clips may have failed: see the cache's /errors), GL_ECANCELED
+ * when progress asked to stop (nothing published), GL_ENOTFOUND when the
+ * lists select no clip, or another negative code (a cache write failed: the
+ * run stops, the clips already spooled are kept). *summary (may be NULL) gets
+ * the last progress. */
+int extract_run(const extract_config *c, extract_progress_fn progress, void *ctx,
+                extract_progress *summary);
+
+#endif
