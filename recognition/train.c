@@ -1,6 +1,7 @@
 /* train.c — the training loop (TSN-style: SGD momentum or AdamW, warm-up +
  * step/cosine schedule, label smoothing, gradient clipping), checkpoints with
  * optimizer state for exact resumes, and batched prediction. */
+#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,8 +104,15 @@ static int log_start(const char *path, int resume, long start_epoch, char **log,
         size_t j = i;
         while (j < size && text[j] != '\n') j++;
         long e = -1;
-        if (j - i > 11 && !strncmp(text + i, "{\"epoch\": ", 10)) e = strtol(text + i + 10, NULL, 10);
-        if (e >= 1 && e <= start_epoch && j < size) {
+        if (j < size) { /* a whole line: its "epoch" */
+            text[j] = 0;
+            json_object *line = json_tokener_parse(text + i), *v;
+            if (line && json_object_object_get_ex(line, "epoch", &v) && json_object_is_type(v, json_type_int))
+                e = (long)json_object_get_int64(v);
+            json_object_put(line);
+            text[j] = '\n';
+        }
+        if (e >= 1 && e <= start_epoch) {
             memcpy(out + o, text + i, j - i + 1);
             o += j - i + 1;
         }
