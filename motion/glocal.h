@@ -1,7 +1,8 @@
 /*
  * glocal.h — GLOCAL: self-supervised global (camera) and local (object)
- * motion between two frames (Zheng et al. 2024), as reconstructed in issue 4,
- * with the changes the measurements asked for.
+ * motion between two frames (Zheng et al. 2024), reconstructed from the paper
+ * with the changes the measurements asked for (results/motion/report.md,
+ * README.md "GLOCAL's motion against ground truth").
  *
  * Pipeline for a pair (A, B), both resized to the model size S x S:
  *   GME  a shared conv encoder on both grey frames (1/4 resolution), a
@@ -15,7 +16,8 @@
  *        Zhang et al. 2020 style iterative residual estimation).
  *   H    the exact 3x3 homography is the normalised DLT fit of g (Hartley &
  *        Zisserman alg. 4.2) — reading corners off the first-order basis flow
- *        is biased (0.73 px at 128^2 in the issue's prototype), the DLT is not.
+ *        is biased (0.73 px at 128^2, measured on the first prototype), the
+ *        DLT is not.
  *   RR   robust refinement (classical): inverse-compositional Gauss-Newton
  *        over the 8 homography parameters (Baker & Matthews 2004, sec. 3.2),
  *        coarse-to-fine, Cauchy IRLS weights, Levenberg-Marquardt damping,
@@ -25,10 +27,11 @@
  *        +-R correlation volume of the (detached) GME features of A and
  *        aligned B joined at its 1/4-resolution bottom; outputs a local flow
  *        and an attention map in [0, 1]. The attention map is the foreground
- *        mask; local flow = attention * raw flow. Measured (issue 4 report):
- *        within 5 CPU minutes the mask learns (background mean 0.02) but the
- *        local flow does not, so glocal_infer_options.local_tvl1 offers TV-L1
- *        on the aligned pair, gated by that mask, as the local flow.
+ *        mask; local flow = attention * raw flow. Measured on the synthetic
+ *        benchmark with 5 CPU minutes of training: the mask learns
+ *        (background mean 0.02) but the local flow does not, so
+ *        glocal_infer_options.local_tvl1 offers TV-L1 on the aligned pair,
+ *        gated by that mask, as the local flow.
  *   mixed flow = global + local.
  *
  * Losses (all self-supervised, on grey frames in [0, 1]):
@@ -38,7 +41,8 @@
  *           (first order, exp(-alpha |grad A|)) + sparsity (mean attention);
  *   mask    binary cross-entropy to a detached, residual-relative target:
  *           a pixel is foreground where the aligned residual (blurred) exceeds
- *           tau = tau0 + k * median residual (issue 4's non-collapsing hinge).
+ *           tau = tau0 + k * median residual (relative to the median residual, so
+ *           the target does not collapse as the residuals shrink).
  *
  * Units: flows are in pixels of the frames given (input-pixel units), channel
  * 0 = x (right), 1 = y (down), forward: B(p + f(p)) ~ A(p). Homographies are
@@ -313,7 +317,8 @@ typedef struct {
      * refined H, kept where |flow| > t or the LME mask >= 0.5 (0 elsewhere);
      * the mask becomes the union. The default (1): on the synthetic benchmark
      * it beats the LME's own local flow, which learns slowly on CPU budgets
-     * (issue 4 report). 0: the LME's local flow.
+     * (measured as above; results/motion/report.md has today's numbers).
+     * 0: the LME's local flow.
      * t adapts to the noise of the residual flow, whose median is set by the
      * background (most pixels): t = local_thresh_k * median |flow|, clamped
      * to [local_thresh_min, local_thresh]; local_thresh_k = 0 gives a fixed

@@ -260,7 +260,8 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
         TRY(glocal_loss_smooth(&sm, o.local, a, lc->smooth_alpha));
         TRY(nn_mean(&sp, o.mask, NULL, 0, 0));
         /* Mask target (detached): residual after global alignment, blurred,
-         * above tau = tau0 + tau_k * median (issue 4's non-collapsing hinge). */
+         * above tau = tau0 + tau_k * median (relative to the median residual:
+         * the target does not collapse as the residuals shrink). */
         TRY(glocal_warp(&bwg, b, gd));
         TRY(nn_sub(&r, a, bwg));
         TRY(nn_unary(&r, NN_ABS, r));
