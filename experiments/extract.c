@@ -262,6 +262,8 @@ static int file_sha256(const char *path, char hex[65])
     return 0;
 }
 
+/* ---- the worker pool ---------------------------------------------------------- */
+
 typedef struct {
     const motion_method *m;
     const dataset_index *idx;
