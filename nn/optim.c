@@ -1,5 +1,5 @@
 /* optim.c — optimizer configuration and learning-rate schedules (pure C;
- * the optimizers themselves are torch::optim, in torch_api.cpp). */
+ * the optimizers themselves are torch::optim, in torch_optim.cpp). */
 #include <math.h>
 
 #include "nn/nn.h"
