@@ -1,6 +1,6 @@
 /* glocal_model.c — the GLOCAL networks (GME with a cost volume and basis
  * coefficients, LME attention U-Net), the warp, and the config. */
-#include <hdf5.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,42 +42,56 @@ int glocal_config_validate(const glocal_config *c)
     return 0;
 }
 
+/* The config as JSON (json-c, both ways): {"model": "glocal", "size": ...}. */
 int glocal_config_to_json(const glocal_config *c, char *buf, size_t n)
 {
-    int k = snprintf(buf, n,
-                     "{\"model\": \"glocal\", \"size\": %d, \"feat\": %d, \"radius\": %d, "
-                     "\"iters\": %d, \"coef_scale\": %.17g, \"lme_ch\": %d, \"lme_scale\": %.17g}",
-                     c->size, c->feat, c->radius, c->iters, c->coef_scale, c->lme_ch, c->lme_scale);
-    if (k < 0 || (size_t)k >= n) return gl_error(GL_EINVAL, "glocal_config_to_json: buffer too small");
-    return 0;
+    json_object *o = json_object_new_object();
+    int rc = 0;
+    if (!o) return gl_error(GL_ENOMEM, "glocal_config_to_json: out of memory");
+    json_object_object_add(o, "model", json_object_new_string("glocal"));
+    json_object_object_add(o, "size", json_object_new_int(c->size));
+    json_object_object_add(o, "feat", json_object_new_int(c->feat));
+    json_object_object_add(o, "radius", json_object_new_int(c->radius));
+    json_object_object_add(o, "iters", json_object_new_int(c->iters));
+    json_object_object_add(o, "coef_scale", json_object_new_double(c->coef_scale));
+    json_object_object_add(o, "lme_ch", json_object_new_int(c->lme_ch));
+    json_object_object_add(o, "lme_scale", json_object_new_double(c->lme_scale));
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED);
+    if (!text) rc = gl_error(GL_ENOMEM, "glocal_config_to_json: out of memory");
+    else if (strlen(text) >= n) rc = gl_error(GL_EINVAL, "glocal_config_to_json: buffer too small");
+    else memcpy(buf, text, strlen(text) + 1);
+    json_object_put(o);
+    return rc;
 }
 
-static int json_number(const char *json, const char *key, double *v)
+static int json_number(json_object *o, const char *key, double *v)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *p = strstr(json, pat);
-    if (!p) return gl_error(GL_EFORMAT, "model config: key \"%s\" is missing", key);
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\t' || *p == '\n') p++;
-    if (*p != ':') return gl_error(GL_EFORMAT, "model config: ':' expected after \"%s\"", key);
-    char *end;
-    *v = strtod(p + 1, &end);
-    if (end == p + 1) return gl_error(GL_EFORMAT, "model config: \"%s\" is not a number", key);
+    json_object *x;
+    if (!json_object_object_get_ex(o, key, &x)) return gl_error(GL_EFORMAT, "model config: key \"%s\" is missing", key);
+    if (!json_object_is_type(x, json_type_int) && !json_object_is_type(x, json_type_double))
+        return gl_error(GL_EFORMAT, "model config: \"%s\" is not a number", key);
+    *v = json_object_get_double(x);
     return 0;
 }
 
 int glocal_config_from_json(const char *json, glocal_config *c)
 {
     if (!json || !c) return gl_error(GL_EINVAL, "glocal_config_from_json: NULL");
-    if (!strstr(json, "\"glocal\""))
-        return gl_error(GL_EFORMAT, "model config: not a GLOCAL model (\"model\": \"glocal\" expected)");
+    json_object *root = json_tokener_parse(json), *model;
+    int rc = 0;
+    if (!root || !json_object_is_type(root, json_type_object)) {
+        rc = gl_error(GL_EFORMAT, "model config: not a JSON object");
+        goto done;
+    }
+    if (!json_object_object_get_ex(root, "model", &model) || !json_object_is_type(model, json_type_string) ||
+        strcmp(json_object_get_string(model), "glocal") != 0) {
+        rc = gl_error(GL_EFORMAT, "model config: not a GLOCAL model (\"model\": \"glocal\" expected)");
+        goto done;
+    }
     double v[7];
     static const char *keys[7] = { "size", "feat", "radius", "iters", "coef_scale", "lme_ch", "lme_scale" };
-    for (int i = 0; i < 7; i++) {
-        int rc = json_number(json, keys[i], &v[i]);
-        if (rc < 0) return rc;
-    }
+    for (int i = 0; i < 7; i++)
+        if ((rc = json_number(root, keys[i], &v[i])) < 0) goto done;
     c->size = (int)v[0];
     c->feat = (int)v[1];
     c->radius = (int)v[2];
@@ -85,7 +99,10 @@ int glocal_config_from_json(const char *json, glocal_config *c)
     c->coef_scale = v[4];
     c->lme_ch = (int)v[5];
     c->lme_scale = v[6];
-    return glocal_config_validate(c);
+    rc = glocal_config_validate(c);
+done:
+    json_object_put(root);
+    return rc;
 }
 
 /* ---- the warp ---------------------------------------------------------------------- */
@@ -218,51 +235,6 @@ const glocal_config *glocal_model_config(const glocal_model *m) { return &m->cfg
 nn_params *glocal_model_params(glocal_model *m) { return &m->p; }
 const nn_tensor *glocal_model_bases(const glocal_model *m) { return m->bases; }
 
-static int read_config_attr(const char *path, char **out)
-{
-    *out = NULL;
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a = -1, t = -1;
-    if (f < 0) { rc = gl_error(GL_EIO, "%s: cannot open as an HDF5 checkpoint", path); goto done; }
-    if (H5Aexists(f, "config") <= 0) {
-        rc = gl_error(GL_EFORMAT, "%s: checkpoint has no config attribute (not a GLOCAL model?)", path);
-        goto done;
-    }
-    a = H5Aopen(f, "config", H5P_DEFAULT);
-    t = H5Aget_type(a);
-    if (H5Tget_class(t) != H5T_STRING) {
-        rc = gl_error(GL_EFORMAT, "%s: config attribute is not text", path);
-        goto done;
-    }
-    if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        hid_t mt = H5Tcopy(t); /* same character set: no conversion needed */
-        if (H5Aread(a, mt, &s) < 0 || !s) rc = gl_error(GL_EFORMAT, "%s: unreadable config", path);
-        else if (!(*out = gl_strdup(s))) rc = GL_ENOMEM;
-        if (s) H5free_memory(s);
-        H5Tclose(mt);
-    } else {
-        size_t n = H5Tget_size(t);
-        *out = gl_calloc(n + 1, 1);
-        if (!*out) { rc = GL_ENOMEM; goto done; }
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
-        if (H5Aread(a, mt, *out) < 0) rc = gl_error(GL_EFORMAT, "%s: unreadable config", path);
-        H5Tclose(mt);
-    }
-done:
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
-    if (rc < 0) { gl_free(*out); *out = NULL; }
-    return rc;
-}
-
 int glocal_model_load(glocal_model **out, const char *path, int64_t *step)
 {
     char *json = NULL;
@@ -270,7 +242,9 @@ int glocal_model_load(glocal_model **out, const char *path, int64_t *step)
     glocal_config c;
     int rc;
     *out = NULL;
-    TRY(read_config_attr(path, &json));
+    if ((rc = nn_checkpoint_read_config(path, &json)) == GL_ENOTFOUND)
+        rc = gl_error(GL_EFORMAT, "%s: checkpoint has no config attribute (not a GLOCAL model?)", path);
+    if (rc < 0) goto fail;
     if ((rc = glocal_config_from_json(json, &c)) < 0) {
         gl_error_prefix(rc, "%s", path);
         goto fail;

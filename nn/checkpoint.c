@@ -11,24 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/hdf5_util.h"
 #include "nn/nn.h"
 
 #define CKPT_MAGIC "glocal-checkpoint"
 #define CKPT_FORMAT 1
-
-/* HDF5 prints its error stack by default; library code must stay quiet. */
-typedef struct {
-    H5E_auto2_t fn;
-    void *data;
-} h5_quiet;
-
-static void quiet_on(h5_quiet *q)
-{
-    H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
 
 static hid_t h5_type(nn_dtype dt)
 {
@@ -129,8 +116,7 @@ static int write_tensor(hid_t group, const char *name, const nn_tensor *t, hid_t
 int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint_meta *meta)
 {
     if (!path || !p) return gl_error(GL_EINVAL, "nn_checkpoint_save: NULL argument");
-    h5_quiet q;
-    quiet_on(&q);
+    gl_h5_quiet q = gl_h5_quiet_begin();
     int rc = 0;
     size_t n = strlen(path) + 32;
     char *tmp = gl_malloc(n);
@@ -185,7 +171,7 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
     gl_free(tmp);
     H5Pclose(dcpl);
     H5Pclose(fcpl);
-    quiet_off(&q);
+    gl_h5_quiet_end(q);
     return 0;
 fail:
     if (go >= 0) H5Gclose(go);
@@ -195,7 +181,7 @@ fail:
     if (dcpl >= 0) H5Pclose(dcpl);
     if (fcpl >= 0) H5Pclose(fcpl);
     if (tmp) { unlink(tmp); gl_free(tmp); }
-    quiet_off(&q);
+    gl_h5_quiet_end(q);
     if (rc < 0 && strstr(gl_last_error(), path) == NULL)
         gl_error_prefix(rc, "%s", path);
     return rc;
@@ -250,24 +236,45 @@ static herr_t find_extra(hid_t g, const char *name, const H5L_info_t *info, void
     return 0;
 }
 
-/* Reads dataset `name` of group g into a new CPU tensor of the file's dtype. */
-static int read_tensor(hid_t g, const char *name, nn_tensor **out, const char *path)
+/* The dtype of dataset ds: its "dtype" attribute's. A dataset without one
+ * (need_dtype 0: a file h5py wrote from a PyTorch state_dict) is read by its
+ * HDF5 class: float as float32, integer as int64. */
+static int dataset_dtype(hid_t ds, const char *name, const char *path, int need_dtype, nn_dtype *dt)
+{
+    char *dts = NULL;
+    int rc = read_str_attr(ds, "dtype", &dts);
+    *dt = NN_F32;
+    if (rc == 0) {
+        int found = 0;
+        for (int k = 0; k <= NN_BOOL; k++)
+            if (strcmp(dts, nn_dtype_name((nn_dtype)k)) == 0) { *dt = (nn_dtype)k; found = 1; }
+        if (!found) rc = gl_error(GL_EFORMAT, "%s: dataset '%s' has unknown dtype '%s'", path, name, dts);
+    } else if (rc == GL_ENOMEM) {
+        /* the message is set */
+    } else if (need_dtype || rc != GL_ENOTFOUND) {
+        rc = gl_error(GL_EFORMAT, "%s: dataset '%s' has no dtype attribute", path, name);
+    } else {
+        hid_t ft = H5Dget_type(ds);
+        H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+        if (ft >= 0) H5Tclose(ft);
+        rc = 0;
+        if (cls == H5T_INTEGER) *dt = NN_I64;
+        else if (cls != H5T_FLOAT)
+            rc = gl_error(GL_EFORMAT, "%s: dataset '%s' holds neither floats nor integers", path, name);
+    }
+    gl_free(dts);
+    return rc;
+}
+
+/* Reads dataset `name` of group g into a new CPU tensor of the file's dtype
+ * (dataset_dtype). */
+static int read_tensor(hid_t g, const char *name, nn_tensor **out, const char *path, int need_dtype)
 {
     *out = NULL;
     hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
     if (ds < 0) return gl_error(GL_EFORMAT, "%s: cannot open dataset '%s'", path, name);
-    char *dts = NULL;
-    nn_dtype dt = NN_F32;
-    int rc = read_str_attr(ds, "dtype", &dts);
-    if (rc == 0) {
-        int found = 0;
-        for (int k = 0; k <= NN_BOOL; k++)
-            if (strcmp(dts, nn_dtype_name((nn_dtype)k)) == 0) { dt = (nn_dtype)k; found = 1; }
-        if (!found) rc = gl_error(GL_EFORMAT, "%s: dataset '%s' has unknown dtype '%s'", path, name, dts);
-    } else {
-        rc = gl_error(GL_EFORMAT, "%s: dataset '%s' has no dtype attribute", path, name);
-    }
-    gl_free(dts);
+    nn_dtype dt;
+    int rc = dataset_dtype(ds, name, path, need_dtype, &dt);
     hid_t sp = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(sp);
     hsize_t d[NN_MAX_DIMS];
@@ -299,7 +306,7 @@ static herr_t load_opt(hid_t g, const char *name, const H5L_info_t *info, void *
     nn_params *st = c[0];
     const char *path = c[1];
     nn_tensor *t = NULL;
-    int rc = read_tensor(g, name, &t, path);
+    int rc = read_tensor(g, name, &t, path, 1);
     if (rc < 0 || (rc = nn_params_add(st, name, t, 1, 1)) < 0) {
         *(int *)c[2] = rc;
         return -1;
@@ -312,8 +319,7 @@ int nn_checkpoint_load(const char *path, nn_params *p, int64_t *step, char **con
     if (!path || !p) return gl_error(GL_EINVAL, "nn_checkpoint_load: NULL argument");
     if (config) *config = NULL;
     if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
-    h5_quiet q;
-    quiet_on(&q);
+    gl_h5_quiet q = gl_h5_quiet_begin();
     int rc = 0;
     hid_t f = -1, gp = -1, gb = -1;
     char *magic = NULL;
@@ -382,7 +388,7 @@ int nn_checkpoint_load(const char *path, nn_params *p, int64_t *step, char **con
         goto done;
     }
     for (int i = 0; i < p->n; i++) {
-        if ((rc = read_tensor(p->is_buffer[i] ? gb : gp, p->names[i], &t, path)) < 0) goto done;
+        if ((rc = read_tensor(p->is_buffer[i] ? gb : gp, p->names[i], &t, path, 1)) < 0) goto done;
         if ((rc = nn_copy_(p->tensors[i], t)) < 0) {
             gl_error_prefix(rc, "%s: loading '%s'", path, p->names[i]);
             goto done;
@@ -414,7 +420,66 @@ done:
     if (gb >= 0) H5Gclose(gb);
     if (gp >= 0) H5Gclose(gp);
     if (f >= 0) H5Fclose(f);
-    quiet_off(&q);
+    gl_h5_quiet_end(q);
     if (rc < 0 && config && *config) { gl_free(*config); *config = NULL; }
+    return rc;
+}
+
+/* ---- reading parts ------------------------------------------------------------------ */
+
+int nn_checkpoint_read_config(const char *path, char **config)
+{
+    if (!path || !config) return gl_error(GL_EINVAL, "nn_checkpoint_read_config: NULL argument");
+    *config = NULL;
+    if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot read the checkpoint: %s", path, strerror(errno));
+    gl_h5_quiet q = gl_h5_quiet_begin();
+    int rc = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        rc = gl_error(GL_EFORMAT, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+        goto done;
+    }
+    rc = read_str_attr(f, "config", config);
+    if (rc == GL_ENOTFOUND) rc = gl_error(GL_ENOTFOUND, "%s: checkpoint has no config attribute", path);
+    else if (rc == GL_EFORMAT) rc = gl_error(GL_EFORMAT, "%s: the config attribute is not readable text", path);
+    else if (rc < 0 && rc != GL_ENOMEM) rc = gl_error(rc, "%s: cannot read the config attribute", path);
+done:
+    if (f >= 0) H5Fclose(f);
+    gl_h5_quiet_end(q);
+    return rc;
+}
+
+/* One of nn_checkpoint_read_tensors' names: the dataset GROUP/NAME of f
+ * into *out, left NULL when the file has no such dataset. */
+static int read_named(hid_t f, const char *path, const char *gname, nn_tensor **out)
+{
+    const char *slash = strchr(gname, '/');
+    char group[64];
+    if (!slash || slash == gname || !slash[1] || (size_t)(slash - gname) >= sizeof group)
+        return gl_error(GL_EINVAL, "nn_checkpoint_read_tensors: '%s' is not GROUP/NAME", gname);
+    snprintf(group, sizeof group, "%.*s", (int)(slash - gname), gname);
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0) return 0;
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    if (g < 0) return gl_error(GL_EFORMAT, "%s: '%s' is not a group", path, group);
+    int rc = H5Lexists(g, slash + 1, H5P_DEFAULT) > 0 ? read_tensor(g, slash + 1, out, path, 0) : 0;
+    H5Gclose(g);
+    return rc;
+}
+
+int nn_checkpoint_read_tensors(const char *path, const char *const *names, int n, nn_tensor **out)
+{
+    if (!path || n < 0 || (n > 0 && (!names || !out)))
+        return gl_error(GL_EINVAL, "nn_checkpoint_read_tensors: NULL argument or n < 0");
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot read the checkpoint: %s", path, strerror(errno));
+    gl_h5_quiet q = gl_h5_quiet_begin();
+    int rc = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) rc = gl_error(GL_EFORMAT, "%s: not a readable HDF5 file (truncated or corrupt?)", path);
+    for (int i = 0; rc == 0 && i < n; i++) rc = read_named(f, path, names[i], &out[i]);
+    if (f >= 0) H5Fclose(f);
+    gl_h5_quiet_end(q);
+    if (rc < 0)
+        for (int i = 0; i < n; i++) nn_free(&out[i]);
     return rc;
 }

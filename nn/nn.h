@@ -397,6 +397,19 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
  * filled from /optimizer). */
 int nn_checkpoint_load(const char *path, nn_params *p, int64_t *step, char **config,
                        nn_params *opt_state);
+/* The root `config` attribute (JSON text) alone, in *config (gl_malloc'ed):
+ * what a model's loader reads first to build a model of the right shape.
+ * GL_EIO when PATH cannot be read, GL_EFORMAT when it is not HDF5 or the
+ * attribute is not text, GL_ENOTFOUND when the file has no config. */
+int nn_checkpoint_read_config(const char *path, char **config);
+/* Tensors by name from a file in the layout above, for loaders that adapt
+ * what they read (pretrained weights of another shape): names[i] is
+ * "GROUP/NAME" ("params/conv1.weight", "buffers/bn1.running_mean"), and out[i]
+ * receives a new CPU tensor of the stored dtype, or NULL when the file has
+ * no such dataset. Neither magic nor dtype attributes are required: a file
+ * h5py wrote from a PyTorch state_dict reads too (float datasets as float32,
+ * integer ones as int64). On failure every out[i] is NULL. */
+int nn_checkpoint_read_tensors(const char *path, const char *const *names, int n, nn_tensor **out);
 
 /* ---- distributed data-parallel (c10d) ------------------------------------------------ */
 

@@ -1,6 +1,5 @@
 /* model.c — the ResNet backbone, TSN head and consensus, configs, and loading
  * pretrained weights with TSN's cross-modality initialisation. */
-#include <hdf5.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -350,136 +349,101 @@ static void rep_add(char *report, size_t n, const char *fmt, const char *a, long
     snprintf(report + len, n - len, fmt, a, x, y);
 }
 
+/* Adapts tensor *t read from the file to model tensor `dst` (name `name`)
+ * and copies it in: the same shape as it is, conv1.weight of 3 input channels
+ * by TSN's cross-modality init; anything else is a problem (listed in probs)
+ * or, for the classifier (fc.*), skipped and reported. */
+static int load_one(nn_tensor *dst, const char *name, const char *dpath, nn_tensor **t, char *report,
+                    size_t rn, char *probs, size_t pn, int *problems)
+{
+    int64_t d[NN_MAX_DIMS], ms[NN_MAX_DIMS];
+    int nd = nn_shape(*t, d), mnd = nn_shape(dst, ms);
+    nn_tensor *m = NULL, *e = NULL, *c = NULL;
+    int same = nd == mnd, rc = 0;
+    for (int k = 0; same && k < nd; k++) same = d[k] == ms[k];
+    int cross = !same && !strcmp(name, "conv1.weight") && nd == 4 && d[1] == 3 && d[0] == ms[0] &&
+                d[2] == ms[2] && d[3] == ms[3];
+    int fc_skip = !same && !strncmp(name, "fc.", 3) && nd >= 1 && nd == mnd;
+    if (!same && !cross) {
+        if (fc_skip) {
+            rep_add(report, rn, "skipped %s: %lld classes in the file, %lld in the model (fresh init)\n", name,
+                    (long long)d[0], (long long)ms[0]);
+            return 0;
+        }
+        (*problems)++;
+        size_t l = strlen(probs);
+        snprintf(probs + l, pn - l, "\n  shape differs: %s (rank %d in the file)", dpath, nd);
+        return 0;
+    }
+    /* the model's integer buffers (num_batches_tracked) as int64, the rest as float32 */
+    nn_dtype dt = nn_get_dtype(dst) == NN_I64 ? NN_I64 : NN_F32;
+    if (nn_get_dtype(*t) != dt) {
+        if ((rc = nn_to_dtype(&c, *t, dt)) < 0) return rc;
+        nn_free(t);
+        *t = c;
+    }
+    if (cross) {
+        /* TSN cross-modality init (Wang et al. 2016, sec. 3.2): average the
+         * RGB filters over their 3 channels, replicate over the new ones. */
+        int64_t dim[1] = { 1 };
+        if ((rc = nn_mean(&m, *t, dim, 1, 1)) < 0) goto done;
+        if ((rc = nn_expand(&e, m, ms, 4)) < 0) goto done;
+        if ((rc = nn_contiguous(&c, e)) < 0) goto done;
+        nn_free(t);
+        *t = c;
+        rep_add(report, rn, "%s: cross-modality init, RGB filters averaged over 3 channels and replicated over %lld channels\n",
+                name, (long long)ms[1], 0LL);
+    }
+    int prev = nn_grad_mode_set(0);
+    rc = nn_copy_(dst, *t);
+    nn_grad_mode_set(prev);
+done:
+    nn_free(&m);
+    nn_free(&e);
+    return rc;
+}
+
 int classifier_load_pretrained(classifier *c, const char *path, char *report, size_t rn)
 {
     if (!c || !path) return gl_error(GL_EINVAL, "classifier_load_pretrained: NULL argument");
     if (report && rn) report[0] = 0;
     if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot read the weights file", path);
-    H5E_auto2_t efn;
-    void *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    nn_params *p = &c->p;
     int rc = 0, problems = 0;
     char probs[2048] = "";
-    void *buf = NULL;
-    nn_tensor *t = NULL, *m = NULL, *e = NULL;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) { rc = gl_error(GL_EFORMAT, "%s: not a readable HDF5 file", path); goto done; }
-    nn_params *p = &c->p;
+    char (*dpath)[300] = gl_calloc((size_t)p->n + 1, sizeof *dpath);
+    const char **names = gl_calloc((size_t)p->n + 1, sizeof *names);
+    nn_tensor **ts = gl_calloc((size_t)p->n + 1, sizeof *ts);
+    if (!dpath || !names || !ts) { rc = GL_ENOMEM; goto done; }
+    for (int i = 0; i < p->n; i++) {
+        snprintf(dpath[i], sizeof dpath[i], "%s/%s", p->is_buffer[i] ? "buffers" : "params", p->names[i]);
+        names[i] = dpath[i];
+    }
+    if ((rc = nn_checkpoint_read_tensors(path, names, p->n, ts)) < 0) goto done;
     for (int i = 0; i < p->n; i++) {
         const char *name = p->names[i];
-        char dpath[300];
-        snprintf(dpath, sizeof dpath, "%s/%s", p->is_buffer[i] ? "buffers" : "params", name);
-        const char *grp = p->is_buffer[i] ? "buffers" : "params";
-        hid_t g = H5Gopen2(f, grp, H5P_DEFAULT);
-        hid_t ds = g >= 0 && H5Lexists(g, name, H5P_DEFAULT) > 0 ? H5Dopen2(g, name, H5P_DEFAULT) : -1;
-        if (g >= 0) H5Gclose(g);
-        if (ds < 0) {
+        if (!ts[i]) {
             size_t nl = strlen(name), sl = strlen("num_batches_tracked");
             if (nl >= sl && !strcmp(name + nl - sl, "num_batches_tracked")) continue; /* older exports lack it */
             problems++;
             size_t l = strlen(probs);
-            snprintf(probs + l, sizeof probs - l, "\n  missing: %s", dpath);
+            snprintf(probs + l, sizeof probs - l, "\n  missing: %s", dpath[i]);
             continue;
         }
-        hid_t sp = H5Dget_space(ds);
-        int nd = H5Sget_simple_extent_ndims(sp);
-        hsize_t d[NN_MAX_DIMS] = { 0 };
-        if (nd >= 0 && nd <= NN_MAX_DIMS) H5Sget_simple_extent_dims(sp, d, NULL);
-        H5Sclose(sp);
-        int64_t ms[NN_MAX_DIMS];
-        int mnd = nn_shape(p->tensors[i], ms);
-        int same = nd == mnd;
-        for (int k = 0; same && k < nd; k++) same = (int64_t)d[k] == ms[k];
-        int cross = !same && !strcmp(name, "conv1.weight") && nd == 4 && d[1] == 3 && (int64_t)d[0] == ms[0] &&
-                    (int64_t)d[2] == ms[2] && (int64_t)d[3] == ms[3];
-        int fc_skip = !same && !strncmp(name, "fc.", 3) && nd >= 1 && nd == mnd;
-        if (!same && !cross) {
-            H5Dclose(ds);
-            if (fc_skip) {
-                rep_add(report, rn, "skipped %s: %lld classes in the file, %lld in the model (fresh init)\n", name,
-                        (long long)d[0], (long long)ms[0]);
-                continue;
-            }
-            problems++;
-            size_t l = strlen(probs);
-            snprintf(probs + l, sizeof probs - l, "\n  shape differs: %s (rank %d in the file)", dpath, nd);
-            continue;
-        }
-        size_t cnt = 1;
-        int64_t fs[NN_MAX_DIMS];
-        for (int k = 0; k < nd; k++) { cnt *= (size_t)d[k]; fs[k] = (int64_t)d[k]; }
-        nn_dtype dt = nn_get_dtype(p->tensors[i]) == NN_I64 ? NN_I64 : NN_F32;
-        gl_free(buf);
-        if (!(buf = gl_malloc((cnt ? cnt : 1) * 8))) { H5Dclose(ds); rc = GL_ENOMEM; goto done; }
-        herr_t er = H5Dread(ds, dt == NN_I64 ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-        H5Dclose(ds);
-        if (er < 0) { rc = gl_error(GL_EFORMAT, "%s: cannot read %s as numbers", path, dpath); goto done; }
-        if ((rc = nn_from_data(&t, buf, fs, nd, dt)) < 0) goto done;
-        if (cross) {
-            /* TSN cross-modality init (Wang et al. 2016, sec. 3.2): average the
-             * RGB filters over their 3 channels, replicate over the new ones. */
-            int64_t dim[1] = { 1 };
-            if ((rc = nn_mean(&m, t, dim, 1, 1)) < 0) goto done;
-            if ((rc = nn_expand(&e, m, ms, 4)) < 0) goto done;
-            nn_free(&t);
-            if ((rc = nn_contiguous(&t, e)) < 0) goto done;
-            nn_free(&m);
-            nn_free(&e);
-            rep_add(report, rn, "%s: cross-modality init, RGB filters averaged over 3 channels and replicated over %lld channels\n",
-                    name, (long long)ms[1], 0LL);
-        }
-        int prev = nn_grad_mode_set(0);
-        rc = nn_copy_(p->tensors[i], t);
-        nn_grad_mode_set(prev);
-        nn_free(&t);
+        rc = load_one(p->tensors[i], name, dpath[i], &ts[i], report, rn, probs, sizeof probs, &problems);
+        nn_free(&ts[i]);
         if (rc < 0) goto done;
     }
     if (problems) rc = gl_error(GL_EFORMAT, "%s: %d parameter%s do not fit the model:%s", path, problems, problems == 1 ? "" : "s", probs);
 done:
-    nn_free(&t);
-    nn_free(&m);
-    nn_free(&e);
-    gl_free(buf);
-    if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    for (int i = 0; ts && i < p->n; i++) nn_free(&ts[i]);
+    gl_free(ts);
+    gl_free(names);
+    gl_free(dpath);
     return rc;
 }
 
 int classifier_checkpoint_config(const char *path, char **json)
 {
-    *json = NULL;
-    if (access(path, R_OK) != 0) return gl_error(GL_EIO, "%s: cannot read the checkpoint", path);
-    H5E_auto2_t efn;
-    void *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a = -1, t = -1, mt = -1;
-    char *s = NULL;
-    if (f < 0) { rc = gl_error(GL_EFORMAT, "%s: not a readable HDF5 file", path); goto done; }
-    if (H5Aexists(f, "config") <= 0) { rc = gl_error(GL_ENOTFOUND, "%s: no config attribute", path); goto done; }
-    if ((a = H5Aopen(f, "config", H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || H5Tget_class(t) != H5T_STRING) {
-        rc = gl_error(GL_EFORMAT, "%s: the config attribute is not text", path);
-        goto done;
-    }
-    if (H5Tis_variable_str(t) > 0) {
-        mt = H5Tcopy(t); /* same character set: no conversion path is needed */
-        if (H5Aread(a, mt, &s) < 0 || !s) { rc = gl_error(GL_EFORMAT, "%s: cannot read the config attribute", path); goto done; }
-        *json = gl_strdup(s);
-        H5free_memory(s);
-    } else {
-        size_t n = H5Tget_size(t);
-        if (!(*json = gl_calloc(n + 1, 1))) { rc = GL_ENOMEM; goto done; }
-        if (H5Aread(a, t, *json) < 0) { rc = gl_error(GL_EFORMAT, "%s: cannot read the config attribute", path); goto done; }
-    }
-    if (!*json) rc = GL_ENOMEM;
-done:
-    if (rc < 0) { gl_free(*json); *json = NULL; }
-    if (mt >= 0) H5Tclose(mt);
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, efn, edata);
-    return rc;
+    return nn_checkpoint_read_config(path, json);
 }
