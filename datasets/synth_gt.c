@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "datasets/synth_private.h"
+#include "nn/hdf5_util.h"
 
 /* ---- ground truth HDF5 -------------------------------------------------- */
 
@@ -93,48 +94,46 @@ int synth_gt_write(const char *path, const synth_clip *c, const char *cls, uint6
     if (!tmp) return GL_ENOMEM;
     snprintf(tmp, n, "%s.tmp", path);
     hid_t fcpl = -1, fapl = -1, f = -1;
-    H5E_BEGIN_TRY
-    {
-        fcpl = H5Pcreate(H5P_FILE_CREATE);
-        fapl = H5Pcreate(H5P_FILE_ACCESS);
-        if (fcpl < 0 || fapl < 0) goto hfail;
-        /* no modification times anywhere: same input, same bytes */
-        H5Pset_obj_track_times(fcpl, 0);
-        f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
-        if (f < 0) {
-            rc = gl_error(GL_EIO, "%s: cannot create the file", tmp);
-            goto done;
-        }
-        hsize_t P = (hsize_t)c->frames - 1, H = (hsize_t)c->height, W = (hsize_t)c->width;
-        hsize_t dh[3] = { P, 3, 3 }, df[4] = { P, 2, H, W }, dm[3] = { P, H, W };
-        if (write_dataset(f, "homography", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dh, 0,
-                          c->homography) < 0 ||
-            write_dataset(f, "global_flow", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, df, 1,
-                          c->global_flow) < 0 ||
-            write_dataset(f, "local_flow", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, df, 1,
-                          c->local_flow) < 0 ||
-            write_dataset(f, "mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, dm, 1, c->mask) < 0)
-            goto hfail;
-        if (attr_text(f, "format", "glocal-synth-gt") < 0 || attr_int(f, "version", 1) < 0 ||
-            attr_text(f, "convention", gt_convention) < 0 ||
-            attr_int(f, "label", c->label + 1) < 0 || attr_text(f, "class", cls) < 0 ||
-            attr_int(f, "frames", c->frames) < 0 || attr_int(f, "width", c->width) < 0 ||
-            attr_int(f, "height", c->height) < 0 || attr_int(f, "objects", c->objects) < 0 ||
-            attr_double(f, "camera_px", c->camera_px) < 0 || attr_u64(f, "scene_seed", scene_seed) < 0 ||
-            attr_u64(f, "motion_seed", motion_seed) < 0)
-            goto hfail;
-        herr_t e = H5Fclose(f);
-        f = -1;
-        if (e < 0) goto hfail;
+    gl_h5_quiet q = gl_h5_quiet_begin();
+    fcpl = H5Pcreate(H5P_FILE_CREATE);
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fcpl < 0 || fapl < 0) goto hfail;
+    /* no modification times anywhere: same input, same bytes */
+    H5Pset_obj_track_times(fcpl, 0);
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f < 0) {
+        rc = gl_error(GL_EIO, "%s: cannot create the file", tmp);
         goto done;
-    hfail:
-        rc = gl_error(GL_EHDF5, "%s: HDF5 could not write the ground truth", tmp);
-    done:
-        if (f >= 0) H5Fclose(f);
-        if (fapl >= 0) H5Pclose(fapl);
-        if (fcpl >= 0) H5Pclose(fcpl);
     }
-    H5E_END_TRY;
+    hsize_t P = (hsize_t)c->frames - 1, H = (hsize_t)c->height, W = (hsize_t)c->width;
+    hsize_t dh[3] = { P, 3, 3 }, df[4] = { P, 2, H, W }, dm[3] = { P, H, W };
+    if (write_dataset(f, "homography", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dh, 0,
+                      c->homography) < 0 ||
+        write_dataset(f, "global_flow", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, df, 1,
+                      c->global_flow) < 0 ||
+        write_dataset(f, "local_flow", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, df, 1,
+                      c->local_flow) < 0 ||
+        write_dataset(f, "mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, dm, 1, c->mask) < 0)
+        goto hfail;
+    if (attr_text(f, "format", "glocal-synth-gt") < 0 || attr_int(f, "version", 1) < 0 ||
+        attr_text(f, "convention", gt_convention) < 0 ||
+        attr_int(f, "label", c->label + 1) < 0 || attr_text(f, "class", cls) < 0 ||
+        attr_int(f, "frames", c->frames) < 0 || attr_int(f, "width", c->width) < 0 ||
+        attr_int(f, "height", c->height) < 0 || attr_int(f, "objects", c->objects) < 0 ||
+        attr_double(f, "camera_px", c->camera_px) < 0 || attr_u64(f, "scene_seed", scene_seed) < 0 ||
+        attr_u64(f, "motion_seed", motion_seed) < 0)
+        goto hfail;
+    herr_t e = H5Fclose(f);
+    f = -1;
+    if (e < 0) goto hfail;
+    goto done;
+hfail:
+    rc = gl_error(GL_EHDF5, "%s: HDF5 could not write the ground truth", tmp);
+done:
+    if (f >= 0) H5Fclose(f);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    gl_h5_quiet_end(q);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = gl_error(GL_EIO, "%s: cannot rename the temporary file into place", path);
     if (rc < 0) unlink(tmp);
@@ -212,73 +211,71 @@ int synth_gt_load(const char *path, synth_clip **out)
     int rc = 0;
     synth_clip *c = NULL;
     hid_t f = -1;
-    H5E_BEGIN_TRY
-    {
-        if (access(path, R_OK) != 0) {
-            rc = gl_error(GL_EIO, "%s: cannot read the file", path);
-            goto done;
-        }
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) {
-            rc = gl_error(GL_EFORMAT, "%s: not an HDF5 file", path);
-            goto done;
-        }
-        if ((rc = check_format(f, path)) < 0) goto done;
-        long long T, W, H, label, objects;
-        if ((rc = read_attr_i64(f, path, "frames", &T)) < 0 ||
-            (rc = read_attr_i64(f, path, "width", &W)) < 0 ||
-            (rc = read_attr_i64(f, path, "height", &H)) < 0 ||
-            (rc = read_attr_i64(f, path, "label", &label)) < 0 ||
-            (rc = read_attr_i64(f, path, "objects", &objects)) < 0)
-            goto done;
-        if (T < 2 || T > 10000 || W < 1 || W > 4096 || H < 1 || H > 4096 || label < 1 ||
-            label > SYNTH_MAX_CLASSES || objects < 1 || objects > SYNTH_MAX_OBJECTS) {
-            rc = gl_error(GL_EFORMAT,
-                          "%s: attributes out of range (frames %lld, width %lld, height %lld, "
-                          "label %lld, objects %lld)",
-                          path, T, W, H, label, objects);
-            goto done;
-        }
-        c = gl_calloc(1, sizeof *c);
-        if (!c) {
-            rc = GL_ENOMEM;
-            goto done;
-        }
-        c->frames = (int)T;
-        c->width = (int)W;
-        c->height = (int)H;
-        c->label = (int)label - 1;
-        c->objects = (int)objects;
-        hid_t a = H5Aopen(f, "camera_px", H5P_DEFAULT);
-        if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &c->camera_px) < 0) {
-            if (a >= 0) H5Aclose(a);
-            rc = gl_error(GL_EFORMAT, "%s: attribute 'camera_px' missing or unreadable", path);
-            goto done;
-        }
-        H5Aclose(a);
-        size_t hw = (size_t)W * H, P = (size_t)T - 1;
-        c->homography = gl_malloc(sizeof(double) * 9 * P);
-        c->global_flow = gl_malloc(sizeof(float) * 2 * hw * P);
-        c->local_flow = gl_malloc(sizeof(float) * 2 * hw * P);
-        c->mask = gl_malloc(hw * P);
-        if (!c->homography || !c->global_flow || !c->local_flow || !c->mask) {
-            rc = GL_ENOMEM;
-            goto done;
-        }
-        hsize_t dh[3] = { P, 3, 3 }, df[4] = { P, 2, (hsize_t)H, (hsize_t)W },
-                dm[3] = { P, (hsize_t)H, (hsize_t)W };
-        if ((rc = read_dataset(f, path, "homography", H5T_NATIVE_DOUBLE, 3, dh, c->homography)) <
-                0 ||
-            (rc = read_dataset(f, path, "global_flow", H5T_NATIVE_FLOAT, 4, df, c->global_flow)) <
-                0 ||
-            (rc = read_dataset(f, path, "local_flow", H5T_NATIVE_FLOAT, 4, df, c->local_flow)) <
-                0 ||
-            (rc = read_dataset(f, path, "mask", H5T_NATIVE_UINT8, 3, dm, c->mask)) < 0)
-            goto done;
-    done:
-        if (f >= 0) H5Fclose(f);
+    gl_h5_quiet q = gl_h5_quiet_begin();
+    if (access(path, R_OK) != 0) {
+        rc = gl_error(GL_EIO, "%s: cannot read the file", path);
+        goto done;
     }
-    H5E_END_TRY;
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        rc = gl_error(GL_EFORMAT, "%s: not an HDF5 file", path);
+        goto done;
+    }
+    if ((rc = check_format(f, path)) < 0) goto done;
+    long long T, W, H, label, objects;
+    if ((rc = read_attr_i64(f, path, "frames", &T)) < 0 ||
+        (rc = read_attr_i64(f, path, "width", &W)) < 0 ||
+        (rc = read_attr_i64(f, path, "height", &H)) < 0 ||
+        (rc = read_attr_i64(f, path, "label", &label)) < 0 ||
+        (rc = read_attr_i64(f, path, "objects", &objects)) < 0)
+        goto done;
+    if (T < 2 || T > 10000 || W < 1 || W > 4096 || H < 1 || H > 4096 || label < 1 ||
+        label > SYNTH_MAX_CLASSES || objects < 1 || objects > SYNTH_MAX_OBJECTS) {
+        rc = gl_error(GL_EFORMAT,
+                      "%s: attributes out of range (frames %lld, width %lld, height %lld, "
+                      "label %lld, objects %lld)",
+                      path, T, W, H, label, objects);
+        goto done;
+    }
+    c = gl_calloc(1, sizeof *c);
+    if (!c) {
+        rc = GL_ENOMEM;
+        goto done;
+    }
+    c->frames = (int)T;
+    c->width = (int)W;
+    c->height = (int)H;
+    c->label = (int)label - 1;
+    c->objects = (int)objects;
+    hid_t a = H5Aopen(f, "camera_px", H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &c->camera_px) < 0) {
+        if (a >= 0) H5Aclose(a);
+        rc = gl_error(GL_EFORMAT, "%s: attribute 'camera_px' missing or unreadable", path);
+        goto done;
+    }
+    H5Aclose(a);
+    size_t hw = (size_t)W * H, P = (size_t)T - 1;
+    c->homography = gl_malloc(sizeof(double) * 9 * P);
+    c->global_flow = gl_malloc(sizeof(float) * 2 * hw * P);
+    c->local_flow = gl_malloc(sizeof(float) * 2 * hw * P);
+    c->mask = gl_malloc(hw * P);
+    if (!c->homography || !c->global_flow || !c->local_flow || !c->mask) {
+        rc = GL_ENOMEM;
+        goto done;
+    }
+    hsize_t dh[3] = { P, 3, 3 }, df[4] = { P, 2, (hsize_t)H, (hsize_t)W },
+            dm[3] = { P, (hsize_t)H, (hsize_t)W };
+    if ((rc = read_dataset(f, path, "homography", H5T_NATIVE_DOUBLE, 3, dh, c->homography)) <
+            0 ||
+        (rc = read_dataset(f, path, "global_flow", H5T_NATIVE_FLOAT, 4, df, c->global_flow)) <
+            0 ||
+        (rc = read_dataset(f, path, "local_flow", H5T_NATIVE_FLOAT, 4, df, c->local_flow)) <
+            0 ||
+        (rc = read_dataset(f, path, "mask", H5T_NATIVE_UINT8, 3, dm, c->mask)) < 0)
+        goto done;
+done:
+    if (f >= 0) H5Fclose(f);
+    gl_h5_quiet_end(q);
     if (rc < 0) {
         synth_clip_free(&c);
         return rc;
