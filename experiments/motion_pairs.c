@@ -6,6 +6,7 @@
 #include "datasets/ucf101.h"
 #include "datasets/video.h"
 #include "experiments/motion_pairs.h"
+#include "nn/hdf5_util.h"
 
 void motion_pairs_free(motion_pairs *p)
 {
@@ -156,10 +157,7 @@ int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int 
     int rc = dataset_index_load(&idx, dir, NULL, 1);
     memset(p, 0, sizeof *p);
     if (rc < 0) return rc;
-    H5E_auto2_t efn;
-    void *edata;
-    H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    gl_h5_quiet q = gl_h5_quiet_begin();
     long first = idx->num_split[DATASET_TRAIN], ntest = idx->num_split[DATASET_TEST];
     int nclips = ntest < max_clips ? (int)ntest : max_clips;
     if (nclips < 1) {
@@ -230,7 +228,7 @@ int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int 
     }
     rc = 0;
 fail:
-    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    gl_h5_quiet_end(q);
     if (rc < 0) motion_pairs_free(p);
     gl_free(gt);
     gl_free(frames);
