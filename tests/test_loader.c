@@ -3,13 +3,13 @@
  * (analytic crops, flips that negate motion x) and the video source against
  * frames decoded directly. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -19,12 +19,15 @@
 #include "tests/testutil.h"
 
 /* A source whose sample is a function of (item, seed) only, with a load
- * counter and an optional failing item. */
+ * counter and an optional failing item. With limit > 0, a load that would
+ * take the count past limit is counted in `over` (the memory bound's test
+ * raises limit just before it lets the loader go further). */
 typedef struct {
     long count;
     long fail_item;
     pthread_mutex_t mu;
     long loads;
+    long limit, over;
 } fn_src;
 
 static int fn_load(void *ctx, void *wctx, long item, uint64_t seed, float *out, int32_t *label)
@@ -33,6 +36,7 @@ static int fn_load(void *ctx, void *wctx, long item, uint64_t seed, float *out, 
     fn_src *s = ctx;
     pthread_mutex_lock(&s->mu);
     s->loads++;
+    if (s->limit > 0 && s->loads > s->limit) s->over++;
     pthread_mutex_unlock(&s->mu);
     if (item == s->fail_item) return gl_error(GL_EFORMAT, "broken clip %ld", item);
     uint64_t r = seed;
@@ -135,27 +139,40 @@ static void test_memory_bound_and_resume(void **state)
     c.threads = 3;
     c.prefetch = 2;
     c.seed = 7;
+    /* The loader owns prefetch + 1 buffers: holding batch 0, the workers fill
+     * the other 2 and stop there. Every load past that bound is counted by
+     * fn_load as it happens (s.over), so the check needs no waiting to see
+     * whether one comes: the waits below are for loads that must come. */
+    long bound = (long)(c.prefetch + 1) * c.batch_size;
+    s.limit = bound;
     loader *l;
     OK(loader_open(&l, &src, &c));
     const loader_batch *b;
     OK(loader_next(l, &b));
     long first_item = b->items[0];
     float first_val = b->data[0];
-    /* holding batch 0, the workers fill the other 2 buffers and stop there */
-    long bound = (long)(c.prefetch + 1) * c.batch_size;
-    for (int i = 0; i < 500 && loader_samples_loaded(l) < bound; i++) usleep(10000);
-    usleep(50000);
+    while (loader_samples_loaded(l) < bound) sched_yield();
     assert_int_equal(loader_samples_loaded(l), bound);
     /* releasing one batch lets exactly one more batch be loaded */
+    pthread_mutex_lock(&s.mu);
+    s.limit = bound + 4;
+    pthread_mutex_unlock(&s.mu);
     OK(loader_next(l, &b));
-    for (int i = 0; i < 500 && loader_samples_loaded(l) < bound + 4; i++) usleep(10000);
-    usleep(50000);
+    while (loader_samples_loaded(l) < bound + 4) sched_yield();
     assert_int_equal(loader_samples_loaded(l), bound + 4);
-    loader_close(&l);
-    /* the same seed starting at epoch 1 gives what epoch 1 gave in the long run */
+    loader_close(&l); /* joins the workers: every load they made is counted */
+    assert_int_equal(s.loads, bound + 4);
+    assert_int_equal(s.over, 0);
+    s.limit = 0;
+    /* the same seed starting at epoch 0 again gives the same first batch, and
+     * starting at epoch 1 gives what epoch 1 gave in the long run */
     c.start_epoch = 0;
     OK(loader_open(&l, &src, &c));
-    for (int i = 0; i < 25; i++) OK(loader_next(l, &b)); /* the 25 batches of epoch 0 */
+    OK(loader_next(l, &b));
+    assert_int_equal(b->epoch, 0);
+    assert_int_equal(b->items[0], first_item);
+    assert_true(b->data[0] == first_val);
+    for (int i = 1; i < 25; i++) OK(loader_next(l, &b)); /* the rest of the 25 batches of epoch 0 */
     assert_int_equal(loader_next(l, &b), GL_EOF);
     OK(loader_next(l, &b));
     assert_int_equal(b->epoch, 1);
@@ -169,8 +186,6 @@ static void test_memory_bound_and_resume(void **state)
     assert_int_equal(b->items[0], e1_item);
     assert_true(b->data[0] == e1_val);
     loader_close(&l);
-    (void)first_item;
-    (void)first_val;
     pthread_mutex_destroy(&s.mu);
 }
 

@@ -6,6 +6,7 @@
  * index/seek paths, and known synthetic frames for the writer.
  */
 #include <math.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -603,7 +604,11 @@ static void test_timeout(void **state)
     uint8_t buf[32 * 24 * 3];
     int rc = video_reader_open(&r, CLIP, &o);
     if (rc == 0) {
-        usleep(5000);
+        /* The reader's deadline is gl_now() during the open + 1 ms, so it
+         * has passed once gl_now() is 1 ms past the open's return: wait for
+         * exactly that on the same clock, not for a guessed sleep. */
+        double opened = gl_now();
+        while (gl_now() <= opened + o.timeout_ms / 1000.0) sched_yield();
         rc = video_reader_read(r, buf, NULL);
         video_reader_close(&r);
     }
