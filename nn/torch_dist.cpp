@@ -309,14 +309,9 @@ int nn_dist_init(nn_dist **out, int rank, int world_size, int local_rank, const 
                         go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
                     d->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(d->store, rank, world_size, go);
                 }
-            } catch (const c10::Error &e) {
-                std::string msg = e.what_without_backtrace();
-                delete d;
-                return gl_error(GL_ESYSTEM, "process group (%s) via %s:%d, rank %d of %d, timeout %g s: %s",
-                                want_nccl ? "nccl" : "gloo", master_addr, master_port, rank, world_size,
-                                rdv_s, msg.c_str());
             } catch (const std::exception &e) {
-                std::string msg = e.what();
+                const c10::Error *ce = dynamic_cast<const c10::Error *>(&e); // libtorch's text without its backtrace
+                std::string msg = ce ? ce->what_without_backtrace() : e.what();
                 delete d;
                 return gl_error(GL_ESYSTEM, "process group (%s) via %s:%d, rank %d of %d, timeout %g s: %s",
                                 want_nccl ? "nccl" : "gloo", master_addr, master_port, rank, world_size,

@@ -121,6 +121,27 @@ void set_group_lr(torch::optim::OptimizerParamGroup &g, nn_opt_kind kind, double
     }
 }
 
+// Adam's and AdamW's per-parameter states: the same fields in two types.
+template <class S, class Add> void export_adam(S &s, Add &add)
+{
+    add("step", at::scalar_tensor((int64_t)s.step(), at::kLong));
+    add("exp_avg", s.exp_avg());
+    add("exp_avg_sq", s.exp_avg_sq());
+    add("max_exp_avg_sq", s.max_exp_avg_sq());
+}
+
+template <class S>
+std::unique_ptr<S> import_adam(const at::Tensor &step, const at::Tensor &m, const at::Tensor &v,
+                               const at::Tensor &vmax)
+{
+    auto s = std::make_unique<S>();
+    s->step(step.item<int64_t>());
+    s->exp_avg(m);
+    s->exp_avg_sq(v);
+    if (vmax.defined()) s->max_exp_avg_sq(vmax);
+    return s;
+}
+
 } // namespace
 
 extern "C" {
@@ -228,22 +249,12 @@ int nn_optimizer_state_export(const nn_optimizer *o, nn_params *state)
                     add("momentum_buffer", s.momentum_buffer());
                     break;
                 }
-                case NN_OPT_ADAM: {
-                    auto &s = static_cast<torch::optim::AdamParamState &>(*it->second);
-                    add("step", at::scalar_tensor((int64_t)s.step(), at::kLong));
-                    add("exp_avg", s.exp_avg());
-                    add("exp_avg_sq", s.exp_avg_sq());
-                    add("max_exp_avg_sq", s.max_exp_avg_sq());
+                case NN_OPT_ADAM:
+                    export_adam(static_cast<torch::optim::AdamParamState &>(*it->second), add);
                     break;
-                }
-                case NN_OPT_ADAMW: {
-                    auto &s = static_cast<torch::optim::AdamWParamState &>(*it->second);
-                    add("step", at::scalar_tensor((int64_t)s.step(), at::kLong));
-                    add("exp_avg", s.exp_avg());
-                    add("exp_avg_sq", s.exp_avg_sq());
-                    add("max_exp_avg_sq", s.max_exp_avg_sq());
+                case NN_OPT_ADAMW:
+                    export_adam(static_cast<torch::optim::AdamWParamState &>(*it->second), add);
                     break;
-                }
                 }
             }
         }
@@ -279,21 +290,10 @@ int nn_optimizer_state_import(nn_optimizer *o, const nn_params *state)
                     at::Tensor step = get("step"), m = get("exp_avg"), v = get("exp_avg_sq");
                     if (!step.defined() || !m.defined() || !v.defined()) break;
                     at::Tensor vmax = get("max_exp_avg_sq");
-                    if (o->cfg.kind == NN_OPT_ADAM) {
-                        auto s = std::make_unique<torch::optim::AdamParamState>();
-                        s->step(step.item<int64_t>());
-                        s->exp_avg(m);
-                        s->exp_avg_sq(v);
-                        if (vmax.defined()) s->max_exp_avg_sq(vmax);
-                        st[state_key<Map>(p)] = std::move(s);
-                    } else {
-                        auto s = std::make_unique<torch::optim::AdamWParamState>();
-                        s->step(step.item<int64_t>());
-                        s->exp_avg(m);
-                        s->exp_avg_sq(v);
-                        if (vmax.defined()) s->max_exp_avg_sq(vmax);
-                        st[state_key<Map>(p)] = std::move(s);
-                    }
+                    if (o->cfg.kind == NN_OPT_ADAM)
+                        st[state_key<Map>(p)] = import_adam<torch::optim::AdamParamState>(step, m, v, vmax);
+                    else
+                        st[state_key<Map>(p)] = import_adam<torch::optim::AdamWParamState>(step, m, v, vmax);
                     break;
                 }
                 }
