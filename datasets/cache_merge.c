@@ -111,23 +111,27 @@ static void merge_plan_free(merge_plan *m)
     memset(m, 0, sizeof *m);
 }
 
+/* rows (capacity *cap) with room for `need` rows of `size` bytes: rows
+ * itself, or a larger (never a NULL) block; NULL only when out of memory
+ * (rows stays valid). */
+static void *grow(void *rows, long *cap, long need, size_t size)
+{
+    if (rows && need <= *cap) return rows;
+    long n = need * 2 + 16;
+    void *p = gl_realloc(rows, size * (size_t)n);
+    if (p) *cap = n;
+    return p;
+}
+
 /* Adds the tables of one open input (number i) to the plan. */
 static int merge_add_input(merge_plan *m, const cache *src, int i)
 {
-    if (m->nc + src->nclips > m->capc) {
-        long cap = (m->nc + src->nclips) * 2 + 16;
-        merge_clip *p = gl_realloc(m->clips, sizeof *p * (size_t)cap);
-        if (!p) return GL_ENOMEM;
-        m->clips = p;
-        m->capc = cap;
-    }
-    if (m->ne + src->nerrors > m->cape) {
-        long cap = (m->ne + src->nerrors) * 2 + 16;
-        merge_error *p = gl_realloc(m->errs, sizeof *p * (size_t)cap);
-        if (!p) return GL_ENOMEM;
-        m->errs = p;
-        m->cape = cap;
-    }
+    merge_clip *c = grow(m->clips, &m->capc, m->nc + src->nclips, sizeof *c);
+    if (!c) return GL_ENOMEM;
+    m->clips = c;
+    merge_error *e = grow(m->errs, &m->cape, m->ne + src->nerrors, sizeof *e);
+    if (!e) return GL_ENOMEM;
+    m->errs = e;
     for (long k = 0; k < src->nclips; k++) m->clips[m->nc++] = (merge_clip){ src->clips[k], i };
     for (long k = 0; k < src->nerrors; k++) m->errs[m->ne++] = (merge_error){ src->errors[k], i };
     return 0;
