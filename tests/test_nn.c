@@ -1085,6 +1085,63 @@ static void test_checkpoint_readable_by_h5py(void **state)
     nn_params_free(&p);
 }
 
+/* nn_checkpoint_read_config and nn_checkpoint_read_tensors: the pieces a
+ * model's loader reads before (or instead of) nn_checkpoint_load. */
+static void test_checkpoint_read_parts(void **state)
+{
+    (void)state;
+    nn_params p;
+    nn_params_init(&p);
+    nn_tensor *w, *nbt;
+    int64_t sh[2] = { 2, 3 };
+    OK(nn_params_new(&p, &w, "layer.weight", sh, 2, NN_INIT_ZEROS, 0));
+    OK(nn_fill_(w, 1.5));
+    OK(nn_scalar(&nbt, 7, NN_I64));
+    OK(nn_params_add(&p, "bn.num_batches_tracked", nbt, 1, 1));
+    char path[512], bare[512];
+    tmp_path(path, sizeof path, "parts.ckpt.h5");
+    nn_checkpoint_meta meta = { .step = 3, .config_json = "{\"model\": \"parts\"}" };
+    OK(nn_checkpoint_save(path, &p, &meta));
+    char *cfg = NULL;
+    OK(nn_checkpoint_read_config(path, &cfg));
+    assert_string_equal(cfg, "{\"model\": \"parts\"}");
+    gl_free(cfg);
+    const char *names[4] = { "params/layer.weight", "buffers/bn.num_batches_tracked", "params/absent",
+                             "optimizer/layer.weight" };
+    nn_tensor *t[4];
+    OK(nn_checkpoint_read_tensors(path, names, 4, t));
+    assert_int_equal(nn_equal(t[0], w), 1);
+    assert_int_equal(nn_get_dtype(t[1]), NN_I64);
+    double v;
+    OK(nn_item(t[1], &v));
+    assert_true(v == 7);
+    assert_null(t[2]); /* no such dataset */
+    assert_null(t[3]); /* no such group */
+    nn_free(&t[0]);
+    nn_free(&t[1]);
+    const char *bad[1] = { "no-group" };
+    assert_int_equal(nn_checkpoint_read_tensors(path, bad, 1, t), GL_EINVAL);
+    assert_null(t[0]);
+    /* a checkpoint without a config, a missing file, a file that is not HDF5 */
+    tmp_path(bare, sizeof bare, "bare.ckpt.h5");
+    nn_checkpoint_meta none = { .step = 0 };
+    OK(nn_checkpoint_save(bare, &p, &none));
+    assert_int_equal(nn_checkpoint_read_config(bare, &cfg), GL_ENOTFOUND);
+    assert_null(cfg);
+    assert_int_equal(nn_checkpoint_read_config("/nonexistent/x.h5", &cfg), GL_EIO);
+    assert_int_equal(nn_checkpoint_read_tensors("/nonexistent/x.h5", names, 1, t), GL_EIO);
+    FILE *f = fopen(bare, "wb");
+    assert_non_null(f);
+    fputs("not hdf5", f);
+    fclose(f);
+    assert_int_equal(nn_checkpoint_read_config(bare, &cfg), GL_EFORMAT);
+    assert_int_equal(nn_checkpoint_read_tensors(bare, names, 1, t), GL_EFORMAT);
+    assert_null(t[0]);
+    unlink(bare);
+    unlink(path);
+    nn_params_free(&p);
+}
+
 static void test_alloc_failures_clean_up(void **state)
 {
     (void)state;
@@ -1163,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_bad_files),
         cmocka_unit_test(test_checkpoint_readable_by_h5py),
+        cmocka_unit_test(test_checkpoint_read_parts),
         cmocka_unit_test(test_alloc_failures_clean_up),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, teardown_all);
