@@ -121,6 +121,16 @@ void set_group_lr(torch::optim::OptimizerParamGroup &g, nn_opt_kind kind, double
     }
 }
 
+// Calls f(parameter, its name in the table) for every tensor the optimizer
+// updates, group by group (the order of the state's keys).
+template <class F> void for_each_param(const nn_optimizer *o, F &&f)
+{
+    auto &groups = o->opt->param_groups();
+    for (size_t gi = 0; gi < groups.size(); gi++)
+        for (size_t k = 0; k < groups[gi].params().size(); k++)
+            f(groups[gi].params()[k], std::string(o->params->names[o->group_index[gi][k]]));
+}
+
 // Adam's and AdamW's per-parameter states: the same fields in two types.
 template <class S, class Add> void export_adam(S &s, Add &add)
 {
@@ -229,35 +239,30 @@ int nn_optimizer_state_export(const nn_optimizer *o, nn_params *state)
     NN_TRY(
         auto &st = o->opt->state();
         using Map = std::remove_reference_t<decltype(st)>;
-        auto &groups = o->opt->param_groups();
-        for (size_t gi = 0; gi < groups.size(); gi++) {
-            for (size_t k = 0; k < groups[gi].params().size(); k++) {
-                const at::Tensor &p = groups[gi].params()[k];
-                auto it = st.find(state_key<Map>(p));
-                if (it == st.end()) continue;
-                std::string base = o->params->names[o->group_index[gi][k]];
-                auto add = [&](const char *what, const at::Tensor &t) {
-                    if (!t.defined()) return;
-                    std::string name = base + "." + what;
-                    nn_tensor *h = new nn_tensor{t.detach().clone(), nullptr, 0};
-                    if (nn_params_add(state, name.c_str(), h, 1, 1) < 0)
-                        throw std::runtime_error(gl_last_error());
-                };
-                switch (o->cfg.kind) {
-                case NN_OPT_SGD: {
-                    auto &s = static_cast<torch::optim::SGDParamState &>(*it->second);
-                    add("momentum_buffer", s.momentum_buffer());
-                    break;
-                }
-                case NN_OPT_ADAM:
-                    export_adam(static_cast<torch::optim::AdamParamState &>(*it->second), add);
-                    break;
-                case NN_OPT_ADAMW:
-                    export_adam(static_cast<torch::optim::AdamWParamState &>(*it->second), add);
-                    break;
-                }
+        for_each_param(o, [&](const at::Tensor &p, const std::string &base) {
+            auto it = st.find(state_key<Map>(p));
+            if (it == st.end()) return;
+            auto add = [&](const char *what, const at::Tensor &t) {
+                if (!t.defined()) return;
+                std::string name = base + "." + what;
+                nn_tensor *h = new nn_tensor{t.detach().clone(), nullptr, 0};
+                if (nn_params_add(state, name.c_str(), h, 1, 1) < 0)
+                    throw std::runtime_error(gl_last_error());
+            };
+            switch (o->cfg.kind) {
+            case NN_OPT_SGD: {
+                auto &s = static_cast<torch::optim::SGDParamState &>(*it->second);
+                add("momentum_buffer", s.momentum_buffer());
+                break;
             }
-        }
+            case NN_OPT_ADAM:
+                export_adam(static_cast<torch::optim::AdamParamState &>(*it->second), add);
+                break;
+            case NN_OPT_ADAMW:
+                export_adam(static_cast<torch::optim::AdamWParamState &>(*it->second), add);
+                break;
+            }
+        });
     )
 }
 
@@ -267,38 +272,33 @@ int nn_optimizer_state_import(nn_optimizer *o, const nn_params *state)
     NN_TRY(
         auto &st = o->opt->state();
         using Map = std::remove_reference_t<decltype(st)>;
-        auto &groups = o->opt->param_groups();
-        for (size_t gi = 0; gi < groups.size(); gi++) {
-            for (size_t k = 0; k < groups[gi].params().size(); k++) {
-                const at::Tensor &p = groups[gi].params()[k];
-                std::string base = o->params->names[o->group_index[gi][k]];
-                auto get = [&](const char *what) -> at::Tensor {
-                    nn_tensor *h = nn_params_find(state, (base + "." + what).c_str());
-                    return h ? h->t.detach().clone().to(p.device()) : at::Tensor();
-                };
-                switch (o->cfg.kind) {
-                case NN_OPT_SGD: {
-                    at::Tensor m = get("momentum_buffer");
-                    if (!m.defined()) break;
-                    auto s = std::make_unique<torch::optim::SGDParamState>();
-                    s->momentum_buffer(m);
-                    st[state_key<Map>(p)] = std::move(s);
-                    break;
-                }
-                case NN_OPT_ADAM:
-                case NN_OPT_ADAMW: {
-                    at::Tensor step = get("step"), m = get("exp_avg"), v = get("exp_avg_sq");
-                    if (!step.defined() || !m.defined() || !v.defined()) break;
-                    at::Tensor vmax = get("max_exp_avg_sq");
-                    if (o->cfg.kind == NN_OPT_ADAM)
-                        st[state_key<Map>(p)] = import_adam<torch::optim::AdamParamState>(step, m, v, vmax);
-                    else
-                        st[state_key<Map>(p)] = import_adam<torch::optim::AdamWParamState>(step, m, v, vmax);
-                    break;
-                }
-                }
+        for_each_param(o, [&](const at::Tensor &p, const std::string &base) {
+            auto get = [&](const char *what) -> at::Tensor {
+                nn_tensor *h = nn_params_find(state, (base + "." + what).c_str());
+                return h ? h->t.detach().clone().to(p.device()) : at::Tensor();
+            };
+            switch (o->cfg.kind) {
+            case NN_OPT_SGD: {
+                at::Tensor m = get("momentum_buffer");
+                if (!m.defined()) break;
+                auto s = std::make_unique<torch::optim::SGDParamState>();
+                s->momentum_buffer(m);
+                st[state_key<Map>(p)] = std::move(s);
+                break;
             }
-        }
+            case NN_OPT_ADAM:
+            case NN_OPT_ADAMW: {
+                at::Tensor step = get("step"), m = get("exp_avg"), v = get("exp_avg_sq");
+                if (!step.defined() || !m.defined() || !v.defined()) break;
+                at::Tensor vmax = get("max_exp_avg_sq");
+                if (o->cfg.kind == NN_OPT_ADAM)
+                    st[state_key<Map>(p)] = import_adam<torch::optim::AdamParamState>(step, m, v, vmax);
+                else
+                    st[state_key<Map>(p)] = import_adam<torch::optim::AdamWParamState>(step, m, v, vmax);
+                break;
+            }
+            }
+        });
     )
 }
 
