@@ -1,7 +1,7 @@
 /* dist.c — the plain-C side of distributed training (nn.h, "distributed
  * data-parallel"): options, reading torchrun's or Slurm's environment, and
  * the per-epoch data partition. The c10d process group itself is in
- * torch_api.cpp. */
+ * torch_dist.cpp. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
