@@ -132,6 +132,62 @@ int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl
  * Exposed for tests and GLOCAL's post-processing. */
 int flow_median_filter(float *plane, int width, int height, int size);
 
+/* ---- DIS ------------------------------------------------------------------ */
+
+/* Dense Inverse Search (Kroeger, Timofte, Dai & Van Gool, "Fast Optical Flow
+ * using Dense Inverse Search", ECCV 2016), with the choices of OpenCV 4.x's
+ * cv::DISOpticalFlow, the implementation it is measured against: patch
+ * mean normalisation, spatial propagation, and its variational refinement
+ * (cv::VariationalRefinement). The paper's parameter names in brackets. */
+typedef struct {
+    int finest_scale;     /* [theta_sf] the flow is computed at 1/2^finest_scale of
+                             the image and upsampled; 0 = full resolution. 0 .. 10 */
+    int coarsest_scale;   /* [theta_ss] -1 = OpenCV's rule (patches span about a
+                             quarter of the larger side); else >= finest_scale.
+                             Always capped to the scales at least a patch wide. */
+    int patch_size;       /* [theta_ps] pixels, 4 .. 32 */
+    int patch_stride;     /* pixels between patches, 1 .. patch_size (the paper's
+                             overlap theta_ov = 1 - stride / size) */
+    int grad_descent_iters; /* [theta_it] Gauss-Newton iterations per patch (split
+                               between the two passes with spatial propagation) */
+    int var_refine_iters; /* [theta_vo] fixed-point iterations of the variational
+                             refinement per scale; 0 = no refinement */
+    int var_sor_iters;    /* [theta_vi] SOR sweeps per fixed-point iteration */
+    float var_alpha;      /* [alpha] smoothness weight */
+    float var_delta;      /* [delta] brightness constancy weight */
+    float var_gamma;      /* [gamma] gradient constancy weight */
+    float var_omega;      /* SOR over-relaxation, 0 < omega < 2 */
+    int use_mean_normalization;  /* 1 = patches compared after removing their mean
+                                    brightness (robust to illumination changes) */
+    int use_spatial_propagation; /* 1 = each patch also tries its neighbours'
+                                    displacements (forward, then backward pass) */
+    int opencv_rounding;  /* 1 = round as OpenCV's 8-bit implementation does: every
+                             pyramid level to whole grey levels (images in 0..255)
+                             and the refinement's warp to 1/32 pixel. Then the
+                             flow matches OpenCV's up to float rounding; 0 keeps
+                             float precision (no more accurate on FlyingChairs). */
+} dis_config;
+
+/* OpenCV's presets (cv::DISOpticalFlow::create): "ultrafast" (finest scale 2,
+ * stride 4, 12 iterations, no refinement), "fast" (finest 2, stride 4, 16
+ * iterations, refinement) or "medium" (finest 1, stride 3, 25 iterations,
+ * refinement). All: patch 8, coarsest auto, refinement 5 x 5 SOR with alpha
+ * 20, delta 5, gamma 10, omega 1.6, mean normalisation, propagation and
+ * opencv_rounding on.
+ * GL_EINVAL naming the value for any other name (*c is left as it was). */
+int dis_config_preset(dis_config *c, const char *name);
+/* Returns GL_EINVAL naming the first bad field. */
+int dis_config_validate(const dis_config *c);
+
+/* Flow from grey image i0 to i1 (width*height floats each, finite; the
+ * finest scale must be at least patch_size on each side). *flow must be a
+ * field of the same size (its content is overwritten). Uses up to
+ * gl_num_threads() threads (small scales run on the calling thread); the
+ * result is bit-identical for any thread count. Memory: about 35 planes of
+ * the finest scale's size with refinement, 8 without. */
+int dis_flow(const float *i0, const float *i1, int width, int height, const dis_config *c,
+             flow_field *flow);
+
 /* ---- homographies -------------------------------------------------------- */
 
 /* x' = (h0 x + h1 y + h2) / (h6 x + h7 y + h8), y' likewise with h3..h5.
