@@ -46,6 +46,12 @@
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__)
+#define DIS_NOTRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define DIS_NOTRAP
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
 /* As in tvl1.c: GCC vectorises sqrtf only when it cannot set errno. Every
  * sqrtf here takes a sum of squares plus a positive constant. */
 float sqrtf(float) __attribute__((const, nothrow, leaf));
@@ -178,6 +184,31 @@ static void area_weights(int ss, int ds, int k, int *first, float *wt)
     }
 }
 
+/* One row of an exact 2x or 4x reduction: means of f x f blocks of the f
+ * rows at s (stride sw), rounded when round (see area_resize). */
+DIS_KERNEL
+static void area_whole_row(const float *restrict s, int sw, float *restrict d, int dw, int f,
+                           int round)
+{
+    if (f == 2) {
+        const float *restrict s1 = s + sw;
+        for (int x = 0; x < dw; x++)
+            d[x] = 0.25f * ((s[2 * x] + s[2 * x + 1]) + (s1[2 * x] + s1[2 * x + 1]));
+    } else {
+        for (int x = 0; x < dw; x++) {
+            float a = 0;
+            for (int j = 0; j < 4; j++)
+                a += (s[j * sw + 4 * x] + s[j * sw + 4 * x + 1]) +
+                     (s[j * sw + 4 * x + 2] + s[j * sw + 4 * x + 3]);
+            d[x] = a * (1.f / 16);
+        }
+    }
+    if (round && f == 2)
+        for (int x = 0; x < dw; x++) d[x] = floorf(d[x] + 0.5f);
+    else if (round)
+        for (int x = 0; x < dw; x++) d[x] = rintf(d[x]);
+}
+
 /* dst (dw x dh) = area average of src (sw x sh), dw <= sw, dh <= sh. With
  * round, to whole grey levels as OpenCV's 8-bit pyramid: halves up at an
  * exact halving (its (a + b + c + d + 2) >> 2), else to nearest even (its
@@ -196,6 +227,15 @@ static int area_resize(const float *src, int sw, int sh, float *dst, int dw, int
     }
     int *fy = fx + dw;
     float *wy = wx + (size_t)dw * kx;
+    if ((sw == 2 * dw && sh == 2 * dh) || (sw == 4 * dw && sh == 4 * dh)) {
+        for (int y = 0; y < dh; y++)
+            area_whole_row(src + (size_t)y * (sw / dw) * sw, sw, dst + (size_t)y * dw, dw, sw / dw,
+                           round);
+        gl_free(row);
+        gl_free(wx);
+        gl_free(fx);
+        return 0;
+    }
     area_weights(sw, dw, kx, fx, wx);
     area_weights(sh, dh, ky, fy, wy);
     for (int y = 0; y < dh; y++) {
@@ -228,16 +268,8 @@ static int area_resize(const float *src, int sw, int sh, float *dst, int dw, int
 
 /* Bilinear resampling with pixel centres aligned (OpenCV's INTER_LINEAR:
  * source x = (d + 0.5) ss / ds - 0.5, clamped to the edge), times `scale`:
- * how a flow moves to a finer scale, in that scale's pixels. */
-typedef struct {
-    const float *su, *sv;
-    float *du, *dv;
-    int sw, sh, dw, dh;
-    float scale;
-    const int *xo, *yo;
-    const float *xa, *ya;
-} upsample_ctx;
-
+ * how a flow moves to a finer scale, in that scale's pixels. As OpenCV,
+ * rows are interpolated horizontally first, then blended vertically. */
 static void linear_tab(int ss, int ds, int *o, float *a)
 {
     double sc = (double)ss / ds;
@@ -258,33 +290,87 @@ static void linear_tab(int ss, int ds, int *o, float *a)
     }
 }
 
+typedef struct {
+    const float *src[2];
+    float *hz[2];  /* rows interpolated horizontally: sh x dw each */
+    float *dst[2];
+    int sw, sh, dw, dh, factor; /* factor: dw / sw when a whole 2 or 4, else 0 */
+    float scale;
+    const int *xo, *yo;
+    const float *xa, *ya;
+} upsample_ctx;
+
+/* One row, interior groups of an exact 2x or 4x enlargement: output
+ * f i + k blends source i + o_k and i + o_k + 1 with the same weight for
+ * every i, so the loop vectorises. */
+DIS_INLINE void hexpand_whole(const float *restrict t, float *restrict d, int sw, int f,
+                              const int *restrict o, const float *restrict a)
+{
+    for (int i = 1; i < sw - 1; i++)
+        for (int k = 0; k < f; k++) {
+            int j = i + o[k];
+            d[f * i + k] = t[j] * (1 - a[k]) + t[j + 1] * a[k];
+        }
+}
+
 DIS_KERNEL
-static int upsample_range(void *vctx, long begin, long end)
+static int upsample_hz_range(void *vctx, long begin, long end)
 {
     const upsample_ctx *c = vctx;
-    int sw = c->sw;
+    int sw = c->sw, dw = c->dw, f = c->factor;
+    int o[4];
+    float a[4];
+    for (int k = 0; k < f; k++) {
+        o[k] = c->xo[f + k] - 1; /* the group of i = 1 */
+        a[k] = c->xa[f + k];
+    }
+    for (long y = begin; y < end; y++)
+        for (int p = 0; p < 2; p++) {
+            const float *t = c->src[p] + (size_t)y * sw;
+            float *d = c->hz[p] + (size_t)y * dw;
+            int lo = dw, hi = dw; /* outputs done by hexpand_whole: [lo, hi) */
+            if (f == 2 && sw > 2) {
+                hexpand_whole(t, d, sw, 2, o, a);
+                lo = 2;
+                hi = 2 * (sw - 1);
+            } else if (f == 4 && sw > 2) {
+                hexpand_whole(t, d, sw, 4, o, a);
+                lo = 4;
+                hi = 4 * (sw - 1);
+            }
+            for (int x = 0; x < dw; x++) {
+                if (x == lo) x = hi;
+                if (x >= dw) break;
+                int xo = c->xo[x], x1 = xo + 1 < sw ? xo + 1 : xo;
+                d[x] = t[xo] * (1 - c->xa[x]) + t[x1] * c->xa[x];
+            }
+        }
+    return 0;
+}
+
+DIS_KERNEL
+static int upsample_vt_range(void *vctx, long begin, long end)
+{
+    const upsample_ctx *c = vctx;
+    int dw = c->dw;
+    float sc = c->scale;
     for (long y = begin; y < end; y++) {
         int s = c->yo[y], s1 = s + 1 < c->sh ? s + 1 : s;
-        float f = c->ya[y];
+        float f = c->ya[y], g = 1 - f;
         for (int p = 0; p < 2; p++) {
-            const float *src = p ? c->sv : c->su;
-            const float *r0 = src + (size_t)s * sw, *r1 = src + (size_t)s1 * sw;
-            float *d = (p ? c->dv : c->du) + (size_t)y * c->dw;
-            for (int x = 0; x < c->dw; x++) {
-                int xo = c->xo[x], x1 = xo + 1 < sw ? xo + 1 : xo;
-                float a = c->xa[x];
-                float t0 = r0[xo] * (1 - a) + r0[x1] * a;
-                float t1 = r1[xo] * (1 - a) + r1[x1] * a;
-                d[x] = c->scale * (t0 * (1 - f) + t1 * f);
-            }
+            const float *restrict r0 = c->hz[p] + (size_t)s * dw;
+            const float *restrict r1 = c->hz[p] + (size_t)s1 * dw;
+            float *restrict d = c->dst[p] + (size_t)y * dw;
+            for (int x = 0; x < dw; x++) d[x] = sc * (r0[x] * g + r1[x] * f);
         }
     }
     return 0;
 }
 
-/* du, dv (dw x dh) = scale * bilinear(su, sv (sw x sh)). */
+/* du, dv (dw x dh) = scale * bilinear(su, sv (sw x sh)); hz: scratch of
+ * 2 sh dw floats. */
 static int upsample(const float *su, const float *sv, int sw, int sh, float *du, float *dv, int dw,
-                    int dh, float scale)
+                    int dh, float scale, float *hz)
 {
     int *o = gl_malloc(sizeof(int) * (size_t)(dw + dh));
     float *a = gl_malloc(sizeof(float) * (size_t)(dw + dh));
@@ -295,10 +381,18 @@ static int upsample(const float *su, const float *sv, int sw, int sh, float *du,
     }
     linear_tab(sw, dw, o, a);
     linear_tab(sh, dh, o + dw, a + dw);
-    upsample_ctx c = { .su = su, .sv = sv, .du = du, .dv = dv, .sw = sw, .sh = sh, .dw = dw,
-                       .dh = dh, .scale = scale, .xo = o, .yo = o + dw, .xa = a, .ya = a + dw };
-    int rc = (long)dw * dh >= DIS_PAR_PIXELS ? gl_parallel_for(dh, 0, upsample_range, &c)
-                                             : upsample_range(&c, 0, dh);
+    upsample_ctx c = { .src = { su, sv }, .hz = { hz, hz + (size_t)sh * dw }, .dst = { du, dv },
+                       .sw = sw, .sh = sh, .dw = dw, .dh = dh,
+                       .factor = dw == 2 * sw ? 2 : dw == 4 * sw ? 4 : 0, .scale = scale,
+                       .xo = o, .yo = o + dw, .xa = a, .ya = a + dw };
+    int rc;
+    if (gl_num_threads() > 1 && (long)dw * dh >= DIS_PAR_PIXELS) {
+        rc = gl_parallel_for(sh, 0, upsample_hz_range, &c);
+        if (rc >= 0) rc = gl_parallel_for(dh, 0, upsample_vt_range, &c);
+    } else {
+        upsample_hz_range(&c, 0, sh);
+        rc = upsample_vt_range(&c, 0, dh);
+    }
     gl_free(a);
     gl_free(o);
     return rc;
@@ -312,6 +406,16 @@ static int upsample(const float *su, const float *sv, int sw, int sh, float *du,
  * 1/8 of the undamped one. We keep OpenCV's scale: its accuracy is the
  * target, and the damped steps with the stop on a rising SSD (below) are
  * what its presets were tuned with. */
+DIS_KERNEL
+static void sobel3_row(int w, const float *restrict u, const float *restrict m,
+                       const float *restrict d, float *restrict ox, float *restrict oy)
+{
+    for (int x = 1; x < w - 1; x++) {
+        ox[x] = (u[x + 1] - u[x - 1]) + 2 * (m[x + 1] - m[x - 1]) + (d[x + 1] - d[x - 1]);
+        oy[x] = (d[x - 1] + 2 * d[x] + d[x + 1]) - (u[x - 1] + 2 * u[x] + u[x + 1]);
+    }
+}
+
 static void sobel3(const float *img, int w, int h, float *gx, float *gy)
 {
     for (int y = 0; y < h; y++) {
@@ -319,7 +423,8 @@ static void sobel3(const float *img, int w, int h, float *gx, float *gy)
         const float *m = img + (size_t)y * w;
         const float *d = img + (size_t)(y < h - 1 ? y + 1 : h - 2) * w;
         float *ox = gx + (size_t)y * w, *oy = gy + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
+        sobel3_row(w, u, m, d, ox, oy);
+        for (int x = 0; x < w; x += w - 1) { /* the reflected ends */
             int l = x > 0 ? x - 1 : 1, r = x < w - 1 ? x + 1 : w - 2;
             ox[x] = (u[r] - u[l]) + 2 * (m[r] - m[l]) + (d[r] - d[l]);
             oy[x] = (d[l] + 2 * d[x] + d[r]) - (u[l] + 2 * u[x] + u[r]);
@@ -391,33 +496,42 @@ static int tensor_range(void *vctx, long begin, long end)
  * gradients gx, gy at the same stride); q: top-left of the 2x2 cell in I1
  * (stride qs). Accumulates per patch column so a row is one vector; the
  * column sums are added in a fixed order. */
+/* The sums over the patch, accumulated per column (arrays of P >= N
+ * columns, P a constant so that for 8x8 patches they live in vector
+ * registers), then added in column order. */
+#define PATCH_ACCUMULATE(P, N)                                                                   \
+    do {                                                                                         \
+        float ad[P], add[P], ax[P], ay[P];                                                       \
+        for (int j = 0; j < (N); j++) ad[j] = add[j] = ax[j] = ay[j] = 0;                        \
+        for (int r = 0; r < psz; r++) {                                                          \
+            const float *q0 = q + (size_t)r * qs, *q1 = q0 + qs, *tr = t + (size_t)r * ts;       \
+            const float *gxr = gx + (size_t)r * ts, *gyr = gy + (size_t)r * ts;                  \
+            for (int j = 0; j < (N); j++) {                                                      \
+                float d = w00 * q0[j] + w01 * q0[j + 1] + w10 * q1[j] + w11 * q1[j + 1] - tr[j]; \
+                ad[j] += d;                                                                      \
+                add[j] += d * d;                                                                 \
+                if (grad) {                                                                      \
+                    ax[j] += d * gxr[j];                                                         \
+                    ay[j] += d * gyr[j];                                                         \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        for (int j = 0; j < (N); j++) {                                                          \
+            sd += ad[j];                                                                         \
+            sdd += add[j];                                                                       \
+            sx += ax[j];                                                                         \
+            sy += ay[j];                                                                         \
+        }                                                                                        \
+    } while (0)
+
 DIS_INLINE float patch_residual(const float *restrict t, const float *restrict gx,
                                 const float *restrict gy, int ts, const float *restrict q, int qs,
                                 int psz, float w00, float w01, float w10, float w11, int grad,
                                 int mean_norm, float sgx, float sgy, float *bx, float *by)
 {
-    float ad[DIS_MAX_PATCH], add[DIS_MAX_PATCH], ax[DIS_MAX_PATCH], ay[DIS_MAX_PATCH];
-    for (int j = 0; j < psz; j++) ad[j] = add[j] = ax[j] = ay[j] = 0;
-    for (int r = 0; r < psz; r++) {
-        const float *q0 = q + (size_t)r * qs, *q1 = q0 + qs, *tr = t + (size_t)r * ts;
-        const float *gxr = gx + (size_t)r * ts, *gyr = gy + (size_t)r * ts;
-        for (int j = 0; j < psz; j++) {
-            float d = w00 * q0[j] + w01 * q0[j + 1] + w10 * q1[j] + w11 * q1[j + 1] - tr[j];
-            ad[j] += d;
-            add[j] += d * d;
-            if (grad) {
-                ax[j] += d * gxr[j];
-                ay[j] += d * gyr[j];
-            }
-        }
-    }
     float sd = 0, sdd = 0, sx = 0, sy = 0;
-    for (int j = 0; j < psz; j++) {
-        sd += ad[j];
-        sdd += add[j];
-        sx += ax[j];
-        sy += ay[j];
-    }
+    if (psz == 8) PATCH_ACCUMULATE(8, 8);
+    else PATCH_ACCUMULATE(DIS_MAX_PATCH, psz);
     if (mean_norm) {
         float n = (float)(psz * psz);
         sdd -= sd * sd / n;
@@ -430,6 +544,7 @@ DIS_INLINE float patch_residual(const float *restrict t, const float *restrict g
     }
     return sdd;
 }
+#undef PATCH_ACCUMULATE
 
 /* Where a displacement puts the patch in the extended I1: its cell and
  * bilinear weights. As OpenCV, the patch is kept overlapping the image by
@@ -553,6 +668,8 @@ typedef struct {
     int w, h, ws, hs, psz, stride;
     const float *i0, *i1, *sx, *sy;
     float *ux, *uy;
+    float *acc;  /* 3 rows of w floats per block of rows */
+    long grain;  /* rows per block */
 } densify_ctx;
 
 /* The patches (along one axis) that cover pixel x: [*lo, *hi]. Pixels past
@@ -566,42 +683,79 @@ static void cover(int x, int n, int psz, int stride, int *lo, int *hi)
     *hi = h;
 }
 
+/* One patch's votes on a run of n pixels of one row, its displacement
+ * (pu, pv) landing inside the image: the bilinear weights are the same for
+ * the whole run. r0, r1: I1's rows around the landing point, t: I0. (With
+ * trapping math GCC keeps max(|d|, 1) a branch; nothing here reads the
+ * floating-point exception flags.) */
+DIS_KERNEL DIS_NOTRAP
+static void densify_run(int n, const float *restrict r0, const float *restrict r1,
+                        const float *restrict t, float w00, float w01, float w10, float w11,
+                        float pu, float pv, float *restrict su, float *restrict sv,
+                        float *restrict sw)
+{
+    for (int x = 0; x < n; x++) {
+        float d = w00 * r0[x] + w01 * r0[x + 1] + w10 * r1[x] + w11 * r1[x + 1] - t[x];
+        float a = fabsf(d);
+        float wt = 1 / (a > 1 ? a : 1);
+        su[x] += wt * pu;
+        sv[x] += wt * pv;
+        sw[x] += wt;
+    }
+}
+
 /* U(x) = sum_i w_i u_i / sum_i w_i over the patches i covering x, with
  * w_i = 1 / max(1, |I1(x + u_i) - I0(x)|) (eq. 4; I1 bilinear, clamped to
- * the image). */
-DIS_KERNEL
+ * the image). Each pixel adds its patches' votes in the order of the patch
+ * grid, whatever the split into runs. */
 static int densify_range(void *vctx, long begin, long end)
 {
     const densify_ctx *c = vctx;
-    int w = c->w, h = c->h;
+    int w = c->w, h = c->h, ws = c->ws;
     float xmax = (float)w - 1 - DIS_EPS, ymax = (float)h - 1 - DIS_EPS;
-    for (long y = begin; y < end; y++) {
-        int ilo, ihi;
-        cover((int)y, c->hs, c->psz, c->stride, &ilo, &ihi);
-        for (int x = 0; x < w; x++) {
-            int jlo, jhi;
-            cover(x, c->ws, c->psz, c->stride, &jlo, &jhi);
-            float su = 0, sv = 0, sw = 0, t = c->i0[(size_t)y * w + x];
-            for (int is = ilo; is <= ihi; is++)
-                for (int js = jlo; js <= jhi; js++) {
-                    size_t k = (size_t)is * c->ws + js;
-                    float pu = c->sx[k], pv = c->sy[k];
-                    float xm = (float)x + pu, ym = (float)y + pv;
+    float *su = c->acc + (size_t)(begin / c->grain) * 3 * w, *sv = su + w, *sw = sv + w;
+    for (long yy = begin; yy < end; yy++) {
+        int y = (int)yy, ilo, ihi;
+        cover(y, c->hs, c->psz, c->stride, &ilo, &ihi);
+        for (int x = 0; x < w; x++) su[x] = sv[x] = sw[x] = 0;
+        const float *t = c->i0 + (size_t)y * w;
+        for (int is = ilo; is <= ihi; is++)
+            for (int js = 0; js < ws; js++) {
+                size_t k = (size_t)is * ws + js;
+                float pu = c->sx[k], pv = c->sy[k];
+                int x0 = js * c->stride, x1 = js == ws - 1 ? w : x0 + c->psz;
+                float ym = (float)y + pv;
+                float fxo = floorf(pu);
+                if (ym >= 0 && ym <= ymax && (float)x0 + fxo >= 0 &&
+                    (float)(x1 - 1) + fxo + 1 <= xmax) {
+                    /* inside: one set of weights for the run */
+                    int yl = (int)ym, xo = (int)fxo;
+                    float fy = ym - (float)yl, fx = pu - fxo;
+                    const float *r0 = c->i1 + (size_t)yl * w + x0 + xo;
+                    densify_run(x1 - x0, r0, r0 + w, t + x0, (1 - fy) * (1 - fx), (1 - fy) * fx,
+                                fy * (1 - fx), fy * fx, pu, pv, su + x0, sv + x0, sw + x0);
+                    continue;
+                }
+                for (int x = x0; x < x1; x++) {
+                    float xm = (float)x + pu, yc = ym;
                     xm = xm < 0 ? 0 : xm > xmax ? xmax : xm;
-                    ym = ym < 0 ? 0 : ym > ymax ? ymax : ym;
-                    int xl = (int)xm, yl = (int)ym;
-                    float fx = xm - (float)xl, fy = ym - (float)yl;
+                    yc = yc < 0 ? 0 : yc > ymax ? ymax : yc;
+                    int xl = (int)xm, yl = (int)yc;
+                    float fx = xm - (float)xl, fy = yc - (float)yl;
                     const float *r0 = c->i1 + (size_t)yl * w + xl, *r1 = r0 + w;
                     float d = (1 - fy) * ((1 - fx) * r0[0] + fx * r0[1]) +
-                              fy * ((1 - fx) * r1[0] + fx * r1[1]) - t;
+                              fy * ((1 - fx) * r1[0] + fx * r1[1]) - t[x];
                     float a = fabsf(d);
                     float wt = 1 / (a > 1 ? a : 1);
-                    su += wt * pu;
-                    sv += wt * pv;
-                    sw += wt;
+                    su[x] += wt * pu;
+                    sv[x] += wt * pv;
+                    sw[x] += wt;
                 }
-            c->ux[(size_t)y * w + x] = su / sw;
-            c->uy[(size_t)y * w + x] = sv / sw;
+            }
+        float *ou = c->ux + (size_t)y * w, *ov = c->uy + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            ou[x] = su[x] / sw[x];
+            ov[x] = sv[x] / sw[x];
         }
     }
     return 0;
@@ -693,143 +847,147 @@ typedef struct {
     int sor_colour; /* the colour a parallel SOR pass updates */
 } var_ctx;
 
-/* Robust smoothness weights alpha/2 Psi'(|grad(W + dW)|^2) with forward
- * differences (zero across the last column and row), rows [begin, end). */
+/* Robust smoothness weights alpha/2 Psi'(|grad(W + dW)|^2) of one colour
+ * row with forward differences (zero across the last column: elements
+ * k >= lim; hy = 0 on the last row): r = the right neighbours, d = the ones
+ * below. (GCC honours restrict on parameters only, hence the long lists.) */
 DIS_KERNEL
+static void var_weights_row(int n, int lim, float hy, float alpha2, const float *restrict wu,
+                            const float *restrict du, const float *restrict wv,
+                            const float *restrict dv, const float *restrict wur,
+                            const float *restrict dur, const float *restrict wvr,
+                            const float *restrict dvr, const float *restrict wud,
+                            const float *restrict dud, const float *restrict wvd,
+                            const float *restrict dvd, float *restrict wr, float *restrict wd)
+{
+    float e2 = VAR_EPSILON * VAR_EPSILON;
+    for (int k = 0; k < n; k++) {
+        float hx = k < lim ? 1.f : 0.f;
+        float tu = wu[k] + du[k], tv = wv[k] + dv[k];
+        float ux = hx * ((wur[k] + dur[k]) - tu), vx = hx * ((wvr[k] + dvr[k]) - tv);
+        float uy = hy * ((wud[k] + dud[k]) - tu), vy = hy * ((wvd[k] + dvd[k]) - tv);
+        float s = alpha2 / sqrtf(ux * ux + vx * vx + uy * uy + vy * vy + e2);
+        wr[k] = hx * s;
+        wd[k] = hy * s;
+    }
+}
+
 static int var_weights_range(void *vctx, long begin, long end)
 {
     const var_ctx *v = vctx;
     rb_geom g = v->g;
-    float e2 = VAR_EPSILON * VAR_EPSILON;
     for (long yy = begin; yy < end; yy++) {
         int y = (int)yy;
-        float hy = y < g.h - 1 ? 1.f : 0.f;
         for (int c = 0; c < 2; c++) {
-            int p = (y + c) & 1, n = rb_len(g, c, y);
-            const float *restrict wu = rb_row(v->wu, g, c, y), *restrict du = rb_row(v->du, g, c, y);
-            const float *restrict wv = rb_row(v->wv, g, c, y), *restrict dv = rb_row(v->dv, g, c, y);
-            const float *restrict wur = rb_row(v->wu, g, 1 - c, y) + p;
-            const float *restrict dur = rb_row(v->du, g, 1 - c, y) + p;
-            const float *restrict wvr = rb_row(v->wv, g, 1 - c, y) + p;
-            const float *restrict dvr = rb_row(v->dv, g, 1 - c, y) + p;
-            const float *restrict wud = rb_row(v->wu, g, 1 - c, y + 1);
-            const float *restrict dud = rb_row(v->du, g, 1 - c, y + 1);
-            const float *restrict wvd = rb_row(v->wv, g, 1 - c, y + 1);
-            const float *restrict dvd = rb_row(v->dv, g, 1 - c, y + 1);
-            float *restrict wr = rb_row(v->wr, g, c, y), *restrict wd = rb_row(v->wd, g, c, y);
-            for (int k = 0; k < n; k++) {
-                float hx = 2 * k + p < g.w - 1 ? 1.f : 0.f;
-                float tu = wu[k] + du[k], tv = wv[k] + dv[k];
-                float ux = hx * ((wur[k] + dur[k]) - tu), vx = hx * ((wvr[k] + dvr[k]) - tv);
-                float uy = hy * ((wud[k] + dud[k]) - tu), vy = hy * ((wvd[k] + dvd[k]) - tv);
-                float s = v->alpha2 / sqrtf(ux * ux + vx * vx + uy * uy + vy * vy + e2);
-                wr[k] = hx * s;
-                wd[k] = hy * s;
-            }
+            int p = (y + c) & 1, o = 1 - c;
+            var_weights_row(rb_len(g, c, y), (g.w - p) / 2, y < g.h - 1 ? 1.f : 0.f, v->alpha2,
+                            rb_row(v->wu, g, c, y), rb_row(v->du, g, c, y), rb_row(v->wv, g, c, y),
+                            rb_row(v->dv, g, c, y), rb_row(v->wu, g, o, y) + p,
+                            rb_row(v->du, g, o, y) + p, rb_row(v->wv, g, o, y) + p,
+                            rb_row(v->dv, g, o, y) + p, rb_row(v->wu, g, o, y + 1),
+                            rb_row(v->du, g, o, y + 1), rb_row(v->wv, g, o, y + 1),
+                            rb_row(v->dv, g, o, y + 1), rb_row(v->wr, g, c, y),
+                            rb_row(v->wd, g, c, y));
         }
     }
     return 0;
 }
 
-/* The linear system of one fixed-point iteration, rows [begin, end):
- * data terms (brightness and gradient constancy, each normalised by its
- * gradient magnitude, robust weight at W + dW) plus the smoothness
- * couplings to the 4 neighbours. Stores the reciprocals of the diagonal. */
+/* The linear system of one fixed-point iteration for one colour row: data
+ * terms (brightness and gradient constancy, each normalised by its gradient
+ * magnitude, robust weight at W + dW) plus the smoothness couplings to the 4
+ * neighbours. Stores the reciprocals of the diagonal. Neighbours in the
+ * other colour: *l[k] left, *l[k + 1] right, *u above, *d below; er/eb the
+ * pixel's own edge weights (right, below), el/ea its left and upper
+ * neighbours'. */
 DIS_KERNEL
+static void var_system_row(int n, float delta2, float gamma2, const float *restrict ix,
+                           const float *restrict iy, const float *restrict iz,
+                           const float *restrict ixx, const float *restrict ixy,
+                           const float *restrict iyy, const float *restrict ixz,
+                           const float *restrict iyz, const float *restrict du,
+                           const float *restrict dv, const float *restrict wu,
+                           const float *restrict wv, const float *restrict wr,
+                           const float *restrict wd, const float *restrict wrl,
+                           const float *restrict wdu, const float *restrict wul,
+                           const float *restrict wvl, const float *restrict wuu,
+                           const float *restrict wvu, const float *restrict wud,
+                           const float *restrict wvd, float *restrict ia11, float *restrict a12,
+                           float *restrict ia22, float *restrict b1, float *restrict b2)
+{
+    float z2 = VAR_ZETA * VAR_ZETA, e2 = VAR_EPSILON * VAR_EPSILON;
+    for (int k = 0; k < n; k++) {
+        /* brightness constancy, normalised by |grad I|^2 + zeta^2 */
+        float rn = 1 / (ix[k] * ix[k] + iy[k] * iy[k] + z2);
+        float ik = iz[k] + ix[k] * du[k] + iy[k] * dv[k];
+        float wt = delta2 / sqrtf(ik * ik * rn + e2) * rn;
+        float s11 = wt * ix[k] * ix[k] + z2, s12 = wt * ix[k] * iy[k];
+        float s22 = wt * iy[k] * iy[k] + z2;
+        float r1 = -wt * iz[k] * ix[k], r2 = -wt * iz[k] * iy[k];
+        /* gradient constancy, each component normalised alike */
+        float rx = 1 / (ixx[k] * ixx[k] + ixy[k] * ixy[k] + z2);
+        float ry = 1 / (iyy[k] * iyy[k] + ixy[k] * ixy[k] + z2);
+        float kx = ixz[k] + ixx[k] * du[k] + ixy[k] * dv[k];
+        float ky = iyz[k] + ixy[k] * du[k] + iyy[k] * dv[k];
+        float wg = gamma2 / sqrtf(kx * kx * rx + ky * ky * ry + e2);
+        float gx = wg * rx, gy = wg * ry;
+        s11 += gx * ixx[k] * ixx[k] + gy * ixy[k] * ixy[k];
+        s12 += gx * ixx[k] * ixy[k] + gy * ixy[k] * iyy[k];
+        s22 += gx * ixy[k] * ixy[k] + gy * iyy[k] * iyy[k];
+        r1 -= gx * ixx[k] * ixz[k] + gy * ixy[k] * iyz[k];
+        r2 -= gx * ixy[k] * ixz[k] + gy * iyy[k] * iyz[k];
+        /* smoothness, acting on W; dW enters in the SOR */
+        float er = wr[k], eb = wd[k], el = wrl[k], ea = wdu[k];
+        float sw = er + eb + el + ea;
+        r1 += er * (wul[k + 1] - wu[k]) - el * (wu[k] - wul[k]) + eb * (wud[k] - wu[k]) -
+              ea * (wu[k] - wuu[k]);
+        r2 += er * (wvl[k + 1] - wv[k]) - el * (wv[k] - wvl[k]) + eb * (wvd[k] - wv[k]) -
+              ea * (wv[k] - wvu[k]);
+        ia11[k] = 1 / (s11 + sw);
+        a12[k] = s12;
+        ia22[k] = 1 / (s22 + sw);
+        b1[k] = r1;
+        b2[k] = r2;
+    }
+}
+
 static int var_system_range(void *vctx, long begin, long end)
 {
     const var_ctx *v = vctx;
     rb_geom g = v->g;
-    float z2 = VAR_ZETA * VAR_ZETA, e2 = VAR_EPSILON * VAR_EPSILON;
-    float delta2 = v->delta2, gamma2 = v->gamma2;
     for (long yy = begin; yy < end; yy++) {
         int y = (int)yy;
         for (int c = 0; c < 2; c++) {
-            int p = (y + c) & 1, n = rb_len(g, c, y), o = 1 - c;
-#define OWN(P) const float *restrict P = rb_row(v->P, g, c, y)
-            OWN(ix);
-            OWN(iy);
-            OWN(iz);
-            OWN(ixx);
-            OWN(ixy);
-            OWN(iyy);
-            OWN(ixz);
-            OWN(iyz);
-            OWN(du);
-            OWN(dv);
-            OWN(wu);
-            OWN(wv);
-            OWN(wr);
-            OWN(wd);
+            int p = (y + c) & 1, o = 1 - c;
+#define OWN(P) rb_row(v->P, g, c, y)
+            var_system_row(rb_len(g, c, y), v->delta2, v->gamma2, OWN(ix), OWN(iy), OWN(iz),
+                           OWN(ixx), OWN(ixy), OWN(iyy), OWN(ixz), OWN(iyz), OWN(du), OWN(dv),
+                           OWN(wu), OWN(wv), OWN(wr), OWN(wd), rb_row(v->wr, g, o, y) - 1 + p,
+                           rb_row(v->wd, g, o, y - 1), rb_row(v->wu, g, o, y) - 1 + p,
+                           rb_row(v->wv, g, o, y) - 1 + p, rb_row(v->wu, g, o, y - 1),
+                           rb_row(v->wv, g, o, y - 1), rb_row(v->wu, g, o, y + 1),
+                           rb_row(v->wv, g, o, y + 1), OWN(ia11), OWN(a12), OWN(ia22), OWN(b1),
+                           OWN(b2));
 #undef OWN
-            const float *restrict wrl = rb_row(v->wr, g, o, y) - 1 + p;
-            const float *restrict wdu = rb_row(v->wd, g, o, y - 1);
-            const float *restrict wul = rb_row(v->wu, g, o, y) - 1 + p; /* [k + 1]: right */
-            const float *restrict wvl = rb_row(v->wv, g, o, y) - 1 + p;
-            const float *restrict wuu = rb_row(v->wu, g, o, y - 1);
-            const float *restrict wvu = rb_row(v->wv, g, o, y - 1);
-            const float *restrict wud = rb_row(v->wu, g, o, y + 1);
-            const float *restrict wvd = rb_row(v->wv, g, o, y + 1);
-            float *restrict ia11 = rb_row(v->ia11, g, c, y), *restrict a12 = rb_row(v->a12, g, c, y);
-            float *restrict ia22 = rb_row(v->ia22, g, c, y);
-            float *restrict b1 = rb_row(v->b1, g, c, y), *restrict b2 = rb_row(v->b2, g, c, y);
-            for (int k = 0; k < n; k++) {
-                /* brightness constancy, normalised by |grad I|^2 + zeta^2 */
-                float dn = ix[k] * ix[k] + iy[k] * iy[k] + z2;
-                float ik = iz[k] + ix[k] * du[k] + iy[k] * dv[k];
-                float wt = delta2 / sqrtf(ik * ik / dn + e2) / dn;
-                float s11 = wt * ix[k] * ix[k] + z2, s12 = wt * ix[k] * iy[k];
-                float s22 = wt * iy[k] * iy[k] + z2;
-                float r1 = -wt * iz[k] * ix[k], r2 = -wt * iz[k] * iy[k];
-                /* gradient constancy, each component normalised alike */
-                float dx = ixx[k] * ixx[k] + ixy[k] * ixy[k] + z2;
-                float dy = iyy[k] * iyy[k] + ixy[k] * ixy[k] + z2;
-                float kx = ixz[k] + ixx[k] * du[k] + ixy[k] * dv[k];
-                float ky = iyz[k] + ixy[k] * du[k] + iyy[k] * dv[k];
-                float wg = gamma2 / sqrtf(kx * kx / dx + ky * ky / dy + e2);
-                s11 += wg * (ixx[k] * ixx[k] / dx + ixy[k] * ixy[k] / dy);
-                s12 += wg * (ixx[k] * ixy[k] / dx + ixy[k] * iyy[k] / dy);
-                s22 += wg * (ixy[k] * ixy[k] / dx + iyy[k] * iyy[k] / dy);
-                r1 -= wg * (ixx[k] * ixz[k] / dx + ixy[k] * iyz[k] / dy);
-                r2 -= wg * (ixy[k] * ixz[k] / dx + iyy[k] * iyz[k] / dy);
-                /* smoothness: edges right, below (own weights), left, above
-                 * (the neighbours'), acting on W; dW enters in the SOR */
-                float er = wr[k], eb = wd[k], el = wrl[k], ea = wdu[k];
-                float sw = er + eb + el + ea;
-                r1 += er * (wul[k + 1] - wu[k]) - el * (wu[k] - wul[k]) + eb * (wud[k] - wu[k]) -
-                      ea * (wu[k] - wuu[k]);
-                r2 += er * (wvl[k + 1] - wv[k]) - el * (wv[k] - wvl[k]) + eb * (wvd[k] - wv[k]) -
-                      ea * (wv[k] - wvu[k]);
-                ia11[k] = 1 / (s11 + sw);
-                a12[k] = s12;
-                ia22[k] = 1 / (s22 + sw);
-                b1[k] = r1;
-                b2[k] = r2;
-            }
         }
     }
     return 0;
 }
 
-/* One SOR half-sweep of colour c on row y: dW at each pixel of that colour
- * from the other colour's (Gauss-Seidel on the 2x2 block, over-relaxed). */
+/* One SOR half-sweep of one colour row: dW at each pixel of that colour
+ * from the other colour's (Gauss-Seidel on the 2x2 block, over-relaxed).
+ * Neighbours in the other colour: *l[k] left, *l[k + 1] right, *u above,
+ * *d below. */
 DIS_KERNEL
-static void var_sor_row(const var_ctx *v, int c, int y)
+static void var_sor_kernel(int n, float om, const float *restrict wrl, const float *restrict dul,
+                           const float *restrict dvl, const float *restrict wdu,
+                           const float *restrict duu, const float *restrict dvu,
+                           const float *restrict dud, const float *restrict dvd,
+                           const float *restrict wr, const float *restrict wd,
+                           const float *restrict ia11, const float *restrict a12,
+                           const float *restrict ia22, const float *restrict b1,
+                           const float *restrict b2, float *restrict du, float *restrict dv)
 {
-    rb_geom g = v->g;
-    int p = (y + c) & 1, n = rb_len(g, c, y), o = 1 - c;
-    float om = v->omega;
-    const float *restrict wrl = rb_row(v->wr, g, o, y) - 1 + p;
-    const float *restrict dul = rb_row(v->du, g, o, y) - 1 + p; /* [k + 1]: right */
-    const float *restrict dvl = rb_row(v->dv, g, o, y) - 1 + p;
-    const float *restrict wdu = rb_row(v->wd, g, o, y - 1);
-    const float *restrict duu = rb_row(v->du, g, o, y - 1), *restrict dvu = rb_row(v->dv, g, o, y - 1);
-    const float *restrict dud = rb_row(v->du, g, o, y + 1), *restrict dvd = rb_row(v->dv, g, o, y + 1);
-    const float *restrict wr = rb_row(v->wr, g, c, y), *restrict wd = rb_row(v->wd, g, c, y);
-    const float *restrict ia11 = rb_row(v->ia11, g, c, y), *restrict a12 = rb_row(v->a12, g, c, y);
-    const float *restrict ia22 = rb_row(v->ia22, g, c, y);
-    const float *restrict b1 = rb_row(v->b1, g, c, y), *restrict b2 = rb_row(v->b2, g, c, y);
-    float *restrict du = rb_row(v->du, g, c, y), *restrict dv = rb_row(v->dv, g, c, y);
     for (int k = 0; k < n; k++) {
         float su = wrl[k] * dul[k] + wr[k] * dul[k + 1] + wdu[k] * duu[k] + wd[k] * dud[k];
         float sv = wrl[k] * dvl[k] + wr[k] * dvl[k + 1] + wdu[k] * dvu[k] + wd[k] * dvd[k];
@@ -837,6 +995,20 @@ static void var_sor_row(const var_ctx *v, int c, int y)
         du[k] = a;
         dv[k] = dv[k] + om * ((sv + b2[k] - a12[k] * a) * ia22[k] - dv[k]);
     }
+}
+
+static void var_sor_row(const var_ctx *v, int c, int y)
+{
+    rb_geom g = v->g;
+    int p = (y + c) & 1, o = 1 - c;
+    var_sor_kernel(rb_len(g, c, y), v->omega, rb_row(v->wr, g, o, y) - 1 + p,
+                   rb_row(v->du, g, o, y) - 1 + p, rb_row(v->dv, g, o, y) - 1 + p,
+                   rb_row(v->wd, g, o, y - 1), rb_row(v->du, g, o, y - 1),
+                   rb_row(v->dv, g, o, y - 1), rb_row(v->du, g, o, y + 1),
+                   rb_row(v->dv, g, o, y + 1), rb_row(v->wr, g, c, y), rb_row(v->wd, g, c, y),
+                   rb_row(v->ia11, g, c, y), rb_row(v->a12, g, c, y), rb_row(v->ia22, g, c, y),
+                   rb_row(v->b1, g, c, y), rb_row(v->b2, g, c, y), rb_row(v->du, g, c, y),
+                   rb_row(v->dv, g, c, y));
 }
 
 static int var_sor_range(void *vctx, long begin, long end)
@@ -1051,7 +1223,10 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
     int refine = cfg->var_refine_iters > 0;
     size_t total = 0;
     for (int s = fs; s <= cs; s++) total += 2 * (size_t)lw[s] * lh[s];
-    total += 6 * n0 + ne + 7 * np;
+    int nt = gl_num_threads();
+    size_t nhz = 2 * (size_t)h0 * width; /* the final enlargement's rows */
+    if (nhz < 2 * n0) nhz = 2 * n0;
+    total += 6 * n0 + ne + 7 * np + 3 * (size_t)w0 * nt + nhz;
     if (refine) total += 19 * 2 * g0.cp + 4 * n0;
     float *arena = gl_malloc(sizeof(float) * total);
     if (!arena) return GL_ENOMEM;
@@ -1063,7 +1238,8 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         p1[s] = TAKE((size_t)lw[s] * lh[s]);
     }
     float *gx = TAKE(n0), *gy = TAKE(n0), *ua = TAKE(n0), *va = TAKE(n0), *ub = TAKE(n0),
-          *vb = TAKE(n0), *i1e = TAKE(ne);
+          *vb = TAKE(n0), *i1e = TAKE(ne), *acc = TAKE(3 * (size_t)w0 * nt),
+          *hz = TAKE(nhz);
     search_ctx sc = { 0 };
     sc.txx = TAKE(np);
     sc.txy = TAKE(np);
@@ -1123,7 +1299,7 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         sc.uy = va;
         sobel3(p0[s], w, h, gx, gy);
         extend(p1[s], w, h, psz, i1e);
-        int par = gl_num_threads() > 1 && (long)sc.ws * sc.hs >= DIS_PAR_PATCHES;
+        int par = nt > 1 && (long)sc.ws * sc.hs >= DIS_PAR_PATCHES;
         rc = par ? gl_parallel_for(sc.hs, 0, tensor_range, &sc) : tensor_range(&sc, 0, sc.hs);
         if (rc < 0) goto fail;
         int stripes = prop ? DIS_STRIPES : sc.hs;
@@ -1133,14 +1309,17 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         if (rc < 0) goto fail;
         densify_ctx dc = { .w = w, .h = h, .ws = sc.ws, .hs = sc.hs, .psz = psz, .stride = stride,
                            .i0 = p0[s], .i1 = p1[s], .sx = sc.sx, .sy = sc.sy, .ux = ua,
-                           .uy = va };
-        rc = gl_num_threads() > 1 && (long)w * h >= DIS_PAR_PIXELS
-               ? gl_parallel_for(h, 0, densify_range, &dc)
-               : densify_range(&dc, 0, h);
+                           .uy = va, .acc = acc, .grain = h };
+        if (nt > 1 && (long)w * h >= DIS_PAR_PIXELS) {
+            dc.grain = (h + nt - 1) / nt;
+            rc = gl_parallel_for(h, dc.grain, densify_range, &dc);
+        } else {
+            rc = densify_range(&dc, 0, h);
+        }
         if (rc < 0) goto fail;
         if (refine && (rc = var_refine(p0[s], p1[s], w, h, ua, va, cfg, &vb_)) < 0) goto fail;
         if (s > fs) {
-            if ((rc = upsample(ua, va, w, h, ub, vb, lw[s - 1], lh[s - 1], 2.f)) < 0) goto fail;
+            if ((rc = upsample(ua, va, w, h, ub, vb, lw[s - 1], lh[s - 1], 2.f, hz)) < 0) goto fail;
             float *t = ua;
             ua = ub;
             ub = t;
@@ -1153,7 +1332,7 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         memcpy(flow->u, ua, sizeof(float) * n0);
         memcpy(flow->v, va, sizeof(float) * n0);
     } else {
-        rc = upsample(ua, va, w0, h0, flow->u, flow->v, width, height, (float)(1 << fs));
+        rc = upsample(ua, va, w0, h0, flow->u, flow->v, width, height, (float)(1 << fs), hz);
         if (rc < 0) goto fail;
     }
     rc = 0;
