@@ -496,9 +496,14 @@ static int tensor_range(void *vctx, long begin, long end)
  * gradients gx, gy at the same stride); q: top-left of the 2x2 cell in I1
  * (stride qs). Accumulates per patch column so a row is one vector; the
  * column sums are added in a fixed order. */
+DIS_INLINE float tree8(const float *a)
+{
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
 /* The sums over the patch, accumulated per column (arrays of P >= N
  * columns, P a constant so that for 8x8 patches they live in vector
- * registers), then added in column order. */
+ * registers), then added across columns in a fixed order. */
 #define PATCH_ACCUMULATE(P, N)                                                                   \
     do {                                                                                         \
         float ad[P], add[P], ax[P], ay[P];                                                       \
@@ -516,11 +521,18 @@ static int tensor_range(void *vctx, long begin, long end)
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
-        for (int j = 0; j < (N); j++) {                                                          \
-            sd += ad[j];                                                                         \
-            sdd += add[j];                                                                       \
-            sx += ax[j];                                                                         \
-            sy += ay[j];                                                                         \
+        if ((P) == 8) { /* a tree: 3 dependent adds instead of 8 */                              \
+            sd = tree8(ad);                                                                      \
+            sdd = tree8(add);                                                                    \
+            sx = tree8(ax);                                                                      \
+            sy = tree8(ay);                                                                      \
+        } else {                                                                                 \
+            for (int j = 0; j < (N); j++) {                                                      \
+                sd += ad[j];                                                                     \
+                sdd += add[j];                                                                   \
+                sx += ax[j];                                                                     \
+                sy += ay[j];                                                                     \
+            }                                                                                    \
         }                                                                                        \
     } while (0)
 
@@ -1045,31 +1057,41 @@ static void diff_y(const float *s, int w, int h, float *d)
 }
 
 /* I1 warped by the flow, bilinear, each of the 4 taps clamped to the image
- * (OpenCV's remap with BORDER_REPLICATE). With q32, positions are rounded
- * to 1/32 pixel first, as remap's interpolation tables do. */
+ * (OpenCV's remap with BORDER_REPLICATE); one row. With q32, positions are
+ * rounded to 1/32 pixel first, as remap's interpolation tables do. */
+DIS_KERNEL DIS_NOTRAP
+static void warp_row(int w, int h, int y, const float *restrict i1, const float *restrict u,
+                     const float *restrict v, int q32, float *restrict out)
+{
+    for (int x = 0; x < w; x++) {
+        float xf = (float)x + u[x], yf = (float)y + v[x];
+        if (q32) {
+            xf = rintf(xf * 32) / 32;
+            yf = rintf(yf * 32) / 32;
+        }
+        float fx0 = floorf(xf), fy0 = floorf(yf);
+        float ax = xf - fx0, ay = yf - fy0;
+        /* clamp in float first: the flow may point far outside */
+        fx0 = fx0 < -1 ? -1 : fx0 > (float)w ? (float)w : fx0;
+        fy0 = fy0 < -1 ? -1 : fy0 > (float)h ? (float)h : fy0;
+        int x0 = (int)fx0, y0 = (int)fy0;
+        int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > w - 1 ? w - 1 : x0 + 1;
+        int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > h - 1 ? h - 1 : y0 + 1;
+        xa = xa > w - 1 ? w - 1 : xa;
+        xb = xb < 0 ? 0 : xb;
+        ya = ya > h - 1 ? h - 1 : ya;
+        yb = yb < 0 ? 0 : yb;
+        float p00 = i1[ya * w + xa], p01 = i1[ya * w + xb];
+        float p10 = i1[yb * w + xa], p11 = i1[yb * w + xb];
+        out[x] = (1 - ay) * ((1 - ax) * p00 + ax * p01) + ay * ((1 - ax) * p10 + ax * p11);
+    }
+}
+
 static void warp(const float *i1, const float *u, const float *v, int w, int h, int q32,
                  float *out)
 {
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            float xf = (float)x + u[i], yf = (float)y + v[i];
-            if (q32) {
-                xf = rintf(xf * 32) / 32;
-                yf = rintf(yf * 32) / 32;
-            }
-            float fx0 = floorf(xf), fy0 = floorf(yf);
-            float ax = xf - fx0, ay = yf - fy0;
-            /* clamp in float first: the flow may point far outside */
-            fx0 = fx0 < -1 ? -1 : fx0 > (float)w ? (float)w : fx0;
-            fy0 = fy0 < -1 ? -1 : fy0 > (float)h ? (float)h : fy0;
-            int x0 = (int)fx0, y0 = (int)fy0;
-            int xa = clampi(x0, 0, w - 1), xb = clampi(x0 + 1, 0, w - 1);
-            int ya = clampi(y0, 0, h - 1), yb = clampi(y0 + 1, 0, h - 1);
-            const float *r0 = i1 + (size_t)ya * w, *r1 = i1 + (size_t)yb * w;
-            out[i] = (1 - ay) * ((1 - ax) * r0[xa] + ax * r0[xb]) +
-                     ay * ((1 - ax) * r1[xa] + ax * r1[xb]);
-        }
+        warp_row(w, h, y, i1, u + (size_t)y * w, v + (size_t)y * w, q32, out + (size_t)y * w);
 }
 
 typedef struct {
