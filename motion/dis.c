@@ -292,17 +292,18 @@ static void linear_tab(int ss, int ds, int *o, float *a)
 
 typedef struct {
     const float *src[2];
-    float *hz[2];  /* rows interpolated horizontally: sh x dw each */
     float *dst[2];
+    float *rows;  /* per block of output rows: 2 planes x 2 source rows of dw */
+    long grain;   /* output rows per block */
     int sw, sh, dw, dh, factor; /* factor: dw / sw when a whole 2 or 4, else 0 */
     float scale;
     const int *xo, *yo;
     const float *xa, *ya;
 } upsample_ctx;
 
-/* One row, interior groups of an exact 2x or 4x enlargement: output
- * f i + k blends source i + o_k and i + o_k + 1 with the same weight for
- * every i, so the loop vectorises. */
+/* Interior groups of an exact 2x or 4x enlargement of a row: output f i + k
+ * blends source i + o_k and i + o_k + 1 with the same weight for every i,
+ * so the loop vectorises. */
 DIS_INLINE void hexpand_whole(const float *restrict t, float *restrict d, int sw, int f,
                               const int *restrict o, const float *restrict a)
 {
@@ -313,67 +314,70 @@ DIS_INLINE void hexpand_whole(const float *restrict t, float *restrict d, int sw
         }
 }
 
+/* One source row interpolated horizontally to dw samples. */
 DIS_KERNEL
-static int upsample_hz_range(void *vctx, long begin, long end)
+static void upsample_hz(const upsample_ctx *c, const float *t, float *d)
 {
-    const upsample_ctx *c = vctx;
     int sw = c->sw, dw = c->dw, f = c->factor;
-    int o[4];
-    float a[4];
-    for (int k = 0; k < f; k++) {
-        o[k] = c->xo[f + k] - 1; /* the group of i = 1 */
-        a[k] = c->xa[f + k];
-    }
-    for (long y = begin; y < end; y++)
-        for (int p = 0; p < 2; p++) {
-            const float *t = c->src[p] + (size_t)y * sw;
-            float *d = c->hz[p] + (size_t)y * dw;
-            int lo = dw, hi = dw; /* outputs done by hexpand_whole: [lo, hi) */
-            if (f == 2 && sw > 2) {
-                hexpand_whole(t, d, sw, 2, o, a);
-                lo = 2;
-                hi = 2 * (sw - 1);
-            } else if (f == 4 && sw > 2) {
-                hexpand_whole(t, d, sw, 4, o, a);
-                lo = 4;
-                hi = 4 * (sw - 1);
-            }
-            for (int x = 0; x < dw; x++) {
-                if (x == lo) x = hi;
-                if (x >= dw) break;
-                int xo = c->xo[x], x1 = xo + 1 < sw ? xo + 1 : xo;
-                d[x] = t[xo] * (1 - c->xa[x]) + t[x1] * c->xa[x];
-            }
+    int lo = dw, hi = dw; /* the outputs hexpand_whole did: [lo, hi) */
+    if (f && sw > 2) {
+        int o[4];
+        float a[4];
+        for (int k = 0; k < f; k++) {
+            o[k] = c->xo[f + k] - 1; /* from the group of i = 1 */
+            a[k] = c->xa[f + k];
         }
-    return 0;
+        if (f == 2) hexpand_whole(t, d, sw, 2, o, a);
+        else hexpand_whole(t, d, sw, 4, o, a);
+        lo = f;
+        hi = f * (sw - 1);
+    }
+    for (int x = 0; x < dw; x++) {
+        if (x == lo) x = hi;
+        if (x >= dw) break;
+        int xo = c->xo[x], x1 = xo + 1 < sw ? xo + 1 : xo;
+        d[x] = t[xo] * (1 - c->xa[x]) + t[x1] * c->xa[x];
+    }
 }
 
 DIS_KERNEL
-static int upsample_vt_range(void *vctx, long begin, long end)
+static void upsample_vt(int n, float sc, float g, float f, const float *restrict r0,
+                        const float *restrict r1, float *restrict d)
+{
+    for (int x = 0; x < n; x++) d[x] = sc * (r0[x] * g + r1[x] * f);
+}
+
+/* Output rows [begin, end): the two source rows each needs, interpolated
+ * horizontally (kept while the next output rows use them), blended. */
+static int upsample_range(void *vctx, long begin, long end)
 {
     const upsample_ctx *c = vctx;
     int dw = c->dw;
-    float sc = c->scale;
+    float *rows = c->rows + (size_t)(begin / c->grain) * 4 * dw;
+    int have[2] = { -1, -1 }; /* the source row in each slot */
     for (long y = begin; y < end; y++) {
-        int s = c->yo[y], s1 = s + 1 < c->sh ? s + 1 : s;
-        float f = c->ya[y], g = 1 - f;
-        for (int p = 0; p < 2; p++) {
-            const float *restrict r0 = c->hz[p] + (size_t)s * dw;
-            const float *restrict r1 = c->hz[p] + (size_t)s1 * dw;
-            float *restrict d = c->dst[p] + (size_t)y * dw;
-            for (int x = 0; x < dw; x++) d[x] = sc * (r0[x] * g + r1[x] * f);
+        int s = c->yo[y], s1 = s + 1 < c->sh ? s + 1 : s, need[2] = { s, s1 };
+        for (int k = 0; k < 2; k++) {
+            int slot = need[k] & 1;
+            if (have[slot] == need[k]) continue;
+            for (int p = 0; p < 2; p++)
+                upsample_hz(c, c->src[p] + (size_t)need[k] * c->sw, rows + (size_t)(2 * p + slot) * dw);
+            have[slot] = need[k];
         }
+        for (int p = 0; p < 2; p++)
+            upsample_vt(dw, c->scale, 1 - c->ya[y], c->ya[y], rows + (size_t)(2 * p + (s & 1)) * dw,
+                        rows + (size_t)(2 * p + (s1 & 1)) * dw, c->dst[p] + (size_t)y * dw);
     }
     return 0;
 }
 
-/* du, dv (dw x dh) = scale * bilinear(su, sv (sw x sh)); hz: scratch of
- * 2 sh dw floats. */
+/* du, dv (dw x dh) = scale * bilinear(su, sv (sw x sh)). */
 static int upsample(const float *su, const float *sv, int sw, int sh, float *du, float *dv, int dw,
-                    int dh, float scale, float *hz)
+                    int dh, float scale)
 {
+    int nt = gl_num_threads() > 1 && (long)dw * dh >= DIS_PAR_PIXELS ? gl_num_threads() : 1;
     int *o = gl_malloc(sizeof(int) * (size_t)(dw + dh));
-    float *a = gl_malloc(sizeof(float) * (size_t)(dw + dh));
+    float *a = gl_malloc(sizeof(float) * ((size_t)dw + dh + (size_t)4 * dw * nt));
     if (!o || !a) {
         gl_free(a);
         gl_free(o);
@@ -381,17 +385,16 @@ static int upsample(const float *su, const float *sv, int sw, int sh, float *du,
     }
     linear_tab(sw, dw, o, a);
     linear_tab(sh, dh, o + dw, a + dw);
-    upsample_ctx c = { .src = { su, sv }, .hz = { hz, hz + (size_t)sh * dw }, .dst = { du, dv },
+    upsample_ctx c = { .src = { su, sv }, .dst = { du, dv }, .rows = a + dw + dh, .grain = dh,
                        .sw = sw, .sh = sh, .dw = dw, .dh = dh,
                        .factor = dw == 2 * sw ? 2 : dw == 4 * sw ? 4 : 0, .scale = scale,
                        .xo = o, .yo = o + dw, .xa = a, .ya = a + dw };
     int rc;
-    if (gl_num_threads() > 1 && (long)dw * dh >= DIS_PAR_PIXELS) {
-        rc = gl_parallel_for(sh, 0, upsample_hz_range, &c);
-        if (rc >= 0) rc = gl_parallel_for(dh, 0, upsample_vt_range, &c);
+    if (nt > 1) {
+        c.grain = (dh + nt - 1) / nt;
+        rc = gl_parallel_for(dh, c.grain, upsample_range, &c);
     } else {
-        upsample_hz_range(&c, 0, sh);
-        rc = upsample_vt_range(&c, 0, dh);
+        rc = upsample_range(&c, 0, dh);
     }
     gl_free(a);
     gl_free(o);
@@ -458,11 +461,11 @@ typedef struct {
     int passes, inner, mean_norm, propagate, stripe;
 } search_ctx;
 
-/* Sums over one patch of one row of patches. */
+/* The structure tensor and gradient sums of the patches of rows
+ * [begin, end). */
 DIS_KERNEL
-static int tensor_range(void *vctx, long begin, long end)
+static void tensor_rows(const search_ctx *c, long begin, long end)
 {
-    search_ctx *c = vctx;
     int w = c->w, psz = c->psz;
     for (long is = begin; is < end; is++)
         for (int js = 0; js < c->ws; js++) {
@@ -485,7 +488,6 @@ static int tensor_range(void *vctx, long begin, long end)
             c->tx[k] = sx;
             c->ty[k] = sy;
         }
-    return 0;
 }
 
 /* The patch residual of eq. 1 at one bilinear position: returns the SSD of
@@ -657,6 +659,7 @@ static int search_range(void *vctx, long begin, long end)
     const search_ctx *c = vctx;
     for (long s = begin; s < end; s++) {
         int is0 = (int)s * c->stripe, is1 = mini(is0 + c->stripe, c->hs);
+        if (is0 < is1) tensor_rows(c, is0, is1);
         for (int pass = 0; pass < c->passes; pass++) {
             int dir = pass % 2 ? -1 : 1;
             for (int n = 0; n < is1 - is0; n++) {
@@ -857,6 +860,8 @@ typedef struct {
                        (0 where that neighbour is outside the image) */
     float alpha2, delta2, gamma2, omega;
     int sor_colour; /* the colour a parallel SOR pass updates */
+    float *halo;    /* per block of rows: weights of the row above it */
+    long grain;     /* rows per block */
 } var_ctx;
 
 /* Robust smoothness weights alpha/2 Psi'(|grad(W + dW)|^2) of one colour
@@ -884,25 +889,20 @@ static void var_weights_row(int n, int lim, float hy, float alpha2, const float 
     }
 }
 
-static int var_weights_range(void *vctx, long begin, long end)
+/* The weights of image row y, both colours, into wr[c], wd[c]. */
+static void var_weights_at(const var_ctx *v, int y, float *const wr[2], float *const wd[2])
 {
-    const var_ctx *v = vctx;
     rb_geom g = v->g;
-    for (long yy = begin; yy < end; yy++) {
-        int y = (int)yy;
-        for (int c = 0; c < 2; c++) {
-            int p = (y + c) & 1, o = 1 - c;
-            var_weights_row(rb_len(g, c, y), (g.w - p) / 2, y < g.h - 1 ? 1.f : 0.f, v->alpha2,
-                            rb_row(v->wu, g, c, y), rb_row(v->du, g, c, y), rb_row(v->wv, g, c, y),
-                            rb_row(v->dv, g, c, y), rb_row(v->wu, g, o, y) + p,
-                            rb_row(v->du, g, o, y) + p, rb_row(v->wv, g, o, y) + p,
-                            rb_row(v->dv, g, o, y) + p, rb_row(v->wu, g, o, y + 1),
-                            rb_row(v->du, g, o, y + 1), rb_row(v->wv, g, o, y + 1),
-                            rb_row(v->dv, g, o, y + 1), rb_row(v->wr, g, c, y),
-                            rb_row(v->wd, g, c, y));
-        }
+    for (int c = 0; c < 2; c++) {
+        int p = (y + c) & 1, o = 1 - c;
+        var_weights_row(rb_len(g, c, y), (g.w - p) / 2, y < g.h - 1 ? 1.f : 0.f, v->alpha2,
+                        rb_row(v->wu, g, c, y), rb_row(v->du, g, c, y), rb_row(v->wv, g, c, y),
+                        rb_row(v->dv, g, c, y), rb_row(v->wu, g, o, y) + p,
+                        rb_row(v->du, g, o, y) + p, rb_row(v->wv, g, o, y) + p,
+                        rb_row(v->dv, g, o, y) + p, rb_row(v->wu, g, o, y + 1),
+                        rb_row(v->du, g, o, y + 1), rb_row(v->wv, g, o, y + 1),
+                        rb_row(v->dv, g, o, y + 1), wr[c], wd[c]);
     }
-    return 0;
 }
 
 /* The linear system of one fixed-point iteration for one colour row: data
@@ -963,23 +963,39 @@ static void var_system_row(int n, float delta2, float gamma2, const float *restr
     }
 }
 
-static int var_system_range(void *vctx, long begin, long end)
+/* Weights and system of rows [begin, end), row by row: the system of row y
+ * needs the weights of rows y (left neighbours) and y - 1 (upper ones). The
+ * upper neighbours of the block's first row belong to another block, which
+ * may not have run: their weights are recomputed into this block's halo. */
+static int var_linearise_range(void *vctx, long begin, long end)
 {
     const var_ctx *v = vctx;
     rb_geom g = v->g;
+    const float *above[2] = { NULL, NULL }; /* wd of row begin - 1, per colour */
+    if (begin > 0) {
+        float *halo = v->halo + (size_t)(begin / v->grain) * 4 * g.cs;
+        float *hr[2] = { halo + 1, halo + g.cs + 1 }, *hd[2] = { halo + 2 * g.cs + 1,
+                                                              halo + 3 * g.cs + 1 };
+        var_weights_at(v, (int)begin - 1, hr, hd);
+        above[0] = hd[0];
+        above[1] = hd[1];
+    }
     for (long yy = begin; yy < end; yy++) {
         int y = (int)yy;
+        float *wr[2] = { rb_row(v->wr, g, 0, y), rb_row(v->wr, g, 1, y) };
+        float *wd[2] = { rb_row(v->wd, g, 0, y), rb_row(v->wd, g, 1, y) };
+        var_weights_at(v, y, wr, wd);
         for (int c = 0; c < 2; c++) {
             int p = (y + c) & 1, o = 1 - c;
+            const float *wdu = y == begin && above[o] ? above[o] : rb_row(v->wd, g, o, y - 1);
 #define OWN(P) rb_row(v->P, g, c, y)
             var_system_row(rb_len(g, c, y), v->delta2, v->gamma2, OWN(ix), OWN(iy), OWN(iz),
                            OWN(ixx), OWN(ixy), OWN(iyy), OWN(ixz), OWN(iyz), OWN(du), OWN(dv),
-                           OWN(wu), OWN(wv), OWN(wr), OWN(wd), rb_row(v->wr, g, o, y) - 1 + p,
-                           rb_row(v->wd, g, o, y - 1), rb_row(v->wu, g, o, y) - 1 + p,
-                           rb_row(v->wv, g, o, y) - 1 + p, rb_row(v->wu, g, o, y - 1),
-                           rb_row(v->wv, g, o, y - 1), rb_row(v->wu, g, o, y + 1),
-                           rb_row(v->wv, g, o, y + 1), OWN(ia11), OWN(a12), OWN(ia22), OWN(b1),
-                           OWN(b2));
+                           OWN(wu), OWN(wv), OWN(wr), OWN(wd), rb_row(v->wr, g, o, y) - 1 + p, wdu,
+                           rb_row(v->wu, g, o, y) - 1 + p, rb_row(v->wv, g, o, y) - 1 + p,
+                           rb_row(v->wu, g, o, y - 1), rb_row(v->wv, g, o, y - 1),
+                           rb_row(v->wu, g, o, y + 1), rb_row(v->wv, g, o, y + 1), OWN(ia11),
+                           OWN(a12), OWN(ia22), OWN(b1), OWN(b2));
 #undef OWN
         }
     }
@@ -1097,12 +1113,14 @@ static void warp(const float *i1, const float *u, const float *v, int w, int h, 
 typedef struct {
     float *split[19]; /* the var_ctx planes, each 2 colour planes */
     float *tmp[4];    /* full planes */
+    float *halo;      /* 4 colour rows per thread */
 } var_buffers;
 
 /* Refines (u, v) in place: var_refine_iters fixed-point iterations of
- * var_sor_iters SOR sweeps. b: buffers sized for at least this scale. */
+ * var_sor_iters SOR sweeps. b: buffers sized for at least this scale and
+ * nt threads. */
 static int var_refine(const float *i0, const float *i1, int w, int h, float *u, float *v,
-                      const dis_config *cfg, const var_buffers *b)
+                      const dis_config *cfg, const var_buffers *b, int nt)
 {
     rb_geom g = rb_make(w, h);
     var_ctx c = { .g = g };
@@ -1145,16 +1163,15 @@ static int var_refine(const float *i0, const float *i1, int w, int h, float *u, 
     rb_clear_pads(c.wr, g);
     rb_clear_pads(c.wd, g);
 
-    int big = gl_num_threads() > 1 && (long)w * h >= DIS_PAR_PIXELS;
-    int sor_par = gl_num_threads() > 1 && (long)w * h >= DIS_PAR_SOR_PIXELS;
+    int big = nt > 1 && (long)w * h >= DIS_PAR_PIXELS;
+    int sor_par = nt > 1 && (long)w * h >= DIS_PAR_SOR_PIXELS;
+    c.halo = b->halo;
+    c.grain = big ? (h + nt - 1) / nt : h;
     int rc;
     for (int it = 0; it < cfg->var_refine_iters; it++) {
-        if ((rc = big ? gl_parallel_for(h, 0, var_weights_range, &c)
-                      : var_weights_range(&c, 0, h)) < 0)
-            return rc;
-        if ((rc = big ? gl_parallel_for(h, 0, var_system_range, &c)
-                      : var_system_range(&c, 0, h)) < 0)
-            return rc;
+        rc = big ? gl_parallel_for(h, c.grain, var_linearise_range, &c)
+                 : var_linearise_range(&c, 0, h);
+        if (rc < 0) return rc;
         int halves = 2 * cfg->var_sor_iters;
         if (sor_par) {
             for (int m = 0; m < halves; m++) {
@@ -1246,10 +1263,8 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
     size_t total = 0;
     for (int s = fs; s <= cs; s++) total += 2 * (size_t)lw[s] * lh[s];
     int nt = gl_num_threads();
-    size_t nhz = 2 * (size_t)h0 * width; /* the final enlargement's rows */
-    if (nhz < 2 * n0) nhz = 2 * n0;
-    total += 6 * n0 + ne + 7 * np + 3 * (size_t)w0 * nt + nhz;
-    if (refine) total += 19 * 2 * g0.cp + 4 * n0;
+    total += 6 * n0 + ne + 7 * np + 3 * (size_t)w0 * nt;
+    if (refine) total += 19 * 2 * g0.cp + 4 * n0 + 4 * (size_t)g0.cs * nt;
     float *arena = gl_malloc(sizeof(float) * total);
     if (!arena) return GL_ENOMEM;
     float *next = arena;
@@ -1260,8 +1275,7 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         p1[s] = TAKE((size_t)lw[s] * lh[s]);
     }
     float *gx = TAKE(n0), *gy = TAKE(n0), *ua = TAKE(n0), *va = TAKE(n0), *ub = TAKE(n0),
-          *vb = TAKE(n0), *i1e = TAKE(ne), *acc = TAKE(3 * (size_t)w0 * nt),
-          *hz = TAKE(nhz);
+          *vb = TAKE(n0), *i1e = TAKE(ne), *acc = TAKE(3 * (size_t)w0 * nt);
     search_ctx sc = { 0 };
     sc.txx = TAKE(np);
     sc.txy = TAKE(np);
@@ -1270,10 +1284,11 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
     sc.ty = TAKE(np);
     sc.sx = TAKE(np);
     sc.sy = TAKE(np);
-    var_buffers vb_ = { { 0 }, { 0 } };
+    var_buffers vb_ = { { 0 }, { 0 }, NULL };
     if (refine) {
         for (int k = 0; k < 19; k++) vb_.split[k] = TAKE(2 * g0.cp);
         for (int k = 0; k < 4; k++) vb_.tmp[k] = TAKE(n0);
+        vb_.halo = TAKE(4 * (size_t)g0.cs * nt);
     }
 #undef TAKE
 
@@ -1322,8 +1337,6 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         sobel3(p0[s], w, h, gx, gy);
         extend(p1[s], w, h, psz, i1e);
         int par = nt > 1 && (long)sc.ws * sc.hs >= DIS_PAR_PATCHES;
-        rc = par ? gl_parallel_for(sc.hs, 0, tensor_range, &sc) : tensor_range(&sc, 0, sc.hs);
-        if (rc < 0) goto fail;
         int stripes = prop ? DIS_STRIPES : sc.hs;
         sc.stripe = prop ? (sc.hs + DIS_STRIPES - 1) / DIS_STRIPES : 1;
         rc = par ? gl_parallel_for(stripes, 1, search_range, &sc)
@@ -1339,9 +1352,9 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
             rc = densify_range(&dc, 0, h);
         }
         if (rc < 0) goto fail;
-        if (refine && (rc = var_refine(p0[s], p1[s], w, h, ua, va, cfg, &vb_)) < 0) goto fail;
+        if (refine && (rc = var_refine(p0[s], p1[s], w, h, ua, va, cfg, &vb_, nt)) < 0) goto fail;
         if (s > fs) {
-            if ((rc = upsample(ua, va, w, h, ub, vb, lw[s - 1], lh[s - 1], 2.f, hz)) < 0) goto fail;
+            if ((rc = upsample(ua, va, w, h, ub, vb, lw[s - 1], lh[s - 1], 2.f)) < 0) goto fail;
             float *t = ua;
             ua = ub;
             ub = t;
@@ -1354,7 +1367,7 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         memcpy(flow->u, ua, sizeof(float) * n0);
         memcpy(flow->v, va, sizeof(float) * n0);
     } else {
-        rc = upsample(ua, va, w0, h0, flow->u, flow->v, width, height, (float)(1 << fs), hz);
+        rc = upsample(ua, va, w0, h0, flow->u, flow->v, width, height, (float)(1 << fs));
         if (rc < 0) goto fail;
     }
     rc = 0;

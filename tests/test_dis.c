@@ -367,12 +367,17 @@ static void test_dis_threads_identical(void **state)
     int nt = gl_num_threads();
     gl_set_num_threads(1);
     OK(dis_flow(i0, i1, w, h, &c, &a));
-    gl_set_num_threads(2);
-    OK(dis_flow(i0, i1, w, h, &c, &b));
+    /* 2 threads, and 3 (blocks of uneven size) */
+    for (int t = 2; t <= 3; t++) {
+        gl_set_num_threads(t);
+        OK(dis_flow(i0, i1, w, h, &c, &b));
+        assert_memory_equal(a.u, b.u, sizeof(float) * w * h);
+        assert_memory_equal(a.v, b.v, sizeof(float) * w * h);
+    }
     gl_set_num_threads(nt);
-    assert_memory_equal(a.u, b.u, sizeof(float) * w * h);
-    assert_memory_equal(a.v, b.v, sizeof(float) * w * h);
-    assert_true(interior_epe(&a, 2, 1, 16) < 0.1);
+    double epe = interior_epe(&a, 2, 1, 16);
+    print_message("astronaut 512x512 moved (2, 1) px, full resolution: interior EPE %.4f px\n", epe);
+    assert_true(epe < 0.1);
     flow_field_free(&b);
     flow_field_free(&a);
     free(i1);
