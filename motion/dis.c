@@ -71,11 +71,15 @@ float sqrtf(float) __attribute__((const, nothrow, leaf));
 #define VAR_ZETA 0.1f
 #define VAR_EPSILON 0.001f
 
-/* Below these sizes a pass is cheaper than starting a thread
- * (gl_parallel_for creates its threads on every call). */
-#define DIS_PAR_PATCHES 512
-#define DIS_PAR_PIXELS 32768
-#define DIS_PAR_SOR_PIXELS 262144
+/* Below these sizes a pass runs on the calling thread: gl_parallel_for
+ * creates its threads on every call (about 25 us here when a core is free,
+ * milliseconds when other jobs hold the cores), so only passes of a
+ * millisecond or more are split: the patch search from 2048 patches, the
+ * densification and the refinement's system from 64k pixels, the SOR
+ * sweeps (one call per half-sweep) and the upsampling from 256k. */
+#define DIS_PAR_PATCHES 2048
+#define DIS_PAR_PIXELS 65536
+#define DIS_PAR_BIG_PIXELS 262144
 
 static int mini(int a, int b) { return a < b ? a : b; }
 static int clampi(int x, int lo, int hi) { return x < lo ? lo : x > hi ? hi : x; }
@@ -361,7 +365,8 @@ static int upsample_range(void *vctx, long begin, long end)
             int slot = need[k] & 1;
             if (have[slot] == need[k]) continue;
             for (int p = 0; p < 2; p++)
-                upsample_hz(c, c->src[p] + (size_t)need[k] * c->sw, rows + (size_t)(2 * p + slot) * dw);
+                upsample_hz(c, c->src[p] + (size_t)need[k] * c->sw,
+                            rows + (size_t)(2 * p + slot) * dw);
             have[slot] = need[k];
         }
         for (int p = 0; p < 2; p++)
@@ -375,7 +380,7 @@ static int upsample_range(void *vctx, long begin, long end)
 static int upsample(const float *su, const float *sv, int sw, int sh, float *du, float *dv, int dw,
                     int dh, float scale)
 {
-    int nt = gl_num_threads() > 1 && (long)dw * dh >= DIS_PAR_PIXELS ? gl_num_threads() : 1;
+    int nt = gl_num_threads() > 1 && (long)dw * dh >= DIS_PAR_BIG_PIXELS ? gl_num_threads() : 1;
     int *o = gl_malloc(sizeof(int) * (size_t)(dw + dh));
     float *a = gl_malloc(sizeof(float) * ((size_t)dw + dh + (size_t)4 * dw * nt));
     if (!o || !a) {
@@ -573,8 +578,11 @@ DIS_INLINE patch_pos patch_locate(const search_ctx *c, int i, int j, float u, fl
     float lo_y = (float)(c->b - c->psz + 1), hi_y = (float)(c->b + c->h - 1);
     float lo_x = (float)(c->b - c->psz + 1), hi_x = (float)(c->b + c->w - 1);
     float y = (float)i + v + (float)c->b, x = (float)j + u + (float)c->b;
-    y = y < lo_y ? lo_y : y > hi_y ? hi_y : y;
-    x = x < lo_x ? lo_x : x > hi_x ? hi_x : x;
+    /* written so that a NaN lands on the low end */
+    y = y >= lo_y ? y : lo_y;
+    y = y <= hi_y ? y : hi_y;
+    x = x >= lo_x ? x : lo_x;
+    x = x <= hi_x ? x : hi_x;
     int iy = (int)y, ix = (int)x; /* positive: truncation is floor */
     float fy = y - (float)iy, fx = x - (float)ix;
     patch_pos p = { c->i1e + (size_t)iy * c->we + ix, (1 - fy) * (1 - fx), (1 - fy) * fx,
@@ -753,8 +761,8 @@ static int densify_range(void *vctx, long begin, long end)
                 }
                 for (int x = x0; x < x1; x++) {
                     float xm = (float)x + pu, yc = ym;
-                    xm = xm < 0 ? 0 : xm > xmax ? xmax : xm;
-                    yc = yc < 0 ? 0 : yc > ymax ? ymax : yc;
+                    xm = xm >= 0 ? (xm <= xmax ? xm : xmax) : 0; /* NaN: 0 */
+                    yc = yc >= 0 ? (yc <= ymax ? yc : ymax) : 0;
                     int xl = (int)xm, yl = (int)yc;
                     float fx = xm - (float)xl, fy = yc - (float)yl;
                     const float *r0 = c->i1 + (size_t)yl * w + xl, *r1 = r0 + w;
@@ -1087,9 +1095,9 @@ static void warp_row(int w, int h, int y, const float *restrict i1, const float 
         }
         float fx0 = floorf(xf), fy0 = floorf(yf);
         float ax = xf - fx0, ay = yf - fy0;
-        /* clamp in float first: the flow may point far outside */
-        fx0 = fx0 < -1 ? -1 : fx0 > (float)w ? (float)w : fx0;
-        fy0 = fy0 < -1 ? -1 : fy0 > (float)h ? (float)h : fy0;
+        /* clamp in float first: the flow may point far outside (or be NaN) */
+        fx0 = fx0 >= -1 ? (fx0 <= (float)w ? fx0 : (float)w) : -1;
+        fy0 = fy0 >= -1 ? (fy0 <= (float)h ? fy0 : (float)h) : -1;
         int x0 = (int)fx0, y0 = (int)fy0;
         int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > w - 1 ? w - 1 : x0 + 1;
         int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > h - 1 ? h - 1 : y0 + 1;
@@ -1164,7 +1172,7 @@ static int var_refine(const float *i0, const float *i1, int w, int h, float *u, 
     rb_clear_pads(c.wd, g);
 
     int big = nt > 1 && (long)w * h >= DIS_PAR_PIXELS;
-    int sor_par = nt > 1 && (long)w * h >= DIS_PAR_SOR_PIXELS;
+    int sor_par = nt > 1 && (long)w * h >= DIS_PAR_BIG_PIXELS;
     c.halo = b->halo;
     c.grain = big ? (h + nt - 1) / nt : h;
     int rc;
@@ -1232,10 +1240,10 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
         if (!isfinite(i0[i]) || !isfinite(i1[i]))
             return gl_error(GL_EINVAL, "dis_flow: pixel %zu of an image is not finite", i);
 
-    /* Coarsest scale: OpenCV's rule, patches reaching about a quarter of
-     * the larger side at the coarsest scale (the paper's search range) and
-     * the smaller side staying at least one patch; then never a scale
-     * smaller than a patch. */
+    /* Coarsest scale: OpenCV's rule, a patch spans about a quarter of the
+     * larger side there (its comment: the original code searches motions
+     * up to a quarter of the width) and the smaller side keeps at least
+     * one patch; then never a scale smaller than a patch. */
     int cs = cfg->coarsest_scale;
     if (cs < 0) {
         int a = (int)(log(fmax(width, height) / (4.0 * psz)) / log(2.0) + 0.5);
