@@ -788,10 +788,11 @@ static int densify_range(void *vctx, long begin, long end)
 
 /* The energy of eq. 5 (DeepFlow's, Weinzaepfel et al. ICCV 2013, with
  * OpenCV's discretisation and constants):
- *   E(U) = sum_x delta Psi(E_I) + gamma Psi(E_G) + alpha Psi(|grad U|^2),
- * E_I the normalised brightness constancy and E_G the normalised gradient
- * constancy, both linearised around the incoming flow W (I1 warped once by
- * W), Psi(s^2) = sqrt(s^2 + epsilon^2). Each fixed-point iteration freezes
+ *   E(U) = sum_x sigma Psi(E_I) + gamma Psi(E_G) + alpha Psi(|grad U|^2),
+ * sigma being var_delta (OpenCV's name), E_I the normalised brightness
+ * constancy and E_G the normalised gradient constancy, both linearised
+ * around the incoming flow W (I1 warped once by W), and
+ * Psi(s^2) = sqrt(s^2 + epsilon^2). Each fixed-point iteration freezes
  * the robust weights at W + dW and solves the linear system for the
  * increment dW with a few red-black SOR sweeps.
  *

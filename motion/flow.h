@@ -154,7 +154,7 @@ typedef struct {
                              refinement per scale; 0 = no refinement */
     int var_sor_iters;    /* [theta_vi] SOR sweeps per fixed-point iteration */
     float var_alpha;      /* [alpha] smoothness weight */
-    float var_delta;      /* [delta] brightness constancy weight */
+    float var_delta;      /* [sigma] brightness constancy weight (OpenCV: delta) */
     float var_gamma;      /* [gamma] gradient constancy weight */
     float var_omega;      /* SOR over-relaxation, 0 < omega < 2 */
     int use_mean_normalization;  /* 1 = patches compared after removing their mean
@@ -183,8 +183,8 @@ int dis_config_validate(const dis_config *c);
  * finest scale must be at least patch_size on each side). *flow must be a
  * field of the same size (its content is overwritten). Uses up to
  * gl_num_threads() threads (small scales run on the calling thread); the
- * result is bit-identical for any thread count. Memory: about 35 planes of
- * the finest scale's size with refinement, 8 without. */
+ * result is bit-identical for any thread count. Memory: about 34 planes of
+ * the finest scale's size with refinement, 11 without. */
 int dis_flow(const float *i0, const float *i1, int width, int height, const dis_config *c,
              flow_field *flow);
 
