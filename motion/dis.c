@@ -1384,3 +1384,14 @@ fail:
     gl_free(arena);
     return rc;
 }
+
+int flow_method_dis(const float *i0, const float *i1, int width, int height, const void *cfg,
+                    flow_field *flow)
+{
+    dis_config def;
+    if (!cfg) {
+        dis_config_preset(&def, "medium");
+        cfg = &def;
+    }
+    return dis_flow(i0, i1, width, height, cfg, flow);
+}

@@ -188,6 +188,12 @@ int dis_config_validate(const dis_config *c);
 int dis_flow(const float *i0, const float *i1, int width, int height, const dis_config *c,
              flow_field *flow);
 
+/* dis_flow as a flow_method_fn (below), for flow_from_rgb24 and the
+ * flow-minus-homography baseline: cfg is a const dis_config * (NULL: the
+ * "medium" preset; OpenCV's own default is "fast"). */
+int flow_method_dis(const float *i0, const float *i1, int width, int height, const void *cfg,
+                    flow_field *flow);
+
 /* ---- homographies -------------------------------------------------------- */
 
 /* x' = (h0 x + h1 y + h2) / (h6 x + h7 y + h8), y' likewise with h3..h5.
