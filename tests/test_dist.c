@@ -720,17 +720,26 @@ static void test_launch(void **state)
     assert_non_null(strstr(out, "[rank 0] dist-check: ok, 2 ranks"));
 
     /* Rank 1 fails: launch exits with its status, names it, and stops rank 0
-     * (which would otherwise sleep for 60 s). */
+     * (which would otherwise sleep for 60 s). Rank 0 says what ended its
+     * sleep; rank 1 fails only once rank 0 is listening for SIGTERM (its pid
+     * file is written after the trap), so nothing here depends on timing: a
+     * launch that never stopped rank 0 would print "slept 60 s", and one that
+     * hung is stopped by ctest's timeout. */
     char pidfile[512];
     snprintf(pidfile, sizeof pidfile, "%s/rank0.pid", tmpdir);
     snprintf(cmd, sizeof cmd,
-             "'%s' launch -n 2 --grace 5 -- sh -c 'if [ \"$RANK\" = 1 ]; then sleep 0.5; "
-             "echo bad input >&2; exit 3; fi; echo $$ > %s; exec sleep 60'",
+             "'%s' launch -n 2 --grace 5 -- sh -c 'p=%s; if [ \"$RANK\" = 1 ]; then "
+             "while [ ! -s $p ]; do sleep 0.05; done; echo bad input >&2; exit 3; fi; "
+             "trap \"kill \\$!; echo stopped by SIGTERM; exit 143\" TERM; sleep 60 & "
+             "echo $$ > $p.tmp; mv $p.tmp $p; wait $!; echo slept 60 s'",
              GLOCAL_BINARY, pidfile);
-    double t0 = gl_now();
     assert_int_equal(run_capture(cmd, out, sizeof out), 3);
-    assert_true(gl_now() - t0 < 30); /* not a speed check: the 60 s sleep was cut short */
     assert_non_null(strstr(out, "[rank 1] bad input"));
+    assert_non_null(strstr(out, "glocal launch: rank 1 (pid "));
+    assert_non_null(strstr(out, "exited with status 3; stopping the other 1 rank\n"));
+    assert_non_null(strstr(out, "[rank 0] stopped by SIGTERM\n"));
+    assert_null(strstr(out, "slept 60 s"));
+    assert_null(strstr(out, "still running after")); /* SIGTERM was enough: no SIGKILL */
     assert_non_null(strstr(out, "rank 1 of 2 exited with status 3"));
     void *pdata = NULL;
     size_t psize = 0;
