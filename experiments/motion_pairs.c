@@ -6,6 +6,7 @@
 #include "datasets/ucf101.h"
 #include "datasets/video.h"
 #include "experiments/motion_pairs.h"
+#include "nn/base.h"
 #include "nn/hdf5_util.h"
 
 void motion_pairs_free(motion_pairs *p)
@@ -237,14 +238,6 @@ fail:
     return rc;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, int split, int n,
                          int size, int gap, uint64_t seed, int (*progress)(void *, long, long),
                          void *ctx)
@@ -274,7 +267,7 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, i
     uint64_t st = seed;
     int filled = 0, failures = 0;
     while (filled < n) {
-        const dataset_clip *cl = &idx->clips[have[splitmix(&st) % (uint64_t)ntrain]];
+        const dataset_clip *cl = &idx->clips[have[gl_splitmix64(&st) % (uint64_t)ntrain]];
         video_reader_opts vo = video_reader_opts_default();
         vo.short_side = size;
         vo.width = vo.height = size;
@@ -292,7 +285,7 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, i
         video_reader_info(r, &vi);
         video_reader_close(&r);
         if (vi.frames <= gap) continue;
-        long t = (long)(splitmix(&st) % (uint64_t)(vi.frames - gap));
+        long t = (long)(gl_splitmix64(&st) % (uint64_t)(vi.frames - gap));
         long ind[2] = { t, t + gap };
         if (video_decode_frames(cl->path, &vo, ind, 2, two, NULL) < 0) {
             if (++failures > 100 + n) {
