@@ -1,221 +1,18 @@
 /* photo_pairs.c — frame pairs cut from photographs, with exact ground truth
- * (conventions: photo_pairs.h). */
+ * (conventions: photo_pairs.h). The photos are photo_set.c's. */
 #include "datasets/photo_pairs.h"
 
-#include <dirent.h>
 #include <libavcodec/avcodec.h>
 #include <libswscale/swscale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "datasets/image.h"
 #include "datasets/synth_private.h"
 #include "datasets/video_ffmpeg.h"
-
-/* ---- the photo set --------------------------------------------------------- */
-
-struct photo_set {
-    int n;
-    char **names;
-    synth_texture *tex;
-};
-
-static int has_image_ext(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    if (!dot || dot == name) return 0;
-    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") ||
-           !strcasecmp(dot, ".ppm");
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends a copy of s to the growing array *v of *n strings. */
-static int names_push(char ***v, int *n, int *cap, const char *s)
-{
-    if (*n == *cap) {
-        int c = *cap ? 2 * *cap : 32;
-        char **nv = gl_realloc(*v, sizeof *nv * (size_t)c);
-        if (!nv) return GL_ENOMEM;
-        *v = nv;
-        *cap = c;
-    }
-    if (!((*v)[*n] = gl_strdup(s))) return GL_ENOMEM;
-    (*n)++;
-    return 0;
-}
-
-/* The image files of a folder, sorted by name. */
-static int list_folder(const char *dir, char ***names, int *n)
-{
-    int cap = 0, rc = 0;
-    DIR *d = opendir(dir);
-    if (!d) return gl_error(GL_EIO, "photos %s: cannot open the folder", dir);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && has_image_ext(e->d_name) &&
-            (rc = names_push(names, n, &cap, e->d_name)) < 0)
-            break;
-    closedir(d);
-    if (rc < 0) return rc;
-    if (*n == 0)
-        return gl_error(GL_ENOTFOUND, "photos %s: no .png, .jpg, .jpeg or .ppm photo in the folder",
-                        dir);
-    qsort(*names, (size_t)*n, sizeof **names, cmp_names);
-    return 0;
-}
-
-/* The paths of a list file, in its order. */
-static int list_file(const char *path, char ***names, int *n)
-{
-    void *data = NULL;
-    size_t size = 0;
-    int cap = 0, rc = gl_read_file(path, &data, &size);
-    if (rc < 0) return rc;
-    char *s = gl_realloc(data, size + 1);
-    if (!s) {
-        gl_free(data);
-        return GL_ENOMEM;
-    }
-    s[size] = 0;
-    for (char *line = s; line && rc == 0;) {
-        char *next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        size_t L = strlen(line);
-        while (L && (line[L - 1] == '\r' || line[L - 1] == ' ' || line[L - 1] == '\t')) line[--L] = 0;
-        while (*line == ' ' || *line == '\t') line++;
-        if (*line && *line != '#') rc = names_push(names, n, &cap, line);
-        line = next;
-    }
-    gl_free(s);
-    if (rc < 0) return rc;
-    if (*n == 0) return gl_error(GL_ENOTFOUND, "photos %s: the list names no photo", path);
-    return 0;
-}
-
-/* Area-downscales RGB24 img in place so that its shorter side is max_short. */
-static int downscale(image *img, int max_short, const char *name)
-{
-    int w = img->width, h = img->height, s = w < h ? w : h;
-    if (s <= max_short) return 0;
-    double f = (double)max_short / s;
-    int nw = w < h ? max_short : (int)lround(w * f), nh = w < h ? (int)lround(h * f) : max_short;
-    uint8_t *out = gl_malloc((size_t)nw * nh * 3);
-    if (!out) return GL_ENOMEM;
-    struct SwsContext *sws = sws_getContext(w, h, AV_PIX_FMT_RGB24, nw, nh, AV_PIX_FMT_RGB24,
-                                            SWS_AREA | SWS_ACCURATE_RND | SWS_BITEXACT, NULL, NULL,
-                                            NULL);
-    if (!sws) {
-        gl_free(out);
-        return gl_error(GL_EFFMPEG, "%s: cannot scale %dx%d to %dx%d", name, w, h, nw, nh);
-    }
-    const uint8_t *src[4] = { img->data, NULL, NULL, NULL };
-    int ss[4] = { 3 * w, 0, 0, 0 }, ds[4] = { 3 * nw, 0, 0, 0 };
-    uint8_t *dst[4] = { out, NULL, NULL, NULL };
-    int ok = sws_scale(sws, src, ss, 0, h, dst, ds) > 0;
-    sws_freeContext(sws);
-    if (!ok) {
-        gl_free(out);
-        return gl_error(GL_EFFMPEG, "%s: scaling %dx%d to %dx%d failed", name, w, h, nw, nh);
-    }
-    gl_free(img->data);
-    img->data = out;
-    img->width = nw;
-    img->height = nh;
-    return 0;
-}
-
-int photo_set_open(const char *path, int max_short_side, photo_set **out)
-{
-    *out = NULL;
-    if (!path) return gl_error(GL_EINVAL, "photo_set_open: no path");
-    if (max_short_side < 16 || max_short_side > 8192)
-        return gl_error(GL_EINVAL, "photos %s: max_short_side must be in [16, 8192], got %d", path,
-                        max_short_side);
-    struct stat st;
-    if (stat(path, &st) != 0) return gl_error(GL_EIO, "photos %s: no such folder or list file", path);
-    int is_dir = S_ISDIR(st.st_mode), rc;
-    char *full = NULL, *base = NULL;
-    image img = { 0 };
-    photo_set *s = gl_calloc(1, sizeof *s);
-    if (!s) return GL_ENOMEM;
-    rc = is_dir ? list_folder(path, &s->names, &s->n) : list_file(path, &s->names, &s->n);
-    if (rc < 0) goto fail;
-    /* list entries are relative to the list's folder */
-    base = gl_strdup(path);
-    if (!base) { rc = GL_ENOMEM; goto fail; }
-    if (!is_dir) {
-        char *slash = strrchr(base, '/');
-        if (slash) slash[0] = 0;
-        else strcpy(base, ".");
-    }
-    s->tex = gl_calloc((size_t)s->n, sizeof *s->tex);
-    if (!s->tex) { rc = GL_ENOMEM; goto fail; }
-    for (int i = 0; i < s->n; i++) {
-        gl_free(full);
-        size_t L = strlen(base) + strlen(s->names[i]) + 2;
-        if (!(full = gl_malloc(L))) { rc = GL_ENOMEM; goto fail; }
-        if (s->names[i][0] == '/') snprintf(full, L, "%s", s->names[i]);
-        else snprintf(full, L, "%s/%s", base, s->names[i]);
-        if ((rc = image_load(&img, full, 3)) < 0) goto fail;
-        if (img.width < 16 || img.height < 16) {
-            rc = gl_error(GL_EFORMAT, "%s: %dx%d is too small for a photo (need 16x16)", full,
-                          img.width, img.height);
-            goto fail;
-        }
-        if ((rc = downscale(&img, max_short_side, full)) < 0) goto fail;
-        rc = synth_texture_from_rgb(img.data, img.width, img.height, s->names[i], &s->tex[i]);
-        image_release(&img);
-        if (rc < 0) {
-            gl_error_prefix(rc, "%s", full);
-            goto fail;
-        }
-    }
-    *out = s;
-    s = NULL;
-    rc = 0;
-fail:
-    image_release(&img);
-    gl_free(full);
-    gl_free(base);
-    photo_set_free(&s);
-    return rc;
-}
-
-void photo_set_free(photo_set **ps)
-{
-    if (!ps || !*ps) return;
-    photo_set *s = *ps;
-    for (int i = 0; i < s->n; i++) {
-        if (s->tex) synth_texture_clear(&s->tex[i]);
-        if (s->names) gl_free(s->names[i]);
-    }
-    gl_free(s->tex);
-    gl_free(s->names);
-    gl_free(s);
-    *ps = NULL;
-}
-
-int photo_set_count(const photo_set *s) { return s ? s->n : 0; }
-
-const char *photo_set_name(const photo_set *s, int i)
-{
-    return s && i >= 0 && i < s->n ? s->names[i] : NULL;
-}
-
-void photo_set_size(const photo_set *s, int i, int *width, int *height)
-{
-    int ok = s && i >= 0 && i < s->n;
-    if (width) *width = ok ? s->tex[i].mip[0].w : 0;
-    if (height) *height = ok ? s->tex[i].mip[0].h : 0;
-}
+#include "nn/mat3.h"
 
 /* ---- the config -------------------------------------------------------------- */
 
@@ -294,18 +91,12 @@ int photo_pairs_config_validate(const photo_pairs_config *c)
 
 #undef BAD
 
-/* ---- random numbers (splitmix64, one stream per use) and 3x3 matrices -------- */
+/* ---- random numbers (gl_splitmix64, nn/base.h, one stream per use) and 3x3
+ * matrices (nn/mat3.h) ----------------------------------------------------------- */
 
 typedef struct { uint64_t s; } prng;
 
-static uint64_t prng_next(prng *r)
-{
-    r->s += 0x9E3779B97F4A7C15ull;
-    uint64_t x = r->s;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+static uint64_t prng_next(prng *r) { return gl_splitmix64(&r->s); }
 static double prng_unit(prng *r) { return (double)(prng_next(r) >> 11) * 0x1.0p-53; }
 static double prng_range(prng *r, double lo, double hi) { return lo + (hi - lo) * prng_unit(r); }
 static int prng_int(prng *r, int n) { return (int)(prng_unit(r) * n); }
@@ -316,67 +107,12 @@ static double prng_gauss(prng *r)
     return sqrt(-2.0 * log(u1)) * cos(2 * M_PI * u2);
 }
 
-/* Row-major 3x3 acting on column vectors (x, y, 1). */
-static void m3_mul(const double a[9], const double b[9], double r[9])
-{
-    double t[9];
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            t[3 * i + j] = a[3 * i] * b[j] + a[3 * i + 1] * b[3 + j] + a[3 * i + 2] * b[6 + j];
-    memcpy(r, t, sizeof t);
-}
-
-static void m3_normalize(double m[9])
-{
-    double s = m[8];
-    if (s != 0.0 && s != 1.0)
-        for (int i = 0; i < 9; i++) m[i] /= s;
-}
-
-/* Inverse by the adjugate (every matrix here is a well-conditioned
+/* The inverse scaled to r[8] = 1 (every matrix here is a well-conditioned
  * similarity or a homography with corners moved by at most S/4). */
 static void m3_inv(const double m[9], double r[9])
 {
-    double t[9];
-    t[0] = m[4] * m[8] - m[5] * m[7];
-    t[1] = m[2] * m[7] - m[1] * m[8];
-    t[2] = m[1] * m[5] - m[2] * m[4];
-    t[3] = m[5] * m[6] - m[3] * m[8];
-    t[4] = m[0] * m[8] - m[2] * m[6];
-    t[5] = m[2] * m[3] - m[0] * m[5];
-    t[6] = m[3] * m[7] - m[4] * m[6];
-    t[7] = m[1] * m[6] - m[0] * m[7];
-    t[8] = m[0] * m[4] - m[1] * m[3];
-    double det = m[0] * t[0] + m[1] * t[3] + m[2] * t[6];
-    for (int i = 0; i < 9; i++) r[i] = t[i] / det;
-    m3_normalize(r);
-}
-
-static inline void m3_apply(const double m[9], double x, double y, double *u, double *v)
-{
-    double w = m[6] * x + m[7] * y + m[8];
-    *u = (m[0] * x + m[1] * y + m[2]) / w;
-    *v = (m[3] * x + m[4] * y + m[5]) / w;
-}
-
-/* x -> s R(theta) x + t. */
-static void m3_similarity(double s, double theta, double tx, double ty, double r[9])
-{
-    double c = s * cos(theta), n = s * sin(theta);
-    double t[9] = { c, -n, tx, n, c, ty, 0, 0, 1 };
-    memcpy(r, t, sizeof t);
-}
-
-/* Output units per input pixel at (x, y): the longer image of the two unit
- * pixel steps under the map's Jacobian (as synth.c's mat3_footprint). */
-static double m3_footprint(const double m[9], double x, double y)
-{
-    double w = m[6] * x + m[7] * y + m[8];
-    double u = (m[0] * x + m[1] * y + m[2]) / w, v = (m[3] * x + m[4] * y + m[5]) / w;
-    double ux = (m[0] - u * m[6]) / w, uy = (m[1] - u * m[7]) / w;
-    double vx = (m[3] - v * m[6]) / w, vy = (m[4] - v * m[7]) / w;
-    double a2 = ux * ux + vx * vx, b2 = uy * uy + vy * vy;
-    return sqrt(a2 > b2 ? a2 : b2);
+    gl_mat3_inverse(m, r);
+    gl_mat3_normalize(r);
 }
 
 /* The projective map of the unit square (0,0), (1,0), (1,1), (0,1) onto the
@@ -425,7 +161,7 @@ static int patch_inside(const patch *p, double x, double y)
 
 static void patch_local_to_frame(const patch *p, double r[9])
 {
-    m3_similarity(p->scale, p->angle, p->cx, p->cy, r);
+    gl_mat3_similarity(p->scale, p->angle, p->cx, p->cy, r);
 }
 
 /* Frame A's owners at pixel centres (0 background, k = patch k, front-most
@@ -446,7 +182,7 @@ static double owners(const patch *ps, int n, int W, int H, uint8_t *mask)
                 double r = ps[k].radius * ps[k].scale;
                 if (fabs(x - ps[k].cx) > r || fabs(y - ps[k].cy) > r) continue;
                 double u, v;
-                m3_apply(inv[k], x, y, &u, &v);
+                gl_mat3_apply(inv[k], x, y, &u, &v);
                 if (patch_inside(&ps[k], u, v)) own = k + 1;
             }
             mask[(size_t)y * W + x] = (uint8_t)own;
@@ -519,14 +255,14 @@ static void patches_build(const photo_set *s, const photo_pairs_config *c, prng 
         double ext = p->radius * kt + 2;
         double tx = ext < m->w - ext ? prng_range(r, ext, m->w - ext) : 0.5 * m->w;
         double ty = ext < m->h - ext ? prng_range(r, ext, m->h - ext) : 0.5 * m->h;
-        m3_similarity(kt, prng_range(r, 0, 2 * M_PI), tx, ty, p->tex);
+        gl_mat3_similarity(kt, prng_range(r, 0, 2 * M_PI), tx, ty, p->tex);
         /* own motion about the centre: D = T(c + t) R S T(-c) */
         double mag = prng_range(r, c->patch_px_min, c->patch_px_max), dir = prng_range(r, 0, 2 * M_PI);
         double th = prng_range(r, -c->patch_rotation, c->patch_rotation);
         double sc = exp(prng_range(r, -c->patch_scale, c->patch_scale));
         double D[9], Tm[9] = { 1, 0, -p->cx, 0, 1, -p->cy, 0, 0, 1 };
-        m3_similarity(sc, th, p->cx + mag * cos(dir), p->cy + mag * sin(dir), D);
-        m3_mul(D, Tm, p->own);
+        gl_mat3_similarity(sc, th, p->cx + mag * cos(dir), p->cy + mag * sin(dir), D);
+        gl_mat3_mul(D, Tm, p->own);
     }
     /* Pixel-exact coverage: scale the patches about their centres (their
      * own motion is about the centre too, so it stays valid). */
@@ -554,18 +290,18 @@ typedef struct {
 static void frame_maps_build(const double T[9], const double frame_to_A[9], const patch *ps, int n,
                              const double patch_to_A[][9], int W, int H, frame_maps *fm)
 {
-    m3_mul(T, frame_to_A, fm->bg);
+    gl_mat3_mul(T, frame_to_A, fm->bg);
     for (int k = 0; k < n; k++) {
         double P[9], Pi[9], qi[9];
         patch_local_to_frame(&ps[k], P);
         m3_inv(P, Pi);
-        m3_mul(Pi, patch_to_A[k], fm->q[k]);
-        m3_mul(ps[k].tex, fm->q[k], fm->tx[k]);
+        gl_mat3_mul(Pi, patch_to_A[k], fm->q[k]);
+        gl_mat3_mul(ps[k].tex, fm->q[k], fm->tx[k]);
         m3_inv(fm->q[k], qi);
         double e = ps[k].radius, lx = 1e30, hx = -1e30, ly = 1e30, hy = -1e30;
         for (int i = 0; i < 4; i++) {
             double x, y;
-            m3_apply(qi, (i & 1) ? e : -e, (i & 2) ? e : -e, &x, &y);
+            gl_mat3_apply(qi, (i & 1) ? e : -e, (i & 2) ? e : -e, &x, &y);
             lx = fmin(lx, x), hx = fmax(hx, x), ly = fmin(ly, y), hy = fmax(hy, y);
         }
         lx = floor(lx - 2), ly = floor(ly - 2), hx = ceil(hx + 2), hy = ceil(hy + 2);
@@ -576,45 +312,33 @@ static void frame_maps_build(const double T[9], const double frame_to_A[9], cons
     }
 }
 
-/* Level of detail for samples 2/ss pixels apart (the tent's spacing). */
-static inline double lod_of(double footprint, int ss)
-{
-    double f = 2.0 * footprint / ss;
-    return f <= 1.0 ? 0.0 : log2(f);
-}
-
 /* One frame into rgb [H][W][3] (floats, 0..255): synth.c's tent filter. */
 static void frame_render(const photo_set *s, int bg, const patch *ps, int n, const frame_maps *fm,
                          int W, int H, int N, float *rgb)
 {
-    double off[8], wt[8], wsum = 0;
-    for (int k = 0; k < N; k++) {
-        off[k] = 2.0 * ((k + 0.5) / N - 0.5);
-        wt[k] = 1.0 - fabs(off[k]);
-        wsum += wt[k];
-    }
-    for (int k = 0; k < N; k++) wt[k] /= wsum;
+    double off[8], wt[8];
+    synth_tent(N, off, wt);
     const synth_texture *bgt = &s->tex[bg];
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            double lod_bg = lod_of(m3_footprint(fm->bg, x, y), N), lod_p[PHOTO_PAIRS_MAX_PATCHES];
+            double lod_bg = synth_lod(gl_mat3_footprint(fm->bg, x, y), N), lod_p[PHOTO_PAIRS_MAX_PATCHES];
             int in[PHOTO_PAIRS_MAX_PATCHES];
             for (int k = 0; k < n; k++) {
                 in[k] = x >= fm->x0[k] && x <= fm->x1[k] && y >= fm->y0[k] && y <= fm->y1[k];
-                if (in[k]) lod_p[k] = lod_of(m3_footprint(fm->tx[k], x, y), N);
+                if (in[k]) lod_p[k] = synth_lod(gl_mat3_footprint(fm->tx[k], x, y), N);
             }
             double acc[3] = { 0, 0, 0 };
             for (int sy = 0; sy < N; sy++)
                 for (int sx = 0; sx < N; sx++) {
                     double px = x + off[sx], py = y + off[sy], u, v;
                     float c[3];
-                    m3_apply(fm->bg, px, py, &u, &v);
+                    gl_mat3_apply(fm->bg, px, py, &u, &v);
                     texture_sample(bgt, u, v, lod_bg, c);
                     for (int k = 0; k < n; k++) {
                         if (!in[k]) continue;
-                        m3_apply(fm->q[k], px, py, &u, &v);
+                        gl_mat3_apply(fm->q[k], px, py, &u, &v);
                         if (!patch_inside(&ps[k], u, v)) continue;
-                        m3_apply(fm->tx[k], px, py, &u, &v);
+                        gl_mat3_apply(fm->tx[k], px, py, &u, &v);
                         texture_sample(&s->tex[ps[k].photo], u, v, lod_p[k], c);
                     }
                     double w = wt[sx] * wt[sy];
@@ -820,7 +544,7 @@ static void crop_build(const photo_pairs_config *c, prng *r, const synth_mip *m,
     double lx = 1e30, hx = -1e30, ly = 1e30, hy = -1e30;
     for (int i = 0; i < 8; i++) {
         double x = box[2 * (i & 3)], y = box[2 * (i & 3) + 1];
-        if (i >= 4) m3_apply(Hi, x, y, &x, &y); /* B's corners seen in A */
+        if (i >= 4) gl_mat3_apply(Hi, x, y, &x, &y); /* B's corners seen in A */
         double rx = cs * (x - cx) - sn * (y - cy), ry = sn * (x - cx) + cs * (y - cy);
         lx = fmin(lx, rx), hx = fmax(hx, rx), ly = fmin(ly, ry), hy = fmax(hy, ry);
     }
@@ -861,8 +585,8 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
     double QB[9], Hm[9], Hi[9];
     double sA[9] = { 1.0 / (W - 1), 0, 0, 0, 1.0 / (H - 1), 0, 0, 0, 1 }; /* A's corners -> unit square */
     square_to_quad(B, QB);
-    m3_mul(QB, sA, Hm);
-    m3_normalize(Hm);
+    gl_mat3_mul(QB, sA, Hm);
+    gl_mat3_normalize(Hm);
     m3_inv(Hm, Hi);
     memcpy(p->homography, Hm, sizeof Hm);
     double T[9], k_bg;
@@ -876,8 +600,8 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
     double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
     for (int k = 0; k < n; k++) {
         double M[9];
-        m3_mul(Hm, ps[k].own, M); /* M_k = H D_k */
-        m3_normalize(M);
+        gl_mat3_mul(Hm, ps[k].own, M); /* M_k = H D_k */
+        gl_mat3_normalize(M);
         memcpy(p->patch_motion[k], M, sizeof M);
         p->patch_photo[k] = ps[k].photo;
         memcpy(toA_a[k], I, sizeof I);
@@ -893,13 +617,13 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
         for (int x = 0; x < W; x++) {
             size_t i = (size_t)y * W + x;
             double u, v;
-            m3_apply(Hm, x, y, &u, &v);
+            gl_mat3_apply(Hm, x, y, &u, &v);
             gx[i] = (float)(u - x);
             gy[i] = (float)(v - y);
             int k = p->mask[i];
             if (k) {
                 double fu, fv;
-                m3_apply(p->patch_motion[k - 1], x, y, &fu, &fv);
+                gl_mat3_apply(p->patch_motion[k - 1], x, y, &fu, &fv);
                 lx[i] = (float)(fu - u);
                 ly[i] = (float)(fv - v);
             } else {

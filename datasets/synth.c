@@ -98,27 +98,14 @@ static mat3 mat3_inverse(mat3 a)
     return mat3_normalized(r);
 }
 
-/* Texels per pixel at (x, y): the longer image of the two unit pixel steps
- * under the homography's Jacobian. */
-static double mat3_footprint(const mat3 *a, double x, double y)
-{
-    const double *m = a->m;
-    double w = m[6] * x + m[7] * y + m[8];
-    double u = (m[0] * x + m[1] * y + m[2]) / w;
-    double v = (m[3] * x + m[4] * y + m[5]) / w;
-    double ux = (m[0] - u * m[6]) / w, uy = (m[1] - u * m[7]) / w;
-    double vx = (m[3] - v * m[6]) / w, vy = (m[4] - v * m[7]) / w;
-    double a2 = ux * ux + vx * vx, b2 = uy * uy + vy * vy;
-    return sqrt(a2 > b2 ? a2 : b2);
-}
-
 static mat3 mat3_translate(double tx, double ty) { return (mat3){ { 1, 0, tx, 0, 1, ty, 0, 0, 1 } }; }
 
 /* Similarity: x -> s R(theta) x + t. */
 static mat3 mat3_similarity(double s, double theta, double tx, double ty)
 {
-    double c = s * cos(theta), n = s * sin(theta);
-    return (mat3){ { c, -n, tx, n, c, ty, 0, 0, 1 } };
+    mat3 r;
+    gl_mat3_similarity(s, theta, tx, ty, r.m);
+    return r;
 }
 
 /* The homography taking src[i] to dst[i] (4 points, x then y): the 8x8 DLT
@@ -592,36 +579,23 @@ static void frame_maps_build(const synth *s, const scene *sc, int label, const m
     }
 }
 
-/* Level of detail for samples 2/ss pixels apart (the tent's spacing). */
-static inline double lod_of(double footprint, int ss)
-{
-    double f = 2.0 * footprint / ss;
-    return f <= 1.0 ? 0.0 : log2(f);
-}
-
 static void frame_render(const synth *s, const scene *sc, const frame_maps *fm, uint8_t *rgb,
                          uint8_t *owner)
 {
     int W = s->cfg.width, H = s->cfg.height, N = s->cfg.supersample;
     const synth_texture *bgt = &s->tex[sc->bg_tex];
-    /* tent filter of radius 1 pixel, sampled at N x N points */
-    double off[8], wt[8], wsum = 0;
-    for (int k = 0; k < N; k++) {
-        off[k] = 2.0 * ((k + 0.5) / N - 0.5);
-        wt[k] = 1.0 - fabs(off[k]);
-        wsum += wt[k];
-    }
-    for (int k = 0; k < N; k++) wt[k] /= wsum;
+    double off[8], wt[8];
+    synth_tent(N, off, wt);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            double lod_bg = lod_of(mat3_footprint(&fm->bg, x, y), N);
+            double lod_bg = synth_lod(gl_mat3_footprint(fm->bg.m, x, y), N);
             int inside[SYNTH_MAX_OBJECTS];
             double lod_o[SYNTH_MAX_OBJECTS];
             int own = 0;
             for (int k = 0; k < sc->n; k++) {
                 inside[k] = x >= fm->x0[k] && x <= fm->x1[k] && y >= fm->y0[k] && y <= fm->y1[k];
                 if (!inside[k]) continue;
-                lod_o[k] = lod_of(mat3_footprint(&fm->tx[k], x, y), N);
+                lod_o[k] = synth_lod(gl_mat3_footprint(fm->tx[k].m, x, y), N);
                 double qx, qy;
                 gl_mat3_apply(fm->q[k].m, x, y, &qx, &qy);
                 if (shape_alpha(&sc->obj[k], qx, qy) >= 0.5) own = k + 1;

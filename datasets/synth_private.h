@@ -90,6 +90,46 @@ static inline void texture_sample(const synth_texture *t, double u, double v, do
     for (int c = 0; c < 3; c++) out[c] = a[c] + f * (b[c] - a[c]);
 }
 
+/* ---- rendering with the sampler (synth.c, photo_pairs.c) ------------------ */
+
+/* A tent filter of radius 1 pixel sampled at n x n points a pixel (n =
+ * supersample, 1..8): off[k] the offset of sample k in pixels, wt[k] its
+ * weight along one axis (the weights sum to 1). */
+static inline void synth_tent(int n, double off[8], double wt[8])
+{
+    double wsum = 0;
+    for (int k = 0; k < n; k++) {
+        off[k] = 2.0 * ((k + 0.5) / n - 0.5);
+        wt[k] = 1.0 - fabs(off[k]);
+        wsum += wt[k];
+    }
+    for (int k = 0; k < n; k++) wt[k] /= wsum;
+}
+
+/* Level of detail for samples 2/ss pixels apart (the tent's spacing), given
+ * the texels per pixel (gl_mat3_footprint, nn/mat3.h). */
+static inline double synth_lod(double footprint, int ss)
+{
+    double f = 2.0 * footprint / ss;
+    return f <= 1.0 ? 0.0 : log2(f);
+}
+
+/* ---- photos: the texture folder (synth_textures.c) and photo sets
+ * (photo_set.c, rendered by photo_pairs.c) ------------------------------------ */
+
+/* .png, .jpg, .jpeg or .ppm (any case), and not a name that is only the extension. */
+int synth_is_image_file(const char *name);
+/* qsort comparator of char * by strcmp: names in byte order. */
+int synth_cmp_names(const void *a, const void *b);
+
+/* datasets/photo_pairs.h's photo set: n photos, their names as given (a
+ * folder's file names or a list's lines) and their mip pyramids. */
+struct photo_set {
+    int n;
+    char **names;
+    synth_texture *tex;
+};
+
 /* A seed derived from two values (gl_mix64, nn/base.h, of both). */
 uint64_t synth_seed2(uint64_t a, uint64_t b);
 

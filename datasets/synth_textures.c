@@ -1,5 +1,6 @@
 /* synth_textures.c — the texture folder of the synthetic benchmark: every
- * photo in it, in name order, through datasets/image.h. */
+ * photo in it, in name order, through datasets/image.h (which files are
+ * photos, and their order, photo_set.c's folders share). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include "datasets/image.h"
 #include "datasets/synth_private.h"
 
-static int has_image_ext(const char *name)
+int synth_is_image_file(const char *name)
 {
     const char *dot = strrchr(name, '.');
     if (!dot || dot == name) return 0;
@@ -17,7 +18,7 @@ static int has_image_ext(const char *name)
            !strcasecmp(dot, ".ppm");
 }
 
-static int cmp_names(const void *a, const void *b)
+int synth_cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -32,7 +33,7 @@ int synth_textures_load(const char *dir, synth *s)
     if (!d) return gl_error(GL_EIO, "textures %s: cannot open the folder", dir);
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
+        if (e->d_name[0] == '.' || !synth_is_image_file(e->d_name)) continue;
         if (n == SYNTH_MAX_TEXTURES) {
             rc = gl_error(GL_EINVAL, "textures %s: more than %d images", dir, SYNTH_MAX_TEXTURES);
             goto fail;
@@ -48,7 +49,7 @@ int synth_textures_load(const char *dir, synth *s)
         rc = gl_error(GL_ENOTFOUND, "textures %s: no .png, .jpg or .ppm images in the folder", dir);
         goto fail;
     }
-    qsort(names, (size_t)n, sizeof names[0], cmp_names);
+    qsort(names, (size_t)n, sizeof names[0], synth_cmp_names);
     s->tex = gl_calloc((size_t)n, sizeof *s->tex);
     if (!s->tex) {
         rc = GL_ENOMEM;

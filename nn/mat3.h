@@ -60,4 +60,27 @@ static inline void gl_mat3_apply(const double h[9], double x, double y, double *
     *v = (h[3] * x + h[4] * y + h[5]) / w;
 }
 
+/* The similarity x -> s R(theta) x + (tx, ty): scale s, rotation by theta
+ * radians, then the translation. */
+static inline void gl_mat3_similarity(double s, double theta, double tx, double ty, double out[9])
+{
+    double c = s * cos(theta), n = s * sin(theta);
+    double t[9] = { c, -n, tx, n, c, ty, 0, 0, 1 };
+    memcpy(out, t, sizeof t);
+}
+
+/* How far apart, in output units, the images of two points one unit apart
+ * near (x, y) are at the most: the longer image of the unit steps in x and y
+ * under h's Jacobian at (x, y). A renderer's texels per pixel, for picking a
+ * mip level. */
+static inline double gl_mat3_footprint(const double h[9], double x, double y)
+{
+    double w = h[6] * x + h[7] * y + h[8];
+    double u = (h[0] * x + h[1] * y + h[2]) / w, v = (h[3] * x + h[4] * y + h[5]) / w;
+    double ux = (h[0] - u * h[6]) / w, uy = (h[1] - u * h[7]) / w;
+    double vx = (h[3] - v * h[6]) / w, vy = (h[4] - v * h[7]) / w;
+    double a2 = ux * ux + vx * vx, b2 = uy * uy + vy * vy;
+    return sqrt(a2 > b2 ? a2 : b2);
+}
+
 #endif
