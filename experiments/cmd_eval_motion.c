@@ -119,42 +119,28 @@ static void jnum(FILE *f, const char *k, double v, int comma)
     else fprintf(f, "\"%s\": null%s", k, comma ? ", " : "");
 }
 
-/* A dense flow between grey frames a and b (0..255) into f (allocated). */
-typedef int (*flow_fn)(const float *a, const float *b, int w, int h, flow_field *f);
-
-static int flow_tvl1(const float *a, const float *b, int w, int h, flow_field *f)
-{
-    tvl1_config tc;
-    tvl1_config_default(&tc);
-    return tvl1_flow(a, b, w, h, &tc, f);
-}
-
-/* The flow + RANSAC rows: { row, flow }. */
+/* The flow + RANSAC rows: { row, flow method (motion/flow.h) }. */
 static const struct {
     int row;
-    flow_fn flow;
+    flow_method_fn flow;
 } flow_baselines[] = {
-    { M_TVL1, flow_tvl1 },
+    { M_TVL1, flow_method_tvl1 },
 };
 
-/* Flow + RANSAC on one pair: H, global, local and an outlier mask. */
-static int flow_ransac_pair(flow_fn flow, const uint8_t *a, const uint8_t *b, int w, int h,
+/* Flow + RANSAC on one pair (flow_baseline_rgb24 with its defaults and the
+ * given flow method): H, global, local and an outlier mask (1 where the
+ * local flow is not zero, i.e. off the homography's inliers). */
+static int flow_ransac_pair(flow_method_fn flow, const uint8_t *a, const uint8_t *b, int w, int h,
                             double H[9], float *glob, float *local, float *mask)
 {
     const size_t hw = (size_t)w * h;
-    float *ga = gl_malloc(sizeof(float) * hw * 2);
-    flow_field f = { 0 }, g = { 0 }, l = { 0 };
-    int rc = GL_ENOMEM;
-    if (!ga) return rc;
-    if ((rc = flow_gray_from_rgb24(a, w, h, ga)) < 0 || (rc = flow_gray_from_rgb24(b, w, h, ga + hw)) < 0)
-        goto fail;
-    if ((rc = flow_field_new(&f, w, h)) < 0 || (rc = flow_field_new(&g, w, h)) < 0 ||
-        (rc = flow_field_new(&l, w, h)) < 0)
-        goto fail;
-    if ((rc = flow(ga, ga + hw, w, h, &f)) < 0) goto fail;
-    homography_ransac_config rc_;
-    homography_ransac_config_default(&rc_);
-    if ((rc = flow_minus_homography(&f, 2, &rc_, 1, H, &g, &l)) < 0) goto fail;
+    flow_field g = { 0 }, l = { 0 };
+    flow_baseline_config c;
+    flow_baseline_config_default(&c);
+    c.method = flow;
+    int rc;
+    if ((rc = flow_field_new(&g, w, h)) < 0 || (rc = flow_field_new(&l, w, h)) < 0) goto fail;
+    if ((rc = flow_baseline_rgb24(a, b, w, h, &c, H, NULL, &g, &l)) < 0) goto fail;
     for (size_t p = 0; p < hw; p++) {
         glob[p] = g.u[p];
         glob[hw + p] = g.v[p];
@@ -163,10 +149,8 @@ static int flow_ransac_pair(flow_fn flow, const uint8_t *a, const uint8_t *b, in
         mask[p] = (l.u[p] != 0 || l.v[p] != 0) ? 1.0f : 0.0f;
     }
 fail:
-    flow_field_free(&f);
     flow_field_free(&g);
     flow_field_free(&l);
-    gl_free(ga);
     return rc;
 }
 
