@@ -319,6 +319,7 @@ int cli_parse(const cli_spec *s, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) break;
+        if (!is_option(a) && s->cmd_at) break; /* the subcommand's own --help */
         if (!is_option(a)) continue;
         if (is_help(a)) {
             cli_help(s, stdout);
@@ -328,18 +329,23 @@ int cli_parse(const cli_spec *s, int argc, char **argv)
         const cli_opt *o = find_option(s, a, eq ? (size_t)(eq - a) : strlen(a));
         if (o && takes_value(o) && !eq) i++;
     }
-    for (cli_opt *o = s->opts; o->kind != CLI_K_END; o++) o->count = 0;
+    for (cli_opt *o = s->opts; o->kind != CLI_K_END; o++) o->count = o->last = 0;
     int n = 0;
     if (s->rest) *s->rest = argc;
+    if (s->cmd_at) *s->cmd_at = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--") && (s->rest || s->cmd_at)) {
+            *(s->rest ? s->rest : s->cmd_at) = i + 1;
+            break;
+        }
         if (!strcmp(a, "--")) {
-            if (s->rest) {
-                *s->rest = i + 1;
-                break;
-            }
             for (i++; i < argc; i++)
                 if (positional(s, argv[i], &n) < 0) return CLI_USAGE;
+            break;
+        }
+        if (!is_option(a) && s->cmd_at) {
+            *s->cmd_at = i;
             break;
         }
         if (!is_option(a)) {
@@ -353,6 +359,7 @@ int cli_parse(const cli_spec *s, int argc, char **argv)
         char name[128];
         snprintf(name, sizeof name, "%.*s", (int)len, a);
         const char *v = NULL;
+        const int at = i;
         if (takes_value(o)) {
             if (eq) {
                 v = eq + 1;
@@ -368,6 +375,7 @@ int cli_parse(const cli_spec *s, int argc, char **argv)
         }
         if (store(s, o, name, v) < 0) return CLI_USAGE;
         o->count++;
+        o->last = at;
     }
     for (const cli_opt *o = s->opts; o->kind != CLI_K_END; o++)
         if (o->required && !o->count) {
@@ -491,7 +499,8 @@ static void usage_lines(const cli_spec *s, FILE *f)
         int first = 1;
         while (*p) {
             size_t k = strcspn(p, "\n");
-            fprintf(f, "%s glocal %s %.*s\n", first ? "usage:" : "      ", s->cmd, (int)k, p);
+            fprintf(f, "%s glocal%s%s %.*s\n", first ? "usage:" : "      ", s->cmd[0] ? " " : "", s->cmd,
+                    (int)k, p);
             first = 0;
             p += k;
             if (*p) p++;
@@ -499,7 +508,7 @@ static void usage_lines(const cli_spec *s, FILE *f)
         return;
     }
     int others = 0;
-    fprintf(f, "usage: glocal %s", s->cmd);
+    fprintf(f, "usage: glocal%s%s", s->cmd[0] ? " " : "", s->cmd);
     for (const cli_opt *o = s->opts; o->kind != CLI_K_END; o++) {
         if (o->kind == CLI_K_SECTION) continue;
         if (!o->required) {
@@ -565,51 +574,6 @@ void cli_help(const cli_spec *s, FILE *f)
     put_wrapped(f, "print this help and exit", col);
     fputc('\n', f);
     if (s->epilog) fprintf(f, "\n%s%s", s->epilog, s->epilog[strlen(s->epilog) - 1] == '\n' ? "" : "\n");
-}
-
-int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        cli_usage_error(cmd, "%s expects a whole number in [%ld, %ld], got '%s'", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
-        cli_usage_error(cmd, "%s expects a number, got '%s'", opt, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_parse_size(const char *cmd, const char *opt, const char *s, const char *order,
-                   int *a, int *b)
-{
-    long x, y;
-    char *end;
-    x = strtol(s, &end, 10);
-    if (end == s || (*end != 'x' && *end != 'X')) goto bad;
-    const char *t = end + 1;
-    y = strtol(t, &end, 10);
-    if (end == t || *end || x <= 0 || y <= 0 || x > 65536 || y > 65536) goto bad;
-    *a = (int)x;
-    *b = (int)y;
-    return 0;
-bad:
-    cli_usage_error(cmd, "%s expects %s, got '%s'", opt,
-                    strcmp(order, "hw") == 0 ? "HxW (e.g. 128x128)" : "WxH (e.g. 320x240)", s);
-    return -1;
 }
 
 static void fmt_secs(char *buf, size_t n, double s)

@@ -75,7 +75,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  *     is kept).
  *   - An argument that does not start with '-' (or is "-" alone) is
  *     positional, wherever it stands; after `--` every argument is positional,
- *     unless spec.rest is set: then `--` ends parsing (launch passes the rest on).
+ *     unless spec.rest is set: then `--` ends parsing (launch passes the rest on),
+ *     or spec.cmd_at: then the first positional ends it (main's global options
+ *     stop at the subcommand, whose own options, --help included, are its own).
  *   - Errors print "glocal CMD: <what>\nTry 'glocal CMD --help'." and
  *     cli_parse returns CLI_USAGE. They name the option, the value and what
  *     was expected: "option '--size': '12x' is not WxH (e.g. 224x224)",
@@ -135,10 +137,12 @@ typedef struct {
                                 number outside its range unless .def says one */
     int required;            /* an error when not given; help says "required" */
     int count;               /* out: how many times it was given */
+    int last;                /* out: argv index of its last occurrence, 0 if not given
+                                (which of two options came last: --synth, --dataset) */
 } cli_opt;
 
 typedef struct {
-    const char *cmd;         /* the subcommand: messages and help say "glocal CMD" */
+    const char *cmd;         /* the subcommand: messages and help say "glocal CMD" ("": glocal) */
     const char *usage;       /* usage line(s) after "glocal CMD ", '\n' between forms;
                                 NULL: the required options, [options] and .args */
     const char *about;       /* what the command does: printed after the usage line */
@@ -150,6 +154,10 @@ typedef struct {
     int *nargs;              /* how many were given */
     int *rest;               /* non-NULL: `--` ends the options; *rest = the index in argv of
                                 the argument after it (argc without one) */
+    int *cmd_at;             /* non-NULL: the first argument that is not an option (or the
+                                one after `--`) ends parsing: *cmd_at = its index in argv,
+                                argc without one. What follows is not looked at, not even
+                                --help (glocal's global options before the subcommand) */
 } cli_spec;
 
 enum { CLI_PARSED = -1 };
@@ -194,15 +202,6 @@ void cli_help(const cli_spec *spec, FILE *f);
     { .kind = CLI_K_CALL, .name = (name_), .call = (fn), .ptr = (ctx),               \
       .meta = (meta_), .help = (help_), __VA_ARGS__ }
 #define CLI_END { .kind = CLI_K_END }
-
-/* The commands not yet on cli_parse (train-motion, extract, run, eval-motion)
- * still use these. Parse a whole number / real number for option `opt`; on
- * error print and return -1 (caller returns CLI_USAGE). */
-int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
-int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
-/* "WxH" or "HxW" per `order` ("wh"/"hw") → two positive ints. */
-int cli_parse_size(const char *cmd, const char *opt, const char *s, const char *order,
-                   int *a, int *b);
 
 /* A progress line on stderr: redrawn in place on a TTY, a plain line every
  * `plain_every` seconds otherwise. */

@@ -15,48 +15,6 @@
 GLOCAL_COMMAND(eval_motion, "eval-motion",
                "evaluate GLOCAL motion (and TV-L1 + RANSAC) against synthetic or photo-pair ground truth")
 
-static void help(void)
-{
-    printf("usage: glocal eval-motion [--model M] (--dataset SYNTH_DIR | --synth | --photos DIR) [options]\n"
-           "       glocal eval-motion --dhe DIR [options]   (= glocal eval-dhe DIR: the CA-UDHN\n"
-           "                                                 homography benchmark, real videos)\n\n"
-           "Measures, per method, against the ground truth of the synthetic benchmark\n"
-           "(datasets/synth.h) or of pairs cut from photographs (datasets/photo_pairs.h): the\n"
-           "4-corner error of the homography (px; mean, median, the fraction of pairs under 1 px\n"
-           "and over 5 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
-           "the background leakage (mean |local flow| off the foreground) and the mask IoU\n"
-           "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
-           "Methods: identity (H = I, no local flow: the size of the motion), glocal (network +\n"
-           "robust refinement + LME), glocal-residual (the same, its\n"
-           "local flow before the mask), glocal-net (the network's DLT\n"
-           "homography alone), refine (robust refinement from the identity, no network) and\n"
-           "tvl1-ransac (TV-L1 flow, RANSAC homography; local = flow minus homography, mask =\n"
-           "RANSAC outliers).\n\n"
-           "  --model M             a checkpoint from glocal train-motion (without it: baselines)\n"
-           "  --dataset DIR         a folder written by glocal synth: test-list clips, their videos\n"
-           "                        and _gt.h5 ground truth\n"
-           "  --max-clips N         clips of the test list to use (default 40)\n"
-           "  --pairs-per-clip K    pairs (t, t+1) per clip, spread over it (default 4)\n"
-           "  --synth               render pairs in memory instead (no video coding)\n"
-           "  --size S  --camera C  --pairs N  --seed X   for --synth (64, 1, 200, 12345)\n"
-           "  --photos DIR          pairs cut from the photos of DIR (a folder or a list file; e.g.\n"
-           "                        DIR/test of scripts/photos): a random crop, its corners moved\n"
-           "                        within +-magnitude x S (HomographyNet), 1-2 patches of other\n"
-           "                        photos moving on their own over 10-25 %% of the frame; exact\n"
-           "                        ground truth. --size S (64), --pairs N (200), --seed X (12345)\n"
-           "                        as for --synth, and:\n"
-           "  --magnitude F         corner displacement as a fraction of S: 1/16 or 1/8, or a\n"
-           "                        number in (0, 1/4] (default 1/16); the patches' own motion\n"
-           "                        is F x S / 4 .. F x S\n"
-           "  --photo-side N        photos are downscaled to a shorter side of at most N px (512)\n"
-           "  --no-tvl1             skip the TV-L1 baseline (the slowest)\n"
-           "  --no-refine           glocal without the robust refinement\n"
-           "  --lme-local           glocal's local flow and mask from the LME alone (default:\n"
-           "                        TV-L1 on the aligned pair, gated by the LME mask; glocal.h)\n"
-           "  --batch B             pairs per network batch (default 32)\n"
-           "  --json                print one JSON object with every number as the last line\n");
-}
-
 /* Rows, in the order of the table. The flow + RANSAC baselines share one path
  * (flow_ransac_pair, flow_baselines below): a dis-ransac row goes in after
  * M_TVL1, with its flow function in flow_baselines. */
@@ -154,206 +112,287 @@ fail:
     return rc;
 }
 
-int cmd_eval_dhe(int argc, char **argv);
+/* What the options set. */
+typedef struct {
+    const char *model, *dataset, *photos, *dhe;
+    int synth, json, tvl1, refine, local_tvl1;
+    long max_clips, ppc, size, pairs, seed, batch, photo_side;
+    double camera, magnitude;
+} evm_options;
 
-int cmd_eval_motion(int argc, char **argv)
+/* --magnitude: "1/16" or a number, in (0, 1/4]. */
+static int parse_magnitude(void *ctx, const char *v, char *why, size_t n)
 {
-    /* `eval-motion --dhe DIR ...` is `eval-dhe DIR ...` (the CA-UDHN protocol) */
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--dhe")) {
-            char *av[argc];
-            int n = 0;
-            av[n++] = "eval-dhe";
-            av[n++] = argv[i + 1];
-            for (int j = 1; j < argc; j++)
-                if (j != i && j != i + 1) av[n++] = argv[j];
-            return cmd_eval_dhe(n, av);
-        }
-    const char *cmd = "eval-motion";
-    const char *model = NULL, *dataset = NULL, *photos = NULL;
-    int synth = 0, json = 0, tvl1 = 1, refine = 1, local_tvl1 = 1;
-    long max_clips = 40, ppc = 4, size = 64, pairs = 200, seed = 12345, batch = 32, photo_side = 512;
-    double camera = 1.0, magnitude = 1.0 / 16;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return CLI_OK; }
-        if (!strcmp(a, "--synth")) { synth = 1; continue; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--no-tvl1")) { tvl1 = 0; continue; }
-        if (!strcmp(a, "--no-refine")) { refine = 0; continue; }
-        if (!strcmp(a, "--lme-local")) { local_tvl1 = 0; continue; }
-        if (!v) return cli_usage_error(cmd, "option '%s' needs a value (or is unknown)", a);
-        i++;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--dataset")) dataset = v;
-        else if (!strcmp(a, "--photos")) photos = v;
-        else if (!strcmp(a, "--magnitude")) {
-            /* "1/16" or a number */
-            const char *sl = strchr(v, '/');
-            double num, den = 1;
-            if (sl) {
-                char nb[64];
-                snprintf(nb, sizeof nb, "%.*s", (int)(sl - v), v);
-                if (cli_parse_double(cmd, a, nb, &num) < 0 || cli_parse_double(cmd, a, sl + 1, &den) < 0)
-                    return CLI_USAGE;
-            } else if (cli_parse_double(cmd, a, v, &num) < 0) {
-                return CLI_USAGE;
-            }
-            magnitude = den != 0 ? num / den : -1;
-            if (!(magnitude > 0 && magnitude <= 0.25))
-                return cli_usage_error(cmd, "--magnitude expects a fraction of the size in (0, 1/4] "
-                                       "(e.g. 1/16 or 0.125), got '%s'", v);
-        }
-        else if (!strcmp(a, "--photo-side")) { if (cli_parse_int(cmd, a, v, 16, 8192, &photo_side) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--max-clips")) { if (cli_parse_int(cmd, a, v, 1, 1000000, &max_clips) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--pairs-per-clip")) { if (cli_parse_int(cmd, a, v, 1, 10000, &ppc) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--size")) { if (cli_parse_int(cmd, a, v, 16, 4096, &size) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--camera")) { if (cli_parse_double(cmd, a, v, &camera) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--pairs")) { if (cli_parse_int(cmd, a, v, 1, 1000000, &pairs) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--seed")) { if (cli_parse_int(cmd, a, v, 0, 0x7fffffffL, &seed) < 0) return CLI_USAGE; }
-        else if (!strcmp(a, "--batch")) { if (cli_parse_int(cmd, a, v, 1, 4096, &batch) < 0) return CLI_USAGE; }
-        else return cli_usage_error(cmd, "unknown option '%s'", a);
+    char *end;
+    double num = strtod(v, &end), den = 1;
+    int ok = end != v && isfinite(num);
+    if (ok && *end == '/') {
+        const char *d = end + 1;
+        den = strtod(d, &end);
+        ok = end != d && isfinite(den);
     }
-    if (!synth + !dataset + !photos != 2)
+    double m = den != 0 ? num / den : -1;
+    if (!ok || *end || !(m > 0 && m <= 0.25))
+        return snprintf(why, n, "'%s' is not a fraction of the size in (0, 1/4] (e.g. 1/16 or 0.125)", v), -1;
+    *(double *)ctx = m;
+    return 0;
+}
+
+/* The option table and the checks it cannot express. Returns CLI_PARSED or
+ * the exit status. */
+static int parse_options(evm_options *o, int argc, char **argv)
+{
+    const char *cmd = "eval-motion";
+    *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
+                        .pairs = 200, .seed = 12345, .batch = 32, .photo_side = 512, .camera = 1.0,
+                        .magnitude = 1.0 / 16 };
+    cli_opt opts[] = {
+        CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
+        CLI_SECTION("Synthetic clips"),
+        CLI_STR("--dataset", &o->dataset, "DIR",
+                "a folder written by glocal synth: test-list clips, their videos and _gt.h5 ground truth"),
+        CLI_NUM("--max-clips", &o->max_clips, 1, 1000000, "N", "clips of the test list to use"),
+        CLI_NUM("--pairs-per-clip", &o->ppc, 1, 10000, "K", "pairs (t, t+1) per clip, spread over it"),
+        CLI_SECTION("Synthetic pairs rendered in memory (no video coding)"),
+        CLI_FLAG("--synth", &o->synth, "render the pairs of --size, --camera, --pairs and --seed"),
+        CLI_NUM("--camera", &o->camera, -INFINITY, INFINITY, "C", "camera strength, corners move C*S/16 px"),
+        CLI_SECTION("Pairs cut from photos (--size, --pairs and --seed too)"),
+        CLI_STR("--photos", &o->photos, "DIR",
+                "the photos of DIR (a folder or a list file; e.g. DIR/test of scripts/photos): a random "
+                "crop, its corners moved within +-magnitude x S (HomographyNet), 1-2 patches of other photos "
+                "moving on their own over 10-25 % of the frame; exact ground truth"),
+        CLI_CALL("--magnitude", parse_magnitude, &o->magnitude, "F",
+                 "corner displacement as a fraction of S: 1/16 or 1/8, or a number in (0, 1/4]; the "
+                 "patches' own motion is F x S / 4 .. F x S", .def = "1/16"),
+        CLI_NUM("--photo-side", &o->photo_side, 16, 8192, "N",
+                "photos are downscaled to a shorter side of at most N px"),
+        CLI_SECTION("Pairs of --synth and --photos"),
+        CLI_NUM("--size", &o->size, 16, 4096, "S", "S x S frames, even with --photos"),
+        CLI_NUM("--pairs", &o->pairs, 1, 1000000, "N", "pairs"),
+        CLI_NUM("--seed", &o->seed, 0, 0x7fffffffL, "X", "seed of the pairs"),
+        CLI_SECTION("Methods and output"),
+        CLI_NOFLAG("--no-tvl1", &o->tvl1, "skip the TV-L1 baseline (the slowest)"),
+        CLI_NOFLAG("--no-refine", &o->refine, "glocal without the robust refinement"),
+        CLI_NOFLAG("--lme-local", &o->local_tvl1,
+                   "glocal's local flow and mask from the LME alone (default: TV-L1 on the aligned pair, "
+                   "gated by the LME mask; glocal.h)"),
+        CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
+        CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
+        CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
+                "benchmark, real videos"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts,
+        .usage = "[--model M] (--dataset SYNTH_DIR | --synth | --photos DIR) [options]\n"
+                 "--dhe DIR [options]   (= glocal eval-dhe DIR)",
+        .about = "Measures, per method, against the ground truth of the synthetic benchmark\n"
+                 "(datasets/synth.h) or of pairs cut from photographs (datasets/photo_pairs.h): the\n"
+                 "4-corner error of the homography (px; mean, median, the fraction of pairs under 1 px\n"
+                 "and over 5 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
+                 "the background leakage (mean |local flow| off the foreground) and the mask IoU\n"
+                 "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
+                 "Methods: identity (H = I, no local flow: the size of the motion), glocal (network +\n"
+                 "robust refinement + LME), glocal-residual (the same, its local flow before the\n"
+                 "mask), glocal-net (the network's DLT homography alone), refine (robust refinement\n"
+                 "from the identity, no network) and tvl1-ransac (TV-L1 flow, RANSAC homography;\n"
+                 "local = flow minus homography, mask = RANSAC outliers).\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (!o->synth + !o->dataset + !o->photos != 2)
         return cli_usage_error(cmd, "give one of --dataset SYNTH_DIR, --synth and --photos DIR");
-    if (photos && (size & 1)) return cli_usage_error(cmd, "--size must be even with --photos, got %ld", size);
-    int code = CLI_FAIL, rc;
-    glocal_model *m = NULL;
-    motion_pairs P = { 0 };
+    if (o->photos && (o->size & 1)) return cli_usage_error(cmd, "--size must be even with --photos, got %ld", o->size);
+    return CLI_PARSED;
+}
+
+/* The evaluation pairs of the options. */
+static int load_pairs(motion_pairs *P, const evm_options *o)
+{
+    if (o->synth) {
+        synth_config sc = synth_config_default();
+        sc.width = sc.height = (int)o->size;
+        sc.camera = o->camera;
+        return motion_pairs_synth(P, &sc, (int)o->pairs, (uint64_t)o->seed);
+    }
+    if (o->photos) {
+        photo_pairs_config pc = photo_pairs_config_benchmark((int)o->size, o->magnitude, (uint64_t)o->seed);
+        return motion_pairs_photos(P, o->photos, (int)o->photo_side, &pc, (int)o->pairs);
+    }
+    return motion_pairs_synth_dir(P, o->dataset, (int)o->max_clips, (int)o->ppc);
+}
+
+/* One batch of pairs i0 .. i0+n-1 (pa, pb: their frames): where the method
+ * ran, the output and the pairs' ground truth. */
+typedef struct {
+    const evm_options *o;
+    glocal_model *m;
+    const motion_pairs *P;
+    int i0, n;
+    const uint8_t **pa, **pb;
+    float *tg;            /* 5 planes of W x H: a flow baseline's global, local, mask */
+    const float *zero;    /* 2 planes of zeros: identity's global and local flow */
+    acc *A;
+} evm_batch;
+
+static const char *cmd_name = "eval-motion";
+
+/* The network rows (glocal, glocal-residual, glocal-net) and refine:
+ * glocal_infer on the batch. Prints a failure; returns its code. */
+static int rows_infer(const evm_batch *b)
+{
+    const int W = b->P->width, H = b->P->height;
+    const size_t hw = (size_t)W * H;
     glocal_result r = { 0 };
-    acc A[M_N];
-    memset(A, 0, sizeof A);
-    float *tg = NULL, *zero = NULL;
-    if (model && (rc = glocal_model_load(&m, model, NULL)) < 0) {
-        cli_fail(cmd, rc, "cannot load the model %s", model);
+    int rc = 0;
+    for (int k = 0; k < M_N && rc == 0; k++) {
+        if ((k == M_GLOCAL || k == M_RESID || k == M_NET) && !b->m) continue;
+        if (k == M_IDENT || k == M_TVL1 || (k == M_RESID && !b->o->local_tvl1)) continue;
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.use_network = k != M_REFINE;
+        o.lme = k == M_GLOCAL || k == M_RESID;
+        o.refine = k == M_REFINE || (o.lme && b->o->refine);
+        o.local_tvl1 = o.lme && b->o->local_tvl1;
+        o.local_gate = k != M_RESID;
+        double t0 = gl_now();
+        if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {
+            cli_fail(cmd_name, rc, "%s failed", mname[k]);
+            break;
+        }
+        b->A[k].secs += gl_now() - t0;
+        for (int j = 0; j < b->n; j++) {
+            size_t q = (size_t)(b->i0 + j);
+            const motion_pairs *P = b->P;
+            glocal_pair_metrics pm;
+            rc = glocal_metrics_pair(r.homography + 9 * j, P->homography + 9 * q, r.global_flow + j * 2 * hw,
+                                     P->global_flow + q * 2 * hw, o.lme ? r.local_flow + j * 2 * hw : NULL,
+                                     P->local_flow + q * 2 * hw, o.lme ? r.mask + j * hw : NULL,
+                                     P->mask + q * hw, W, H, &pm);
+            if (rc < 0) {
+                cli_fail(cmd_name, rc, "metrics");
+                break;
+            }
+            add(&b->A[k], &pm);
+        }
+        glocal_result_free(&r);
+    }
+    glocal_result_free(&r);
+    return rc;
+}
+
+/* identity: H = I, global and local flow 0, no mask. */
+static int row_identity(const evm_batch *b)
+{
+    const motion_pairs *P = b->P;
+    const int W = P->width, H = P->height;
+    const size_t hw = (size_t)W * H;
+    const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    for (int j = 0; j < b->n; j++) {
+        size_t q = (size_t)(b->i0 + j);
+        glocal_pair_metrics pm;
+        int rc = glocal_metrics_pair(I, P->homography + 9 * q, b->zero, P->global_flow + q * 2 * hw, b->zero,
+                                     P->local_flow + q * 2 * hw, NULL, P->mask + q * hw, W, H, &pm);
+        if (rc < 0) return cli_fail(cmd_name, rc, "metrics"), rc;
+        add(&b->A[M_IDENT], &pm);
+    }
+    return 0;
+}
+
+/* The flow + RANSAC rows, pair by pair. */
+static int rows_flow(const evm_batch *b)
+{
+    const motion_pairs *P = b->P;
+    const int W = P->width, H = P->height;
+    const size_t hw = (size_t)W * H;
+    float *tg = b->tg;
+    for (size_t fb = 0; fb < sizeof flow_baselines / sizeof *flow_baselines; fb++) {
+        int k = flow_baselines[fb].row;
+        if (k == M_TVL1 && !b->o->tvl1) continue;
+        for (int j = 0; j < b->n; j++) {
+            size_t q = (size_t)(b->i0 + j);
+            double Hh[9], t0 = gl_now();
+            int rc = flow_ransac_pair(flow_baselines[fb].flow, b->pa[j], b->pb[j], W, H, Hh, tg, tg + 2 * hw,
+                                      tg + 4 * hw);
+            if (rc < 0) return cli_fail(cmd_name, rc, "%s failed on pair %zu", mname[k], q), rc;
+            b->A[k].secs += gl_now() - t0;
+            glocal_pair_metrics pm;
+            if ((rc = glocal_metrics_pair(Hh, P->homography + 9 * q, tg, P->global_flow + q * 2 * hw, tg + 2 * hw,
+                                          P->local_flow + q * 2 * hw, tg + 4 * hw, P->mask + q * hw, W, H,
+                                          &pm)) < 0)
+                return cli_fail(cmd_name, rc, "metrics"), rc;
+            add(&b->A[k], &pm);
+        }
+    }
+    return 0;
+}
+
+/* Every method on every pair, a batch at a time, with a progress line.
+ * Prints a failure; returns its code. */
+static int evaluate(const evm_options *o, glocal_model *m, const motion_pairs *P, acc *A)
+{
+    const int N = P->n, batch = (int)o->batch;
+    const size_t hw = (size_t)P->width * P->height;
+    float *tg = gl_malloc(sizeof(float) * 5 * hw);
+    float *zero = gl_calloc(2 * hw, sizeof(float));
+    const uint8_t **pa = gl_malloc(sizeof *pa * 2 * (size_t)batch);
+    int rc = 0;
+    if (!tg || !zero || !pa) {
+        rc = GL_ENOMEM;
+        cli_fail(cmd_name, rc, "out of memory");
         goto done;
     }
-    if (synth) {
-        synth_config sc = synth_config_default();
-        sc.width = sc.height = (int)size;
-        sc.camera = camera;
-        rc = motion_pairs_synth(&P, &sc, (int)pairs, (uint64_t)seed);
-    } else if (photos) {
-        photo_pairs_config pc = photo_pairs_config_benchmark((int)size, magnitude, (uint64_t)seed);
-        rc = motion_pairs_photos(&P, photos, (int)photo_side, &pc, (int)pairs);
-    } else {
-        rc = motion_pairs_synth_dir(&P, dataset, (int)max_clips, (int)ppc);
-    }
-    if (rc < 0) { cli_fail(cmd, rc, "cannot load the evaluation pairs"); goto done; }
-    const int W = P.width, H = P.height, N = P.n;
-    const size_t hw = (size_t)W * H;
-    for (int k = 0; k < M_N; k++) {
-        A[k].corner = gl_calloc(N, sizeof(double));
-        if (!A[k].corner) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
-    }
-    tg = gl_malloc(sizeof(float) * 5 * hw);
-    zero = gl_calloc(2 * hw, sizeof(float)); /* identity's global and local flow */
-    if (!tg || !zero) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
-    const uint8_t **pa = gl_malloc(sizeof *pa * 2 * batch);
-    if (!pa) { cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
-    const uint8_t **pb = pa + batch;
+    evm_batch b = { .o = o, .m = m, .P = P, .pa = pa, .pb = pa + batch, .tg = tg, .zero = zero, .A = A };
     cli_progress pr;
     cli_progress_start(&pr, "evaluating", N);
-    for (int i0 = 0; i0 < N; i0 += (int)batch) {
-        int n = N - i0 < batch ? N - i0 : (int)batch;
-        for (int j = 0; j < n; j++) {
-            pa[j] = P.a + (size_t)(i0 + j) * hw * 3;
-            pb[j] = P.b + (size_t)(i0 + j) * hw * 3;
+    for (b.i0 = 0; b.i0 < N; b.i0 += batch) {
+        b.n = N - b.i0 < batch ? N - b.i0 : batch;
+        for (int j = 0; j < b.n; j++) {
+            pa[j] = P->a + (size_t)(b.i0 + j) * hw * 3;
+            b.pb[j] = P->b + (size_t)(b.i0 + j) * hw * 3;
         }
-        for (int k = 0; k < M_N; k++) {
-            if ((k == M_GLOCAL || k == M_RESID || k == M_NET) && !m) continue;
-            if (k == M_IDENT || k == M_TVL1 || (k == M_RESID && !local_tvl1)) continue;
-            glocal_infer_options o;
-            glocal_infer_options_default(&o);
-            o.use_network = k != M_REFINE;
-            o.lme = k == M_GLOCAL || k == M_RESID;
-            o.refine = k == M_REFINE || (o.lme && refine);
-            o.local_tvl1 = o.lme && local_tvl1;
-            o.local_gate = k != M_RESID;
-            double t0 = gl_now();
-            if ((rc = glocal_infer(k == M_REFINE ? NULL : m, pa, pb, n, W, H, &o, &r)) < 0) {
-                gl_free((void *)pa);
-                cli_fail(cmd, rc, "%s failed", mname[k]);
-                goto done;
-            }
-            A[k].secs += gl_now() - t0;
-            for (int j = 0; j < n; j++) {
-                size_t q = (size_t)(i0 + j);
-                glocal_pair_metrics pm;
-                rc = glocal_metrics_pair(r.homography + 9 * j, P.homography + 9 * q,
-                                         r.global_flow + j * 2 * hw, P.global_flow + q * 2 * hw,
-                                         o.lme ? r.local_flow + j * 2 * hw : NULL,
-                                         P.local_flow + q * 2 * hw, o.lme ? r.mask + j * hw : NULL,
-                                         P.mask + q * hw, W, H, &pm);
-                if (rc < 0) { gl_free((void *)pa); cli_fail(cmd, rc, "metrics"); goto done; }
-                add(&A[k], &pm);
-            }
-            glocal_result_free(&r);
-        }
-        /* identity: H = I, global and local flow 0, no mask */
-        for (int j = 0; j < n; j++) {
-            size_t q = (size_t)(i0 + j);
-            const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
-            glocal_pair_metrics pm;
-            if ((rc = glocal_metrics_pair(I, P.homography + 9 * q, zero, P.global_flow + q * 2 * hw, zero,
-                                          P.local_flow + q * 2 * hw, NULL, P.mask + q * hw, W, H, &pm)) < 0) {
-                gl_free((void *)pa);
-                cli_fail(cmd, rc, "metrics");
-                goto done;
-            }
-            add(&A[M_IDENT], &pm);
-        }
-        for (size_t fb = 0; fb < sizeof flow_baselines / sizeof *flow_baselines; fb++) {
-            int k = flow_baselines[fb].row;
-            if (k == M_TVL1 && !tvl1) continue;
-            for (int j = 0; j < n; j++) {
-                size_t q = (size_t)(i0 + j);
-                double Hh[9], t0 = gl_now();
-                if ((rc = flow_ransac_pair(flow_baselines[fb].flow, pa[j], pb[j], W, H, Hh, tg, tg + 2 * hw,
-                                           tg + 4 * hw)) < 0) {
-                    gl_free((void *)pa);
-                    cli_fail(cmd, rc, "%s failed on pair %zu", mname[k], q);
-                    goto done;
-                }
-                A[k].secs += gl_now() - t0;
-                glocal_pair_metrics pm;
-                if ((rc = glocal_metrics_pair(Hh, P.homography + 9 * q, tg, P.global_flow + q * 2 * hw,
-                                              tg + 2 * hw, P.local_flow + q * 2 * hw, tg + 4 * hw,
-                                              P.mask + q * hw, W, H, &pm)) < 0) {
-                    gl_free((void *)pa);
-                    cli_fail(cmd, rc, "metrics");
-                    goto done;
-                }
-                add(&A[k], &pm);
-            }
-        }
-        cli_progress_update(&pr, i0 + n, NULL);
+        if ((rc = rows_infer(&b)) < 0 || (rc = row_identity(&b)) < 0 || (rc = rows_flow(&b)) < 0) goto done;
+        cli_progress_update(&pr, b.i0 + b.n, NULL);
     }
     cli_progress_end(&pr, N, NULL);
+done:
     gl_free((void *)pa);
-    /* What a motion-based mask can reach at all: the IoU of "true local flow
-     * above 0.5 px" with the true objects (parts that barely move are lost). */
+    gl_free(zero);
+    gl_free(tg);
+    return rc;
+}
+
+/* What a motion-based mask can reach at all: the IoU of "true local flow
+ * above 0.5 px" with the true objects (parts that barely move are lost). */
+static double mask_iou_ceiling(const motion_pairs *P)
+{
+    const size_t hw = (size_t)P->width * P->height;
     double ceil_iou = 0;
     int ceil_n = 0;
-    for (int q = 0; q < N; q++) {
+    for (int q = 0; q < P->n; q++) {
         long in = 0, un = 0;
-        const float *l = P.local_flow + (size_t)q * 2 * hw;
+        const float *l = P->local_flow + (size_t)q * 2 * hw;
         for (size_t p = 0; p < hw; p++) {
-            int g = P.mask[(size_t)q * hw + p] != 0, e = hypot(l[p], l[hw + p]) > 0.5;
+            int g = P->mask[(size_t)q * hw + p] != 0, e = hypot(l[p], l[hw + p]) > 0.5;
             in += g && e;
             un += g || e;
         }
         if (un) { ceil_iou += (double)in / un; ceil_n++; }
     }
-    ceil_iou = ceil_n ? ceil_iou / ceil_n : NAN;
+    return ceil_n ? ceil_iou / ceil_n : NAN;
+}
+
+/* The table, and with --json the JSON line. */
+static void print_results(const evm_options *o, const motion_pairs *P, acc *A, double ceil_iou)
+{
+    const int N = P->n, W = P->width, H = P->height;
     summary S[M_N];
     for (int k = 0; k < M_N; k++) S[k] = summarise(&A[k]);
-    if (photos)
+    if (o->photos)
         printf("%d pairs, %dx%d (photos %s: corners moved within +-%.3g px = %.4g x %d, seed %ld)\n", N, W,
-               H, photos, magnitude * size, magnitude, (int)size, seed);
+               H, o->photos, o->magnitude * o->size, o->magnitude, (int)o->size, o->seed);
     else
-        printf("%d pairs, %dx%d (%s)\n", N, W, H, synth ? "synthetic, rendered" : dataset);
+        printf("%d pairs, %dx%d (%s)\n", N, W, H, o->synth ? "synthetic, rendered" : o->dataset);
     printf("%-15s %9s %9s %7s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
            ">5px", "globEPE", "localEPEfg", "leakage", "IoU", "IoUall", "ms/pair");
     for (int k = 0; k < M_N; k++) {
@@ -364,42 +403,89 @@ int cmd_eval_motion(int argc, char **argv)
     }
     printf("mask IoU of the true local flow thresholded at 0.5 px (a motion-based mask's ceiling): %.3f\n",
            ceil_iou);
-    if (json) {
-        printf("{\"pairs\": %d, \"width\": %d, \"height\": %d, \"source\": \"%s\", ", N, W, H,
-               synth ? "synth" : photos ? "photos" : "dataset");
-        if (photos) {
-            jnum(stdout, "magnitude", magnitude, 1);
-            jnum(stdout, "corner_px", magnitude * size, 1);
-            printf("\"seed\": %ld, ", seed);
-        }
-        printf("\"methods\": {");
-        int first = 1;
-        for (int k = 0; k < M_N; k++) {
-            if (!A[k].n) continue;
-            printf("%s\"%s\": {", first ? "" : ", ", mname[k]);
-            first = 0;
-            jnum(stdout, "corner_mean", S[k].mean, 1);
-            jnum(stdout, "corner_median", S[k].median, 1);
-            jnum(stdout, "corner_under_1px", S[k].under1, 1);
-            jnum(stdout, "corner_over_5px", S[k].over5, 1);
-            jnum(stdout, "global_epe", S[k].epe, 1);
-            jnum(stdout, "local_epe_fg", S[k].lfg, 1);
-            jnum(stdout, "leakage", S[k].leak, 1);
-            jnum(stdout, "mask_iou", S[k].iou, 1);
-            jnum(stdout, "mask_iou_pooled", S[k].iou_pooled, 1);
-            jnum(stdout, "ms_per_pair", S[k].ms, 0);
-            printf("}");
-        }
-        printf("}, ");
-        jnum(stdout, "mask_iou_ceiling", ceil_iou, 0);
-        printf("}\n");
+    if (!o->json) return;
+    printf("{\"pairs\": %d, \"width\": %d, \"height\": %d, \"source\": \"%s\", ", N, W, H,
+           o->synth ? "synth" : o->photos ? "photos" : "dataset");
+    if (o->photos) {
+        jnum(stdout, "magnitude", o->magnitude, 1);
+        jnum(stdout, "corner_px", o->magnitude * o->size, 1);
+        printf("\"seed\": %ld, ", o->seed);
     }
+    printf("\"methods\": {");
+    int first = 1;
+    for (int k = 0; k < M_N; k++) {
+        if (!A[k].n) continue;
+        printf("%s\"%s\": {", first ? "" : ", ", mname[k]);
+        first = 0;
+        jnum(stdout, "corner_mean", S[k].mean, 1);
+        jnum(stdout, "corner_median", S[k].median, 1);
+        jnum(stdout, "corner_under_1px", S[k].under1, 1);
+        jnum(stdout, "corner_over_5px", S[k].over5, 1);
+        jnum(stdout, "global_epe", S[k].epe, 1);
+        jnum(stdout, "local_epe_fg", S[k].lfg, 1);
+        jnum(stdout, "leakage", S[k].leak, 1);
+        jnum(stdout, "mask_iou", S[k].iou, 1);
+        jnum(stdout, "mask_iou_pooled", S[k].iou_pooled, 1);
+        jnum(stdout, "ms_per_pair", S[k].ms, 0);
+        printf("}");
+    }
+    printf("}, ");
+    jnum(stdout, "mask_iou_ceiling", ceil_iou, 0);
+    printf("}\n");
+}
+
+int cmd_eval_dhe(int argc, char **argv);
+
+/* `eval-motion --dhe DIR ...` (or --dhe=DIR) is `eval-dhe DIR ...` with the
+ * other arguments (the CA-UDHN protocol): -1 when there is no --dhe. */
+static int forward_dhe(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        int eq = !strncmp(argv[i], "--dhe=", 6);
+        if (!eq && (strcmp(argv[i], "--dhe") || i + 1 >= argc)) continue;
+        char *av[argc + 1];
+        int n = 0;
+        av[n++] = "eval-dhe";
+        av[n++] = eq ? argv[i] + 6 : argv[i + 1];
+        for (int j = 1; j < argc; j++)
+            if (j != i && (eq || j != i + 1)) av[n++] = argv[j];
+        av[n] = NULL;
+        return cmd_eval_dhe(n, av);
+    }
+    return -1;
+}
+
+int cmd_eval_motion(int argc, char **argv)
+{
+    const char *cmd = cmd_name;
+    int code = forward_dhe(argc, argv);
+    if (code >= 0) return code;
+    evm_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    code = CLI_FAIL;
+    glocal_model *m = NULL;
+    motion_pairs P = { 0 };
+    acc A[M_N];
+    memset(A, 0, sizeof A);
+    if (o.model && (rc = glocal_model_load(&m, o.model, NULL)) < 0) {
+        cli_fail(cmd, rc, "cannot load the model %s", o.model);
+        goto done;
+    }
+    if ((rc = load_pairs(&P, &o)) < 0) {
+        cli_fail(cmd, rc, "cannot load the evaluation pairs");
+        goto done;
+    }
+    for (int k = 0; k < M_N; k++)
+        if (!(A[k].corner = gl_calloc(P.n, sizeof(double)))) {
+            cli_fail(cmd, GL_ENOMEM, "out of memory");
+            goto done;
+        }
+    if (evaluate(&o, m, &P, A) < 0) goto done;
+    print_results(&o, &P, A, mask_iou_ceiling(&P));
     code = CLI_OK;
 done:
     for (int k = 0; k < M_N; k++) gl_free(A[k].corner);
-    gl_free(tg);
-    gl_free(zero);
-    glocal_result_free(&r);
     motion_pairs_free(&P);
     glocal_model_free(&m);
     return code;

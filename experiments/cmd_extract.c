@@ -130,49 +130,6 @@ static int merge_shards(nn_dist *dist, const char *final_out)
     return print_cache(final_out, "", note);
 }
 
-static const char *usage =
-    "usage: glocal extract --dataset DIR [--lists DIR] [--split-file F | --split N]\n"
-    "                      --method METHOD --out CACHE.h5 [--size HxW] [--stride S]\n"
-    "                      [--shard K/N] [--workers W] [--model CKPT] [--dist-timeout S]\n"
-    "\n"
-    "Computes METHOD between frames t and t+S of every clip and stores the fields\n"
-    "in an HDF5 motion cache (schema: datasets/cache.h; `glocal cache info` shows it).\n"
-    "\n"
-    "  --dataset DIR     clips in the UCF-101 layout (DIR/Class/v_Class_gGG_cCC.avi)\n"
-    "  --lists DIR       folder of classInd.txt and the split lists (default DIR)\n"
-    "  --split N         all clips of split N (train, test and val lists; default 1)\n"
-    "  --split-file F    only the clips of list F (e.g. .../testlist01.txt)\n"
-    "  --method M        tvl1 | tvl1-minus-homography | rgbdiff\n"
-    "                    glocal-local | glocal-residual | glocal-global | glocal-mixed\n"
-    "                    (GLOCAL, needs --model; glocal-residual = the local flow before the\n"
-    "                    mask: TV-L1 on the pair aligned by GLOCAL's homography)\n"
-    "  --out CACHE.h5    the cache; rerunning the same command resumes it\n"
-    "  --size HxW        field grid: frames are resized to it (default 112x112)\n"
-    "  --stride S        frames between the two of a pair, and between pairs (default 1)\n"
-    "  --shard K/N       compute only clips i with i %% N == K (0 <= K < N); join the\n"
-    "                    shards with `glocal cache merge`\n"
-    "  --workers W       clips computed at once (default: --threads); each method call\n"
-    "                    then gets threads / W threads\n"
-    "\n"
-    "Methods: tvl1 = TV-L1 flow (IPOL defaults) on grey frames, 2 channels (u, v) in\n"
-    "pixels of the grid; tvl1-minus-homography = TV-L1 minus the RANSAC homography\n"
-    "of the flow (local motion) plus the homography per pair; rgbdiff = TSN's RGB\n"
-    "difference, 3 channels in [-1, 1], stored exactly.\n"
-    "\n"
-    "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
-    "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"
-    "(c10d) and rank 0 merges the shards into CACHE.h5. A rank that dies makes the\n"
-    "others stop at once (exit 1; finished shards are kept, rerun to resume); one\n"
-    "that hangs, after --dist-timeout seconds (default 604800: shards may differ in\n"
-    "length by hours).\n"
-    "\n"
-    "Crash safety: each finished clip is spooled in CACHE.h5.parts/ and the cache is\n"
-    "published atomically at the end; kill -9 loses only the clips in flight.\n"
-    "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
-    "Clips that cannot be read are recorded in the cache's /errors and listed at the\n"
-    "end. Exit status: 0 all clips stored, 1 some clips failed or an error, 2 usage,\n"
-    "130 interrupted.\n";
-
 /* "trainlist01.txt" -> split 1, DATASET_TRAIN. */
 static int parse_list_name(const char *file, int *split_no, dataset_split *kind)
 {
@@ -212,59 +169,111 @@ static int list_of_file(const char *file, int *split_no, int *only, char *dir, s
     return 0;
 }
 
-/* Options, then extract_run. A little over 120 lines: the option loop stays
- * as it was until the table parser replaces it. */
+/* --shard K/N: 0 <= K < N <= 100000. */
+typedef struct {
+    int k, n;
+} shard_opt;
+
+static int parse_shard(void *ctx, const char *v, char *why, size_t n)
+{
+    shard_opt *sh = ctx;
+    char *end;
+    long k = strtol(v, &end, 10), m = -1;
+    if (end != v && *end == '/') m = strtol(end + 1, &end, 10);
+    if (*end || m < 1 || m > 100000 || k < 0 || k >= m)
+        return snprintf(why, n, "'%s' is not K/N with 0 <= K < N", v), -1;
+    sh->k = (int)k;
+    sh->n = (int)m;
+    return 0;
+}
+
+/* What the options set. */
+typedef struct {
+    const char *dataset, *lists, *split_file, *method, *out, *model;
+    long split, stride, workers;
+    int height, width;
+    shard_opt shard;
+    int shard_given;
+    double dist_timeout;
+} extract_options;
+
+/* The option table and the checks it cannot express (those that need the
+ * method or the distributed environment stay in cmd_extract). Returns
+ * CLI_PARSED or the exit status. */
+static int parse_options(extract_options *o, int argc, char **argv)
+{
+    *o = (extract_options){ .stride = 1, .height = 112, .width = 112, .shard = { 0, 1 }, .dist_timeout = 604800 };
+    cli_opt opts[] = {
+        CLI_STR("--dataset", &o->dataset, "DIR", "clips in the UCF-101 layout: DIR/Class/v_Class_gGG_cCC.avi",
+                .required = 1),
+        CLI_STR("--out", &o->out, "CACHE.h5", "the cache; rerunning the same command resumes it", .required = 1),
+        CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists", .def = "DIR"),
+        CLI_NUM("--split", &o->split, 1, 99, "N", "all clips of split N: its train, test and val lists", .def = "1"),
+        CLI_STR("--split-file", &o->split_file, "F", "only the clips of list F (e.g. .../testlist01.txt)"),
+        CLI_STR("--method", &o->method, "METHOD",
+                "tvl1, tvl1-minus-homography or rgbdiff; or GLOCAL, with --model: glocal-local, "
+                "glocal-residual (the local flow before the mask: TV-L1 on the pair aligned by GLOCAL's "
+                "homography), glocal-global or glocal-mixed", .required = 1),
+        CLI_STR("--model", &o->model, "CKPT", "the checkpoint of glocal train-motion for the glocal-* methods"),
+        CLI_SIZE("--size", &o->height, &o->width, "HxW", "field grid: frames are resized to it, each side 8..4096"),
+        CLI_NUM("--stride", &o->stride, 1, 1000, "S", "frames between the two of a pair, and between pairs"),
+        CLI_CALL("--shard", parse_shard, &o->shard, "K/N",
+                 "compute only clips i with i % N == K (0 <= K < N); join the shards with `glocal cache merge`"),
+        CLI_NUM("--workers", &o->workers, 1, 256, "W",
+                "clips computed at once; each method call then gets threads / W threads", .def = "--threads"),
+        CLI_NUM("--dist-timeout", &o->dist_timeout, 0, INFINITY, "S",
+                "several ranks: how long one waits for the others, seconds", .open_lo = 1),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = "extract", .opts = opts,
+        .about = "Computes METHOD between frames t and t+S of every clip and stores the fields\n"
+                 "in an HDF5 motion cache (schema: datasets/cache.h; `glocal cache info` shows it).\n",
+        .epilog = "Methods: tvl1 = TV-L1 flow (IPOL defaults) on grey frames, 2 channels (u, v) in\n"
+                  "pixels of the grid; tvl1-minus-homography = TV-L1 minus the RANSAC homography\n"
+                  "of the flow (local motion) plus the homography per pair; rgbdiff = TSN's RGB\n"
+                  "difference, 3 channels in [-1, 1], stored exactly.\n"
+                  "\n"
+                  "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
+                  "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"
+                  "(c10d) and rank 0 merges the shards into CACHE.h5. A rank that dies makes the\n"
+                  "others stop at once (exit 1; finished shards are kept, rerun to resume); one\n"
+                  "that hangs, after --dist-timeout seconds (shards may differ in length by hours).\n"
+                  "\n"
+                  "Crash safety: each finished clip is spooled in CACHE.h5.parts/ and the cache is\n"
+                  "published atomically at the end; kill -9 loses only the clips in flight.\n"
+                  "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
+                  "Clips that cannot be read are recorded in the cache's /errors and listed at the\n"
+                  "end. Exit status: 0 all clips stored, 1 some clips failed or an error, 2 usage,\n"
+                  "130 interrupted.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    for (const cli_opt *t = opts; t->kind != CLI_K_END; t++)
+        if (t->ptr == &o->shard) o->shard_given = t->count > 0;
+    const char *cmd = "extract";
+    if (o->height < 8 || o->width < 8 || o->height > 4096 || o->width > 4096)
+        return cli_usage_error(cmd, "--size: each side in 8..4096, got %dx%d", o->height, o->width);
+    if (o->split_file && o->split) return cli_usage_error(cmd, "give --split or --split-file, not both");
+    int needs_model = 0;
+    if (!extract_method_known(o->method, &needs_model))
+        return cli_usage_error(cmd, "--method: unknown '%s' (%s)", o->method, extract_method_names());
+    if (o->model && !needs_model) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
+    if (needs_model && !o->model)
+        return cli_usage_error(cmd, "--method %s needs --model CKPT (a checkpoint of glocal train-motion)",
+                               o->method);
+    return CLI_PARSED;
+}
+
+/* Options, then extract_run. */
 int cmd_extract(int argc, char **argv)
 {
-    const char *cmd = "extract", *dataset = NULL, *lists = NULL, *split_file = NULL, *method = NULL;
-    const char *out = NULL, *model = NULL;
-    long split = 0, stride = 1, workers = 0;
-    int height = 112, width = 112, shard_k = 0, shard_n = 1, shard_given = 0;
-    double dist_timeout = 604800;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf(usage);
-            return CLI_OK;
-        }
-        if (a[0] != '-' || a[1] != '-') return cli_usage_error(cmd, "unexpected argument '%s'", a);
-        if (i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--dataset")) dataset = v;
-        else if (!strcmp(a, "--lists")) lists = v;
-        else if (!strcmp(a, "--split-file")) split_file = v;
-        else if (!strcmp(a, "--split")) {
-            if (cli_parse_int(cmd, a, v, 1, 99, &split) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--method")) method = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--dist-timeout")) {
-            if (cli_parse_double(cmd, a, v, &dist_timeout) < 0) return CLI_USAGE;
-            if (!(dist_timeout > 0)) return cli_usage_error(cmd, "--dist-timeout must be > 0 seconds");
-        }
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--size")) {
-            if (cli_parse_size(cmd, a, v, "hw", &height, &width) < 0) return CLI_USAGE;
-            if (height < 8 || width < 8 || height > 4096 || width > 4096)
-                return cli_usage_error(cmd, "--size: each side in 8..4096, got %s", v);
-        } else if (!strcmp(a, "--stride")) {
-            if (cli_parse_int(cmd, a, v, 1, 1000, &stride) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--workers")) {
-            if (cli_parse_int(cmd, a, v, 1, 256, &workers) < 0) return CLI_USAGE;
-        } else if (!strcmp(a, "--shard")) {
-            char *end;
-            long k = strtol(v, &end, 10), n = -1;
-            if (end != v && *end == '/') n = strtol(end + 1, &end, 10);
-            if (*end || n < 1 || n > 100000 || k < 0 || k >= n)
-                return cli_usage_error(cmd, "--shard expects K/N with 0 <= K < N, got '%s'", v);
-            shard_k = (int)k;
-            shard_n = (int)n;
-            shard_given = 1;
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        }
-    }
-    if (!dataset) return cli_usage_error(cmd, "--dataset is required");
-    if (!out) return cli_usage_error(cmd, "--out is required");
+    const char *cmd = "extract";
+    extract_options o;
+    int rc = parse_options(&o, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    const char *lists = o.lists, *out = o.out, *split_file = o.split_file;
+    int shard_k = o.shard.k, shard_n = o.shard.n;
     /* Under glocal launch / torchrun / srun without --shard, rank K of N computes
      * shard K/N into its own cache OUT.shardKofN.h5 (published on its own, so a
      * rank that dies loses none of the others' work), and rank 0 then merges
@@ -272,7 +281,7 @@ int cmd_extract(int argc, char **argv)
     char shard_out[4096], final_out[4096] = "";
     int dist_world = 1;
     nn_dist *dist = NULL;
-    if (!shard_given) {
+    if (!o.shard_given) {
         nn_dist_env e;
         int erc = nn_dist_env_read(&e);
         if (erc < 0) return cli_fail(cmd, erc, "distributed environment");
@@ -284,18 +293,9 @@ int cmd_extract(int argc, char **argv)
             out = shard_out;
         }
     }
-    if (!method) return cli_usage_error(cmd, "--method is required");
-    if (split_file && split) return cli_usage_error(cmd, "give --split or --split-file, not both");
-
-    int needs_model = 0;
-    if (!extract_method_known(method, &needs_model))
-        return cli_usage_error(cmd, "--method: unknown '%s' (%s)", method, extract_method_names());
-    if (model && !needs_model) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
-    if (needs_model && !model)
-        return cli_usage_error(cmd, "--method %s needs --model CKPT (a checkpoint of glocal train-motion)", method);
 
     /* the clip list */
-    int split_no = split ? (int)split : 1, only = -1;
+    int split_no = o.split ? (int)o.split : 1, only = -1;
     char lists_dir[4096];
     if (split_file) {
         if (list_of_file(split_file, &split_no, &only, lists_dir, sizeof lists_dir) < 0)
@@ -304,16 +304,16 @@ int cmd_extract(int argc, char **argv)
         if (lists) return cli_usage_error(cmd, "--split-file names its folder: drop --lists");
         lists = lists_dir;
     }
-    const extract_config ec = { .dataset = dataset, .lists = lists, .split = split_no, .only = only,
-                                .list_file = split_file, .method = method, .model = model, .out = out,
-                                .width = width, .height = height, .stride = (int)stride, .workers = (int)workers,
-                                .shard_k = shard_k, .shard_n = shard_n };
-    int code = CLI_FAIL, rc;
+    const extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
+                                .list_file = split_file, .method = o.method, .model = o.model, .out = out,
+                                .width = o.width, .height = o.height, .stride = (int)o.stride,
+                                .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n };
+    int code = CLI_FAIL;
     if (dist_world > 1) {
         /* Joined before any work, so a rank that fails anywhere later is seen
          * by the others at the final barrier instead of being waited for. */
         nn_dist_options dopt = nn_dist_options_default();
-        dopt.timeout_s = dist_timeout;
+        dopt.timeout_s = o.dist_timeout;
         dopt.rendezvous_timeout_s = 300;
         if ((rc = nn_dist_init_from_env(&dist, &dopt)) < 0) {
             cli_fail(cmd, rc, "cannot join the distributed job");

@@ -401,29 +401,6 @@ static int stage_samples(runner *r, stage_result *s_motion)
     return rc;
 }
 
-static void help(void)
-{
-    printf("usage: glocal run CONFIG [--root DIR] [--out results/NAME] [--from STAGE]\n\n"
-           "Runs an experiment end to end: the dataset (glocal synth for synthetic\n"
-           "configs), GLOCAL trained self-supervised on the training videos (glocal\n"
-           "train-motion), its accuracy against ground truth (synthetic: glocal\n"
-           "eval-motion), one motion cache per motion source (glocal extract), one\n"
-           "classifier per stream (glocal train-classifier), their evaluation (glocal\n"
-           "evaluate), the fusions (glocal fuse), sample decompositions, and the report\n"
-           "OUT/report.md with its JSON twin OUT/report.json.\n\n"
-           "Every stage's output lives in OUT/stages/NAME with its log (log.txt, which\n"
-           "starts with the exact command). A stage is keyed by its command line and the\n"
-           "stages it reads: a re-run skips finished stages, resumes an interrupted one,\n"
-           "and redoes only what a changed config touches.\n\n"
-           "  CONFIG             experiments/synthetic.cfg, ucf101.cfg, ncaa.cfg or your own\n"
-           "  --root DIR         dataset root (UCF-101: the folder with the class folders\n"
-           "                     and ucfTrainTestlist/; NCAA: the output of glocal ncaa-import)\n"
-           "  --out DIR          where everything goes (default results/NAME)\n"
-           "  --from STAGE       redo STAGE and everything after it: data, motion,\n"
-           "                     eval-motion, extract, train, evaluate, fuse, samples, report\n"
-           "Global options (before 'run') apply to every stage: --threads N, --device cuda.\n");
-}
-
 /* GLOCAL trained self-supervised (train-motion, data-parallel over the
  * cores), when a source needs it or the data is synthetic (eval-motion).
  * model gets its checkpoint path, "" when the stage does not apply. */
@@ -521,46 +498,120 @@ static int stage_fusions(runner *r, stage_result **s_eval, stage_result **s_fuse
     return 0;
 }
 
+/* --from STAGE: a name of stage_order, alone or with a suffix ("train-rgb"). */
+static int parse_from(void *ctx, const char *v, char *why, size_t n)
+{
+    if (stage_rank(v) < 0)
+        return snprintf(why, n, "unknown stage '%s' (data, motion, eval-motion, extract, train, evaluate, "
+                        "fuse, samples or report)", v), -1;
+    runner *r = ctx;
+    snprintf(r->from, sizeof r->from, "%s", v);
+    return 0;
+}
+
+/* The options into r (r->from) and *config, *root, *out. Returns
+ * CLI_PARSED or the exit status. */
+static int parse_options(runner *r, int argc, char **argv, const char **config, const char **root,
+                         const char **out)
+{
+    cli_opt opts[] = {
+        CLI_STR("--root", root, "DIR",
+                "dataset root: for UCF-101 the folder with the class folders and ucfTrainTestlist/, for "
+                "NCAA the output of glocal ncaa-import", .def = "the config's dataset.root"),
+        CLI_STR("--out", out, "DIR", "where everything goes", .def = "results/NAME"),
+        CLI_CALL("--from", parse_from, r, "STAGE",
+                 "redo STAGE and everything after it: data, motion, eval-motion, extract, train, evaluate, "
+                 "fuse, samples, report"),
+        CLI_END,
+    };
+    int nargs = 0;
+    const char *args[2] = { NULL, NULL };
+    cli_spec spec = {
+        .cmd = "run", .opts = opts, .args = "CONFIG", .arg = args, .max_args = 2, .nargs = &nargs,
+        .about = "Runs an experiment end to end: the dataset (glocal synth for synthetic\n"
+                 "configs), GLOCAL trained self-supervised on the training videos (glocal\n"
+                 "train-motion), its accuracy against ground truth (synthetic: glocal\n"
+                 "eval-motion), one motion cache per motion source (glocal extract), one\n"
+                 "classifier per stream (glocal train-classifier), their evaluation (glocal\n"
+                 "evaluate), the fusions (glocal fuse), sample decompositions, and the report\n"
+                 "OUT/report.md with its JSON twin OUT/report.json.\n\n"
+                 "Every stage's output lives in OUT/stages/NAME with its log (log.txt, which\n"
+                 "starts with the exact command). A stage is keyed by its command line and the\n"
+                 "stages it reads: a re-run skips finished stages, resumes an interrupted one,\n"
+                 "and redoes only what a changed config touches.\n\n"
+                 "CONFIG is experiments/synthetic.cfg, ucf101.cfg, ncaa.cfg or your own.\n",
+        .epilog = "Global options (before 'run') apply to every stage: --threads N, --device cuda.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (!nargs) return cli_usage_error("run", "which config? e.g. glocal run experiments/synthetic.cfg");
+    if (nargs > 1) return cli_usage_error("run", "one config only (got '%s' and '%s')", args[0], args[1]);
+    *config = args[0];
+    return CLI_PARSED;
+}
+
+/* The dataset of a non-synthetic config: r->data = the real path of --root
+ * (else the config's dataset.root), r->lists = its ucfTrainTestlist/ when
+ * there is one. Prints a usage error and returns its status, or CLI_OK. */
+static int resolve_root(runner *r, const char *config, const char *root)
+{
+    const char *rt = root ? root : r->cfg.root;
+    if (!rt || !rt[0]) return cli_usage_error("run", "%s: dataset.root is empty; pass --root DIR", config);
+    if (!realpath(rt, r->data)) return cli_usage_error("run", "--root %s: %s", rt, strerror(errno));
+    char l[PATH_MAX + 32];
+    snprintf(l, sizeof l, "%s/ucfTrainTestlist", r->data);
+    struct stat sb;
+    if (stat(l, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(r->lists, sizeof r->lists, "%s", l);
+    return CLI_OK;
+}
+
+/* Every stage in order, then the report. Returns 0, or a negative code
+ * (gl_last_error() says which stage). */
+static int run_stages(runner *r)
+{
+    exp_config *c = &r->cfg;
+    double t_all = gl_now();
+    stage_result *s_data = NULL, *s_motion = NULL, *s_evm = NULL;
+    int rc;
+    if ((rc = stage_data(r, &s_data)) < 0) return rc;
+    const char *k_data = s_data ? s_data->key : "";
+    /* GLOCAL, self-supervised */
+    char model[PATH_MAX + 64] = "";
+    if ((rc = stage_motion(r, k_data, &s_motion, model, sizeof model)) < 0) return rc;
+    /* motion quality against the ground truth (synthetic data only) */
+    if (!strcmp(c->kind, "synthetic") && model[0] && (rc = stage_eval_motion(r, model, k_data, s_motion, &s_evm)) < 0)
+        return rc;
+    /* caches, classifiers, evaluations: one chain per source (extract ->
+     * train -> evaluate), r->jobs at a time */
+    snprintf(r->model, sizeof r->model, "%s", model);
+    r->k_data = k_data;
+    r->k_motion = s_motion ? s_motion->key : "";
+    if ((rc = run_chains(r)) < 0) return rc;
+    stage_result **s_eval = r->s_eval;
+    /* fusions */
+    stage_result *s_fuse[EXP_MAX_FUSIONS] = { 0 };
+    if ((rc = stage_fusions(r, s_eval, s_fuse)) < 0) return rc;
+    /* sample decompositions of a few test clips */
+    if (model[0] && (rc = stage_samples(r, s_motion)) < 0) return rc;
+    report_input rep = { .cfg = c, .out = r->out, .data = r->data, .cmdline = r->cmdline, .device = cli_g.device,
+                         .stages = r->st, .nstages = r->nst, .eval_motion = s_evm, .eval = s_eval, .fuse = s_fuse,
+                         .samples = NUM_SAMPLES, .seconds = gl_now() - t_all };
+    return report_write(&rep);
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *cmd = "run";
     runner *r = gl_calloc(1, sizeof *r);
     if (!r) return cli_fail(cmd, GL_ENOMEM, "start");
     const char *config = NULL, *root = NULL, *out = NULL;
-    int code = CLI_FAIL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            gl_free(r);
-            return CLI_OK;
-        }
-        if (!strncmp(a, "--root", 6) || !strncmp(a, "--out", 5) || !strncmp(a, "--from", 6)) {
-            const char *v = strchr(a, '=');
-            if (v) v++;
-            else if (i + 1 < argc) v = argv[++i];
-            else { gl_free(r); return cli_usage_error(cmd, "%s needs a value", a); }
-            if (!strncmp(a, "--root", 6)) root = v;
-            else if (!strncmp(a, "--out", 5)) out = v;
-            else {
-                if (stage_rank(v) < 0) { gl_free(r); return cli_usage_error(cmd, "unknown stage '%s'", v); }
-                snprintf(r->from, sizeof r->from, "%s", v);
-            }
-        } else if (a[0] == '-') {
-            gl_free(r);
-            return cli_usage_error(cmd, "unknown option '%s'", a);
-        } else if (!config) {
-            config = a;
-        } else {
-            gl_free(r);
-            return cli_usage_error(cmd, "one config only (got '%s' and '%s')", config, a);
-        }
-    }
-    if (!config) { gl_free(r); return cli_usage_error(cmd, "which config? e.g. glocal run experiments/synthetic.cfg"); }
+    int code = parse_options(r, argc, argv, &config, &root, &out);
+    if (code != CLI_PARSED) goto done;
+    code = CLI_USAGE;
     exp_config *c = &r->cfg;
     exp_config_default(c);
     int rc = exp_config_load(c, config);
-    if (rc < 0) { fprintf(stderr, "glocal run: %s\n", gl_last_error()); gl_free(r); return CLI_USAGE; }
+    if (rc < 0) { fprintf(stderr, "glocal run: %s\n", gl_last_error()); goto done; }
     snprintf(r->out, sizeof r->out, "%s", out ? out : "");
     if (!out) snprintf(r->out, sizeof r->out, "results/%s", c->name);
     /* One libtorch thread per stage process and as many processes as cores:
@@ -572,75 +623,29 @@ int cmd_run(int argc, char **argv)
     r->jobs = gl_num_cores() / r->threads;
     if (r->jobs < 1) r->jobs = 1;
     pthread_mutex_init(&r->mu, NULL);
+    code = CLI_FAIL;
     ssize_t sl = readlink("/proc/self/exe", r->self, sizeof r->self - 1);
-    if (sl <= 0) { gl_free(r); return cli_fail(cmd, GL_ESYSTEM, "cannot find the glocal executable"); }
+    if (sl <= 0) { cli_fail(cmd, GL_ESYSTEM, "cannot find the glocal executable"); goto done; }
     r->self[sl] = 0;
-    {
-        size_t o = 0;
-        for (int i = 0; i < argc && o < sizeof r->cmdline - 2; i++)
-            o += (size_t)snprintf(r->cmdline + o, sizeof r->cmdline - o, "%s%s", i ? " " : "glocal ", argv[i]);
+    for (size_t o = 0, i = 0; i < (size_t)argc && o < sizeof r->cmdline - 2; i++)
+        o += (size_t)snprintf(r->cmdline + o, sizeof r->cmdline - o, "%s%s", i ? " " : "glocal ", argv[i]);
+    if ((rc = gl_mkdirs(r->out)) < 0) { cli_fail(cmd, rc, "output folder"); goto done; }
+    if (strcmp(c->kind, "synthetic") != 0 && (code = resolve_root(r, config, root)) != CLI_OK) goto done;
+    code = CLI_FAIL;
+    if ((rc = run_stages(r)) < 0) {
+        fprintf(stderr, "glocal run: %s\n", gl_last_error());
+        goto done;
     }
-    if ((rc = gl_mkdirs(r->out)) < 0) { gl_free(r); return cli_fail(cmd, rc, "output folder"); }
-    /* dataset */
-    if (strcmp(c->kind, "synthetic") != 0) {
-        const char *rt = root ? root : c->root;
-        if (!rt || !rt[0]) {
-            gl_free(r);
-            return cli_usage_error(cmd, "%s: dataset.root is empty; pass --root DIR", config);
-        }
-        if (!realpath(rt, r->data)) {
-            int e = errno;
-            gl_free(r);
-            return cli_usage_error(cmd, "--root %s: %s", rt, strerror(e));
-        }
-        char l[PATH_MAX + 32];
-        snprintf(l, sizeof l, "%s/ucfTrainTestlist", r->data);
-        struct stat sb;
-        if (stat(l, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(r->lists, sizeof r->lists, "%s", l);
-    }
-    double t_all = gl_now();
-    stage_result *s_data = NULL, *s_motion = NULL, *s_evm = NULL;
-    if ((rc = stage_data(r, &s_data)) < 0) goto fail;
-    const char *k_data = s_data ? s_data->key : "";
-    /* GLOCAL, self-supervised */
-    char model[PATH_MAX + 64] = "";
-    if ((rc = stage_motion(r, k_data, &s_motion, model, sizeof model)) < 0) goto fail;
-    /* motion quality against the ground truth (synthetic data only) */
-    if (!strcmp(c->kind, "synthetic") && model[0] && (rc = stage_eval_motion(r, model, k_data, s_motion, &s_evm)) < 0)
-        goto fail;
-    /* caches, classifiers, evaluations */
-    /* one chain per source (extract -> train -> evaluate), r->jobs at a time */
-    r->model[0] = 0;
-    snprintf(r->model, sizeof r->model, "%s", model);
-    r->k_data = k_data;
-    r->k_motion = s_motion ? s_motion->key : "";
-    if ((rc = run_chains(r)) < 0) goto fail;
-    stage_result **s_eval = r->s_eval;
-    /* fusions */
-    stage_result *s_fuse[EXP_MAX_FUSIONS] = { 0 };
-    if ((rc = stage_fusions(r, s_eval, s_fuse)) < 0) goto fail;
-    /* sample decompositions of a few test clips */
-    if (model[0] && (rc = stage_samples(r, s_motion)) < 0) goto fail;
-    report_input rep = { .cfg = c, .out = r->out, .data = r->data, .cmdline = r->cmdline, .device = cli_g.device,
-                         .stages = r->st, .nstages = r->nst, .eval_motion = s_evm, .eval = s_eval, .fuse = s_fuse,
-                         .samples = NUM_SAMPLES, .seconds = gl_now() - t_all };
-    rc = report_write(&rep);
-    if (rc < 0) goto fail;
     fprintf(stderr, "glocal run: report: %s/report.md (and report.json)\n", r->out);
     printf("%s/report.md\n", r->out);
     code = CLI_OK;
+    /* finished, but not everything (a stage's note): the exit status says so */
     for (int i = 0; i < r->nst; i++)
         if (r->st[i].note[0]) {
             fprintf(stderr, "glocal run: warning: %s %s\n", r->st[i].name, r->st[i].note);
-            code = 3; /* finished, but not everything: the exit status says so */
+            code = CLI_FAIL;
         }
-    if (code == 3) {
-        code = CLI_FAIL;
-        gl_free(r);
-        return code;
-    }
-fail:
-    if (code != CLI_OK) fprintf(stderr, "glocal run: %s\n", gl_last_error());
+done:
     gl_free(r);
     return code;
 }

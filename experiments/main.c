@@ -3,7 +3,6 @@
  *
  *   glocal [--threads N] [--device cpu|cuda] SUBCOMMAND [options]
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,80 +32,56 @@ static void collect_commands(void)
     qsort(commands, (size_t)ncommands, sizeof commands[0], by_name);
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: glocal [--threads N] [--device cpu|cuda] SUBCOMMAND [options]\n"
-            "\n"
-            "GLOCAL global/local motion estimation and two-stream action recognition.\n"
-            "\n"
-            "Global options:\n"
-            "  --threads N        worker threads for libtorch and glocal (default: all cores, %d here)\n"
-            "  --device cpu|cuda  where models run (default cpu)\n"
-            "  --version          print the version and exit\n"
-            "  -h, --help         this text\n"
-            "\nSubcommands (glocal SUBCOMMAND --help for each):\n",
-            gl_num_cores());
-    for (int i = 0; i < ncommands; i++)
-        fprintf(f, "  %-18s %s\n", commands[i]->name, commands[i]->summary);
-}
+static const char *const devices[] = { "cpu", "cuda", NULL };
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "threads", required_argument, NULL, 't' },
-        { "device", required_argument, NULL, 'd' },
-        { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    /* '+': stop at the first non-option (the subcommand). */
-    int c;
-    long threads = 0;
+    int threads = 0, device = 0, version = 0, at = argc;
+    char threads_def[64], subcommands[64 * 100] = "Subcommands (glocal SUBCOMMAND --help for each):\n";
     collect_commands();
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            if (cli_parse_int("", "--threads", optarg, 1, 4096, &threads) < 0) return CLI_USAGE;
-            break;
-        case 'd':
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "cuda") != 0) {
-                fprintf(stderr, "glocal: --device expects cpu or cuda, got '%s'\n", optarg);
-                return CLI_USAGE;
-            }
-            cli_g.device = optarg;
-            break;
-        case 'V': printf("glocal %s\n", GLOCAL_VERSION); return CLI_OK;
-        case 'h': usage(stdout); return CLI_OK;
-        default:
-            fprintf(stderr, "glocal: unknown global option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return CLI_USAGE;
-        }
+    snprintf(threads_def, sizeof threads_def, "all cores, %d here", gl_num_cores());
+    for (int i = 0; i < ncommands; i++) {
+        size_t o = strlen(subcommands);
+        snprintf(subcommands + o, sizeof subcommands - o, "  %-18s %s\n", commands[i]->name, commands[i]->summary);
     }
-    if (optind >= argc) {
-        usage(stderr);
+    cli_opt opts[] = {
+        CLI_SECTION("Global options"),
+        CLI_NUM("--threads", &threads, 1, 4096, "N", "worker threads for libtorch and glocal", .def = threads_def),
+        CLI_CHOICE("--device", &device, devices, "where models run"),
+        CLI_FLAG("--version", &version, "print the version and exit"),
+        CLI_END,
+    };
+    /* The global options end at the subcommand, which parses its own. */
+    cli_spec spec = { .cmd = "", .opts = opts, .cmd_at = &at,
+                      .usage = "[--threads N] [--device cpu|cuda] SUBCOMMAND [options]",
+                      .about = "GLOCAL global/local motion estimation and two-stream action recognition.\n",
+                      .epilog = subcommands };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (version) {
+        printf("glocal %s\n", GLOCAL_VERSION);
+        return CLI_OK;
+    }
+    if (at >= argc) {
+        cli_help(&spec, stderr);
         return CLI_USAGE;
     }
-    const char *name = argv[optind];
+    cli_g.device = devices[device];
+    const char *name = argv[at];
     for (int i = 0; i < ncommands; i++) {
         if (strcmp(commands[i]->name, name) != 0) continue;
-        cli_g.threads = (int)threads;
-        gl_set_num_threads((int)threads);
+        cli_g.threads = threads;
+        gl_set_num_threads(threads);
         if (nn_runtime_init(gl_num_threads(), cli_g.device) < 0) {
             fprintf(stderr, "glocal: %s\n", gl_last_error());
             return CLI_FAIL;
         }
         /* The subcommand parses its own options from its own argv. */
-        int sub = optind;
-        optind = 0; /* glibc: 0 re-initialises getopt for the new argv */
-        opterr = 1;
-        int rc = commands[i]->fn(argc - sub, argv + sub);
+        rc = commands[i]->fn(argc - at, argv + at);
         nn_runtime_shutdown();
         return rc;
     }
     fprintf(stderr, "glocal: unknown subcommand '%s'\n", name);
-    usage(stderr);
+    cli_help(&spec, stderr);
     return CLI_USAGE;
 }

@@ -321,6 +321,49 @@ static void test_rest_after_dashdash(void **state)
     has("unexpected argument 'cmd' (the command goes after --)");
 }
 
+/* main's global options: the first argument that is not an option is the
+ * subcommand, and what follows it is its own, --help included. */
+static void test_stop_at_command(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_init(&x);
+    int at = -1;
+    x.spec.cmd = "";
+    x.spec.cmd_at = &at;
+    x.spec.max_args = 0;
+    x.spec.args = NULL;
+    assert_int_equal(parse(&x.spec, "--threads 2 --out=o info --threads 9 --help"), CLI_PARSED);
+    assert_int_equal(x.v.i, 2);
+    assert_string_equal(x.v.s, "o");
+    assert_int_equal(at, 4); /* argv[4] = "info" */
+    assert_int_equal(out[0], 0);
+    assert_int_equal(parse(&x.spec, "--json"), CLI_PARSED);
+    assert_int_equal(at, 2); /* argc: no subcommand */
+    assert_int_equal(parse(&x.spec, "-- --json"), CLI_PARSED);
+    assert_int_equal(at, 2); /* after --, even an option's spelling is the subcommand */
+    /* --help before the subcommand is glocal's; errors name no subcommand */
+    assert_int_equal(parse(&x.spec, "--help info"), CLI_OK);
+    has("usage: glocal [options]\n");
+    assert_int_equal(parse(&x.spec, "--threads 0 info"), CLI_USAGE);
+    has("glocal: option '--threads': 0 is out of range 1..4096\nTry 'glocal --help'.\n");
+}
+
+/* .last: which of two options came last (train-motion's --synth, --dataset). */
+static void test_last_occurrence(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_init(&x);
+    assert_int_equal(parse(&x.spec, "--json --no-flip --out o --json"), CLI_PARSED);
+    assert_int_equal(x.opts[0].last, 5);  /* --json, the second time */
+    assert_int_equal(x.opts[1].last, 2);  /* --no-flip */
+    assert_int_equal(x.opts[9].last, 3);  /* --out: where the option stands, not its value */
+    assert_int_equal(x.opts[3].last, 0);  /* --threads: not given */
+    assert_int_equal(parse(&x.spec, "--no-flip"), CLI_PARSED);
+    assert_int_equal(x.opts[0].last, 0);  /* reset by the next parse */
+}
+
 static void test_required(void **state)
 {
     (void)state;
@@ -433,18 +476,24 @@ static void test_help_layout(void **state)
 
 /* ---- the subcommands ---------------------------------------------------------- */
 
-/* Every option of every subcommand on cli_parse, as the parser took them
- * before it did (the strcmp branches of each cmd_*.c): --help must list
- * exactly these, so none was lost, renamed or added unseen. */
+/* Every option of every subcommand, as the parser took them before cli_parse
+ * did (the strcmp branches of each cmd_*.c; main's getopt_long table for the
+ * global options, cmd ""): --help must list exactly these, so none was lost,
+ * renamed or added unseen. */
 static const struct {
     const char *cmd, *opts;
 } commands[] = {
+    { "", "--device --threads --version" },
     { "cache", "" },
     { "dataset", "--classes --lists --missing --require-all --root --split" },
     { "dist-check", "--iters --mb --timeout" },
     { "eval-dhe", "--batch --json --list --max-pairs --model --no-refine --no-tvl1 --points --work-size" },
+    { "eval-motion", "--batch --camera --dataset --dhe --json --lme-local --magnitude --max-clips --model "
+                     "--no-refine --no-tvl1 --pairs --pairs-per-clip --photo-side --photos --seed --size --synth" },
     { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
                   "--workers" },
+    { "extract", "--dataset --dist-timeout --lists --method --model --out --shard --size --split --split-file "
+                 "--stride --workers" },
     { "flow", "--epsilon --eval --global --iterations --lambda --max-radius --median --median-every --method "
               "--opencv-defaults --out --png --scales --step --tau --theta --threshold --warps --zero-inliers --zoom" },
     { "fuse", "--json --out --weights" },
@@ -453,11 +502,15 @@ static const struct {
     { "motion", "--frame --lme-local --model --no-refine --out --video --zoom" },
     { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
+    { "run", "--from --out --root" },
     { "synth", "--camera --classes --clips-per-class --frames --out --seed --size --supersample --textures" },
     { "train-classifier", "--arch --batch --cache --clip-grad --crop --data --decode --depth --divide --dropout "
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
+    { "train-motion", "--batch --camera --census --ckpt-every --dataset --feat --gap --iters --lists --lme-start "
+                      "--log-every --lr --mask-start --minutes --out --pool --resume --seed --size --split --steps "
+                      "--synth" },
 };
 
 /* The options an option line of a help text starts with ("  -n, --nproc N"). */
@@ -537,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_unknown_and_missing),
         cmocka_unit_test(test_positionals),
         cmocka_unit_test(test_rest_after_dashdash),
+        cmocka_unit_test(test_stop_at_command),
+        cmocka_unit_test(test_last_occurrence),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_help_layout),
