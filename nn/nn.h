@@ -448,8 +448,12 @@ int nn_checkpoint_read_tensors(const char *path, const char *const *names, int n
  * loss over the combined batch, so every rank takes the same optimizer step as
  * one process on the whole batch would (up to float summation order). A
  * trainable tensor with no gradient on this rank (unused this step) takes part
- * with zeros, so all ranks always send the same layout. Unlike DDP the
- * reduction runs after backward, not overlapped with it.
+ * with zeros, so all ranks always send the same layout, and gets the average
+ * over all ranks when another rank used it. One that no rank used leaves
+ * without a gradient, as under DDP and as in one process, so an optimizer
+ * skips it (Adam does not count the step for it): a per-tensor "had a
+ * gradient" flag is summed in the same all-reduce, at the end of the smallest
+ * bucket. Unlike DDP the reduction runs after backward, not overlapped with it.
  *
  * Batch norm: per-rank statistics, DDP's default (no SyncBatchNorm). In
  * training each rank normalises with its own batch's mean and variance, so a

@@ -211,6 +211,23 @@ int dist_same_table(nn_dist *d, const nn_params *p, bool *same)
     )
 }
 
+// Which parameters had a gradient: one flag per trainable tensor (1 where
+// this rank's gradient is defined), in the dtype of the bucket they ride in.
+// They are summed with the gradients, so a flag > 0 afterwards means some
+// rank had a gradient (a positive sum stays positive in any float type).
+// The smallest bucket carries them: no extra collective per step, and no
+// copy of a large single-tensor bucket that would otherwise reduce in place.
+size_t dist_flag_bucket(const std::vector<std::vector<at::Tensor>> &buckets)
+{
+    size_t best = 0, best_bytes = SIZE_MAX;
+    for (size_t k = 0; k < buckets.size(); k++) {
+        size_t bytes = 0;
+        for (const at::Tensor &t : buckets[k]) bytes += (size_t)t.numel() * t.element_size();
+        if (bytes <= best_bytes) best = k, best_bytes = bytes;
+    }
+    return best;
+}
+
 } // namespace
 
 extern "C" {
@@ -409,15 +426,21 @@ int nn_dist_allreduce_grads(nn_dist *d, nn_params *p)
     DIST_TRY(d, "all-reduce of gradients",
         at::NoGradGuard ng;
         std::vector<at::Tensor> gs;
+        std::vector<at::Tensor *> owner; // the parameter of each gradient in gs
+        std::vector<float> had;
         for (int i = 0; i < p->n; i++) {
             if (p->is_buffer[i]) continue;
             at::Tensor &t = p->tensors[i]->t;
-            // Unused this step: take part with zeros so every rank sends the
+            had.push_back(t.grad().defined() ? 1.0f : 0.0f);
+            // Unused on this rank: take part with zeros so every rank sends the
             // same layout (DDP's find_unused_parameters does the same).
             if (!t.grad().defined()) t.mutable_grad() = at::zeros_like(t);
             gs.push_back(t.grad());
+            owner.push_back(&t);
         }
+        if (gs.empty()) return 0;
         auto buckets = dist_buckets(gs, d->bucket_bytes);
+        const size_t fb = dist_flag_bucket(buckets);
         std::vector<at::Tensor> flats;
         std::vector<c10::intrusive_ptr<c10d::Work>> works;
         c10d::AllreduceOptions ao;
@@ -425,16 +448,30 @@ int nn_dist_allreduce_grads(nn_dist *d, nn_params *p)
         ao.timeout = dist_ms(d->timeout_s);
         // All buckets are queued before the first wait: Gloo's worker threads
         // work on the next bucket while this thread waits on the first.
-        for (auto &b : buckets) {
-            flats.push_back(dist_flatten(b));
+        int64_t flags_at = 0;
+        for (size_t k = 0; k < buckets.size(); k++) {
+            at::Tensor flat = dist_flatten(buckets[k]);
+            if (k == fb) {
+                at::Tensor f = at::tensor(had, at::kFloat).to(flat.device(), flat.scalar_type());
+                flags_at = flat.numel();
+                flat = at::cat({flat, f});
+            }
+            flats.push_back(flat);
             std::vector<at::Tensor> v{flats.back()};
             dist_on_pg(d, [&](auto &pg) { works.push_back(pg.allreduce(v, ao)); });
         }
         for (auto &w : works) dist_wait(d, w);
+        at::Tensor any = flats[fb].narrow(0, flags_at, (int64_t)had.size()).to(at::kCPU, at::kFloat, false, true);
         for (size_t i = 0; i < buckets.size(); i++) {
             flats[i].div_((double)d->world);
             dist_unflatten(flats[i], buckets[i]);
         }
+        // No rank had a gradient: none afterwards either, as one process and
+        // DDP leave it, so an optimizer skips the tensor (Adam does not count
+        // the step for it).
+        const float *a = any.data_ptr<float>();
+        for (size_t i = 0; i < owner.size(); i++)
+            if (!(a[i] > 0)) owner[i]->mutable_grad() = at::Tensor();
     )
 }
 

@@ -259,6 +259,88 @@ static void test_two_ranks_match_one(void **state)
     }
 }
 
+/* ---- which tensors had a gradient ------------------------------------------------------------ */
+
+/* Every element of t's gradient is `want` (g defined). */
+static int grad_is(const nn_tensor *t, double want, const char *name)
+{
+    nn_tensor *g = NULL;
+    double v[8];
+    COK(nn_grad(&g, t));
+    CHECK(g != NULL, "%s has no gradient", name);
+    int64_t n = nn_numel(g);
+    int rc = nn_copy_to(g, v, (size_t)n * sizeof(double), NN_F64);
+    nn_free(&g);
+    COK(rc);
+    for (int64_t i = 0; i < n; i++) CHECK(v[i] == want, "%s: gradient %g, expected %g", name, v[i], want);
+    return 0;
+}
+
+/* Rank r's loss: (r + 1) sum(both) + [r == 1] 3 sum(one) + [r == 0] 5 sum(dbl);
+ * "none" is never used. After the all-reduce, as under DDP: both 1.5, one
+ * 3/2 (rank 0 took part with zeros), dbl (float64: another bucket) 5/2, and
+ * none without a gradient on both ranks, twice in a row (so an optimizer
+ * skips it as one process would). bucket_mb as in test_two_ranks_match_one. */
+static int flags_rank(int rank, int world, int port, void *ctx)
+{
+    nn_runtime_init(1, "cpu");
+    nn_dist *d = NULL;
+    nn_dist_options o = nn_dist_options_default();
+    o.timeout_s = 20;
+    o.bucket_mb = *(const double *)ctx;
+    COK(nn_dist_init(&d, rank, world, rank, "127.0.0.1", port, &o));
+    nn_params p;
+    nn_params_init(&p);
+    nn_tensor *both, *one, *none, *dbl = NULL;
+    int64_t s4[1] = { 4 }, s3[1] = { 3 }, s2[1] = { 2 };
+    COK(nn_params_new(&p, &both, "both", s4, 1, NN_INIT_ONES, 0));
+    COK(nn_params_new(&p, &one, "one", s3, 1, NN_INIT_ONES, 0));
+    COK(nn_params_new(&p, &none, "none", s2, 1, NN_INIT_ONES, 0));
+    COK(nn_zeros(&dbl, s2, 1, NN_F64));
+    COK(nn_set_requires_grad(dbl, 1));
+    COK(nn_params_add(&p, "dbl", dbl, 0, 0));
+    for (int step = 0; step < 2; step++) {
+        nn_scope *sc = NULL;
+        nn_tensor *l, *t;
+        COK(nn_params_zero_grad(&p));
+        COK(nn_scope_begin(&sc));
+        COK(nn_sum(&l, both, NULL, 0, 0));
+        COK(nn_mul_scalar(&l, l, rank + 1.0));
+        if (rank == 1) {
+            COK(nn_sum(&t, one, NULL, 0, 0));
+            COK(nn_axpy(&l, l, 3.0, t));
+        } else {
+            COK(nn_sum(&t, dbl, NULL, 0, 0));
+            COK(nn_to_dtype(&t, t, NN_F32));
+            COK(nn_axpy(&l, l, 5.0, t));
+        }
+        COK(nn_backward(l));
+        nn_scope_end(&sc);
+        COK(nn_dist_allreduce_grads(d, &p));
+        COK(grad_is(both, 1.5, "both"));
+        COK(grad_is(one, 1.5, "one"));
+        COK(grad_is(dbl, 2.5, "dbl"));
+        nn_tensor *g = NULL;
+        COK(nn_grad(&g, none));
+        CHECK(g == NULL, "step %d: 'none', unused on every rank, has a gradient after the all-reduce", step);
+    }
+    nn_params_free(&p);
+    nn_dist_free(&d);
+    return 0;
+}
+
+static void test_unused_gradients(void **state)
+{
+    (void)state;
+    static double small = 16.0 / 1048576.0, big = 25.0; /* a bucket per tensor; one per dtype */
+    double *sizes[2] = { &small, &big };
+    for (int k = 0; k < 2; k++) {
+        int st[2];
+        test_run_ranks(2, flags_rank, sizes[k], 60, st);
+        test_assert_ranks_ok(st, 2);
+    }
+}
+
 /* ---- environment, values, shards ---------------------------------------------------------- */
 
 static const char *env_vars[] = { "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
@@ -639,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_env_read),
         cmocka_unit_test(test_env_values_shards),
         cmocka_unit_test(test_two_ranks_match_one),
+        cmocka_unit_test(test_unused_gradients),
         cmocka_unit_test(test_dead_rank),
         cmocka_unit_test(test_stalled_rank),
         cmocka_unit_test(test_rendezvous_failures),

@@ -3,22 +3,24 @@
  * directly (test_dist.c runs `glocal launch -n 2 -- glocal train-motion`).
  *
  * Independent truth. The pairs are train-motion --synth's (32x32, seed 3).
- *   - While the loss is a mean over pairs (the global stage, before
- *     lme_start), 2 ranks each training on half of every batch end with the
- *     parameters of ONE process running glocal_train on the whole batch.
- *   - Once LME and the mask train, two terms use statistics of the batch:
- *     the mask target's threshold (tau0 + tau_k x the median residual) and
- *     the mask-weighted global loss (divided by the batch's weight sum).
- *     Those stay per rank, as batch norm's do under DDP, so the reference for
- *     every stage is written here from the definitions (its own loop, no
- *     glocal_train): per step the batch of glocal.h's rule, glocal_loss on
- *     each rank's half, each scaled by 1/2 and the gradients accumulated,
- *     zero gradients for the parameters no term used (nn_dist_allreduce_grads
- *     gives them zeros on several ranks, so Adam counts those steps for LME's
- *     weights before lme_start where one process does not: without this the
- *     first LME updates differ, by 1.4e-4 here), then clipping (low enough
- *     to engage: the gradient must be averaged BEFORE clipping) and Adam at
- *     the warm-up learning rate.
+ *   - While the loss is a mean over pairs, 2 ranks each training on half of
+ *     every batch end with the parameters of ONE process running glocal_train
+ *     on the whole batch: in the global stage (before lme_start), and through
+ *     the LME stage with the terms below switched off (w_mask 0, mask_start
+ *     after the last step). LME's weights have no gradient before lme_start
+ *     on any rank, and nn_dist_allreduce_grads leaves them without one, as
+ *     DDP does, so Adam starts counting their steps at lme_start on 2 ranks
+ *     as in one process (when the all-reduce gave them zeros, the first LME
+ *     updates differed by 1.4e-4 here).
+ *   - Once the mask trains and weights the global loss, two terms use
+ *     statistics of the batch: the mask target's threshold (tau0 + tau_k x
+ *     the median residual) and the mask-weighted global loss (divided by the
+ *     batch's weight sum). Those stay per rank, as batch norm's do under DDP,
+ *     so the reference for every stage is written here from the definitions
+ *     (its own loop, no glocal_train): per step the batch of glocal.h's rule,
+ *     glocal_loss on each rank's half, each scaled by 1/2 and the gradients
+ *     accumulated, then clipping (low enough to engage: the gradient must be
+ *     averaged BEFORE clipping) and Adam at the warm-up learning rate.
  * Also: both ranks end bit-identical; the checkpoint is rank 0's parameters;
  * rank 0's log holds the mean of the ranks' losses; a stop asked on one rank
  * stops both after the same step; a global batch the ranks cannot share is
@@ -103,12 +105,19 @@ static int setup_run(motion_pairs *P, glocal_pair_source *src, glocal_model **m,
     return glocal_model_new(m, &gc);
 }
 
-/* Global stage only (every term a mean over pairs), or every stage. */
-static glocal_train_config train_config(int all_stages)
+/* The stages a run covers. */
+enum {
+    GLOBAL_ONLY, /* lme_start after the last step: every term a mean over pairs */
+    LME_NO_BATCH_STATS, /* LME from step 1, the mask neither trained (w_mask 0) nor weighting */
+    ALL_STAGES,  /* LME from step 1, the mask from step 2 */
+};
+
+static glocal_train_config train_config(int stages)
 {
     glocal_train_config tc = glocal_train_config_default();
-    tc.loss.lme_start = all_stages ? 1 : 1000;
-    tc.loss.mask_start = all_stages ? 2 : 1000;
+    tc.loss.lme_start = stages == GLOBAL_ONLY ? 1000 : 1;
+    tc.loss.mask_start = stages == ALL_STAGES ? 2 : 1000;
+    if (stages == LME_NO_BATCH_STATS) tc.loss.w_mask = 0;
     tc.clip_grad = CLIP;
     tc.steps = STEPS;
     tc.batch_size = BATCH;
@@ -135,21 +144,30 @@ static int rank_main(int rank, int world, int port, void *ctx)
     glocal_pair_source src;
     glocal_model *m = NULL;
     char ck[512], logp[512], name[64];
-    /* the global stage; ranks start from different weights (the broadcast gives rank 0's) */
+    /* the global stage, then LME without batch statistics; ranks start from
+     * different weights (the broadcast gives rank 0's) */
     COK(setup_run(&P, &src, &m, 100 + (uint64_t)rank));
-    glocal_train_config tc = train_config(0);
+    glocal_train_config tc = train_config(GLOBAL_ONLY);
     tc.dist = d;
     COK(glocal_train(m, &src, &tc, NULL, NULL));
     snprintf(name, sizeof name, "global_w2_r%d.bin", rank);
     COK(dump_params(m, name));
     glocal_model_free(&m);
+    glocal_config gc = glocal_config_default(SIZE);
+    nn_manual_seed(100 + (uint64_t)rank);
+    COK(glocal_model_new(&m, &gc));
+    tc = train_config(LME_NO_BATCH_STATS);
+    tc.dist = d;
+    COK(glocal_train(m, &src, &tc, NULL, NULL));
+    snprintf(name, sizeof name, "lme_w2_r%d.bin", rank);
+    COK(dump_params(m, name));
+    glocal_model_free(&m);
     /* every stage, with a checkpoint and a log */
     nn_manual_seed(100 + (uint64_t)rank);
-    glocal_config gc = glocal_config_default(SIZE);
     COK(glocal_model_new(&m, &gc));
     path_of(ck, sizeof ck, "stages.h5");
     path_of(logp, sizeof logp, "stages.jsonl");
-    tc = train_config(1);
+    tc = train_config(ALL_STAGES);
     tc.dist = d;
     tc.checkpoint = ck;
     tc.log_path = logp;
@@ -188,7 +206,7 @@ static int rank_main(int rank, int world, int port, void *ctx)
  * parameters and, per step, the mean of the two halves' losses. */
 static int reference_stages(motion_pairs *P, glocal_model *m)
 {
-    glocal_train_config tc = train_config(1);
+    glocal_train_config tc = train_config(ALL_STAGES);
     nn_params *p = glocal_model_params(m);
     nn_optimizer *opt = NULL;
     COK(nn_optimizer_new(&opt, p, &tc.opt));
@@ -222,21 +240,6 @@ static int reference_stages(motion_pairs *P, glocal_model *m)
             CHECK(ok, "reference step %ld half %d", step, h);
             losses[step] += 0.5 * L.total;
         }
-        /* what nn_dist_allreduce_grads does on several ranks: a parameter
-         * no term used (LME's before lme_start) takes part with a zero
-         * gradient, so Adam counts the step for it */
-        for (int i = 0; i < p->n; i++) {
-            nn_tensor *g = NULL, *sum, *zero;
-            if (p->is_buffer[i]) continue;
-            COK(nn_grad(&g, p->tensors[i]));
-            if (g) { nn_free(&g); continue; }
-            nn_scope *sc = NULL;
-            COK(nn_scope_begin(&sc));
-            int ok = nn_sum(&sum, p->tensors[i], NULL, 0, 0) == 0 && nn_mul_scalar(&zero, sum, 0.0) == 0 &&
-                     nn_backward(zero) == 0;
-            nn_scope_end(&sc);
-            CHECK(ok, "zero gradient of %s", p->names[i]);
-        }
         double gnorm = 0;
         COK(nn_clip_grad_norm(p, CLIP, &gnorm));
         CHECK(gnorm > CLIP, "gradient norm %g does not reach the clip %g at step %ld: the test would not see "
@@ -250,22 +253,47 @@ static int reference_stages(motion_pairs *P, glocal_model *m)
     return dump_params(m, "stages_ref.bin");
 }
 
-/* One process: glocal_train on the whole batch (global stage), and the
- * written-out reference for every stage; both from rank 0's initial weights. */
+/* The largest change of LME's weights (names "lme.*") from a to b. */
+static double lme_moved(glocal_model *a, glocal_model *b)
+{
+    nn_params *p = glocal_model_params(a), *q = glocal_model_params(b);
+    double moved = 0, d;
+    for (int i = 0; i < p->n; i++)
+        if (!strncmp(p->names[i], "lme.", 4) && nn_max_abs_diff(p->tensors[i], q->tensors[i], &d) == 0)
+            moved = fmax(moved, d);
+    return moved;
+}
+
+/* One process: glocal_train on the whole batch (global stage; LME without
+ * batch statistics), and the written-out reference for every stage; all from
+ * rank 0's initial weights. */
 static int reference_main(int rank, int world, int port, void *ctx)
 {
     (void)rank, (void)world, (void)port, (void)ctx;
     nn_runtime_init(1, "cpu");
     motion_pairs P = { 0 };
     glocal_pair_source src;
-    glocal_model *m = NULL;
+    glocal_model *m = NULL, *m0 = NULL;
     COK(setup_run(&P, &src, &m, 100));
     COK(dump_params(m, "start.bin"));
-    glocal_train_config tc = train_config(0);
+    glocal_train_config tc = train_config(GLOBAL_ONLY);
     COK(glocal_train(m, &src, &tc, NULL, NULL));
     COK(dump_params(m, "global_w1.bin"));
     glocal_model_free(&m);
     glocal_config gc = glocal_config_default(SIZE);
+    nn_manual_seed(100);
+    COK(glocal_model_new(&m0, &gc));
+    nn_manual_seed(100);
+    COK(glocal_model_new(&m, &gc));
+    tc = train_config(LME_NO_BATCH_STATS);
+    COK(glocal_train(m, &src, &tc, NULL, NULL));
+    COK(dump_params(m, "lme_w1.bin"));
+    /* the comparison covers LME's updates: its weights moved */
+    double moved = lme_moved(m0, m);
+    fprintf(stderr, "LME stage: LME's weights moved by %.3g\n", moved);
+    CHECK(moved > 1e-4, "LME's weights moved by only %g", moved);
+    glocal_model_free(&m);
+    glocal_model_free(&m0);
     nn_manual_seed(100);
     COK(glocal_model_new(&m, &gc));
     COK(reference_stages(&P, m));
@@ -302,9 +330,10 @@ static void test_two_ranks_match_one_process(void **state)
     test_assert_ranks_ok(st, 2);
     test_run_ranks(1, reference_main, NULL, 180, st);
     test_assert_ranks_ok(st, 1);
-    enum { G0, G1, G_REF, S0, S1, S_REF, START, NF };
-    const char *files[NF] = { "global_w2_r0.bin", "global_w2_r1.bin", "global_w1.bin", "stages_w2_r0.bin",
-                              "stages_w2_r1.bin", "stages_ref.bin", "start.bin" };
+    enum { G0, G1, G_REF, L0, L1, L_REF, S0, S1, S_REF, START, NF };
+    const char *files[NF] = { "global_w2_r0.bin", "global_w2_r1.bin", "global_w1.bin",    "lme_w2_r0.bin",
+                              "lme_w2_r1.bin",    "lme_w1.bin",       "stages_w2_r0.bin", "stages_w2_r1.bin",
+                              "stages_ref.bin",   "start.bin" };
     double *v[NF];
     size_t n[NF];
     for (int i = 0; i < NF; i++) {
@@ -314,10 +343,13 @@ static void test_two_ranks_match_one_process(void **state)
     const size_t N = n[0];
     /* both ranks took identical steps (the same averaged gradient, bit for bit) */
     assert_true(max_diff(v[G0], v[G1], N) == 0.0);
+    assert_true(max_diff(v[L0], v[L1], N) == 0.0);
     assert_true(max_diff(v[S0], v[S1], N) == 0.0);
     double moved_g = max_diff(v[G_REF], v[START], N), err_g = max_diff(v[G0], v[G_REF], N);
+    double moved_l = max_diff(v[L_REF], v[START], N), err_l = max_diff(v[L0], v[L_REF], N);
     double moved_s = max_diff(v[S_REF], v[START], N), err_s = max_diff(v[S0], v[S_REF], N);
     print_message("global stage: moved %.3g, 2 ranks vs 1 process on the whole batch %.3g\n", moved_g, err_g);
+    print_message("LME stage, no batch statistics: moved %.3g, 2 ranks vs 1 process %.3g\n", moved_l, err_l);
     print_message("every stage: moved %.3g, 2 ranks vs the per-rank reference %.3g\n", moved_s, err_s);
     /* Tolerance. Without batch statistics the 2 ranks' step differs from one
      * process's only by float32 summation order: the averaged gradient
@@ -329,8 +361,9 @@ static void test_two_ranks_match_one_process(void **state)
      * 4 x 1.3e-4 x 1e-3 ~ 5e-7, so 1e-6 allows it while being ~100x below
      * how far training moved the parameters. (The binary-level
      * test_train_motion_two_ranks, global stage too, measures ~6e-8.) */
-    assert_true(moved_g > 1e-4 && moved_s > 1e-4);
+    assert_true(moved_g > 1e-4 && moved_l > 1e-4 && moved_s > 1e-4);
     assert_true(err_g < 1e-6);
+    assert_true(err_l < 1e-6);
     assert_true(err_s < 1e-6);
     /* rank 0 logged the mean over the ranks of their losses: the reference's
      * mean of the two halves, printed with 6 digits (%.6g) */
