@@ -62,7 +62,7 @@ int cls_data_open(cls_data *d, const cls_data_opts *o, dataset_split split, cons
         rc = GL_ENOMEM;
         if (!(d->clip_of = gl_malloc((size_t)d->count * sizeof *d->clip_of))) goto fail;
         long n = 0;
-        for (long i = 0; i < d->idx->num_clips; i++) /* the source's order (loader.c) */
+        for (long i = 0; i < d->idx->num_clips; i++) /* the source's order (loader_sources.c) */
             if (d->idx->clips[i].split == split && d->idx->clips[i].exists) d->clip_of[n++] = i;
         return 0;
     }
