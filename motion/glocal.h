@@ -260,13 +260,15 @@ typedef struct {
      * averaged after backward (before clipping). In the global stage (before
      * loss.lme_start) each step is then the one a single process takes on the
      * whole batch, up to float summation order (GLOCAL has no batch norm).
-     * From lme_start on, two terms use statistics of the batch, which stay
-     * per rank as batch norm's do under DDP: the mask target's threshold (the
-     * median residual) and the mask-weighted global loss (divided by the
-     * weight sum). And LME's weights, unused before lme_start, get zero
-     * gradients on several ranks (nn_dist_allreduce_grads), so Adam counts
-     * those steps for them where one process does not.
-     * (tests/test_glocal_train_dist.c checks all three.) Every rank calls
+     * LME's weights, unused on every rank before lme_start, leave the
+     * all-reduce without a gradient, as under DDP (nn_dist_allreduce_grads),
+     * so Adam starts counting their steps at lme_start, as one process does;
+     * with the mask neither trained (w_mask 0) nor weighting (mask_start not
+     * reached), the LME stage too is one process's step on the whole batch.
+     * The mask's two terms use statistics of the batch, which stay per rank
+     * as batch norm's do under DDP: the mask target's threshold (the median
+     * residual) and the mask-weighted global loss (divided by the weight
+     * sum). (tests/test_glocal_train_dist.c checks all three.) Every rank calls
      * glocal_train with the same config and starts from rank 0's parameters;
      * a non-finite loss, the time budget or a stop asked on any rank stops all
      * of them at the same step. Borrowed. */
