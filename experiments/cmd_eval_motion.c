@@ -16,8 +16,8 @@ GLOCAL_COMMAND(eval_motion, "eval-motion",
                "evaluate GLOCAL motion (and TV-L1 + RANSAC) against synthetic or photo-pair ground truth")
 
 /* Rows, in the order of the table. The flow + RANSAC baselines share one path
- * (flow_ransac_pair, flow_baselines below): a dis-ransac row goes in after
- * M_TVL1, with its flow function in flow_baselines. */
+ * (flow_ransac_pair, flow_baselines below): a dis-ransac row would go in
+ * after M_TVL1, with { its row, flow_method_dis } in flow_baselines. */
 enum { M_IDENT, M_REFINE, M_TVL1, M_NET, M_GLOCAL, M_RESID, M_N };
 static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "glocal-net", "glocal",
                                   "glocal-residual" };

@@ -244,8 +244,9 @@ int flow_minus_homography(const flow_field *flow, int step, const homography_ran
 
 /* A flow method: grey frames i0 -> i1 (width*height floats, 0..255) into
  * *flow (a width x height field, overwritten); cfg is the method's own config
- * (NULL: its defaults). TV-L1 is flow_method_tvl1; another method (a DIS
- * flow, say) plugs into the functions below with an adapter of this shape. */
+ * (NULL: its defaults). TV-L1 is flow_method_tvl1, DIS flow_method_dis
+ * (above); another method plugs into the functions below with an adapter of
+ * this shape. */
 typedef int (*flow_method_fn)(const float *i0, const float *i1, int width, int height,
                               const void *cfg, flow_field *flow);
 
