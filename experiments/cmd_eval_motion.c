@@ -85,6 +85,14 @@ static const struct {
     { M_TVL1, flow_method_tvl1 },
 };
 
+/* Whether row k is one of flow_baselines (rows_flow's, not glocal_infer's). */
+static int is_flow_row(int k)
+{
+    for (size_t fb = 0; fb < sizeof flow_baselines / sizeof *flow_baselines; fb++)
+        if (flow_baselines[fb].row == k) return 1;
+    return 0;
+}
+
 /* Flow + RANSAC on one pair (flow_baseline_rgb24 with its defaults and the
  * given flow method): H, global, local and an outlier mask (1 where the
  * local flow is not zero, i.e. off the homography's inliers). */
@@ -247,7 +255,7 @@ static int rows_infer(const evm_batch *b)
     int rc = 0;
     for (int k = 0; k < M_N && rc == 0; k++) {
         if ((k == M_GLOCAL || k == M_RESID || k == M_NET) && !b->m) continue;
-        if (k == M_IDENT || k == M_TVL1 || (k == M_RESID && !b->o->local_tvl1)) continue;
+        if (k == M_IDENT || is_flow_row(k) || (k == M_RESID && !b->o->local_tvl1)) continue;
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         o.use_network = k != M_REFINE;
