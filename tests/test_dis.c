@@ -1,4 +1,4 @@
-/* Tests for DIS optical flow (motion/dis.c, declared in motion/flow.h):
+/* Tests for DIS optical flow (motion/dis*.c, declared in motion/flow.h):
  * the presets and their validation, and the flow against references that
  * do not come from DIS: a sub-pixel translation of a real photograph (exact
  * by construction: box-filtered shifts of a 4x larger image), a known
