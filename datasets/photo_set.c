@@ -15,6 +15,7 @@
 
 #include "datasets/image.h"
 #include "datasets/synth_private.h"
+#include "datasets/text_lines.h"
 
 /* Appends a copy of s to the growing array *v of *n strings. */
 static int names_push(char ***v, int *n, int *cap, const char *s)
@@ -51,29 +52,19 @@ static int list_folder(const char *dir, char ***names, int *n)
     return 0;
 }
 
-/* The paths of a list file, in its order. */
+/* The paths of a list file, in its order (blank lines and # comments
+ * skipped; line ends and blanks as text_lines.h takes them). */
 static int list_file(const char *path, char ***names, int *n)
 {
-    void *data = NULL;
-    size_t size = 0;
-    int cap = 0, rc = gl_read_file(path, &data, &size);
+    text_lines t;
+    char *line = NULL;
+    int cap = 0, rc = text_lines_open(&t, path);
     if (rc < 0) return rc;
-    char *s = gl_realloc(data, size + 1);
-    if (!s) {
-        gl_free(data);
-        return GL_ENOMEM;
-    }
-    s[size] = 0;
-    for (char *line = s; line && rc == 0;) {
-        char *next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        size_t L = strlen(line);
-        while (L && (line[L - 1] == '\r' || line[L - 1] == ' ' || line[L - 1] == '\t')) line[--L] = 0;
+    while (rc == 0 && (rc = text_lines_next(&t, &line)) == 0) {
         while (*line == ' ' || *line == '\t') line++;
         if (*line && *line != '#') rc = names_push(names, n, &cap, line);
-        line = next;
     }
-    gl_free(s);
+    text_lines_close(&t);
     if (rc < 0) return rc;
     if (*n == 0) return gl_error(GL_ENOTFOUND, "photos %s: the list names no photo", path);
     return 0;
