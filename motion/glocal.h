@@ -68,6 +68,8 @@ extern "C" {
 #endif
 
 #define GLOCAL_NBASES 8
+/* Upper bound on the global estimates one forward pass records (glocal_outputs). */
+#define GLOCAL_MAX_STAGES 12
 
 /* ---- homography flow bases (pure C) ------------------------------------------ */
 
@@ -106,6 +108,10 @@ typedef struct {
     double cauchy_min;  /* floor of the Cauchy scale (grey levels 0..1) */
     double lm_lambda;   /* initial Levenberg-Marquardt damping (relative) */
     double tol;         /* stop a level when the update moves no corner more than tol px */
+    /* 1 (default): keep the start when the result scores worse on the finest
+     * level (mean truncated |A(p) - B(h p)| over the weighted pixels h maps
+     * inside B), so the refinement never makes a pair worse. */
+    int guard;
 } glocal_refine_config;
 
 void glocal_refine_config_default(glocal_refine_config *c);
@@ -144,6 +150,15 @@ int glocal_loss_smooth(nn_tensor **out, const nn_tensor *flow, const nn_tensor *
 /* ---- the model ----------------------------------------------------------------- */
 
 typedef struct {
+    /* 1: the cost volume of 1/4-resolution features with coordinates, two
+     * strided convs and a dense layer to the 8 coefficients (the first
+     * reconstruction). 2: a feature pyramid; at 1/8 and then 1/4 resolution a
+     * cost volume drives a head that predicts a dense (mixed) flow and a
+     * per-pixel weight, and the explicit bottleneck is the weighted least-
+     * squares projection of that flow onto the 8 bases (differentiable, so
+     * the weights learn to ignore moving objects and flat regions). Old
+     * checkpoints without "arch" are 1. */
+    int arch;
     int size;            /* model side S (frames are resized to S x S), multiple of 16, >= 32 */
     int feat;            /* encoder channels at 1/4 resolution */
     int radius;          /* cost-volume radius R (displacements -R..R at 1/4 res) */
@@ -177,7 +192,10 @@ int glocal_model_load(glocal_model **out, const char *path, int64_t *step);
  * mask (N, 1, S, S). With `align` non-NULL ((N, 2, S, S), detached global
  * flow), LME aligns B by it instead of by the GME flow. */
 typedef struct {
-    nn_tensor *glob[8];
+    nn_tensor *glob[GLOCAL_MAX_STAGES];    /* global flow after each stage; glob[nglob - 1] is the estimate */
+    int nglob;
+    nn_tensor *dense[GLOCAL_MAX_STAGES];   /* arch 2: each stage's dense mixed flow, (N, 2, S/k, S/k) in pixels at S */
+    int ndense;
     nn_tensor *local;
     nn_tensor *mask;
 } glocal_outputs;
@@ -194,6 +212,8 @@ typedef struct {
     double w_smooth;      /* local smoothness */
     double w_sparse;      /* attention sparsity */
     double w_mask;        /* mask BCE to the residual-relative target */
+    double w_dense;       /* arch 2: photometric loss of each level's dense mixed flow */
+    double w_teacher;     /* arch 2: each level's dense flow against the teacher's, where confident */
     double charb_eps;     /* Charbonnier epsilon (grey 0..1) */
     double smooth_alpha;  /* edge-aware weight exp(-alpha |grad A|) */
     double tau0, tau_k;   /* mask target threshold tau0 + tau_k * median residual */
@@ -205,15 +225,18 @@ glocal_loss_config glocal_loss_config_default(void);
 int glocal_loss_config_validate(const glocal_loss_config *c);
 
 typedef struct {
-    double total, global, census, local, smooth, sparse, mask;
+    double total, global, census, local, smooth, sparse, mask, dense, teacher;
     double mask_mean;     /* mean predicted mask */
 } glocal_losses;
 
 /* One loss evaluation (no optimizer step) for grey batches a, b (N, 1, S, S)
- * in [0, 1] at training step `step` (selects the stages). *loss is the
- * scalar to back-propagate; parts (may be NULL) gets the values. */
-int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
-                const glocal_loss_config *lc, long step, nn_tensor **loss, glocal_losses *parts);
+ * in [0, 1] at training step `step` (selects the stages). teacher (N, 2, S, S)
+ * and its confidence tconf (N, 1, S, S) may be NULL (glocal_pair_source's
+ * teacher). *loss is the scalar to back-propagate; parts (may be NULL) gets
+ * the values. */
+int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *teacher,
+                const nn_tensor *tconf, const glocal_loss_config *lc, long step, nn_tensor **loss,
+                glocal_losses *parts);
 
 /* ---- the training loop (glocal_train.c) -------------------------------------------- */
 
@@ -229,6 +252,14 @@ typedef struct {
      * < count): frame t and a later frame of the same scene, width*height*3
      * bytes each, borrowed until the next call. 0 or a negative GL_E* code. */
     int (*get)(void *ctx, const long *index, int n, const uint8_t **a, const uint8_t **b);
+    /* Optional (NULL: none): an unsupervised teacher's dense flow of the same
+     * pairs (a classical method computed by the caller, never ground truth):
+     * flow[i] -> [2][H][W] pixels from frame A to B, or from B to A when
+     * swap[i]; conf[i] -> [H][W] in [0, 1], where the teacher is to be
+     * believed. Borrowed until the next call. Needs width = height = the
+     * model size. Used by the w_teacher term (arch 2). */
+    int (*teacher)(void *ctx, const long *index, const unsigned char *swap, int n,
+                   const float **flow, const float **conf);
     void *ctx;
 } glocal_pair_source;
 

@@ -313,7 +313,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(glocal_forward(m, ta, tb, 0, NULL, 0, &out));
         gs = gl_malloc(sizeof(float) * n * 2 * S * S);
         if (!gs) rc = GL_ENOMEM;
-        else rc = nn_copy_to(out.glob[m->cfg.iters - 1], gs, sizeof(float) * n * 2 * S * S, NN_F32);
+        else rc = nn_copy_to(out.glob[out.nglob - 1], gs, sizeof(float) * n * 2 * S * S, NN_F32);
         glocal_outputs_free(&out);
         if (rc < 0) goto fail;
         for (int i = 0; i < n; i++) {

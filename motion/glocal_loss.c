@@ -153,6 +153,8 @@ glocal_loss_config glocal_loss_config_default(void)
     c.w_smooth = 0.05;
     c.w_sparse = 0.01;
     c.w_mask = 0.5;
+    c.w_dense = 0.5;
+    c.w_teacher = 0.0;
     c.charb_eps = 0.01;
     c.smooth_alpha = 10.0;
     c.tau0 = 0.02;
@@ -164,9 +166,11 @@ glocal_loss_config glocal_loss_config_default(void)
 
 int glocal_loss_config_validate(const glocal_loss_config *c)
 {
-    const double w[6] = { c->w_global, c->w_census, c->w_local, c->w_smooth, c->w_sparse, c->w_mask };
-    static const char *names[6] = { "w_global", "w_census", "w_local", "w_smooth", "w_sparse", "w_mask" };
-    for (int i = 0; i < 6; i++)
+    const double w[8] = { c->w_global, c->w_census, c->w_local, c->w_smooth, c->w_sparse, c->w_mask,
+                          c->w_dense, c->w_teacher };
+    static const char *names[8] = { "w_global", "w_census", "w_local", "w_smooth", "w_sparse", "w_mask",
+                                    "w_dense", "w_teacher" };
+    for (int i = 0; i < 8; i++)
         if (!(w[i] >= 0 && w[i] < 1e6))
             return gl_error(GL_EINVAL, "glocal_loss_config.%s: %g not in [0, 1e6)", names[i], w[i]);
     if (!(c->charb_eps > 0)) return gl_error(GL_EINVAL, "glocal_loss_config.charb_eps: %g <= 0", c->charb_eps);
@@ -222,8 +226,33 @@ fail:
     return rc;
 }
 
-int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
-                const glocal_loss_config *lc, long step, nn_tensor **loss, glocal_losses *parts)
+/* Distillation: each dense flow (N, 2, h, w) against the teacher box-averaged
+ * to its grid, Charbonnier per pixel, weighted by the averaged confidence. */
+static int teacher_loss(const glocal_outputs *o, const nn_tensor *teacher, const nn_tensor *tconf,
+                        nn_tensor **out)
+{
+    int rc;
+    nn_tensor *sum = NULL;
+    const int64_t S = nn_size(teacher, 2);
+    for (int k = 0; k < o->ndense; k++) {
+        const int s = (int)(S / nn_size(o->dense[k], 2));
+        nn_tensor *t = (nn_tensor *)teacher, *c = (nn_tensor *)tconf, *l;
+        if (s > 1) {
+            TRY(nn_avg_pool2d(&t, teacher, s, s, 0));
+            TRY(nn_avg_pool2d(&c, tconf, s, s, 0));
+        }
+        TRY(glocal_loss_charbonnier(&l, o->dense[k], t, c, 0.1)); /* eps 0.1 px */
+        if (sum) TRY(nn_add(&sum, sum, l));
+        else sum = l;
+    }
+    *out = sum;
+fail:
+    return rc;
+}
+
+int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *teacher,
+                const nn_tensor *tconf, const glocal_loss_config *lc, long step, nn_tensor **loss,
+                glocal_losses *parts)
 {
     int rc;
     nn_scope *sc = NULL;
@@ -240,7 +269,7 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
         TRY(nn_detach(&md, o.mask));
         TRY(nn_binary_scalar(&weight, NN_SUB, md, 1.0, 1));
     }
-    const int K = m->cfg.iters;
+    const int K = o.nglob;
     for (int it = 0; it < K; it++) {
         nn_tensor *l;
         TRY(multiscale_loss(a, b, o.glob[it], weight, lc, &l));
@@ -250,6 +279,30 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
     }
     TRY(nn_mul_scalar(&total, glob, lc->w_global));
     TRY(scalar_of(glob, &P.global));
+    if (o.ndense > 0 && lc->w_dense > 0) {
+        /* Arch 2's dense mixed flows (objects included), each upsampled to S:
+         * plain unsupervised optical flow (census + Charbonnier), so the
+         * heads predict real displacements for the projection to weigh. */
+        nn_tensor *dsum = NULL;
+        for (int k = 0; k < o.ndense; k++) {
+            nn_tensor *up, *bw, *l, *cl;
+            TRY(nn_interpolate(&up, o.dense[k], m->cfg.size, m->cfg.size, NN_BILINEAR, 0));
+            TRY(glocal_warp(&bw, b, up));
+            TRY(glocal_loss_charbonnier(&l, a, bw, NULL, lc->charb_eps));
+            TRY(glocal_loss_census(&cl, a, bw, NULL));
+            TRY(nn_add(&l, l, cl));
+            if (dsum) TRY(nn_add(&dsum, dsum, l));
+            else dsum = l;
+        }
+        TRY(nn_axpy(&total, total, lc->w_dense, dsum));
+        TRY(scalar_of(dsum, &P.dense));
+    }
+    if (o.ndense > 0 && teacher && tconf && lc->w_teacher > 0) {
+        nn_tensor *tl;
+        TRY(teacher_loss(&o, teacher, tconf, &tl));
+        TRY(nn_axpy(&total, total, lc->w_teacher, tl));
+        TRY(scalar_of(tl, &P.teacher));
+    }
     if (with_lme) {
         nn_tensor *gd, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
             *t1, *t2, *t3, *bce;

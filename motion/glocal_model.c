@@ -12,6 +12,7 @@
 glocal_config glocal_config_default(int size)
 {
     glocal_config c = { 0 };
+    c.arch = 1;
     c.size = size;
     c.feat = 32;
     c.radius = 3;
@@ -25,6 +26,8 @@ glocal_config glocal_config_default(int size)
 int glocal_config_validate(const glocal_config *c)
 {
     if (!c) return gl_error(GL_EINVAL, "glocal_config: NULL");
+    if (c->arch != 1 && c->arch != 2)
+        return gl_error(GL_EINVAL, "glocal_config.arch: %d is not 1 or 2", c->arch);
     if (c->size < 32 || c->size % 16 || c->size > 1024)
         return gl_error(GL_EINVAL, "glocal_config.size: %d is not a multiple of 16 in 32..1024", c->size);
     if (c->feat < 4 || c->feat > 256)
@@ -49,6 +52,7 @@ int glocal_config_to_json(const glocal_config *c, char *buf, size_t n)
     int rc = 0;
     if (!o) return gl_error(GL_ENOMEM, "glocal_config_to_json: out of memory");
     json_object_object_add(o, "model", json_object_new_string("glocal"));
+    if (c->arch != 1) json_object_object_add(o, "arch", json_object_new_int(c->arch));
     json_object_object_add(o, "size", json_object_new_int(c->size));
     json_object_object_add(o, "feat", json_object_new_int(c->feat));
     json_object_object_add(o, "radius", json_object_new_int(c->radius));
@@ -99,6 +103,15 @@ int glocal_config_from_json(const char *json, glocal_config *c)
     c->coef_scale = v[4];
     c->lme_ch = (int)v[5];
     c->lme_scale = v[6];
+    c->arch = 1; /* checkpoints before arch 2 have no "arch" */
+    json_object *arch;
+    if (json_object_object_get_ex(root, "arch", &arch)) {
+        if (!json_object_is_type(arch, json_type_int)) {
+            rc = gl_error(GL_EFORMAT, "model config: \"arch\" is not a whole number");
+            goto done;
+        }
+        c->arch = json_object_get_int(arch);
+    }
     rc = glocal_config_validate(c);
 done:
     json_object_put(root);
@@ -154,6 +167,35 @@ static int conv(nn_conv *c, nn_params *p, const char *name, int cin, int cout, i
     return rc;
 }
 
+
+/* The bases box-averaged over k x k blocks: the basis flow at the centres of
+ * the 1/k-resolution pixels (exact for the linear terms), (8, 2 (S/k)^2). */
+static int pool_bases(const glocal_model *m, int k, nn_tensor **out)
+{
+    int rc;
+    const int64_t S = m->cfg.size;
+    nn_tensor *v, *p;
+    int64_t sh4[4] = { GLOCAL_NBASES, 2, S, S }, sh2[2] = { GLOCAL_NBASES, 2 * (S / k) * (S / k) };
+    TRY(nn_view(&v, m->bases, sh4, 4));
+    TRY(nn_avg_pool2d(&p, v, k, k, 0));
+    nn_free(&v);
+    rc = nn_reshape(out, p, sh2, 2);
+    nn_free(&p);
+fail:
+    return rc;
+}
+
+static int pooled_bases(glocal_model *m)
+{
+    int rc = nn_grad_mode_set(0);
+    if (rc < 0) return rc;
+    int prev = rc;
+    if ((rc = pool_bases(m, 8, &m->bases8)) >= 0 && (rc = pool_bases(m, 4, &m->bases4)) >= 0)
+        rc = pool_bases(m, 2, &m->bases2);
+    nn_grad_mode_set(prev);
+    return rc;
+}
+
 int glocal_model_new(glocal_model **out, const glocal_config *cfg)
 {
     int rc = glocal_config_validate(cfg);
@@ -165,15 +207,35 @@ int glocal_model_new(glocal_model **out, const glocal_config *cfg)
     nn_params_init(&m->p);
     const int S = cfg->size, F = cfg->feat, R = cfg->radius, C = cfg->lme_ch;
     const int ncost = (2 * R + 1) * (2 * R + 1);
-    TRY(conv(&m->enc1, &m->p, "gme.enc1", 1, 16, 3, 1, NN_ACT_LEAKY));
-    TRY(conv(&m->enc2, &m->p, "gme.enc2", 16, 32, 3, 2, NN_ACT_LEAKY));
-    TRY(conv(&m->enc3, &m->p, "gme.enc3", 32, F, 3, 2, NN_ACT_LEAKY));
-    TRY(conv(&m->head1, &m->p, "gme.head1", ncost + 2 + F, 64, 3, 2, NN_ACT_LEAKY));
-    TRY(conv(&m->head2, &m->p, "gme.head2", 64, 64, 3, 2, NN_ACT_LEAKY));
-    TRY(conv(&m->implicit, &m->p, "gme.implicit", 64, 16, 1, 1, NN_ACT_LEAKY));
-    TRY(nn_dense_init(&m->explicit_, &m->p, "gme.explicit", 16 * (S / 16) * (S / 16), GLOCAL_NBASES));
-    /* Start from the identity (zero coefficients): the output layer is zero. */
-    TRY(nn_fill_(m->explicit_.w, 0.0));
+    if (cfg->arch == 1) {
+        TRY(conv(&m->enc1, &m->p, "gme.enc1", 1, 16, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->enc2, &m->p, "gme.enc2", 16, 32, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->enc3, &m->p, "gme.enc3", 32, F, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->head1, &m->p, "gme.head1", ncost + 2 + F, 64, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->head2, &m->p, "gme.head2", 64, 64, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->implicit, &m->p, "gme.implicit", 64, 16, 1, 1, NN_ACT_LEAKY));
+        TRY(nn_dense_init(&m->explicit_, &m->p, "gme.explicit", 16 * (S / 16) * (S / 16), GLOCAL_NBASES));
+        /* Start from the identity (zero coefficients): the output layer is zero. */
+        TRY(nn_fill_(m->explicit_.w, 0.0));
+    } else {
+        const int n8 = (2 * GME8_RADIUS + 1) * (2 * GME8_RADIUS + 1);
+        TRY(conv(&m->v_e1, &m->p, "gme.e1", 1, 16, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e2, &m->p, "gme.e2", 16, 32, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e2b, &m->p, "gme.e2b", 32, 32, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e3, &m->p, "gme.e3", 32, F, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e3b, &m->p, "gme.e3b", F, F, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e4, &m->p, "gme.e4", F, GME8_FEAT, 3, 2, NN_ACT_LEAKY));
+        TRY(conv(&m->v_e4b, &m->p, "gme.e4b", GME8_FEAT, GME8_FEAT, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_h8a, &m->p, "gme.h8a", n8 + GME8_FEAT + 2, 64, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_h8b, &m->p, "gme.h8b", 64, 32, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_h8c, &m->p, "gme.h8c", 32, 3, 3, 1, NN_ACT_NONE));
+        TRY(conv(&m->v_h4a, &m->p, "gme.h4a", ncost + F + 2 + 2, 64, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_h4b, &m->p, "gme.h4b", 64, 32, 3, 1, NN_ACT_LEAKY));
+        TRY(conv(&m->v_h4c, &m->p, "gme.h4c", 32, 3, 3, 1, NN_ACT_NONE));
+        /* Start near the identity: small flows, uniform weights. */
+        TRY(nn_mul_scalar_(m->v_h8c.w, 0.1));
+        TRY(nn_mul_scalar_(m->v_h4c.w, 0.1));
+    }
     TRY(conv(&m->l_e1, &m->p, "lme.e1", 3, C, 3, 1, NN_ACT_LEAKY));
     TRY(conv(&m->l_e1b, &m->p, "lme.e1b", C, C, 3, 1, NN_ACT_LEAKY));
     TRY(conv(&m->l_e2, &m->p, "lme.e2", C, 2 * C, 3, 2, NN_ACT_LEAKY));
@@ -212,6 +274,7 @@ int glocal_model_new(glocal_model **out, const glocal_config *cfg)
         nn_free(&cpu);
         if (rc < 0) goto fail;
     }
+    if (cfg->arch == 2) TRY(pooled_bases(m));
     gl_free(bases);
     *out = m;
     return 0;
@@ -226,6 +289,9 @@ void glocal_model_free(glocal_model **pm)
     if (!pm || !*pm) return;
     glocal_model *m = *pm;
     nn_free(&m->bases);
+    nn_free(&m->bases8);
+    nn_free(&m->bases4);
+    nn_free(&m->bases2);
     nn_params_free(&m->p);
     gl_free(m);
     *pm = NULL;
@@ -286,7 +352,7 @@ fail:
  * contiguous reduction: at 128^2 (32x32 maps, 32 channels, batch 16) this
  * takes 9 ms against 42 ms for the same sums over NCHW's strided channel
  * axis (bench/README.md, "glocal"). */
-static int cost_volume(const nn_tensor *fa, const nn_tensor *fb, int R, nn_tensor **out)
+int glocal_cost_volume(const nn_tensor *fa, const nn_tensor *fb, int R, nn_tensor **out)
 {
     int rc;
     const int64_t h = nn_size(fa, 2), w = nn_size(fa, 3);
@@ -318,7 +384,7 @@ fail:
     return rc;
 }
 
-static int coords(int64_t n, int64_t h, int64_t w, nn_tensor **out)
+int glocal_coords(int64_t n, int64_t h, int64_t w, nn_tensor **out)
 {
     int rc;
     nn_tensor *xs, *ys, *gx, *gy;
@@ -336,7 +402,7 @@ fail:
 }
 
 /* Global flow (N, 2, S, S) from coefficients (N, 8). */
-static int coeffs_to_flow(glocal_model *m, const nn_tensor *coef, nn_tensor **out)
+int glocal_coeffs_to_flow(glocal_model *m, const nn_tensor *coef, nn_tensor **out)
 {
     int rc;
     nn_tensor *f;
@@ -363,6 +429,13 @@ fail:
     return rc;
 }
 
+/* Features at 1/4 resolution of either architecture (the LME's cost volume). */
+static int encode4(glocal_model *m, const nn_tensor *img, int training, nn_tensor **out)
+{
+    if (m->cfg.arch == 2) return glocal_encode_pyramid(m, img, training, out, NULL);
+    return encode(m, img, training, out);
+}
+
 int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
                        nn_tensor **local, nn_tensor **mask)
 {
@@ -383,11 +456,11 @@ int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw,
         /* Local displacement evidence: the correlation of the (detached) GME
          * features of A and of B aligned by the global motion, at 1/4 size. */
         nn_tensor *fa, *fb, *fad, *fbd, *cv, *cat3[2], *x3;
-        TRY(encode(m, a, training, &fa));
-        TRY(encode(m, bw, training, &fb));
+        TRY(encode4(m, a, training, &fa));
+        TRY(encode4(m, bw, training, &fb));
         TRY(nn_detach(&fad, fa));
         TRY(nn_detach(&fbd, fb));
-        TRY(cost_volume(fad, fbd, m->cfg.radius, &cv));
+        TRY(glocal_cost_volume(fad, fbd, m->cfg.radius, &cv));
         cat3[0] = e3b;
         cat3[1] = cv;
         TRY(nn_cat(&x3, cat3, 2, 1));
@@ -415,6 +488,44 @@ fail:
     return rc;
 }
 
+/* GME arch 1 (glocal_config.arch): `iters` passes of the cost volume and the
+ * dense head, each on B warped by the (detached) estimate so far. */
+static int gme_forward_v1(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int training,
+                          glocal_outputs *out)
+{
+    int rc;
+    const int64_t S = m->cfg.size, N = nn_size(a, 0);
+    nn_tensor *fa, *xy, *g = NULL;
+    TRY(encode(m, a, training, &fa));
+    TRY(glocal_coords(N, S / 4, S / 4, &xy));
+    for (int it = 0; it < m->cfg.iters; it++) {
+        nn_tensor *bk = (nn_tensor *)b, *fb, *cv, *x, *h1, *h2, *im, *fl, *coef, *df, *gd;
+        if (g) {
+            /* Residual estimation on B aligned by the current estimate; the
+             * estimate is detached (as RAFT does between iterations). */
+            TRY(nn_detach(&gd, g));
+            TRY(glocal_warp(&bk, b, gd));
+        }
+        TRY(encode(m, bk, training, &fb));
+        TRY(glocal_cost_volume(fa, fb, m->cfg.radius, &cv));
+        nn_tensor *cin[3] = { cv, xy, fa };
+        TRY(nn_cat(&x, cin, 3, 1));
+        TRY(nn_conv_forward(&h1, &m->head1, x, training));
+        TRY(nn_conv_forward(&h2, &m->head2, h1, training));
+        TRY(nn_conv_forward(&im, &m->implicit, h2, training));
+        TRY(nn_flatten(&fl, im, 1, 3));
+        TRY(nn_dense_forward(&coef, &m->explicit_, fl));
+        TRY(nn_mul_scalar(&coef, coef, m->cfg.coef_scale));
+        TRY(glocal_coeffs_to_flow(m, coef, &df));
+        if (g) TRY(nn_add(&g, g, df));
+        else g = df;
+        out->glob[it] = g;
+    }
+    out->nglob = m->cfg.iters;
+fail:
+    return rc;
+}
+
 int glocal_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
                    const nn_tensor *align, int training, glocal_outputs *out)
 {
@@ -426,43 +537,19 @@ int glocal_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int 
         nn_ndim(b) != 4 || nn_size(b, 0) != nn_size(a, 0) || nn_size(b, 1) != 1 ||
         nn_size(b, 2) != S || nn_size(b, 3) != S)
         return gl_error(GL_EINVAL, "glocal_forward: need grey frames (N, 1, %d, %d)", (int)S, (int)S);
-    const int64_t N = nn_size(a, 0);
     TRY(nn_scope_begin(&sc));
-    nn_tensor *fa, *xy, *g = NULL;
-    TRY(encode(m, a, training, &fa));
-    TRY(coords(N, S / 4, S / 4, &xy));
-    for (int it = 0; it < m->cfg.iters; it++) {
-        nn_tensor *bk = (nn_tensor *)b, *fb, *cv, *x, *h1, *h2, *im, *fl, *coef, *df, *gd;
-        if (g) {
-            /* Residual estimation on B aligned by the current estimate; the
-             * estimate is detached (as RAFT does between iterations). */
-            TRY(nn_detach(&gd, g));
-            TRY(glocal_warp(&bk, b, gd));
-        }
-        TRY(encode(m, bk, training, &fb));
-        TRY(cost_volume(fa, fb, m->cfg.radius, &cv));
-        nn_tensor *cin[3] = { cv, xy, fa };
-        TRY(nn_cat(&x, cin, 3, 1));
-        TRY(nn_conv_forward(&h1, &m->head1, x, training));
-        TRY(nn_conv_forward(&h2, &m->head2, h1, training));
-        TRY(nn_conv_forward(&im, &m->implicit, h2, training));
-        TRY(nn_flatten(&fl, im, 1, 3));
-        TRY(nn_dense_forward(&coef, &m->explicit_, fl));
-        TRY(nn_mul_scalar(&coef, coef, m->cfg.coef_scale));
-        TRY(coeffs_to_flow(m, coef, &df));
-        if (g) TRY(nn_add(&g, g, df));
-        else g = df;
-        out->glob[it] = g;
-    }
+    if (m->cfg.arch == 2) TRY(glocal_gme2_forward(m, a, b, training, out));
+    else TRY(gme_forward_v1(m, a, b, training, out));
     if (with_lme) {
         nn_tensor *al = (nn_tensor *)align, *bw;
-        if (!al) TRY(nn_detach(&al, g));
+        if (!al) TRY(nn_detach(&al, out->glob[out->nglob - 1]));
         TRY(glocal_warp(&bw, b, al));
         TRY(glocal_lme_forward(m, a, bw, training, &out->local, &out->mask));
         nn_scope_keep(sc, out->local);
         nn_scope_keep(sc, out->mask);
     }
-    for (int it = 0; it < m->cfg.iters; it++) nn_scope_keep(sc, out->glob[it]);
+    for (int i = 0; i < out->nglob; i++) nn_scope_keep(sc, out->glob[i]);
+    for (int i = 0; i < out->ndense; i++) nn_scope_keep(sc, out->dense[i]);
     nn_scope_end(&sc);
     return 0;
 fail:
@@ -473,7 +560,8 @@ fail:
 
 void glocal_outputs_free(glocal_outputs *o)
 {
-    for (int i = 0; i < 8; i++) nn_free(&o->glob[i]);
+    for (int i = 0; i < GLOCAL_MAX_STAGES; i++) nn_free(&o->glob[i]);
+    for (int i = 0; i < GLOCAL_MAX_STAGES; i++) nn_free(&o->dense[i]);
     nn_free(&o->local);
     nn_free(&o->mask);
 }

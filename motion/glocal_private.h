@@ -20,6 +20,11 @@ struct glocal_model {
     nn_conv head1, head2;      /* cost + coords + features -> 64 (s2) -> 64 (s2) */
     nn_conv implicit;          /* 1x1, 64 -> 16: the implicit bottleneck */
     nn_dense explicit_;        /* 16 (S/16)^2 -> 8 coefficients */
+    /* GME, arch 2: encoder pyramid, then a head per level */
+    nn_conv v_e1, v_e2, v_e2b, v_e3, v_e3b, v_e4, v_e4b;
+    nn_conv v_h8a, v_h8b, v_h8c;   /* 1/8: cost + features + coords -> dense flow + weight */
+    nn_conv v_h4a, v_h4b, v_h4c;   /* 1/4: the same on B's features warped by the estimate */
+    nn_tensor *bases8, *bases4, *bases2; /* (8, 2 (S/k)^2), k = 8, 4, 2: the bases box-averaged */
     /* LME: attention U-Net */
     nn_conv l_e1, l_e1b, l_e2, l_e2b, l_e3, l_e3b;
     nn_conv l_cost;            /* cost volume of A and aligned B (GME encoder) + e3 -> 4C */
@@ -32,6 +37,37 @@ struct glocal_model {
  * = lme_scale * tanh(raw) * attention, mask = attention (N, 1, S, S). */
 int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
                        nn_tensor **local, nn_tensor **mask);
+
+/* Arch 2's cost volume at 1/8: radius and feature channels. */
+#define GME8_RADIUS 4
+#define GME8_FEAT 64
+
+/* Shared by both architectures (glocal_model.c): the correlation volume of
+ * fa and fb (N, (2R+1)^2, h, w), normalised coordinates (N, 2, h, w), the
+ * global flow (N, 2, S, S) of coefficients (N, 8). */
+int glocal_cost_volume(const nn_tensor *fa, const nn_tensor *fb, int R, nn_tensor **out);
+int glocal_coords(int64_t n, int64_t h, int64_t w, nn_tensor **out);
+int glocal_coeffs_to_flow(glocal_model *m, const nn_tensor *coef, nn_tensor **out);
+
+/* Arch 2 (glocal_gme2.c): the encoder's L2-normalised features at 1/4 and
+ * (f8 not NULL) 1/8; the GME forward pass, filling out->glob and dense. */
+int glocal_encode_pyramid(glocal_model *m, const nn_tensor *img, int training, nn_tensor **f4,
+                          nn_tensor **f8);
+int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int training,
+                        glocal_outputs *out);
+
+/* Arch 2's parts, exposed for tests (glocal_model.c has the details):
+ * the expected displacement (N, 2, h, w), in level pixels, under the softmax
+ * of a cost volume of radius R around its best match; the robust weighted
+ * least-squares coefficients (N, 8) of a flow f (N, 2, h, w) on the pooled
+ * bases (8, 2hw) with weights w (N, 1, h, w), outliers scaled by `scale` px;
+ * one Gauss-Newton update (N, 2, S, S) of the estimate g on images a, b at a
+ * level of bases_l with weights w. All in the caller's nn scope. */
+int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out);
+int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w, double scale,
+                       nn_tensor **coef);
+int glocal_gn_step(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *bases_l,
+                   const nn_tensor *g, const nn_tensor *w, nn_tensor **out);
 
 /* The k-th smallest of v[0..n-1] (reorders v). */
 float glocal_quickselect(float *v, long n, long k);

@@ -24,6 +24,7 @@ void glocal_refine_config_default(glocal_refine_config *c)
     c->cauchy_min = 0.01;
     c->lm_lambda = 1e-4;
     c->tol = 1e-3;
+    c->guard = 1;
 }
 
 int glocal_refine_config_validate(const glocal_refine_config *c)
@@ -48,6 +49,13 @@ typedef struct {
     int w, h;
     float *a, *b, *wt;  /* template, image, user weights (NULL = 1) */
 } level;
+
+/* The guard's score of h on the finest level: the mean over A's pixels that
+ * h maps inside B of weight * min(|A(p) - B(h p)|, 0.1) (grey 0..1,
+ * truncated so moving objects and occlusions count as a constant), divided by
+ * the weight seen. +inf when under a third of the weight maps inside B: then
+ * the score says nothing. */
+static double guard_cost(const level *L, const double h[9]);
 
 /* Separable Gaussian blur, edges replicated. tmp holds w*h floats. */
 static void blur(float *img, int w, int h, double sigma, float *tmp)
@@ -100,6 +108,28 @@ static inline int sample(const float *img, int w, int h, double x, double y, flo
     const float *p = img + (long)y0 * w + x0;
     *out = (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[w] + fx * p[w + 1]));
     return 1;
+}
+
+static double guard_cost(const level *L, const double h[9])
+{
+    double sum = 0, seen = 0, total = 0;
+    for (int y = 0; y < L->h; y++)
+        for (int x = 0; x < L->w; x++) {
+            long p = (long)y * L->w + x;
+            double wt = L->wt ? L->wt[p] : 1.0;
+            total += wt;
+            double d = h[6] * x + h[7] * y + h[8];
+            if (!(fabs(d) > 1e-12)) continue;
+            float v;
+            if (!sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
+                        (h[3] * x + h[4] * y + h[5]) / d, &v))
+                continue;
+            double r = fabs((double)L->a[p] - v);
+            sum += wt * (r < 0.1 ? r : 0.1);
+            seen += wt;
+        }
+    if (!(seen > total / 3) || !(seen > 0)) return INFINITY;
+    return sum / seen;
 }
 
 float glocal_quickselect(float *v, long n, long k)
@@ -369,6 +399,14 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
             rc = gl_error(GL_ENUMERIC, "glocal_refine_homography: diverged");
             goto fail;
         }
+    /* Never worse than the start: the refinement keeps the better of its
+     * start and its result by the truncated photometric score. */
+    if (c->guard) {
+        double h0[9];
+        memcpy(h0, h, sizeof h0);
+        gl_mat3_normalize(h0);
+        if (!(guard_cost(&L[0], hm) <= guard_cost(&L[0], h0))) memcpy(hm, h0, sizeof hm);
+    }
     memcpy(h, hm, sizeof hm);
     rc = 0;
 fail:

@@ -66,6 +66,8 @@ typedef struct {
     long *index;               /* [batch]: the global batch */
     unsigned char *swap;       /* [batch] */
     const uint8_t **a, **b;    /* [per]: this rank's slice */
+    const float **tf, **tc;    /* [per]: the teacher's flows and confidences (source's teacher) */
+    float *tbuf;               /* [per][3][S][S]: them packed for a tensor */
     int rank, world, per;
     long step0, step, last_saved, last_log_step;
     double t0, tlog;
@@ -96,6 +98,9 @@ static void trainer_close(trainer *t)
     gl_free(t->swap);
     gl_free((void *)t->a);
     gl_free((void *)t->b);
+    gl_free((void *)t->tf);
+    gl_free((void *)t->tc);
+    gl_free(t->tbuf);
     nn_optimizer_free(&t->opt);
 }
 
@@ -145,6 +150,18 @@ static int trainer_open(trainer *t, glocal_model *m, const glocal_pair_source *s
     t->a = gl_malloc(sizeof *t->a * (size_t)t->per);
     t->b = gl_malloc(sizeof *t->b * (size_t)t->per);
     if (!t->index || !t->swap || !t->a || !t->b) rc = GL_ENOMEM;
+    if (rc >= 0 && src->teacher && cfg->loss.w_teacher > 0) {
+        const int S = glocal_model_config(m)->size;
+        if (src->width != S || src->height != S)
+            rc = gl_error(GL_EINVAL, "glocal_train: a teacher needs %dx%d pairs (the model size), got %dx%d",
+                          S, S, src->width, src->height);
+        else {
+            t->tf = gl_malloc(sizeof *t->tf * (size_t)t->per);
+            t->tc = gl_malloc(sizeof *t->tc * (size_t)t->per);
+            t->tbuf = gl_malloc(sizeof(float) * 3 * (size_t)S * S * t->per);
+            if (!t->tf || !t->tc || !t->tbuf) rc = GL_ENOMEM;
+        }
+    }
 fail:
     nn_params_free(&st);
     return rc;
@@ -173,6 +190,41 @@ static int draw_batch(trainer *t)
     return 0;
 }
 
+/* The teacher's flows (N, 2, S, S) and confidences (N, 1, S, S) of this
+ * rank's slice, in the current scope; both NULL without a teacher. */
+static int teacher_batch(trainer *t, int S, nn_tensor **flow, nn_tensor **conf)
+{
+    *flow = *conf = NULL;
+    if (!t->tbuf) return 0;
+    const int first = t->rank * t->per;
+    int rc = t->src->teacher(t->src->ctx, t->index + first, t->swap + first, t->per, t->tf, t->tc);
+    if (rc < 0) return gl_error_prefix(rc, "step %ld: teacher", t->step);
+    const size_t plane = (size_t)S * S;
+    float *fl = t->tbuf, *cf = t->tbuf + 2 * plane * t->per;
+    for (int i = 0; i < t->per; i++) {
+        memcpy(fl + 2 * plane * i, t->tf[i], sizeof(float) * 2 * plane);
+        memcpy(cf + plane * i, t->tc[i], sizeof(float) * plane);
+    }
+    int64_t sf[4] = { t->per, 2, S, S }, sc[4] = { t->per, 1, S, S };
+    nn_tensor *a = NULL, *b = NULL;
+    if ((rc = nn_from_data(&a, fl, sf, 4, NN_F32)) < 0 || (rc = nn_from_data(&b, cf, sc, 4, NN_F32)) < 0) {
+        nn_free(&a);
+        return rc;
+    }
+    if (nn_default_device() != NN_CPU) {
+        nn_tensor *ad = NULL, *bd = NULL;
+        rc = nn_to_device(&ad, a, nn_default_device());
+        if (rc >= 0) rc = nn_to_device(&bd, b, nn_default_device());
+        nn_free(&a);
+        nn_free(&b);
+        if (rc < 0) { nn_free(&ad); return rc; }
+        a = ad, b = bd;
+    }
+    *flow = a;
+    *conf = b;
+    return 0;
+}
+
 enum { STEP_DONE = 0, STEP_STOP = 1, STEP_BUDGET = 2, STEP_NAN = 3 };
 
 /* One optimizer step on this rank's slice. Returns STEP_DONE, or (without
@@ -185,13 +237,14 @@ static int train_step(trainer *t, int stop_asked, double limit_s, glocal_losses 
     int rc = draw_batch(t);
     if (rc < 0) return rc;
     nn_scope *sc = NULL;
-    nn_tensor *ta, *tb, *loss;
+    nn_tensor *ta, *tb, *loss, *tt = NULL, *tcf = NULL;
     if ((rc = nn_scope_begin(&sc)) < 0 ||
         (rc = nn_optimizer_set_lr(t->opt, nn_lr_at(&t->ls, t->step))) < 0 ||
         (rc = glocal_frames_to_tensor(&ta, t->a, t->per, W, H, S)) < 0 ||
         (rc = glocal_frames_to_tensor(&tb, t->b, t->per, W, H, S)) < 0 ||
         (rc = nn_optimizer_zero_grad(t->opt)) < 0 ||
-        (rc = glocal_loss(t->m, ta, tb, &t->cfg->loss, t->step, &loss, L)) < 0)
+        (rc = teacher_batch(t, S, &tt, &tcf)) < 0 ||
+        (rc = glocal_loss(t->m, ta, tb, tt, tcf, &t->cfg->loss, t->step, &loss, L)) < 0)
         goto fail;
     /* Stop decisions are taken together: the time budget by any rank's
      * clock (MAX), a non-finite loss on any rank, a stop asked on any rank. */
@@ -218,19 +271,21 @@ fail:
 static int log_step(trainer *t, glocal_losses *L, double gnorm)
 {
     double now = gl_now();
-    double v[8] = { L->total, L->global, L->census, L->local, L->smooth, L->sparse, L->mask, L->mask_mean };
-    int rc = nn_dist_allreduce_values(t->cfg->dist, v, 8, NN_DIST_MEAN);
+    double v[10] = { L->total, L->global, L->census, L->local, L->smooth, L->sparse, L->mask, L->mask_mean,
+                     L->dense, L->teacher };
+    int rc = nn_dist_allreduce_values(t->cfg->dist, v, 10, NN_DIST_MEAN);
     if (rc < 0) return gl_error_prefix(rc, "step %ld: mean losses", t->step);
     L->total = v[0]; L->global = v[1]; L->census = v[2]; L->local = v[3];
-    L->smooth = v[4]; L->sparse = v[5]; L->mask = v[6]; L->mask_mean = v[7];
+    L->smooth = v[4]; L->sparse = v[5]; L->mask = v[6]; L->mask_mean = v[7]; L->dense = v[8];
+    L->teacher = v[9];
     if (t->log) {
         fprintf(t->log,
                 "{\"step\": %ld, \"time_s\": %.3f, \"loss\": %.6g, \"global\": %.6g, "
                 "\"census\": %.6g, \"local\": %.6g, \"smooth\": %.6g, \"sparse\": %.6g, "
-                "\"mask\": %.6g, \"mask_mean\": %.4f, \"grad_norm\": %.4g, \"lr\": %.4g, "
+                "\"mask\": %.6g, \"mask_mean\": %.4f, \"dense\": %.6g, \"teacher\": %.6g, \"grad_norm\": %.4g, \"lr\": %.4g, "
                 "\"pairs_per_s\": %.2f}\n",
                 t->step, now - t->t0, L->total, L->global, L->census, L->local, L->smooth, L->sparse,
-                L->mask, L->mask_mean, gnorm, nn_lr_at(&t->ls, t->step - 1),
+                L->mask, L->mask_mean, L->dense, L->teacher, gnorm, nn_lr_at(&t->ls, t->step - 1),
                 (double)(t->step - t->last_log_step) * t->cfg->batch_size / (now - t->tlog));
         if (fflush(t->log) != 0) return gl_error(GL_EIO, "cannot write %s", t->cfg->log_path);
     }

@@ -445,7 +445,7 @@ static void test_tiny_training(void **state)
         OK(glocal_frames_to_tensor(&ta, A, BATCH, S, S, S));
         OK(glocal_frames_to_tensor(&tb, B, BATCH, S, S, S));
         OK(nn_optimizer_zero_grad(opt));
-        OK(glocal_loss(m, ta, tb, &lc, step, &loss, &L));
+        OK(glocal_loss(m, ta, tb, NULL, NULL, &lc, step, &loss, &L));
         assert_true(isfinite(L.total));
         OK(nn_backward(loss));
         OK(nn_optimizer_step(opt));

@@ -158,7 +158,7 @@ static void test_matches_hand_loop(void **state)
         OK(glocal_frames_to_tensor(&ta, A, REF_BATCH, S, S, S));
         OK(glocal_frames_to_tensor(&tb, B, REF_BATCH, S, S, S));
         OK(nn_optimizer_zero_grad(opt));
-        OK(glocal_loss(r, ta, tb, &tc.loss, step, &loss, &L));
+        OK(glocal_loss(r, ta, tb, NULL, NULL, &tc.loss, step, &loss, &L));
         OK(nn_backward(loss));
         OK(nn_clip_grad_norm(glocal_model_params(r), REF_CLIP, &gnorm));
         assert_true(gnorm > REF_CLIP); /* clipping engaged, or the test would not see it */

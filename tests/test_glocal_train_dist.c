@@ -234,7 +234,7 @@ static int reference_stages(motion_pairs *P, glocal_model *m)
             glocal_losses L;
             int ok = glocal_frames_to_tensor(&ta, A + h * per, per, SIZE, SIZE, SIZE) == 0 &&
                      glocal_frames_to_tensor(&tb, B + h * per, per, SIZE, SIZE, SIZE) == 0 &&
-                     glocal_loss(m, ta, tb, &tc.loss, step, &loss, &L) == 0 &&
+                     glocal_loss(m, ta, tb, NULL, NULL, &tc.loss, step, &loss, &L) == 0 &&
                      nn_mul_scalar(&half, loss, 0.5) == 0 && nn_backward(half) == 0;
             nn_scope_end(&sc);
             CHECK(ok, "reference step %ld half %d", step, h);

@@ -1,0 +1,358 @@
+/* glocal_gme2.c — GLOCAL's GME, architecture 2 (glocal_config.arch = 2).
+ *
+ * A feature pyramid; at 1/8 and then 1/4 resolution a cost volume, read by a
+ * soft argmax around its best match, plus a small head's correction gives a
+ * dense (mixed) flow and per-pixel weights; the explicit bottleneck is the
+ * robust weighted least-squares projection of that flow onto the 8
+ * homography bases (BasesHomo's bases, Ye et al. 2021), so the weights learn
+ * to leave out moving objects and flat regions. Gauss-Newton steps on the
+ * images at 1/2 and full model resolution, weighted by the last level's
+ * weights, finish the estimate. Every step is differentiable in the
+ * features and weights; the layers are built in glocal_model_new(). */
+#include <math.h>
+#include <string.h>
+
+#include "motion/glocal.h"
+#include "motion/glocal_private.h"
+
+/* Gauss-Newton steps at full model resolution after the one at 1/2. */
+#define GME_GN_FULL 2
+
+/* x / |x| over channels. */
+static int l2norm(const nn_tensor *x, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *sq, *ss, *nrm;
+    int64_t d1[1] = { 1 };
+    TRY(nn_unary(&sq, NN_SQUARE, x));
+    TRY(nn_sum(&ss, sq, d1, 1, 1));
+    TRY(nn_add_scalar(&ss, ss, 1e-6));
+    TRY(nn_unary(&nrm, NN_RSQRT, ss));
+    TRY(nn_mul(out, x, nrm));
+fail:
+    return rc;
+}
+
+/* Arch 2's encoder: L2-normalised features at 1/4 (feat channels) and, when
+ * f8 is not NULL, at 1/8 (GME8_FEAT channels). */
+int glocal_encode_pyramid(glocal_model *m, const nn_tensor *img, int training, nn_tensor **f4,
+                          nn_tensor **f8)
+{
+    int rc;
+    nn_tensor *x1, *x2, *x2b, *x3, *x3b, *x4, *x4b;
+    TRY(nn_conv_forward(&x1, &m->v_e1, img, training));
+    TRY(nn_conv_forward(&x2, &m->v_e2, x1, training));
+    TRY(nn_conv_forward(&x2b, &m->v_e2b, x2, training));
+    TRY(nn_conv_forward(&x3, &m->v_e3, x2b, training));
+    TRY(nn_conv_forward(&x3b, &m->v_e3b, x3, training));
+    TRY(l2norm(x3b, f4));
+    if (f8) {
+        TRY(nn_conv_forward(&x4, &m->v_e4, x3b, training));
+        TRY(nn_conv_forward(&x4b, &m->v_e4b, x4, training));
+        TRY(l2norm(x4b, f8));
+    }
+fail:
+    return rc;
+}
+
+
+/* The explicit bottleneck of arch 2: the coefficients c (N, 8) minimising
+ * sum_p w_p |B_p c - f_p|^2 over the pixels p of a level, f (N, 2, h, w) in
+ * pixels at S, w (N, 1, h, w) >= 0, bases_l (8, 2hw) the pooled bases:
+ * c = (B W B^T + lambda I)^-1 B W f. lambda = 1e-4 * sum(w) keeps the 8x8
+ * system regular when the weights vanish (then c -> 0, the identity). */
+static int wls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w,
+                      nn_tensor **coef)
+{
+    int rc;
+    const int64_t N = nn_size(f, 0), P2 = 2 * nn_size(f, 2) * nn_size(f, 3);
+    nn_tensor *ww, *w2, *fv, *b3, *X, *bt, *M, *r, *ws, *lam, *eye, *li, *Ml, *c;
+    nn_tensor *two[2] = { (nn_tensor *)w, (nn_tensor *)w };
+    int64_t shw[3] = { N, 1, P2 }, shf[3] = { N, P2, 1 }, shl[3] = { N, 1, 1 }, sh8[2] = { N, GLOCAL_NBASES };
+    int64_t se[2] = { GLOCAL_NBASES, GLOCAL_NBASES }, dall[3] = { 1, 2, 3 };
+    float id[GLOCAL_NBASES * GLOCAL_NBASES] = { 0 };
+    for (int i = 0; i < GLOCAL_NBASES; i++) id[i * GLOCAL_NBASES + i] = 1;
+    TRY(nn_cat(&ww, two, 2, 1));
+    TRY(nn_reshape(&w2, ww, shw, 3));
+    TRY(nn_reshape(&fv, f, shf, 3));
+    TRY(nn_unsqueeze(&b3, bases_l, 0));          /* (1, 8, 2hw) */
+    TRY(nn_mul(&X, b3, w2));                     /* (N, 8, 2hw) */
+    TRY(nn_transpose(&bt, bases_l, 0, 1));       /* (2hw, 8) */
+    TRY(nn_matmul(&M, X, bt));                   /* (N, 8, 8) */
+    TRY(nn_matmul(&r, X, fv));                   /* (N, 8, 1) */
+    TRY(nn_sum(&ws, w, dall, 3, 0));
+    TRY(nn_reshape(&lam, ws, shl, 3));
+    TRY(nn_mul_scalar(&lam, lam, 1e-4));
+    TRY(nn_add_scalar(&lam, lam, 1e-6));
+    TRY(nn_from_data(&eye, id, se, 2, NN_F32));
+    if (nn_get_device(f) != nn_get_device(eye)) TRY(nn_to_device(&eye, eye, nn_get_device(f)));
+    TRY(nn_mul(&li, eye, lam));                  /* (N, 8, 8) */
+    TRY(nn_add(&Ml, M, li));
+    TRY(nn_linalg_solve(&c, Ml, r));             /* (N, 8, 1) */
+    TRY(nn_reshape(coef, c, sh8, 2));
+fail:
+    return rc;
+}
+
+/* Sharpness of the soft argmax: the cost is a cosine in [-1, 1], so a peak
+ * 0.1 above its neighbours gets e^2 times their probability. */
+#define GME_SOFTARGMAX_BETA 20.0
+
+/* The expected displacement under softmax(beta * cost) over the (2R+1)^2
+ * channels of cost_volume(): (N, 2, h, w) in pixels of the level. This is
+ * the matching itself, with no parameters: from the first step the head
+ * only corrects it (sub-pixel, occlusions) and weighs it. */
+int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out)
+{
+    int rc;
+    const int n = (2 * R + 1) * (2 * R + 1);
+    nn_tensor *sc, *p, *dxt, *dyt, *px, *py, *fx, *fy;
+    float *dx = gl_malloc(sizeof(float) * 2 * n), *dy = dx ? dx + n : NULL;
+    if (!dx) return GL_ENOMEM;
+    for (int k = 0; k < n; k++) {
+        dx[k] = (float)(k % (2 * R + 1) - R);
+        dy[k] = (float)(k / (2 * R + 1) - R);
+    }
+    const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3);
+    int64_t sh[4] = { 1, n, 1, 1 }, d1[1] = { 1 }, hw[4] = { N * h * w, 1, 2 * R + 1, 2 * R + 1 },
+            back[4] = { N, h, w, n }, nhwc[4] = { 0, 2, 3, 1 }, nchw[4] = { 0, 3, 1, 2 };
+    nn_tensor *mx, *pk, *pkf, *pp, *pc, *pv, *win, *wv, *wc, *wb, *pm, *ps;
+    TRY(nn_mul_scalar(&sc, cv, GME_SOFTARGMAX_BETA));
+    TRY(nn_softmax(&p, sc, 1));
+    /* Restricted to the 3x3 displacements around the best match (the window
+     * found without gradient), so a flat tail of poor matches does not pull
+     * the estimate towards zero displacement. */
+    TRY(nn_max_dim(&mx, NULL, cv, 1, 1));
+    TRY(nn_compare(&pk, NN_GE, cv, mx));
+    TRY(nn_to_dtype(&pkf, pk, NN_F32));
+    TRY(nn_permute(&pp, pkf, nhwc, 4));
+    TRY(nn_contiguous(&pc, pp));
+    TRY(nn_view(&pv, pc, hw, 4));
+    TRY(nn_max_pool2d(&win, pv, 3, 1, 1));
+    TRY(nn_view(&wv, win, back, 4));
+    TRY(nn_permute(&wc, wv, nchw, 4));
+    TRY(nn_detach(&wb, wc));
+    TRY(nn_mul(&pm, p, wb));
+    TRY(nn_sum(&ps, pm, d1, 1, 1));
+    TRY(nn_add_scalar(&ps, ps, 1e-12));
+    TRY(nn_div(&p, pm, ps));
+    TRY(nn_from_data(&dxt, dx, sh, 4, NN_F32));
+    TRY(nn_from_data(&dyt, dy, sh, 4, NN_F32));
+    if (nn_get_device(cv) != nn_get_device(dxt)) {
+        TRY(nn_to_device(&dxt, dxt, nn_get_device(cv)));
+        TRY(nn_to_device(&dyt, dyt, nn_get_device(cv)));
+    }
+    TRY(nn_mul(&px, p, dxt));
+    TRY(nn_mul(&py, p, dyt));
+    TRY(nn_sum(&fx, px, d1, 1, 1));
+    TRY(nn_sum(&fy, py, d1, 1, 1));
+    nn_tensor *two[2] = { fx, fy };
+    TRY(nn_cat(out, two, 2, 1));
+fail:
+    gl_free(dx);
+    return rc;
+}
+
+/* wls_coeffs made robust: GME_IRLS reweightings of w by a Geman-McClure
+ * function 1 / (1 + (d / s)^2)^2 of each pixel's distance d between f and the
+ * fitted flow (detached), with s going from 2 * scale down to scale / 2 (px
+ * at S), so moving objects and mismatches drop out as RANSAC would drop them,
+ * but differentiably in f and w. */
+#define GME_IRLS 5
+int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w, double scale,
+                       nn_tensor **coef)
+{
+    int rc;
+    nn_tensor *c, *fit, *d, *dd, *sq, *ss, *rw, *wk;
+    const int64_t N = nn_size(f, 0), h = nn_size(f, 2), wd = nn_size(f, 3);
+    int64_t sh[4] = { N, 2, h, wd }, d1[1] = { 1 };
+    TRY(wls_coeffs(bases_l, f, w, &c));
+    for (int it = 0; it < GME_IRLS; it++) {
+        const double s = scale * 2.0 * pow(0.25, (double)it / (GME_IRLS - 1));
+        TRY(nn_matmul(&fit, c, bases_l));
+        TRY(nn_view(&fit, fit, sh, 4));
+        TRY(nn_sub(&d, f, fit));
+        TRY(nn_detach(&dd, d));
+        TRY(nn_mul_scalar(&dd, dd, 1.0 / s));
+        TRY(nn_unary(&sq, NN_SQUARE, dd));
+        TRY(nn_sum(&ss, sq, d1, 1, 1));
+        TRY(nn_add_scalar(&ss, ss, 1.0));
+        TRY(nn_unary(&ss, NN_SQUARE, ss));
+        TRY(nn_unary(&rw, NN_RECIPROCAL, ss));
+        TRY(nn_mul(&wk, w, rw));
+        TRY(wls_coeffs(bases_l, f, wk, &c));
+    }
+    *coef = c;
+fail:
+    return rc;
+}
+
+/* One level's head: the soft argmax of the level's cost volume cv (radius R)
+ * plus a conv stack's correction -> dense flow (pixels at S: level pixels
+ * times `unit`), and weights in (0, 1). */
+static int level_head(const nn_conv *ha, const nn_conv *hb, const nn_conv *hc, const nn_tensor *x,
+                      const nn_tensor *cv, int R, double unit, int training, nn_tensor **flow,
+                      nn_tensor **w)
+{
+    int rc;
+    nn_tensor *h1, *h2, *h3, *fr, *wl, *sa, *fl;
+    TRY(nn_conv_forward(&h1, ha, x, training));
+    TRY(nn_conv_forward(&h2, hb, h1, training));
+    TRY(nn_conv_forward(&h3, hc, h2, training));
+    TRY(nn_narrow(&fr, h3, 1, 0, 2));
+    TRY(glocal_soft_argmax(cv, R, &sa));
+    TRY(nn_add(&fl, sa, fr));
+    TRY(nn_mul_scalar(flow, fl, unit));
+    TRY(nn_narrow(&wl, h3, 1, 2, 1));
+    TRY(nn_unary(w, NN_SIGMOID, wl));
+fail:
+    return rc;
+}
+
+/* Gauss-Newton on the 8 basis coefficients at one scale: images a, b
+ * (N, 1, h, w) box-averaged to the level (k = S / h), bases_l (8, 2hw) in
+ * pixels at S, g (N, 2, S, S) the detached estimate, w (N, 1, h, w) the
+ * learned per-pixel weights. Linearises B(p + g + sum_j c_j basis_j) about
+ * c = 0 and solves the weighted normal equations (J W J^T + lambda I) c =
+ * J W (A - B(p + g)), with W also down-weighting large residuals (Cauchy,
+ * detached): the inverse-compositional step of Lucas-Kanade on the
+ * homography bases (Baker & Matthews 2004), differentiable in w. *out gets
+ * the update's flow (N, 2, S, S). */
+#define GME_GN_CAUCHY 0.1  /* grey levels 0..1 */
+int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, const nn_tensor *bases_l,
+                   const nn_tensor *g, const nn_tensor *w, nn_tensor **out)
+{
+    int rc;
+    const int64_t N = nn_size(al, 0), h = nn_size(al, 2), wd = nn_size(al, 3), P = h * wd;
+    const double k = (double)m->cfg.size / (double)h;
+    nn_tensor *gl, *gk, *bw, *pad, *xr, *xl, *yd, *yu, *gx, *gy, *r, *rs, *rw, *cw, *ww, *b3, *bx, *by,
+        *gxv, *gyv, *jx, *jy, *J, *Jw, *Jt, *M, *rv, *rhs, *tr, *lam, *eye, *li, *Ml, *c, *c8;
+    int64_t shp[3] = { N, 1, P }, shb[3] = { GLOCAL_NBASES, 2, P }, shr[3] = { N, P, 1 },
+            shl[3] = { N, 1, 1 }, sh8[2] = { N, GLOCAL_NBASES }, se[2] = { GLOCAL_NBASES, GLOCAL_NBASES },
+            dall[2] = { 1, 2 };
+    float id[GLOCAL_NBASES * GLOCAL_NBASES] = { 0 };
+    for (int i = 0; i < GLOCAL_NBASES; i++) id[i * GLOCAL_NBASES + i] = 1;
+    if (k > 1) TRY(nn_avg_pool2d(&gl, g, (int)k, (int)k, 0));
+    else gl = (nn_tensor *)g;
+    TRY(nn_mul_scalar(&gk, gl, 1.0 / k));        /* pixels of the level */
+    TRY(glocal_warp(&bw, bl, gk));
+    /* central differences of the warped B, per pixel at S */
+    TRY(nn_pad2d(&pad, bw, 1, 1, 1, 1, NN_PAD_REPLICATE, 0.0));
+    TRY(nn_narrow(&xr, pad, 3, 2, wd));
+    TRY(nn_narrow(&xr, xr, 2, 1, h));
+    TRY(nn_narrow(&xl, pad, 3, 0, wd));
+    TRY(nn_narrow(&xl, xl, 2, 1, h));
+    TRY(nn_narrow(&yd, pad, 2, 2, h));
+    TRY(nn_narrow(&yd, yd, 3, 1, wd));
+    TRY(nn_narrow(&yu, pad, 2, 0, h));
+    TRY(nn_narrow(&yu, yu, 3, 1, wd));
+    TRY(nn_sub(&gx, xr, xl));
+    TRY(nn_mul_scalar(&gx, gx, 0.5 / k));
+    TRY(nn_sub(&gy, yd, yu));
+    TRY(nn_mul_scalar(&gy, gy, 0.5 / k));
+    TRY(nn_sub(&r, al, bw));
+    /* weights: learned x Cauchy(r) (detached) */
+    TRY(nn_detach(&rs, r));
+    TRY(nn_mul_scalar(&rs, rs, 1.0 / GME_GN_CAUCHY));
+    TRY(nn_unary(&rs, NN_SQUARE, rs));
+    TRY(nn_add_scalar(&rs, rs, 1.0));
+    TRY(nn_unary(&cw, NN_RECIPROCAL, rs));
+    TRY(nn_mul(&rw, w, cw));
+    TRY(nn_reshape(&ww, rw, shp, 3));            /* (N, 1, P) */
+    /* J (N, 8, P): d B(p + g + basis c) / d c = grad B . basis */
+    TRY(nn_view(&b3, bases_l, shb, 3));
+    TRY(nn_select(&bx, b3, 1, 0));               /* (8, P) */
+    TRY(nn_select(&by, b3, 1, 1));
+    TRY(nn_reshape(&gxv, gx, shp, 3));
+    TRY(nn_reshape(&gyv, gy, shp, 3));
+    TRY(nn_mul(&jx, gxv, bx));
+    TRY(nn_mul(&jy, gyv, by));
+    TRY(nn_add(&J, jx, jy));
+    TRY(nn_mul(&Jw, J, ww));
+    TRY(nn_transpose(&Jt, J, 1, 2));             /* (N, P, 8) */
+    TRY(nn_matmul(&M, Jw, Jt));                  /* (N, 8, 8) */
+    TRY(nn_reshape(&rv, r, shr, 3));
+    TRY(nn_matmul(&rhs, Jw, rv));                /* (N, 8, 1) */
+    /* Levenberg damping: 1e-3 of the mean diagonal, plus a floor */
+    {
+        nn_tensor *dg, *e3;
+        TRY(nn_from_data(&eye, id, se, 2, NN_F32));
+        if (nn_get_device(al) != nn_get_device(eye)) TRY(nn_to_device(&eye, eye, nn_get_device(al)));
+        TRY(nn_mul(&e3, M, eye));
+        TRY(nn_sum(&dg, e3, dall, 2, 0));
+        TRY(nn_reshape(&tr, dg, shl, 3));
+        TRY(nn_mul_scalar(&lam, tr, 1e-3 / GLOCAL_NBASES));
+        TRY(nn_add_scalar(&lam, lam, 1e-6));
+    }
+    TRY(nn_mul(&li, eye, lam));
+    TRY(nn_add(&Ml, M, li));
+    TRY(nn_linalg_solve(&c, Ml, rhs));
+    TRY(nn_reshape(&c8, c, sh8, 2));
+    TRY(glocal_coeffs_to_flow(m, c8, out));
+fail:
+    return rc;
+}
+
+/* GME arch 2 (glocal_config.arch): coarse estimate at 1/8, then `iters`
+ * residual estimates at 1/4 on B's features warped by the (detached)
+ * estimate. Fills out->glob / dense (recorded in the caller's scope). */
+int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int training,
+                        glocal_outputs *out)
+{
+    int rc;
+    const int64_t N = nn_size(a, 0), S = m->cfg.size;
+    nn_tensor *f4a, *f8a, *f4b, *f8b, *xy8, *xy4, *cv8, *x8, *d8, *w8, *c8, *g, *wlast;
+    TRY(glocal_encode_pyramid(m, a, training, &f4a, &f8a));
+    TRY(glocal_encode_pyramid(m, b, training, &f4b, &f8b));
+    TRY(glocal_coords(N, S / 8, S / 8, &xy8));
+    TRY(glocal_coords(N, S / 4, S / 4, &xy4));
+    TRY(glocal_cost_volume(f8a, f8b, GME8_RADIUS, &cv8));
+    nn_tensor *in8[3] = { cv8, f8a, xy8 };
+    TRY(nn_cat(&x8, in8, 3, 1));
+    TRY(level_head(&m->v_h8a, &m->v_h8b, &m->v_h8c, x8, cv8, GME8_RADIUS, 8.0, training, &d8, &w8));
+    TRY(glocal_irls_coeffs(m->bases8, d8, w8, 8.0, &c8));
+    TRY(glocal_coeffs_to_flow(m, c8, &g));
+    out->glob[0] = g;
+    out->dense[0] = d8;
+    wlast = w8;
+    for (int it = 0; it < m->cfg.iters; it++) {
+        nn_tensor *gd, *g4, *g4l, *fbw, *cv4, *x4, *gin, *d4, *w4, *c4, *dg, *dense;
+        TRY(nn_detach(&gd, g));
+        TRY(nn_avg_pool2d(&g4, gd, 4, 4, 0));        /* pixels at S, on the 1/4 grid */
+        TRY(nn_mul_scalar(&g4l, g4, 0.25));          /* pixels of the 1/4 grid */
+        TRY(glocal_warp(&fbw, f4b, g4l));
+        TRY(glocal_cost_volume(f4a, fbw, m->cfg.radius, &cv4));
+        TRY(nn_mul_scalar(&gin, g4, 1.0 / (double)S * 8.0));
+        nn_tensor *in4[4] = { cv4, f4a, xy4, gin };
+        TRY(nn_cat(&x4, in4, 4, 1));
+        TRY(level_head(&m->v_h4a, &m->v_h4b, &m->v_h4c, x4, cv4, m->cfg.radius, 4.0, training, &d4, &w4));
+        TRY(glocal_irls_coeffs(m->bases4, d4, w4, 4.0, &c4));
+        TRY(glocal_coeffs_to_flow(m, c4, &dg));
+        TRY(nn_add(&g, g, dg));
+        TRY(nn_add(&dense, g4, d4));
+        out->glob[it + 1] = g;
+        out->dense[it + 1] = dense;
+        wlast = w4;
+    }
+    out->ndense = m->cfg.iters + 1;
+    out->nglob = m->cfg.iters + 1;
+    /* Gauss-Newton on the images: one step at 1/2, GME_GN_FULL at S, each
+     * weighted by the last level's weights. */
+    {
+        nn_tensor *a2, *b2, *w2, *wS, *gd, *dg;
+        TRY(nn_avg_pool2d(&a2, a, 2, 2, 0));
+        TRY(nn_avg_pool2d(&b2, b, 2, 2, 0));
+        TRY(nn_interpolate(&w2, wlast, S / 2, S / 2, NN_BILINEAR, 0));
+        TRY(nn_interpolate(&wS, wlast, S, S, NN_BILINEAR, 0));
+        for (int it = 0; it < 1 + GME_GN_FULL; it++) {
+            TRY(nn_detach(&gd, g));
+            if (it == 0) TRY(glocal_gn_step(m, a2, b2, m->bases2, gd, w2, &dg));
+            else TRY(glocal_gn_step(m, a, b, m->bases, gd, wS, &dg));
+            TRY(nn_add(&g, g, dg));
+            out->glob[out->nglob++] = g;
+        }
+    }
+fail:
+    return rc;
+}
+
