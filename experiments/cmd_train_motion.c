@@ -41,9 +41,10 @@ static int pool_progress(void *ctx, long done, long total)
 
 /* What the options set. */
 typedef struct {
-    const char *out, *dataset, *lists;
-    int synth, resume;
-    long size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
+    const char *out, *dataset, *lists, *photos;
+    int synth, resume, augment, teacher;
+    double magnitude;
+    long arch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, camera;
     glocal_loss_config lc;
 } tm_options;
@@ -56,7 +57,23 @@ static int prepare_pairs(motion_pairs *P, const tm_options *o, int S)
     int rc, pool = (int)o->pool;
     uint64_t seed = (uint64_t)o->seed;
     cli_progress_start(&pp, o->dataset ? "decoding pairs" : "rendering pairs", pool);
-    if (o->dataset) {
+    if (o->photos) {
+        photo_pairs_config pc = photo_pairs_config_benchmark(S, o->magnitude, seed);
+        pc.supersample = 2;
+        if (o->augment) {
+            /* the two frames of a pair see different cameras: photometric
+             * jitter, blur, sensor noise and JPEG coding (datasets/photo_pairs.h) */
+            pc.aug.contrast = 0.2;
+            pc.aug.brightness = 10;
+            pc.aug.gamma = 0.15;
+            pc.aug.illumination = 0.1;
+            pc.aug.blur = 0.8;
+            pc.aug.noise = 3;
+            pc.aug.jpeg_q_min = 2;
+            pc.aug.jpeg_q_max = 12;
+        }
+        rc = motion_pairs_photos(P, o->photos, 512, &pc, pool);
+    } else if (o->dataset) {
         rc = motion_pairs_dataset(P, o->dataset, o->lists, (int)o->split, pool, S, (int)o->gap, seed,
                                   pool_progress, &pp);
     } else {
@@ -76,9 +93,10 @@ static int parse_options(tm_options *o, int argc, char **argv)
 {
     const char *cmd = "train-motion";
     *o = (tm_options){ .size = 64, .iters = 2, .feat = 32, .steps = 1000000, .batch = 16, .pool = 2000,
-                       .gap = 1, .split = 1, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
+                       .gap = 1, .split = 1, .arch = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
+    static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
     char mask_def[96];
     snprintf(mask_def, sizeof mask_def, "%ld, or --lme-start when that is later",
              glocal_loss_config_default().mask_start);
@@ -92,8 +110,13 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--split", &o->split, 1, 3, "N", "train list of split N"),
         CLI_NUM("--gap", &o->gap, 1, 100, "G", "frame gap for --dataset"),
         CLI_NUM("--pool", &o->pool, 1, 10000000, "N", "pairs held in memory"),
+        CLI_STR("--photos", &o->photos, "DIR", "photo-crop pairs from the photographs in DIR (datasets/photo_pairs.h):\n"
+                "a random crop, a random homography, 1-2 moving patches"),
+        CLI_NUM("--magnitude", &o->magnitude, 0, 0.5, "M", "--photos: corners move within +-M*S px", .open_lo = 1),
+        CLI_FLAG("--augment", &o->augment, "--photos: photometric jitter, blur, noise and JPEG coding per frame"),
         CLI_SECTION("Model"),
         CLI_NUM("--size", &o->size, 32, 1024, "S", "model size, a multiple of 16: frames are resized to SxS"),
+        CLI_NUM("--arch", &o->arch, 1, 2, "A", "GME architecture (motion/glocal.h glocal_config.arch)"),
         CLI_NUM("--iters", &o->iters, 1, 8, "K", "GME refinement iterations"),
         CLI_NUM("--feat", &o->feat, 4, 256, "F", "encoder channels"),
         CLI_SECTION("Training"),
@@ -105,6 +128,10 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--mask-start", &o->lc.mask_start, 0, 1000000000, "N",
                 "step from which the mask weights the global loss, not before --lme-start", .def = mask_def),
         CLI_NUM("--census", &o->lc.w_census, -INFINITY, INFINITY, "W", "weight of the census term"),
+        CLI_NUM("--dense", &o->lc.w_dense, -INFINITY, INFINITY, "W", "arch 2: weight of the dense flows' photometric term"),
+        CLI_CHOICE("--teacher", &o->teacher, teachers, "arch 2: a classical flow the dense flows also learn from,\n"
+                   "where its forward-backward check and photometric error trust it (no ground truth)"),
+        CLI_NUM("--teacher-weight", &o->lc.w_teacher, -INFINITY, INFINITY, "W", "weight of the teacher term", .def = "1 with --teacher"),
         CLI_NUM("--seed", &o->seed, 0, 0x7fffffffL, "S", "seed of weights and batches"),
         CLI_NUM("--ckpt-every", &o->ckpt_every, 1, 1000000000, "N", "checkpoint period in steps"),
         CLI_NUM("--log-every", &o->log_every, 1, 1000000000, "N", "log period in steps"),
@@ -177,11 +204,13 @@ int cmd_train_motion(int argc, char **argv)
     int code = CLI_FAIL;
     glocal_model *m = NULL;
     motion_pairs P = { 0 };
+    motion_teacher T = { 0 };
     int64_t step0 = 0;
     nn_dist *dist = NULL;
     nn_manual_seed((uint64_t)o.seed);
     glocal_config gc = glocal_config_default((int)o.size);
     gc.iters = (int)o.iters;
+    gc.arch = (int)o.arch;
     gc.feat = (int)o.feat;
     if (o.resume && (rc = glocal_model_load(&m, ckpt, &step0)) < 0) { cli_fail(cmd, rc, "cannot resume from %s", ckpt); goto done; }
     if (o.resume) fprintf(stderr, "resuming %s at step %lld\n", ckpt, (long long)step0);
@@ -203,6 +232,16 @@ int cmd_train_motion(int argc, char **argv)
     }
     glocal_pair_source src;
     motion_pairs_source(&P, &src);
+    if (o.teacher > 0) {
+        flow_method_fn fm = o.teacher == 1 ? flow_method_tvl1 : flow_method_dis;
+        cli_progress tpp;
+        cli_progress_start(&tpp, "teacher flows", P.n);
+        rc = motion_teacher_compute(&T, &P, fm, NULL, pool_progress, &tpp);
+        cli_progress_end(&tpp, rc < 0 ? 0 : P.n, NULL);
+        if (rc < 0) { cli_fail(cmd, rc, "cannot compute the teacher's flows"); goto done; }
+        motion_pairs_source_teacher(&T, &src);
+        if (!(tc.loss.w_teacher > 0)) tc.loss.w_teacher = 1.0;
+    }
     /* With a time budget the progress line counts seconds, so its ETA means something. */
     train_progress tp = { .by_time = o.minutes > 0, .step0 = (long)step0, .step = (long)step0 };
     cli_progress_start(&tp.bar, tp.by_time ? "training (seconds)" : "training (steps)",
@@ -218,6 +257,7 @@ int cmd_train_motion(int argc, char **argv)
     if (rank == 0) fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", tp.step - tp.step0, gl_now() - t0, ckpt);
     code = CLI_OK;
 done:
+    motion_teacher_free(&T);
     motion_pairs_free(&P);
     glocal_model_free(&m);
     nn_dist_free(&dist);

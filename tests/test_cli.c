@@ -508,9 +508,9 @@ static const struct {
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
-    { "train-motion", "--batch --camera --census --ckpt-every --dataset --feat --gap --iters --lists --lme-start "
-                      "--log-every --lr --mask-start --minutes --out --pool --resume --seed --size --split --steps "
-                      "--synth" },
+    { "train-motion", "--arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --gap "
+                      "--iters --lists --lme-start --log-every --lr --magnitude --mask-start --minutes --out "
+                      "--photos --pool --resume --seed --size --split --steps --synth --teacher --teacher-weight" },
 };
 
 /* The options an option line of a help text starts with ("  -n, --nproc N"). */
