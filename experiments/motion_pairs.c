@@ -1,5 +1,4 @@
 /* motion_pairs.c — frame pairs for GLOCAL training and evaluation. */
-#include <hdf5.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,7 +6,6 @@
 #include "datasets/video.h"
 #include "experiments/motion_pairs.h"
 #include "nn/base.h"
-#include "nn/hdf5_util.h"
 
 void motion_pairs_free(motion_pairs *p)
 {
@@ -129,36 +127,15 @@ fail:
     return rc;
 }
 
-/* Reads dataset `name` of an HDF5 file into buf (count elements of type t). */
-static int h5_read(hid_t f, const char *path, const char *name, hid_t t, void *buf, hsize_t count)
-{
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) return gl_error(GL_EFORMAT, "%s: no dataset /%s", path, name);
-    hid_t sp = H5Dget_space(d);
-    hssize_t np = H5Sget_simple_extent_npoints(sp);
-    int rc = 0;
-    if (np != (hssize_t)count)
-        rc = gl_error(GL_EFORMAT, "%s: /%s has %lld values, %llu expected", path, name,
-                      (long long)np, (unsigned long long)count);
-    else if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        rc = gl_error(GL_EFORMAT, "%s: cannot read /%s", path, name);
-    H5Sclose(sp);
-    H5Dclose(d);
-    return rc;
-}
-
 int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int pairs_per_clip)
 {
     dataset_index *idx = NULL;
     uint8_t *frames = NULL;
-    double *hs = NULL;
-    float *gf = NULL, *lf = NULL;
-    uint8_t *mk = NULL;
+    synth_clip *g = NULL;
     char *gt = NULL;
     int rc = dataset_index_load(&idx, dir, NULL, 1);
     memset(p, 0, sizeof *p);
     if (rc < 0) return rc;
-    gl_h5_quiet q = gl_h5_quiet_begin();
     long first = idx->num_split[DATASET_TRAIN], ntest = idx->num_split[DATASET_TEST];
     int nclips = ntest < max_clips ? (int)ntest : max_clips;
     if (nclips < 1) {
@@ -193,47 +170,34 @@ int motion_pairs_synth_dir(motion_pairs *p, const char *dir, int max_clips, int 
             goto fail;
         }
         const size_t hw = (size_t)W * H;
-        hid_t f = H5Fopen(gt, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) {
-            rc = gl_error(GL_EIO, "%s: cannot open the ground truth", gt);
+        synth_clip_free(&g);
+        if ((rc = synth_gt_load(gt, &g)) < 0) goto fail;
+        if (g->width != W || g->height != H || g->frames != nf) {
+            rc = gl_error(GL_EFORMAT, "%s: ground truth for %d frames of %dx%d, the video has %ld of %dx%d",
+                          gt, g->frames, g->width, g->height, nf, W, H);
             goto fail;
         }
         long np = nf - 1;
-        gl_free(hs); gl_free(gf); gl_free(lf); gl_free(mk);
-        hs = gl_malloc(sizeof(double) * 9 * np);
-        gf = gl_malloc(sizeof(float) * 2 * hw * np);
-        lf = gl_malloc(sizeof(float) * 2 * hw * np);
-        mk = gl_malloc(hw * np);
-        if (!hs || !gf || !lf || !mk) { H5Fclose(f); rc = GL_ENOMEM; goto fail; }
-        if ((rc = h5_read(f, gt, "homography", H5T_NATIVE_DOUBLE, hs, 9 * np)) < 0 ||
-            (rc = h5_read(f, gt, "global_flow", H5T_NATIVE_FLOAT, gf, 2 * hw * np)) < 0 ||
-            (rc = h5_read(f, gt, "local_flow", H5T_NATIVE_FLOAT, lf, 2 * hw * np)) < 0 ||
-            (rc = h5_read(f, gt, "mask", H5T_NATIVE_UINT8, mk, hw * np)) < 0) {
-            H5Fclose(f);
-            goto fail;
-        }
-        H5Fclose(f);
         /* Pairs spread over the clip. */
         int k = pairs_per_clip < np ? pairs_per_clip : (int)np;
         for (int i = 0; i < k; i++) {
             long t = k > 1 ? (long)i * (np - 1) / (k - 1) : 0;
             memcpy(p->a + filled * hw * 3, frames + t * hw * 3, hw * 3);
             memcpy(p->b + filled * hw * 3, frames + (t + 1) * hw * 3, hw * 3);
-            memcpy(p->homography + 9 * filled, hs + 9 * t, sizeof(double) * 9);
-            memcpy(p->global_flow + filled * 2 * hw, gf + t * 2 * hw, sizeof(float) * 2 * hw);
-            memcpy(p->local_flow + filled * 2 * hw, lf + t * 2 * hw, sizeof(float) * 2 * hw);
-            memcpy(p->mask + filled * hw, mk + t * hw, hw);
+            memcpy(p->homography + 9 * filled, g->homography + 9 * t, sizeof(double) * 9);
+            memcpy(p->global_flow + filled * 2 * hw, g->global_flow + t * 2 * hw, sizeof(float) * 2 * hw);
+            memcpy(p->local_flow + filled * 2 * hw, g->local_flow + t * 2 * hw, sizeof(float) * 2 * hw);
+            memcpy(p->mask + filled * hw, g->mask + t * hw, hw);
             filled++;
         }
         p->n = filled;
     }
     rc = 0;
 fail:
-    gl_h5_quiet_end(q);
     if (rc < 0) motion_pairs_free(p);
+    synth_clip_free(&g);
     gl_free(gt);
     gl_free(frames);
-    gl_free(hs); gl_free(gf); gl_free(lf); gl_free(mk);
     dataset_index_free(&idx);
     return rc;
 }
