@@ -131,26 +131,17 @@ int cmd_motion(int argc, char **argv)
     const size_t hw = (size_t)W * H;
     strip = gl_malloc(hw * 3 * PANELS);
     uint8_t *tile = gl_malloc(hw * 3);
-    float *g0 = gl_malloc(sizeof(float) * hw), *g1 = gl_malloc(sizeof(float) * hw);
     flow_field tv = { 0 };
-    if (!strip || !tile || !g0 || !g1) {
-        gl_free(tile); gl_free(g0); gl_free(g1);
+    if (!strip || !tile) {
+        gl_free(tile);
         cli_fail(cmd, GL_ENOMEM, "out of memory");
         goto done;
     }
-    {
-        tvl1_config tc;
-        tvl1_config_default(&tc);
-        if ((rc = flow_field_new(&tv, W, H)) < 0 || (rc = flow_gray_from_rgb24(fa, W, H, g0)) < 0 ||
-            (rc = flow_gray_from_rgb24(fb, W, H, g1)) < 0 ||
-            (rc = tvl1_flow(g0, g1, W, H, &tc, &tv)) < 0) {
-            gl_free(tile); gl_free(g0); gl_free(g1); flow_field_free(&tv);
-            cli_fail(cmd, rc, "TV-L1 for the strip");
-            goto done;
-        }
+    if ((rc = flow_field_new(&tv, W, H)) < 0 || (rc = flow_from_rgb24(fa, fb, W, H, NULL, NULL, &tv)) < 0) {
+        gl_free(tile); flow_field_free(&tv);
+        cli_fail(cmd, rc, "TV-L1 for the strip");
+        goto done;
     }
-    gl_free(g0);
-    gl_free(g1);
     float maxr = 0;
     for (size_t p = 0; p < hw; p++) {
         float u = r.mixed_flow[p], v = r.mixed_flow[hw + p];
