@@ -1,6 +1,6 @@
 /* bench_dist — training throughput of small conv models with R data-parallel
  * ranks (nn_dist, Gloo over loopback) of T libtorch threads each, for the
- * question of issue 9: on a small machine, do R single-thread ranks beat one
+ * question: on a small machine, do R single-thread ranks beat one
  * rank with R threads?
  *
  *   bench_dist [--model unet|resnet] [--ranks R] [--threads T] [--batch B]

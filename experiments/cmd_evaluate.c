@@ -30,6 +30,7 @@ static const char *const subsets[] = { "test", "train", "val", NULL };
 static const dataset_split subset_split[] = { DATASET_TEST, DATASET_TRAIN, DATASET_VAL };
 static const char *const crop_counts[] = { "1", "3", "10", NULL };
 
+/* Long (~135 lines), 30 of them the option table and help text (cli_parse). */
 int cmd_evaluate(int argc, char **argv)
 {
     const char *ckpt = NULL, *out = NULL, *data = NULL, *lists = NULL, *cachep = NULL;

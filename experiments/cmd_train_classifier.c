@@ -63,6 +63,7 @@ static const nn_lr_kind schedule_kind[] = { NN_LR_COSINE, NN_LR_STEP, NN_LR_CONS
 static const char *const crops[] = { "corner", "random", "center", NULL };
 static const loader_crop_mode crop_kind[] = { LOADER_CROP_CORNER, LOADER_CROP_RANDOM, LOADER_CROP_CENTER };
 
+/* Long (~150 lines), 67 of them the option table and help text (cli_parse). */
 int cmd_train_classifier(int argc, char **argv)
 {
     cls_data_opts o;

@@ -511,6 +511,8 @@ static int densify_range(void *vctx, long begin, long end)
 
 /* ---- the coarse-to-fine loop (Algorithm 1) ------------------------------ */
 
+/* Long (~170 lines) on purpose: Algorithm 1 of Kroeger et al. (2016) as one
+ * loop over the scales, its steps in the paper's order. */
 int dis_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
              flow_field *flow)
 {

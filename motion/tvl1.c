@@ -540,6 +540,8 @@ static int tvl1_scale(tvl1_ctx *c, const tvl1_config *cfg)
 
 #define MAX_SCALES 100
 
+/* Long (~150 lines) on purpose: one pass of the paper's pyramid / warp /
+ * iterate loop, read top to bottom next to Zach, Pock & Bischof (2007). */
 int tvl1_flow(const float *i0, const float *i1, int width, int height, const tvl1_config *cfg,
               flow_field *flow)
 {

@@ -136,6 +136,8 @@ static int stop_requested(nn_dist *dist, cls_train_callback cb, void *cb_ctx, co
     return stop > 0;
 }
 
+/* Long (~160 lines): the epoch and step loops share resume, seeding, the log
+ * and the all-rank stop checks; the pieces that stand alone are above. */
 int cls_train(classifier *c, const loader_source *train, const cls_train_config *cfg, cls_train_callback cb, void *cb_ctx)
 {
     if (!c || !train || !cfg) return gl_error(GL_EINVAL, "cls_train: NULL argument");
