@@ -18,21 +18,6 @@
 /* Gauss-Newton steps at full model resolution after the one at 1/2. */
 #define GME_GN_FULL 2
 
-/* x / |x| over channels. */
-static int l2norm(const nn_tensor *x, nn_tensor **out)
-{
-    int rc;
-    nn_tensor *sq, *ss, *nrm;
-    int64_t d1[1] = { 1 };
-    TRY(nn_unary(&sq, NN_SQUARE, x));
-    TRY(nn_sum(&ss, sq, d1, 1, 1));
-    TRY(nn_add_scalar(&ss, ss, 1e-6));
-    TRY(nn_unary(&nrm, NN_RSQRT, ss));
-    TRY(nn_mul(out, x, nrm));
-fail:
-    return rc;
-}
-
 /* Arch 2's encoder: L2-normalised features at 1/4 (feat channels) and, when
  * f8 is not NULL, at 1/8 (GME8_FEAT channels). */
 int glocal_encode_pyramid(glocal_model *m, const nn_tensor *img, int training, nn_tensor **f4,
@@ -45,11 +30,11 @@ int glocal_encode_pyramid(glocal_model *m, const nn_tensor *img, int training, n
     TRY(nn_conv_forward(&x2b, &m->v_e2b, x2, training));
     TRY(nn_conv_forward(&x3, &m->v_e3, x2b, training));
     TRY(nn_conv_forward(&x3b, &m->v_e3b, x3, training));
-    TRY(l2norm(x3b, f4));
+    TRY(glocal_l2norm(x3b, f4));
     if (f8) {
         TRY(nn_conv_forward(&x4, &m->v_e4, x3b, training));
         TRY(nn_conv_forward(&x4b, &m->v_e4b, x4, training));
-        TRY(l2norm(x4b, f8));
+        TRY(glocal_l2norm(x4b, f8));
     }
 fail:
     return rc;

@@ -328,20 +328,30 @@ fail:
 
 /* ---- forward ----------------------------------------------------------------------- */
 
+/* x / |x| over channels (N, C, h, w): cosine costs in the cost volumes. */
+int glocal_l2norm(const nn_tensor *x, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *sq, *ss, *nrm;
+    int64_t d1[1] = { 1 };
+    TRY(nn_unary(&sq, NN_SQUARE, x));
+    TRY(nn_sum(&ss, sq, d1, 1, 1));
+    TRY(nn_add_scalar(&ss, ss, 1e-6));
+    TRY(nn_unary(&nrm, NN_RSQRT, ss));
+    TRY(nn_mul(out, x, nrm));
+fail:
+    return rc;
+}
+
 /* L2-normalised features at 1/4 resolution. */
 static int encode(glocal_model *m, const nn_tensor *img, int training, nn_tensor **out)
 {
     int rc;
-    nn_tensor *x1, *x2, *x3, *sq, *ss, *nrm;
-    int64_t d1[1] = { 1 };
+    nn_tensor *x1, *x2, *x3;
     TRY(nn_conv_forward(&x1, &m->enc1, img, training));
     TRY(nn_conv_forward(&x2, &m->enc2, x1, training));
     TRY(nn_conv_forward(&x3, &m->enc3, x2, training));
-    TRY(nn_unary(&sq, NN_SQUARE, x3));
-    TRY(nn_sum(&ss, sq, d1, 1, 1));
-    TRY(nn_add_scalar(&ss, ss, 1e-6));
-    TRY(nn_unary(&nrm, NN_RSQRT, ss));
-    TRY(nn_mul(out, x3, nrm));
+    TRY(glocal_l2norm(x3, out));
 fail:
     return rc;
 }

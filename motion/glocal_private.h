@@ -43,9 +43,11 @@ int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw,
 #define GME8_FEAT 64
 
 /* Shared by both architectures (glocal_model.c): the correlation volume of
- * fa and fb (N, (2R+1)^2, h, w), normalised coordinates (N, 2, h, w), the
- * global flow (N, 2, S, S) of coefficients (N, 8). */
+ * fa and fb (N, (2R+1)^2, h, w), features divided by their norm over
+ * channels, normalised coordinates (N, 2, h, w), the global flow (N, 2, S, S)
+ * of coefficients (N, 8). */
 int glocal_cost_volume(const nn_tensor *fa, const nn_tensor *fb, int R, nn_tensor **out);
+int glocal_l2norm(const nn_tensor *x, nn_tensor **out);
 int glocal_coords(int64_t n, int64_t h, int64_t w, nn_tensor **out);
 int glocal_coeffs_to_flow(glocal_model *m, const nn_tensor *coef, nn_tensor **out);
 
