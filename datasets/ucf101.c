@@ -515,6 +515,49 @@ static int absolute_path(const char *root, char **out)
     return *out ? 0 : GL_ENOMEM;
 }
 
+/* The places a list folder is looked for, in order: inside the root (as
+ * glocal's own layouts and UCF-101 unpacked into its root), beside it (the
+ * two official archives unpacked side by side), mmaction2's
+ * data/ucf101/{videos,annotations}, then the root itself. */
+static const char *const lists_places[] = { "%s/ucfTrainTestlist", "%s/../ucfTrainTestlist", "%s/../annotations",
+                                            "%s" };
+enum { NUM_LISTS_PLACES = (int)(sizeof lists_places / sizeof *lists_places) };
+
+static int has_class_file(const char *dir)
+{
+    char *p = str_printf("%s/classInd.txt", dir);
+    if (!p) return GL_ENOMEM;
+    struct stat sb;
+    int ok = stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    gl_free(p);
+    return ok;
+}
+
+int dataset_lists_locate(const char *root, const char *lists, char *out, size_t n)
+{
+    if (!root || !root[0] || !out || !n) return gl_error(GL_EINVAL, "dataset_lists_locate: no root or no buffer");
+    if (lists) {
+        if ((size_t)snprintf(out, n, "%s", lists) >= n)
+            return gl_error(GL_EINVAL, "dataset_lists_locate: list folder path too long: %s", lists);
+        return 0;
+    }
+    char looked[NUM_LISTS_PLACES][PATH_MAX];
+    for (int i = 0; i < NUM_LISTS_PLACES; i++) {
+        if ((size_t)snprintf(looked[i], sizeof looked[i], lists_places[i], root) >= sizeof looked[i])
+            return gl_error(GL_EINVAL, "dataset_lists_locate: root path too long: %s", root);
+        int ok = has_class_file(looked[i]);
+        if (ok < 0) return ok;
+        if (!ok) continue;
+        if ((size_t)snprintf(out, n, "%s", looked[i]) >= n)
+            return gl_error(GL_EINVAL, "dataset_lists_locate: list folder path too long: %s", looked[i]);
+        return 0;
+    }
+    return gl_error(GL_ENOTFOUND,
+                    "no classInd.txt in %s, %s, %s or %s (put the split lists in one of them, or name their "
+                    "folder: --lists DIR, or dataset.lists in the config)",
+                    looked[0], looked[1], looked[2], looked[3]);
+}
+
 int dataset_index_load(dataset_index **out, const char *root, const char *lists, int split_no)
 {
     if (!out) return gl_error(GL_EINVAL, "dataset_index_load: out is NULL");
@@ -522,8 +565,10 @@ int dataset_index_load(dataset_index **out, const char *root, const char *lists,
     if (!root || !root[0]) return gl_error(GL_EINVAL, "dataset_index_load: no clip root given");
     if (split_no < 1 || split_no > 99)
         return gl_error(GL_EINVAL, "dataset_index_load: split %d is not in 1..99", split_no);
-    if (!lists) lists = root;
-    int rc = 0;
+    char found[PATH_MAX];
+    int rc = dataset_lists_locate(root, lists, found, sizeof found);
+    if (rc < 0) return rc;
+    lists = found;
     char *path = NULL;
     dataset_index *idx = gl_calloc(1, sizeof *idx);
     if (!idx) return GL_ENOMEM;

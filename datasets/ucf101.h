@@ -81,8 +81,18 @@ typedef struct {
     int has_val;                        /* vallistNN.txt was present */
 } dataset_index;
 
+/* The list folder of the dataset under `root`, into out (n bytes): `lists`
+ * when given (copied, not checked); else the first of
+ *     ROOT/ucfTrainTestlist      the lists unpacked into the root
+ *     ROOT/../ucfTrainTestlist   the two official archives unpacked side by side
+ *     ROOT/../annotations        mmaction2's data/ucf101/{videos,annotations}
+ *     ROOT                       glocal synth, glocal ncaa-import
+ * that holds a classInd.txt, spelled as above (ROOT as given, not resolved).
+ * GL_ENOTFOUND when none has one, the message naming all four. */
+int dataset_lists_locate(const char *root, const char *lists, char *out, size_t n);
+
 /* Reads classInd.txt, trainlistNN.txt, testlistNN.txt and (if present)
- * vallistNN.txt from `lists` (NULL: the root itself) for split_no 1..3, checks
+ * vallistNN.txt from `lists` (NULL: dataset_lists_locate's) for split_no 1..99, checks
  * every line, checks that no clip is listed twice and that no group straddles
  * splits, and looks each clip up under `root` (which must be a folder). */
 int dataset_index_load(dataset_index **out, const char *root, const char *lists, int split_no);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "datasets/ucf101.h"
 #include "nn/base.h"
 
 cli_globals cli_g = { .threads = 0, .device = "cpu" };
@@ -26,6 +27,22 @@ int cli_fail(const char *cmd, int rc, const char *fmt, ...)
     else
         fprintf(stderr, " (%s)\n", gl_strerror(rc));
     return CLI_FAIL;
+}
+
+int cli_lists_locate(const char *cmd, const char *root, const char *lists, char *out, size_t n)
+{
+    int rc = dataset_lists_locate(root, lists, out, n);
+    if (rc < 0) return cli_fail(cmd, rc, "the split lists of %s", root);
+    if (!lists) fprintf(stderr, "glocal %s: split lists from %s\n", cmd, out);
+    return CLI_OK;
+}
+
+const char *cli_lists_note(const char *cmd, const char *root, const char *lists, char *out, size_t n)
+{
+    if (lists) return lists;
+    if (dataset_lists_locate(root, NULL, out, n) < 0) return NULL;
+    fprintf(stderr, "glocal %s: split lists from %s\n", cmd, out);
+    return out;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

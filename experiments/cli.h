@@ -27,6 +27,17 @@ int cli_fail(const char *cmd, int rc, const char *what_fmt, ...)
 /* Prints "glocal NAME: message\nTry 'glocal NAME --help'." and returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The list folder of the UCF-101-layout dataset ROOT into out (n bytes):
+ * `lists` when given, else the first place dataset_lists_locate (datasets/
+ * ucf101.h) finds, said in one stderr line "glocal CMD: split lists from DIR".
+ * Returns CLI_OK, or prints the places looked and returns CLI_FAIL. */
+int cli_lists_locate(const char *cmd, const char *root, const char *lists, char *out, size_t n);
+/* The same, for commands that load the dataset later (after joining a
+ * distributed job, so that the other ranks learn of a failure): returns
+ * `lists`, else the folder found (into out, said on stderr), else NULL, and
+ * the later dataset_index_load reports every place looked. */
+const char *cli_lists_note(const char *cmd, const char *root, const char *lists, char *out, size_t n);
+
 /* ---- the option parser -----------------------------------------------------
  *
  * A subcommand describes its options in one table and calls cli_parse():

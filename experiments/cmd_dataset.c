@@ -17,7 +17,8 @@ int cmd_dataset(int argc, char **argv)
     int classes = 0, require_all = 0;
     cli_opt opts[] = {
         CLI_STR("--root", &root, "DIR", "folder holding Class/v_Class_gGG_cCC.avi", .required = 1),
-        CLI_STR("--lists", &lists, "DIR", "folder of the list files", .def = "the root"),
+        CLI_STR("--lists", &lists, "DIR", "folder of the list files",
+                .def = "ROOT/ucfTrainTestlist, ROOT/../ucfTrainTestlist, ROOT/../annotations or ROOT"),
         CLI_NUM("--split", &split, 1, 99, "N", "split number"),
         CLI_NUM("--missing", &show_missing, 0, 1000000, "N", "list up to N missing clips"),
         CLI_FLAG("--classes", &classes, "also print clips per class and split"),
@@ -37,8 +38,10 @@ int cmd_dataset(int argc, char **argv)
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;
 
+    char lists_dir[4096];
+    if ((rc = cli_lists_locate(cmd, root, lists, lists_dir, sizeof lists_dir)) != CLI_OK) return rc;
     dataset_index *idx = NULL;
-    rc = dataset_index_load(&idx, root, lists, (int)split);
+    rc = dataset_index_load(&idx, root, lists_dir, (int)split);
     if (rc < 0) return cli_fail(cmd, rc, "cannot read the dataset");
     int need = dataset_index_summary(idx, (int)show_missing, NULL, 0);
     char *sum = gl_malloc((size_t)need + 1);

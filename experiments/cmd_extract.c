@@ -207,7 +207,8 @@ static int parse_options(extract_options *o, int argc, char **argv)
         CLI_STR("--dataset", &o->dataset, "DIR", "clips in the UCF-101 layout: DIR/Class/v_Class_gGG_cCC.avi",
                 .required = 1),
         CLI_STR("--out", &o->out, "CACHE.h5", "the cache; rerunning the same command resumes it", .required = 1),
-        CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists", .def = "DIR"),
+        CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists",
+                .def = "DIR/ucfTrainTestlist, DIR/../ucfTrainTestlist, DIR/../annotations or DIR"),
         CLI_NUM("--split", &o->split, 1, 99, "N", "all clips of split N: its train, test and val lists", .def = "1"),
         CLI_STR("--split-file", &o->split_file, "F", "only the clips of list F (e.g. .../testlist01.txt)"),
         CLI_STR("--method", &o->method, "METHOD",
@@ -303,6 +304,8 @@ int cmd_extract(int argc, char **argv)
                                    "testlistNN.txt or vallistNN.txt", split_file);
         if (lists) return cli_usage_error(cmd, "--split-file names its folder: drop --lists");
         lists = lists_dir;
+    } else {
+        lists = cli_lists_note(cmd, o.dataset, lists, lists_dir, sizeof lists_dir);
     }
     const extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
                                 .list_file = split_file, .method = o.method, .model = o.model, .out = out,

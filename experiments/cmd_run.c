@@ -512,12 +512,15 @@ static int parse_from(void *ctx, const char *v, char *why, size_t n)
 /* The options into r (r->from) and *config, *root, *out. Returns
  * CLI_PARSED or the exit status. */
 static int parse_options(runner *r, int argc, char **argv, const char **config, const char **root,
-                         const char **out)
+                         const char **lists, const char **out)
 {
     cli_opt opts[] = {
         CLI_STR("--root", root, "DIR",
-                "dataset root: for UCF-101 the folder with the class folders and ucfTrainTestlist/, for "
-                "NCAA the output of glocal ncaa-import", .def = "the config's dataset.root"),
+                "dataset root: for UCF-101 the folder with the class folders, for NCAA the output of glocal "
+                "ncaa-import", .def = "the config's dataset.root"),
+        CLI_STR("--lists", lists, "DIR", "folder of classInd.txt and the split lists",
+                .def = "the config's dataset.lists, else the first of DIR/ucfTrainTestlist, "
+                       "DIR/../ucfTrainTestlist, DIR/../annotations and DIR that has them"),
         CLI_STR("--out", out, "DIR", "where everything goes", .def = "results/NAME"),
         CLI_CALL("--from", parse_from, r, "STAGE",
                  "redo STAGE and everything after it: data, motion, eval-motion, extract, train, evaluate, "
@@ -551,17 +554,26 @@ static int parse_options(runner *r, int argc, char **argv, const char **config, 
 }
 
 /* The dataset of a non-synthetic config: r->data = the real path of --root
- * (else the config's dataset.root), r->lists = its ucfTrainTestlist/ when
- * there is one. Prints a usage error and returns its status, or CLI_OK. */
-static int resolve_root(runner *r, const char *config, const char *root)
+ * (else the config's dataset.root), r->lists = the real path of --lists (else
+ * dataset.lists), else the folder cli_lists_locate finds; left empty when that
+ * is the root itself, so the stages' command lines (their keys) stay as they
+ * were. Prints an error and returns its status, or CLI_OK. */
+static int resolve_root(runner *r, const char *config, const char *root, const char *lists)
 {
     const char *rt = root ? root : r->cfg.root;
     if (!rt || !rt[0]) return cli_usage_error("run", "%s: dataset.root is empty; pass --root DIR", config);
     if (!realpath(rt, r->data)) return cli_usage_error("run", "--root %s: %s", rt, strerror(errno));
-    char l[PATH_MAX + 32];
-    snprintf(l, sizeof l, "%s/ucfTrainTestlist", r->data);
-    struct stat sb;
-    if (stat(l, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(r->lists, sizeof r->lists, "%s", l);
+    const char *ls = lists ? lists : (r->cfg.lists[0] ? r->cfg.lists : NULL);
+    char found[PATH_MAX + 32];
+    int code;
+    if (ls) {
+        if (!realpath(ls, found))
+            return cli_usage_error("run", "%s %s: %s", lists ? "--lists" : "dataset.lists", ls, strerror(errno));
+    } else if ((code = cli_lists_locate("run", r->data, NULL, found, sizeof found)) != CLI_OK) {
+        return code;
+    }
+    r->lists[0] = 0;
+    if (strcmp(found, r->data) != 0) snprintf(r->lists, sizeof r->lists, "%s", found);
     return CLI_OK;
 }
 
@@ -604,8 +616,8 @@ int cmd_run(int argc, char **argv)
     const char *cmd = "run";
     runner *r = gl_calloc(1, sizeof *r);
     if (!r) return cli_fail(cmd, GL_ENOMEM, "start");
-    const char *config = NULL, *root = NULL, *out = NULL;
-    int code = parse_options(r, argc, argv, &config, &root, &out);
+    const char *config = NULL, *root = NULL, *lists = NULL, *out = NULL;
+    int code = parse_options(r, argc, argv, &config, &root, &lists, &out);
     if (code != CLI_PARSED) goto done;
     code = CLI_USAGE;
     exp_config *c = &r->cfg;
@@ -630,7 +642,7 @@ int cmd_run(int argc, char **argv)
     for (size_t o = 0, i = 0; i < (size_t)argc && o < sizeof r->cmdline - 2; i++)
         o += (size_t)snprintf(r->cmdline + o, sizeof r->cmdline - o, "%s%s", i ? " " : "glocal ", argv[i]);
     if ((rc = gl_mkdirs(r->out)) < 0) { cli_fail(cmd, rc, "output folder"); goto done; }
-    if (strcmp(c->kind, "synthetic") != 0 && (code = resolve_root(r, config, root)) != CLI_OK) goto done;
+    if (strcmp(c->kind, "synthetic") != 0 && (code = resolve_root(r, config, root, lists)) != CLI_OK) goto done;
     code = CLI_FAIL;
     if ((rc = run_stages(r)) < 0) {
         fprintf(stderr, "glocal run: %s\n", gl_last_error());

@@ -42,6 +42,7 @@ static int pool_progress(void *ctx, long done, long total)
 /* What the options set. */
 typedef struct {
     const char *out, *dataset, *lists, *photos;
+    char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher;
     double magnitude;
     long arch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
@@ -106,7 +107,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_FLAG("--synth", &o->synth, "synthetic pairs (datasets/synth.h), rendered once (the default)"),
         CLI_NUM("--camera", &o->camera, 0, 4, "C", "synthetic camera strength, corners move C*S/16 px"),
         CLI_STR("--dataset", &o->dataset, "DIR", "UCF-101 layout: pairs (t, t+gap) of train-list clips"),
-        CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists", .def = "--dataset"),
+        CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists",
+                .def = "DIR/ucfTrainTestlist, DIR/../ucfTrainTestlist, DIR/../annotations or DIR"),
         CLI_NUM("--split", &o->split, 1, 3, "N", "train list of split N"),
         CLI_NUM("--gap", &o->gap, 1, 100, "G", "frame gap for --dataset"),
         CLI_NUM("--pool", &o->pool, 1, 10000000, "N", "pairs held in memory"),
@@ -160,6 +162,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
     while (synth->ptr != &o->synth) synth++;
     while (dataset->ptr != &o->dataset) dataset++;
     if (synth->last > dataset->last) o->dataset = NULL; /* --dataset X --synth: synthetic */
+    if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
     /* The mask comes from LME, so it never starts before it. Without
      * --mask-start, its default follows a later --lme-start (and says so);

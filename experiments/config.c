@@ -101,6 +101,7 @@ static const field schema[] = {
     { NULL, "threads", K_INT, 0, 4096, OFF(threads), 0, 0, NULL },
     { "dataset", "kind", K_STRING, 0, 0, STR(kind), kinds },
     { "dataset", "root", K_STRING, 0, 0, STR(root), NULL },
+    { "dataset", "lists", K_STRING, 0, 0, STR(lists), NULL },
     { "dataset", "split", K_INT, 1, 3, OFF(split), 0, 0, NULL },
     { "dataset", "labels", K_INT, 6, 11, OFF(labels), 0, 0, NULL },
     { "dataset", "classes", K_INT, 2, 12, OFF(classes), 0, 0, NULL },
@@ -403,14 +404,14 @@ done:
 int exp_config_canonical(const exp_config *c, char *buf, size_t n)
 {
     int k = snprintf(buf, n,
-                     "name=%s\nkind=%s\nroot=%s\nsplit=%d\nlabels=%d\nclasses=%d\nclips_per_class=%d\n"
+                     "name=%s\nkind=%s\nroot=%s\nlists=%s\nsplit=%d\nlabels=%d\nclasses=%d\nclips_per_class=%d\n"
                      "frames=%d\nsize=%dx%d\ncamera=%s\ntextures=%s\ndataset_seed=%d\n"
                      "motion_size=%dx%d\nmotion_minutes=%.17g\nmotion_steps=%ld\nmotion_batch=%d\n"
                      "motion_lr=%.17g\nmotion_seed=%d\nmotion_lme_start=%ld\nmotion_mask_start=%ld\nextract_size=%dx%d\nextract_stride=%d\n"
                      "arch=%s\nwidth=%d\nflip=%d\ndecode=%dx%d\ntest_segments=%d\nepochs=%d\nbatch=%d\nsegments=%d\nstack=%d\ntest_crops=%d\n"
                      "crop=%dx%d\nlr=%.17g\nweight_decay=%.17g\nlabel_smoothing=%.17g\ndropout=%.17g\n"
                      "optimizer=%s\nclassifier_seed=%d\nranks=%d\n",
-                     c->name, c->kind, c->root, c->split, c->labels, c->classes, c->clips_per_class,
+                     c->name, c->kind, c->root, c->lists, c->split, c->labels, c->classes, c->clips_per_class,
                      c->frames, c->width, c->height, c->camera, c->textures, c->dataset_seed, c->motion_w,
                      c->motion_h, c->motion_minutes, c->motion_steps, c->motion_batch, c->motion_lr,
                      c->motion_seed, c->motion_lme_start, c->motion_mask_start, c->extract_w, c->extract_h, c->extract_stride, c->arch,

@@ -7,7 +7,7 @@
  * a value of the wrong type or out of range is an error naming file:line.
  *
  *   name = "synthetic";
- *   dataset    = { kind = "synthetic"; root = ""; split = 1; labels = 11;
+ *   dataset    = { kind = "synthetic"; root = ""; lists = ""; split = 1; labels = 11;
  *                  classes = 8; clips_per_class = 12; frames = 20; size = "64x64";
  *                  camera = "strong"; textures = ""; seed = 1; };
  *   motion     = { size = "64x64"; minutes = 4.0; steps = 0; batch = 16; lr = 1e-3; seed = 1;
@@ -47,6 +47,8 @@ typedef struct {
     /* dataset */
     char kind[16];        /* synthetic | ucf101 | ncaa */
     char root[1024];
+    char lists[1024];     /* folder of classInd.txt and the split lists; "": looked for
+                             (dataset_lists_locate, datasets/ucf101.h) */
     int split;
     int labels;           /* ncaa: 11 or 6 */
     int classes, clips_per_class, frames;

@@ -502,7 +502,7 @@ static const struct {
     { "motion", "--frame --lme-local --model --no-refine --out --video --zoom" },
     { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
-    { "run", "--from --out --root" },
+    { "run", "--from --lists --out --root" },
     { "synth", "--camera --classes --clips-per-class --frames --out --seed --size --supersample --textures" },
     { "train-classifier", "--arch --batch --cache --clip-grad --crop --data --decode --depth --divide --dropout "
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "

@@ -54,6 +54,11 @@ static void test_shipped_configs_load(void **state)
     assert_int_equal(c.crop_w, 56);
     assert_string_equal(c.fusions[1].streams[1], "glocal-local");
     assert_true(c.fusions[1].weights[1] == 1.5);
+    /* dataset.lists: as written */
+    exp_config_default(&c);
+    assert_string_equal(c.lists, "");
+    OK(exp_config_load(&c, write_cfg("lists.cfg", "dataset = { kind = \"ucf101\"; lists = \"/d/annotations\"; };\n")));
+    assert_string_equal(c.lists, "/d/annotations");
 }
 
 /* Each bad file must fail with the file, the right line and what was expected. */
@@ -252,42 +257,48 @@ static void test_run_tiny_end_to_end(void **state)
     gl_free(text);
 }
 
-/* A UCF-101 layout under dir/NAME: two real clips in their class folders (the
+/* A UCF-101 layout dir/NAME/ROOT: two real clips in their class folders (the
  * UCF-101 clip, and OpenCV's vtest cut standing in for a BabyCrawling clip) and
  * the sample split-1 lists (tests/data/README.md: the official format, 202
- * train and 103 test lines) as ucfTrainTestlist/, 2 of their 305 clips present. */
-static void make_ucf_root(char *root, size_t n, const char *name)
+ * train and 103 test lines) as dir/NAME/LISTS, 2 of their 305 clips present. */
+static void make_ucf_root(char *root, size_t n, const char *name, const char *root_rel, const char *lists_rel)
 {
     char cmd[3000];
-    snprintf(root, n, "%s/%s", dir, name);
+    snprintf(root, n, "%s/%s/%s", dir, name, root_rel);
     snprintf(cmd, sizeof cmd,
              "mkdir -p '%s/ApplyEyeMakeup' '%s/BabyCrawling' && "
              "ln -s '%s/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi' '%s/ApplyEyeMakeup/' && "
              "ln -s '%s/video/vtest_50.avi' '%s/BabyCrawling/v_BabyCrawling_g08_c01.avi' && "
-             "ln -s '%s/ucf101/splits' '%s/ucfTrainTestlist'",
-             root, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root);
+             "ln -s '%s/ucf101/splits' '%s/%s/%s'",
+             root, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, root, GLOCAL_DATA_DIR, dir, name, lists_rel);
     assert_int_equal(system(cmd), 0);
 }
 
-/* train-motion on a UCF-101 layout with split-1 lists in their own folder (as
- * ucfTrainTestlist/), where only 2 of the 202 train clips exist. */
+/* train-motion on mmaction2's UCF-101 layout (data/ucf101/videos and
+ * data/ucf101/annotations), lists found without --lists, where only 2 of the
+ * 202 train clips exist. */
 static void test_train_motion_on_real_ucf_layout(void **state)
 {
     (void)state;
     char root[600], cmd[3000], log[700];
-    make_ucf_root(root, sizeof root, "ucf");
+    make_ucf_root(root, sizeof root, "ucf", "videos", "annotations");
     snprintf(log, sizeof log, "%s/ucf.log", dir);
     snprintf(cmd, sizeof cmd,
-             "'%s' --threads 1 train-motion --dataset '%s' --lists '%s/ucfTrainTestlist' --out '%s/m' "
-             "--steps 2 --pool 6 --batch 2 --size 32",
-             GLOCAL_BINARY, root, root, dir);
+             "'%s' --threads 1 train-motion --dataset '%s' --out '%s/m' --steps 2 --pool 6 --batch 2 --size 32",
+             GLOCAL_BINARY, root, dir);
     assert_int_equal(sh(cmd, log), 0);
+    char *said = test_read_text(log);
+    assert_non_null(said);
+    char want[800];
+    snprintf(want, sizeof want, "glocal train-motion: split lists from %s/../annotations\n", root);
+    assert_non_null(strstr(said, want));
+    gl_free(said);
     char ck[700];
     snprintf(ck, sizeof ck, "%s/m/glocal.h5", dir);
     assert_int_equal(access(ck, R_OK), 0);
     /* the same lists over a root without any of their videos: a clear error */
     snprintf(cmd, sizeof cmd,
-             "'%s' --threads 1 train-motion --dataset '%s/m' --lists '%s/ucfTrainTestlist' --out '%s/m2' --steps 2",
+             "'%s' --threads 1 train-motion --dataset '%s/m' --lists '%s/../annotations' --out '%s/m2' --steps 2",
              GLOCAL_BINARY, dir, root, dir);
     assert_int_equal(sh(cmd, log), 1);
     char *text = test_read_text(log);
@@ -296,13 +307,16 @@ static void test_train_motion_on_real_ucf_layout(void **state)
     gl_free(text);
 }
 
-/* glocal run on that UCF-101 layout (README "UCF-101"): the missing videos are
- * recorded by extract, every stage still runs, the report warns, exit status 1. */
+/* glocal run on a UCF-101 layout with the lists beside the root, as the two
+ * official archives unpack (README "UCF-101"): the lists are found, the
+ * missing videos are recorded by extract, every stage still runs, the report
+ * warns, exit status 1. Without lists anywhere: one error naming every place
+ * looked, before any stage. */
 static void test_run_on_real_ucf_layout(void **state)
 {
     (void)state;
     char root[600], cfg[700], out[700], log[700], cmd[3000];
-    make_ucf_root(root, sizeof root, "ucf-run");
+    make_ucf_root(root, sizeof root, "ucf-run", "UCF-101", "ucfTrainTestlist");
     snprintf(cfg, sizeof cfg, "%s/ucftiny.cfg", dir);
     FILE *f = fopen(cfg, "w");
     assert_non_null(f);
@@ -316,8 +330,33 @@ static void test_run_on_real_ucf_layout(void **state)
     fclose(f);
     snprintf(out, sizeof out, "%s/ucf-out", dir);
     snprintf(log, sizeof log, "%s/ucf-run.log", dir);
+    char bare[700];
+    snprintf(bare, sizeof bare, "%s/bare", dir);
+    assert_int_equal(gl_mkdirs(bare), 0);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --root '%s' --out '%s/bare-out'", GLOCAL_BINARY, cfg, bare, dir);
+    assert_int_equal(sh(cmd, log), 1);
+    char *said = test_read_text(log);
+    assert_non_null(said);
+    assert_non_null(strstr(said, "/bare/ucfTrainTestlist, "));
+    assert_non_null(strstr(said, "/bare/../ucfTrainTestlist, "));
+    assert_non_null(strstr(said, "/bare/../annotations or "));
+    gl_free(said);
+    /* --lists names a folder that is not there: a usage error naming it */
+    snprintf(cmd, sizeof cmd, "'%s' run '%s' --root '%s' --lists '%s/nolists' --out '%s/bare-out'", GLOCAL_BINARY,
+             cfg, bare, dir, dir);
+    assert_int_equal(sh(cmd, log), 2);
+    said = test_read_text(log);
+    assert_non_null(said);
+    assert_non_null(strstr(said, "--lists "));
+    assert_non_null(strstr(said, "/nolists: No such file or directory"));
+    gl_free(said);
     snprintf(cmd, sizeof cmd, "'%s' run '%s' --root '%s' --out '%s'", GLOCAL_BINARY, cfg, root, out);
     assert_int_equal(sh(cmd, log), 1);
+    said = test_read_text(log);
+    assert_non_null(said);
+    snprintf(bare, sizeof bare, "glocal run: split lists from %s/../ucfTrainTestlist\n", root);
+    assert_non_null(strstr(said, bare));
+    gl_free(said);
     char rm[800];
     snprintf(rm, sizeof rm, "%s/report.md", out);
     char *md = test_read_text(rm);

@@ -515,6 +515,109 @@ static void test_dataset_command(void **state)
     assert_int_equal(run_dataset_cmd("--help"), 0);
 }
 
+/* ---- where the lists are looked for (dataset_lists_locate) ------------------ */
+
+/* tmpdir/NAME/ROOT with the real clip in its class folder and the sample
+ * split-1 lists copied into tmpdir/NAME/LISTS ("" = none); *root gets ROOT's
+ * path. */
+static void make_layout(const char *name, const char *root_rel, const char *lists_rel, char *root, size_t n)
+{
+    char cmd[3000];
+    snprintf(root, n, "%s/%s/%s", tmpdir, name, root_rel);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/ApplyEyeMakeup' && cp '%s/v_ApplyEyeMakeup_g01_c01.avi' '%s/ApplyEyeMakeup/'",
+             root, VIDEOS, root);
+    assert_int_equal(system(cmd), 0);
+    if (!lists_rel[0]) return;
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s/%s' && cp '%s'/*.txt '%s/%s/%s/'", tmpdir, name, lists_rel, SPLITS,
+             tmpdir, name, lists_rel);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Loads the layout with no list folder given; checks the folder used and
+ * that the clip on disk was found through it. */
+static void expect_layout(const char *root, const char *expect_lists)
+{
+    char found[1024];
+    assert_int_equal(dataset_lists_locate(root, NULL, found, sizeof found), 0);
+    assert_string_equal(found, expect_lists);
+    dataset_index *idx = NULL;
+    int rc = dataset_index_load(&idx, root, NULL, 1);
+    if (rc < 0) fail_msg("%s", gl_last_error());
+    assert_string_equal(idx->lists, expect_lists);
+    assert_int_equal(idx->num_clips, 305);
+    const dataset_clip *c = find_clip(idx, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi");
+    assert_non_null(c);
+    assert_true(c->exists);
+    assert_int_equal(idx->num_missing, 304);
+    dataset_index_free(&idx);
+}
+
+/* The layouts users keep UCF-101 in (issue 19): the lists inside the root,
+ * beside it (the official archives unpacked side by side), mmaction2's
+ * data/ucf101/{videos,annotations}, and in the root itself; the first wins
+ * when two have them; none: an error naming every place. */
+static void test_lists_layouts(void **state)
+{
+    (void)state;
+    char root[600], want[700];
+    make_layout("inside", "UCF-101", "UCF-101/ucfTrainTestlist", root, sizeof root);
+    snprintf(want, sizeof want, "%s/ucfTrainTestlist", root);
+    expect_layout(root, want);
+
+    make_layout("beside", "UCF-101", "ucfTrainTestlist", root, sizeof root);
+    snprintf(want, sizeof want, "%s/../ucfTrainTestlist", root);
+    expect_layout(root, want);
+
+    make_layout("mmaction2", "videos", "annotations", root, sizeof root);
+    snprintf(want, sizeof want, "%s/../annotations", root);
+    expect_layout(root, want);
+
+    make_layout("flat", "root", "root", root, sizeof root);
+    expect_layout(root, root);
+
+    /* both inside and beside: inside first */
+    make_layout("both", "UCF-101", "UCF-101/ucfTrainTestlist", root, sizeof root);
+    make_layout("both", "UCF-101", "annotations", root, sizeof root);
+    snprintf(want, sizeof want, "%s/ucfTrainTestlist", root);
+    expect_layout(root, want);
+
+    /* given: used as is, even where none of the four has them */
+    make_layout("none", "UCF-101", "", root, sizeof root);
+    char found[1024];
+    assert_int_equal(dataset_lists_locate(root, SPLITS, found, sizeof found), 0);
+    assert_string_equal(found, SPLITS);
+    dataset_index *idx = NULL;
+    assert_int_equal(dataset_index_load(&idx, root, SPLITS, 1), 0);
+    assert_int_equal(idx->num_missing, 304);
+    dataset_index_free(&idx);
+
+    /* none: every place in the message */
+    assert_int_equal(dataset_lists_locate(root, NULL, found, sizeof found), GL_ENOTFOUND);
+    assert_int_equal(dataset_index_load(&idx, root, NULL, 1), GL_ENOTFOUND);
+    assert_null(idx);
+    const char *places[] = { "/ucfTrainTestlist", "/../ucfTrainTestlist", "/../annotations" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "%s%s", root, places[i]);
+        if (!strstr(gl_last_error(), want)) fail_msg("'%s' not in: %s", want, gl_last_error());
+    }
+    assert_non_null(strstr(gl_last_error(), "no classInd.txt in"));
+
+    /* too small a buffer: an error, not a cut path */
+    assert_int_equal(dataset_lists_locate(root, SPLITS, found, 8), GL_EINVAL);
+
+    /* the command says which folder it used, on one line */
+    make_layout("cmd", "videos", "annotations", root, sizeof root);
+    char args[1024];
+    snprintf(args, sizeof args, "--root '%s'", root);
+    assert_int_equal(run_dataset_cmd(args), 0);
+    snprintf(want, sizeof want, "glocal dataset: split lists from %s/../annotations\n", root);
+    assert_true(cmd_output_has(want));
+    assert_true(cmd_output_has("305 clips in 101 classes (split 1): 202 train, 103 test"));
+    snprintf(args, sizeof args, "--root '%s/%s/UCF-101'", tmpdir, "none");
+    assert_int_equal(run_dataset_cmd(args), 1);
+    assert_true(cmd_output_has("/../annotations or "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_lists_round_trip),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_dataset_command),
+        cmocka_unit_test(test_lists_layouts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
