@@ -1,15 +1,20 @@
-/* glocal cache info|verify|merge — look at, check and join motion caches
- * (datasets/cache.h). */
+/* glocal cache info|verify|merge|export|import — look at, check and join
+ * motion caches (datasets/cache.h), and convert flow caches to and from
+ * mmaction2's rawframes / denseflow JPEGs (datasets/rawframes.h). */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "datasets/cache.h"
+#include "datasets/rawframes.h"
+#include "datasets/ucf101.h"
 #include "experiments/cli.h"
 #include "experiments/commands.h"
 
-GLOCAL_COMMAND(cache, "cache", "summarise (info), check (verify) or join (merge) motion caches")
+GLOCAL_COMMAND(cache, "cache",
+               "summarise (info), check (verify), join (merge), export or import (denseflow JPEGs) motion caches")
 
 /* An extraction still running (or killed) has only its spool folder. */
 static int spool_info(const char *path)
@@ -105,14 +110,129 @@ static int cache_check(const char *path)
     return n == 0 ? CLI_OK : CLI_FAIL;
 }
 
+/* Prints the first 20 failed clips of an export or import, counts them all. */
+static void report_clip(void *ctx, const char *clip, const char *why)
+{
+    long *n = ctx;
+    if (++*n <= 20) fprintf(stderr, "glocal cache: %s: %s\n", clip, why);
+}
+
+/* The N of "split=N" in a cache's source text, else 1. */
+static int source_split(const char *source)
+{
+    const char *s = strstr(source, "split=");
+    int n = s ? atoi(s + 6) : 0;
+    return n >= 1 && n <= 99 ? n : 1;
+}
+
+static int cache_export(int argc, char **argv)
+{
+    const char *cmd = "cache export";
+    rawframes_export_options o = rawframes_export_options_default();
+    const char *format = "denseflow";
+    long split = 0, quality = o.quality, failed = 0;
+    const char *args[3] = { 0 };
+    int n = 0;
+    cli_opt opts[] = {
+        CLI_STR("--format", &format, "F", "denseflow: OUT/<Class>/<clip>/flow_{x,y}_%05d.jpg (mmaction2 rawframes)"),
+        CLI_NUM("--bound", &o.bound, 0, 1e6, "B", "pixels mapped to 0 and 255 (denseflow's -b)", .open_lo = 1),
+        CLI_NUM("--quality", &quality, 1, 100, "Q", "JPEG quality (OpenCV's imwrite default, as denseflow)"),
+        CLI_STR("--name", &o.name, "NAME", "prefix of the annotation files"),
+        CLI_NUM("--split", &split, 1, 99, "N", "N of the annotation file names", .def = "the cache's split, else 1"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "CACHE.h5 OUT", .arg = args, .max_args = 3, .nargs = &n,
+        .about = "Writes every clip of a flow cache as denseflow writes flow, the layout mmaction2's\n"
+                 "RawframeDataset reads: OUT/<Class>/<clip>/flow_x_00001.jpg, flow_y_00001.jpg, ...\n"
+                 "(grey JPEGs, value = round(255 (f + B) / 2B) clipped to 0..255, numbered from 1,\n"
+                 "one per pair), and the annotation files OUT/NAME_train_split_N_rawframes.txt and\n"
+                 "NAME_val_split_N_rawframes.txt (the test list): \"<Class>/<clip> <frames> <label>\",\n"
+                 "label 0-based. Each clip folder is written under a temporary name and renamed when\n"
+                 "whole; rerunning skips the folders that exist.\n",
+        .epilog = "Exit status: 0 every clip exported, 1 some clips failed (listed) or an error, 2 usage.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (n != 2) return cli_usage_error(cmd, "expects CACHE.h5 and OUT");
+    if (strcmp(format, "denseflow") != 0) return cli_usage_error(cmd, "--format: only denseflow, got '%s'", format);
+    o.quality = (int)quality;
+    if (split) {
+        o.split_no = (int)split;
+    } else {
+        cache *c = NULL;
+        if ((rc = cache_open(args[0], 0, &c)) < 0) return cli_fail("cache", rc, "export");
+        o.split_no = source_split(cache_get_config(c)->source);
+        cache_close(&c);
+    }
+    rawframes_summary sum;
+    double t0 = gl_now();
+    rc = rawframes_export(args[0], args[1], &o, report_clip, &failed, &sum);
+    if (rc < 0) return cli_fail("cache", rc, "export %s", args[0]);
+    if (failed > 20) fprintf(stderr, "glocal cache: ... %ld clips failed in all\n", failed);
+    printf("%s: %ld clips exported (%ld flow images each of x and y), %ld already there, %ld failed; "
+           "%ld values beyond +-%g px saturated (%.1f s)\n", args[1], sum.clips, sum.frames, sum.skipped, sum.failed,
+           sum.saturated, o.bound, gl_now() - t0);
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
+static int cache_import(int argc, char **argv)
+{
+    const char *cmd = "cache import";
+    double bound = RAWFRAMES_BOUND_DEFAULT;
+    const char *lists = NULL, *method = "denseflow";
+    long split = 1, failed = 0;
+    const char *args[3] = { 0 };
+    int n = 0;
+    cli_opt opts[] = {
+        CLI_NUM("--bound", &bound, 0, 1e6, "B", "pixels the values 0 and 255 stand for (denseflow's -b)",
+                .open_lo = 1),
+        CLI_STR("--lists", &lists, "DIR", "folder of classInd.txt and the split lists",
+                .def = "DIR/ucfTrainTestlist, DIR/../ucfTrainTestlist, DIR/../annotations or DIR"),
+        CLI_NUM("--split", &split, 1, 99, "N", "the clips of split N (train, test and val lists)"),
+        CLI_STR("--method", &method, "NAME", "the cache's method name (e.g. tvl1-denseflow)"),
+        CLI_END,
+    };
+    cli_spec spec = {
+        .cmd = cmd, .opts = opts, .args = "DIR CACHE.h5", .arg = args, .max_args = 3, .nargs = &n,
+        .about = "Builds a flow cache from denseflow / mmaction2 rawframes: for every clip of the\n"
+                 "split's lists, DIR/<Class>/<clip>/flow_x_%05d.jpg and flow_y_%05d.jpg from 00001,\n"
+                 "value v -> v * 2B / 255 - B pixels, so flow computed elsewhere (e.g. denseflow's\n"
+                 "TV-L1) is a stream `glocal train-classifier --modality motion --cache` reads. The grid\n"
+                 "is the first clip's size; clips without a folder, with unreadable images or of\n"
+                 "another size are recorded in the cache's failures. Rerunning resumes.\n",
+        .epilog = "Exit status: 0 every listed clip imported, 1 some clips failed (listed) or an error, 2 usage.\n",
+    };
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    if (n != 2) return cli_usage_error(cmd, "expects DIR and CACHE.h5");
+    char lists_dir[4096];
+    if ((rc = cli_lists_locate("cache", args[0], lists, lists_dir, sizeof lists_dir)) != CLI_OK) return rc;
+    dataset_index *idx = NULL;
+    if ((rc = dataset_index_load(&idx, args[0], lists_dir, (int)split)) < 0)
+        return cli_fail("cache", rc, "import: cannot read the lists");
+    rawframes_summary sum;
+    double t0 = gl_now();
+    rc = rawframes_import(args[0], idx, bound, method, args[1], report_clip, &failed, &sum);
+    dataset_index_free(&idx);
+    if (rc < 0) return cli_fail("cache", rc, "import %s", args[0]);
+    if (failed > 20) fprintf(stderr, "glocal cache: ... %ld clips failed in all\n", failed);
+    printf("%s: %ld clips imported (%ld pairs), %ld already there, %ld failed (%.1f s)\n", args[1], sum.clips,
+           sum.frames, sum.skipped, sum.failed, gl_now() - t0);
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
 int cmd_cache(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "export")) return cache_export(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "import")) return cache_import(argc - 1, argv + 1);
     const char *args[argc];
     int n = 0;
     cli_opt opts[] = { CLI_END };
     cli_spec spec = {
         .cmd = "cache", .opts = opts, .arg = args, .max_args = argc, .nargs = &n,
-        .usage = "info CACHE.h5\nverify CACHE.h5\nmerge OUT.h5 IN.h5...",
+        .usage = "info CACHE.h5\nverify CACHE.h5\nmerge OUT.h5 IN.h5...\nexport CACHE.h5 OUT [--format denseflow] "
+                 "[options]\nimport DIR CACHE.h5 [options]",
         .about = "info    prints how the cache was made (method, parameters, model hash, glocal\n"
                  "        version, source, shard), its size (clips, pairs, bytes per field and the\n"
                  "        ratio to float32), and the failed clips.\n"
@@ -122,11 +242,14 @@ int cmd_cache(int argc, char **argv)
                  "        exits 1 when there is any.\n"
                  "merge   joins caches made with the same options (e.g. the shards of `glocal\n"
                  "        extract --shard K/N`) into OUT, clips in dataset order: the result equals\n"
-                 "        a single run. OUT is written atomically; a clip in two inputs is an error.\n",
+                 "        a single run. OUT is written atomically; a clip in two inputs is an error.\n"
+                 "export  writes a flow cache as denseflow JPEGs + mmaction2 annotation files\n"
+                 "        (glocal cache export --help).\n"
+                 "import  builds a flow cache from denseflow JPEGs (glocal cache import --help).\n",
     };
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;
-    if (n < 1) return cli_usage_error("cache", "expected info, verify or merge");
+    if (n < 1) return cli_usage_error("cache", "expected info, verify, merge, export or import");
     const char *sub = args[0];
     if (!strcmp(sub, "info") || !strcmp(sub, "verify")) {
         if (n != 2) return cli_usage_error("cache", "%s expects one CACHE.h5", sub);
@@ -145,5 +268,5 @@ int cmd_cache(int argc, char **argv)
         cache_close(&c);
         return CLI_OK;
     }
-    return cli_usage_error("cache", "unknown subcommand '%s' (expected info, verify or merge)", sub);
+    return cli_usage_error("cache", "unknown subcommand '%s' (expected info, verify, merge, export or import)", sub);
 }
