@@ -438,6 +438,34 @@ typedef struct {
     name_list files;
 } class_folder;
 
+/* mmaction2's rawframes in place of the video: ROOT/Class/<clip>/img_00001.jpg
+ * (the file name without its extension), which video.h reads as a video. */
+static int find_rawframes(const char *root, const class_folder *f, const char *file, dataset_clip *c)
+{
+    char stem[256];
+    snprintf(stem, sizeof stem, "%s", file);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot > stem) *dot = 0;
+    const char *on_disk = name_list_find(&f->files, stem);
+    if (!on_disk) return 0;
+    char *dir = str_printf("%s/%s/%s", root, f->folder, on_disk);
+    char *first = dir ? str_printf("%s/img_00001.jpg", dir) : NULL;
+    if (!first) {
+        gl_free(dir);
+        return GL_ENOMEM;
+    }
+    struct stat st;
+    if (stat(first, &st) == 0 && S_ISREG(st.st_mode)) {
+        gl_free(c->path);
+        c->path = dir;
+        c->exists = 1;
+        dir = NULL;
+    }
+    gl_free(first);
+    gl_free(dir);
+    return 0;
+}
+
 static int resolve_clips(dataset_index *idx)
 {
     int rc = 0;
@@ -486,6 +514,7 @@ static int resolve_clips(dataset_index *idx)
             c->path = str_printf("%s/%s", idx->root, c->rel_path);
             if (!c->path) { rc = GL_ENOMEM; goto fail; }
         }
+        if (!c->exists && f->folder && (rc = find_rawframes(idx->root, f, slash + 1, c)) < 0) goto fail;
         if (!c->exists) idx->num_missing++;
     }
 fail:

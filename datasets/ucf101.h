@@ -23,6 +23,11 @@
  * by group number over all classes (split 1 tests g01-g07) and NCAA groups
  * are games, so the check is global: one group number, one split.
  *
+ * Rawframes: where ROOT/Class/v_Class_gGG_cCC.ext is absent but the folder
+ * ROOT/Class/v_Class_gGG_cCC/ holds img_00001.jpg (mmaction2's rawframes, as
+ * denseflow extracts them), that folder is the clip (datasets/video.h reads
+ * it as a video), so a rawframes tree is a dataset root like a video tree.
+ *
  * Missing videos are not an error: each clip records whether its file exists,
  * the index counts the missing ones, and dataset_index_summary() lists the
  * first few. A malformed list is an error "FILE:LINE: what is wrong".
@@ -64,7 +69,8 @@ typedef struct {
     int group;            /* GG of the file name */
     int clip;             /* CC of the file name */
     dataset_split split;
-    int exists;           /* 1: a regular file (or a link to one) was found */
+    int exists;           /* 1: a regular file (or a link to one), or a rawframes
+                             folder (path is then the folder), was found */
     int line;             /* 1-based line in its list file, for messages */
 } dataset_clip;
 

@@ -322,12 +322,28 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     *rp = NULL;
     if (!path) return gl_error(GL_EINVAL, "video_reader_open: path is NULL");
     if (stat(path, &sb) != 0) return gl_error(GL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return gl_error(GL_EIO, "%s: is a folder, expected a video file", path);
+    /* mmaction2's rawframes: a folder of img_00001.jpg, img_00002.jpg, ... is
+     * a video, read by FFmpeg's image2 demuxer (25 fps, its default) */
+    char seq[4096 + 16];
+    const AVInputFormat *ifmt = NULL;
+    AVDictionary *dopt = NULL;
+    if (S_ISDIR(sb.st_mode)) {
+        snprintf(seq, sizeof seq, "%s/img_00001.jpg", path);
+        if (stat(seq, &sb) != 0)
+            return gl_error(GL_EIO, "%s: is a folder without img_00001.jpg, expected a video file or a rawframes "
+                            "folder", path);
+        snprintf(seq, sizeof seq, "%s/img_%%05d.jpg", path);
+        ifmt = av_find_input_format("image2");
+        if (av_dict_set(&dopt, "start_number", "1", 0) < 0) return gl_error(GL_ENOMEM, "%s: out of memory", path);
+    }
     if (S_ISREG(sb.st_mode) && sb.st_size == 0)
         return gl_error(GL_EFORMAT, "%s: empty file (0 bytes), expected a video", path);
 
     r = gl_calloc(1, sizeof *r);
-    if (!r) return GL_ENOMEM;
+    if (!r) {
+        av_dict_free(&dopt);
+        return GL_ENOMEM;
+    }
     r->o = *o;
     r->path = gl_strdup(path);
     if (!r->path) { rc = GL_ENOMEM; goto fail; }
@@ -338,7 +354,8 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     if (!r->fmt || !r->pkt || !r->frame) { rc = gl_error(GL_ENOMEM, "%s: out of memory", path); goto fail; }
     r->fmt->interrupt_callback.callback = interrupt_cb;
     r->fmt->interrupt_callback.opaque = r;
-    ret = avformat_open_input(&r->fmt, path, NULL, NULL);
+    ret = avformat_open_input(&r->fmt, ifmt ? seq : path, ifmt, &dopt);
+    av_dict_free(&dopt);
     if (ret < 0) {
         /* avformat_open_input frees the context on failure. */
         if (ret == AVERROR_EXIT) rc = gl_error(GL_ECANCELED, "%s: gave up opening after %ld ms", path, o->timeout_ms);
@@ -432,6 +449,7 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     *rp = r;
     return 0;
 fail:
+    av_dict_free(&dopt);
     video_reader_close(&r);
     return rc;
 }

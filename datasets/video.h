@@ -17,6 +17,11 @@
  *   first frame of UCF-101's XviD AVIs (packed B-frames) one frame late, and
  *   gives their last frame no timestamp (extrapolated here by one frame).
  *
+ *   A folder holding img_00001.jpg, img_00002.jpg, ... (mmaction2's
+ *   rawframes, as denseflow writes them) is read as a video of those frames
+ *   (FFmpeg's image2 demuxer, 25 fps), so extracted frames need no decoding
+ *   of the original again.
+ *
  *   The frame count in the header of a file is not trusted blindly: AVI files
  *   from UCF-101 carry it, others don't, some are wrong. video_count_frames()
  *   (or opts.count_frames) counts by decoding.

@@ -23,6 +23,8 @@
 
 #include "datasets/cache.h"
 #include "datasets/rawframes.h"
+#include "datasets/ucf101.h"
+#include "datasets/video.h"
 
 #define H 24
 #define W 32
@@ -387,6 +389,78 @@ static void test_import_mmaction2_files(void **state)
     cache_close(&c);
 }
 
+/* RGB rawframes (img_00001.jpg, ...) stand for the video: the first 6 frames
+ * of the real UCF-101 clip written as JPEGs (quality 95) read back as a video
+ * of 6 frames close to the decoded originals; a rawframes tree is a dataset
+ * root (the clip exists, its path is the folder); and glocal extract computes
+ * 5 pairs from it without the .avi. */
+static void test_rgb_rawframes_as_video(void **state)
+{
+    (void)state;
+    enum { NF = 6 };
+    char root[600], dir[800], p[900], cmd[3000];
+    snprintf(root, sizeof root, "%s/rgb", tmpdir);
+    snprintf(dir, sizeof dir, "%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01", root);
+    assert_int_equal(gl_mkdirs(dir), 0);
+    video_reader *r = NULL;
+    OK(video_reader_open(&r, GLOCAL_DATA_DIR "/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi", NULL));
+    video_info vi;
+    video_reader_info(r, &vi);
+    uint8_t *orig = gl_malloc(NF * vi.frame_bytes), *back = gl_malloc(vi.frame_bytes);
+    assert_non_null(orig);
+    assert_non_null(back);
+    for (int k = 0; k < NF; k++) {
+        OK(video_reader_read(r, orig + k * vi.frame_bytes, NULL));
+        snprintf(p, sizeof p, "%s/img_%05d.jpg", dir, k + 1);
+        OK(rawframes_write_jpeg(p, orig + k * vi.frame_bytes, vi.out_width, vi.out_height, 3, 95));
+    }
+    video_reader_close(&r);
+
+    OK(video_reader_open(&r, dir, NULL));
+    video_info fi;
+    video_reader_info(r, &fi);
+    assert_int_equal(fi.out_width, 320);
+    assert_int_equal(fi.out_height, 240);
+    assert_int_equal(fi.frame_bytes, vi.frame_bytes);
+    for (int k = 0; k < NF; k++) {
+        OK(video_reader_read(r, back, NULL));
+        double sum = 0;
+        for (size_t i = 0; i < vi.frame_bytes; i++) sum += abs((int)back[i] - (int)orig[k * vi.frame_bytes + i]);
+        /* JPEG q95 with 4:2:0 chroma: a few levels per pixel on average */
+        assert_true(sum / (double)vi.frame_bytes < 4.0);
+    }
+    assert_int_equal(video_reader_read(r, back, NULL), GL_EOF);
+    video_reader_close(&r);
+    long nf = 0;
+    OK(video_count_frames(dir, &nf));
+    assert_int_equal(nf, NF);
+    gl_free(back);
+    gl_free(orig);
+
+    /* a folder without img_00001.jpg is still an error naming what was expected */
+    assert_true(video_reader_open(&r, tmpdir, NULL) < 0);
+    assert_non_null(strstr(gl_last_error(), "without img_00001.jpg"));
+
+    dataset_index *idx = NULL;
+    OK(dataset_index_load(&idx, root, GLOCAL_DATA_DIR "/ucf101/splits", 1));
+    assert_int_equal(idx->num_missing, idx->num_clips - 1);
+    for (long i = 0; i < idx->num_clips; i++)
+        if (idx->clips[i].exists) assert_non_null(strstr(idx->clips[i].path, "/rgb/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01"));
+    dataset_index_free(&idx);
+
+    char out[700];
+    snprintf(out, sizeof out, "%s/rgbdiff.h5", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' --threads 1 extract --dataset '%s' --lists '%s/ucf101/splits' --method rgbdiff "
+             "--size 32x32 --out '%s'", GLOCAL_BINARY, root, GLOCAL_DATA_DIR, out);
+    assert_int_equal(sh(cmd), 1); /* the other 304 clips are missing */
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    long row = -1;
+    OK(cache_find_name(c, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", &row));
+    assert_int_equal(cache_get_clip(c, row)->pairs, NF - 1);
+    cache_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged_clip),
         cmocka_unit_test(test_import_mmaction2_files),
+        cmocka_unit_test(test_rgb_rawframes_as_video),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
