@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "datasets/image.h"
+#include "datasets/video.h"
 
 uint8_t rawframes_flow_to_u8(float f, double bound)
 {
@@ -101,6 +102,32 @@ static int partial_name(const char *final, char *out, size_t n)
     return 0;
 }
 
+/* Every frame of the video root/name as dir/img_%05d.jpg (from 1), RGB at h x w. */
+static int export_frames(const char *root, const char *name, const char *dir, int h, int w, int quality)
+{
+    char path[PATH_MAX + CACHE_NAME_MAX], p[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    video_reader_opts o = video_reader_opts_default();
+    o.width = w;
+    o.height = h;
+    o.threads = 1;
+    video_reader *r = NULL;
+    int rc = video_reader_open(&r, path, &o);
+    if (rc < 0) return rc;
+    uint8_t *rgb = gl_malloc((size_t)h * (size_t)w * 3);
+    if (!rgb) {
+        video_reader_close(&r);
+        return GL_ENOMEM;
+    }
+    for (long k = 0; (rc = video_reader_read(r, rgb, NULL)) == 0; k++) {
+        snprintf(p, sizeof p, "%s/img_%05ld.jpg", dir, k + 1);
+        if ((rc = rawframes_write_jpeg(p, rgb, w, h, 3, quality)) < 0) break;
+    }
+    gl_free(rgb);
+    video_reader_close(&r);
+    return rc == GL_EOF ? 0 : rc;
+}
+
 /* One clip: every pair's u and v as flow_x / flow_y JPEGs into a .partial
  * folder, renamed to `final` when whole. */
 static int export_clip(cache *c, long row, const char *final, const rawframes_export_options *opt, float *field,
@@ -127,6 +154,8 @@ static int export_clip(cache *c, long row, const char *final, const rawframes_ex
             if ((rc = rawframes_write_jpeg(p, img, cfg->width, cfg->height, 1, opt->quality)) < 0) goto fail;
         }
     }
+    if (opt->frames && (rc = export_frames(opt->frames, cl->name, tmp, cfg->height, cfg->width, opt->quality)) < 0)
+        goto fail;
     if (rename(tmp, final) != 0) {
         rc = gl_error(GL_EIO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
         goto fail;

@@ -5,7 +5,8 @@
  *
  *     OUT/<Class>/<clip>/flow_x_00001.jpg, flow_y_00001.jpg, ...
  *
- * one 8-bit grey JPEG per flow component and pair, numbered from 1 (denseflow
+ * (with img_00001.jpg, ... RGB frames when asked), one 8-bit grey JPEG per
+ * flow component and pair, numbered from 1 (denseflow
  * writes "_%05d.jpg" with i + 1; RawframeDataset's start_index is 1). A value
  * f (pixels) is stored as round(255 (f + bound) / (2 bound)), saturated to
  * 0..255 (denseflow's CAST with cvRound: round half to even), bound = 20 px
@@ -64,6 +65,8 @@ typedef struct {
     int quality;          /* JPEG quality 1..100 */
     const char *name;     /* annotation file prefix ("ucf101") */
     int split_no;         /* N of the annotation file names */
+    const char *frames;   /* NULL, or the video root: also img_%05d.jpg, every frame of
+                             FRAMES/<clip name> as RGB at the cache's grid */
 } rawframes_export_options;
 
 rawframes_export_options rawframes_export_options_default(void);

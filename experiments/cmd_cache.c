@@ -139,6 +139,8 @@ static int cache_export(int argc, char **argv)
         CLI_NUM("--quality", &quality, 1, 100, "Q", "JPEG quality (OpenCV's imwrite default, as denseflow)"),
         CLI_STR("--name", &o.name, "NAME", "prefix of the annotation files"),
         CLI_NUM("--split", &split, 1, 99, "N", "N of the annotation file names", .def = "the cache's split, else 1"),
+        CLI_STR("--frames", &o.frames, "ROOT",
+                "also img_%05d.jpg: every frame of ROOT/<clip name> (the videos), RGB at the cache's grid"),
         CLI_END,
     };
     cli_spec spec = {
@@ -148,8 +150,9 @@ static int cache_export(int argc, char **argv)
                  "(grey JPEGs, value = round(255 (f + B) / 2B) clipped to 0..255, numbered from 1,\n"
                  "one per pair), and the annotation files OUT/NAME_train_split_N_rawframes.txt and\n"
                  "NAME_val_split_N_rawframes.txt (the test list): \"<Class>/<clip> <frames> <label>\",\n"
-                 "label 0-based. Each clip folder is written under a temporary name and renamed when\n"
-                 "whole; rerunning skips the folders that exist.\n",
+                 "label 0-based. With --frames, also img_00001.jpg, ... (every frame of the video, RGB).\n"
+                 "Each clip folder is written under a temporary name and renamed when whole; rerunning\n"
+                 "skips the folders that exist.\n",
         .epilog = "Exit status: 0 every clip exported, 1 some clips failed (listed) or an error, 2 usage.\n",
     };
     int rc = cli_parse(&spec, argc, argv);

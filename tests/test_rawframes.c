@@ -125,7 +125,9 @@ static float field_value(int clip, int k, int c, int y, int x)
     return -9.0f * cosf(6.2831853f * y / H - 0.3f * k) + 0.5f * k;
 }
 
-static void make_cache(const char *path)
+/* A H x W tvl1 cache of n clips (field_value's fields); publishes it. */
+static void make_cache_of(const char *path, int n, const char *const *names, const int *label, const int *split,
+                          const int *pairs)
 {
     cache_config cfg;
     cache_config_default(&cfg);
@@ -133,16 +135,16 @@ static void make_cache(const char *path)
     snprintf(cfg.source, sizeof cfg.source, "dataset=/x lists=/x split=1");
     cfg.height = H;
     cfg.width = W;
-    cfg.total_clips = NCLIPS;
+    cfg.total_clips = n;
     cache_writer *wr = NULL;
     OK(cache_writer_open(path, &cfg, &wr));
     float f[2 * H * W];
-    for (int i = 0; i < NCLIPS; i++) {
-        cache_clip info = { .index = i, .label = clips[i].label, .split = clips[i].split };
-        snprintf(info.name, sizeof info.name, "%s", clips[i].name);
+    for (int i = 0; i < n; i++) {
+        cache_clip info = { .index = i, .label = label[i], .split = split[i] };
+        snprintf(info.name, sizeof info.name, "%s", names[i]);
         cache_clip_writer *cw = NULL;
         OK(cache_clip_begin(wr, &info, &cw));
-        for (int k = 0; k < clips[i].pairs; k++) {
+        for (int k = 0; k < pairs[i]; k++) {
             for (int c = 0; c < 2; c++)
                 for (int y = 0; y < H; y++)
                     for (int x = 0; x < W; x++) f[(c * H + y) * W + x] = field_value(i, k, c, y, x);
@@ -152,6 +154,19 @@ static void make_cache(const char *path)
     }
     OK(cache_writer_finish(wr));
     cache_writer_close(&wr);
+}
+
+static void make_cache(const char *path)
+{
+    const char *names[NCLIPS];
+    int label[NCLIPS], split[NCLIPS], pairs[NCLIPS];
+    for (int i = 0; i < NCLIPS; i++) {
+        names[i] = clips[i].name;
+        label[i] = clips[i].label;
+        split[i] = clips[i].split;
+        pairs[i] = clips[i].pairs;
+    }
+    make_cache_of(path, NCLIPS, names, label, split, pairs);
 }
 
 static void write_text(const char *path, const char *text)
@@ -389,6 +404,42 @@ static void test_import_mmaction2_files(void **state)
     cache_close(&c);
 }
 
+/* --frames: every frame of the clip's video as img_%05d.jpg (the real clip has
+ * 164 frames, tests/data/README.md) at the cache's grid; a clip whose video is
+ * missing is reported and left out. */
+static void test_export_frames(void **state)
+{
+    (void)state;
+    char src[600], out[600], vroot[600], cmd[3000];
+    snprintf(src, sizeof src, "%s/frames.h5", tmpdir);
+    snprintf(out, sizeof out, "%s/frames-out", tmpdir);
+    snprintf(vroot, sizeof vroot, "%s/videos", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/ApplyEyeMakeup' && ln -s '%s/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi' "
+             "'%s/ApplyEyeMakeup/'", vroot, GLOCAL_DATA_DIR, vroot);
+    assert_int_equal(system(cmd), 0);
+    const char *names[2] = { "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi" };
+    make_cache_of(src, 2, names, (const int[]){ 0, 0 }, (const int[]){ 1, 1 }, (const int[]){ 2, 2 });
+
+    snprintf(cmd, sizeof cmd, "'%s' cache export '%s' '%s' --frames '%s'", GLOCAL_BINARY, src, out, vroot);
+    assert_int_equal(sh(cmd), 1);
+    assert_true(output_has("glocal cache: ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02.avi: "));
+    assert_true(output_has("1 clips exported (2 flow images each of x and y), 0 already there, 1 failed"));
+    const char *d = "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01";
+    assert_true(exists("%s/%s/img_00001.jpg", out, d));
+    assert_true(exists("%s/%s/img_00164.jpg", out, d));
+    assert_false(exists("%s/%s/img_00165.jpg", out, d));
+    assert_false(exists("%s/%s/img_00000.jpg", out, d));
+    assert_true(exists("%s/%s/flow_x_00002.jpg", out, d));
+    assert_false(exists("%s/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c02", out));
+    snprintf(cmd, sizeof cmd, "ffprobe -v error -show_entries stream=width,height -of csv=p=0 '%s/%s/img_00100.jpg'",
+             out, d);
+    assert_int_equal(sh(cmd), 0);
+    assert_true(output_has("32,24"));
+    char p[800];
+    snprintf(p, sizeof p, "%s/ucf101_val_split_1_rawframes.txt", out);
+    expect_file_text(p, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01 2 0\n");
+}
+
 /* RGB rawframes (img_00001.jpg, ...) stand for the video: the first 6 frames
  * of the real UCF-101 clip written as JPEGs (quality 95) read back as a video
  * of 6 frames close to the decoded originals; a rawframes tree is a dataset
@@ -468,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_damaged_clip),
         cmocka_unit_test(test_import_mmaction2_files),
+        cmocka_unit_test(test_export_frames),
         cmocka_unit_test(test_rgb_rawframes_as_video),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
