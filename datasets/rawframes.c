@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ done:
 rawframes_export_options rawframes_export_options_default(void)
 {
     return (rawframes_export_options){ .bound = RAWFRAMES_BOUND_DEFAULT, .quality = RAWFRAMES_QUALITY_DEFAULT,
-                                       .name = "ucf101", .split_no = 1 };
+                                       .name = "ucf101", .split_no = 1, .workers = 1 };
 }
 
 /* "Class/v_x.avi" -> "Class/v_x" into out. */
@@ -207,6 +208,90 @@ static int write_annotations(cache *c, const char *out, const rawframes_export_o
     return 0;
 }
 
+/* The export's shared state: workers take clips in order from `next`. */
+typedef struct {
+    const char *cache_path, *out;
+    const rawframes_export_options *opt;
+    rawframes_report_fn report;
+    void *ctx;
+    pthread_mutex_t mu;      /* next, sum, rc, msg and the report callback */
+    long next, nclips;
+    unsigned char *complete; /* [nclips]: the clip's folder is whole (each entry one worker's) */
+    rawframes_summary sum;
+    int rc;                  /* first error that stops the export (memory, an unreadable cache) */
+    char msg[CACHE_MESSAGE_MAX];
+} export_job;
+
+static void export_failed(export_job *j, const char *clip, const char *why)
+{
+    pthread_mutex_lock(&j->mu);
+    j->sum.failed++;
+    if (j->report) j->report(j->ctx, clip, why);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* One worker: its own cache handle and buffers (a reader is for one thread). */
+static void *export_worker(void *arg)
+{
+    export_job *j = arg;
+    cache *c = NULL;
+    float *field = NULL;
+    uint8_t *img = NULL;
+    rawframes_summary s = { 0 };
+    int rc = cache_open(j->cache_path, 0, &c);
+    if (rc >= 0) {
+        const cache_config *cfg = cache_get_config(c);
+        const long hw = (long)cfg->height * cfg->width;
+        field = gl_malloc((size_t)(2 * hw) * sizeof *field);
+        img = gl_malloc((size_t)hw);
+        if (!field || !img) rc = GL_ENOMEM;
+    }
+    while (rc >= 0) {
+        pthread_mutex_lock(&j->mu);
+        long i = j->rc < 0 ? j->nclips : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->nclips) break;
+        const cache_clip *cl = cache_get_clip(c, i);
+        char folder[CACHE_NAME_MAX], final[PATH_MAX];
+        if ((rc = clip_folder_name(cl->name, folder, sizeof folder)) < 0 ||
+            (size_t)snprintf(final, sizeof final, "%s/%s", j->out, folder) >= sizeof final) {
+            export_failed(j, cl->name, rc < 0 ? gl_last_error() : "path too long");
+            rc = 0;
+            continue;
+        }
+        if (is_dir(final)) {
+            j->complete[i] = 1;
+            s.skipped++;
+            continue;
+        }
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", final);
+        *strrchr(parent, '/') = 0;
+        if ((rc = gl_mkdirs(parent)) < 0 || (rc = export_clip(c, i, final, j->opt, field, img, &s)) < 0) {
+            if (rc == GL_ENOMEM) break;
+            export_failed(j, cl->name, gl_last_error());
+            rc = 0;
+            continue;
+        }
+        j->complete[i] = 1;
+        s.clips++;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->sum.clips += s.clips;
+    j->sum.skipped += s.skipped;
+    j->sum.frames += s.frames;
+    j->sum.saturated += s.saturated;
+    if (rc < 0 && j->rc >= 0) {
+        j->rc = rc;
+        snprintf(j->msg, sizeof j->msg, "%s", gl_last_error());
+    }
+    pthread_mutex_unlock(&j->mu);
+    gl_free(img);
+    gl_free(field);
+    cache_close(&c);
+    return NULL;
+}
+
 int rawframes_export(const char *cache_path, const char *out, const rawframes_export_options *opt,
                      rawframes_report_fn report, void *ctx, rawframes_summary *sum)
 {
@@ -215,58 +300,40 @@ int rawframes_export(const char *cache_path, const char *out, const rawframes_ex
         return gl_error(GL_EINVAL, "export: bound must be > 0 and quality in 1..100 (got %g, %d)", opt->bound,
                         opt->quality);
     cache *c = NULL;
-    float *field = NULL;
-    uint8_t *img = NULL;
-    unsigned char *complete = NULL;
     int rc = cache_open(cache_path, 0, &c);
     if (rc < 0) return rc;
     const cache_config *cfg = cache_get_config(c);
+    export_job j = { .cache_path = cache_path, .out = out, .opt = opt, .report = report, .ctx = ctx,
+                     .nclips = cache_clip_count(c) };
     if (cfg->channels != 2) {
         rc = gl_error(GL_EINVAL, "%s: method %s has %d channels; denseflow images hold flow (2 channels: u, v)",
                       cache_path, cfg->method, cfg->channels);
         goto done;
     }
-    const long hw = (long)cfg->height * cfg->width, nclips = cache_clip_count(c);
-    field = gl_malloc((size_t)(2 * hw) * sizeof *field);
-    img = gl_malloc((size_t)hw);
-    complete = gl_calloc((size_t)nclips + 1, 1);
-    if (!field || !img || !complete) {
+    if (!(j.complete = gl_calloc((size_t)j.nclips + 1, 1))) {
         rc = GL_ENOMEM;
         goto done;
     }
     if ((rc = gl_mkdirs(out)) < 0) goto done;
-    for (long i = 0; i < nclips; i++) {
-        const cache_clip *cl = cache_get_clip(c, i);
-        char folder[CACHE_NAME_MAX], final[PATH_MAX];
-        if ((rc = clip_folder_name(cl->name, folder, sizeof folder)) < 0 ||
-            (size_t)snprintf(final, sizeof final, "%s/%s", out, folder) >= sizeof final) {
-            if (report) report(ctx, cl->name, rc < 0 ? gl_last_error() : "path too long");
-            sum->failed++;
-            continue;
-        }
-        if (is_dir(final)) {
-            complete[i] = 1;
-            sum->skipped++;
-            continue;
-        }
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", final);
-        *strrchr(parent, '/') = 0;
-        if ((rc = gl_mkdirs(parent)) < 0 || (rc = export_clip(c, i, final, opt, field, img, sum)) < 0) {
-            if (rc == GL_ENOMEM) goto done;
-            if (report) report(ctx, cl->name, gl_last_error());
-            sum->failed++;
-            continue;
-        }
-        complete[i] = 1;
-        sum->clips++;
+    pthread_mutex_init(&j.mu, NULL);
+    int nw = opt->workers > 1 ? opt->workers : 1, started = 0;
+    if (nw > j.nclips) nw = j.nclips > 0 ? (int)j.nclips : 1;
+    pthread_t t[256];
+    if (nw > 256) nw = 256;
+    for (; nw > 1 && started < nw; started++)
+        if (pthread_create(&t[started], NULL, export_worker, &j) != 0) break;
+    if (!started) export_worker(&j); /* one worker, or no thread could start: this one */
+    for (int k = 0; k < started; k++) pthread_join(t[k], NULL);
+    pthread_mutex_destroy(&j.mu);
+    *sum = j.sum;
+    if (j.rc < 0) {
+        rc = gl_error(j.rc, "%s", j.msg);
+        goto done;
     }
-    if ((rc = write_annotations(c, out, opt, complete)) < 0) goto done;
+    if ((rc = write_annotations(c, out, opt, j.complete)) < 0) goto done;
     rc = sum->failed > 0;
 done:
-    gl_free(complete);
-    gl_free(img);
-    gl_free(field);
+    gl_free(j.complete);
     cache_close(&c);
     return rc;
 }

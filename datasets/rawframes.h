@@ -67,6 +67,7 @@ typedef struct {
     int split_no;         /* N of the annotation file names */
     const char *frames;   /* NULL, or the video root: also img_%05d.jpg, every frame of
                              FRAMES/<clip name> as RGB at the cache's grid */
+    int workers;          /* clips exported at once (threads, each with its own cache handle) */
 } rawframes_export_options;
 
 rawframes_export_options rawframes_export_options_default(void);

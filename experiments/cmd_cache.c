@@ -130,7 +130,7 @@ static int cache_export(int argc, char **argv)
     const char *cmd = "cache export";
     rawframes_export_options o = rawframes_export_options_default();
     const char *format = "denseflow";
-    long split = 0, quality = o.quality, failed = 0;
+    long split = 0, quality = o.quality, failed = 0, workers = 0;
     const char *args[3] = { 0 };
     int n = 0;
     cli_opt opts[] = {
@@ -139,6 +139,7 @@ static int cache_export(int argc, char **argv)
         CLI_NUM("--quality", &quality, 1, 100, "Q", "JPEG quality (OpenCV's imwrite default, as denseflow)"),
         CLI_STR("--name", &o.name, "NAME", "prefix of the annotation files"),
         CLI_NUM("--split", &split, 1, 99, "N", "N of the annotation file names", .def = "the cache's split, else 1"),
+        CLI_NUM("--workers", &workers, 1, 256, "W", "clips exported at once", .def = "--threads"),
         CLI_STR("--frames", &o.frames, "ROOT",
                 "also img_%05d.jpg: every frame of ROOT/<clip name> (the videos), RGB at the cache's grid"),
         CLI_END,
@@ -160,6 +161,7 @@ static int cache_export(int argc, char **argv)
     if (n != 2) return cli_usage_error(cmd, "expects CACHE.h5 and OUT");
     if (strcmp(format, "denseflow") != 0) return cli_usage_error(cmd, "--format: only denseflow, got '%s'", format);
     o.quality = (int)quality;
+    o.workers = workers ? (int)workers : cli_g.threads > 0 ? cli_g.threads : gl_num_cores();
     if (split) {
         o.split_no = (int)split;
     } else {

@@ -210,7 +210,7 @@ static void test_round_trip(void **state)
     make_cache(src);
     make_lists(lists);
 
-    snprintf(cmd, sizeof cmd, "'%s' cache export '%s' '%s' --format denseflow", GLOCAL_BINARY, src, out);
+    snprintf(cmd, sizeof cmd, "'%s' cache export '%s' '%s' --format denseflow --workers 1", GLOCAL_BINARY, src, out);
     assert_int_equal(sh(cmd), 0);
     assert_true(output_has("3 clips exported (9 flow images each of x and y), 0 already there, 0 failed; "
                            "1 values beyond +-20 px saturated"));
@@ -335,7 +335,7 @@ static void test_damaged_clip(void **state)
     assert_int_equal(fwrite(junk, 1, sizeof junk, f), sizeof junk);
     fclose(f);
 
-    snprintf(cmd, sizeof cmd, "'%s' cache export '%s' '%s'", GLOCAL_BINARY, src, out);
+    snprintf(cmd, sizeof cmd, "'%s' cache export '%s' '%s' --workers 3", GLOCAL_BINARY, src, out);
     assert_int_equal(sh(cmd), 1);
     assert_true(output_has("glocal cache: Beta/v_Beta_g08_c01.avi: "));
     assert_true(output_has("2 clips exported (7 flow images each of x and y), 0 already there, 1 failed"));
