@@ -548,7 +548,7 @@ int cache_out_create(cache_out *o, const char *path, const cache_config *cfg)
     o->f = o->fields = o->homs = o->ftype = -1;
     o->cfg = *cfg;
     o->pairs = 0;
-    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0) goto fail;
+    if ((fapl = gl_h5_fapl_new()) < 0) goto fail; /* survives a full disk */
     /* The latest format checksums every metadata block: damage is detected. */
     if (H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0) goto fail;
     if ((o->f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) goto fail;
@@ -593,6 +593,8 @@ int cache_out_extend(cache_out *o, const char *path, long pairs)
 {
     hsize_t dims[4] = { (hsize_t)pairs, (hsize_t)o->cfg.channels, (hsize_t)o->cfg.height,
                         (hsize_t)o->cfg.width };
+    int e = gl_h5_write_errno(o->f);
+    if (e) return gl_error(GL_EIO, "%s: %s", path, strerror(e));
     if (H5Dset_extent(o->fields, dims) < 0) return cache_h5_fail("%s: cannot extend /fields", path);
     if (o->homs >= 0) {
         hsize_t hd[3] = { (hsize_t)pairs, 3, 3 };
@@ -649,10 +651,10 @@ int cache_out_finish(cache_out *o, const char *tmp, const char *path, long nclip
     o->fields = -1;
     if (o->homs >= 0) H5Dclose(o->homs);
     o->homs = -1;
-    herr_t cr = H5Fclose(o->f);
+    hid_t f = o->f;
     o->f = -1;
-    if (cr < 0) {
-        rc = cache_h5_fail("%s: cannot close", tmp);
+    if ((rc = gl_h5_close(f, tmp)) < 0) {
+        if (rc == GL_EHDF5) rc = cache_h5_fail("%s: cannot close", tmp);
         goto fail;
     }
     rc = publish(tmp, path, sync_dir);

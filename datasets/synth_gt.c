@@ -96,7 +96,7 @@ int synth_gt_write(const char *path, const synth_clip *c, const char *cls, uint6
     hid_t fcpl = -1, fapl = -1, f = -1;
     gl_h5_quiet q = gl_h5_quiet_begin();
     fcpl = H5Pcreate(H5P_FILE_CREATE);
-    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    fapl = gl_h5_fapl_new(); /* a full disk: an error here, not a crash at exit */
     if (fcpl < 0 || fapl < 0) goto hfail;
     /* no modification times anywhere: same input, same bytes */
     H5Pset_obj_track_times(fcpl, 0);
@@ -123,9 +123,9 @@ int synth_gt_write(const char *path, const synth_clip *c, const char *cls, uint6
         attr_double(f, "camera_px", c->camera_px) < 0 || attr_u64(f, "scene_seed", scene_seed) < 0 ||
         attr_u64(f, "motion_seed", motion_seed) < 0)
         goto hfail;
-    herr_t e = H5Fclose(f);
+    rc = gl_h5_close(f, tmp);
     f = -1;
-    if (e < 0) goto hfail;
+    if (rc == GL_EHDF5) goto hfail;
     goto done;
 hfail:
     rc = gl_error(GL_EHDF5, "%s: HDF5 could not write the ground truth", tmp);

@@ -439,10 +439,14 @@ int report_write(const report_input *r)
     write_motion(r, f, J);
     write_figures(r, figs, plotted, note, f);
     write_time_and_config(r, f, J);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+    /* a full disk shows in ferror (errno of the failed write) or in fclose's flush */
+    int bad = ferror(f), e = bad ? errno : 0;
+    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
+    if (!bad && rename(tmp, path) != 0) bad = 1, e = errno;
+    if (bad) {
         json_object_put(J);
-        return gl_error(GL_EIO, "%s: cannot write the report", path);
+        unlink(tmp);
+        return gl_error(GL_EIO, "%s: cannot write the report: %s", path, strerror(e ? e : EIO));
     }
     snprintf(path, sizeof path, "%s/report.json", r->out);
     const char *js = json_object_to_json_string_ext(J, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -120,7 +120,7 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
     int rc = 0;
     size_t n = strlen(path) + 32;
     char *tmp = gl_malloc(n);
-    hid_t f = -1, gp = -1, gb = -1, go = -1, fcpl = -1, dcpl = -1;
+    hid_t f = -1, gp = -1, gb = -1, go = -1, fcpl = -1, dcpl = -1, fapl = -1;
     if (!tmp) { rc = GL_ENOMEM; goto fail; }
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
     fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -128,7 +128,8 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
     H5Pset_obj_track_times(dcpl, 0); /* same content, same bytes */
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_obj_track_times(gcpl, 0);
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    fapl = gl_h5_fapl_new(); /* a full disk: an error here, not a crash at exit */
+    f = fapl < 0 ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (f < 0) {
         H5Pclose(gcpl);
         rc = gl_error(GL_EIO, "%s: cannot create checkpoint file: %s", tmp, strerror(errno));
@@ -160,10 +161,16 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
     if (go >= 0) { H5Gclose(go); go = -1; }
     H5Gclose(gb); gb = -1;
     H5Gclose(gp); gp = -1;
-    if (H5Fclose(f) < 0) { f = -1; rc = gl_error(GL_EHDF5, "%s: cannot close", tmp); goto fail; }
+    rc = gl_h5_close(f, tmp);
     f = -1;
+    if (rc < 0) goto fail;
     int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) { fsync(fd); close(fd); }
+    if (fd < 0 || fsync(fd) != 0) {
+        rc = gl_error(GL_EIO, "%s: cannot flush: %s", tmp, strerror(errno));
+        if (fd >= 0) close(fd);
+        goto fail;
+    }
+    close(fd);
     if (rename(tmp, path) != 0) {
         rc = gl_error(GL_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
         goto fail;
@@ -171,6 +178,7 @@ int nn_checkpoint_save(const char *path, const nn_params *p, const nn_checkpoint
     gl_free(tmp);
     H5Pclose(dcpl);
     H5Pclose(fcpl);
+    H5Pclose(fapl);
     gl_h5_quiet_end(q);
     return 0;
 fail:
@@ -180,6 +188,7 @@ fail:
     if (f >= 0) H5Fclose(f);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (fcpl >= 0) H5Pclose(fcpl);
+    if (fapl >= 0) H5Pclose(fapl);
     if (tmp) { unlink(tmp); gl_free(tmp); }
     gl_h5_quiet_end(q);
     if (rc < 0 && strstr(gl_last_error(), path) == NULL)

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -509,6 +511,80 @@ static void test_import_cancel(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A full disk (a file size limit, SIGXFSZ ignored: writes fail with EFBIG as
+ * with ENOSPC): clips of 1, 2 and 4 s with the limit between the first two
+ * sizes. The run stops with exit 1 and a message naming the clip, the first
+ * clip is whole, nothing temporary is left, and a rerun finishes the rest. */
+static void test_import_disk_full(void **state)
+{
+    (void)state;
+    char videos[512], csv0[512], csv[600], out[512], log[600];
+    setup_import(videos, csv0, sizeof videos);
+    snprintf(csv, sizeof csv, "%s/lengths.csv", tmpdir);
+    snprintf(out, sizeof out, "%s/out_full", tmpdir);
+    snprintf(log, sizeof log, "%s/full.log", tmpdir);
+    const int len[3] = { 1000, 2000, 4000 };
+    char text[512] = "", row[128];
+    for (int k = 0; k < 3; k++) {
+        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n", 0,
+                 len[k], len[k] / 2);
+        strcat(text, row);
+    }
+    write_text(csv, text);
+    /* the sizes of the clips, from a run without a limit */
+    char ref[600], p[1024];
+    snprintf(ref, sizeof ref, "%s/out_full_ref", tmpdir);
+    ncaa_import_config cfg = import_config(csv, videos, ref);
+    ncaa_import_report rep;
+    if (ncaa_import(&cfg, &rep) < 0) fail_msg("%s", gl_last_error());
+    ncaa_import_report_release(&rep);
+    struct stat st;
+    long size[3];
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof p, "%s/StealSuccess/v_StealSuccess_g001_c%05d.avi", ref, k + 1);
+        assert_int_equal(stat(p, &st), 0);
+        size[k] = (long)st.st_size;
+    }
+    assert_true(size[0] < size[1]);
+    for (int pass = 0; pass < 2; pass++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            if (pass == 0) {
+                signal(SIGXFSZ, SIG_IGN);
+                struct rlimit rl = { (rlim_t)(size[0] + size[1]) / 2, (rlim_t)(size[0] + size[1]) / 2 };
+                setrlimit(RLIMIT_FSIZE, &rl);
+            }
+            execl(GLOCAL_BINARY, GLOCAL_BINARY, "ncaa-import", "--csv", csv, "--videos", videos, "--out",
+                  out, (char *)NULL);
+            _exit(127);
+        }
+        int wst;
+        assert_int_equal(waitpid(pid, &wst, 0), pid);
+        assert_true(WIFEXITED(wst));
+        assert_int_equal(WEXITSTATUS(wst), pass == 0 ? 1 : 0);
+        if (pass == 0) {
+            char *msg = test_read_text(log);
+            assert_non_null(msg);
+            if (!strstr(msg, "v_StealSuccess_g001_c0000") || !strstr(msg, strerror(EFBIG)))
+                fail_msg("no file and reason in:\n%s", msg);
+            gl_free(msg);
+            check_clip(out, "StealSuccess/v_StealSuccess_g001_c00001.avi", 0, len[0], GW, GH);
+        }
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '*.tmp*')\"", out);
+        assert_int_equal(system(cmd), 0);
+    }
+    for (int k = 0; k < 3; k++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        check_clip(out, rel, 0, len[k], GW, GH);
+    }
+}
+
 /* A run killed with SIGKILL at some point leaves only whole clips; the next
  * run finishes the job and deletes the killed run's temporary files. The
  * assertions hold wherever the kill lands. */
@@ -748,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_import_end_to_end),
         cmocka_unit_test(test_import_cancel),
         cmocka_unit_test(test_import_killed),
+        cmocka_unit_test(test_import_disk_full),
         cmocka_unit_test(test_import_broken_game),
         cmocka_unit_test(test_import_parallel_same),
         cmocka_unit_test(test_import_config),

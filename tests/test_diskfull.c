@@ -1,0 +1,299 @@
+/* test_diskfull.c — writers on a full disk: `glocal extract`, a train-motion
+ * checkpoint and `glocal synth` run with a file size limit (RLIMIT_FSIZE,
+ * SIGXFSZ ignored, so a write past it fails with EFBIG as a full disk fails
+ * with ENOSPC; no root needed). Each must exit 1 (never a signal) with a
+ * message naming the file and the reason, leave what it finished before
+ * intact (a cache's spooled clips verify, the previous checkpoint loads, the
+ * clips written match an unlimited run's), and a rerun without the limit
+ * must finish where the first stopped. ncaa-import's clips: test_ncaa.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "datasets/cache.h"
+#include "nn/nn.h"
+#include "tests/testutil.h"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_diskfull.");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return test_tmpdir_remove(tmpdir);
+}
+
+/* Runs `glocal ARGS...` with files limited to `limit` bytes (0: no limit),
+ * stdout and stderr to `log`. Returns the exit status, 128 + N for signal N. */
+static int run_limited(long limit, const char *log, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (limit > 0) {
+            signal(SIGXFSZ, SIG_IGN); /* kept across exec: writes fail with EFBIG */
+            struct rlimit rl = { (rlim_t)limit, (rlim_t)limit };
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
+        char *argv[40];
+        int n = 0;
+        argv[n++] = (char *)GLOCAL_BINARY;
+        for (; args[n - 1] && n < 39; n++) argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(GLOCAL_BINARY, argv);
+        _exit(127);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The log names `what` and says the file got too large. */
+static void assert_log_says(const char *log, const char *what)
+{
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    if (!strstr(text, what) || !strstr(text, strerror(EFBIG)))
+        fail_msg("%s: expected '%s' and '%s' in:\n%s", log, what, strerror(EFBIG), text);
+    gl_free(text);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Number of files under dir whose name contains `part`. */
+static int count_named(const char *dir, const char *part)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "find '%s' -name '*%s*' | wc -l", dir, part);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1) n = -1;
+        pclose(p);
+    }
+    if (n != 0) { /* show them */
+        snprintf(cmd, sizeof cmd, "find '%s' -name '*%s*' >&2", dir, part);
+        if (system(cmd) != 0) n = -1;
+    }
+    return n;
+}
+
+/* A small synthetic dataset, rendered once (the reference of the synth test). */
+static const char *dataset(void)
+{
+    static char ds[300];
+    if (ds[0]) return ds;
+    snprintf(ds, sizeof ds, "%s/syn", tmpdir);
+    char log[300];
+    snprintf(log, sizeof log, "%s/syn.log", tmpdir);
+    const char *args[] = { "synth", "--out", ds, "--classes", "2", "--clips-per-class", "2",
+                           "--frames", "8", "--size", "32x32", "--supersample", "1", NULL };
+    assert_int_equal(run_limited(0, log, args), 0);
+    return ds;
+}
+
+/* Two caches hold the same clips, errors and fields. */
+static void assert_same_cache(const char *pa, const char *pb)
+{
+    cache *a = NULL, *b = NULL;
+    OK(cache_open(pa, 0, &a));
+    OK(cache_open(pb, 0, &b));
+    assert_int_equal(cache_verify(b, NULL, NULL), 0);
+    assert_int_equal(cache_clip_count(a), cache_clip_count(b));
+    assert_int_equal(cache_error_count(a), cache_error_count(b));
+    assert_int_equal(cache_pair_count(a), cache_pair_count(b));
+    const cache_config *cfg = cache_get_config(a);
+    size_t per = (size_t)cfg->channels * cfg->height * cfg->width;
+    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per);
+    for (long i = 0; i < cache_clip_count(a); i++) {
+        assert_string_equal(cache_get_clip(a, i)->name, cache_get_clip(b, i)->name);
+        for (long p = 0; p < cache_get_clip(a, i)->pairs; p++) {
+            OK(cache_read_fields(a, i, p, 1, fa));
+            OK(cache_read_fields(b, i, p, 1, fb));
+            assert_memory_equal(fa, fb, sizeof *fa * per);
+        }
+    }
+    free(fa);
+    free(fb);
+    cache_close(&a);
+    cache_close(&b);
+}
+
+/* Extract: the limit lets each spooled clip through but not the merged cache
+ * (the publish fails), then stops the first spooled clip (the run fails at
+ * once). Before the fix the second crashed in HDF5's atexit clean-up. */
+static void test_extract_full(void **state)
+{
+    (void)state;
+    const char *ds = dataset();
+    char ref[300], out[300], out2[300], log[300], parts[320];
+    snprintf(ref, sizeof ref, "%s/ref.h5", tmpdir);
+    snprintf(out, sizeof out, "%s/out.h5", tmpdir);
+    snprintf(out2, sizeof out2, "%s/out2.h5", tmpdir);
+    snprintf(log, sizeof log, "%s/extract.log", tmpdir);
+    snprintf(parts, sizeof parts, "%s.parts", out);
+#define EXTRACT_ARGS(o) { "--threads", "1", "extract", "--dataset", ds, "--method", "rgbdiff", \
+                          "--size", "32x32", "--workers", "2", "--out", o, NULL }
+    const char *aref[] = EXTRACT_ARGS(ref), *aout[] = EXTRACT_ARGS(out), *aout2[] = EXTRACT_ARGS(out2);
+    assert_int_equal(run_limited(0, log, aref), 0);
+    cache *c = NULL;
+    OK(cache_open(ref, 0, &c));
+    long nclips = cache_clip_count(c);
+    cache_close(&c);
+    assert_int_equal(nclips, 4); /* 2 classes x 2 clips */
+    long whole = file_size(ref);
+    assert_true(whole > 0);
+
+    /* 1. the spool fills, the publish fails */
+    assert_int_equal(run_limited(whole / 2, log, aout), 1);
+    assert_log_says(log, "out.h5");
+    assert_int_equal(access(out, F_OK), -1);
+    assert_int_equal(count_named(tmpdir, ".tmp"), 0);
+    DIR *d = opendir(parts);
+    assert_non_null(d);
+    struct dirent *de;
+    int spooled = 0;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "c0", 2)) continue; /* a spooled clip */
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", parts, de->d_name);
+        OK(cache_open(p, 0, &c));
+        /* one problem only: a spooled part holds one clip of the 4 */
+        assert_int_equal(cache_verify(c, NULL, NULL), 1);
+        assert_int_equal(cache_clip_count(c), 1);
+        float f[3 * 32 * 32];
+        for (long k = 0; k < cache_pair_count(c); k++) OK(cache_read_fields(c, 0, k, 1, f));
+        cache_close(&c);
+        spooled++;
+    }
+    closedir(d);
+    assert_int_equal(spooled, nclips);
+    /* the rerun resumes (nothing left to compute) and publishes */
+    assert_int_equal(run_limited(0, log, aout), 0);
+    assert_same_cache(ref, out);
+
+    /* 2. the first spooled clip does not fit */
+    assert_int_equal(run_limited(whole / (2 * nclips), log, aout2), 1);
+    assert_log_says(log, "out2.h5.parts/");
+    assert_int_equal(access(out2, F_OK), -1);
+    assert_int_equal(count_named(tmpdir, ".tmp"), 0);
+    assert_int_equal(run_limited(0, log, aout2), 0);
+    assert_same_cache(ref, out2);
+}
+
+/* The "step" attribute of a checkpoint (which nn_checkpoint_read_config opened). */
+static long checkpoint_step(const char *path)
+{
+    char *config = NULL;
+    OK(nn_checkpoint_read_config(path, &config));
+    gl_free(config);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a = -1;
+    int64_t step = -1;
+    assert_true(f >= 0);
+    a = H5Aopen(f, "step", H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Aread(a, H5T_NATIVE_INT64, &step) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return (long)step;
+}
+
+/* train-motion: 2 steps, then --resume to 4 with the checkpoint not fitting:
+ * exit 1, the step-2 checkpoint still loads; without the limit it reaches 4. */
+static void test_checkpoint_full(void **state)
+{
+    (void)state;
+    char dir[300], ckpt[320], log[300];
+    snprintf(dir, sizeof dir, "%s/motion", tmpdir);
+    snprintf(ckpt, sizeof ckpt, "%s/glocal.h5", dir);
+    snprintf(log, sizeof log, "%s/train.log", tmpdir);
+#define TRAIN_ARGS(steps, ...) { "--threads", "1", "train-motion", "--synth", "--size", "32", "--feat", "8", \
+                                 "--batch", "2", "--pool", "8", "--log-every", "1", "--ckpt-every", "1",     \
+                                 "--out", dir, "--steps", steps, __VA_ARGS__ }
+    const char *first[] = TRAIN_ARGS("2", NULL), *more[] = TRAIN_ARGS("4", "--resume", NULL);
+    assert_int_equal(run_limited(0, log, first), 0);
+    assert_int_equal(checkpoint_step(ckpt), 2);
+    long size = file_size(ckpt);
+    assert_true(size > 0);
+    assert_int_equal(run_limited(size / 2, log, more), 1);
+    assert_log_says(log, "glocal.h5");
+    assert_int_equal(checkpoint_step(ckpt), 2);
+    assert_int_equal(count_named(dir, ".tmp"), 0);
+    assert_int_equal(run_limited(0, log, more), 0);
+    assert_int_equal(checkpoint_step(ckpt), 4);
+}
+
+/* synth: the limit lets the videos through but not the ground-truth files. */
+static void test_synth_full(void **state)
+{
+    (void)state;
+    const char *ref = dataset();
+    char out[300], log[300], p[400], q[400];
+    snprintf(out, sizeof out, "%s/syn_full", tmpdir);
+    snprintf(log, sizeof log, "%s/synth.log", tmpdir);
+    snprintf(p, sizeof p, "%s/Still/v_Still_g01_c01.avi", ref);
+    snprintf(q, sizeof q, "%s/Still/v_Still_g01_c01_gt.h5", ref);
+    long avi = file_size(p), gt = file_size(q);
+    if (avi < 0) { /* the first class is another one: find any clip */
+        snprintf(p, sizeof p, "find '%s' -name '*_c01.avi' | head -1", ref);
+        FILE *f = popen(p, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(p, sizeof p, f));
+        pclose(f);
+        p[strcspn(p, "\n")] = 0;
+        snprintf(q, sizeof q, "%.*s_gt.h5", (int)(strlen(p) - 4), p);
+        avi = file_size(p);
+        gt = file_size(q);
+    }
+    assert_true(avi > 0 && gt > avi);
+    const char *args[] = { "synth", "--out", out, "--classes", "2", "--clips-per-class", "2",
+                           "--frames", "8", "--size", "32x32", "--supersample", "1", NULL };
+    assert_int_equal(run_limited((avi + gt) / 2, log, args), 1);
+    assert_log_says(log, "_gt.h5");
+    assert_int_equal(count_named(out, ".tmp"), 0);
+    /* what was written is what an unlimited run writes */
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && find . -type f | while read f; do cmp -s \"$f\" '%s'/\"$f\" || exit 1; done", out, ref);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run_limited(0, log, args), 0);
+    snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >/dev/null", out, ref);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extract_full),
+        cmocka_unit_test(test_checkpoint_full),
+        cmocka_unit_test(test_synth_full),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
