@@ -49,6 +49,7 @@ struct video_reader {
     int pkt_pending;              /* `pkt` still has to be sent */
     long next_index;
     long corrupt;
+    video_ffmpeg_log log;         /* FFmpeg's lines about this file */
     double deadline;              /* gl_now() limit, 0 = none */
     int64_t origin;               /* timestamp of frame 0 (stream time base) */
     int64_t last_ts;              /* of the previous picture, AV_NOPTS_VALUE if none */
@@ -214,7 +215,18 @@ static int reader_convert(video_reader *r, void *out)
     return 0;
 }
 
+static int reader_next_routed(video_reader *r, void *out, video_frame_info *fi);
+
+/* FFmpeg's lines while decoding go to r->log (video_ffmpeg_log_route). */
 static int reader_next(video_reader *r, void *out, video_frame_info *fi)
+{
+    video_ffmpeg_log *prev = video_ffmpeg_log_route(&r->log);
+    int rc = reader_next_routed(r, out, fi);
+    video_ffmpeg_log_route(prev);
+    return rc;
+}
+
+static int reader_next_routed(video_reader *r, void *out, video_frame_info *fi)
 {
     int rc;
     if ((rc = timed_out(r)) < 0) return rc;
@@ -249,6 +261,19 @@ int video_reader_skip(video_reader *r, video_frame_info *fi)
 }
 
 long video_reader_corrupt_packets(const video_reader *r) { return r ? r->corrupt : 0; }
+
+long video_reader_log(const video_reader *r, char *buf, size_t n)
+{
+    if (buf && n) buf[0] = 0;
+    if (!r) return 0;
+    size_t len = 0;
+    for (long i = 0; buf && i < r->log.count && i < VIDEO_FFMPEG_KEEP && len < n; i++) {
+        int w = snprintf(buf + len, n - len, "%s%s", i ? "; " : "", r->log.first[i]);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    return r->log.count;
+}
 
 void video_reader_info(const video_reader *r, video_info *info) { *info = r->info; }
 
@@ -317,6 +342,7 @@ static int reader_geometry(video_reader *r)
 static int reader_open_raw(video_reader **rp, const char *path, const video_reader_opts *o)
 {
     video_reader *r = NULL;
+    video_ffmpeg_log *prev = video_ffmpeg_log_current();
     int rc, ret;
     struct stat sb;
     *rp = NULL;
@@ -347,6 +373,9 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     r->o = *o;
     r->path = gl_strdup(path);
     if (!r->path) { rc = GL_ENOMEM; goto fail; }
+    r->log.magic = VIDEO_FFMPEG_LOG_MAGIC;
+    r->log.path = r->path;
+    video_ffmpeg_log_route(&r->log);
     if (o->timeout_ms > 0) r->deadline = gl_now() + o->timeout_ms / 1000.0;
     r->fmt = avformat_alloc_context();
     r->pkt = av_packet_alloc();
@@ -399,6 +428,9 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
     r->dec->thread_count = o->threads > 0 ? o->threads : gl_num_threads();
     r->dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     r->dec->pkt_timebase = r->st->time_base;
+    /* frame threads decode in FFmpeg's own threads, in copies of r->dec:
+     * their lines find this file through opaque (video_ffmpeg.c) */
+    r->dec->opaque = &r->log;
     ret = avcodec_open2(r->dec, codec, NULL);
     if (ret < 0) {
         rc = video_ffmpeg_error(GL_EUNSUPPORTED, path, "cannot open the decoder", ret);
@@ -446,10 +478,12 @@ static int reader_open_raw(video_reader **rp, const char *path, const video_read
         rc = gl_error(GL_EFORMAT, "%s: implausible frame size %dx%d", path, r->info.width, r->info.height);
         goto fail;
     }
+    video_ffmpeg_log_route(prev);
     *rp = r;
     return 0;
 fail:
     av_dict_free(&dopt);
+    video_ffmpeg_log_route(prev);
     video_reader_close(&r);
     return rc;
 }
@@ -506,9 +540,19 @@ fail:
     return rc;
 }
 
+static int reader_seek_ms(video_reader *r, double ms);
+
 int video_reader_seek_ms(video_reader *r, double ms)
 {
     if (!r) return gl_error(GL_EINVAL, "video_reader_seek_ms: NULL reader");
+    video_ffmpeg_log *prev = video_ffmpeg_log_route(&r->log);
+    int rc = reader_seek_ms(r, ms);
+    video_ffmpeg_log_route(prev);
+    return rc;
+}
+
+static int reader_seek_ms(video_reader *r, double ms)
+{
     if (!(ms >= 0) || !isfinite(ms))
         return gl_error(GL_EINVAL, "%s: seek to %g ms: expected a time >= 0", r->path, ms);
     const AVRational tb = r->st->time_base;

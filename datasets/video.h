@@ -41,7 +41,8 @@
  *
  * Errors: negative GL_E* codes with a message (gl_last_error()) that names
  * the file and what was wrong; GL_EOF (positive) at the end of the stream.
- * FFmpeg's own log is kept quiet; its last error line is appended to ours.
+ * FFmpeg's own log is kept quiet; its last error line is appended to ours,
+ * and its lines about a reader's file are counted (video_reader_log).
  * Corrupt files never crash or hang: see opts.timeout_ms.
  */
 #ifndef GLOCAL_DATASETS_VIDEO_H
@@ -157,6 +158,12 @@ int video_reader_skip(video_reader *r, video_frame_info *fi);
 int video_reader_seek_ms(video_reader *r, double ms);
 /* Packets the decoder rejected so far (corrupt data it skipped). */
 long video_reader_corrupt_packets(const video_reader *r);
+/* FFmpeg's error lines about this file so far (decoding damaged data, e.g.
+ * "[mpeg4 @ 0x...] ac-tex damaged at 3 3"): returns how many; the first few
+ * go into buf ("; " between them, cut to n bytes; buf may be NULL). They are
+ * never printed; GLOCAL_LOG=debug prints every FFmpeg line to stderr as it
+ * comes, prefixed with the file. */
+long video_reader_log(const video_reader *r, char *buf, size_t n);
 void video_reader_close(video_reader **r);
 
 /* Counts frames by decoding the whole video stream. */

@@ -270,12 +270,85 @@ static void test_fuzz_regressions(void **state)
     assert_true(n > 0);
 }
 
+/* Frames decoded and FFmpeg's error lines (video_reader_log) of a file. */
+static long decode_counting(const char *path, int threads, long *nlog, char *first, size_t n)
+{
+    video_reader_opts o = video_reader_opts_default();
+    o.threads = threads;
+    o.count = VIDEO_COUNT_HEADER;
+    video_reader *r = NULL;
+    OK(video_reader_open(&r, path, &o));
+    long frames = 0;
+    int rc;
+    while ((rc = video_reader_skip(r, NULL)) == 0) frames++;
+    assert_int_equal(rc, GL_EOF);
+    *nlog = video_reader_log(r, first, n);
+    video_reader_close(&r);
+    return frames;
+}
+
+/* Damaged files, made here from the real clip (164 frames, 6.56 s at 25 fps):
+ * FFmpeg's complaints are counted per file (also from its frame threads, which
+ * do not run on the caller's thread) and quoted without its addresses; the
+ * intact clip has none; `glocal probe` calls both copies suspect and says why,
+ * the intact one not. */
+static void test_damaged_reported(void **state)
+{
+    (void)state;
+    void *data;
+    size_t size;
+    OK(gl_read_file(CLIP, &data, &size));
+    char half[400], dmg[400];
+    snprintf(half, sizeof half, "%s/half.avi", tmpdir);
+    snprintf(dmg, sizeof dmg, "%s/damaged.avi", tmpdir);
+    write_bytes(half, data, size / 2);
+    uint8_t *b = data;
+    for (int k = 0; k < 5; k++) /* 300 bytes of noise at 30%, 40%, ... 70% of the file */
+        for (size_t i = size * (3 + k) / 10, e = i + 300; i < e; i++) b[i] = (uint8_t)(i * 37 + 11);
+    write_bytes(dmg, b, size);
+    gl_free(data);
+
+    char first[600];
+    long nlog;
+    assert_int_equal(decode_counting(CLIP, 1, &nlog, first, sizeof first), 164);
+    assert_int_equal(nlog, 0);
+    assert_string_equal(first, "");
+    for (int threads = 1; threads <= 3; threads += 2) {
+        long frames = decode_counting(dmg, threads, &nlog, first, sizeof first);
+        print_message("damaged, %d threads: %ld frames, %ld lines: %s\n", threads, frames, nlog, first);
+        assert_true(nlog > 0);
+        assert_true(frames < 164);
+        assert_non_null(strstr(first, "mpeg4: "));
+        assert_null(strstr(first, " @ 0x"));
+    }
+
+    char cmd[1200], out[4096];
+    snprintf(cmd, sizeof cmd, "'%s' probe '%s' '%s' 2>&1; '%s' probe --count '%s' 2>&1", GLOCAL_BINARY, CLIP, half,
+             GLOCAL_BINARY, dmg);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    assert_int_equal(pclose(p), 0);
+    char *l2 = strchr(out, '\n'), *l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
+    assert_non_null(l3);
+    *l2 = *l3 = 0;
+    assert_null(strstr(out, "suspect"));
+    /* half the bytes: the header's 164 frames against 3.28 s at 25 fps */
+    assert_non_null(strstr(l2 + 1, "\"suspect\":\"header says 164 frames, duration 3.28 s at 25 fps says 82\""));
+    /* overwritten bytes: fewer frames decode, and FFmpeg complained */
+    assert_non_null(strstr(l3 + 1, "\"suspect\":\"header says 164 frames, "));
+    assert_non_null(strstr(l3 + 1, " decoding errors, "));
+    assert_non_null(strstr(l3 + 1, "mpeg4: "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_fuzz_corpus),
         cmocka_unit_test(test_fuzz_regressions),
+        cmocka_unit_test(test_damaged_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
