@@ -22,8 +22,7 @@ GLOCAL_COMMAND(extract, "extract", "compute motion (GLOCAL, TV-L1, flow minus ho
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    interrupted = sig; /* the exit status is 128 + sig: 130 for SIGINT, 143 for SIGTERM */
 }
 
 /* The progress line (and, before the first clip, what a resume skips); a
@@ -122,7 +121,7 @@ static int merge_shards(nn_dist *dist, const char *final_out)
             if (t == 120) return cli_fail(cmd, GL_EIO, "%s: not visible 120 s after its rank finished", ins[k]);
             sleep(1);
         }
-    if (interrupted) return 130;
+    if (interrupted) return 128 + interrupted;
     if ((rc = cache_merge(final_out, ins, world)) < 0)
         return cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
     char note[64];
@@ -246,7 +245,7 @@ static int parse_options(extract_options *o, int argc, char **argv)
                   "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
                   "Clips that cannot be read are recorded in the cache's /errors and listed at the\n"
                   "end. Exit status: 0 all clips stored, 1 some clips failed or an error, 2 usage,\n"
-                  "130 interrupted.\n",
+                  "130 interrupted (SIGINT), 143 terminated (SIGTERM): rerun to resume.\n",
     };
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;
@@ -327,7 +326,7 @@ int cmd_extract(int argc, char **argv)
     rc = run_interruptible(&ec, &sum);
     if (rc == GL_ECANCELED) {
         fail(rc);
-        code = 130;
+        code = 128 + (interrupted ? interrupted : SIGINT);
         goto done;
     }
     if (rc < 0) {

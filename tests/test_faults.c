@@ -1,4 +1,8 @@
-/* test_diskfull.c — writers on a full disk: `glocal extract`, a train-motion
+/* test_faults.c — commands under faults. Signals: SIGTERM during `glocal
+ * extract` (once the first clip is spooled) and SIGINT during train-motion
+ * (once a checkpoint is written) stop with 143 / 130, leave no temporary file,
+ * and the same command (train-motion: with --resume) finishes to the result
+ * of an uninterrupted run. Disk full: `glocal extract`, a train-motion
  * checkpoint and `glocal synth` run with a file size limit (RLIMIT_FSIZE,
  * SIGXFSZ ignored, so a write past it fails with EFBIG as a full disk fails
  * with ENOSPC; no root needed). Each must exit 1 (never a signal) with a
@@ -33,7 +37,7 @@ static char tmpdir[256];
 static int setup(void **state)
 {
     (void)state;
-    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_diskfull.");
+    return test_tmpdir_make(tmpdir, sizeof tmpdir, "test_faults.");
 }
 
 static int teardown(void **state)
@@ -42,9 +46,9 @@ static int teardown(void **state)
     return test_tmpdir_remove(tmpdir);
 }
 
-/* Runs `glocal ARGS...` with files limited to `limit` bytes (0: no limit),
- * stdout and stderr to `log`. Returns the exit status, 128 + N for signal N. */
-static int run_limited(long limit, const char *log, const char *const *args)
+/* Starts `glocal ARGS...` with files limited to `limit` bytes (0: no limit),
+ * stdout and stderr to `log`; returns the pid. */
+static pid_t spawn_limited(long limit, const char *log, const char *const *args)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -66,9 +70,21 @@ static int run_limited(long limit, const char *log, const char *const *args)
         execv(GLOCAL_BINARY, argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* The exit status of pid, 128 + N for signal N (as a shell says). */
+static int wait_status(pid_t pid)
+{
     int st;
     if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs `glocal ARGS...` like spawn_limited; returns its exit status. */
+static int run_limited(long limit, const char *log, const char *const *args)
+{
+    return wait_status(spawn_limited(limit, log, args));
 }
 
 /* The log names `what` and says the file got too large. */
@@ -288,12 +304,95 @@ static void test_synth_full(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Waits (up to 60 s) until a file whose name starts with `prefix` and ends
+ * in ".h5" (published, not a temporary file) is in dir. */
+static int wait_for_file(const char *dir, const char *prefix)
+{
+    for (int t = 0; t < 12000; t++) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int found = 0;
+        while (d && (de = readdir(d)))
+            if (!strncmp(de->d_name, prefix, strlen(prefix)) && strlen(de->d_name) > 3 &&
+                !strcmp(de->d_name + strlen(de->d_name) - 3, ".h5"))
+                found = 1;
+        if (d) closedir(d);
+        if (found) return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+/* SIGTERM once the first clip is spooled: exit 143, nothing temporary, the
+ * spooled clips kept; the same command resumes to an uninterrupted run's cache. */
+static void test_extract_sigterm(void **state)
+{
+    (void)state;
+    char ds[300], ref[300], out[300], parts[320], log[300];
+    snprintf(ds, sizeof ds, "%s/syn_big", tmpdir);
+    snprintf(ref, sizeof ref, "%s/sig_ref.h5", tmpdir);
+    snprintf(out, sizeof out, "%s/sig.h5", tmpdir);
+    snprintf(parts, sizeof parts, "%s.parts", out);
+    snprintf(log, sizeof log, "%s/sig.log", tmpdir);
+    /* 12 clips of 23 TV-L1 pairs: seconds of work, the signal comes after the first */
+    const char *synth[] = { "synth", "--out", ds, "--classes", "3", "--clips-per-class", "4", "--frames", "24",
+                            "--size", "64x64", "--supersample", "1", NULL };
+    assert_int_equal(run_limited(0, log, synth), 0);
+#define SIG_ARGS(o) { "--threads", "1", "extract", "--dataset", ds, "--method", "tvl1", "--size", "64x64", \
+                      "--workers", "1", "--out", o, NULL }
+    const char *aref[] = SIG_ARGS(ref), *aout[] = SIG_ARGS(out);
+    assert_int_equal(run_limited(0, log, aref), 0);
+    pid_t pid = spawn_limited(0, log, aout);
+    assert_true(pid > 0);
+    assert_true(wait_for_file(parts, "c0"));
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_status(pid), 143);
+    assert_int_equal(access(out, F_OK), -1);
+    assert_int_equal(count_named(tmpdir, ".tmp"), 0);
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "run the same command again to resume"));
+    gl_free(text);
+    assert_int_equal(run_limited(0, log, aout), 0);
+    text = test_read_text(log);
+    assert_non_null(strstr(text, "resuming"));
+    gl_free(text);
+    assert_same_cache(ref, out);
+}
+
+/* SIGINT once a checkpoint is written: exit 130 with the checkpoint of the
+ * step it stopped at; --resume continues from there to the requested step. */
+static void test_train_sigint(void **state)
+{
+    (void)state;
+    char dir[300], ckpt[320], log[300];
+    snprintf(dir, sizeof dir, "%s/motion_sig", tmpdir);
+    snprintf(ckpt, sizeof ckpt, "%s/glocal.h5", dir);
+    snprintf(log, sizeof log, "%s/train_sig.log", tmpdir);
+    const char *args[] = TRAIN_ARGS("1000000", NULL);
+    pid_t pid = spawn_limited(0, log, args);
+    assert_true(pid > 0);
+    assert_true(wait_for_file(dir, "glocal.h5"));
+    kill(pid, SIGINT);
+    assert_int_equal(wait_status(pid), 130);
+    assert_int_equal(count_named(dir, ".tmp"), 0);
+    long step = checkpoint_step(ckpt);
+    assert_true(step >= 1);
+    char steps[32];
+    snprintf(steps, sizeof steps, "%ld", step + 2);
+    const char *more[] = TRAIN_ARGS(steps, "--resume", NULL);
+    assert_int_equal(run_limited(0, log, more), 0);
+    assert_int_equal(checkpoint_step(ckpt), step + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extract_full),
         cmocka_unit_test(test_checkpoint_full),
         cmocka_unit_test(test_synth_full),
+        cmocka_unit_test(test_extract_sigterm),
+        cmocka_unit_test(test_train_sigint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
