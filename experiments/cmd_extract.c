@@ -4,6 +4,7 @@
  * progress line and the summary, Ctrl-C, and for several ranks the barrier
  * and rank 0's merge of their shards.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,9 +193,35 @@ typedef struct {
     long split, stride, workers;
     int height, width;
     shard_opt shard;
-    int shard_given;
+    int shard_given, strict;
     double dist_timeout;
 } extract_options;
+
+/* Damaged clips stored by this run, listed at the end (told by the workers). */
+typedef struct {
+    pthread_mutex_t mu;
+    char **lines;
+    long n;
+} damaged_list;
+
+static void on_damaged(void *ctx, long index, const char *name, const char *why)
+{
+    (void)index;
+    damaged_list *d = ctx;
+    size_t len = strlen(name) + strlen(why) + 16;
+    char *line = gl_malloc(len);
+    if (!line) return;
+    snprintf(line, len, "damaged: %s: %s", name, why);
+    pthread_mutex_lock(&d->mu);
+    char **p = gl_realloc(d->lines, sizeof *p * (size_t)(d->n + 1));
+    if (p) {
+        d->lines = p;
+        d->lines[d->n++] = line;
+    } else {
+        gl_free(line);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
 
 /* The option table and the checks it cannot express (those that need the
  * method or the distributed environment stay in cmd_extract). Returns
@@ -221,6 +248,8 @@ static int parse_options(extract_options *o, int argc, char **argv)
                  "compute only clips i with i % N == K (0 <= K < N); join the shards with `glocal cache merge`"),
         CLI_NUM("--workers", &o->workers, 1, 256, "W",
                 "clips computed at once; each method call then gets threads / W threads", .def = "--threads"),
+        CLI_FLAG("--strict", &o->strict, "a damaged clip (FFmpeg's decoding errors, or more than 2 frames "
+                 "fewer than its header says) is recorded as failed instead of stored"),
         CLI_NUM("--dist-timeout", &o->dist_timeout, 0, INFINITY, "S",
                 "several ranks: how long one waits for the others, seconds", .open_lo = 1),
         CLI_END,
@@ -244,7 +273,9 @@ static int parse_options(extract_options *o, int argc, char **argv)
                   "published atomically at the end; kill -9 loses only the clips in flight.\n"
                   "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
                   "Clips that cannot be read are recorded in the cache's /errors and listed at the\n"
-                  "end. Exit status: 0 all clips stored, 1 some clips failed or an error, 2 usage,\n"
+                  "end; damaged clips this run stored are listed as 'damaged: CLIP: WHY' (with\n"
+                  "--strict they fail instead). Exit status: 0 all clips stored and none damaged,\n"
+                  "1 some clips failed or were damaged, or an error, 2 usage,\n"
                   "130 interrupted (SIGINT), 143 terminated (SIGTERM): rerun to resume.\n",
     };
     int rc = cli_parse(&spec, argc, argv);
@@ -306,10 +337,12 @@ int cmd_extract(int argc, char **argv)
     } else {
         lists = cli_lists_note(cmd, o.dataset, lists, lists_dir, sizeof lists_dir);
     }
+    damaged_list damaged = { .mu = PTHREAD_MUTEX_INITIALIZER };
     const extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
                                 .list_file = split_file, .method = o.method, .model = o.model, .out = out,
                                 .width = o.width, .height = o.height, .stride = (int)o.stride,
-                                .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n };
+                                .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n,
+                                .strict = o.strict, .on_damaged = on_damaged, .damaged_ctx = &damaged };
     int code = CLI_FAIL;
     if (dist_world > 1) {
         /* Joined before any work, so a rank that fails anywhere later is seen
@@ -337,8 +370,12 @@ int cmd_extract(int argc, char **argv)
     snprintf(note, sizeof note, " (%ld pairs this run in %.1f s, %.1f pairs/s)", sum.pairs, sum.seconds,
              sum.seconds > 0 ? sum.pairs / sum.seconds : 0.0);
     code = print_cache(out, note, "");
+    for (long i = 0; i < damaged.n; i++) fprintf(stderr, "%s\n", damaged.lines[i]);
+    if (damaged.n > 0 && code == CLI_OK) code = CLI_FAIL;
     if (dist_world > 1) code = merge_shards(dist, final_out);
 done:
+    for (long i = 0; i < damaged.n; i++) gl_free(damaged.lines[i]);
+    gl_free(damaged.lines);
     nn_dist_free(&dist);
     return code;
 }

@@ -273,6 +273,7 @@ typedef struct {
     atomic_long next;      /* next job */
     atomic_long pairs;     /* pairs computed in this run */
     atomic_long failed;    /* clips that failed in this run */
+    atomic_long damaged;   /* damaged clips met in this run */
     atomic_int fatal;      /* a cache write failed: stop */
     atomic_int stop;       /* asked to stop: drop the clips in flight */
     atomic_int running;    /* workers still running */
@@ -310,6 +311,26 @@ typedef struct {
     void *state;
 } worker_bufs;
 
+/* Why r's clip looks damaged after `frames` frames decoded to its end, in
+ * why (0 and "" when it does not): FFmpeg's decoding errors, rejected
+ * packets, or more than 2 frames fewer than the header says. */
+static int damage_of(video_reader *r, long frames, char *why, size_t n)
+{
+    video_info in;
+    video_reader_info(r, &in);
+    char first[400];
+    long nlog = video_reader_log(r, first, sizeof first), corrupt = video_reader_corrupt_packets(r);
+    int short_by = in.frames_source == 0 && in.frames - frames > 2;
+    why[0] = 0;
+    if (!short_by && nlog == 0 && corrupt == 0) return 0;
+    size_t len = 0;
+    if (short_by) len += (size_t)snprintf(why, n, "header says %ld frames, %ld decode", in.frames, frames);
+    if ((nlog || corrupt) && len < n)
+        snprintf(why + len, n - len, "%s%ld decoding errors, %ld packets rejected%s%s", len ? "; " : "", nlog,
+                 corrupt, first[0] ? ": " : "", first);
+    return 1;
+}
+
 /* Computes clip `pos`. Returns < 0 only for fatal (cache) errors. */
 static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
 {
@@ -319,7 +340,7 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
     cache_clip_writer *cw = NULL;
     char why[CACHE_MESSAGE_MAX] = "";
     int rc = 0, n = 0, have_first = 0, eof = 0;
-    long clip_pairs = 0;
+    long clip_pairs = 0, frames = 0;
     if (strlen(name) >= CACHE_NAME_MAX) {
         snprintf(why, sizeof why, "name longer than %d bytes", CACHE_NAME_MAX - 1);
         goto failed;
@@ -359,11 +380,13 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
                     rc = video_reader_skip(r, NULL);
                     if (rc == GL_EOF) eof = 1;
                     else if (rc < 0) goto decode_error;
+                    else frames++;
                 }
             if (eof) break;
             rc = video_reader_read(r, dst, NULL);
             if (rc == GL_EOF) { eof = 1; break; }
             if (rc < 0) goto decode_error;
+            frames++;
             if (have_first) n++;
             have_first = 1;
         }
@@ -394,6 +417,15 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
     if (clip_pairs == 0) {
         snprintf(why, sizeof why, "fewer than 2 frames at stride %d", x->stride);
         goto failed;
+    }
+    char damage[CACHE_MESSAGE_MAX - 16];
+    if (damage_of(r, frames, damage, sizeof damage)) {
+        atomic_fetch_add(&x->damaged, 1);
+        if (x->cfg->strict) {
+            snprintf(why, sizeof why, "damaged: %s", damage);
+            goto failed;
+        }
+        if (x->cfg->on_damaged) x->cfg->on_damaged(x->cfg->damaged_ctx, pos, name, damage);
     }
     if ((rc = cache_clip_commit(&cw)) < 0) set_fatal(x, rc);
     goto out;
@@ -540,6 +572,7 @@ static int run_workers(run_ctx *x, int nthreads, pthread_t *tids, extract_progre
         pr->done = cache_writer_done_count(x->w);
         pr->pairs = atomic_load(&x->pairs);
         pr->failed = atomic_load(&x->failed);
+        pr->damaged = atomic_load(&x->damaged);
         pr->seconds = gl_now() - t0;
         pr->last = last;
         if (progress && progress(ctx, pr) && !last) atomic_store(&x->stop, 1);

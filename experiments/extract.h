@@ -45,6 +45,12 @@ typedef struct {
     int workers;              /* clips computed at once; 0 = gl_num_threads(); each method call
                                  then gets gl_num_threads() / workers threads */
     int shard_k, shard_n;     /* this run computes clips i with i % shard_n == shard_k */
+    /* A damaged clip: FFmpeg reported decoding errors in it, or more than 2
+     * frames fewer decode than its header says (a truncated download). */
+    int strict;               /* 1: record it in /errors ("damaged: ...") instead of storing it */
+    void (*on_damaged)(void *ctx, long index, const char *name, const char *why); /* stored anyway
+                                 (strict 0): told from the worker threads; NULL = not told */
+    void *damaged_ctx;
 } extract_config;
 
 /* dataset/out/method NULL, split 1, only -1, 112 x 112, stride 1, workers 0, shard 0/1. */
@@ -66,6 +72,7 @@ typedef struct {
     long done;                /* stored now (resumed ones included) */
     long pairs;               /* pairs computed by this run */
     long failed;              /* clips that failed in this run */
+    long damaged;             /* damaged clips met in this run (stored, or failed with strict) */
     double seconds;           /* since the workers started */
     int first, last;          /* the call before the workers start; the one after they stopped */
 } extract_progress;

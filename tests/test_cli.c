@@ -493,7 +493,7 @@ static const struct {
     { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
                   "--workers" },
     { "extract", "--dataset --dist-timeout --lists --method --model --out --shard --size --split --split-file "
-                 "--stride --workers" },
+                 "--stride --strict --workers" },
     { "flow", "--epsilon --eval --global --iterations --lambda --max-radius --median --median-every --method "
               "--opencv-defaults --out --png --scales --step --tau --theta --threshold --warps --zero-inliers --zoom" },
     { "fuse", "--json --out --weights" },

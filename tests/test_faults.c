@@ -385,6 +385,66 @@ static void test_train_sigint(void **state)
     assert_int_equal(checkpoint_step(ckpt), step + 2);
 }
 
+/* A damaged clip (the real UCF-101 clip with 300-byte holes, made here) beside
+ * the intact one: stored but listed as damaged with FFmpeg's errors, exit 1;
+ * with --strict recorded in /errors instead. */
+static void test_extract_damaged(void **state)
+{
+    (void)state;
+    char ds[300], p[400], out[300], strict[300], log[300];
+    snprintf(ds, sizeof ds, "%s/dmg_ds", tmpdir);
+    snprintf(p, sizeof p, "%s/Good", ds);
+    assert_int_equal(gl_mkdirs(p), 0);
+    snprintf(p, sizeof p, "%s/Holed", ds);
+    assert_int_equal(gl_mkdirs(p), 0);
+    const char *clip = GLOCAL_DATA_DIR "/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi";
+    snprintf(p, sizeof p, "%s/Good/v_Good_g01_c01.avi", ds);
+    assert_int_equal(symlink(clip, p), 0);
+    void *data;
+    size_t size;
+    OK(gl_read_file(clip, &data, &size));
+    uint8_t *b = data;
+    for (int k = 0; k < 5; k++)
+        for (size_t i = size * (3 + k) / 10, e = i + 300; i < e; i++) b[i] = (uint8_t)(i * 37 + 11);
+    snprintf(p, sizeof p, "%s/Holed/v_Holed_g02_c01.avi", ds);
+    OK(gl_write_file_atomic(p, data, size));
+    gl_free(data);
+    snprintf(p, sizeof p, "%s/classInd.txt", ds);
+    OK(gl_write_file_atomic(p, "1 Good\n2 Holed\n", 15));
+    snprintf(p, sizeof p, "%s/trainlist01.txt", ds);
+    const char *list = "Good/v_Good_g01_c01.avi 1\nHoled/v_Holed_g02_c01.avi 2\n";
+    OK(gl_write_file_atomic(p, list, strlen(list)));
+    snprintf(p, sizeof p, "%s/testlist01.txt", ds);
+    OK(gl_write_file_atomic(p, "", 0));
+    snprintf(out, sizeof out, "%s/dmg.h5", tmpdir);
+    snprintf(strict, sizeof strict, "%s/dmg_strict.h5", tmpdir);
+    snprintf(log, sizeof log, "%s/dmg.log", tmpdir);
+    const char *a1[] = { "--threads", "2", "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
+                         "--stride", "8", "--out", out, NULL };
+    assert_int_equal(run_limited(0, log, a1), 1);
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    if (!strstr(text, "damaged: Holed/v_Holed_g02_c01.avi: header says 164 frames, ") ||
+        !strstr(text, "decoding errors") || !strstr(text, "mpeg4: ") || strstr(text, "damaged: Good"))
+        fail_msg("expected the holed clip, and only it, listed as damaged:\n%s", text);
+    gl_free(text);
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    assert_int_equal(cache_clip_count(c), 2);
+    assert_int_equal(cache_error_count(c), 0);
+    cache_close(&c);
+    const char *a2[] = { "--threads", "2", "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
+                         "--stride", "8", "--strict", "--out", strict, NULL };
+    assert_int_equal(run_limited(0, log, a2), 1);
+    OK(cache_open(strict, 0, &c));
+    assert_int_equal(cache_clip_count(c), 1);
+    assert_string_equal(cache_get_clip(c, 0)->name, "Good/v_Good_g01_c01.avi");
+    assert_int_equal(cache_error_count(c), 1);
+    assert_string_equal(cache_get_error(c, 0)->name, "Holed/v_Holed_g02_c01.avi");
+    assert_non_null(strstr(cache_get_error(c, 0)->message, "damaged: header says 164 frames, "));
+    cache_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_synth_full),
         cmocka_unit_test(test_extract_sigterm),
         cmocka_unit_test(test_train_sigint),
+        cmocka_unit_test(test_extract_damaged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
