@@ -1,5 +1,5 @@
-/* glocal flow — classical motion between two images: TV-L1, TV-L1 minus the
- * best homography (local motion), or the RGB difference. */
+/* glocal flow — classical motion between two images: TV-L1 or DIS, either
+ * minus the best homography (local motion), or the RGB difference. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include "experiments/commands.h"
 #include "motion/flow.h"
 
-GLOCAL_COMMAND(flow, "flow", "optical flow (TV-L1, flow minus homography) or RGB difference of two images")
+GLOCAL_COMMAND(flow, "flow", "optical flow (TV-L1, DIS, flow minus homography) or RGB difference of two images")
 
 /* Portable FloatMap, 3 channels: "PF", size, -1 (little-endian), rows
  * bottom to top, RGB interleaved. */
@@ -46,7 +46,23 @@ static int save_flow_png(const char *path, const flow_field *f, float max_radius
     return rc;
 }
 
-enum { M_TVL1, M_MINUS_H, M_RGBDIFF };
+/* --method's choices, in this order. */
+enum { M_TVL1, M_TVL1_MINUS_H, M_DIS, M_DIS_MINUS_H, M_RGBDIFF };
+static const char *const methods[] = { "tvl1", "tvl1-minus-homography", "dis", "dis-minus-homography",
+                                       "rgbdiff", NULL };
+static const char *const presets[] = { "ultrafast", "fast", "medium", NULL };
+
+/* Whether an option of the TV-L1 section (after its CLI_SECTION, before the
+ * next) was given: they do not apply to DIS. */
+static const char *tvl1_option_given(const cli_opt *opts)
+{
+    int in = 0;
+    for (const cli_opt *o = opts; o->kind != CLI_K_END; o++) {
+        if (o->kind == CLI_K_SECTION) in = !strncmp(o->name, "TV-L1", 5);
+        else if (in && o->count) return o->name;
+    }
+    return NULL;
+}
 
 int cmd_flow(int argc, char **argv)
 {
@@ -56,10 +72,9 @@ int cmd_flow(int argc, char **argv)
     tvl1_config_opencv(&ocv);
     homography_ransac_config rc_cfg;
     homography_ransac_config_default(&rc_cfg);
-    static const char *const methods[] = { "tvl1", "tvl1-minus-homography", "rgbdiff", NULL };
     const char *paths[2] = { NULL, NULL }, *out = NULL, *png = NULL, *eval = NULL,
                *global_out = NULL;
-    int npaths = 0, method = M_TVL1, step = 4, zero_inliers = 0, opencv = 0;
+    int npaths = 0, method = M_TVL1, preset = 2 /* medium */, step = 4, zero_inliers = 0, opencv = 0;
     double max_radius = 0;
     char ocv_help[256];
     snprintf(ocv_help, sizeof ocv_help,
@@ -72,7 +87,7 @@ int cmd_flow(int argc, char **argv)
         CLI_STR("--png", &png, "FILE", "picture: Middlebury colour coding of the flow"),
         CLI_NUM("--max-radius", &max_radius, -INFINITY, INFINITY, "PX",
                 "flow magnitude shown fully saturated", .def = "the largest"),
-        CLI_STR("--eval", &eval, "GT.flo", "print the average end-point error of the TV-L1 flow"),
+        CLI_STR("--eval", &eval, "GT.flo", "print the average end-point error of the flow"),
         CLI_SECTION("TV-L1 (defaults: IPOL)"),
         CLI_FLAG("--opencv-defaults", &opencv, ocv_help),
         CLI_NUM("--scales", &cfg.scales, 0, 100, "N", "pyramid scales, 0 = all the image allows"),
@@ -86,6 +101,10 @@ int cmd_flow(int argc, char **argv)
         CLI_NUM("--median", &cfg.median, 0, 5, "K", "median filter size 3 or 5, 0 = off"),
         CLI_NUM("--median-every", &cfg.median_every, 0, 100000, "N",
                 "filter every N iterations; 0 = once after each warping"),
+        CLI_SECTION("DIS"),
+        CLI_CHOICE("--preset", &preset, presets,
+                   "OpenCV's DISOpticalFlow presets (finest scale 2, 2, 1; patch stride 4, 4, 3; 12, 16, 25 "
+                   "iterations per patch; variational refinement but for ultrafast)"),
         CLI_SECTION("Flow minus homography"),
         CLI_NUM("--step", &step, 1, 1000, "N", "fit on every N-th pixel in x and y"),
         CLI_NUM("--threshold", &rc_cfg.threshold, 0, INFINITY, "PX", "RANSAC inlier distance", .open_lo = 1),
@@ -102,6 +121,9 @@ int cmd_flow(int argc, char **argv)
                  "                          least squares) is the global motion; --out gets the\n"
                  "                          local flow (TV-L1 minus the homography's flow) as .flo,\n"
                  "                          --global the homography's flow; H is printed\n"
+                 "  dis                     DIS optical flow (Kroeger et al. 2016, as OpenCV's\n"
+                 "                          DISOpticalFlow; --preset); --out gets a .flo file\n"
+                 "  dis-minus-homography    DIS, then the homography as for tvl1-minus-homography\n"
                  "  rgbdiff                 (B - A)/255 per channel (TSN's RGBDiff); --out gets a\n"
                  "                          3-channel PFM (float32), --png shows 128 + 127.5*diff\n",
         .epilog = "Threads: the global --threads N (glocal --threads 2 flow ...).\n",
@@ -114,8 +136,17 @@ int cmd_flow(int argc, char **argv)
     }
     if (method == M_RGBDIFF && (eval || global_out))
         return cli_usage_error(cmd, "--eval and --global need a flow method, not rgbdiff");
-    if (global_out && method != M_MINUS_H)
-        return cli_usage_error(cmd, "--global needs --method tvl1-minus-homography");
+    const int is_dis = method == M_DIS || method == M_DIS_MINUS_H;
+    const int minus_h = method == M_TVL1_MINUS_H || method == M_DIS_MINUS_H;
+    if (global_out && !minus_h)
+        return cli_usage_error(cmd, "--global needs --method tvl1-minus-homography or dis-minus-homography");
+    const char *tv_opt = tvl1_option_given(opts);
+    if (is_dis && tv_opt) return cli_usage_error(cmd, "%s is a TV-L1 option; --method is %s", tv_opt, methods[method]);
+    for (const cli_opt *o = opts; o->kind != CLI_K_END; o++)
+        if (o->ptr == &preset && o->count && !is_dis)
+            return cli_usage_error(cmd, "--preset applies to --method dis and dis-minus-homography");
+    dis_config dcfg;
+    dis_config_preset(&dcfg, presets[preset]);
     rc = tvl1_config_validate(&cfg);
     if (rc < 0) return cli_usage_error(cmd, "%s", gl_last_error());
 
@@ -169,9 +200,25 @@ int cmd_flow(int argc, char **argv)
         goto done;
     }
 
-    if ((rc = flow_field_new(&f, w, h)) < 0 ||
-        (rc = flow_from_rgb24(img[0].data, img[1].data, w, h, flow_method_tvl1, &cfg, &f)) < 0) {
-        cli_fail(cmd, rc, "TV-L1 failed on %s -> %s", paths[0], paths[1]);
+    /* the flow, and with minus_h the homography fit, through the baseline
+     * eval-motion and extract use (motion/flow.h) */
+    flow_baseline_config bc;
+    flow_baseline_config_default(&bc);
+    bc.method = is_dis ? flow_method_dis : flow_method_tvl1;
+    bc.method_cfg = is_dis ? (const void *)&dcfg : (const void *)&cfg;
+    bc.step = step;
+    bc.ransac = rc_cfg;
+    bc.zero_inliers = zero_inliers;
+    double H[9];
+    if ((rc = flow_field_new(&f, w, h)) < 0) {
+        cli_fail(cmd, rc, "cannot allocate");
+        goto done;
+    }
+    if (!minus_h) rc = flow_from_rgb24(img[0].data, img[1].data, w, h, bc.method, bc.method_cfg, &f);
+    else if ((rc = flow_field_new(&glob, w, h)) >= 0 && (rc = flow_field_new(&loc, w, h)) >= 0)
+        rc = flow_baseline_rgb24(img[0].data, img[1].data, w, h, &bc, H, &f, &glob, &loc);
+    if (rc < 0) {
+        cli_fail(cmd, rc, "%s failed on %s -> %s", methods[method], paths[0], paths[1]);
         goto done;
     }
     double t_flow = gl_now() - t0;
@@ -189,13 +236,7 @@ int cmd_flow(int argc, char **argv)
         printf("epe %.4f px over %ld pixels\n", epe, cnt);
     }
     const flow_field *result = &f;
-    if (method == M_MINUS_H) {
-        double H[9];
-        if ((rc = flow_field_new(&glob, w, h)) < 0 || (rc = flow_field_new(&loc, w, h)) < 0 ||
-            (rc = flow_minus_homography(&f, step, &rc_cfg, zero_inliers, H, &glob, &loc)) < 0) {
-            cli_fail(cmd, rc, "cannot fit a homography to the flow");
-            goto done;
-        }
+    if (minus_h) {
         printf("homography %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g\n", H[0], H[1], H[2],
                H[3], H[4], H[5], H[6], H[7], H[8]);
         if (global_out && (rc = flow_write_flo(global_out, &glob)) < 0) {
@@ -212,8 +253,8 @@ int cmd_flow(int argc, char **argv)
         cli_fail(cmd, rc, "cannot write %s", png);
         goto done;
     }
-    printf("%s %dx%d in %.3f s (%d threads) -> %s\n", method == M_TVL1 ? "tvl1" : "tvl1-minus-homography",
-           w, h, t_flow, gl_num_threads(), out);
+    printf("%s%s%s %dx%d in %.3f s (%d threads) -> %s\n", methods[method], is_dis ? " preset " : "",
+           is_dis ? presets[preset] : "", w, h, t_flow, gl_num_threads(), out);
     status = CLI_OK;
 done:
     flow_field_free(&gt);

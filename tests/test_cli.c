@@ -495,7 +495,8 @@ static const struct {
     { "extract", "--dataset --dist-timeout --lists --method --model --out --shard --size --split --split-file "
                  "--stride --strict --workers" },
     { "flow", "--epsilon --eval --global --iterations --lambda --max-radius --median --median-every --method "
-              "--opencv-defaults --out --png --scales --step --tau --theta --threshold --warps --zero-inliers --zoom" },
+              "--opencv-defaults --out --png --preset --scales --step --tau --theta --threshold --warps --zero-inliers "
+              "--zoom" },
     { "fuse", "--json --out --weights" },
     { "info", "" },
     { "launch", "--grace --no-prefix --nproc --port -n" },

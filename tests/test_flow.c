@@ -672,6 +672,44 @@ static void test_cmd_flow(void **state)
     assert_int_equal(pic.width, w);
     image_release(&pic);
     flow_field_free(&f);
+    /* DIS, and DIS minus homography: on a pure translation the homography
+     * is that translation, its flow (--global) is (2, 1) everywhere and the
+     * local flow about 0. */
+    char glob[256];
+    tmp_path(glob, sizeof glob, "glob.flo");
+    snprintf(cmd, sizeof cmd, "%s flow --method dis %s %s --out %s > /dev/null", GLOCAL_BINARY, a, b, out);
+    assert_int_equal(system(cmd), 0);
+    OK(flow_read_flo(out, &f));
+    e = interior_epe(&f, 2, 1, 8);
+    print_message("glocal flow --method dis on a (2, 1) shift: interior EPE %.3f px\n", e);
+    assert_true(e < 0.2);
+    flow_field_free(&f);
+    snprintf(cmd, sizeof cmd, "%s flow --method dis-minus-homography --preset fast %s %s --out %s --global %s > %s",
+             GLOCAL_BINARY, a, b, out, glob, txt);
+    assert_int_equal(system(cmd), 0);
+    OK(flow_read_flo(out, &f));
+    e = interior_epe(&f, 0, 0, 8);
+    flow_field fg;
+    OK(flow_read_flo(glob, &fg));
+    double eg = interior_epe(&fg, 2, 1, 0);
+    print_message("dis-minus-homography: local %.3f px, global vs (2, 1) %.3f px\n", e, eg);
+    assert_true(e < 0.2);
+    assert_true(eg < 0.2); /* measured 0.075 */
+    flow_field_free(&fg);
+    flow_field_free(&f);
+    OK(gl_read_file(txt, &data, &size));
+    double hm[9];
+    p = strstr((char *)data, "homography ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "homography %lf %lf %lf %lf %lf %lf %lf %lf %lf", &hm[0], &hm[1], &hm[2], &hm[3],
+                            &hm[4], &hm[5], &hm[6], &hm[7], &hm[8]), 9);
+    const double shift[9] = { 1, 0, 2, 0, 1, 1, 0, 0, 1 };
+    OK(homography_corner_error(hm, shift, w, h, &e));
+    print_message("printed homography: corner error %.3f px\n", e);
+    assert_true(e < 0.2);
+    assert_non_null(strstr((char *)data, "preset fast"));
+    free(data);
+    unlink(glob);
     /* Bad input: a clear failure, no crash. */
     snprintf(cmd, sizeof cmd, "%s flow %s /nonexistent.png --out %s 2>/dev/null", GLOCAL_BINARY,
              a, out);
@@ -679,6 +717,14 @@ static void test_cmd_flow(void **state)
     assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
     snprintf(cmd, sizeof cmd, "%s flow %s %s --out %s --tau 3 2>/dev/null", GLOCAL_BINARY, a, b,
              out);
+    st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    /* options of the other method: TV-L1's with DIS, --preset with TV-L1 */
+    snprintf(cmd, sizeof cmd, "%s flow --method dis %s %s --out %s --warps 3 2>/dev/null", GLOCAL_BINARY, a, b,
+             out);
+    st = system(cmd);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(cmd, sizeof cmd, "%s flow %s %s --out %s --preset fast 2>/dev/null", GLOCAL_BINARY, a, b, out);
     st = system(cmd);
     assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
     snprintf(cmd, sizeof cmd, "%s flow --method rgbdiff %s %s --out %s.pfm > /dev/null",

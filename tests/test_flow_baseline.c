@@ -1,8 +1,8 @@
 /* test_flow_baseline.c — motion/flow_baseline.c: flow of RGB frames through
  * a pluggable flow method, and the flow-minus-homography baseline built on
  * it. Checked against a stand-in method with a known answer (the grey levels
- * it must be given, the homography and moving block it returns), TV-L1 on a
- * known shift, and tvl1_flow on grey levels computed here. */
+ * it must be given, the homography and moving block it returns), TV-L1 and
+ * DIS on a known shift, and tvl1_flow / dis_flow on grey levels computed here. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,6 +112,19 @@ static void test_flow_baseline(void **state)
     OK(homography_corner_error(hfit, shift, w, h, &err));
     print_message("TV-L1 minus homography on a (2.5, -1.5) shift: corner error %.4f px\n", err);
     assert_true(err < 0.1);
+    /* and with DIS (medium) as the method: the same translation, and a local
+     * flow of about 0 away from the borders */
+    c.method = flow_method_dis;
+    OK(flow_baseline_rgb24(a, b, w, h, &c, hfit, NULL, NULL, &l));
+    OK(homography_corner_error(hfit, shift, w, h, &err));
+    double lsum = 0;
+    int ln = 0;
+    for (int y = 8; y < h - 8; y++)
+        for (int x = 8; x < w - 8; x++, ln++) lsum += hypot(l.u[y * w + x], l.v[y * w + x]);
+    print_message("DIS minus homography on a (2.5, -1.5) shift: corner error %.4f px, local %.4f px\n", err,
+                  lsum / ln);
+    assert_true(err < 0.1);
+    assert_true(lsum / ln < 0.1);
     /* flow_from_rgb24 with the default method is TV-L1 on the grey frames */
     tvl1_config tc;
     tvl1_config_default(&tc);
@@ -121,6 +134,13 @@ static void test_flow_baseline(void **state)
     }
     OK(tvl1_flow(g0, g1, w, h, &tc, &g));
     OK(flow_from_rgb24(a, b, w, h, NULL, NULL, &f));
+    assert_memory_equal(f.u, g.u, sizeof(float) * w * h);
+    assert_memory_equal(f.v, g.v, sizeof(float) * w * h);
+    /* ... and with flow_method_dis, dis_flow with the medium preset */
+    dis_config dc;
+    OK(dis_config_preset(&dc, "medium"));
+    OK(dis_flow(g0, g1, w, h, &dc, &g));
+    OK(flow_from_rgb24(a, b, w, h, flow_method_dis, NULL, &f));
     assert_memory_equal(f.u, g.u, sizeof(float) * w * h);
     assert_memory_equal(f.v, g.v, sizeof(float) * w * h);
     /* a field of another size is refused, naming both sizes */
