@@ -238,7 +238,8 @@ static int parse_options(extract_options *o, int argc, char **argv)
         CLI_NUM("--split", &o->split, 1, 99, "N", "all clips of split N: its train, test and val lists", .def = "1"),
         CLI_STR("--split-file", &o->split_file, "F", "only the clips of list F (e.g. .../testlist01.txt)"),
         CLI_STR("--method", &o->method, "METHOD",
-                "tvl1, tvl1-minus-homography or rgbdiff; or GLOCAL, with --model: glocal-local, "
+                "tvl1, tvl1-minus-homography, dis, dis-minus-homography or rgbdiff; or GLOCAL, with "
+                "--model: glocal-local, "
                 "glocal-residual (the local flow before the mask: TV-L1 on the pair aligned by GLOCAL's "
                 "homography), glocal-global or glocal-mixed", .required = 1),
         CLI_STR("--model", &o->model, "CKPT", "the checkpoint of glocal train-motion for the glocal-* methods"),
@@ -260,8 +261,10 @@ static int parse_options(extract_options *o, int argc, char **argv)
                  "in an HDF5 motion cache (schema: datasets/cache.h; `glocal cache info` shows it).\n",
         .epilog = "Methods: tvl1 = TV-L1 flow (IPOL defaults) on grey frames, 2 channels (u, v) in\n"
                   "pixels of the grid; tvl1-minus-homography = TV-L1 minus the RANSAC homography\n"
-                  "of the flow (local motion) plus the homography per pair; rgbdiff = TSN's RGB\n"
-                  "difference, 3 channels in [-1, 1], stored exactly.\n"
+                  "of the flow (local motion) plus the homography per pair; dis and\n"
+                  "dis-minus-homography = the same with DIS flow (OpenCV's medium preset; --size\n"
+                  "16x16 at least); rgbdiff = TSN's RGB difference, 3 channels in [-1, 1], stored\n"
+                  "exactly.\n"
                   "\n"
                   "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
                   "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"

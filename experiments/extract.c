@@ -41,6 +41,7 @@ typedef struct {
     void (*describe)(const extract_config *c, char *buf, size_t n);
 } motion_method;
 
+/* The flow methods' state (TV-L1's and DIS's, with or without the homography). */
 typedef struct {
     flow_field flow, local;
 } tvl1_state;
@@ -68,19 +69,33 @@ static int tvl1_init(void **out, const extract_config *c)
     return 0;
 }
 
-static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                      int h, float *fields, float *homs)
+/* The flow of each pair by `method` with its defaults (tvl1 and dis). */
+static int flow_pairs(flow_method_fn method, void *state, const uint8_t *const *a, const uint8_t *const *b,
+                      int n, int w, int h, float *fields)
 {
-    (void)homs;
     tvl1_state *s = state;
     size_t hw = (size_t)w * h;
     for (int i = 0; i < n; i++) {
-        int rc = flow_from_rgb24(a[i], b[i], w, h, flow_method_tvl1, NULL, &s->flow);
+        int rc = flow_from_rgb24(a[i], b[i], w, h, method, NULL, &s->flow);
         if (rc < 0) return rc;
         memcpy(fields + (size_t)i * 2 * hw, s->flow.u, sizeof(float) * hw);
         memcpy(fields + (size_t)i * 2 * hw + hw, s->flow.v, sizeof(float) * hw);
     }
     return 0;
+}
+
+static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                      int h, float *fields, float *homs)
+{
+    (void)homs;
+    return flow_pairs(flow_method_tvl1, state, a, b, n, w, h, fields);
+}
+
+static int dis_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                     int h, float *fields, float *homs)
+{
+    (void)homs;
+    return flow_pairs(flow_method_dis, state, a, b, n, w, h, fields);
 }
 
 static void tvl1_describe(const extract_config *cfg, char *buf, size_t n)
@@ -93,15 +108,39 @@ static void tvl1_describe(const extract_config *cfg, char *buf, size_t n)
              c.scales, c.warps, c.iterations, c.median, c.presmooth);
 }
 
+/* DIS with flow_method_dis's defaults: OpenCV's PRESET_MEDIUM. */
+static void dis_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    dis_config c;
+    dis_config_preset(&c, "medium");
+    snprintf(buf, n, "dis(OpenCV PRESET_MEDIUM): finest_scale=%d coarsest_scale=%d patch_size=%d "
+             "patch_stride=%d grad_descent_iters=%d var_refine_iters=%d var_sor_iters=%d alpha=%g delta=%g "
+             "gamma=%g omega=%g mean_normalization=%d spatial_propagation=%d opencv_rounding=%d",
+             c.finest_scale, c.coarsest_scale, c.patch_size, c.patch_stride, c.grad_descent_iters,
+             c.var_refine_iters, c.var_sor_iters, c.var_alpha, c.var_delta, c.var_gamma, c.var_omega,
+             c.use_mean_normalization, c.use_spatial_propagation, c.opencv_rounding);
+}
+
+/* The smallest grid side DIS's preset takes: a patch at its finest scale. */
+static int dis_min_side(void)
+{
+    dis_config c;
+    dis_config_preset(&c, "medium");
+    return c.patch_size << c.finest_scale;
+}
+
 #define FMH_STEP 4 /* flow sampled every 4 px for the homography fit */
 
-static int fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                     int h, float *fields, float *homs)
+/* Flow minus homography (flow_baseline_rgb24) with `method`'s defaults. */
+static int fmh_pairs(flow_method_fn method, void *state, const uint8_t *const *a, const uint8_t *const *b,
+                     int n, int w, int h, float *fields, float *homs)
 {
     tvl1_state *s = state;
     size_t hw = (size_t)w * h;
     flow_baseline_config c;
     flow_baseline_config_default(&c);
+    c.method = method;
     c.step = FMH_STEP;
     c.zero_inliers = 0;
     for (int i = 0; i < n; i++) {
@@ -115,15 +154,38 @@ static int fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const 
     return 0;
 }
 
-static void fmh_describe(const extract_config *cfg, char *buf, size_t n)
+static int tvl1_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                          int h, float *fields, float *homs)
+{
+    return fmh_pairs(flow_method_tvl1, state, a, b, n, w, h, fields, homs);
+}
+
+static int dis_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                         int h, float *fields, float *homs)
+{
+    return fmh_pairs(flow_method_dis, state, a, b, n, w, h, fields, homs);
+}
+
+static void fmh_describe(void (*flow_describe)(const extract_config *, char *, size_t),
+                         const extract_config *cfg, char *buf, size_t n)
 {
     char t[512];
     homography_ransac_config c;
     homography_ransac_config_default(&c);
-    tvl1_describe(cfg, t, sizeof t);
+    flow_describe(cfg, t, sizeof t);
     snprintf(buf, n, "%s; minus homography: RANSAC threshold=%g iterations=%d confidence=%g seed=%llu "
              "refits=%d step=%d, local = flow - H flow", t, c.threshold, c.iterations, c.confidence,
              (unsigned long long)c.seed, c.refits, FMH_STEP);
+}
+
+static void tvl1_fmh_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    fmh_describe(tvl1_describe, cfg, buf, n);
+}
+
+static void dis_fmh_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    fmh_describe(dis_describe, cfg, buf, n);
 }
 
 static int rgbdiff_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n,
@@ -229,8 +291,11 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
 
 static const motion_method methods[] = {
     { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe },
-    { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, fmh_pairs,
-      fmh_describe },
+    { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_fmh_pairs,
+      tvl1_fmh_describe },
+    { "dis", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_pairs, dis_describe },
+    { "dis-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_fmh_pairs,
+      dis_fmh_describe },
     /* 8-bit differences / 255 are stored exactly with a 1/255 step */
     { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe },
     { "glocal-local", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_local_pairs,
@@ -483,7 +548,8 @@ void extract_config_default(extract_config *c)
 
 const char *extract_method_names(void)
 {
-    return "tvl1, tvl1-minus-homography, rgbdiff, glocal-local, glocal-residual, glocal-global, glocal-mixed";
+    return "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff, glocal-local, glocal-residual, "
+           "glocal-global, glocal-mixed";
 }
 
 static const motion_method *find_method(const char *name)
@@ -520,6 +586,9 @@ int extract_config_validate(const extract_config *c)
     if (c->width < 8 || c->height < 8 || c->width > 4096 || c->height > 4096)
         return gl_error(GL_EINVAL, "extract_config.width/height: %dx%d, each side expected in 8..4096", c->width,
                         c->height);
+    if (!strncmp(c->method, "dis", 3) && (c->width < dis_min_side() || c->height < dis_min_side()))
+        return gl_error(GL_EINVAL, "extract_config.width/height: %dx%d, method %s needs each side >= %d (a DIS "
+                        "patch at its finest scale)", c->width, c->height, c->method, dis_min_side());
     if (c->stride < 1) return gl_error(GL_EINVAL, "extract_config.stride: %d, expected >= 1", c->stride);
     if (c->workers < 0) return gl_error(GL_EINVAL, "extract_config.workers: %d, expected >= 0", c->workers);
     if (c->shard_n < 1 || c->shard_k < 0 || c->shard_k >= c->shard_n)

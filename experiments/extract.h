@@ -15,9 +15,10 @@
  * Methods (extract_method_names): tvl1 (TV-L1 flow, IPOL defaults, on grey
  * frames: 2 channels u, v in pixels of the grid); tvl1-minus-homography
  * (motion/flow.h's flow_baseline_rgb24 with a fit every 4 px: the local flow
- * and the homography per pair); rgbdiff (TSN's RGB difference, 3 channels in
- * [-1, 1], stored exactly); glocal-local | glocal-residual | glocal-global |
- * glocal-mixed (motion/glocal.h's glocal_infer with a checkpoint of glocal
+ * and the homography per pair); dis, dis-minus-homography (the same with DIS
+ * flow, OpenCV's medium preset; grids of at least 16x16); rgbdiff (TSN's RGB
+ * difference, 3 channels in [-1, 1], stored exactly); glocal-local |
+ * glocal-residual | glocal-global | glocal-mixed (motion/glocal.h's glocal_infer with a checkpoint of glocal
  * train-motion: the masked local, unmasked local, global or mixed flow, and
  * the refined homography).
  *
@@ -59,8 +60,8 @@ void extract_config_default(extract_config *c);
  * method that takes none or none for a glocal-* one, ...). */
 int extract_config_validate(const extract_config *c);
 
-/* "tvl1, tvl1-minus-homography, rgbdiff, glocal-local, glocal-residual,
- * glocal-global, glocal-mixed". */
+/* "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff,
+ * glocal-local, glocal-residual, glocal-global, glocal-mixed". */
 const char *extract_method_names(void);
 /* 1 for a known method name, 0 otherwise; *needs_model: a glocal-* method. */
 int extract_method_known(const char *name, int *needs_model);

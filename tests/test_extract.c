@@ -2,8 +2,8 @@
  * damaged and a missing one): fields against frames decoded here and an
  * RGB difference computed here, failures recorded, shards + merge equal to
  * one run, kill -9 and resume equal to an uninterrupted run; and
- * experiments/extract.h's extract_run called directly, against TV-L1 and the
- * homography fit run here. */
+ * experiments/extract.h's extract_run called directly, against TV-L1 and DIS
+ * and the homography fit run here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -377,6 +377,97 @@ static void test_extract_run_against_tvl1(void **state)
     assert_non_null(strstr(gl_last_error(), "no clips selected"));
 }
 
+/* DIS through extract_run: dis (the flow) and dis-minus-homography (the
+ * local flow and the homography), against dis_flow with OpenCV's medium
+ * preset and the homography fit run here on frames decoded here (fields to
+ * the int16 step, homographies to float); the cache records DIS's
+ * parameters; a grid smaller than a DIS patch at the finest scale is
+ * refused up front. */
+static void test_extract_run_dis(void **state)
+{
+    (void)state;
+    enum { H = 32, W = 48, STRIDE = 6 };
+    const char *names[2] = { "dis", "dis-minus-homography" };
+    const char *files[2] = { VIDEOS "/v_ApplyEyeMakeup_g01_c01.avi", CLIP2 };
+    dis_config dc;
+    OK(dis_config_preset(&dc, "medium"));
+    homography_ransac_config rc;
+    homography_ransac_config_default(&rc);
+    flow_field f, local;
+    OK(flow_field_new(&f, W, H));
+    OK(flow_field_new(&local, W, H));
+    for (int m = 0; m < 2; m++) {
+        char out[300];
+        snprintf(out, sizeof out, "%s/%s.h5", tmpdir, names[m]);
+        extract_config c;
+        extract_config_default(&c);
+        c.dataset = ds;
+        c.method = names[m];
+        c.out = out;
+        c.width = W;
+        c.height = H;
+        c.stride = STRIDE;
+        extract_progress sum;
+        OK(extract_run(&c, NULL, NULL, &sum));
+        assert_int_equal(sum.failed, 2); /* the damaged and the missing clip */
+        cache *cc = NULL;
+        OK(cache_open(out, 0, &cc));
+        const cache_config *cfg = cache_get_config(cc);
+        assert_string_equal(cfg->method, names[m]);
+        assert_int_equal(cfg->has_homographies, m == 1);
+        assert_non_null(strstr(cfg->params, "dis(OpenCV PRESET_MEDIUM): finest_scale=1 "));
+        assert_non_null(strstr(cfg->params, "patch_size=8 patch_stride=3 grad_descent_iters=25"));
+        assert_true((strstr(cfg->params, "minus homography") != NULL) == (m == 1));
+        assert_int_equal(cache_clip_count(cc), 2);
+        double worst = 0;
+        float g0[H * W], g1[H * W], got[2 * H * W], hom[9];
+        for (int k = 0; k < 2; k++) {
+            long nframes;
+            OK(video_count_frames(files[k], &nframes));
+            long pairs = (nframes - 1) / STRIDE;
+            assert_int_equal(cache_get_clip(cc, k)->pairs, pairs);
+            video_reader_opts o = video_reader_opts_default();
+            o.width = W;
+            o.height = H;
+            o.scaler = VIDEO_SCALE_AREA;
+            o.threads = 1;
+            uint8_t fr[2 * H * W * 3];
+            for (long p = 0; p < pairs; p += 5) {
+                long idx[2] = { p * STRIDE, p * STRIDE + STRIDE };
+                OK(video_decode_frames(files[k], &o, idx, 2, fr, NULL));
+                for (int i = 0; i < H * W; i++) { /* BT.601 luma */
+                    const uint8_t *a = fr + 3 * i, *b = fr + 3 * (H * W + i);
+                    g0[i] = 0.299f * a[0] + 0.587f * a[1] + 0.114f * a[2];
+                    g1[i] = 0.299f * b[0] + 0.587f * b[1] + 0.114f * b[2];
+                }
+                OK(dis_flow(g0, g1, W, H, &dc, &f));
+                const flow_field *want = &f;
+                double h[9];
+                if (m == 1) {
+                    OK(flow_minus_homography(&f, 4, &rc, 0, h, NULL, &local));
+                    want = &local;
+                    OK(cache_read_homographies(cc, k, p, 1, hom));
+                    for (int i = 0; i < 9; i++) assert_double_equal(hom[i], h[i], 1e-6 * fmax(1, fabs(h[i])));
+                }
+                OK(cache_read_fields(cc, k, p, 1, got));
+                for (int i = 0; i < H * W; i++) {
+                    worst = fmax(worst, fabs(got[i] - want->u[i]));
+                    worst = fmax(worst, fabs(got[H * W + i] - want->v[i]));
+                }
+            }
+        }
+        print_message("extract_run %s vs DIS computed here: %.4g px\n", names[m], worst);
+        assert_true(worst <= 1.0 / 256 + 1e-6);
+        cache_close(&cc);
+        /* too small for DIS: refused before any clip is read */
+        c.width = c.height = 12;
+        assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "needs each side >= 16"));
+    }
+    flow_field_free(&f);
+    flow_field_free(&local);
+}
+
 /* Waits for pid at most `seconds`; the exit status, or -1 (killed) on timeout. */
 static int wait_for(pid_t pid, int seconds)
 {
@@ -527,6 +618,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgbdiff_against_decoded_frames),
         cmocka_unit_test(test_extract_run_against_tvl1),
+        cmocka_unit_test(test_extract_run_dis),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_dead_rank_stops_the_job),
         cmocka_unit_test(test_usage_errors),
