@@ -18,6 +18,9 @@
  *                  stack = 5; size = "56x56"; optimizer = "sgd"; weight_decay = 5e-4;
  *                  label_smoothing = 0.1; dropout = 0.5; test_crops = 1; seed = 1; };
  *   sources = [ "rgb", "tvl1", "tvl1-minus-homography", "glocal-local", "glocal-mixed" ];
+ *             # any of rgb, rgbdiff, tvl1, tvl1-minus-homography, dis, dis-minus-homography,
+ *             # glocal-local, glocal-residual, glocal-global, glocal-mixed (all but rgb are
+ *             # glocal extract methods; dis* need extract.size >= 16x16)
  *   fusions = ( { name = "rgb+glocal-local"; streams = [ "rgb", "glocal-local" ];
  *                 weights = [ 1.0, 1.5 ]; } );
  *   ranks = 0;      # processes of the GLOCAL training stage (glocal launch -n ranks,

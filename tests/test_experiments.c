@@ -98,6 +98,23 @@ static void test_bad_configs(void **state)
     assert_non_null(strstr(gl_last_error(), "/nonexistent/x.cfg"));
 }
 
+/* The DIS sources are runner sources (glocal extract methods of the same
+ * names), listed in the error for an unknown one. */
+static void test_dis_sources(void **state)
+{
+    (void)state;
+    const char *path = write_cfg("dis.cfg", "sources = [ \"rgb\", \"dis\", \"dis-minus-homography\" ];\n"
+                                            "fusions = ( { name = \"f\"; streams = [ \"rgb\", \"dis\" ]; } );\n");
+    exp_config c;
+    exp_config_default(&c);
+    OK(exp_config_load(&c, path));
+    assert_int_equal(c.nsources, 3);
+    assert_string_equal(c.sources[1], "dis");
+    assert_string_equal(c.sources[2], "dis-minus-homography");
+    assert_string_equal(c.fusions[0].streams[1], "dis");
+    expect_error("sources = [ \"dis-ransac\" ];\n", 1, "dis, dis-minus-homography");
+}
+
 static void test_canonical_and_keys(void **state)
 {
     (void)state;
@@ -386,6 +403,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_configs_load),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_dis_sources),
         cmocka_unit_test(test_canonical_and_keys),
         cmocka_unit_test(test_stage_markers_and_exec),
         cmocka_unit_test(test_run_tiny_end_to_end),
