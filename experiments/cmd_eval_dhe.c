@@ -19,8 +19,8 @@ GLOCAL_COMMAND(eval_dhe, "eval-dhe",
 
 #define MAX_BATCH 64
 
-enum { M_IDENT, M_REFINE, M_TVL1, M_GLOCAL, M_NET, M_N };
-static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "glocal", "glocal-net" };
+enum { M_IDENT, M_REFINE, M_TVL1, M_DIS, M_GLOCAL, M_NET, M_N };
+static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "dis-ransac", "glocal", "glocal-net" };
 
 typedef struct {
     double sum[UDHN_NCATS + 1];  /* per category; [UDHN_NCATS] = all pairs */
@@ -77,11 +77,13 @@ static void jstr(const char *s)
     putchar('"');
 }
 
-/* TV-L1 flow, then RANSAC on it sampled every 2 px (eval-motion's baseline). */
-static int tvl1_homography(const uint8_t *a, const uint8_t *b, int w, int h, double H[9])
+/* TV-L1 or DIS (medium) flow, then RANSAC on it sampled every 2 px
+ * (eval-motion's baselines). */
+static int flow_homography(flow_method_fn method, const uint8_t *a, const uint8_t *b, int w, int h, double H[9])
 {
     flow_baseline_config c;
     flow_baseline_config_default(&c);
+    c.method = method;
     return flow_baseline_rgb24(a, b, w, h, &c, H, NULL, NULL, NULL);
 }
 
@@ -126,9 +128,10 @@ int cmd_eval_dhe(int argc, char **argv)
                  "the time per pair (\"-\": no pairs in that category; \"failed\": pairs whose H sends\n"
                  "a point to infinity, left out of the means).\n"
                  "Methods: identity (H = I: the size of the motion), refine (robust refinement from\n"
-                 "the identity, no network), tvl1-ransac (TV-L1 flow, RANSAC homography; as\n"
-                 "eval-motion), and with --model: glocal (network + robust refinement weighted by\n"
-                 "the LME background) and glocal-net (the network's DLT homography alone).\n\n"
+                 "the identity, no network), tvl1-ransac and dis-ransac (TV-L1 or DIS flow,\n"
+                 "RANSAC homography; as eval-motion), and with --model: glocal (network + robust\n"
+                 "refinement weighted by the LME background) and glocal-net (the network's DLT\n"
+                 "homography alone).\n\n"
                  "DIR is the CA-UDHN folder: Test/, Test_List.txt, udhn_points.txt. The point\n"
                  "files DIR/Coordinate-v2/*.npy must first be converted once with\n"
                  "    scripts/udhn-points DIR        (writes DIR/udhn_points.txt)\n",
@@ -238,10 +241,11 @@ int cmd_eval_dhe(int argc, char **argv)
                     memset(h, 0, 9 * sizeof *h);
                     h[0] = h[4] = h[8] = 1;
                 }
-            } else if (k == M_TVL1) {
+            } else if (k == M_TVL1 || k == M_DIS) {
+                flow_method_fn fm = k == M_TVL1 ? flow_method_tvl1 : flow_method_dis;
                 for (int j = 0; j < n; j++)
-                    if ((rc = tvl1_homography(pa[j], pb[j], ww, wh, Hs[k] + 9 * j)) < 0) {
-                        cli_fail(cmd, rc, "TV-L1 + RANSAC failed on %s", L.pairs[idx[j]].key);
+                    if ((rc = flow_homography(fm, pa[j], pb[j], ww, wh, Hs[k] + 9 * j)) < 0) {
+                        cli_fail(cmd, rc, "%s failed on %s", mname[k], L.pairs[idx[j]].key);
                         goto done;
                     }
             } else {

@@ -13,13 +13,13 @@
 #include "motion/glocal.h"
 
 GLOCAL_COMMAND(eval_motion, "eval-motion",
-               "evaluate GLOCAL motion (and TV-L1 + RANSAC) against synthetic or photo-pair ground truth")
+               "evaluate GLOCAL motion (and TV-L1 / DIS + RANSAC) against synthetic or photo-pair ground truth")
 
 /* Rows, in the order of the table. The flow + RANSAC baselines share one path
- * (flow_ransac_pair, flow_baselines below): a dis-ransac row would go in
- * after M_TVL1, with { its row, flow_method_dis } in flow_baselines. */
-enum { M_IDENT, M_REFINE, M_TVL1, M_NET, M_GLOCAL, M_RESID, M_N };
-static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "glocal-net", "glocal",
+ * (flow_ransac_pair, flow_baselines below): another one is a row here and
+ * { its row, its flow_method_fn } in flow_baselines. */
+enum { M_IDENT, M_REFINE, M_TVL1, M_DIS, M_NET, M_GLOCAL, M_RESID, M_N };
+static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "dis-ransac", "glocal-net", "glocal",
                                   "glocal-residual" };
 
 typedef struct {
@@ -83,6 +83,7 @@ static const struct {
     flow_method_fn flow;
 } flow_baselines[] = {
     { M_TVL1, flow_method_tvl1 },
+    { M_DIS, flow_method_dis }, /* NULL cfg: OpenCV's PRESET_MEDIUM */
 };
 
 /* Whether row k is one of flow_baselines (rows_flow's, not glocal_infer's). */
@@ -203,8 +204,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
                  "Methods: identity (H = I, no local flow: the size of the motion), glocal (network +\n"
                  "robust refinement + LME), glocal-residual (the same, its local flow before the\n"
                  "mask), glocal-net (the network's DLT homography alone), refine (robust refinement\n"
-                 "from the identity, no network) and tvl1-ransac (TV-L1 flow, RANSAC homography;\n"
-                 "local = flow minus homography, mask = RANSAC outliers).\n",
+                 "from the identity, no network), tvl1-ransac (TV-L1 flow, RANSAC homography;\n"
+                 "local = flow minus homography, mask = RANSAC outliers) and dis-ransac (the same\n"
+                 "with DIS flow, OpenCV's medium preset).\n",
     };
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;

@@ -354,7 +354,7 @@ static void write_motion(const report_input *r, FILE *f, json_object *J)
         fprintf(f, "\nglocal = network + robust refinement + LME (local flow masked); glocal-residual = the same "
                    "local flow before the mask; glocal-net = the network's homography alone; "
                    "refine = robust refinement from the identity; tvl1-ransac = TV-L1 flow with a RANSAC "
-                   "homography (local = flow minus homography).\n");
+                   "homography (local = flow minus homography); dis-ransac = the same with DIS flow.\n");
         json_object_object_add(J, "motion", json_object_get(m));
     } else {
         fprintf(f, "(no metrics: see %s/log.txt)\n", r->eval_motion->dir);

@@ -537,8 +537,8 @@ static double jget(json_object *o, const char *k)
 }
 
 /* The identity row's corner error is the mean corner displacement of the
- * generated homographies (computed here); refine and TV-L1 + RANSAC do
- * better than the identity. */
+ * generated homographies (computed here); refine, TV-L1 + RANSAC and
+ * DIS + RANSAC do better than the identity. */
 static void test_eval_motion_photos(void **state)
 {
     (void)state;
@@ -557,13 +557,14 @@ static void test_eval_motion_photos(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     char *last = strrchr(text, '{');
     while (last > text && last[-1] != '\n') last--;
-    json_object *j = json_tokener_parse(last), *methods, *id, *rf, *tv;
+    json_object *j = json_tokener_parse(last), *methods, *id, *rf, *tv, *ds;
     assert_non_null(j);
     assert_int_equal((int)jget(j, "pairs"), N);
     assert_true(json_object_object_get_ex(j, "methods", &methods));
     assert_true(json_object_object_get_ex(methods, "identity", &id));
     assert_true(json_object_object_get_ex(methods, "refine", &rf));
     assert_true(json_object_object_get_ex(methods, "tvl1-ransac", &tv));
+    assert_true(json_object_object_get_ex(methods, "dis-ransac", &ds));
     /* the expectation: pairs 0..N-1 of the benchmark config */
     photo_pairs_config c = photo_pairs_config_benchmark(S, 1.0 / 8, 5);
     photo_pair p;
@@ -593,6 +594,7 @@ static void test_eval_motion_photos(void **state)
     assert_true(mean > 2 && mean < 6);  /* corners move within +-6 px */
     assert_true(jget(rf, "corner_mean") < mean);
     assert_true(jget(tv, "corner_mean") < mean);
+    assert_true(jget(ds, "corner_mean") < mean);
     double iou = jget(tv, "mask_iou");
     assert_true(iou >= 0 && iou <= 1);
     assert_non_null(strstr(text, "identity"));

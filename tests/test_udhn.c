@@ -669,8 +669,8 @@ static void test_command(void **state)
     assert_double_equal(jget(o, "identity", "all"), (e1 + e2 + e3) / 3, 1e-4 * e1);
     assert_true(isnan(jget(o, "identity", "SF")));
     /* The estimators recover the homographies to under a pixel. */
-    const char *good[] = { "refine", "tvl1-ransac" };
-    for (int k = 0; k < 2; k++)
+    const char *good[] = { "refine", "tvl1-ransac", "dis-ransac" };
+    for (int k = 0; k < 3; k++)
         for (int cat = 0; cat < 3; cat++) {
             const char *col = cat == 0 ? "RE" : cat == 1 ? "LL" : "all";
             double e = jget(o, good[k], col);
@@ -737,6 +737,7 @@ static void test_command(void **state)
     json_object *ms, *tv;
     assert_true(json_object_object_get_ex(o, "methods", &ms));
     assert_false(json_object_object_get_ex(ms, "tvl1-ransac", &tv)); /* --no-tvl1 */
+    assert_true(json_object_object_get_ex(ms, "dis-ransac", &tv));
     json_object_put(o);
     snprintf(p, sizeof p, "%s/udhn_points.txt", dir);
     unlink(p);
