@@ -267,6 +267,27 @@ static int log_progress(void *ctx, const extract_progress *p)
     return l->stop;
 }
 
+/* Frames f0 and f1 of a clip decoded here, area-resized to w x h as
+ * extract does, as BT.601 grey levels (computed here from the weights). */
+static void decode_grey_pair(const char *file, int w, int h, long f0, long f1, float *g0, float *g1)
+{
+    video_reader_opts o = video_reader_opts_default();
+    o.width = w;
+    o.height = h;
+    o.scaler = VIDEO_SCALE_AREA;
+    o.threads = 1;
+    long idx[2] = { f0, f1 };
+    uint8_t *fr = malloc((size_t)2 * w * h * 3);
+    assert_non_null(fr);
+    OK(video_decode_frames(file, &o, idx, 2, fr, NULL));
+    for (int i = 0; i < w * h; i++) {
+        const uint8_t *a = fr + 3 * i, *b = fr + 3 * ((size_t)w * h + i);
+        g0[i] = 0.299f * a[0] + 0.587f * a[1] + 0.114f * a[2];
+        g1[i] = 0.299f * b[0] + 0.587f * b[1] + 0.114f * b[2];
+    }
+    free(fr);
+}
+
 /* TV-L1 minus homography through extract_run on the sample clips, against
  * TV-L1 and the homography fit run here on frames decoded here: fields to
  * the int16 step (1/128 px, so within 1/256 px), homographies to float. */
@@ -317,22 +338,8 @@ static void test_extract_run_against_tvl1(void **state)
         OK(video_count_frames(files[k], &nframes));
         long pairs = (nframes - 1) / STRIDE;
         assert_int_equal(cache_get_clip(cc, k)->pairs, pairs);
-        long idx[2];
-        video_reader_opts o = video_reader_opts_default();
-        o.width = W;
-        o.height = H;
-        o.scaler = VIDEO_SCALE_AREA;
-        o.threads = 1;
-        uint8_t fr[2 * H * W * 3];
         for (long p = 0; p < pairs; p += 9) {
-            idx[0] = p * STRIDE;
-            idx[1] = idx[0] + STRIDE;
-            OK(video_decode_frames(files[k], &o, idx, 2, fr, NULL));
-            for (int i = 0; i < H * W; i++) { /* BT.601 luma */
-                const uint8_t *a = fr + 3 * i, *b = fr + 3 * (H * W + i);
-                g0[i] = 0.299f * a[0] + 0.587f * a[1] + 0.114f * a[2];
-                g1[i] = 0.299f * b[0] + 0.587f * b[1] + 0.114f * b[2];
-            }
+            decode_grey_pair(files[k], W, H, p * STRIDE, p * STRIDE + STRIDE, g0, g1);
             double h[9];
             OK(tvl1_flow(g0, g1, W, H, &tc, &f));
             OK(flow_minus_homography(&f, 4, &rc, 0, h, NULL, &local));
@@ -426,20 +433,8 @@ static void test_extract_run_dis(void **state)
             OK(video_count_frames(files[k], &nframes));
             long pairs = (nframes - 1) / STRIDE;
             assert_int_equal(cache_get_clip(cc, k)->pairs, pairs);
-            video_reader_opts o = video_reader_opts_default();
-            o.width = W;
-            o.height = H;
-            o.scaler = VIDEO_SCALE_AREA;
-            o.threads = 1;
-            uint8_t fr[2 * H * W * 3];
             for (long p = 0; p < pairs; p += 5) {
-                long idx[2] = { p * STRIDE, p * STRIDE + STRIDE };
-                OK(video_decode_frames(files[k], &o, idx, 2, fr, NULL));
-                for (int i = 0; i < H * W; i++) { /* BT.601 luma */
-                    const uint8_t *a = fr + 3 * i, *b = fr + 3 * (H * W + i);
-                    g0[i] = 0.299f * a[0] + 0.587f * a[1] + 0.114f * a[2];
-                    g1[i] = 0.299f * b[0] + 0.587f * b[1] + 0.114f * b[2];
-                }
+                decode_grey_pair(files[k], W, H, p * STRIDE, p * STRIDE + STRIDE, g0, g1);
                 OK(dis_flow(g0, g1, W, H, &dc, &f));
                 const flow_field *want = &f;
                 double h[9];
