@@ -1,0 +1,487 @@
+/* test_stabilize.c — motion/stabilize.h (camera path, L1 and Gaussian
+ * smoothing, crop window, warp, measures, known shake) against analytic
+ * cases, and experiments/stabilize_video.h on a real clip with known added
+ * jitter (tests/data/video/vtest_50.avi: a steady camera, walking people).
+ *
+ * The analytic cases build the camera motion from exact affine transforms, so
+ * the path the stabilizer sees is the truth: a constant pan must stay a pan,
+ * pure jitter on a still camera must go, the crop window must stay inside
+ * every frame, and the L1 path must be piecewise parabolic (Grundmann et al.
+ * 2011: its optimum has sparse third differences). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "motion/stabilize.h"
+#include "nn/mat3.h"
+#include "tests/testutil.h"
+
+enum { W = 128, H = 96 };
+
+/* Similarity about the frame centre (pixels): zoom z, angle th, shift (dx, dy). */
+static void similarity(double z, double th, double dx, double dy, int w, int h, double m[9])
+{
+    const double cx = (w - 1) / 2.0, cy = (h - 1) / 2.0;
+    double a = z * cos(th), b = z * sin(th);
+    double t[9] = { a, -b, dx + cx - a * cx + b * cy, b, a, dy + cy - b * cx - a * cy, 0, 0, 1 };
+    memcpy(m, t, sizeof t);
+}
+
+/* h[t] = cam[t+1] cam[t]^-1 for a path cam[t] (frame 0 -> frame t). */
+static void pairs_from_path(const double *cam, int n, double *h)
+{
+    for (int t = 0; t + 1 < n; t++) {
+        double inv[9];
+        gl_mat3_inverse(cam + 9 * t, inv);
+        gl_mat3_mul(cam + 9 * (t + 1), inv, h + 9 * t);
+        gl_mat3_normalize(h + 9 * t);
+    }
+}
+
+/* The output's path: frame 0 -> output t = warp_t^-1 cam_t. */
+static void output_path(const stab_plan *p, const double *cam, double *out)
+{
+    for (int t = 0; t < p->n; t++) {
+        double wi[9];
+        gl_mat3_inverse(p->warp + 9 * t, wi);
+        gl_mat3_mul(wi, cam + 9 * t, out + 9 * t);
+        gl_mat3_normalize(out + 9 * t);
+    }
+}
+
+static void mat3_identity_(double m[9])
+{
+    memset(m, 0, 9 * sizeof *m);
+    m[0] = m[4] = m[8] = 1;
+}
+
+static void jitter_path(int n, double shift, double angle, uint64_t seed, double *cam)
+{
+    stab_jitter_config jc = { .shift = shift, .angle = angle, .zoom = angle > 0 ? 0.005 : 0, .seed = seed };
+    OK(stab_jitter_make(&jc, n, W, H, cam, NULL));
+}
+
+static void test_affine_fit_and_window(void **state)
+{
+    (void)state;
+    double m[9], a[9];
+    similarity(1.1, 0.05, 3, -2, W, H, m);
+    OK(stab_affine_fit(m, W, H, a));
+    for (int i = 0; i < 9; i++) assert_double_equal(a[i], m[i], 1e-9);
+    /* window: identity 1; a shift of 10 px leaves (hx - 10) / hx */
+    double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_double_equal(stab_window_fit(id, W, H), 1, 1e-12);
+    similarity(1, 0, 10, 0, W, H, m);
+    assert_double_equal(stab_window_fit(m, W, H), (63.5 - 10) / 63.5, 1e-12);
+    /* a window magnified 1.25 times (window pixel -> frame: zoom 1.25) fits at 0.8 */
+    similarity(1.25, 0, 0, 0, W, H, m);
+    assert_double_equal(stab_window_fit(m, W, H), 0.8, 1e-12);
+    /* a rotation by th: the rotated rectangle's corner reaches hx at s = hx / (hx cos + hy sin) */
+    similarity(1, 0.1, 0, 0, W, H, m);
+    double hx = 63.5, hy = 47.5;
+    double want = fmin(hx / (hx * cos(0.1) + hy * sin(0.1)), hy / (hx * sin(0.1) + hy * cos(0.1)));
+    assert_double_equal(stab_window_fit(m, W, H), want, 1e-12);
+    similarity(1, 0, 200, 0, W, H, m);
+    assert_double_equal(stab_window_fit(m, W, H), 0, 0);
+}
+
+/* vid.stab's kernel exp(-d^2 / (S/2)^2), |d| <= S, normalised: an impulse in
+ * the middle of a long still path comes out as the kernel itself. */
+static void test_gaussian_kernel(void **state)
+{
+    (void)state;
+    enum { N = 101, S = 10 };
+    double *p = calloc(9 * N, sizeof(double)), *o = calloc(9 * N, sizeof(double));
+    for (int t = 0; t < N; t++) p[9 * t] = p[9 * t + 4] = p[9 * t + 8] = 1;
+    p[9 * 50 + 2] = 1;
+    OK(stab_path_gaussian(p, N, S, o));
+    double sum = 0;
+    for (int d = -S; d <= S; d++) sum += exp(-(double)d * d / 25.0);
+    for (int t = 0; t < N; t++) {
+        int d = t - 50;
+        double want = abs(d) <= S ? exp(-(double)d * d / 25.0) / sum : 0;
+        assert_double_equal(o[9 * t + 2], want, 1e-12);
+    }
+    free(p);
+    free(o);
+}
+
+/* A constant pan (with zoom and rotation rates) stays: Gaussian gives the
+ * identity update (the reflected ends keep a line a line); L1 keeps a path of
+ * constant velocity (second differences zero), slower by at most the margin
+ * spread over the clip. */
+static void test_pan_stays(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    double cam[9 * N], h[9 * (N - 1)];
+    for (int t = 0; t < N; t++) similarity(1, 0, -1.5 * t, 0.5 * t, W, H, cam + 9 * t);
+    pairs_from_path(cam, N, h);
+    stab_config c = stab_config_default();
+    c.path = STAB_PATH_GAUSSIAN;
+    c.crop_mode = STAB_CROP_NONE;
+    stab_plan p;
+    OK(stab_plan_compute(h, N, W, H, &c, &p));
+    assert_int_equal(p.n, N);
+    assert_double_equal(p.crop, 1, 0);
+    for (int t = 0; t < N; t++)
+        for (int e = 0; e < 9; e++) assert_double_equal(p.update[9 * t + e], e % 4 == 0, 1e-9);
+    stab_plan_free(&p);
+
+    c = stab_config_default();
+    OK(stab_plan_compute(h, N, W, H, &c, &p));
+    double out[9 * N];
+    output_path(&p, cam, out);
+    /* the output moves by the same amount every frame */
+    double v0 = out[9 * 1 + 2] - out[2];
+    for (int t = 1; t + 1 < N; t++) {
+        assert_double_equal(out[9 * (t + 1) + 2] - 2 * out[9 * t + 2] + out[9 * (t - 1) + 2], 0, 1e-6);
+        assert_double_equal(out[9 * (t + 1) + 5] - 2 * out[9 * t + 5] + out[9 * (t - 1) + 5], 0, 1e-6);
+    }
+    /* output pixels of the pan: 1.5 px per frame in frame pixels, / crop in
+     * output pixels, less at most 2 * margin / (N - 1) */
+    double margin = (1 - 0.8) * 63.5;
+    print_message("l1 pan: %.4f output px per frame at crop %.4f\n", v0, p.crop);
+    assert_true(fabs(v0) * p.crop <= 1.5 + 1e-6);
+    assert_true(fabs(v0) * p.crop >= 1.5 - 2 * margin / (N - 1) - 1e-6);
+    stab_plan_free(&p);
+}
+
+/* A still camera with per-frame jitter: L1 removes it entirely (the output
+ * path is constant: a residual of a few thousandths of a pixel); the
+ * Gaussian path removes most of it. */
+static void test_jitter_removed(void **state)
+{
+    (void)state;
+    enum { N = 80 };
+    double cam[9 * N], h[9 * (N - 1)], out[9 * N], ref[9], refs[9 * N];
+    jitter_path(N, 3, 0.01, 7, cam);
+    pairs_from_path(cam, N, h);
+    double in_res;
+    OK(stab_path_mean(cam, N, ref));
+    for (int t = 0; t < N; t++) memcpy(refs + 9 * t, ref, sizeof ref);
+    OK(stab_path_residual(cam, refs, N, W, H, &in_res, NULL));
+    assert_true(in_res > 2);
+
+    for (int k = 0; k < 2; k++) {
+        stab_config c = stab_config_default();
+        c.path = k ? STAB_PATH_GAUSSIAN : STAB_PATH_L1;
+        stab_plan p;
+        OK(stab_plan_compute(h, N, W, H, &c, &p));
+        output_path(&p, cam, out);
+        /* residual in frame-0 pixels, against the mean output path */
+        double m[9], res, ms[9 * N];
+        OK(stab_path_mean(out, N, m));
+        for (int t = 0; t < N; t++) memcpy(ms + 9 * t, m, sizeof m);
+        OK(stab_path_residual(out, ms, N, W, H, &res, NULL));
+        print_message("%s: jitter %.3f px -> %.4f px, crop %.3f, limited %d\n", k ? "gaussian" : "l1", in_res, res,
+                      p.crop, p.limited);
+        if (k == 0) assert_true(res < 0.01);
+        else assert_true(res < 0.5 * in_res);
+        stab_plan_free(&p);
+    }
+}
+
+/* The crop window never leaves a frame, whatever the shake: every output
+ * pixel of every frame maps inside the input frame (checked on the corners of
+ * the output, which bound an affine image). */
+static void test_crop_constraint(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    double cam[9 * N], h[9 * (N - 1)];
+    /* a pan plus strong jitter: the window must hit its bounds */
+    jitter_path(N, 8, 0.03, 3, cam);
+    for (int t = 0; t < N; t++) cam[9 * t + 2] += 0.8 * t;
+    pairs_from_path(cam, N, h);
+    const double crops[3] = { 0.9, 0.85, 0.8 };
+    for (int k = 0; k < 6; k++) {
+        stab_config c = stab_config_default();
+        c.path = k < 3 ? STAB_PATH_L1 : STAB_PATH_GAUSSIAN;
+        c.crop_mode = STAB_CROP_FIXED;
+        c.crop = crops[k % 3];
+        stab_plan p;
+        OK(stab_plan_compute(h, N, W, H, &c, &p));
+        assert_double_equal(p.crop, c.crop, 0);
+        for (int t = 0; t < N; t++) {
+            const double cs[4][2] = { { 0, 0 }, { W - 1, 0 }, { 0, H - 1 }, { W - 1, H - 1 } };
+            for (int q = 0; q < 4; q++) {
+                double u, v;
+                gl_mat3_apply(p.warp + 9 * t, cs[q][0], cs[q][1], &u, &v);
+                assert_true(u >= -1e-6 && u <= W - 1 + 1e-6);
+                assert_true(v >= -1e-6 && v <= H - 1 + 1e-6);
+            }
+            assert_true(stab_window_fit(p.update + 9 * t, W, H) >= c.crop - 1e-6);
+        }
+        if (k >= 3) assert_true(p.limited > 0);
+        stab_plan_free(&p);
+    }
+    /* auto: the window is the largest all frames cover, never below crop_min */
+    stab_config c = stab_config_default();
+    c.path = STAB_PATH_GAUSSIAN;
+    stab_plan p;
+    OK(stab_plan_compute(h, N, W, H, &c, &p));
+    assert_true(p.crop >= c.crop_min);
+    stab_plan_free(&p);
+}
+
+/* The L1 path is piecewise parabolic (Grundmann et al. 2011, sec. 2.1: with
+ * the third difference weighted most, the optimum is made of constant,
+ * linear and parabolic pieces): jitter around two pans of different speed
+ * gives an output whose translation has nonzero third differences at a few
+ * frames only, while the input's are nonzero everywhere. Translation-only
+ * jitter: Grundmann's residual F B' - B equals the path's difference only
+ * when C_t has no linear part (with rotation jitter it is the difference seen
+ * from frame t, off by C_t's jitter). */
+static void test_l1_piecewise_parabolic(void **state)
+{
+    (void)state;
+    enum { N = 120 };
+    double cam[9 * N], h[9 * (N - 1)], out[9 * N];
+    jitter_path(N, 2, 0, 11, cam);
+    for (int t = 0; t < N; t++) cam[9 * t + 2] += t < 60 ? 1.0 * t : 60 + 0.3 * (t - 60);
+    pairs_from_path(cam, N, h);
+    stab_config c = stab_config_default();
+    stab_plan p;
+    OK(stab_plan_compute(h, N, W, H, &c, &p));
+    output_path(&p, cam, out);
+    int kinks = 0, kinks_in = 0;
+    for (int t = 1; t + 2 < N; t++)
+        for (int e = 2; e <= 5; e += 3) {
+            const double *o = out + e, *ci = cam + e;
+            double d3 = o[9 * (t + 2)] - 3 * o[9 * (t + 1)] + 3 * o[9 * t] - o[9 * (t - 1)];
+            double d3i = ci[9 * (t + 2)] - 3 * ci[9 * (t + 1)] + 3 * ci[9 * t] - ci[9 * (t - 1)];
+            kinks += fabs(d3) > 1e-3;
+            kinks_in += fabs(d3i) > 1e-3;
+        }
+    print_message("l1: %d of %d third differences > 1e-3 px (input: %d)\n", kinks, 2 * (N - 3), kinks_in);
+    assert_true(kinks_in > N);
+    assert_true(kinks <= 2 * (N - 3) / 10);
+    stab_plan_free(&p);
+}
+
+/* Windows: a clip longer than one LP gives the same kind of path, and the
+ * seams keep the path continuous (no frame jumps by more than the jitter-free
+ * path allows). */
+static void test_l1_windows(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    double cam[9 * N], h[9 * (N - 1)], out[9 * N];
+    jitter_path(N, 3, 0.01, 5, cam);
+    pairs_from_path(cam, N, h);
+    stab_config c = stab_config_default();
+    c.window = 40;
+    c.overlap = 10;
+    stab_plan p;
+    OK(stab_plan_compute(h, N, W, H, &c, &p));
+    output_path(&p, cam, out);
+    double m[9], res, ms[9 * N];
+    OK(stab_path_mean(out, N, m));
+    for (int t = 0; t < N; t++) memcpy(ms + 9 * t, m, sizeof m);
+    OK(stab_path_residual(out, ms, N, W, H, &res, NULL));
+    assert_true(res < 0.05);
+    stab_plan_free(&p);
+}
+
+static void test_warp(void **state)
+{
+    (void)state;
+    enum { w = 16, h = 12 };
+    uint8_t in[w * h * 3], out[w * h * 3];
+    for (int i = 0; i < w * h * 3; i++) in[i] = (uint8_t)(i * 7 + 3);
+    double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    OK(stab_warp_rgb24(in, w, h, id, out));
+    assert_memory_equal(in, out, sizeof in);
+    /* output (x, y) <- input (x + 2, y - 1): whole pixels copy exactly, the rest is black */
+    double sh[9] = { 1, 0, 2, 0, 1, -1, 0, 0, 1 };
+    OK(stab_warp_rgb24(in, w, h, sh, out));
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int ch = 0; ch < 3; ch++) {
+                int sx = x + 2, sy = y - 1;
+                int want = sx < w && sy >= 0 ? in[(sy * w + sx) * 3 + ch] : 0;
+                assert_int_equal(out[(y * w + x) * 3 + ch], want);
+            }
+    /* half a pixel: the mean of two neighbours */
+    double half[9] = { 1, 0, 0.5, 0, 1, 0, 0, 0, 1 };
+    OK(stab_warp_rgb24(in, w, h, half, out));
+    assert_int_equal(out[0], (int)floor((in[0] + in[3]) / 2.0 + 0.5));
+    double nan9[9] = { NAN, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_int_equal(stab_warp_rgb24(in, w, h, nan9, out), GL_EINVAL);
+}
+
+static void test_reduce(void **state)
+{
+    (void)state;
+    uint8_t in[5 * 4 * 3], out[2 * 2 * 3];
+    for (int i = 0; i < 60; i++) in[i] = (uint8_t)(i * 4);
+    OK(stab_reduce_rgb24(in, 5, 4, 2, out));
+    /* pixel (0,0) = mean of (0,0) (1,0) (0,1) (1,1), channel 0 */
+    int s = in[0] + in[3] + in[15] + in[18];
+    assert_int_equal(out[0], (s + 2) / 4);
+    assert_int_equal(stab_reduce_rgb24(in, 5, 4, 5, out), GL_EINVAL);
+}
+
+static void test_measures(void **state)
+{
+    (void)state;
+    enum { N = 63 };
+    double m[9 * N], sc, st, sr;
+    /* no motion at all: 1 */
+    for (int t = 0; t < N; t++) similarity(1, 0, 0, 0, W, H, m + 9 * t);
+    OK(stab_stability_score(m, N, &sc, &st, &sr));
+    assert_double_equal(sc, 1, 0);
+    /* a path oscillating with period 3 (frequency N/3): no low-frequency
+     * energy. (Period 2 would sit at the Nyquist frequency, which the
+     * published metric drops with the DC.) */
+    double Pprev[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    for (int t = 0; t < N; t++) {
+        double ph = cos(2 * M_PI * (t + 1) / 3.0), P[9], pinv[9];
+        similarity(1, 0.02 * ph, 10 + 3 * ph, 0, W, H, P);
+        gl_mat3_inverse(Pprev, pinv);
+        gl_mat3_mul(pinv, P, m + 9 * t);
+        memcpy(Pprev, P, sizeof P);
+    }
+    OK(stab_stability_score(m, N, &sc, &st, &sr));
+    assert_true(sc < 0.01);
+    /* a slow sway: the accumulated path P_t = m_1 ... m_t is a sinusoid of
+     * frequency 2 in translation and rotation: all low frequency */
+    mat3_identity_(Pprev);
+    for (int t = 0; t < N; t++) {
+        double ph = sin(2 * M_PI * 2 * (t + 1) / N), P[9], pinv[9];
+        similarity(1, 0.01 * ph, 20 + 5 * ph, 0, W, H, P);
+        gl_mat3_inverse(Pprev, pinv);
+        gl_mat3_mul(pinv, P, m + 9 * t);
+        memcpy(Pprev, P, sizeof P);
+    }
+    OK(stab_stability_score(m, N, &sc, &st, &sr));
+    assert_true(st > 0.95 && sr > 0.95);
+    /* cropping and distortion */
+    double z[9 * 2];
+    similarity(1.25, 0.1, 3, 4, W, H, z);
+    double an[9] = { 1, 0, 0, 0, 0.8, 0, 0, 0, 1 };
+    memcpy(z + 9, an, sizeof an);
+    double cr, dv;
+    OK(stab_crop_distortion(z, 1, &cr, &dv));
+    assert_double_equal(cr, 0.8, 1e-12);
+    assert_double_equal(dv, 1, 1e-12);
+    OK(stab_crop_distortion(z, 2, &cr, &dv));
+    assert_double_equal(cr, 0.9, 1e-12);
+    assert_double_equal(dv, 0.8, 1e-12);
+    /* PSNR: identical 99; a constant difference of 5 grey levels */
+    uint8_t a[W * H * 3], b[W * H * 3];
+    memset(a, 100, sizeof a);
+    memset(b, 105, sizeof b);
+    double ps;
+    OK(stab_psnr_rgb24(a, a, W, H, 0.8, &ps));
+    assert_double_equal(ps, 99, 0);
+    OK(stab_psnr_rgb24(a, b, W, H, 0.8, &ps));
+    assert_double_equal(ps, 10 * log10(255.0 * 255.0 / 25.0), 1e-9);
+    /* only the window counts: a border difference does not */
+    memcpy(b, a, sizeof a);
+    memset(b, 0, 3 * W);
+    OK(stab_psnr_rgb24(a, b, W, H, 0.8, &ps));
+    assert_double_equal(ps, 99, 0);
+}
+
+/* The known shake: every shaken frame is covered by its steady frame, the
+ * amplitudes are what was asked, and a seed gives the same sequence. */
+static void test_jitter_make(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    double j[9 * N], j2[9 * N], z;
+    stab_jitter_config jc = { .shift = 6, .angle = 0.02, .zoom = 0.02, .seed = 42 };
+    OK(stab_jitter_make(&jc, N, W, H, j, &z));
+    assert_true(z > 1 && z < 1.5);
+    double maxshift = 0;
+    for (int t = 0; t < N; t++) {
+        double ji[9];
+        gl_mat3_inverse(j + 9 * t, ji);
+        assert_true(stab_window_fit(ji, W, H) >= 1 - 1e-9);
+        /* the centre moves by the shift times the base zoom */
+        double u, v;
+        gl_mat3_apply(j + 9 * t, 63.5, 47.5, &u, &v);
+        assert_true(fabs(u - 63.5) <= 6 * z + 1e-9 && fabs(v - 47.5) <= 6 * z + 1e-9);
+        maxshift = fmax(maxshift, fabs(u - 63.5));
+    }
+    assert_true(maxshift > 3);
+    OK(stab_jitter_make(&jc, N, W, H, j2, NULL));
+    assert_memory_equal(j, j2, sizeof j);
+    jc.seed = 43;
+    OK(stab_jitter_make(&jc, N, W, H, j2, NULL));
+    assert_true(memcmp(j, j2, sizeof j) != 0);
+    jc.shift = 40;
+    assert_int_equal(stab_jitter_make(&jc, N, W, H, j2, NULL), GL_EINVAL);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    stab_config c = stab_config_default();
+    OK(stab_config_validate(&c));
+    c.crop = 0;
+    assert_int_equal(stab_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "crop"));
+    c = stab_config_default();
+    c.window = 20;
+    c.overlap = 15;
+    assert_int_equal(stab_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "window"));
+    c = stab_config_default();
+    c.smoothing = 0;
+    assert_int_equal(stab_config_validate(&c), GL_EINVAL);
+    c = stab_config_default();
+    stab_plan p;
+    double h[9 * 2] = { 1, 0, 0, 0, 1, 0, 0, 0, 1, NAN, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_int_equal(stab_plan_compute(h, 3, W, H, &c, &p), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "homography 1"));
+    assert_null(p.warp);
+    double sing[9] = { 0 };
+    assert_int_equal(stab_plan_compute(sing, 2, W, H, &c, &p), GL_EINVAL);
+    assert_int_equal(stab_plan_compute(h, 0, W, H, &c, &p), GL_EINVAL);
+    assert_int_equal(stab_plan_compute(h, 2, 4, H, &c, &p), GL_EINVAL);
+    /* one frame: the identity */
+    OK(stab_plan_compute(NULL, 1, W, H, &c, &p));
+    for (int e = 0; e < 9; e++) assert_double_equal(p.update[e], e % 4 == 0, 1e-12);
+    stab_plan_free(&p);
+    /* every allocation failing in turn cleans up */
+    double cam[9 * 10], hh[9 * 9];
+    jitter_path(10, 2, 0.01, 1, cam);
+    pairs_from_path(cam, 10, hh);
+    for (int k = 0; k < 12; k++) {
+        gl_alloc_fail_after(k);
+        int rc = stab_plan_compute(hh, 10, W, H, &c, &p);
+        gl_alloc_fail_after(-1);
+        if (rc == 0) stab_plan_free(&p);
+        else assert_int_equal(rc, GL_ENOMEM);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_affine_fit_and_window),
+        cmocka_unit_test(test_gaussian_kernel),
+        cmocka_unit_test(test_pan_stays),
+        cmocka_unit_test(test_jitter_removed),
+        cmocka_unit_test(test_crop_constraint),
+        cmocka_unit_test(test_l1_piecewise_parabolic),
+        cmocka_unit_test(test_l1_windows),
+        cmocka_unit_test(test_warp),
+        cmocka_unit_test(test_reduce),
+        cmocka_unit_test(test_measures),
+        cmocka_unit_test(test_jitter_make),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
