@@ -26,12 +26,16 @@
  *   from UCF-101 carry it, others don't, some are wrong. video_count_frames()
  *   (or opts.count_frames) counts by decoding.
  *
- * Writer: MPEG-4 Part 2 (FFmpeg's "mpeg4" encoder, codec tag XVID) in AVI, as
- * the UCF-101 clips are, with a fixed quantiser. Output is bit-exact for the
- * same input (bitexact flags, single-threaded encoder), and written atomically:
- * frames go to a temporary file beside the target, renamed into place by a
- * successful video_writer_close(); video_writer_abort() or any failure leaves
- * nothing at the final path.
+ * Writer: MPEG-4 Part 2 (FFmpeg's "mpeg4" encoder, codec tag XVID) with a
+ * fixed quantiser, as the UCF-101 clips are, or H.264 (libx264) at a constant
+ * rate factor; the container follows the file name (.avi, .mp4, .mkv, ...;
+ * AVI when FFmpeg knows no muxer for it). The audio stream of another file
+ * can be copied in (video_writer_opts.audio_from: a re-encoded clip keeps
+ * its sound). Output is bit-exact for the same input (bitexact flags,
+ * single-threaded encoder), and written atomically: frames go to a temporary
+ * file beside the target, renamed into place by a successful
+ * video_writer_close(); video_writer_abort() or any failure leaves nothing at
+ * the final path.
  *
  * Ownership: video_reader_open / video_writer_open allocate a handle that the
  * caller releases with video_reader_close / video_writer_close (or _abort);
@@ -59,9 +63,20 @@ extern "C" {
 
 /* ------------------------------------------------------------------ writer */
 
+typedef enum { VIDEO_CODEC_MPEG4 = 0, VIDEO_CODEC_H264 = 1 } video_codec;
+
 typedef struct {
+    video_codec codec; /* default VIDEO_CODEC_MPEG4 */
     int qscale;        /* MPEG-4 quantiser 1..31, lower is better; default 2 */
+    int crf;           /* H.264 constant rate factor 0..51 (0 lossless), lower is better;
+                          default 18 (x264: "visually lossless") */
     int gop;           /* key frame every `gop` frames; default 12 */
+    /* Copy the first audio stream of this file (packets as they are, no
+     * re-encoding), shifted so that its time 0 is that file's first video
+     * frame (the first frame written here) and cut at the end of the video
+     * written; NULL (default), or a file without audio: no audio. GL_EUNSUPPORTED
+     * when the container cannot hold that audio codec (PCM in .mp4, say). */
+    const char *audio_from;
 } video_writer_opts;
 
 video_writer_opts video_writer_opts_default(void);
@@ -69,9 +84,11 @@ int video_writer_opts_validate(const video_writer_opts *o);
 
 typedef struct video_writer video_writer;
 
-/* Starts `path` (an .avi; folders must exist). width, height >= 2 (MPEG-4 in
- * 4:2:0 needs even sizes: odd ones are rejected with GL_EINVAL), fps > 0
- * (stored as a rational, e.g. 29.97 -> 30000/1001). opts may be NULL. */
+/* Starts `path` (folders must exist; the extension picks the container).
+ * width, height >= 2; MPEG-4 in 4:2:0 needs even sizes (odd ones are
+ * rejected with GL_EINVAL), H.264 encodes odd sizes in 4:4:4 (High 4:4:4
+ * profile: fewer players show it). fps > 0 (stored as a rational, e.g.
+ * 29.97 -> 30000/1001). opts may be NULL. */
 int video_writer_open(video_writer **w, const char *path, int width, int height, double fps,
                       const video_writer_opts *opts);
 /* One frame of width*height*3 bytes, RGB24, rows packed top to bottom. */
