@@ -490,6 +490,7 @@ static const struct {
     { "eval-dhe", "--batch --json --list --max-pairs --model --no-refine --no-tvl1 --points --work-size" },
     { "eval-motion", "--batch --camera --dataset --dhe --json --lme-local --magnitude --max-clips --model "
                      "--no-refine --no-tvl1 --pairs --pairs-per-clip --photo-side --photos --seed --size --synth" },
+    { "eval-stabilize", "--angle --json --method --model --quality --seed --shift --size --truth --window --zoom" },
     { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
                   "--workers" },
     { "extract", "--dataset --dist-timeout --lists --method --model --out --shard --size --split --split-file "
@@ -504,6 +505,7 @@ static const struct {
     { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
     { "run", "--from --lists --out --root" },
+    { "stabilize", "--batch --compare --crop --method --model --no-audio --quality --size --smooth --transforms" },
     { "synth", "--camera --classes --clips-per-class --frames --out --seed --size --supersample --textures" },
     { "train-classifier", "--arch --batch --cache --clip-grad --crop --data --decode --depth --divide --dropout "
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
