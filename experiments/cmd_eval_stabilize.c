@@ -90,7 +90,8 @@ int cmd_eval_stabilize(int argc, char **argv)
                 .def = "18, or 2 for .avi"),
         CLI_SECTION("score options"),
         CLI_CHOICE("--method", &method, stab_motion_names,
-                   "how the output's motion is re-estimated (the same for every video)"),
+                   "how the output's motion is re-estimated (the same for every video); "
+                   "tvl1-ransac and dis-ransac are then polished by the robust refinement"),
         CLI_STR("--model", &model_path, "M", "checkpoint for --method glocal"),
         CLI_SIZE("--size", &work_h, &work_w, "HxW", "estimate motion on frames resized to this",
                  .def = "the video's size"),
@@ -111,8 +112,9 @@ int cmd_eval_stabilize(int argc, char **argv)
                  "              rotation spectra (the output's motion re-estimated), 1 = smooth\n"
                  "  cropping    mean 1 / zoom of input -> output (1 = none)\n"
                  "  distortion  min anisotropy of input -> output (1 = none)\n"
-                 "  jitter      with --truth: corner motion (px, steady frame) left in the output,\n"
-                 "              against still (the steady clip's camera) and frame to frame\n"
+                 "  jitter      with --truth: corner motion (px of the steady frame) left in the\n"
+                 "              output frame to frame, and its mean distance from still (the\n"
+                 "              steady clip's camera): slow drift counts there\n"
                  "as a Markdown table on stdout.\n",
     };
     int code = cli_parse(&spec, argc, argv);
@@ -167,6 +169,7 @@ int cmd_eval_stabilize(int argc, char **argv)
     mc.model = model;
     mc.work_width = work_w;
     mc.work_height = work_h;
+    mc.polish = 1;
     int failed = 0;
     for (int v = 0; v < nv; v++) {
         cli_progress pr = { 0 };
@@ -178,7 +181,7 @@ int cmd_eval_stabilize(int argc, char **argv)
         }
     }
     printf("| video | frames | ITF dB | stability (transl., rot.) | cropping | distortion |%s\n",
-           J ? " jitter px (removed) | step px |" : "");
+           J ? " jitter px/frame (removed) | drift from still px |" : "");
     printf("|---|---:|---:|---:|---:|---:|%s\n", J ? "---:|---:|" : "");
     for (int v = 0; v < nv; v++) {
         if (sc[v].frames < 0) {
@@ -189,12 +192,13 @@ int cmd_eval_stabilize(int argc, char **argv)
                sc[v].stability, sc[v].stability_translation, sc[v].stability_rotation, sc[v].cropping,
                sc[v].distortion);
         if (J) {
-            double removed = sc[0].frames > 0 && sc[0].jitter > 0 ? 1 - sc[v].jitter / sc[0].jitter : NAN;
-            printf(" %.2f (%.0f%%) | %.2f |", sc[v].jitter, 100 * removed, sc[v].jitter_step);
+            double removed = sc[0].frames > 0 && sc[0].jitter_step > 0 ? 1 - sc[v].jitter_step / sc[0].jitter_step : NAN;
+            printf(" %.2f (%.1f%%) | %.2f |", sc[v].jitter_step, 100 * removed, sc[v].jitter);
         }
         printf("\n");
     }
-    printf("motion re-estimated by %s%s; ITF on the centred %.2f of each side\n", stab_motion_names[method],
+    printf("motion re-estimated by %s%s%s; ITF on the centred %.2f of each side\n", stab_motion_names[method],
+           method == STAB_MOTION_TVL1 || method == STAB_MOTION_DIS ? " + refinement" : "",
            work_w ? " at the --size" : "", window);
     if (json) {
         FILE *f = NULL;

@@ -57,8 +57,22 @@ int stab_motion_pairs(const stab_motion_config *c, const uint8_t *const *a, cons
     flow_baseline_config_default(&bc);
     bc.method = c->method == STAB_MOTION_TVL1 ? flow_method_tvl1 : flow_method_dis;
     bc.zero_inliers = 0;
-    for (int i = 0; i < n && rc == 0; i++)
+    float *ga = NULL, *gb = NULL;
+    glocal_refine_config rfc;
+    glocal_refine_config_default(&rfc);
+    if (c->polish) {
+        ga = gl_malloc(sizeof(float) * (size_t)width * height);
+        gb = gl_malloc(sizeof(float) * (size_t)width * height);
+        if (!ga || !gb) rc = GL_ENOMEM;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
         rc = flow_baseline_rgb24(a[i], b[i], width, height, &bc, h + 9 * i, NULL, NULL, NULL);
+        if (rc == 0 && c->polish && (rc = flow_gray_from_rgb24(a[i], width, height, ga)) == 0 &&
+            (rc = flow_gray_from_rgb24(b[i], width, height, gb)) == 0)
+            rc = glocal_refine_homography(ga, gb, width, height, NULL, &rfc, h + 9 * i);
+    }
+    gl_free(ga);
+    gl_free(gb);
     return rc;
 }
 

@@ -43,9 +43,13 @@ typedef struct {
     glocal_model *model;         /* STAB_MOTION_GLOCAL: borrowed; NULL otherwise */
     int work_width, work_height; /* frames are area-resized to this for the estimate; 0, 0: native */
     int batch;                   /* pairs per glocal_infer call, >= 1 */
+    /* TV-L1 / DIS: then the robust refinement (glocal_refine_homography)
+     * from their RANSAC estimate: a flow's homography is a pixel grid's fit,
+     * the refinement matches the pixels themselves (sub-pixel). */
+    int polish;
 } stab_motion_config;
 
-/* refine, native size, batch 8. */
+/* refine, native size, batch 8, no polish. */
 stab_motion_config stab_motion_config_default(void);
 
 /* h[i] (frame a[i] -> b[i]) for n pairs of RGB24 frames of width x height. */
@@ -85,14 +89,16 @@ typedef struct {
     double cropping;        /* mean 1 / scale of input -> output (stab_crop_distortion) */
     double distortion;      /* min anisotropy of input -> output */
     /* With the jitter truth (else NAN): the path steady -> output, R_t =
-     * (input -> output)_t j[t], against its mean (the camera was still: any
-     * motion left is jitter) and between consecutive frames: mean over frames
-     * of the mean 4-corner distance, pixels of the steady frame. */
+     * (input -> output)_t j[t], between consecutive frames (jitter_step:
+     * the shake a viewer sees) and against its mean (jitter: the camera was
+     * still, so slow drift counts too): mean over frames of the mean
+     * 4-corner distance, pixels of the steady frame. */
     double jitter, jitter_step;
 } stab_scores;
 
 /* Scores `output` (a stabilized `input`: same size and frame count) with
- * the estimator c: input t -> output t and output t -> t+1 at the work size,
+ * the estimator c (glocal eval-stabilize: DIS + RANSAC, polished): input t ->
+ * output t and output t -> t+1 at the work size,
  * PSNR at the native size on the centred `window` (0, 1] of the frame.
  * truth: [n][9] steady -> input homographies (stab_video_shake's j) or NULL.
  * output == input scores the input itself (no stabilization: its

@@ -214,9 +214,15 @@ typedef struct {
     double cst;
 } lin_expr;
 
+/* Coefficients below this are rounding noise (the off-diagonal of a fitted
+ * pure translation comes out ~1e-17): kept, they stretch the matrix's range
+ * of magnitudes to 1e18, and GLPK's scaling and simplex fail on it
+ * (GLP_EFAIL after 40 s on 120 frames; 0.9 s without them). */
+#define LP_TINY 1e-12
+
 static void expr_add(lin_expr *e, int col, double v)
 {
-    if (v == 0) return;
+    if (fabs(v) < LP_TINY) return;
     for (int i = 0; i < e->n; i++)
         if (e->col[i] == col) {
             e->val[i] += v;
