@@ -69,6 +69,68 @@ done:
     return code;
 }
 
+/* The Markdown table (stdout); with the truth, the jitter columns
+ * ("removed": against the input's frame-to-frame jitter, row 0). */
+static void print_table(const char *const *name, const stab_scores *sc, int nv, int truth)
+{
+    printf("| video | frames | ITF dB | stability (transl., rot.) | cropping | distortion |%s\n",
+           truth ? " jitter px/frame (removed) | drift from still px |" : "");
+    printf("|---|---:|---:|---:|---:|---:|%s\n", truth ? "---:|---:|" : "");
+    for (int v = 0; v < nv; v++) {
+        if (sc[v].frames < 0) {
+            printf("| %s | failed | | | | |%s\n", name[v], truth ? " | |" : "");
+            continue;
+        }
+        printf("| %s | %ld | %.2f | %.3f (%.3f, %.3f) | %.3f | %.3f |", name[v], sc[v].frames, sc[v].itf,
+               sc[v].stability, sc[v].stability_translation, sc[v].stability_rotation, sc[v].cropping,
+               sc[v].distortion);
+        if (truth) {
+            double removed = sc[0].frames > 0 && sc[0].jitter_step > 0 ? 1 - sc[v].jitter_step / sc[0].jitter_step : NAN;
+            printf(" %.2f (%.1f%%) | %.2f |", sc[v].jitter_step, 100 * removed, sc[v].jitter);
+        }
+        printf("\n");
+    }
+}
+
+static int write_json(const char *json, const char *input, const char *method, double window,
+                      const char *const *name, const char *const *path, const stab_scores *sc, int nv)
+{
+    FILE *f = NULL;
+    size_t cap = 4096 + (size_t)nv * 1024;
+    char *buf = gl_malloc(cap);
+    if (buf) f = fmemopen(buf, cap, "w");
+    if (!f) {
+        gl_free(buf);
+        return gl_error(GL_ENOMEM, "out of memory");
+    }
+    fprintf(f, "{\"input\": \"%s\", \"method\": \"%s\", \"window\": %g, \"videos\": [", input, method, window);
+    for (int v = 0; v < nv; v++) {
+        fprintf(f, "%s{\"name\": \"%s\", \"path\": \"%s\", ", v ? ", " : "", name[v], path[v]);
+        if (sc[v].frames < 0) {
+            fprintf(f, "\"failed\": true}");
+            continue;
+        }
+        fprintf(f, "\"frames\": %ld, ", sc[v].frames);
+        jnum(f, "itf_db", sc[v].itf, 1);
+        jnum(f, "stability", sc[v].stability, 1);
+        jnum(f, "stability_translation", sc[v].stability_translation, 1);
+        jnum(f, "stability_rotation", sc[v].stability_rotation, 1);
+        jnum(f, "cropping", sc[v].cropping, 1);
+        jnum(f, "distortion", sc[v].distortion, 1);
+        jnum(f, "jitter_px", sc[v].jitter, 1);
+        jnum(f, "jitter_step_px", sc[v].jitter_step, 0);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}\n");
+    long len = ftell(f);
+    fclose(f);
+    int rc = len > 0 && (size_t)len < cap - 1 ? gl_write_file_atomic(json, buf, (size_t)len)
+                                              : gl_error(GL_ENOMEM, "the JSON of %d videos is too long", nv);
+    gl_free(buf);
+    return rc;
+}
+
+/* Long (~125 lines), 45 of them the option table and help text (cli_parse). */
 int cmd_eval_stabilize(int argc, char **argv)
 {
     const char *cmd = "eval-stabilize";
@@ -180,55 +242,13 @@ int cmd_eval_stabilize(int argc, char **argv)
             failed++;
         }
     }
-    printf("| video | frames | ITF dB | stability (transl., rot.) | cropping | distortion |%s\n",
-           J ? " jitter px/frame (removed) | drift from still px |" : "");
-    printf("|---|---:|---:|---:|---:|---:|%s\n", J ? "---:|---:|" : "");
-    for (int v = 0; v < nv; v++) {
-        if (sc[v].frames < 0) {
-            printf("| %s | failed | | | | |%s\n", name[v], J ? " | |" : "");
-            continue;
-        }
-        printf("| %s | %ld | %.2f | %.3f (%.3f, %.3f) | %.3f | %.3f |", name[v], sc[v].frames, sc[v].itf,
-               sc[v].stability, sc[v].stability_translation, sc[v].stability_rotation, sc[v].cropping,
-               sc[v].distortion);
-        if (J) {
-            double removed = sc[0].frames > 0 && sc[0].jitter_step > 0 ? 1 - sc[v].jitter_step / sc[0].jitter_step : NAN;
-            printf(" %.2f (%.1f%%) | %.2f |", sc[v].jitter_step, 100 * removed, sc[v].jitter);
-        }
-        printf("\n");
-    }
+    print_table(name, sc, nv, J != NULL);
     printf("motion re-estimated by %s%s%s; ITF on the centred %.2f of each side\n", stab_motion_names[method],
            method == STAB_MOTION_TVL1 || method == STAB_MOTION_DIS ? " + refinement" : "",
            work_w ? " at the --size" : "", window);
-    if (json) {
-        FILE *f = NULL;
-        size_t cap = 4096 + (size_t)nv * 1024;
-        char *buf = gl_malloc(cap);
-        if (buf) f = fmemopen(buf, cap, "w");
-        if (!f) { gl_free(buf); cli_fail(cmd, GL_ENOMEM, "out of memory"); goto done; }
-        fprintf(f, "{\"input\": \"%s\", \"method\": \"%s\", \"window\": %g, \"videos\": [", input,
-                stab_motion_names[method], window);
-        for (int v = 0; v < nv; v++) {
-            fprintf(f, "%s{\"name\": \"%s\", \"path\": \"%s\", ", v ? ", " : "", name[v], path[v]);
-            if (sc[v].frames < 0) { fprintf(f, "\"failed\": true}"); continue; }
-            fprintf(f, "\"frames\": %ld, ", sc[v].frames);
-            jnum(f, "itf_db", sc[v].itf, 1);
-            jnum(f, "stability", sc[v].stability, 1);
-            jnum(f, "stability_translation", sc[v].stability_translation, 1);
-            jnum(f, "stability_rotation", sc[v].stability_rotation, 1);
-            jnum(f, "cropping", sc[v].cropping, 1);
-            jnum(f, "distortion", sc[v].distortion, 1);
-            jnum(f, "jitter_px", sc[v].jitter, 1);
-            jnum(f, "jitter_step_px", sc[v].jitter_step, 0);
-            fprintf(f, "}");
-        }
-        fprintf(f, "]}\n");
-        long len = ftell(f);
-        fclose(f);
-        rc = len > 0 && (size_t)len < cap - 1 ? gl_write_file_atomic(json, buf, (size_t)len)
-                                              : gl_error(GL_ENOMEM, "the JSON of %d videos is too long", nv);
-        gl_free(buf);
-        if (rc < 0) { cli_fail(cmd, rc, "cannot write %s", json); goto done; }
+    if (json && (rc = write_json(json, input, stab_motion_names[method], window, name, path, sc, nv)) < 0) {
+        cli_fail(cmd, rc, "cannot write %s", json);
+        goto done;
     }
     code = failed ? CLI_FAIL : CLI_OK;
 done:

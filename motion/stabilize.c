@@ -260,6 +260,66 @@ static void add_residual(const lp_ctx *x, int t, int k, double scale, lin_expr *
 /* Appends entry (row, col, v) to the triplet arrays. */
 #define PUT(r_, c_, v_) do { ne++; ia[ne] = (r_); ja[ne] = (c_); ar[ne] = (v_); } while (0)
 
+/* l1_window's second stage, on its solved LP (parm as it used it; ncols
+ * its columns so far). Paths equally smooth differ (a still camera's output
+ * may sit anywhere its jitter allows, and the simplex stops at some corner
+ * of that set); of them take the one nearest the frame's centre, min
+ * sum |tx| + |ty| over the free frames, which leaves the largest crop. One
+ * more row holds the smoothness cost at its optimum (plus 1e-5 of it: at
+ * 1e-7 the simplex found the row infeasible on a real clip's path, and 1e-5
+ * moves a pan by under 1e-4 px); columns u >= 0 with u >= +-tx carry the new
+ * objective; the primal simplex goes on from the optimal basis. If it fails,
+ * B keeps the first stage's path. */
+static int l1_centre(glp_prob *lp, glp_smcp *parm, const lp_ctx *x, int s0, int e, int fixed, int ncols,
+                     double *B)
+{
+    const double fopt = glp_get_obj_val(lp);
+    const int nfree = e - s0 - fixed;
+    int *ind = gl_malloc(sizeof(int) * (ncols + 1));
+    double *val = gl_malloc(sizeof(double) * (ncols + 1));
+    if (!ind || !val) {
+        gl_free(ind);
+        gl_free(val);
+        return GL_ENOMEM;
+    }
+    int nz = 0;
+    for (int j = 1; j <= ncols; j++) {
+        double w = glp_get_obj_coef(lp, j);
+        if (w != 0) {
+            nz++;
+            ind[nz] = j;
+            val[nz] = w;
+        }
+        glp_set_obj_coef(lp, j, 0);
+    }
+    int r2 = glp_add_rows(lp, 1 + 4 * nfree);
+    glp_set_mat_row(lp, r2, nz, ind, val);
+    glp_set_row_bnds(lp, r2, GLP_UP, 0, fopt + 1e-5 * fabs(fopt) + 1e-9);
+    gl_free(ind);
+    gl_free(val);
+    int u = glp_add_cols(lp, 2 * nfree);
+    for (int t = s0 + fixed; t < e; t++)
+        for (int k = 0; k < 2; k++, u++) {
+            glp_set_col_bnds(lp, u, GLP_LO, 0, 0);
+            glp_set_obj_coef(lp, u, 1);
+            for (int sg = -1; sg <= 1; sg += 2) {
+                int ri = ++r2, id2[3] = { 0, u, pcol(x, t, k) };
+                double v2[3] = { 0, 1, sg };
+                glp_set_mat_row(lp, ri, 2, id2, v2);
+                glp_set_row_bnds(lp, ri, GLP_LO, 0, 0);
+            }
+        }
+    parm->presolve = GLP_OFF;
+    parm->meth = GLP_PRIMAL;
+    int prev = glp_term_out(GLP_OFF);
+    int ret = glp_simplex(lp, parm);
+    glp_term_out(prev);
+    if (ret == 0 && glp_get_status(lp) == GLP_OPT)
+        for (int t = s0 + fixed; t < e; t++)
+            for (int k = 0; k < 6; k++) B[6 * t + k] = glp_get_col_prim(lp, pcol(x, t, k));
+    return 0;
+}
+
 /* Solves frames [s0, e) with the first `fixed` of them held at B (centred
  * params [n][6]), writing the rest into B.
  *
@@ -267,7 +327,9 @@ static void add_residual(const lp_ctx *x, int t, int k, double scale, lin_expr *
  * residual and two inequality rows, measured 3-8x faster by GLPK's simplex
  * on 164-300 frames): free columns r_t = R_t (eq. 8) defined by equality
  * rows, and each cost term |y| as y = y+ - y-, y+, y- >= 0, one equality row
- * each, so every row holds a handful of entries. */
+ * each, so every row holds a handful of entries. Long (~155 lines): the
+ * LP's columns and rows in the paper's order (eqs. 8-10, proximity,
+ * inclusion), then one solve, one error path. */
 static int l1_window(const double *F, int s0, int e, int fixed, double hx, double hy, double s,
                      const stab_config *c, double lw, double *B)
 {
@@ -414,62 +476,7 @@ static int l1_window(const double *F, int s0, int e, int fixed, double hx, doubl
     }
     for (int t = s0 + fixed; t < e; t++)
         for (int k = 0; k < 6; k++) B[6 * t + k] = glp_get_col_prim(lp, pcol(&x, t, k));
-    /* Second stage: paths equally smooth differ (a still camera's output may
-     * sit anywhere its jitter allows, and the simplex stops at some corner of
-     * that set); of them take the one nearest the frame's centre, min
-     * sum |tx| + |ty| over the free frames, which leaves the largest crop.
-     * One more row holds the smoothness cost at its optimum (plus 1e-5 of
-     * it: at 1e-7 the simplex found the row infeasible on a real clip's
-     * path, and 1e-5 moves a pan by under 1e-4 px); columns u >= 0
-     * with u >= +-tx carry the new objective; the primal simplex goes on
-     * from the optimal basis. If this fails, the first stage's path stays. */
-    {
-        const double fopt = glp_get_obj_val(lp);
-        const int nfree = L - fixed;
-        int *ind = gl_malloc(sizeof(int) * (ncols + 1));
-        double *val = gl_malloc(sizeof(double) * (ncols + 1));
-        if (!ind || !val) {
-            gl_free(ind);
-            gl_free(val);
-            rc = GL_ENOMEM;
-            goto done;
-        }
-        int nz = 0;
-        for (int j = 1; j <= ncols; j++) {
-            double w = glp_get_obj_coef(lp, j);
-            if (w != 0) {
-                nz++;
-                ind[nz] = j;
-                val[nz] = w;
-            }
-            glp_set_obj_coef(lp, j, 0);
-        }
-        int r2 = glp_add_rows(lp, 1 + 4 * nfree);
-        glp_set_mat_row(lp, r2, nz, ind, val);
-        glp_set_row_bnds(lp, r2, GLP_UP, 0, fopt + 1e-5 * fabs(fopt) + 1e-9);
-        int u = glp_add_cols(lp, 2 * nfree);
-        for (int t = s0 + fixed; t < e; t++)
-            for (int k = 0; k < 2; k++, u++) {
-                glp_set_col_bnds(lp, u, GLP_LO, 0, 0);
-                glp_set_obj_coef(lp, u, 1);
-                for (int sg = -1; sg <= 1; sg += 2) {
-                    int ri = ++r2, id2[3] = { 0, u, pcol(&x, t, k) };
-                    double v2[3] = { 0, 1, sg };
-                    glp_set_mat_row(lp, ri, 2, id2, v2);
-                    glp_set_row_bnds(lp, ri, GLP_LO, 0, 0);
-                }
-            }
-        gl_free(ind);
-        gl_free(val);
-        parm.presolve = GLP_OFF;
-        parm.meth = GLP_PRIMAL;
-        prev = glp_term_out(GLP_OFF);
-        ret = glp_simplex(lp, &parm);
-        glp_term_out(prev);
-        if (ret == 0 && glp_get_status(lp) == GLP_OPT)
-            for (int t = s0 + fixed; t < e; t++)
-                for (int k = 0; k < 6; k++) B[6 * t + k] = glp_get_col_prim(lp, pcol(&x, t, k));
-    }
+    if ((rc = l1_centre(lp, &parm, &x, s0, e, fixed, ncols, B)) < 0) goto done;
 done:
     if (lp) glp_delete_prob(lp);
     gl_free(ia);
