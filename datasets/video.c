@@ -275,6 +275,21 @@ long video_reader_log(const video_reader *r, char *buf, size_t n)
     return r->log.count;
 }
 
+int video_reader_damage(const video_reader *r, long frames, char *why, size_t n)
+{
+    char first[400];
+    long nlog = video_reader_log(r, first, sizeof first), corrupt = video_reader_corrupt_packets(r);
+    int short_by = r->info.frames_source == 0 && r->info.frames - frames > 2;
+    if (n) why[0] = 0;
+    if (!short_by && nlog == 0 && corrupt == 0) return 0;
+    size_t len = 0;
+    if (short_by) len += (size_t)snprintf(why, n, "header says %ld frames, %ld decode", r->info.frames, frames);
+    if ((nlog || corrupt) && len < n)
+        snprintf(why + len, n - len, "%s%ld decoding errors, %ld packets rejected%s%s", len ? "; " : "", nlog,
+                 corrupt, first[0] ? ": " : "", first);
+    return 1;
+}
+
 void video_reader_info(const video_reader *r, video_info *info) { *info = r->info; }
 
 void video_reader_close(video_reader **rp)

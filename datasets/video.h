@@ -181,6 +181,12 @@ long video_reader_corrupt_packets(const video_reader *r);
  * never printed; GLOCAL_LOG=debug prints every FFmpeg line to stderr as it
  * comes, prefixed with the file. */
 long video_reader_log(const video_reader *r, char *buf, size_t n);
+/* Whether r's file looks damaged after `frames` frames decoded to its end:
+ * FFmpeg's decoding errors (video_reader_log), rejected packets, or more
+ * than 2 frames fewer than the header says (UCF-101's AVIs may be 1 short).
+ * Returns 1 with the reason in why ("header says 164 frames, 80 decode;
+ * 3 decoding errors, 0 packets rejected: ..."), or 0 and "". */
+int video_reader_damage(const video_reader *r, long frames, char *why, size_t n);
 void video_reader_close(video_reader **r);
 
 /* Counts frames by decoding the whole video stream. */

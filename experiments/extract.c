@@ -376,26 +376,6 @@ typedef struct {
     void *state;
 } worker_bufs;
 
-/* Why r's clip looks damaged after `frames` frames decoded to its end, in
- * why (0 and "" when it does not): FFmpeg's decoding errors, rejected
- * packets, or more than 2 frames fewer than the header says. */
-static int damage_of(video_reader *r, long frames, char *why, size_t n)
-{
-    video_info in;
-    video_reader_info(r, &in);
-    char first[400];
-    long nlog = video_reader_log(r, first, sizeof first), corrupt = video_reader_corrupt_packets(r);
-    int short_by = in.frames_source == 0 && in.frames - frames > 2;
-    why[0] = 0;
-    if (!short_by && nlog == 0 && corrupt == 0) return 0;
-    size_t len = 0;
-    if (short_by) len += (size_t)snprintf(why, n, "header says %ld frames, %ld decode", in.frames, frames);
-    if ((nlog || corrupt) && len < n)
-        snprintf(why + len, n - len, "%s%ld decoding errors, %ld packets rejected%s%s", len ? "; " : "", nlog,
-                 corrupt, first[0] ? ": " : "", first);
-    return 1;
-}
-
 /* Computes clip `pos`. Returns < 0 only for fatal (cache) errors. */
 static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
 {
@@ -484,7 +464,7 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
         goto failed;
     }
     char damage[CACHE_MESSAGE_MAX - 16];
-    if (damage_of(r, frames, damage, sizeof damage)) {
+    if (video_reader_damage(r, frames, damage, sizeof damage)) {
         atomic_fetch_add(&x->damaged, 1);
         if (x->cfg->strict) {
             snprintf(why, sizeof why, "damaged: %s", damage);

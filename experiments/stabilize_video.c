@@ -85,14 +85,14 @@ static video_reader_opts work_opts(const stab_motion_config *c)
     return o;
 }
 
-/* Every frame the header promises must decode. */
-static int check_count(const char *path, const video_info *vi, long decoded, long corrupt)
+/* A damaged file (video_reader_damage: decoding errors, rejected packets,
+ * frames missing) is an error: its output would show the damage. */
+static int check_damage(const char *path, const video_reader *r, long decoded)
 {
-    if (vi->frames_source == 0 && decoded < vi->frames)
-        return gl_error(GL_EFORMAT, "%s: the header says %ld frames but only %ld decode%s: the file is "
-                        "truncated or damaged", path, vi->frames, decoded,
-                        corrupt ? " (the decoder rejected some packets)" : "");
+    char why[600];
     if (decoded < 1) return gl_error(GL_EFORMAT, "%s: no frame decodes", path);
+    if (video_reader_damage(r, decoded, why, sizeof why))
+        return gl_error(GL_EFORMAT, "%s: the file is truncated or damaged: %s", path, why);
     return 0;
 }
 
@@ -158,7 +158,7 @@ int stab_video_motion(const char *path, const stab_motion_config *c, stab_progre
         memmove(buf, buf + vi.frame_bytes * k, vi.frame_bytes);
         if (fn) fn(ctx, 0, n - 1, total > n - 1 ? total : n - 1);
     }
-    if ((rc = check_count(path, &vi, n, video_reader_corrupt_packets(r))) < 0) goto fail;
+    if ((rc = check_damage(path, r, n)) < 0) goto fail;
     *hout = n > 1 ? h : NULL;
     if (n > 1) h = NULL;
     *nout = n;
@@ -348,7 +348,7 @@ int stab_video_score(const char *input, const char *output, const stab_motion_co
         n = t + 1;
         if (fn) fn(ctx, 2, n, total > n ? total : n);
     }
-    if ((rc = check_count(input, &vi, n, 0)) < 0) goto fail;
+    if ((rc = check_damage(input, ri, n)) < 0) goto fail;
     s->frames = n;
     if (n < 3) { rc = gl_error(GL_EINVAL, "%s: %ld frames: the scores need at least 3", output, n); goto fail; }
     s->itf = psnr_sum / (double)(n - 1);

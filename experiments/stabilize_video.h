@@ -62,8 +62,9 @@ typedef void (*stab_progress_fn)(void *ctx, int stage, long done, long total);
 /* Pass 1: decodes `path` at the work size and estimates the n-1 homographies
  * between consecutive frames, in native pixels. Allocates *h ([n-1][9]; NULL
  * when n = 1). *info gets the native stream's info, info->frames the count
- * decoded. GL_EFORMAT when fewer frames decode than the header states (a
- * truncated or damaged file), naming both counts. */
+ * decoded. GL_EFORMAT when the file is truncated or damaged
+ * (video_reader_damage: decoding errors, rejected packets, or more than 2
+ * frames fewer than its header states), saying which. */
 int stab_video_motion(const char *path, const stab_motion_config *c, stab_progress_fn fn, void *ctx,
                       double **h, long *n, video_info *info);
 
