@@ -16,7 +16,7 @@ GLOCAL_COMMAND(eval_stabilize, "eval-stabilize",
 
 enum { MAX_VIDEOS = 32 };
 
-static void progress(void *ctx, int stage, long done, long total)
+static int progress(void *ctx, int stage, long done, long total)
 {
     (void)stage;
     cli_progress *p = ctx;
@@ -24,6 +24,7 @@ static void progress(void *ctx, int stage, long done, long total)
     p->total = total;
     if (done >= total) cli_progress_end(p, done, NULL);
     else cli_progress_update(p, done, NULL);
+    return 0;
 }
 
 static void jnum(FILE *f, const char *k, double v, int comma)

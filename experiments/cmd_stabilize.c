@@ -2,6 +2,7 @@
  * per-pair homographies, a smooth camera path, every frame warped and
  * cropped (motion/stabilize.h, experiments/stabilize_video.h). */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,15 @@ static int parse_crop(void *ctx, const char *v, char *why, size_t n)
     return 0;
 }
 
-static void progress(void *ctx, int stage, long done, long total)
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig)
+{
+    interrupted = sig; /* the exit status is 128 + sig: 130 for SIGINT, 143 for SIGTERM */
+}
+
+/* The progress lines; a Ctrl-C (or SIGTERM) stops the passes at the next
+ * frame, and the writers are aborted: no OUT, no temporary file. */
+static int progress(void *ctx, int stage, long done, long total)
 {
     cli_progress *p = ctx;
     static const char *const label[3] = { "motion", "writing", "scoring" };
@@ -58,6 +67,7 @@ static void progress(void *ctx, int stage, long done, long total)
     p[stage].total = total;
     if (done >= total) cli_progress_end(&p[stage], done, NULL);
     else cli_progress_update(&p[stage], done, NULL);
+    return interrupted;
 }
 
 /* .avi: MPEG-4 (quality = qscale); anything else: H.264 (quality = CRF). */
@@ -129,7 +139,9 @@ int cmd_stabilize(int argc, char **argv)
                  "only when complete.\n",
         .epilog = "Example:\n"
                   "  glocal stabilize shaky.mp4 steady.mp4 --model results/motion/128/glocal.h5 \\\n"
-                  "      --compare side-by-side.mp4\n",
+                  "      --compare side-by-side.mp4\n"
+                  "Exit status: 0 done, 1 failed (nothing written), 2 usage error, 130 interrupted\n"
+                  "(SIGINT), 143 terminated (SIGTERM): nothing written either.\n",
     };
     int code = cli_parse(&spec, argc, argv);
     if (code != CLI_PARSED) return code;
@@ -150,6 +162,7 @@ int cmd_stabilize(int argc, char **argv)
     double *h = NULL;
     stab_plan plan = { 0 };
     cli_progress pr[3];
+    int handlers = 0;
     memset(pr, 0, sizeof pr);
     video_info vi;
     /* the input first: a damaged file fails before anything is written */
@@ -179,6 +192,14 @@ int cmd_stabilize(int argc, char **argv)
     mc.work_width = work_w;
     mc.work_height = work_h;
     mc.batch = (int)batch;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
     double t0 = gl_now();
     long n = 0;
     if ((rc = stab_video_motion(in, &mc, progress, pr, &h, &n, &vi)) < 0) {
@@ -214,6 +235,14 @@ int cmd_stabilize(int argc, char **argv)
 done:
     video_writer_abort(&w);
     video_writer_abort(&wc);
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        if (interrupted) {
+            fprintf(stderr, "glocal %s: stopped by signal %d: nothing written\n", cmd, (int)interrupted);
+            code = 128 + interrupted;
+        }
+    }
     stab_plan_free(&plan);
     gl_free(h);
     glocal_model_free(&model);

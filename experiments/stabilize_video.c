@@ -156,7 +156,10 @@ int stab_video_motion(const char *path, const stab_motion_config *c, stab_progre
         }
         n += k;
         memmove(buf, buf + vi.frame_bytes * k, vi.frame_bytes);
-        if (fn) fn(ctx, 0, n - 1, total > n - 1 ? total : n - 1);
+        if (fn && fn(ctx, 0, n - 1, total > n - 1 ? total : n - 1)) {
+            rc = gl_error(GL_ECANCELED, "%s: stopped at frame %ld", path, n - 1);
+            goto fail;
+        }
     }
     if ((rc = check_damage(path, r, n)) < 0) goto fail;
     *hout = n > 1 ? h : NULL;
@@ -212,7 +215,10 @@ int stab_video_render(const char *path, const stab_plan *p, video_writer *out, v
             }
             if ((rc = video_writer_write_rgb(compare, side)) < 0) goto fail;
         }
-        if (fn) fn(ctx, 1, t + 1, p->n);
+        if (fn && fn(ctx, 1, t + 1, p->n)) {
+            rc = gl_error(GL_ECANCELED, "%s: stopped at frame %ld", path, t + 1);
+            goto fail;
+        }
     }
     if (t != p->n) {
         rc = gl_error(GL_EFORMAT, "%s: decodes to %ld frames now, %d in the first pass", path, t, p->n);
@@ -346,7 +352,10 @@ int stab_video_score(const char *input, const char *output, const stab_motion_co
             psnr_sum += ps;
         }
         n = t + 1;
-        if (fn) fn(ctx, 2, n, total > n ? total : n);
+        if (fn && fn(ctx, 2, n, total > n ? total : n)) {
+            rc = gl_error(GL_ECANCELED, "%s: stopped at frame %ld", output, n);
+            goto fail;
+        }
     }
     if ((rc = check_damage(input, ri, n)) < 0) goto fail;
     s->frames = n;

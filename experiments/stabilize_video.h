@@ -56,8 +56,10 @@ stab_motion_config stab_motion_config_default(void);
 int stab_motion_pairs(const stab_motion_config *c, const uint8_t *const *a, const uint8_t *const *b,
                       int n, int width, int height, double *h);
 
-/* stage 0: motion (total = pairs), 1: writing (total = frames), 2: scoring (total = frames). */
-typedef void (*stab_progress_fn)(void *ctx, int stage, long done, long total);
+/* stage 0: motion (total = pairs), 1: writing (total = frames), 2: scoring
+ * (total = frames). Nonzero asks to stop: the function returns
+ * GL_ECANCELED at once (writers are left for the caller to abort). */
+typedef int (*stab_progress_fn)(void *ctx, int stage, long done, long total);
 
 /* Pass 1: decodes `path` at the work size and estimates the n-1 homographies
  * between consecutive frames, in native pixels. Allocates *h ([n-1][9]; NULL
