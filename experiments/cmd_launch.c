@@ -195,6 +195,305 @@ static void signal_all(launch_rank *r, int n, int sig)
         if (r[i].pid > 0) kill(r[i].pid, sig);
 }
 
+/* The signals passed on to the ranks. */
+static const int launch_sigs[4] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* One launch: the ranks' command and environments, the ranks, and how the
+ * job is ending. */
+typedef struct {
+    int nr, prefix;             /* ranks; --no-prefix clears prefix */
+    double grace;               /* --grace, seconds */
+    char **cargv;               /* the ranks' argv */
+    char **envs[256];           /* each rank's environment */
+    launch_rank *ranks;
+    struct pollfd *pfd;         /* room for 2 nr */
+    int started, live;          /* ranks forked, ranks not yet reaped */
+    int failed_rank;            /* the first rank that failed, -1 if none */
+    int failed_status;          /* its wait status; -1: it could not be started */
+    int forwarded;              /* the last signal passed on to the ranks, 0 if none */
+    double kill_at;             /* gl_now() after which SIGKILL follows SIGTERM; -1: none due */
+    double drain_until;         /* gl_now() until which the pipes are read after the last exit */
+    struct sigaction old[4], old_pipe;
+    char self[4096];            /* this binary, for `glocal` */
+    char threads_arg[32];
+} launch_job;
+
+/* The ranks' argv from args[0..nargs-1] (COMMAND ARGS...): `glocal` becomes
+ * this binary, plus --threads unless the command gives it. CLI_OK, or
+ * CLI_FAIL after saying why. */
+static int launch_child_argv(launch_job *j, const char *cmd, char **args, int nargs)
+{
+    j->cargv = gl_calloc((size_t)nargs + 4, sizeof *j->cargv);
+    if (!j->cargv) return cli_fail(cmd, GL_ENOMEM, "out of memory");
+    const char *prog = args[0];
+    const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
+    int is_glocal = !strcmp(base, "glocal");
+    int k = 0;
+    if (is_glocal) {
+        ssize_t l = readlink("/proc/self/exe", j->self, sizeof j->self - 1);
+        if (l <= 0)
+            return cli_fail(cmd, GL_ESYSTEM, "cannot find this glocal binary (/proc/self/exe: %s)",
+                            strerror(errno));
+        j->self[l] = 0;
+        j->cargv[k++] = j->self;
+        if (!gives_threads(args + 1, nargs - 1)) {
+            snprintf(j->threads_arg, sizeof j->threads_arg, "%d", cli_g.threads > 0 ? cli_g.threads : 1);
+            j->cargv[k++] = "--threads";
+            j->cargv[k++] = j->threads_arg;
+        }
+        for (int i = 1; i < nargs; i++) j->cargv[k++] = args[i];
+    } else {
+        for (int i = 0; i < nargs; i++) j->cargv[k++] = args[i];
+    }
+    j->cargv[k] = NULL;
+    return CLI_OK;
+}
+
+/* The ranks' table and environments. CLI_OK, or CLI_FAIL (out of memory, said). */
+static int launch_ranks_new(launch_job *j, const char *cmd, int port)
+{
+    j->ranks = gl_calloc((size_t)j->nr, sizeof *j->ranks);
+    j->pfd = gl_calloc(2 * (size_t)j->nr, sizeof *j->pfd);
+    if (!j->ranks || !j->pfd) return cli_fail(cmd, GL_ENOMEM, "out of memory");
+    for (int r = 0; r < j->nr; r++) {
+        j->ranks[r].out.fd = j->ranks[r].err.fd = -1;
+        j->ranks[r].out.out_fd = STDOUT_FILENO;
+        j->ranks[r].err.out_fd = STDERR_FILENO;
+        if (!(j->envs[r] = rank_environment(r, j->nr, port))) return cli_fail(cmd, GL_ENOMEM, "out of memory");
+    }
+    return CLI_OK;
+}
+
+static void launch_job_free(launch_job *j)
+{
+    for (int r = 0; r < j->nr && r < 256; r++) free_environment(j->envs[r]);
+    gl_free(j->pfd);
+    gl_free(j->ranks);
+    gl_free(j->cargv);
+}
+
+/* Our handler for the forwarded signals, SIGPIPE ignored; the old actions
+ * kept for the ranks and for launch_signals_restore. */
+static void launch_signals_catch(launch_job *j)
+{
+    struct sigaction sa = { 0 };
+    sa.sa_handler = launch_on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 4; i++) sigaction(launch_sigs[i], &sa, &j->old[i]);
+    struct sigaction ign = { 0 };
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &j->old_pipe);
+}
+
+static void launch_signals_restore(const launch_job *j)
+{
+    for (int i = 0; i < 4; i++) sigaction(launch_sigs[i], &j->old[i], NULL);
+    sigaction(SIGPIPE, &j->old_pipe, NULL);
+}
+
+/* The child of rank r, after fork: only async-signal-safe calls until exec.
+ * Its own process group keeps a terminal's Ctrl-C from reaching it twice (we
+ * forward it); PDEATHSIG stops it if launch itself is killed. */
+_Noreturn static void launch_exec_rank(const launch_job *j, int r, pid_t parent, const int po[2], const int pe[2],
+                                       const sigset_t *prev_mask)
+{
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);
+    for (int i = 0; i < 4; i++) sigaction(launch_sigs[i], &j->old[i], NULL);
+    sigaction(SIGPIPE, &j->old_pipe, NULL);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    if (j->prefix) {
+        dup2(po[1], STDOUT_FILENO);
+        dup2(pe[1], STDERR_FILENO);
+    }
+    environ = j->envs[r];
+    sigprocmask(SIG_SETMASK, prev_mask, NULL);
+    execvp(j->cargv[0], j->cargv);
+    const char *m1 = "glocal launch: cannot run ";
+    write_all(STDERR_FILENO, m1, strlen(m1));
+    write_all(STDERR_FILENO, j->cargv[0], strlen(j->cargv[0]));
+    write_all(STDERR_FILENO, "\n", 1);
+    _exit(127);
+}
+
+/* Forks rank r (with its output pipes unless --no-prefix). 0, or -1 after
+ * saying why it could not. */
+static int launch_start_rank(launch_job *j, int r, pid_t me, const sigset_t *fwd)
+{
+    int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
+    sigset_t prev_mask;
+    if (j->prefix && (launch_pipe(po) < 0 || launch_pipe(pe) < 0)) {
+        if (po[0] >= 0) close(po[0]), close(po[1]);
+        fprintf(stderr, "glocal launch: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    sigprocmask(SIG_BLOCK, fwd, &prev_mask);
+    pid_t pid = fork();
+    if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &prev_mask, NULL);
+        fprintf(stderr, "glocal launch: fork of rank %d: %s\n", r, strerror(errno));
+        if (j->prefix) close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        return -1;
+    }
+    if (pid == 0) launch_exec_rank(j, r, me, po, pe, &prev_mask);
+    j->ranks[r].pid = pid;
+    j->started++;
+    sigprocmask(SIG_SETMASK, &prev_mask, NULL);
+    if (j->prefix) {
+        close(po[1]);
+        close(pe[1]);
+        j->ranks[r].out.fd = po[0];
+        j->ranks[r].err.fd = pe[0];
+        fcntl(po[0], F_SETFL, O_NONBLOCK);
+        fcntl(pe[0], F_SETFL, O_NONBLOCK);
+    }
+    return 0;
+}
+
+/* Starts the ranks; when one cannot be started, the others are stopped. */
+static void launch_start(launch_job *j)
+{
+    pid_t me = getpid();
+    /* The forwarded signals stay blocked across each fork: a child must not
+     * take one in our handler (and drop it) before it has restored the
+     * default action; it unblocks them just before exec. */
+    sigset_t fwd;
+    sigemptyset(&fwd);
+    for (int i = 0; i < 4; i++) sigaddset(&fwd, launch_sigs[i]);
+    fflush(NULL);
+    for (int r = 0; r < j->nr; r++)
+        if (launch_start_rank(j, r, me, &fwd) < 0) break;
+    if (j->started < j->nr && j->failed_rank < 0) {
+        j->failed_rank = j->started; /* the rank that could not start */
+        j->failed_status = -1;
+        signal_all(j->ranks, j->nr, SIGTERM);
+    }
+}
+
+/* A signal we got since the last look goes to every rank. */
+static void launch_forward_signal(launch_job *j)
+{
+    if (!launch_signal || launch_signal == j->forwarded) return;
+    j->forwarded = launch_signal;
+    fprintf(stderr, "glocal launch: got signal %d (%s), passing it to %d rank%s\n", j->forwarded,
+            strsignal(j->forwarded), j->live, j->live == 1 ? "" : "s");
+    signal_all(j->ranks, j->nr, j->forwarded);
+    if (j->kill_at < 0) j->kill_at = gl_now() + j->grace;
+}
+
+/* Waits up to 100 ms for output of the ranks and passes on what came.
+ * Returns how many pipes are still open. */
+static int launch_pump(launch_job *j)
+{
+    int np = 0;
+    for (int r = 0; r < j->nr; r++) {
+        if (j->ranks[r].out.fd >= 0) j->pfd[np++] = (struct pollfd){ j->ranks[r].out.fd, POLLIN, 0 };
+        if (j->ranks[r].err.fd >= 0) j->pfd[np++] = (struct pollfd){ j->ranks[r].err.fd, POLLIN, 0 };
+    }
+    if (np == 0) {
+        if (j->live == 0) return 0;
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        return 0;
+    }
+    if (poll(j->pfd, (nfds_t)np, 100) <= 0) return np;
+    for (int r = 0; r < j->nr; r++) {
+        for (int s = 0; s < 2; s++) {
+            launch_stream *st = s ? &j->ranks[r].err : &j->ranks[r].out;
+            if (st->fd < 0) continue;
+            for (int k = 0; k < np; k++)
+                if (j->pfd[k].fd == st->fd && (j->pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                    stream_pump(st, r);
+        }
+    }
+    return np;
+}
+
+/* Reaps the ranks that exited; the first to fail (unless we passed a signal
+ * on) stops the others. */
+static void launch_reap(launch_job *j)
+{
+    int status;
+    pid_t pid;
+    while (j->live > 0 && (pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int r = 0; r < j->nr; r++) {
+            if (j->ranks[r].pid != pid) continue;
+            j->ranks[r].pid = 0;
+            j->ranks[r].status = status;
+            j->live--;
+            int bad = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            if (bad && j->failed_rank < 0 && !j->forwarded) {
+                char why[96];
+                describe_status(why, sizeof why, status);
+                j->failed_rank = r;
+                j->failed_status = status;
+                fprintf(stderr, "glocal launch: rank %d (pid %d) %s; stopping the other %d rank%s\n",
+                        r, (int)pid, why, j->live, j->live == 1 ? "" : "s");
+                signal_all(j->ranks, j->nr, SIGTERM);
+                if (j->kill_at < 0) j->kill_at = gl_now() + j->grace;
+            }
+        }
+    }
+}
+
+/* SIGKILL for the ranks still running a grace time after SIGTERM. */
+static void launch_escalate(launch_job *j)
+{
+    if (j->kill_at < 0 || j->live == 0 || gl_now() <= j->kill_at) return;
+    fprintf(stderr, "glocal launch: %d rank%s still running after %g s, sending SIGKILL\n", j->live,
+            j->live == 1 ? "" : "s", j->grace);
+    signal_all(j->ranks, j->nr, SIGKILL);
+    j->kill_at = gl_now() + 3600;
+}
+
+/* A rank's own children may hold its pipes open after it exits: stop
+ * reading a moment after the last rank is gone. Returns 1 when done. */
+static int launch_drained(launch_job *j)
+{
+    if (j->live > 0) return 0;
+    if (j->drain_until < 0) j->drain_until = gl_now() + 1.0;
+    if (gl_now() <= j->drain_until) return 0;
+    for (int r = 0; r < j->nr; r++) {
+        if (j->ranks[r].out.fd >= 0) close(j->ranks[r].out.fd), j->ranks[r].out.fd = -1;
+        if (j->ranks[r].err.fd >= 0) close(j->ranks[r].err.fd), j->ranks[r].err.fd = -1;
+    }
+    return 1;
+}
+
+/* Passes output and signals on until every rank is reaped and its pipes are
+ * drained. */
+static void launch_wait(launch_job *j)
+{
+    j->live = j->started;
+    j->kill_at = j->drain_until = -1;
+    while (j->live > 0 || (j->prefix && j->started > 0)) {
+        launch_forward_signal(j);
+        int np = launch_pump(j);
+        if (np == 0 && j->live == 0) break;
+        launch_reap(j);
+        launch_escalate(j);
+        if (launch_drained(j)) break;
+    }
+}
+
+/* launch's exit status: 128 + a signal passed on, else the failed rank's
+ * (named on stderr), else 0. */
+static int launch_exit_status(const launch_job *j)
+{
+    if (j->forwarded) return 128 + j->forwarded;
+    if (j->failed_rank < 0) return CLI_OK;
+    char why[96];
+    int st = j->failed_status;
+    if (st == -1) snprintf(why, sizeof why, "could not be started");
+    else describe_status(why, sizeof why, st);
+    fprintf(stderr, "glocal launch: failed: rank %d of %d %s\n", j->failed_rank, j->nr, why);
+    if (st != -1 && WIFEXITED(st)) return WEXITSTATUS(st);
+    if (st != -1 && WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return CLI_FAIL;
+}
+
 int cmd_launch(int argc, char **argv)
 {
     const char *cmd = "launch";
@@ -232,225 +531,21 @@ int cmd_launch(int argc, char **argv)
     if (prc != CLI_PARSED) return prc;
     if (first >= argc) return cli_usage_error(cmd, "no command: put it after --");
 
-    int rc = CLI_FAIL, nr = (int)nproc, started = 0, failed_rank = -1, failed_status = 0;
-    char **cargv = NULL, **envs[256] = { 0 };
-    char self[4096];
-    launch_rank *ranks = NULL;
-    struct pollfd *pfd = NULL;
     if (!port) {
         int p = launch_free_port();
         if (p < 0) return cli_fail(cmd, p, "choosing a rendezvous port");
         port = p;
     }
-
-    /* The child's argv: `glocal` becomes this binary, plus --threads. */
-    int nargs = argc - first;
-    cargv = gl_calloc((size_t)nargs + 4, sizeof *cargv);
-    if (!cargv) goto oom;
-    const char *prog = argv[first];
-    const char *base = strrchr(prog, '/') ? strrchr(prog, '/') + 1 : prog;
-    int is_glocal = !strcmp(base, "glocal");
-    char threads_arg[32];
-    int k = 0;
-    if (is_glocal) {
-        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (l <= 0) {
-            rc = cli_fail(cmd, GL_ESYSTEM, "cannot find this glocal binary (/proc/self/exe: %s)",
-                          strerror(errno));
-            goto done;
-        }
-        self[l] = 0;
-        cargv[k++] = self;
-        if (!gives_threads(argv + first + 1, nargs - 1)) {
-            snprintf(threads_arg, sizeof threads_arg, "%d", cli_g.threads > 0 ? cli_g.threads : 1);
-            cargv[k++] = "--threads";
-            cargv[k++] = threads_arg;
-        }
-        for (int i = 1; i < nargs; i++) cargv[k++] = argv[first + i];
-    } else {
-        for (int i = 0; i < nargs; i++) cargv[k++] = argv[first + i];
+    launch_job j = { .nr = (int)nproc, .prefix = prefix, .grace = grace, .failed_rank = -1 };
+    int rc = launch_child_argv(&j, cmd, argv + first, argc - first);
+    if (rc == CLI_OK) rc = launch_ranks_new(&j, cmd, (int)port);
+    if (rc == CLI_OK) {
+        launch_signals_catch(&j);
+        launch_start(&j);
+        launch_wait(&j);
+        launch_signals_restore(&j);
+        rc = launch_exit_status(&j);
     }
-    cargv[k] = NULL;
-
-    ranks = gl_calloc((size_t)nr, sizeof *ranks);
-    pfd = gl_calloc(2 * (size_t)nr, sizeof *pfd);
-    if (!ranks || !pfd) goto oom;
-    for (int r = 0; r < nr; r++) {
-        ranks[r].out.fd = ranks[r].err.fd = -1;
-        ranks[r].out.out_fd = STDOUT_FILENO;
-        ranks[r].err.out_fd = STDERR_FILENO;
-        if (!(envs[r] = rank_environment(r, nr, (int)port))) goto oom;
-    }
-
-    struct sigaction sa = { 0 }, old[4];
-    static const int sigs[4] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-    sa.sa_handler = launch_on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 4; i++) sigaction(sigs[i], &sa, &old[i]);
-    struct sigaction ign = { 0 }, old_pipe;
-    ign.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &ign, &old_pipe);
-    pid_t me = getpid();
-    /* The forwarded signals stay blocked across each fork: a child must not
-     * take one in our handler (and drop it) before it has restored the
-     * default action; it unblocks them just before exec. */
-    sigset_t fwd, prev_mask;
-    sigemptyset(&fwd);
-    for (int i = 0; i < 4; i++) sigaddset(&fwd, sigs[i]);
-    fflush(NULL);
-
-    for (int r = 0; r < nr; r++) {
-        int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
-        if (prefix && (launch_pipe(po) < 0 || launch_pipe(pe) < 0)) {
-            if (po[0] >= 0) close(po[0]), close(po[1]);
-            fprintf(stderr, "glocal launch: pipe: %s\n", strerror(errno));
-            break;
-        }
-        sigprocmask(SIG_BLOCK, &fwd, &prev_mask);
-        pid_t pid = fork();
-        if (pid < 0) {
-            sigprocmask(SIG_SETMASK, &prev_mask, NULL);
-            fprintf(stderr, "glocal launch: fork of rank %d: %s\n", r, strerror(errno));
-            if (prefix) close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
-            break;
-        }
-        if (pid == 0) {
-            /* Child: only async-signal-safe calls until exec. Its own process
-             * group keeps a terminal's Ctrl-C from reaching it twice (we
-             * forward it); PDEATHSIG stops it if launch itself is killed. */
-            setpgid(0, 0);
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() != me) _exit(127);
-            for (int i = 0; i < 4; i++) sigaction(sigs[i], &old[i], NULL);
-            sigaction(SIGPIPE, &old_pipe, NULL);
-            int devnull = open("/dev/null", O_RDONLY);
-            if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-            if (prefix) {
-                dup2(po[1], STDOUT_FILENO);
-                dup2(pe[1], STDERR_FILENO);
-            }
-            environ = envs[r];
-            sigprocmask(SIG_SETMASK, &prev_mask, NULL);
-            execvp(cargv[0], cargv);
-            const char *m1 = "glocal launch: cannot run ";
-            write_all(STDERR_FILENO, m1, strlen(m1));
-            write_all(STDERR_FILENO, cargv[0], strlen(cargv[0]));
-            write_all(STDERR_FILENO, "\n", 1);
-            _exit(127);
-        }
-        ranks[r].pid = pid;
-        started++;
-        sigprocmask(SIG_SETMASK, &prev_mask, NULL);
-        if (prefix) {
-            close(po[1]);
-            close(pe[1]);
-            ranks[r].out.fd = po[0];
-            ranks[r].err.fd = pe[0];
-            fcntl(po[0], F_SETFL, O_NONBLOCK);
-            fcntl(pe[0], F_SETFL, O_NONBLOCK);
-        }
-    }
-    if (started < nr && failed_rank < 0) {
-        failed_rank = started; /* the rank that could not start */
-        failed_status = -1;
-        signal_all(ranks, nr, SIGTERM);
-    }
-
-    int live = started, forwarded = 0;
-    double kill_at = -1, drain_until = -1;
-    while (live > 0 || (prefix && started > 0)) {
-        if (launch_signal && launch_signal != forwarded) {
-            forwarded = launch_signal;
-            fprintf(stderr, "glocal launch: got signal %d (%s), passing it to %d rank%s\n", forwarded,
-                    strsignal(forwarded), live, live == 1 ? "" : "s");
-            signal_all(ranks, nr, forwarded);
-            if (kill_at < 0) kill_at = gl_now() + grace;
-        }
-        int np = 0;
-        for (int r = 0; r < nr; r++) {
-            if (ranks[r].out.fd >= 0) pfd[np++] = (struct pollfd){ ranks[r].out.fd, POLLIN, 0 };
-            if (ranks[r].err.fd >= 0) pfd[np++] = (struct pollfd){ ranks[r].err.fd, POLLIN, 0 };
-        }
-        if (np == 0 && live == 0) break;
-        if (np > 0) {
-            if (poll(pfd, (nfds_t)np, 100) > 0) {
-                for (int r = 0; r < nr; r++) {
-                    for (int s = 0; s < 2; s++) {
-                        launch_stream *st = s ? &ranks[r].err : &ranks[r].out;
-                        if (st->fd < 0) continue;
-                        for (int j = 0; j < np; j++)
-                            if (pfd[j].fd == st->fd && (pfd[j].revents & (POLLIN | POLLHUP | POLLERR)))
-                                stream_pump(st, r);
-                    }
-                }
-            }
-        } else {
-            struct timespec ts = { 0, 100 * 1000 * 1000 };
-            nanosleep(&ts, NULL);
-        }
-        int status;
-        pid_t pid;
-        while (live > 0 && (pid = waitpid(-1, &status, WNOHANG)) > 0) {
-            for (int r = 0; r < nr; r++) {
-                if (ranks[r].pid != pid) continue;
-                ranks[r].pid = 0;
-                ranks[r].status = status;
-                live--;
-                int bad = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-                if (bad && failed_rank < 0 && !forwarded) {
-                    char why[96];
-                    describe_status(why, sizeof why, status);
-                    failed_rank = r;
-                    failed_status = status;
-                    fprintf(stderr, "glocal launch: rank %d (pid %d) %s; stopping the other %d rank%s\n",
-                            r, (int)pid, why, live, live == 1 ? "" : "s");
-                    signal_all(ranks, nr, SIGTERM);
-                    if (kill_at < 0) kill_at = gl_now() + grace;
-                }
-            }
-        }
-        if (kill_at >= 0 && live > 0 && gl_now() > kill_at) {
-            fprintf(stderr, "glocal launch: %d rank%s still running after %g s, sending SIGKILL\n", live,
-                    live == 1 ? "" : "s", grace);
-            signal_all(ranks, nr, SIGKILL);
-            kill_at = gl_now() + 3600;
-        }
-        /* A rank's own children may hold its pipes open after it exits:
-         * stop reading a moment after the last rank is gone. */
-        if (live == 0) {
-            if (drain_until < 0) drain_until = gl_now() + 1.0;
-            if (gl_now() > drain_until) {
-                for (int r = 0; r < nr; r++) {
-                    if (ranks[r].out.fd >= 0) close(ranks[r].out.fd), ranks[r].out.fd = -1;
-                    if (ranks[r].err.fd >= 0) close(ranks[r].err.fd), ranks[r].err.fd = -1;
-                }
-                break;
-            }
-        }
-    }
-    for (int i = 0; i < 4; i++) sigaction(sigs[i], &old[i], NULL);
-    sigaction(SIGPIPE, &old_pipe, NULL);
-
-    if (forwarded) {
-        rc = 128 + forwarded;
-    } else if (failed_rank >= 0) {
-        char why[96];
-        if (failed_status == -1) snprintf(why, sizeof why, "could not be started");
-        else describe_status(why, sizeof why, failed_status);
-        fprintf(stderr, "glocal launch: failed: rank %d of %d %s\n", failed_rank, nr, why);
-        if (failed_status != -1 && WIFEXITED(failed_status)) rc = WEXITSTATUS(failed_status);
-        else if (failed_status != -1 && WIFSIGNALED(failed_status)) rc = 128 + WTERMSIG(failed_status);
-        else rc = CLI_FAIL;
-    } else {
-        rc = CLI_OK;
-    }
-    goto done;
-oom:
-    rc = cli_fail(cmd, GL_ENOMEM, "out of memory");
-done:
-    for (int r = 0; r < nr && r < 256; r++) free_environment(envs[r]);
-    gl_free(pfd);
-    gl_free(ranks);
-    gl_free(cargv);
+    launch_job_free(&j);
     return rc;
 }
