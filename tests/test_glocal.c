@@ -1,6 +1,7 @@
 /* test_glocal.c — motion/glocal*: GLOCAL's bases, homography fitting, warp,
  * losses (float64 finite differences), robust refinement, checkpoints and a
- * short training run on synthetic pairs with known motion. */
+ * short training run on synthetic pairs with known motion, and `glocal motion`
+ * (experiments/cmd_motion.c) end to end. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "tests/testutil.h"
 #include "tests/glocal_pairs.h"
 
+#include "datasets/image.h"
 #include "datasets/synth.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
@@ -695,6 +697,125 @@ static void test_local_threshold_adapts(void **state)
     free(rb);
 }
 
+/* ---- glocal motion end to end ------------------------------------------------------- */
+
+/* Interior (margin m) end-point error of a .flo against the flow of h. */
+static double flo_epe_vs_h(const char *path, const double h[9], int W, int H, int m)
+{
+    flow_field f = { 0 };
+    OK(flow_read_flo(path, &f));
+    assert_int_equal(f.width, W);
+    assert_int_equal(f.height, H);
+    double e = 0;
+    long n = 0;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++) {
+            double xo, yo;
+            apply_h(h, x, y, &xo, &yo);
+            e += hypot(f.u[y * W + x] - (xo - x), f.v[y * W + x] - (yo - y));
+            n++;
+        }
+    flow_field_free(&f);
+    return e / n;
+}
+
+/* `glocal motion` with an untrained tiny model on a pair under a known
+ * homography (no object): the refined H is that homography, global.flo is
+ * its flow, the strip starts with frame A (zoomed) and ends with a grey mask;
+ * usage and input errors exit 2 and 1. */
+static void test_cmd_motion(void **state)
+{
+    (void)state;
+    const int W = 48, H = 40, Z = 2;
+    const double hgt[9] = { 1.0, 0.01, 1.5, -0.01, 1.0, 0.8, 0, 0, 1 };
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
+    render_pair(hgt, W, H, a, b, 0);
+    for (int p = 0; p < W * H; p++) {
+        ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = (uint8_t)lrintf(a[p]);
+        rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrintf(b[p]);
+    }
+    char dir[64], pa[128], pb[128], model[128], out[128], path[256], cmd[1024];
+    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "test_glocal_motion_"), 0);
+    snprintf(pa, sizeof pa, "%s/a.png", dir);
+    snprintf(pb, sizeof pb, "%s/b.png", dir);
+    snprintf(model, sizeof model, "%s/m.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    OK(image_save_png(pa, ra, W, H, 3));
+    OK(image_save_png(pb, rb, W, H, 3));
+    glocal_config gc = glocal_config_default(32);
+    gc.iters = 1;
+    gc.feat = 8;
+    char js[512];
+    OK(glocal_config_to_json(&gc, js, sizeof js));
+    glocal_model *m = NULL;
+    nn_manual_seed(5);
+    OK(glocal_model_new(&m, &gc));
+    nn_checkpoint_meta meta = { 1, js, NULL, NULL };
+    OK(nn_checkpoint_save(model, glocal_model_params(m), &meta));
+    glocal_model_free(&m);
+
+    snprintf(cmd, sizeof cmd, "'%s' --threads 2 motion --model '%s' --out '%s' --zoom %d '%s' '%s' > /dev/null",
+             GLOCAL_BINARY, model, out, Z, pa, pb);
+    assert_int_equal(system(cmd), 0);
+    /* homography.txt: 3 rows of 3, the known homography up to quantisation */
+    snprintf(path, sizeof path, "%s/homography.txt", out);
+    char *txt = test_read_text(path);
+    assert_non_null(txt);
+    double h[9], e;
+    assert_int_equal(sscanf(txt, "%lf %lf %lf %lf %lf %lf %lf %lf %lf", &h[0], &h[1], &h[2], &h[3], &h[4],
+                            &h[5], &h[6], &h[7], &h[8]), 9);
+    gl_free(txt);
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    print_message("glocal motion: corner error %.3f px\n", e);
+    assert_true(e < 0.25); /* measured 0.06 */
+    /* global.flo is the known homography's flow; mixed.flo too (no object) */
+    snprintf(path, sizeof path, "%s/global.flo", out);
+    e = flo_epe_vs_h(path, hgt, W, H, 0);
+    print_message("global.flo: EPE %.3f px against the known homography\n", e);
+    assert_true(e < 0.2); /* measured 0.02 */
+    snprintf(path, sizeof path, "%s/mixed.flo", out);
+    e = flo_epe_vs_h(path, hgt, W, H, 8);
+    print_message("mixed.flo: interior EPE %.3f px against the known homography\n", e);
+    assert_true(e < 0.2); /* measured 0.02 */
+    snprintf(path, sizeof path, "%s/local.flo", out);
+    const double ident[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    e = flo_epe_vs_h(path, ident, W, H, 8);
+    print_message("local.flo: interior mean |flow| %.3f px\n", e);
+    assert_true(e < 0.2); /* measured 0.00 */
+    /* strip.png: 6 panels, zoomed; the first is frame A, the last a grey mask */
+    image st = { 0 };
+    snprintf(path, sizeof path, "%s/strip.png", out);
+    OK(image_load(&st, path, 3));
+    assert_int_equal(st.width, 6 * W * Z);
+    assert_int_equal(st.height, H * Z);
+    for (int y = 0; y < H * Z; y++)
+        for (int x = 0; x < W * Z; x++) {
+            assert_int_equal(st.data[3 * ((size_t)y * st.width + x)], ra[3 * ((y / Z) * W + x / Z)]);
+            const uint8_t *q = st.data + 3 * ((size_t)y * st.width + 5 * W * Z + x);
+            assert_true(q[0] == q[1] && q[1] == q[2]);
+        }
+    image_release(&st);
+
+    /* one image: usage error; frames of two sizes, a missing file: failures */
+    snprintf(cmd, sizeof cmd, "'%s' motion --model '%s' --out '%s' '%s' 2> /dev/null", GLOCAL_BINARY, model,
+             out, pa);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    snprintf(path, sizeof path, "%s/small.png", dir);
+    OK(image_save_png(path, ra, W / 2, H / 2, 3));
+    snprintf(cmd, sizeof cmd, "'%s' motion --model '%s' --out '%s' '%s' '%s' 2> /dev/null", GLOCAL_BINARY, model,
+             out, pa, path);
+    rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    snprintf(cmd, sizeof cmd, "'%s' motion --model '%s/none.h5' --out '%s' '%s' '%s' 2> /dev/null",
+             GLOCAL_BINARY, dir, out, pa, pb);
+    rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+    free(a); free(b); free(ra); free(rb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_local_motion),
         cmocka_unit_test(test_local_threshold_adapts),
         cmocka_unit_test(test_tiny_training),
+        cmocka_unit_test(test_cmd_motion),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
