@@ -1,6 +1,9 @@
 /* glocal_pairs.h — RGB24 frame pairs of a texture under random homographies
  * (known motion), for the GLOCAL training tests (test_glocal's hand-written
- * loop, test_glocal_train's glocal_train). Test-only: static functions. */
+ * loop, test_glocal_train's glocal_train), and an untrained tiny model's
+ * checkpoint for the commands that load one (test_glocal's `glocal motion`,
+ * test_udhn's eval-dhe). Test-only: static inline functions (not every
+ * includer uses each). */
 #ifndef GLOCAL_TESTS_GLOCAL_PAIRS_H
 #define GLOCAL_TESTS_GLOCAL_PAIRS_H
 
@@ -8,10 +11,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "motion/glocal.h"
 #include "nn/mat3.h"
+#include "nn/nn.h"
 
 /* Finer texture for the training test: features of 5-12 px. */
-static double texture2(double x, double y)
+static inline double texture2(double x, double y)
 {
     return 0.5 + 0.15 * sin(0.83 * x + 0.2 * y) + 0.15 * sin(0.61 * y - 0.35 * x + 0.4) +
            0.1 * sin(1.07 * x - 0.52 * y + 2.0) + 0.1 * cos(0.37 * x + 0.93 * y + 1.3);
@@ -19,7 +24,7 @@ static double texture2(double x, double y)
 
 /* A textured pair under a random homography (translation up to +-3 px, small
  * rotation/scale/perspective), with a random texture phase, in RGB24. */
-static void random_pair(unsigned *seed, int S, uint8_t *ra, uint8_t *rb, double h[9])
+static inline void random_pair(unsigned *seed, int S, uint8_t *ra, uint8_t *rb, double h[9])
 {
 #define U(lo, hi) ((lo) + ((hi) - (lo)) * (rand_r(seed) / (double)RAND_MAX))
     double tx = U(-3, 3), ty = U(-3, 3), rot = U(-0.03, 0.03), sc = U(0.97, 1.03);
@@ -43,6 +48,26 @@ static void random_pair(unsigned *seed, int S, uint8_t *ra, uint8_t *rb, double 
                 rb[3 * (y * S + x) + k] = vb;
             }
         }
+}
+
+/* An untrained tiny GLOCAL model (32 px, 1 iteration, 8 features, seed 5)
+ * saved at path as a checkpoint of step 1. Its network H is near the
+ * identity, so only what the refinement adds has a known answer. 0 or the
+ * failing call's code. */
+static inline int glocal_tiny_checkpoint(const char *path)
+{
+    glocal_config gc = glocal_config_default(32);
+    gc.iters = 1;
+    gc.feat = 8;
+    char js[512];
+    glocal_model *m = NULL;
+    int rc = glocal_config_to_json(&gc, js, sizeof js);
+    nn_manual_seed(5);
+    if (rc >= 0) rc = glocal_model_new(&m, &gc);
+    nn_checkpoint_meta meta = { 1, js, NULL, NULL };
+    if (rc >= 0) rc = nn_checkpoint_save(path, glocal_model_params(m), &meta);
+    glocal_model_free(&m);
+    return rc;
 }
 
 #endif

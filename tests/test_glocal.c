@@ -307,6 +307,21 @@ static void render_pair(const double hgt[9], int W, int H, float *a, float *b, i
             for (int x = 30; x < 44; x++) b[y * W + x] = (float)(255 * (((x / 3 + y / 3) & 1) ? 0.9 : 0.1));
 }
 
+/* render_pair without the patch, as grey RGB24 frames (8-bit quantised). */
+static void render_pair_rgb(const double hgt[9], int W, int H, uint8_t *ra, uint8_t *rb)
+{
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    assert_non_null(a);
+    assert_non_null(b);
+    render_pair(hgt, W, H, a, b, 0);
+    for (int p = 0; p < W * H; p++) {
+        ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = (uint8_t)lrintf(a[p]);
+        rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrintf(b[p]);
+    }
+    free(a);
+    free(b);
+}
+
 static void test_refine_recovers_homography(void **state)
 {
     (void)state;
@@ -489,13 +504,8 @@ static void test_infer_api(void **state)
     (void)state;
     const int W = 48, H = 40;
     double hgt[9] = { 1.0, 0.01, 1.5, -0.01, 1.0, 0.8, 0, 0, 1 };
-    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
     uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
-    render_pair(hgt, W, H, a, b, 0);
-    for (int p = 0; p < W * H; p++) {
-        ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = (uint8_t)lrintf(a[p]);
-        rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrintf(b[p]);
-    }
+    render_pair_rgb(hgt, W, H, ra, rb);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     glocal_result r;
@@ -514,7 +524,7 @@ static void test_infer_api(void **state)
     assert_double_equal(r.global_flow[20 * W + 10], xo - 10, 1e-4);
     assert_double_equal(r.mixed_flow[W * H + 20 * W + 10], yo - 20, 1e-4);
     glocal_result_free(&r);
-    free(a); free(b); free(ra); free(rb);
+    free(ra); free(rb);
 }
 
 /* Local motion: a textured square moving by d over a background under a known
@@ -728,13 +738,8 @@ static void test_cmd_motion(void **state)
     (void)state;
     const int W = 48, H = 40, Z = 2;
     const double hgt[9] = { 1.0, 0.01, 1.5, -0.01, 1.0, 0.8, 0, 0, 1 };
-    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
     uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
-    render_pair(hgt, W, H, a, b, 0);
-    for (int p = 0; p < W * H; p++) {
-        ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = (uint8_t)lrintf(a[p]);
-        rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrintf(b[p]);
-    }
+    render_pair_rgb(hgt, W, H, ra, rb);
     char dir[64], pa[128], pb[128], model[128], out[128], path[256], cmd[1024];
     assert_int_equal(test_tmpdir_make(dir, sizeof dir, "test_glocal_motion_"), 0);
     snprintf(pa, sizeof pa, "%s/a.png", dir);
@@ -743,17 +748,7 @@ static void test_cmd_motion(void **state)
     snprintf(out, sizeof out, "%s/out", dir);
     OK(image_save_png(pa, ra, W, H, 3));
     OK(image_save_png(pb, rb, W, H, 3));
-    glocal_config gc = glocal_config_default(32);
-    gc.iters = 1;
-    gc.feat = 8;
-    char js[512];
-    OK(glocal_config_to_json(&gc, js, sizeof js));
-    glocal_model *m = NULL;
-    nn_manual_seed(5);
-    OK(glocal_model_new(&m, &gc));
-    nn_checkpoint_meta meta = { 1, js, NULL, NULL };
-    OK(nn_checkpoint_save(model, glocal_model_params(m), &meta));
-    glocal_model_free(&m);
+    OK(glocal_tiny_checkpoint(model));
 
     snprintf(cmd, sizeof cmd, "'%s' --threads 2 motion --model '%s' --out '%s' --zoom %d '%s' '%s' > /dev/null",
              GLOCAL_BINARY, model, out, Z, pa, pb);
@@ -813,7 +808,7 @@ static void test_cmd_motion(void **state)
     rc = system(cmd);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
     assert_int_equal(test_tmpdir_remove(dir), 0);
-    free(a); free(b); free(ra); free(rb);
+    free(ra); free(rb);
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 #include "motion/glocal.h"
 #include "nn/nn.h"
 #include "tests/testutil.h"
+#include "tests/glocal_pairs.h"
 
 #define LISTS GLOCAL_DATA_DIR "/homography/ca_udhn_lists"
 #define PHOTOS GLOCAL_DATA_DIR "/textures/cc0"
@@ -713,18 +714,8 @@ static void test_command(void **state)
     json_object_put(o);
     /* With a model (an untrained tiny one: its network H is near the identity,
      * so only "glocal" = network + refinement has a known answer): both rows. */
-    glocal_config gc = glocal_config_default(32);
-    gc.iters = 1;
-    gc.feat = 8;
-    char js[512];
-    OK(glocal_config_to_json(&gc, js, sizeof js));
-    glocal_model *m = NULL;
-    nn_manual_seed(5);
-    OK(glocal_model_new(&m, &gc));
     snprintf(p, sizeof p, "%s/m.h5", dir);
-    nn_checkpoint_meta meta = { 1, js, NULL, NULL };
-    OK(nn_checkpoint_save(p, glocal_model_params(m), &meta));
-    glocal_model_free(&m);
+    OK(glocal_tiny_checkpoint(p));
     snprintf(cmd, sizeof cmd,
              "'%s' --threads 2 eval-dhe '%s' --model '%s' --no-tvl1 --work-size 320x180 --json "
              "> '%s/out.txt' 2> /dev/null",
