@@ -12,7 +12,122 @@
 
 GLOCAL_COMMAND(dist_check, "dist-check", "check a distributed setup (rendezvous, collectives) and time the all-reduce")
 
-/* Long (~140 lines), 21 of them the option table and help text (cli_parse). */
+/* 1. Values: the sum of the ranks is W (W - 1) / 2; min 0, max W - 1.
+ * CLI_OK, or CLI_FAIL after saying what went wrong (as every check here). */
+static int check_values(const char *cmd, nn_dist *d, int r, int w)
+{
+    double v[3] = { r, r, r };
+    int rc;
+    if ((rc = nn_dist_allreduce_values(d, v, 1, NN_DIST_SUM)) < 0 ||
+        (rc = nn_dist_allreduce_values(d, v + 1, 1, NN_DIST_MIN)) < 0 ||
+        (rc = nn_dist_allreduce_values(d, v + 2, 1, NN_DIST_MAX)) < 0)
+        return cli_fail(cmd, rc, "all-reduce of values");
+    if (v[0] != 0.5 * w * (w - 1) || v[1] != 0 || v[2] != w - 1) {
+        fprintf(stderr, "glocal dist-check: rank %d: all-reduce gave sum %g min %g max %g, expected %g, 0, %d\n",
+                r, v[0], v[1], v[2], 0.5 * w * (w - 1), w - 1);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* 2. Broadcast: every rank fills g (the only parameter of p) with rank + 1;
+ * afterwards all hold 1. */
+static int check_broadcast(const char *cmd, nn_dist *d, nn_params *p, nn_tensor *g, int r)
+{
+    int rc;
+    if ((rc = nn_fill_(g, r + 1.0)) < 0 || (rc = nn_dist_broadcast_params(d, p)) < 0)
+        return cli_fail(cmd, rc, "broadcast");
+    double lo[1], hi[1];
+    nn_tensor *mx = NULL;
+    if ((rc = nn_max_all(&mx, g)) < 0 || (rc = nn_item(mx, hi)) < 0) {
+        nn_free(&mx);
+        return cli_fail(cmd, rc, "broadcast check");
+    }
+    nn_free(&mx);
+    lo[0] = hi[0];
+    if ((rc = nn_dist_allreduce_values(d, lo, 1, NN_DIST_MIN)) < 0 ||
+        (rc = nn_dist_allreduce_values(d, hi, 1, NN_DIST_MAX)) < 0)
+        return cli_fail(cmd, rc, "broadcast check");
+    if (lo[0] != 1.0 || hi[0] != 1.0) {
+        fprintf(stderr, "glocal dist-check: rank %d: after the broadcast values range over [%g, %g], expected 1\n",
+                r, lo[0], hi[0]);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* 3a. Gradients of g set to rank + 1 and all-reduced, iters + 1 times (the
+ * first a warm-up); *t_sum: the seconds of the timed all-reduces. */
+static int time_grad_allreduce(const char *cmd, nn_dist *d, nn_params *p, nn_tensor *g, int r, long iters,
+                               double *t_sum)
+{
+    int rc;
+    *t_sum = 0;
+    for (long it = 0; it <= iters; it++) {
+        nn_tensor *sum = NULL, *loss = NULL; /* d(loss)/dg = rank + 1 everywhere */
+        if ((rc = nn_zero_grad(g)) < 0 || (rc = nn_sum(&sum, g, NULL, 0, 0)) < 0 ||
+            (rc = nn_mul_scalar(&loss, sum, r + 1.0)) < 0 || (rc = nn_backward(loss)) < 0) {
+            nn_free(&sum), nn_free(&loss);
+            return cli_fail(cmd, rc, "making gradients");
+        }
+        nn_free(&sum), nn_free(&loss);
+        if ((rc = nn_dist_barrier(d)) < 0) return cli_fail(cmd, rc, "barrier");
+        double t0 = gl_now();
+        if ((rc = nn_dist_allreduce_grads(d, p)) < 0) return cli_fail(cmd, rc, "gradient all-reduce");
+        if (it > 0) *t_sum += gl_now() - t0;
+    }
+    return CLI_OK;
+}
+
+/* 3b. The gradients of g averaged over the W ranks: (W + 1) / 2 everywhere. */
+static int check_grad_average(const char *cmd, nn_tensor *g, int r, int w)
+{
+    double gmin, gmax;
+    nn_tensor *grad = NULL, *gmn = NULL, *gmx = NULL, *neg = NULL;
+    int rc;
+    if ((rc = nn_grad(&grad, g)) < 0 || (rc = nn_max_all(&gmx, grad)) < 0 || (rc = nn_item(gmx, &gmax)) < 0 ||
+        (rc = nn_unary(&neg, NN_NEG, grad)) < 0 || (rc = nn_max_all(&gmn, neg)) < 0 ||
+        (rc = nn_item(gmn, &gmin)) < 0) {
+        nn_free(&gmn), nn_free(&gmx), nn_free(&neg), nn_free(&grad);
+        return cli_fail(cmd, rc, "gradient check");
+    }
+    nn_free(&gmn), nn_free(&gmx), nn_free(&neg), nn_free(&grad);
+    gmin = -gmin;
+    double want = 0.5 * (w + 1);
+    if (fabs(gmin - want) > 1e-6 * want || fabs(gmax - want) > 1e-6 * want) {
+        fprintf(stderr, "glocal dist-check: rank %d: averaged gradients range over [%g, %g], expected %g\n",
+                r, gmin, gmax, want);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* The checks on a joined job; rank 0 prints the timing. */
+static int dist_check_run(const char *cmd, nn_dist *d, double mb, long iters)
+{
+    int r = nn_dist_rank(d), w = nn_dist_world_size(d);
+    nn_params p;
+    nn_params_init(&p);
+    nn_tensor *g = NULL;
+    int64_t n = (int64_t)(mb * 1048576.0 / sizeof(float));
+    if (n < 1) n = 1;
+    double t_sum = 0;
+    int rc, ret = check_values(cmd, d, r, w);
+    if (ret == CLI_OK && (rc = nn_params_new(&p, &g, "g", &n, 1, NN_INIT_ZEROS, 0)) < 0)
+        ret = cli_fail(cmd, rc, "broadcast");
+    if (ret == CLI_OK) ret = check_broadcast(cmd, d, &p, g, r);
+    if (ret == CLI_OK) ret = time_grad_allreduce(cmd, d, &p, g, r, iters, &t_sum);
+    if (ret == CLI_OK) ret = check_grad_average(cmd, g, r, w);
+    if (ret == CLI_OK && r == 0) {
+        double t = t_sum / (double)iters, bytes = (double)n * sizeof(float);
+        printf("dist-check: ok, %d rank%s; gradient all-reduce of %.1f MiB: %.2f ms, bus bandwidth %.2f GB/s\n",
+               w, w == 1 ? "" : "s", bytes / 1048576.0, 1e3 * t,
+               w > 1 ? 2.0 * (w - 1) / w * bytes / t / 1e9 : 0.0);
+    }
+    nn_params_free(&p);
+    return ret;
+}
+
 int cmd_dist_check(int argc, char **argv)
 {
     const char *cmd = "dist-check";
@@ -43,112 +158,16 @@ int cmd_dist_check(int argc, char **argv)
     nn_dist_options o = nn_dist_options_default();
     o.timeout_s = timeout;
     nn_dist *d = NULL;
-    nn_params p;
-    nn_params_init(&p);
-    nn_tensor *g = NULL, *grad = NULL;
-    int ret = CLI_FAIL;
     rc = nn_dist_options_validate(&o);
     if (rc < 0) return cli_fail(cmd, rc, "options");
     if ((rc = nn_dist_init_from_env(&d, &o)) < 0) return cli_fail(cmd, rc, "cannot join the job");
-    int r = nn_dist_rank(d), w = nn_dist_world_size(d);
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
-    printf("rank %d of %d (local rank %d) on %s, backend %s, %d thread%s\n", r, w,
-           nn_dist_local_rank(d), host, nn_dist_backend_name(d), gl_num_threads(),
+    printf("rank %d of %d (local rank %d) on %s, backend %s, %d thread%s\n", nn_dist_rank(d),
+           nn_dist_world_size(d), nn_dist_local_rank(d), host, nn_dist_backend_name(d), gl_num_threads(),
            gl_num_threads() == 1 ? "" : "s");
     fflush(stdout);
-
-    /* 1. Values: the sum of the ranks is W (W - 1) / 2; min 0, max W - 1. */
-    double v[3] = { r, r, r };
-    if ((rc = nn_dist_allreduce_values(d, v, 1, NN_DIST_SUM)) < 0 ||
-        (rc = nn_dist_allreduce_values(d, v + 1, 1, NN_DIST_MIN)) < 0 ||
-        (rc = nn_dist_allreduce_values(d, v + 2, 1, NN_DIST_MAX)) < 0) {
-        cli_fail(cmd, rc, "all-reduce of values");
-        goto done;
-    }
-    if (v[0] != 0.5 * w * (w - 1) || v[1] != 0 || v[2] != w - 1) {
-        fprintf(stderr, "glocal dist-check: rank %d: all-reduce gave sum %g min %g max %g, expected %g, 0, %d\n",
-                r, v[0], v[1], v[2], 0.5 * w * (w - 1), w - 1);
-        goto done;
-    }
-
-    /* 2. Broadcast: every rank fills with rank + 1; afterwards all hold 1. */
-    int64_t n = (int64_t)(mb * 1048576.0 / sizeof(float));
-    if (n < 1) n = 1;
-    if ((rc = nn_params_new(&p, &g, "g", &n, 1, NN_INIT_ZEROS, 0)) < 0 ||
-        (rc = nn_fill_(g, r + 1.0)) < 0 || (rc = nn_dist_broadcast_params(d, &p)) < 0) {
-        cli_fail(cmd, rc, "broadcast");
-        goto done;
-    }
-    double lo[1], hi[1];
-    nn_tensor *mx = NULL;
-    if ((rc = nn_max_all(&mx, g)) < 0 || (rc = nn_item(mx, hi)) < 0) {
-        nn_free(&mx);
-        cli_fail(cmd, rc, "broadcast check");
-        goto done;
-    }
-    nn_free(&mx);
-    lo[0] = hi[0];
-    if ((rc = nn_dist_allreduce_values(d, lo, 1, NN_DIST_MIN)) < 0 ||
-        (rc = nn_dist_allreduce_values(d, hi, 1, NN_DIST_MAX)) < 0) {
-        cli_fail(cmd, rc, "broadcast check");
-        goto done;
-    }
-    if (lo[0] != 1.0 || hi[0] != 1.0) {
-        fprintf(stderr, "glocal dist-check: rank %d: after the broadcast values range over [%g, %g], expected 1\n",
-                r, lo[0], hi[0]);
-        goto done;
-    }
-
-    /* 3. Gradients set to rank + 1 average to (W + 1) / 2; timed. */
-    double t_sum = 0;
-    for (long it = 0; it <= iters; it++) {
-        nn_tensor *sum = NULL, *loss = NULL; /* d(loss)/dg = rank + 1 everywhere */
-        if ((rc = nn_zero_grad(g)) < 0 || (rc = nn_sum(&sum, g, NULL, 0, 0)) < 0 ||
-            (rc = nn_mul_scalar(&loss, sum, r + 1.0)) < 0 || (rc = nn_backward(loss)) < 0) {
-            nn_free(&sum), nn_free(&loss);
-            cli_fail(cmd, rc, "making gradients");
-            goto done;
-        }
-        nn_free(&sum), nn_free(&loss);
-        if ((rc = nn_dist_barrier(d)) < 0) {
-            cli_fail(cmd, rc, "barrier");
-            goto done;
-        }
-        double t0 = gl_now();
-        if ((rc = nn_dist_allreduce_grads(d, &p)) < 0) {
-            cli_fail(cmd, rc, "gradient all-reduce");
-            goto done;
-        }
-        if (it > 0) t_sum += gl_now() - t0;
-    }
-    double gmin, gmax;
-    nn_tensor *gmn = NULL, *gmx = NULL, *neg = NULL;
-    if ((rc = nn_grad(&grad, g)) < 0 || (rc = nn_max_all(&gmx, grad)) < 0 || (rc = nn_item(gmx, &gmax)) < 0 ||
-        (rc = nn_unary(&neg, NN_NEG, grad)) < 0 || (rc = nn_max_all(&gmn, neg)) < 0 ||
-        (rc = nn_item(gmn, &gmin)) < 0) {
-        nn_free(&gmn), nn_free(&gmx), nn_free(&neg);
-        cli_fail(cmd, rc, "gradient check");
-        goto done;
-    }
-    nn_free(&gmn), nn_free(&gmx), nn_free(&neg);
-    gmin = -gmin;
-    double want = 0.5 * (w + 1);
-    if (fabs(gmin - want) > 1e-6 * want || fabs(gmax - want) > 1e-6 * want) {
-        fprintf(stderr, "glocal dist-check: rank %d: averaged gradients range over [%g, %g], expected %g\n",
-                r, gmin, gmax, want);
-        goto done;
-    }
-    if (r == 0) {
-        double t = t_sum / (double)iters, bytes = (double)n * sizeof(float);
-        printf("dist-check: ok, %d rank%s; gradient all-reduce of %.1f MiB: %.2f ms, bus bandwidth %.2f GB/s\n",
-               w, w == 1 ? "" : "s", bytes / 1048576.0, 1e3 * t,
-               w > 1 ? 2.0 * (w - 1) / w * bytes / t / 1e9 : 0.0);
-    }
-    ret = CLI_OK;
-done:
-    nn_free(&grad);
-    nn_params_free(&p);
+    int ret = dist_check_run(cmd, d, mb, iters);
     nn_dist_free(&d);
     return ret;
 }
