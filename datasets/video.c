@@ -353,7 +353,7 @@ static int reader_geometry(video_reader *r)
     return 0;
 }
 
-/* Long (~120 lines): FFmpeg's open sequence (input, stream, decoder, first picture), one error path. */
+/* Long (~150 lines): FFmpeg's open sequence (input, stream, decoder, first picture), one error path. */
 static int reader_open_raw(video_reader **rp, const char *path, const video_reader_opts *o)
 {
     video_reader *r = NULL;
