@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,3 +644,34 @@ void cli_progress_end(cli_progress *p, long done, const char *extra)
 {
     progress_draw(p, done, extra, 1);
 }
+
+/* ---- SIGINT / SIGTERM --------------------------------------------------------- */
+
+static volatile sig_atomic_t cli_caught;
+static struct sigaction cli_old_int, cli_old_term;
+static int cli_catching;
+
+static void cli_on_signal(int sig) { cli_caught = sig; }
+
+void cli_signals_catch(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    cli_caught = 0;
+    if (cli_catching) return;
+    sigaction(SIGINT, &sa, &cli_old_int);
+    sigaction(SIGTERM, &sa, &cli_old_term);
+    cli_catching = 1;
+}
+
+void cli_signals_restore(void)
+{
+    if (!cli_catching) return;
+    sigaction(SIGINT, &cli_old_int, NULL);
+    sigaction(SIGTERM, &cli_old_term, NULL);
+    cli_catching = 0;
+}
+
+int cli_signal_caught(void) { return cli_caught; }

@@ -226,4 +226,21 @@ void cli_progress_start(cli_progress *p, const char *label, long total);
 void cli_progress_update(cli_progress *p, long done, const char *extra);
 void cli_progress_end(cli_progress *p, long done, const char *extra);
 
+/* A clean stop on SIGINT or SIGTERM for long work (extract, train-motion,
+ * train-classifier, ncaa-import, stabilize, run): cli_signals_catch()
+ * installs a handler for both that only records the signal and forgets any
+ * signal recorded before; the work polls cli_signal_caught() between items
+ * (a clip, a step, a frame), finishes or drops the current one, saves its
+ * state and returns; the command then restores the previous handlers with
+ * cli_signals_restore() and exits with 128 + the signal (130 SIGINT, 143
+ * SIGTERM), as a shell reports a process killed by it. The handler has no
+ * SA_RESTART: a blocking read or wait returns EINTR, so a loop waiting on a
+ * child sees the signal at once. cli_signals_restore() does nothing unless
+ * the handlers are installed, and leaves cli_signal_caught() as it is. One
+ * pair at a time (the previous handlers are kept in one place). */
+void cli_signals_catch(void);
+void cli_signals_restore(void);
+/* The signal caught since cli_signals_catch() (the last one), or 0. */
+int cli_signal_caught(void);
+
 #endif

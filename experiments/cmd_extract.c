@@ -20,12 +20,6 @@
 
 GLOCAL_COMMAND(extract, "extract", "compute motion (GLOCAL, TV-L1, flow minus homography, RGB difference) into an HDF5 cache")
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig)
-{
-    interrupted = sig; /* the exit status is 128 + sig: 130 for SIGINT, 143 for SIGTERM */
-}
-
 /* The progress line (and, before the first clip, what a resume skips); a
  * Ctrl-C asks extract_run to stop. */
 typedef struct {
@@ -41,30 +35,23 @@ static int on_progress(void *ctx, const extract_progress *p)
             fprintf(stderr, "glocal extract: resuming %s: %ld of %ld clips already done\n", pc->out, p->resumed,
                     p->assigned);
         cli_progress_start(&pc->bar, "extract", p->assigned);
-        return interrupted;
+        return cli_signal_caught();
     }
     char extra[128];
     snprintf(extra, sizeof extra, "clips, %.1f pairs/s, %ld failed", p->seconds > 0 ? (double)p->pairs / p->seconds : 0.0,
              p->failed);
     if (p->last) cli_progress_end(&pc->bar, p->done, extra);
     else cli_progress_update(&pc->bar, p->done, extra);
-    return interrupted;
+    return cli_signal_caught();
 }
 
 /* extract_run with a progress line; Ctrl-C (or SIGTERM) stops it cleanly. */
 static int run_interruptible(const extract_config *ec, extract_progress *sum)
 {
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_signals_catch();
     progress_ctx pc = { .out = ec->out };
     int rc = extract_run(ec, on_progress, &pc, sum);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_restore();
     return rc;
 }
 
@@ -117,12 +104,12 @@ static int merge_shards(nn_dist *dist, const char *final_out)
     }
     /* the shards are published by rename before the barrier: a file that
      * exists is complete (a shared file system may show it a little later) */
-    for (int k = 1; k < world && !interrupted; k++)
-        for (int t = 0; access(ins[k], R_OK) != 0 && !interrupted; t++) {
+    for (int k = 1; k < world && !cli_signal_caught(); k++)
+        for (int t = 0; access(ins[k], R_OK) != 0 && !cli_signal_caught(); t++) {
             if (t == 120) return cli_fail(cmd, GL_EIO, "%s: not visible 120 s after its rank finished", ins[k]);
             sleep(1);
         }
-    if (interrupted) return 128 + interrupted;
+    if (cli_signal_caught()) return 128 + cli_signal_caught();
     if ((rc = cache_merge(final_out, ins, world)) < 0)
         return cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
     char note[64];
@@ -362,7 +349,7 @@ int cmd_extract(int argc, char **argv)
     rc = run_interruptible(&ec, &sum);
     if (rc == GL_ECANCELED) {
         fail(rc);
-        code = 128 + (interrupted ? interrupted : SIGINT);
+        code = 128 + (cli_signal_caught() ? cli_signal_caught() : SIGINT);
         goto done;
     }
     if (rc < 0) {

@@ -2,7 +2,6 @@
  * per-pair homographies, a smooth camera path, every frame warped and
  * cropped (motion/stabilize.h, experiments/stabilize_video.h). */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +50,6 @@ static int parse_crop(void *ctx, const char *v, char *why, size_t n)
     return 0;
 }
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig)
-{
-    interrupted = sig; /* the exit status is 128 + sig: 130 for SIGINT, 143 for SIGTERM */
-}
-
 /* The progress lines; a Ctrl-C (or SIGTERM) stops the passes at the next
  * frame, and the writers are aborted: no OUT, no temporary file. */
 static int progress(void *ctx, int stage, long done, long total)
@@ -67,7 +60,7 @@ static int progress(void *ctx, int stage, long done, long total)
     p[stage].total = total;
     if (done >= total) cli_progress_end(&p[stage], done, NULL);
     else cli_progress_update(&p[stage], done, NULL);
-    return interrupted;
+    return cli_signal_caught();
 }
 
 /* .avi: MPEG-4 (quality = qscale); anything else: H.264 (quality = CRF). */
@@ -192,13 +185,7 @@ int cmd_stabilize(int argc, char **argv)
     mc.work_width = work_w;
     mc.work_height = work_h;
     mc.batch = (int)batch;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_signals_catch();
     handlers = 1;
     double t0 = gl_now();
     long n = 0;
@@ -236,11 +223,10 @@ done:
     video_writer_abort(&w);
     video_writer_abort(&wc);
     if (handlers) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        if (interrupted) {
-            fprintf(stderr, "glocal %s: stopped by signal %d: nothing written\n", cmd, (int)interrupted);
-            code = 128 + interrupted;
+        cli_signals_restore();
+        if (cli_signal_caught()) {
+            fprintf(stderr, "glocal %s: stopped by signal %d: nothing written\n", cmd, cli_signal_caught());
+            code = 128 + cli_signal_caught();
         }
     }
     stab_plan_free(&plan);

@@ -1,6 +1,5 @@
 /* glocal train-motion — self-supervised training of the GLOCAL motion model. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +21,6 @@ typedef struct {
     double elapsed_s;
 } train_progress;
 
-/* SIGINT/SIGTERM: training stops after the current step and writes its
- * checkpoint; the exit status is 128 + the signal (130, 143). */
-static volatile sig_atomic_t stop_signal;
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
 static int on_status(void *ctx, const glocal_train_status *s)
 {
     train_progress *tp = ctx;
@@ -35,7 +29,9 @@ static int on_status(void *ctx, const glocal_train_status *s)
     char extra[96];
     snprintf(extra, sizeof extra, "step %ld loss %.4f", s->step, s->losses.total);
     if (s->rank == 0) cli_progress_update(&tp->bar, tp->by_time ? (long)s->elapsed_s : s->step - tp->step0, extra);
-    return stop_signal != 0;
+    /* SIGINT/SIGTERM: training stops after the current step and writes its
+     * checkpoint; the exit status is 128 + the signal (130, 143) */
+    return cli_signal_caught() != 0;
 }
 
 static int pool_progress(void *ctx, long done, long total)
@@ -257,22 +253,17 @@ int cmd_train_motion(int argc, char **argv)
     cli_progress_start(&tp.bar, tp.by_time ? "training (seconds)" : "training (steps)",
                        tp.by_time ? (long)ceil(o.minutes * 60) : (o.steps - step0 > 0 ? o.steps - step0 : 0));
     const double t0 = gl_now();
-    struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_signals_catch();
     rc = glocal_train(m, &src, &tc, on_status, &tp);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_restore();
     if (rank == 0) cli_progress_end(&tp.bar, tp.by_time ? (long)tp.elapsed_s : tp.step - tp.step0, NULL);
     if (rc == GL_ENUMERIC) { /* the message says which step and which checkpoint stays */
         fprintf(stderr, "glocal train-motion: %s.\n", gl_last_error());
         goto done;
     }
-    if (rc == GL_ECANCELED && stop_signal) {
+    if (rc == GL_ECANCELED && cli_signal_caught()) {
         fprintf(stderr, "glocal train-motion: %s; add --resume to the same command to continue.\n", gl_last_error());
-        code = 128 + stop_signal;
+        code = 128 + cli_signal_caught();
         goto done;
     }
     if (rc < 0) { cli_fail(cmd, rc, "training failed"); goto done; }
