@@ -85,50 +85,36 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Starts `glocal ARGS...` (output to tmpdir/log.txt); returns the pid. With
- * world > 1, as rank `rank` of a torchrun-style job on loopback port `port`. */
+/* In the child: rank rank_env[0] of a torchrun-style job of rank_env[1]
+ * ranks on loopback port rank_env[2]. */
+static void set_rank_env(void *ctx)
+{
+    const int *e = ctx;
+    char v[32];
+    snprintf(v, sizeof v, "%d", e[0]);
+    setenv("RANK", v, 1);
+    setenv("LOCAL_RANK", v, 1);
+    snprintf(v, sizeof v, "%d", e[1]);
+    setenv("WORLD_SIZE", v, 1);
+    snprintf(v, sizeof v, "%d", e[2]);
+    setenv("MASTER_PORT", v, 1);
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+}
+
+/* Starts `glocal ARGS...` (output appended to tmpdir/log.txt); returns the
+ * pid. With world > 1, as rank `rank` of a torchrun-style job on loopback
+ * port `port`. */
 static pid_t spawn_rank(const char *const *args, int rank, int world, int port)
 {
     char log[300];
     snprintf(log, sizeof log, "%s/log.txt", tmpdir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (world > 1) {
-            char v[32];
-            snprintf(v, sizeof v, "%d", rank);
-            setenv("RANK", v, 1);
-            setenv("LOCAL_RANK", v, 1);
-            snprintf(v, sizeof v, "%d", world);
-            setenv("WORLD_SIZE", v, 1);
-            snprintf(v, sizeof v, "%d", port);
-            setenv("MASTER_PORT", v, 1);
-            setenv("MASTER_ADDR", "127.0.0.1", 1);
-        }
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        char *argv[32];
-        int n = 0;
-        argv[n++] = (char *)GLOCAL_BINARY;
-        for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(GLOCAL_BINARY, argv);
-        _exit(127);
-    }
-    return pid;
+    int env[3] = { rank, world, port };
+    return test_spawn(GLOCAL_BINARY, log, 1, args, world > 1 ? set_rank_env : NULL, env);
 }
 
 static pid_t spawn(const char *const *args) { return spawn_rank(args, 0, 1, 0); }
 
-static int run(const char *const *args)
-{
-    pid_t pid = spawn(args);
-    int st;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+static int run(const char *const *args) { return test_wait_status(spawn(args)); }
 
 static void assert_same(const char *pa, const char *pb)
 {

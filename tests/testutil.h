@@ -3,6 +3,7 @@
 #define GLOCAL_TESTUTIL_H
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -94,6 +95,43 @@ static inline int test_tmpdir_remove(const char *dir)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Starts `binary ARGS...` (args NULL-terminated, at most 62) in a child
+ * process with stdout and stderr to `log` (appended when `append`, else
+ * truncated; created either way). `child` (may be NULL) runs in the child
+ * just before the exec, with ctx: environment variables, resource limits.
+ * Returns the pid, or -1 when fork fails. */
+static inline pid_t test_spawn(const char *binary, const char *log, int append, const char *const *args,
+                               void (*child)(void *ctx), void *ctx)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (child) child(ctx);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)binary;
+        for (; args[n - 1] && n < 63; n++) argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(binary, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The exit status of pid, 128 + N when signal N ended it (as a shell says);
+ * -1 when there is no such child. */
+static inline int test_wait_status(pid_t pid)
+{
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* A TCP port on loopback that was free a moment ago (for c10d rendezvous). */
