@@ -40,7 +40,7 @@ uint64_t loader_sample_seed(uint64_t seed, long epoch, long pos)
 loader_config loader_config_default(void)
 {
     loader_config c = { .batch_size = 32, .threads = 0, .prefetch = 2, .seed = 0, .shuffle = 1,
-                        .drop_last = 0, .start_epoch = 0, .epochs = 0, .rank = 0, .world = 1 };
+                        .drop_last = 0, .start_epoch = 0, .start_batch = 0, .epochs = 0, .rank = 0, .world = 1 };
     return c;
 }
 
@@ -51,6 +51,7 @@ int loader_config_validate(const loader_config *c)
     if (c->threads < 0 || c->threads > 256) return gl_error(GL_EINVAL, "loader config: threads %d, expected 0..256", c->threads);
     if (c->prefetch < 1 || c->prefetch > 64) return gl_error(GL_EINVAL, "loader config: prefetch %d, expected 1..64", c->prefetch);
     if (c->start_epoch < 0) return gl_error(GL_EINVAL, "loader config: start_epoch %ld, expected >= 0", c->start_epoch);
+    if (c->start_batch < 0) return gl_error(GL_EINVAL, "loader config: start_batch %ld, expected >= 0", c->start_batch);
     if (c->epochs < 0) return gl_error(GL_EINVAL, "loader config: epochs %ld, expected >= 0", c->epochs);
     if (c->world < 1) return gl_error(GL_EINVAL, "loader config: world %d, expected >= 1", c->world);
     if (c->rank < 0 || c->rank >= c->world)
@@ -230,6 +231,13 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
         return gl_error(GL_EINVAL, "loader_open: %ld items make no full batch of %ld (drop_last)", src->count, B);
     }
     l->total = cfg->epochs > 0 && cfg->epochs < LONG_MAX / l->nb ? cfg->epochs * l->nb : LONG_MAX;
+    if (cfg->start_batch >= l->nb) {
+        long nb = l->nb;
+        gl_free(l);
+        return gl_error(GL_EINVAL, "loader_open: start_batch %ld, expected 0..%ld (batches per epoch)", cfg->start_batch,
+                        nb - 1);
+    }
+    l->cur = cfg->start_batch; /* global batch g lives in slot g % nslots: the first is start_batch */
     l->nslots = cfg->prefetch + 1;
     l->nthreads = cfg->threads > 0 ? cfg->threads : gl_num_threads();
     if (l->nthreads < 1) l->nthreads = 1;
@@ -245,7 +253,10 @@ int loader_open(loader **out, const loader_source *src, const loader_config *cfg
             !(s->seeds = gl_malloc(rb * sizeof *s->seeds)) ||
             !(s->positions = gl_malloc(rb * sizeof *s->positions)))
             goto fail;
-        slot_assign(l, s, i);
+    }
+    for (int i = 0; i < l->nslots; i++) {
+        long g = cfg->start_batch + i;
+        slot_assign(l, &l->slots[g % l->nslots], g);
     }
     if (!(l->tids = gl_calloc((size_t)l->nthreads, sizeof *l->tids))) goto fail;
     if (pthread_mutex_init(&l->mu, NULL) != 0) { rc = gl_error(GL_ESYSTEM, "loader_open: cannot create a mutex"); goto fail; }

@@ -88,6 +88,9 @@ typedef struct {
     int shuffle;         /* 1: a new permutation every epoch */
     int drop_last;       /* 1: drop an incomplete last batch */
     long start_epoch;    /* first epoch produced (resume) */
+    long start_batch;    /* batches of start_epoch already taken (a resume in the middle of
+                            an epoch): its first batch produced is this one, 0..batches-1;
+                            the same batches, in the same order, as an uninterrupted run */
     long epochs;         /* epochs to produce; 0 = unlimited */
     /* Data parallelism (torch's DistributedSampler): this process is rank
      * `rank` of `world`. The epoch's visiting order is padded by wrapping

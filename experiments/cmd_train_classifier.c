@@ -20,10 +20,12 @@ typedef struct {
     long epoch;
 } progress_ctx;
 
+/* SIGINT/SIGTERM: training stops after the current step and writes its
+ * checkpoint (cls_train), on every rank: the exit status is 128 + the signal. */
 static int on_step(void *vctx, const cls_train_status *s)
 {
     progress_ctx *p = vctx;
-    if (s->rank != 0) return 0; /* rank 0 shows the progress of all (combined-batch numbers) */
+    if (s->rank != 0) return cli_signal_caught(); /* rank 0 shows the progress of all (combined-batch numbers) */
     char extra[160];
     snprintf(extra, sizeof extra, "loss %.4f acc %.3f lr %.3g %.1f clips/s", s->loss, s->acc, s->lr, s->clips_per_s);
     if (!p->started || p->epoch != s->epoch) {
@@ -35,7 +37,7 @@ static int on_step(void *vctx, const cls_train_status *s)
     }
     if (s->end_of_epoch) cli_progress_end(&p->pr, s->batch, extra);
     else cli_progress_update(&p->pr, s->batch, extra);
-    return 0;
+    return cli_signal_caught();
 }
 
 /* --depth D: --arch resnetD, whichever of the two comes last. */
@@ -131,7 +133,9 @@ int cmd_train_classifier(int argc, char **argv)
                  "field of a stack). After every epoch DIR/checkpoint.h5 is written atomically\n"
                  "(model, optimizer state, step, options) and a line is added to DIR/train.jsonl\n"
                  "(epoch, step, loss, accuracy, lr, clips/s). --resume continues an interrupted\n"
-                 "run exactly where its last checkpoint left it. A non-finite loss stops the run.\n",
+                 "run exactly where its last checkpoint left it. A non-finite loss stops the run.\n"
+                 "SIGINT or SIGTERM stops it after the current step with a checkpoint of that\n"
+                 "step (exit status 130 / 143), which --resume continues.\n",
         .epilog = "Data-parallel training (torch.distributed c10d, Gloo on CPU): run one process per\n"
                   "rank, e.g. `glocal launch -n 2 -- glocal --threads 1 train-classifier ...` or under\n"
                   "torchrun/Slurm (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). --batch is the global\n"
@@ -207,7 +211,18 @@ int cmd_train_classifier(int argc, char **argv)
         fprintf(stderr, "glocal %s: %d ranks (%s), %d clips per rank per batch\n", cmd, world, nn_dist_backend_name(dist),
                 tc.batch_size / world);
     progress_ctx pc = { 0 };
-    if ((rc = cls_train(c, &d.src, &tc, on_step, &pc)) < 0) { cli_fail(cmd, rc, "training failed"); goto done; }
+    cli_signals_catch();
+    rc = cls_train(c, &d.src, &tc, on_step, &pc);
+    cli_signals_restore();
+    if (rc == GL_ECANCELED && cli_signal_caught()) {
+        if (rank == 0) {
+            if (pc.started && pc.pr.tty) fputc('\n', stderr); /* after the progress line */
+            fprintf(stderr, "glocal %s: %s; add --resume to the same command to continue.\n", cmd, gl_last_error());
+        }
+        status = 128 + cli_signal_caught();
+        goto done;
+    }
+    if (rc < 0) { cli_fail(cmd, rc, "training failed"); goto done; }
     if (rank == 0) printf("%s\n", ckpt);
     status = CLI_OK;
 done:

@@ -120,7 +120,8 @@ typedef struct {
     double clip_grad;         /* max global gradient norm; 0 = off (TSN: 40 / 20) */
     long epochs;
     uint64_t seed;            /* loader order, augmentation and dropout */
-    const char *checkpoint;   /* written after every epoch (atomic); NULL = none */
+    const char *checkpoint;   /* written after every epoch (atomic), and where the callback stops
+                                 training inside an epoch; NULL = none */
     const char *resume;       /* checkpoint to continue from; NULL = start fresh */
     const char *config_json;  /* stored in every checkpoint (may be NULL) */
     const char *log_path;     /* JSON lines, one per epoch, rewritten atomically; on a resume
@@ -157,7 +158,10 @@ typedef struct {
 /* Called after every step (and with end_of_epoch = 1 after each epoch) on
  * every rank (loss, acc and clips/s are the same everywhere: over the
  * combined batch; show progress only where rank == 0); return nonzero to
- * stop (GL_ECANCELED); one rank asking stops all of them. */
+ * stop (GL_ECANCELED); one rank asking stops all of them. A stop inside an
+ * epoch writes cfg->checkpoint at that step, and a resume from it continues
+ * with the epoch's next batch exactly as the uninterrupted run would (its
+ * log line then averages only the batches run after the resume). */
 typedef int (*cls_train_callback)(void *ctx, const cls_train_status *s);
 
 /* Trains on `train` (samples [S, C, H, W], labels) for cfg->epochs epochs. */

@@ -125,6 +125,21 @@ static int log_start(const char *path, int resume, long start_epoch, char **log,
     return 0;
 }
 
+/* Rank 0 writes cfg->checkpoint (atomically): parameters, optimizer state
+ * (exported into *state) and the step; other ranks and a NULL path do nothing. */
+static int checkpoint_write(const cls_train_config *cfg, nn_params *p, nn_optimizer *opt, nn_params *state,
+                            int64_t step, int rank)
+{
+    if (!cfg->checkpoint || rank != 0) return 0;
+    nn_params_free(state);
+    nn_params_init(state);
+    int rc = nn_optimizer_state_export(opt, state);
+    if (rc < 0) return rc;
+    nn_checkpoint_meta meta = { .step = step, .config_json = cfg->config_json, .optimizer_state = state,
+                                .optimizer_kind = cfg->opt.kind == NN_OPT_SGD ? "sgd" : cfg->opt.kind == NN_OPT_ADAM ? "adam" : "adamw" };
+    return nn_checkpoint_save(cfg->checkpoint, p, &meta);
+}
+
 /* Runs the callback; 1 when it asks to stop on any rank (all ranks agree). */
 static int stop_requested(nn_dist *dist, cls_train_callback cb, void *cb_ctx, const cls_train_status *st)
 {
@@ -177,13 +192,9 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     lc.epochs = 1; /* set below */
     long nb = lc.drop_last ? padded / cfg->batch_size : 1;
     long start_epoch = (long)(step / nb);
-    if (step % nb) {
-        rc = gl_error(GL_EINVAL, "%s: step %lld is not at an epoch boundary of %ld steps (different batch size or number of ranks?)",
-                      cfg->resume, (long long)step, nb);
-        goto fail;
-    }
     if (start_epoch >= cfg->epochs) goto done; /* already trained */
     lc.start_epoch = start_epoch;
+    lc.start_batch = (long)(step % nb); /* a checkpoint written by a stop inside an epoch */
     lc.epochs = cfg->epochs - start_epoch;
     if ((rc = loader_open(&ld, train, &lc)) < 0) goto fail;
     nn_lr_schedule sched = nn_lr_schedule_default();
@@ -200,9 +211,10 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
     cls_train_status st = { .total_steps = cfg->epochs * nb, .batches = nb, .rank = R, .world = W };
     /* dropout: rank 0 keeps the one-process masks, other ranks draw their own */
     uint64_t drop_seed = cfg->seed + (uint64_t)R * GL_SPLITMIX64_GAMMA;
+    int stopping = 0; /* a stop asked after the last step of an epoch */
     for (long epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         double loss_sum = 0, correct = 0, seen = 0, t0 = gl_now();
-        long bi = 0;
+        long bi = epoch == start_epoch ? lc.start_batch : 0;
         for (;;) {
             const loader_batch *b;
             rc = loader_next(ld, &b);
@@ -261,16 +273,19 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             st.clips_per_s = seen / (gl_now() - t0 + 1e-12);
             st.end_of_epoch = 0;
             if ((rc = stop_requested(dist, cb, cb_ctx, &st)) < 0) goto fail;
-            if (rc) { rc = gl_error(GL_ECANCELED, "training stopped on request at step %lld", (long long)step); goto fail; }
+            if (rc && bi == nb) { /* the epoch's last step: its checkpoint and log line first */
+                stopping = 1;
+                break;
+            }
+            if (rc) { /* inside an epoch: a checkpoint that a resume continues at the next batch */
+                if ((rc = checkpoint_write(cfg, p, opt, &state, step, R)) < 0) goto fail;
+                rc = gl_error(GL_ECANCELED, "training stopped on request at step %lld (epoch %ld, batch %ld of %ld)%s%s",
+                              (long long)step, epoch + 1, bi, nb, cfg->checkpoint ? "; checkpoint " : "",
+                              cfg->checkpoint ? cfg->checkpoint : "");
+                goto fail;
+            }
         }
-        if (cfg->checkpoint && R == 0) {
-            nn_params_free(&state);
-            nn_params_init(&state);
-            if ((rc = nn_optimizer_state_export(opt, &state)) < 0) goto fail;
-            nn_checkpoint_meta meta = { .step = step, .config_json = cfg->config_json, .optimizer_state = &state,
-                                        .optimizer_kind = cfg->opt.kind == NN_OPT_SGD ? "sgd" : cfg->opt.kind == NN_OPT_ADAM ? "adam" : "adamw" };
-            if ((rc = nn_checkpoint_save(cfg->checkpoint, p, &meta)) < 0) goto fail;
-        }
+        if ((rc = checkpoint_write(cfg, p, opt, &state, step, R)) < 0) goto fail;
         if (cfg->log_path && R == 0) {
             char line[512];
             int k = snprintf(line, sizeof line,
@@ -284,7 +299,8 @@ int cls_train(classifier *c, const loader_source *train, const cls_train_config 
             if ((rc = gl_write_file_atomic(cfg->log_path, log, log_len)) < 0) goto fail;
         }
         st.end_of_epoch = 1;
-        if ((rc = stop_requested(dist, cb, cb_ctx, &st)) < 0) goto fail;
+        if (!stopping && (rc = stop_requested(dist, cb, cb_ctx, &st)) < 0) goto fail;
+        if (stopping) rc = 1;
         if (rc) { rc = gl_error(GL_ECANCELED, "training stopped on request after epoch %ld", epoch + 1); goto fail; }
     }
 done:

@@ -485,6 +485,13 @@ static int stop_after_first_epoch(void *ctx, const cls_train_status *s)
     return s->end_of_epoch && s->epoch == 0;
 }
 
+/* In the middle of epoch 2 (2 batches per epoch). */
+static int stop_at_step_3(void *ctx, const cls_train_status *s)
+{
+    (void)ctx;
+    return !s->end_of_epoch && s->step == 3;
+}
+
 static void test_resume_continues_identically(void **state)
 {
     (void)state;
@@ -555,6 +562,32 @@ static void test_resume_continues_identically(void **state)
     OK(cls_train(c4, &src, &tc, NULL, NULL));
     for (int i = 0; i < p1->n; i++) assert_true(nn_equal(p1->tensors[i], classifier_params(c4)->tensors[i]));
     classifier_free(&c4);
+    /* stopped inside an epoch: the checkpoint holds that step, and the resume
+     * takes the epoch's remaining batch as the straight run did */
+    char mid[300];
+    tmp_path(mid, sizeof mid, "mid.h5");
+    classifier *c5, *c6;
+    nn_manual_seed(7);
+    OK(classifier_new(&c5, &cfg));
+    tc.threads = 2;
+    tc.checkpoint = mid;
+    assert_int_equal(cls_train(c5, &src, &tc, stop_at_step_3, NULL), GL_ECANCELED);
+    int64_t mid_step = -1;
+    nn_manual_seed(99);
+    OK(classifier_new(&c6, &cfg));
+    OK(nn_checkpoint_load(mid, classifier_params(c6), &mid_step, NULL, NULL));
+    assert_int_equal(mid_step, 3);
+    tc.resume = mid;
+    OK(cls_train(c6, &src, &tc, NULL, NULL));
+    for (int i = 0; i < p1->n; i++) {
+        double d6;
+        OK(nn_max_abs_diff(p1->tensors[i], classifier_params(c6)->tensors[i], &d6));
+        if (!nn_equal(p1->tensors[i], classifier_params(c6)->tensors[i]))
+            fail_msg("%s differs by %g after a resume inside an epoch", p1->names[i], d6);
+    }
+    classifier_free(&c5);
+    classifier_free(&c6);
+    tc.resume = NULL;
     /* and the epochs differ from one another (the test can fail) */
     double d;
     OK(nn_max_abs_diff(nn_params_find(classifier_params(c2), "fc.weight"), nn_params_find(p1, "fc.weight"), &d));

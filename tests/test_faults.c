@@ -2,7 +2,8 @@
  * extract` (once the first clip is spooled) and SIGINT during train-motion
  * (once a checkpoint is written) stop with 143 / 130, leave no temporary file,
  * and the same command (train-motion: with --resume) finishes to the result
- * of an uninterrupted run. Disk full: `glocal extract`, a train-motion
+ * of an uninterrupted run; SIGTERM during train-classifier leaves the
+ * checkpoint of the step it stopped at, which --resume continues. Disk full: `glocal extract`, a train-motion
  * checkpoint and `glocal synth` run with a file size limit (RLIMIT_FSIZE,
  * SIGXFSZ ignored, so a write past it fails with EFBIG as a full disk fails
  * with ENOSPC; no root needed). Each must exit 1 (never a signal) with a
@@ -46,45 +47,26 @@ static int teardown(void **state)
     return test_tmpdir_remove(tmpdir);
 }
 
+/* In the child: files limited to *(long *)ctx bytes. */
+static void limit_files(void *ctx)
+{
+    long limit = *(const long *)ctx;
+    signal(SIGXFSZ, SIG_IGN); /* kept across exec: writes fail with EFBIG */
+    struct rlimit rl = { (rlim_t)limit, (rlim_t)limit };
+    setrlimit(RLIMIT_FSIZE, &rl);
+}
+
 /* Starts `glocal ARGS...` with files limited to `limit` bytes (0: no limit),
  * stdout and stderr to `log`; returns the pid. */
 static pid_t spawn_limited(long limit, const char *log, const char *const *args)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (limit > 0) {
-            signal(SIGXFSZ, SIG_IGN); /* kept across exec: writes fail with EFBIG */
-            struct rlimit rl = { (rlim_t)limit, (rlim_t)limit };
-            setrlimit(RLIMIT_FSIZE, &rl);
-        }
-        char *argv[40];
-        int n = 0;
-        argv[n++] = (char *)GLOCAL_BINARY;
-        for (; args[n - 1] && n < 39; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(GLOCAL_BINARY, argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* The exit status of pid, 128 + N for signal N (as a shell says). */
-static int wait_status(pid_t pid)
-{
-    int st;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return test_spawn(GLOCAL_BINARY, log, 0, args, limit > 0 ? limit_files : NULL, &limit);
 }
 
 /* Runs `glocal ARGS...` like spawn_limited; returns its exit status. */
 static int run_limited(long limit, const char *log, const char *const *args)
 {
-    return wait_status(spawn_limited(limit, log, args));
+    return test_wait_status(spawn_limited(limit, log, args));
 }
 
 /* The log names `what` and says the file got too large. */
@@ -346,7 +328,7 @@ static void test_extract_sigterm(void **state)
     assert_true(pid > 0);
     assert_true(wait_for_file(parts, "c0"));
     kill(pid, SIGTERM);
-    assert_int_equal(wait_status(pid), 143);
+    assert_int_equal(test_wait_status(pid), 143);
     assert_int_equal(access(out, F_OK), -1);
     assert_int_equal(count_named(tmpdir, ".tmp"), 0);
     char *text = test_read_text(log);
@@ -374,7 +356,7 @@ static void test_train_sigint(void **state)
     assert_true(pid > 0);
     assert_true(wait_for_file(dir, "glocal.h5"));
     kill(pid, SIGINT);
-    assert_int_equal(wait_status(pid), 130);
+    assert_int_equal(test_wait_status(pid), 130);
     assert_int_equal(count_named(dir, ".tmp"), 0);
     long step = checkpoint_step(ckpt);
     assert_true(step >= 1);
@@ -383,6 +365,58 @@ static void test_train_sigint(void **state)
     const char *more[] = TRAIN_ARGS(steps, "--resume", NULL);
     assert_int_equal(run_limited(0, log, more), 0);
     assert_int_equal(checkpoint_step(ckpt), step + 2);
+}
+
+/* The "step" of the first line of a train.jsonl (the steps of one epoch). */
+static long first_epoch_steps(const char *log_path)
+{
+    char *text = test_read_text(log_path);
+    assert_non_null(text);
+    const char *p = strstr(text, "\"step\": ");
+    assert_non_null(p);
+    long steps = strtol(p + 8, NULL, 10);
+    gl_free(text);
+    return steps;
+}
+
+/* SIGTERM once an epoch is logged: exit 143 with a checkpoint of the step it
+ * stopped at (inside an epoch too) and no temporary file; --resume continues
+ * from that step to the end of the requested epochs. */
+static void test_train_classifier_sigterm(void **state)
+{
+    (void)state;
+    char dir[300], ckpt[320], jsonl[320], log[300], epochs[32];
+    snprintf(dir, sizeof dir, "%s/cls_sig", tmpdir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", dir);
+    snprintf(jsonl, sizeof jsonl, "%s/train.jsonl", dir);
+    snprintf(log, sizeof log, "%s/cls_sig.log", tmpdir);
+    const char *ds = dataset();
+#define CLS_ARGS(e, ...) { "--threads", "1", "train-classifier", "--data", ds, "--out", dir, "--arch", "tiny", \
+                           "--size", "16x16", "--decode", "32x32", "--segments", "2", "--batch", "1",       \
+                           "--schedule", "constant", "--workers", "1", "--epochs", e, __VA_ARGS__ }
+    const char *args[] = CLS_ARGS("100000", NULL);
+    pid_t pid = spawn_limited(0, log, args);
+    assert_true(pid > 0);
+    for (int t = 0; t < 12000 && access(jsonl, F_OK) != 0; t++) usleep(5000);
+    assert_int_equal(access(jsonl, F_OK), 0);
+    kill(pid, SIGTERM);
+    assert_int_equal(test_wait_status(pid), 143);
+    assert_int_equal(count_named(dir, ".tmp"), 0);
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    if (!strstr(text, "add --resume to the same command")) fail_msg("no resume hint in:\n%s", text);
+    gl_free(text);
+    long nb = first_epoch_steps(jsonl), step = checkpoint_step(ckpt);
+    assert_true(nb >= 1);
+    assert_true(step >= nb);
+    print_message("stopped at step %ld (%ld per epoch)\n", step, nb);
+    long want = step / nb + 2;
+    snprintf(epochs, sizeof epochs, "%ld", want);
+    const char *more[] = CLS_ARGS(epochs, "--resume", NULL);
+#undef CLS_ARGS
+    assert_int_equal(run_limited(0, log, more), 0);
+    assert_int_equal(checkpoint_step(ckpt), want * nb);
+    assert_int_equal(count_named(dir, ".tmp"), 0);
 }
 
 /* A damaged clip (the real UCF-101 clip with 300-byte holes, made here) beside
@@ -453,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_synth_full),
         cmocka_unit_test(test_extract_sigterm),
         cmocka_unit_test(test_train_sigint),
+        cmocka_unit_test(test_train_classifier_sigterm),
         cmocka_unit_test(test_extract_damaged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -173,6 +173,7 @@ static void test_memory_bound_and_resume(void **state)
     assert_int_equal(b->items[0], first_item);
     assert_true(b->data[0] == first_val);
     for (int i = 1; i < 25; i++) OK(loader_next(l, &b)); /* the rest of the 25 batches of epoch 0 */
+    long last_item = b->items[0];
     assert_int_equal(loader_next(l, &b), GL_EOF);
     OK(loader_next(l, &b));
     assert_int_equal(b->epoch, 1);
@@ -186,6 +187,24 @@ static void test_memory_bound_and_resume(void **state)
     assert_int_equal(b->items[0], e1_item);
     assert_true(b->data[0] == e1_val);
     loader_close(&l);
+    /* starting at batch 24 of epoch 0 (a resume inside an epoch): its last
+     * batch, the end of the epoch, then epoch 1 as in the long run */
+    c.start_epoch = 0;
+    c.start_batch = 24;
+    OK(loader_open(&l, &src, &c));
+    OK(loader_next(l, &b));
+    assert_int_equal(b->epoch, 0);
+    assert_int_equal(b->index, 24);
+    assert_int_equal(b->items[0], last_item);
+    assert_int_equal(loader_next(l, &b), GL_EOF);
+    OK(loader_next(l, &b));
+    assert_int_equal(b->epoch, 1);
+    assert_int_equal(b->index, 0);
+    assert_int_equal(b->items[0], e1_item);
+    assert_true(b->data[0] == e1_val);
+    loader_close(&l);
+    c.start_batch = 25; /* past the epoch */
+    assert_int_equal(loader_open(&l, &src, &c), GL_EINVAL);
     pthread_mutex_destroy(&s.mu);
 }
 
