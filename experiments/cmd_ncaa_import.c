@@ -22,7 +22,7 @@ static int on_progress(void *ctx, long done, long total)
     progress_ctx *p = ctx;
     p->bar.total = total;
     cli_progress_update(&p->bar, done, "events");
-    return 0;
+    return cli_signal_caught(); /* SIGINT/SIGTERM: stop after the clip window being cut */
 }
 
 /* All error lines into OUT/import_errors.txt (atomically); removes a stale
@@ -93,7 +93,9 @@ int cmd_ncaa_import(int argc, char **argv)
                   "resumed; every clip is written atomically. Games without a video are\n"
                   "reported and skipped; a window past the end of its video fails that event\n"
                   "only. All failures are listed in OUT/import_errors.txt. Exit code: 0 all\n"
-                  "events done, 1 some failed or the run stopped, 2 usage error.\n",
+                  "events done, 1 some failed or the run stopped, 2 usage error, 130\n"
+                  "interrupted (SIGINT), 143 terminated (SIGTERM): the clips being cut are\n"
+                  "finished, the lists are not written; rerun to continue.\n",
     };
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;
@@ -107,7 +109,17 @@ int cmd_ncaa_import(int argc, char **argv)
     cfg.progress = on_progress;
     cfg.progress_ctx = &pc;
     ncaa_import_report rep;
+    cli_signals_catch();
     rc = ncaa_import(&cfg, &rep);
+    cli_signals_restore();
+    if (rc == GL_ECANCELED && cli_signal_caught()) {
+        if (pc.bar.tty) fputc('\n', stderr); /* after the progress line */
+        fprintf(stderr, "glocal %s: stopped by signal %d after %ld clips written, %ld skipped, %ld failed; "
+                "run the same command again to continue\n", cmd, cli_signal_caught(), rep.written, rep.skipped,
+                rep.failed);
+        ncaa_import_report_release(&rep);
+        return 128 + cli_signal_caught();
+    }
     if (rc < 0) {
         int code = cli_fail(cmd, rc, "import stopped after %ld written, %ld skipped, %ld failed",
                             rep.written, rep.skipped, rep.failed);

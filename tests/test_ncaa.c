@@ -672,6 +672,66 @@ static void test_import_killed(void **state)
     assert_false(file_exists(p));
 }
 
+/* SIGTERM once the first clip is in place: the command finishes the window
+ * it is cutting and exits 143 without the lists and without a temporary
+ * file; the same command then cuts the rest and writes the lists. */
+static void test_import_sigterm(void **state)
+{
+    (void)state;
+    char videos[512], csv0[512], csv[600], out[512], log[600], rel[128], p[1024];
+    setup_import(videos, csv0, sizeof videos);
+    snprintf(csv, sizeof csv, "%s/sig.csv", tmpdir);
+    snprintf(out, sizeof out, "%s/out_sig", tmpdir);
+    snprintf(log, sizeof log, "%s/sig.log", tmpdir);
+    enum { N = 60 };
+    char text[N * 128] = "", row[128];
+    for (int k = 0; k < N; k++) {
+        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n",
+                 k * 60, k * 60 + 4000, k * 60 + 3000);
+        strcat(text, row);
+    }
+    write_text(csv, text);
+    const char *args[] = { "--threads", "1", "ncaa-import", "--csv", csv, "--videos", videos, "--out", out, NULL };
+    pid_t pid = test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL);
+    assert_true(pid > 0);
+    char first[1024];
+    snprintf(first, sizeof first, "%s/StealSuccess/v_StealSuccess_g001_c00001.avi", out);
+    for (int t = 0; t < 6000 && !file_exists(first); t++) usleep(5000);
+    kill(pid, SIGTERM);
+    assert_int_equal(test_wait_status(pid), 143);
+    char *said = test_read_text(log);
+    assert_non_null(said);
+    if (!strstr(said, "stopped by signal 15") || !strstr(said, "run the same command again to continue"))
+        fail_msg("%s", said);
+    gl_free(said);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '*.tmp.*')\"", out);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/trainlist01.txt", out);
+    assert_false(file_exists(p));
+    int left = 0;
+    for (int k = 0; k < N; k++) {
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        snprintf(p, sizeof p, "%s/%s", out, rel);
+        if (!file_exists(p)) continue;
+        check_clip(out, rel, k * 60, k * 60 + 4000, GW, GH);
+        left++;
+    }
+    assert_true(left >= 1 && left < N);
+    assert_int_equal(test_wait_status(test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL)), 0);
+    said = test_read_text(log);
+    char want[128];
+    snprintf(want, sizeof want, "%d events in 1 games: %d clips written, %d already there, 0 failed", N, N - left, left);
+    if (!strstr(said, want)) fail_msg("expected '%s' in:\n%s", want, said);
+    gl_free(said);
+    for (int k = 0; k < N; k++) {
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        check_clip(out, rel, k * 60, k * 60 + 4000, GW, GH);
+    }
+    snprintf(p, sizeof p, "%s/trainlist01.txt", out);
+    assert_true(file_exists(p));
+}
+
 /* Games cut in parallel give the same bytes and the same report as one at
  * a time (the writer is bit-exact; errors are ordered by CSV line). */
 static void test_import_parallel_same(void **state)
@@ -824,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_import_end_to_end),
         cmocka_unit_test(test_import_cancel),
         cmocka_unit_test(test_import_killed),
+        cmocka_unit_test(test_import_sigterm),
         cmocka_unit_test(test_import_disk_full),
         cmocka_unit_test(test_import_broken_game),
         cmocka_unit_test(test_import_parallel_same),
