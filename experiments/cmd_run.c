@@ -194,6 +194,9 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
         snprintf(rf, sizeof rf, "%s/%s", res->dir, resume_file ? resume_file : "");
         if (!resume_file || access(rf, R_OK) == 0) av_add(a, "%s", resume_flag);
     }
+    if (cli_signal_caught()) /* SIGINT/SIGTERM: no new stage */
+        return gl_error(GL_ECANCELED, "stopped by signal %d before stage %s; rerun the same command to resume",
+                        cli_signal_caught(), name);
     fprintf(stderr, "glocal run: %-28s %s\n", name, resume ? "resuming" : "running");
     char log[PATH_MAX + 16];
     snprintf(log, sizeof log, "%s/log.txt", res->dir);
@@ -201,6 +204,11 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
     int status = stage_exec(name, a->v, log);
     res->seconds = gl_now() - t0;
     if (status < 0) return status;
+    /* stopped by the signal stage_exec passed on: not done (one that
+     * finished before it is, and is marked so below) */
+    if (status != 0 && cli_signal_caught())
+        return gl_error(GL_ECANCELED, "stopped by signal %d during stage %s (exit status %d, its log is %s); "
+                        "rerun the same command to resume", cli_signal_caught(), name, status, log);
     /* partial_ok: exit status 1 with this file in the stage folder means the
      * stage finished and recorded items it had to skip (glocal extract: bad or
      * missing videos, kept in the cache's /errors). The run goes on and says so. */
@@ -541,7 +549,9 @@ static int parse_options(runner *r, int argc, char **argv, const char **config, 
                  "Every stage's output lives in OUT/stages/NAME with its log (log.txt, which\n"
                  "starts with the exact command). A stage is keyed by its command line and the\n"
                  "stages it reads: a re-run skips finished stages, resumes an interrupted one,\n"
-                 "and redoes only what a changed config touches.\n\n"
+                 "and redoes only what a changed config touches. SIGINT or SIGTERM is passed\n"
+                 "on to the running stages, which stop cleanly and are not marked done; the\n"
+                 "exit status is then 130 / 143 and a re-run resumes.\n\n"
                  "CONFIG is experiments/synthetic.cfg, ucf101.cfg, ncaa.cfg or your own.\n",
         .epilog = "Global options (before 'run') apply to every stage: --threads N, --device cuda.\n",
     };
@@ -603,6 +613,8 @@ static int run_stages(runner *r)
     /* fusions */
     stage_result *s_fuse[EXP_MAX_FUSIONS] = { 0 };
     if ((rc = stage_fusions(r, s_eval, s_fuse)) < 0) return rc;
+    if (cli_signal_caught()) return gl_error(GL_ECANCELED, "stopped by signal %d; rerun the same command to resume",
+                                             cli_signal_caught());
     /* sample decompositions of a few test clips */
     if (model[0] && (rc = stage_samples(r, s_motion)) < 0) return rc;
     report_input rep = { .cfg = c, .out = r->out, .data = r->data, .cmdline = r->cmdline, .device = cli_g.device,
@@ -644,7 +656,17 @@ int cmd_run(int argc, char **argv)
     if ((rc = gl_mkdirs(r->out)) < 0) { cli_fail(cmd, rc, "output folder"); goto done; }
     if (strcmp(c->kind, "synthetic") != 0 && (code = resolve_root(r, config, root, lists)) != CLI_OK) goto done;
     code = CLI_FAIL;
-    if ((rc = run_stages(r)) < 0) {
+    /* SIGINT/SIGTERM: passed on to the running stages (stage_exec), which
+     * stop cleanly; no stage is marked done by it and none starts after it */
+    cli_signals_catch();
+    rc = run_stages(r);
+    cli_signals_restore();
+    if (rc == GL_ECANCELED && cli_signal_caught()) {
+        fprintf(stderr, "glocal run: %s\n", gl_last_error());
+        code = 128 + cli_signal_caught();
+        goto done;
+    }
+    if (rc < 0) {
         fprintf(stderr, "glocal run: %s\n", gl_last_error());
         goto done;
     }

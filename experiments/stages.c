@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "experiments/cli.h"
 #include "nn/base.h"
 
 uint64_t stage_hash(uint64_t h, const char *s)
@@ -37,7 +40,15 @@ int stage_exec(const char *stage, char *const argv[], const char *log_path)
         return gl_error(GL_ESYSTEM, "pipe: %s", strerror(errno));
     }
     fflush(NULL);
+    /* SIGINT/SIGTERM stay blocked across the fork: the child must not take
+     * one with our handler (which only records it) before its exec. */
+    sigset_t stop_sigs, old_mask;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_mask);
     pid_t pid = fork();
+    if (pid != 0) pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0) {
         close(logfd);
         close(pfd[0]);
@@ -50,6 +61,8 @@ int stage_exec(const char *stage, char *const argv[], const char *log_path)
         close(pfd[0]);
         close(pfd[1]);
         close(logfd);
+        cli_signals_restore(); /* the dispositions glocal run started with */
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         execv(argv[0], argv);
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -60,7 +73,19 @@ int stage_exec(const char *stage, char *const argv[], const char *log_path)
      * is written under stderr's lock, so lines never interleave). */
     char buf[4096], line[4096];
     size_t ll = 0;
+    int forwarded = 0;
     for (;;) {
+        /* SIGINT/SIGTERM caught by `glocal run` (cli_signals_catch): passed
+         * on once, and the child stops cleanly by its own handling. Polled,
+         * as the signal may come just before a blocking read. */
+        int sig = cli_signal_caught();
+        if (sig && !forwarded) {
+            kill(pid, sig);
+            forwarded = 1;
+        }
+        struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+        int ready = poll(&pf, 1, 200);
+        if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
         ssize_t n = read(pfd[0], buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;

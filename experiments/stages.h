@@ -29,8 +29,10 @@ typedef struct {
 } stage_result;
 
 /* Runs argv (argv[0] = path of glocal) as a child with stdout+stderr appended
- * to log_path and mirrored to our stderr, prefixed "[stage] ". Returns the
- * child's exit status (0 ok), or a negative GL code if it could not start. */
+ * to log_path and mirrored to our stderr, prefixed "[stage] ". A SIGINT or
+ * SIGTERM caught meanwhile (cli_signals_catch) is passed on to the child,
+ * which stops cleanly. Returns the child's exit status (0 ok; 128 + N when
+ * signal N ended it), or a negative GL code if it could not start. */
 int stage_exec(const char *stage, char *const argv[], const char *log_path);
 
 /* stage.json in dir has this key; *seconds and note (a warning recorded with

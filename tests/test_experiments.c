@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <sys/wait.h>
 
+#include "experiments/cli.h"
 #include "experiments/config.h"
 #include "experiments/stages.h"
 #include "tests/testutil.h"
@@ -162,6 +163,28 @@ static void test_stage_markers_and_exec(void **state)
     assert_non_null(text);
     assert_non_null(strstr(text, "$ /bin/sh -c echo hello; exit 0\nhello\n"));
     assert_non_null(strstr(text, "failing\n"));
+    gl_free(text);
+}
+
+/* A SIGTERM to `glocal run` while stage_exec waits on a stage is passed on
+ * to the stage: here a shell that sends it to its parent (this test, with the
+ * handlers of cli_signals_catch) and exits 143 when it gets it back, or 0
+ * after 20 s when it does not. */
+static void test_stage_exec_passes_signals(void **state)
+{
+    (void)state;
+    char log[600];
+    snprintf(log, sizeof log, "%s/signal.log", dir);
+    char *relay[] = { "/bin/sh", "-c", "trap 'echo stopped; exit 143' TERM; kill -TERM $PPID; sleep 20 & wait $!; exit 0",
+                      NULL };
+    cli_signals_catch();
+    int status = stage_exec("t", relay, log);
+    cli_signals_restore();
+    assert_int_equal(cli_signal_caught(), SIGTERM);
+    assert_int_equal(status, 143);
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "stopped\n"));
     gl_free(text);
 }
 
@@ -324,6 +347,69 @@ static void test_train_motion_on_real_ucf_layout(void **state)
     gl_free(text);
 }
 
+/* Polls (up to 120 s) until `path` exists, or `text` is in it when text is
+ * not NULL; 1 when it does. */
+static int wait_for(const char *path, const char *text)
+{
+    for (int t = 0; t < 24000; t++) {
+        if (access(path, F_OK) == 0) {
+            if (!text) return 1;
+            char *s = test_read_text(path);
+            int found = s && strstr(s, text);
+            gl_free(s);
+            if (found) return 1;
+        }
+        usleep(5000);
+    }
+    return 0;
+}
+
+/* SIGTERM to `glocal run` while the motion stage trains (the tiny config with
+ * a million steps): the stage is stopped and not marked done, the exit status
+ * is 143; the same command skips the data stage and resumes the motion stage. */
+static void test_run_sigterm(void **state)
+{
+    (void)state;
+    char cfg[600], out[512], log[600], started[700], done[700];
+    snprintf(cfg, sizeof cfg, "%s/long.cfg", dir);
+    char *tiny = test_read_text(GLOCAL_SOURCE_DIR "/tests/tiny.cfg");
+    assert_non_null(tiny);
+    char *steps = strstr(tiny, "steps = 4;");
+    assert_non_null(steps);
+    *steps = 0;
+    char text[4096];
+    snprintf(text, sizeof text, "%ssteps = 1000000;%s", tiny, steps + strlen("steps = 4;"));
+    gl_free(tiny);
+    OK(gl_write_file_atomic(cfg, text, strlen(text)));
+    snprintf(out, sizeof out, "%s/sig", dir);
+    snprintf(log, sizeof log, "%s/sig.log", dir);
+    snprintf(started, sizeof started, "%s/stages/motion/log.txt", out);
+    snprintf(done, sizeof done, "%s/stages/motion/stage.json", out);
+    const char *args[] = { "run", cfg, "--out", out, NULL };
+    for (int round = 0; round < 2; round++) {
+        pid_t pid = test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL);
+        assert_true(pid > 0);
+        /* the stage has started training: its handlers are in place */
+        assert_true(wait_for(started, "training (steps)"));
+        kill(pid, SIGTERM);
+        assert_int_equal(test_wait_status(pid), 143);
+        char *said = test_read_text(log);
+        assert_non_null(said);
+        if (!strstr(said, "stopped by signal 15 during stage motion")) fail_msg("%s", said);
+        if (round == 1 && (!strstr(said, "glocal run: data                         done earlier") ||
+                           !strstr(said, "glocal run: motion                       resuming")))
+            fail_msg("no skip and resume in:\n%s", said);
+        gl_free(said);
+        assert_int_equal(access(done, F_OK), -1);
+        /* the stage stopped on the signal (train-motion's own message), not killed by it */
+        said = test_read_text(started);
+        assert_non_null(said);
+        assert_non_null(strstr(said, "add --resume to the same command"));
+        gl_free(said);
+        unlink(started); /* the next round waits for its own stage's start */
+    }
+}
+
 /* glocal run on a UCF-101 layout with the lists beside the root, as the two
  * official archives unpack (README "UCF-101"): the lists are found, the
  * missing videos are recorded by extract, every stage still runs, the report
@@ -406,7 +492,9 @@ int main(void)
         cmocka_unit_test(test_dis_sources),
         cmocka_unit_test(test_canonical_and_keys),
         cmocka_unit_test(test_stage_markers_and_exec),
+        cmocka_unit_test(test_stage_exec_passes_signals),
         cmocka_unit_test(test_run_tiny_end_to_end),
+        cmocka_unit_test(test_run_sigterm),
         cmocka_unit_test(test_train_motion_on_real_ucf_layout),
         cmocka_unit_test(test_run_on_real_ucf_layout),
     };
