@@ -38,6 +38,12 @@ photo_pairs_config photo_pairs_config_benchmark(int size, double magnitude, uint
     return c;
 }
 
+photo_pairs_aug photo_pairs_aug_cameras(void)
+{
+    return (photo_pairs_aug){ .contrast = 0.2, .brightness = 10, .gamma = 0.15, .illumination = 0.1, .blur = 0.8,
+                              .noise = 3, .jpeg_q_min = 2, .jpeg_q_max = 12 };
+}
+
 #define BAD(...) return gl_error(GL_EINVAL, "photo pairs config: " __VA_ARGS__)
 
 int photo_pairs_config_validate(const photo_pairs_config *c)

@@ -140,6 +140,11 @@ photo_pairs_config photo_pairs_config_default(void);
  * own translation magnitude * size / 4 .. magnitude * size, the rest default. */
 photo_pairs_config photo_pairs_config_benchmark(int size, double magnitude, uint64_t seed);
 
+/* The augmentation of `glocal train-motion --augment`: the two frames of a
+ * pair look as if taken by different cameras: contrast 0.2, brightness 10,
+ * gamma 0.15, illumination 0.1, blur 0.8 px, noise 3, JPEG qscale 2..12. */
+photo_pairs_aug photo_pairs_aug_cameras(void);
+
 /* GL_EINVAL with a message naming the bad field. */
 int photo_pairs_config_validate(const photo_pairs_config *c);
 

@@ -63,18 +63,9 @@ static int prepare_pairs(motion_pairs *P, const tm_options *o, int S)
     if (o->photos) {
         photo_pairs_config pc = photo_pairs_config_benchmark(S, o->magnitude, seed);
         pc.supersample = 2;
-        if (o->augment) {
-            /* the two frames of a pair see different cameras: photometric
-             * jitter, blur, sensor noise and JPEG coding (datasets/photo_pairs.h) */
-            pc.aug.contrast = 0.2;
-            pc.aug.brightness = 10;
-            pc.aug.gamma = 0.15;
-            pc.aug.illumination = 0.1;
-            pc.aug.blur = 0.8;
-            pc.aug.noise = 3;
-            pc.aug.jpeg_q_min = 2;
-            pc.aug.jpeg_q_max = 12;
-        }
+        /* the two frames of a pair see different cameras: photometric
+         * jitter, blur, sensor noise and JPEG coding */
+        if (o->augment) pc.aug = photo_pairs_aug_cameras();
         rc = motion_pairs_photos(P, o->photos, 512, &pc, pool);
     } else if (o->dataset) {
         rc = motion_pairs_dataset(P, o->dataset, o->lists, (int)o->split, pool, S, (int)o->gap, seed,

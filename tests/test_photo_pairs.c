@@ -477,19 +477,14 @@ static void test_determinism(void **state)
     photo_set_free(&again);
 }
 
-/* Augmentation changes the frames (A and B differently) and nothing else. */
+/* Augmentation (train-motion's --augment) changes the frames (A and B
+ * differently) and nothing else. */
 static void test_augmentation(void **state)
 {
     (void)state;
     photo_pairs_config plain = small_config(), aug = plain;
-    aug.aug.contrast = 0.3;
-    aug.aug.brightness = 20;
-    aug.aug.gamma = 0.3;
-    aug.aug.illumination = 0.3;
-    aug.aug.blur = 1.5;
-    aug.aug.noise = 4;
-    aug.aug.jpeg_q_min = 4;
-    aug.aug.jpeg_q_max = 12;
+    aug.aug = photo_pairs_aug_cameras();
+    OK(photo_pairs_config_validate(&aug));
     photo_pair x, y;
     OK(photo_pair_alloc(&x, 64, 64));
     OK(photo_pair_alloc(&y, 64, 64));
