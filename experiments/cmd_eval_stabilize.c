@@ -223,15 +223,11 @@ int cmd_eval_stabilize(int argc, char **argv)
         cli_fail(cmd, rc, "cannot read the jitter truth");
         goto done;
     }
-    if (model_path && (rc = glocal_model_load(&model, model_path, NULL)) < 0) {
+    stab_motion_config mc;
+    if ((rc = stab_motion_config_setup(&mc, (stab_motion_method)method, work_w, work_h, model_path, &model)) < 0) {
         cli_fail(cmd, rc, "cannot load the model %s", model_path);
         goto done;
     }
-    stab_motion_config mc = stab_motion_config_default();
-    mc.method = (stab_motion_method)method;
-    mc.model = model;
-    mc.work_width = work_w;
-    mc.work_height = work_h;
     mc.polish = 1;
     int failed = 0;
     for (int v = 0; v < nv; v++) {

@@ -17,6 +17,21 @@ stab_motion_config stab_motion_config_default(void)
     return (stab_motion_config){ .method = STAB_MOTION_REFINE, .batch = 8 };
 }
 
+int stab_motion_config_setup(stab_motion_config *c, stab_motion_method method, int work_width, int work_height,
+                             const char *model_path, glocal_model **model)
+{
+    *c = stab_motion_config_default();
+    c->method = method;
+    c->work_width = work_width;
+    c->work_height = work_height;
+    if (model_path) {
+        int rc = glocal_model_load(model, model_path, NULL);
+        if (rc < 0) return rc;
+    }
+    c->model = *model;
+    return 0;
+}
+
 static void identity(double m[9])
 {
     memset(m, 0, 9 * sizeof *m);

@@ -52,6 +52,13 @@ typedef struct {
 /* refine, native size, batch 8, no polish. */
 stab_motion_config stab_motion_config_default(void);
 
+/* The commands' motion config: the default with `method` and the work size
+ * (0, 0: native); with model_path (may be NULL) the GLOCAL model loaded from
+ * it into *model (the caller's: glocal_model_free) and set as c->model.
+ * Returns 0, or glocal_model_load's error. */
+int stab_motion_config_setup(stab_motion_config *c, stab_motion_method method, int work_width, int work_height,
+                             const char *model_path, glocal_model **model);
+
 /* h[i] (frame a[i] -> b[i]) for n pairs of RGB24 frames of width x height. */
 int stab_motion_pairs(const stab_motion_config *c, const uint8_t *const *a, const uint8_t *const *b,
                       int n, int width, int height, double *h);
