@@ -152,9 +152,12 @@ static int parse_options(tm_options *o, int argc, char **argv)
     };
     int rc = cli_parse(&spec, argc, argv);
     if (rc != CLI_PARSED) return rc;
-    const cli_opt *synth = opts, *dataset = opts;
+    const cli_opt *synth = opts, *dataset = opts, *tw = opts;
     while (synth->ptr != &o->synth) synth++;
     while (dataset->ptr != &o->dataset) dataset++;
+    while (tw->ptr != &o->lc.w_teacher) tw++;
+    /* --teacher without --teacher-weight: 1; a weight given (0 too) stands */
+    if (o->teacher > 0 && tw->count == 0) o->lc.w_teacher = 1.0;
     if (synth->last > dataset->last) o->dataset = NULL; /* --dataset X --synth: synthetic */
     if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
@@ -237,7 +240,6 @@ int cmd_train_motion(int argc, char **argv)
         cli_progress_end(&tpp, rc < 0 ? 0 : P.n, NULL);
         if (rc < 0) { cli_fail(cmd, rc, "cannot compute the teacher's flows"); goto done; }
         motion_pairs_source_teacher(&T, &src);
-        if (!(tc.loss.w_teacher > 0)) tc.loss.w_teacher = 1.0;
     }
     /* With a time budget the progress line counts seconds, so its ETA means something. */
     train_progress tp = { .by_time = o.minutes > 0, .step0 = (long)step0, .step = (long)step0 };

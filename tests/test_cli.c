@@ -533,6 +533,40 @@ static void help_options(const char *text, char *set, size_t n)
     }
 }
 
+/* train-motion --arch 2 for 1 step with `extra` options into tmpdir/NAME;
+ * the "loss" of its logged step 1. */
+static double train_motion_loss(const char *name, const char *extra)
+{
+    char cmd[1200], path[400];
+    snprintf(cmd, sizeof cmd, "'%s' --threads 1 train-motion --synth --size 32 --feat 8 --batch 2 --pool 4 --steps 1 "
+             "--log-every 1 --arch 2 --seed 5 %s --out '%s/%s' > '%s/%s.log' 2>&1", GLOCAL_BINARY, extra, tmpdir, name,
+             tmpdir, name);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    snprintf(path, sizeof path, "%s/%s/log.jsonl", tmpdir, name);
+    char *text = test_read_text(path);
+    assert_non_null(text);
+    const char *p = strstr(text, "\"loss\": ");
+    assert_non_null(p);
+    double loss = strtod(p + 8, NULL);
+    gl_free(text);
+    return loss;
+}
+
+/* --teacher-weight 0 with --teacher is a weight of 0 (the teacher term left
+ * out: the loss of no teacher at all), not the default of 1 it once became;
+ * without --teacher-weight the teacher counts. */
+static void test_train_motion_teacher_weight(void **state)
+{
+    (void)state;
+    double none = train_motion_loss("tw_none", ""), zero = train_motion_loss("tw_zero", "--teacher tvl1 --teacher-weight 0"),
+           dflt = train_motion_loss("tw_default", "--teacher tvl1");
+    assert_true(zero == none);
+    assert_true(dflt > none + 1e-3);
+    assert_true(train_motion_loss("tw_one", "--teacher tvl1 --teacher-weight 1") == dflt);
+}
+
 static void test_commands_help(void **state)
 {
     (void)state;
@@ -599,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_help_layout),
         cmocka_unit_test(test_commands_help),
+        cmocka_unit_test(test_train_motion_teacher_weight),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
