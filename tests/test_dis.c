@@ -28,21 +28,6 @@ static void load_gray(const char *path, image *img)
     assert_true(img->width >= 300 && img->height >= 300);
 }
 
-/* Mean end-point error against a constant flow over the pixels at least
- * `border` from the edges. */
-static double interior_epe(const flow_field *f, double du, double dv, int border)
-{
-    double s = 0;
-    long n = 0;
-    for (int y = border; y < f->height - border; y++)
-        for (int x = border; x < f->width - border; x++) {
-            size_t i = (size_t)y * f->width + x;
-            s += hypot(f->u[i] - du, f->v[i] - dv);
-            n++;
-        }
-    return s / n;
-}
-
 /* ---- configuration -------------------------------------------------------- */
 
 static void test_dis_presets(void **state)
@@ -174,7 +159,7 @@ static void test_dis_subpixel_translation(void **state)
         OK(dis_config_preset(&c, runs[r].preset));
         c.opencv_rounding = runs[r].rounding;
         OK(dis_flow(i0, i1, w, h, &c, &f));
-        double epe = interior_epe(&f, 1.25, -0.75, 8);
+        double epe = test_interior_epe(f.u, f.v, f.width, f.height, 1.25, -0.75, 8);
         print_message("astronaut 96x72 moved (1.25, -0.75) px, %s%s: interior EPE %.4f px\n",
                       runs[r].preset, runs[r].rounding ? "" : " (float pyramid)", epe);
         assert_true(epe < runs[r].limit);
@@ -206,7 +191,7 @@ static void test_dis_odd_size(void **state)
         OK(dis_config_preset(&c, k == 1 ? "fast" : "medium"));
         if (k == 2) c.finest_scale = 0; /* refinement at 101x77 */
         OK(dis_flow(i0, i1, w, h, &c, &f));
-        double epe = interior_epe(&f, -0.75, 0.5, 8);
+        double epe = test_interior_epe(f.u, f.v, f.width, f.height, -0.75, 0.5, 8);
         print_message("astronaut 101x77 moved (-0.75, 0.5) px, %s, finest scale %d: EPE %.4f px\n",
                       k == 1 ? "fast" : "medium", c.finest_scale, epe);
         assert_true(epe < 0.15); /* measured 0.052, 0.073, 0.033 */
@@ -298,7 +283,7 @@ static void test_dis_homography(void **state)
     double hfit[9], err;
     OK(flow_minus_homography(&f, 4, &rc, 0, hfit, NULL, &local));
     OK(homography_corner_error(hfit, H_TRUE, w, h, &err));
-    double res = interior_epe(&local, 0, 0, 8);
+    double res = test_interior_epe(local.u, local.v, local.width, local.height, 0, 0, 8);
     print_message("flow minus homography: corner error %.3f px, mean local motion %.3f px\n",
                   err, res);
     assert_true(err < 0.6); /* measured 0.305 */
@@ -484,7 +469,7 @@ static void test_dis_threads_identical(void **state)
         assert_memory_equal(a.v, b.v, sizeof(float) * w * h);
     }
     gl_set_num_threads(nt);
-    double epe = interior_epe(&a, 2, 1, 16);
+    double epe = test_interior_epe(a.u, a.v, a.width, a.height, 2, 1, 16);
     print_message("astronaut 512x512 moved (2, 1) px, full resolution: EPE %.4f px\n", epe);
     assert_true(epe < 0.1);
     flow_field_free(&b);

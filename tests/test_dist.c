@@ -76,24 +76,6 @@ static int dump_params(const nn_params *p, const char *fmt, ...)
     return rc;
 }
 
-static double *load_doubles(const char *name, size_t *n)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    void *data = NULL;
-    size_t size = 0;
-    OK(gl_read_file(path, &data, &size));
-    *n = size / sizeof(double);
-    return data;
-}
-
-static double max_diff(const double *a, const double *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
-
 /* ---- the tiny model -------------------------------------------------------------------- */
 
 /* x (N, 2, 6, 6) -> conv 3x3 (4) -> tanh -> spatial mean (N, 4) -> linear (3)
@@ -215,30 +197,30 @@ static void check_training(const char *tag)
                              "w2_r0_final", "w2_r1_final", "w1_r0_final" };
     for (int i = 0; i < 7; i++) {
         snprintf(name, sizeof name, "%s_%s.bin", tag, files[i]);
-        v[i] = load_doubles(name, &n[i]);
+        v[i] = test_read_doubles(tmpdir, name, &n[i]);
         assert_int_equal(n[i], n[0]);
     }
     size_t N = n[0];
     assert_int_equal(N, 4 * 18 + 4 + 12 + 3 + 5 + 1 + 3);
     /* The ranks started from different values; the broadcast gave rank 1
      * exactly rank 0's, and left rank 0's alone. */
-    assert_true(max_diff(v[0], v[1], N) > 1e-3);
-    assert_true(max_diff(v[3], v[0], N) == 0.0);
-    assert_true(max_diff(v[2], v[0], N) == 0.0);
+    assert_true(test_max_diff(v[0], v[1], N) > 1e-3);
+    assert_true(test_max_diff(v[3], v[0], N) == 0.0);
+    assert_true(test_max_diff(v[2], v[0], N) == 0.0);
     /* Both ranks took identical steps (same averaged gradient, bit for bit). */
-    assert_true(max_diff(v[4], v[5], N) == 0.0);
+    assert_true(test_max_diff(v[4], v[5], N) == 0.0);
     /* ... and reached what one process on the whole batch reaches (the
      * reference starts from rank 0's seed). Training moved the weights far
      * more than the tolerance. */
-    double moved = max_diff(v[4], v[2], N);
-    double err = max_diff(v[4], v[6], N);
+    double moved = test_max_diff(v[4], v[2], N);
+    double err = test_max_diff(v[4], v[6], N);
     print_message("%s: parameters moved by up to %.3g; 2 ranks vs 1 rank differ by %.3g\n", tag,
                   moved, err);
     assert_true(moved > 0.05);
     assert_true(err < 2e-6);
     /* "unused" (offset 4*18+4+12+3, 5 values) had zero gradient: unchanged. */
     size_t u = 4 * 18 + 4 + 12 + 3;
-    assert_true(max_diff(v[4] + u, v[2] + u, 5) == 0.0);
+    assert_true(test_max_diff(v[4] + u, v[2] + u, 5) == 0.0);
     for (int i = 0; i < 7; i++) gl_free(v[i]);
 }
 
@@ -418,9 +400,9 @@ static void test_env_values_shards(void **state)
         char name[64];
         size_t n0, n1;
         snprintf(name, sizeof name, "%s_shard_r0.bin", srcs[s]);
-        long *a = (long *)load_doubles(name, &n0);
+        long *a = (long *)test_read_doubles(tmpdir, name, &n0);
         snprintf(name, sizeof name, "%s_shard_r1.bin", srcs[s]);
-        long *b = (long *)load_doubles(name, &n1);
+        long *b = (long *)test_read_doubles(tmpdir, name, &n1);
         assert_int_equal(n0, 12);
         assert_int_equal(n1, 12);
         /* Per epoch: the 12 slots hold each of the 11 items, one twice
@@ -451,9 +433,9 @@ static void test_env_values_shards(void **state)
         gl_free(a);
         gl_free(b);
         snprintf(name, sizeof name, "%s_range_r0.bin", srcs[s]);
-        long *r0 = (long *)load_doubles(name, &n0);
+        long *r0 = (long *)test_read_doubles(tmpdir, name, &n0);
         snprintf(name, sizeof name, "%s_range_r1.bin", srcs[s]);
-        long *r1 = (long *)load_doubles(name, &n1);
+        long *r1 = (long *)test_read_doubles(tmpdir, name, &n1);
         assert_int_equal(r0[0], 0);
         assert_int_equal(r0[1], 6);
         assert_int_equal(r1[0], 6);

@@ -22,48 +22,18 @@
  * (scripts/flow-pairs; tests/data/README.md). */
 #define CHAIRS GLOCAL_DATA_DIR "/flow/generated"
 
-/* A smooth band-limited texture, evaluated anywhere: shifting it is exact. */
-static float texture(double x, double y)
-{
-    return (float)(128 + 40 * sin(0.31 * x + 0.17 * y) + 30 * cos(0.13 * x - 0.29 * y) +
-                   20 * sin(0.07 * x + 0.11 * y + 1.0) + 15 * cos(0.23 * x + 0.37 * y + 0.5));
-}
-
-/* I0(x, y) = T(x, y), I1(x, y) = T(x - du, y - dv): I1(x + du, y + dv) = I0. */
-static void make_translation(float *i0, float *i1, int w, int h, double du, double dv)
-{
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            i0[y * w + x] = texture(x, y);
-            i1[y * w + x] = texture(x - du, y - dv);
-        }
-}
-
-static double interior_epe(const flow_field *f, double du, double dv, int border)
-{
-    double s = 0;
-    long n = 0;
-    for (int y = border; y < f->height - border; y++)
-        for (int x = border; x < f->width - border; x++) {
-            size_t i = (size_t)y * f->width + x;
-            s += hypot(f->u[i] - du, f->v[i] - dv);
-            n++;
-        }
-    return s / n;
-}
-
 static void test_tvl1_subpixel_translation(void **state)
 {
     (void)state;
     const int w = 64, h = 64;
     float i0[64 * 64], i1[64 * 64];
-    make_translation(i0, i1, w, h, 1.3, -0.7);
+    test_make_translation(i0, i1, w, h, 1.3, -0.7);
     flow_field f;
     OK(flow_field_new(&f, w, h));
     tvl1_config c;
     tvl1_config_default(&c);
     OK(tvl1_flow(i0, i1, w, h, &c, &f));
-    double epe = interior_epe(&f, 1.3, -0.7, 8);
+    double epe = test_interior_epe(f.u, f.v, f.width, f.height, 1.3, -0.7, 8);
     /* Measured 0.0095 px (default) and 0.0021 px (OpenCV parameters) with
      * GCC 12 on x86-64: a constant field costs TV nothing, and the data term
      * is exact up to bicubic interpolation of the warped texture. */
@@ -72,7 +42,7 @@ static void test_tvl1_subpixel_translation(void **state)
     /* Same with OpenCV's parameters. */
     tvl1_config_opencv(&c);
     OK(tvl1_flow(i0, i1, w, h, &c, &f));
-    epe = interior_epe(&f, 1.3, -0.7, 8);
+    epe = test_interior_epe(f.u, f.v, f.width, f.height, 1.3, -0.7, 8);
     print_message("subpixel translation, OpenCV parameters: interior EPE %.4f px\n", epe);
     assert_true(epe < 0.02);
     flow_field_free(&f);
@@ -104,12 +74,12 @@ static void test_tvl1_large_translation(void **state)
     tvl1_config_default(&c);
     OK(tvl1_flow(i0, i1, w, h, &c, &f));
     /* Border: pixels whose match leaves the image have no data term. */
-    double epe = interior_epe(&f, du, dv, 30);
+    double epe = test_interior_epe(f.u, f.v, f.width, f.height, du, dv, 30);
     print_message("(28, -17) px shift of astronaut.png 160x120: interior EPE %.4f px\n", epe);
     assert_true(epe < 0.05); /* measured 0.0067 */
     tvl1_config_opencv(&c);
     OK(tvl1_flow(i0, i1, w, h, &c, &f));
-    double epe_cv = interior_epe(&f, du, dv, 30);
+    double epe_cv = test_interior_epe(f.u, f.v, f.width, f.height, du, dv, 30);
     print_message("same with OpenCV's parameters: interior EPE %.4f px\n", epe_cv);
     assert_true(epe_cv > 1); /* measured 2.55 */
     flow_field_free(&f);
@@ -126,7 +96,7 @@ static void test_tvl1_threads_identical(void **state)
     float *i0 = malloc(sizeof(float) * w * h), *i1 = malloc(sizeof(float) * w * h);
     assert_non_null(i0);
     assert_non_null(i1);
-    make_translation(i0, i1, w, h, 2.5, 1.25);
+    test_make_translation(i0, i1, w, h, 2.5, 1.25);
     flow_field a, b;
     OK(flow_field_new(&a, w, h));
     OK(flow_field_new(&b, w, h));
@@ -144,7 +114,7 @@ static void test_tvl1_threads_identical(void **state)
      * so the result does not depend on the thread count. */
     assert_memory_equal(a.u, b.u, sizeof(float) * w * h);
     assert_memory_equal(a.v, b.v, sizeof(float) * w * h);
-    assert_true(interior_epe(&a, 2.5, 1.25, 8) < 0.05);
+    assert_true(test_interior_epe(a.u, a.v, a.width, a.height, 2.5, 1.25, 8) < 0.05);
     flow_field_free(&b);
     flow_field_free(&a);
     free(i1);
@@ -190,7 +160,7 @@ static void test_tvl1_alloc_failures(void **state)
     (void)state;
     const int w = 24, h = 20;
     float i0[24 * 20], i1[24 * 20];
-    make_translation(i0, i1, w, h, 1, 0);
+    test_make_translation(i0, i1, w, h, 1, 0);
     flow_field f;
     OK(flow_field_new(&f, w, h));
     tvl1_config c;
@@ -624,7 +594,7 @@ static void test_cmd_flow(void **state)
     (void)state;
     const int w = 64, h = 48;
     float i0[64 * 48], i1[64 * 48];
-    make_translation(i0, i1, w, h, 2.0, 1.0);
+    test_make_translation(i0, i1, w, h, 2.0, 1.0);
     uint8_t rgb[2][64 * 48 * 3];
     for (int i = 0; i < w * h; i++)
         for (int c = 0; c < 3; c++) {
@@ -652,7 +622,7 @@ static void test_cmd_flow(void **state)
     assert_int_equal(system(cmd), 0);
     flow_field f;
     OK(flow_read_flo(out, &f));
-    double e = interior_epe(&f, 2, 1, 8);
+    double e = test_interior_epe(f.u, f.v, f.width, f.height, 2, 1, 8);
     assert_true(e < 0.2); /* 8-bit quantised images */
     /* The printed EPE is the one we compute from the file. */
     char txt[300];
@@ -680,7 +650,7 @@ static void test_cmd_flow(void **state)
     snprintf(cmd, sizeof cmd, "%s flow --method dis %s %s --out %s > /dev/null", GLOCAL_BINARY, a, b, out);
     assert_int_equal(system(cmd), 0);
     OK(flow_read_flo(out, &f));
-    e = interior_epe(&f, 2, 1, 8);
+    e = test_interior_epe(f.u, f.v, f.width, f.height, 2, 1, 8);
     print_message("glocal flow --method dis on a (2, 1) shift: interior EPE %.3f px\n", e);
     assert_true(e < 0.2);
     flow_field_free(&f);
@@ -688,10 +658,10 @@ static void test_cmd_flow(void **state)
              GLOCAL_BINARY, a, b, out, glob, txt);
     assert_int_equal(system(cmd), 0);
     OK(flow_read_flo(out, &f));
-    e = interior_epe(&f, 0, 0, 8);
+    e = test_interior_epe(f.u, f.v, f.width, f.height, 0, 0, 8);
     flow_field fg;
     OK(flow_read_flo(glob, &fg));
-    double eg = interior_epe(&fg, 2, 1, 0);
+    double eg = test_interior_epe(fg.u, fg.v, fg.width, fg.height, 2, 1, 0);
     print_message("dis-minus-homography: local %.3f px, global vs (2, 1) %.3f px\n", e, eg);
     assert_true(e < 0.2);
     assert_true(eg < 0.2); /* measured 0.075 */

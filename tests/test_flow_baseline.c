@@ -15,23 +15,6 @@
 #include "motion/flow.h"
 #include "tests/testutil.h"
 
-/* A smooth band-limited texture, evaluated anywhere: shifting it is exact. */
-static float texture(double x, double y)
-{
-    return (float)(128 + 40 * sin(0.31 * x + 0.17 * y) + 30 * cos(0.13 * x - 0.29 * y) +
-                   20 * sin(0.07 * x + 0.11 * y + 1.0) + 15 * cos(0.23 * x + 0.37 * y + 0.5));
-}
-
-/* I0(x, y) = T(x, y), I1(x, y) = T(x - du, y - dv): I1(x + du, y + dv) = I0. */
-static void make_translation(float *i0, float *i1, int w, int h, double du, double dv)
-{
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            i0[y * w + x] = texture(x, y);
-            i1[y * w + x] = texture(x - du, y - dv);
-        }
-}
-
 static const double H_TRUE[9] = { 1.02, 0.03, 4.5, -0.02, 0.98, -3.2, 2e-4, -1e-4, 1 };
 
 /* A stand-in flow method for flow_baseline_rgb24: checks that it is handed
@@ -100,7 +83,7 @@ static void test_flow_baseline(void **state)
     /* TV-L1 (the default method) on a translated texture: the fitted
      * homography is that translation */
     float *g0 = malloc(sizeof(float) * w * h), *g1 = malloc(sizeof(float) * w * h);
-    make_translation(g0, g1, w, h, 2.5, -1.5);
+    test_make_translation(g0, g1, w, h, 2.5, -1.5);
     for (int i = 0; i < w * h; i++)
         for (int k = 0; k < 3; k++) {
             a[3 * i + k] = (uint8_t)lrintf(g0[i]);

@@ -304,24 +304,6 @@ static int reference_main(int rank, int world, int port, void *ctx)
 
 /* ---- parent side ---- */
 
-static double *load_doubles(const char *name, size_t *n)
-{
-    char path[512];
-    path_of(path, sizeof path, name);
-    void *data = NULL;
-    size_t size = 0;
-    OK(gl_read_file(path, &data, &size));
-    *n = size / sizeof(double);
-    return data;
-}
-
-static double max_diff(const double *a, const double *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
-    return m;
-}
-
 static void test_two_ranks_match_one_process(void **state)
 {
     (void)state;
@@ -337,17 +319,17 @@ static void test_two_ranks_match_one_process(void **state)
     double *v[NF];
     size_t n[NF];
     for (int i = 0; i < NF; i++) {
-        v[i] = load_doubles(files[i], &n[i]);
+        v[i] = test_read_doubles(tmpdir, files[i], &n[i]);
         assert_int_equal(n[i], n[0]);
     }
     const size_t N = n[0];
     /* both ranks took identical steps (the same averaged gradient, bit for bit) */
-    assert_true(max_diff(v[G0], v[G1], N) == 0.0);
-    assert_true(max_diff(v[L0], v[L1], N) == 0.0);
-    assert_true(max_diff(v[S0], v[S1], N) == 0.0);
-    double moved_g = max_diff(v[G_REF], v[START], N), err_g = max_diff(v[G0], v[G_REF], N);
-    double moved_l = max_diff(v[L_REF], v[START], N), err_l = max_diff(v[L0], v[L_REF], N);
-    double moved_s = max_diff(v[S_REF], v[START], N), err_s = max_diff(v[S0], v[S_REF], N);
+    assert_true(test_max_diff(v[G0], v[G1], N) == 0.0);
+    assert_true(test_max_diff(v[L0], v[L1], N) == 0.0);
+    assert_true(test_max_diff(v[S0], v[S1], N) == 0.0);
+    double moved_g = test_max_diff(v[G_REF], v[START], N), err_g = test_max_diff(v[G0], v[G_REF], N);
+    double moved_l = test_max_diff(v[L_REF], v[START], N), err_l = test_max_diff(v[L0], v[L_REF], N);
+    double moved_s = test_max_diff(v[S_REF], v[START], N), err_s = test_max_diff(v[S0], v[S_REF], N);
     print_message("global stage: moved %.3g, 2 ranks vs 1 process on the whole batch %.3g\n", moved_g, err_g);
     print_message("LME stage, no batch statistics: moved %.3g, 2 ranks vs 1 process %.3g\n", moved_l, err_l);
     print_message("every stage: moved %.3g, 2 ranks vs the per-rank reference %.3g\n", moved_s, err_s);
@@ -368,7 +350,7 @@ static void test_two_ranks_match_one_process(void **state)
     /* rank 0 logged the mean over the ranks of their losses: the reference's
      * mean of the two halves, printed with 6 digits (%.6g) */
     size_t nl;
-    double *ref = load_doubles("stages_ref_losses.bin", &nl);
+    double *ref = test_read_doubles(tmpdir, "stages_ref_losses.bin", &nl);
     assert_int_equal(nl, STEPS);
     char path[512];
     path_of(path, sizeof path, "stages.jsonl");

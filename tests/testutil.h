@@ -200,6 +200,60 @@ static inline void test_assert_ranks_ok(const int *status, int world)
     }
 }
 
+/* dir/name as float64 values (a file a child rank wrote): *n of them;
+ * gl_free the result. */
+static inline double *test_read_doubles(const char *dir, const char *name, size_t *n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    void *data = NULL;
+    size_t size = 0;
+    OK(gl_read_file(path, &data, &size));
+    *n = size / sizeof(double);
+    return data;
+}
+
+/* max |a[i] - b[i]| over n values. */
+static inline double test_max_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* A smooth band-limited texture, evaluated anywhere: shifting it is exact. */
+static inline double test_texture(double x, double y)
+{
+    return 128 + 40 * sin(0.31 * x + 0.17 * y) + 30 * cos(0.13 * x - 0.29 * y) + 20 * sin(0.07 * x + 0.11 * y + 1.0) +
+           15 * cos(0.23 * x + 0.37 * y + 0.5);
+}
+
+/* w x h float frames of test_texture: I0(x, y) = T(x, y), I1(x, y) =
+ * T(x - du, y - dv), so I1(x + du, y + dv) = I0 (a flow of (du, dv)). */
+static inline void test_make_translation(float *i0, float *i1, int w, int h, double du, double dv)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            i0[y * w + x] = (float)test_texture(x, y);
+            i1[y * w + x] = (float)test_texture(x - du, y - dv);
+        }
+}
+
+/* Mean end-point error of the w x h flow (u, v) against the constant (du,
+ * dv), over the pixels at least `border` from the edges. */
+static inline double test_interior_epe(const float *u, const float *v, int w, int h, double du, double dv, int border)
+{
+    double s = 0;
+    long n = 0;
+    for (int y = border; y < h - border; y++)
+        for (int x = border; x < w - border; x++) {
+            size_t i = (size_t)y * w + x;
+            s += hypot(u[i] - du, v[i] - dv);
+            n++;
+        }
+    return s / n;
+}
+
 /* Real files that cannot ship with the repository (unclear or research-only
  * licences, tests/data/README.md "Not shipped"): a test that needs one runs
  * when the environment variable GLOCAL_REAL_DATA names a folder holding it
