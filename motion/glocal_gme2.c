@@ -41,22 +41,68 @@ fail:
 }
 
 
+/* ---- constants: made once per model (glocal_model_new), on the default device ---- */
+
+/* The 8x8 identity (the damping of the 8x8 normal equations). */
+static int make_eye(nn_tensor **eye)
+{
+    float id[GLOCAL_NBASES * GLOCAL_NBASES] = { 0 };
+    for (int i = 0; i < GLOCAL_NBASES; i++) id[i * GLOCAL_NBASES + i] = 1;
+    int64_t se[2] = { GLOCAL_NBASES, GLOCAL_NBASES };
+    nn_tensor *cpu = NULL;
+    int rc = nn_from_data(&cpu, id, se, 2, NN_F32);
+    if (rc >= 0) rc = nn_to_device(eye, cpu, nn_default_device());
+    nn_free(&cpu);
+    return rc;
+}
+
+/* The soft argmax's displacements: channel k of a cost volume of radius R is
+ * the match at (k % (2R+1) - R, k / (2R+1) - R), as (1, (2R+1)^2, 1, 1) each. */
+static int make_offsets(int R, nn_tensor *off[2])
+{
+    const int n = (2 * R + 1) * (2 * R + 1);
+    float *d = gl_malloc(sizeof(float) * 2 * n);
+    if (!d) return GL_ENOMEM;
+    for (int k = 0; k < n; k++) {
+        d[k] = (float)(k % (2 * R + 1) - R);
+        d[n + k] = (float)(k / (2 * R + 1) - R);
+    }
+    int64_t sh[4] = { 1, n, 1, 1 };
+    int rc = 0;
+    for (int i = 0; i < 2 && rc >= 0; i++) {
+        nn_tensor *cpu = NULL;
+        rc = nn_from_data(&cpu, d + i * n, sh, 4, NN_F32);
+        if (rc >= 0) rc = nn_to_device(&off[i], cpu, nn_default_device());
+        nn_free(&cpu);
+    }
+    gl_free(d);
+    return rc;
+}
+
+int glocal_gme2_constants(glocal_model *m)
+{
+    int rc;
+    TRY(make_eye(&m->eye8));
+    TRY(make_offsets(GME8_RADIUS, m->sa_off8));
+    TRY(make_offsets(m->cfg.radius, m->sa_off4));
+fail:
+    return rc;
+}
+
 /* The explicit bottleneck of arch 2: the coefficients c (N, 8) minimising
  * sum_p w_p |B_p c - f_p|^2 over the pixels p of a level, f (N, 2, h, w) in
  * pixels at S, w (N, 1, h, w) >= 0, bases_l (8, 2hw) the pooled bases:
  * c = (B W B^T + lambda I)^-1 B W f. lambda = 1e-4 * sum(w) keeps the 8x8
  * system regular when the weights vanish (then c -> 0, the identity). */
-static int wls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w,
+static int wls_coeffs(const nn_tensor *eye, const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w,
                       nn_tensor **coef)
 {
     int rc;
     const int64_t N = nn_size(f, 0), P2 = 2 * nn_size(f, 2) * nn_size(f, 3);
-    nn_tensor *ww, *w2, *fv, *b3, *X, *bt, *M, *r, *ws, *lam, *eye, *li, *Ml, *c;
+    nn_tensor *ww, *w2, *fv, *b3, *X, *bt, *M, *r, *ws, *lam, *li, *Ml, *c;
     nn_tensor *two[2] = { (nn_tensor *)w, (nn_tensor *)w };
     int64_t shw[3] = { N, 1, P2 }, shf[3] = { N, P2, 1 }, shl[3] = { N, 1, 1 }, sh8[2] = { N, GLOCAL_NBASES };
-    int64_t se[2] = { GLOCAL_NBASES, GLOCAL_NBASES }, dall[3] = { 1, 2, 3 };
-    float id[GLOCAL_NBASES * GLOCAL_NBASES] = { 0 };
-    for (int i = 0; i < GLOCAL_NBASES; i++) id[i * GLOCAL_NBASES + i] = 1;
+    int64_t dall[3] = { 1, 2, 3 };
     TRY(nn_cat(&ww, two, 2, 1));
     TRY(nn_reshape(&w2, ww, shw, 3));
     TRY(nn_reshape(&fv, f, shf, 3));
@@ -69,8 +115,6 @@ static int wls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_ten
     TRY(nn_reshape(&lam, ws, shl, 3));
     TRY(nn_mul_scalar(&lam, lam, 1e-4));
     TRY(nn_add_scalar(&lam, lam, 1e-6));
-    TRY(nn_from_data(&eye, id, se, 2, NN_F32));
-    if (nn_get_device(f) != nn_get_device(eye)) TRY(nn_to_device(&eye, eye, nn_get_device(f)));
     TRY(nn_mul(&li, eye, lam));                  /* (N, 8, 8) */
     TRY(nn_add(&Ml, M, li));
     TRY(nn_linalg_solve(&c, Ml, r));             /* (N, 8, 1) */
@@ -87,19 +131,13 @@ fail:
  * channels of cost_volume(): (N, 2, h, w) in pixels of the level. This is
  * the matching itself, with no parameters: from the first step the head
  * only corrects it (sub-pixel, occlusions) and weighs it. */
-int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out)
+static int soft_argmax(const nn_tensor *cv, int R, nn_tensor *const off[2], nn_tensor **out)
 {
     int rc;
     const int n = (2 * R + 1) * (2 * R + 1);
-    nn_tensor *sc, *p, *dxt, *dyt, *px, *py, *fx, *fy;
-    float *dx = gl_malloc(sizeof(float) * 2 * n), *dy = dx ? dx + n : NULL;
-    if (!dx) return GL_ENOMEM;
-    for (int k = 0; k < n; k++) {
-        dx[k] = (float)(k % (2 * R + 1) - R);
-        dy[k] = (float)(k / (2 * R + 1) - R);
-    }
+    nn_tensor *sc, *p, *px, *py, *fx, *fy;
     const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3);
-    int64_t sh[4] = { 1, n, 1, 1 }, d1[1] = { 1 }, hw[4] = { N * h * w, 1, 2 * R + 1, 2 * R + 1 },
+    int64_t d1[1] = { 1 }, hw[4] = { N * h * w, 1, 2 * R + 1, 2 * R + 1 },
             back[4] = { N, h, w, n }, nhwc[4] = { 0, 2, 3, 1 }, nchw[4] = { 0, 3, 1, 2 };
     nn_tensor *mx, *pk, *pkf, *pp, *pc, *pv, *win, *wv, *wc, *wb, *pm, *ps;
     TRY(nn_mul_scalar(&sc, cv, GME_SOFTARGMAX_BETA));
@@ -121,20 +159,26 @@ int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out)
     TRY(nn_sum(&ps, pm, d1, 1, 1));
     TRY(nn_add_scalar(&ps, ps, 1e-12));
     TRY(nn_div(&p, pm, ps));
-    TRY(nn_from_data(&dxt, dx, sh, 4, NN_F32));
-    TRY(nn_from_data(&dyt, dy, sh, 4, NN_F32));
-    if (nn_get_device(cv) != nn_get_device(dxt)) {
-        TRY(nn_to_device(&dxt, dxt, nn_get_device(cv)));
-        TRY(nn_to_device(&dyt, dyt, nn_get_device(cv)));
-    }
-    TRY(nn_mul(&px, p, dxt));
-    TRY(nn_mul(&py, p, dyt));
+    TRY(nn_mul(&px, p, off[0]));
+    TRY(nn_mul(&py, p, off[1]));
     TRY(nn_sum(&fx, px, d1, 1, 1));
     TRY(nn_sum(&fy, py, d1, 1, 1));
     nn_tensor *two[2] = { fx, fy };
     TRY(nn_cat(out, two, 2, 1));
 fail:
-    gl_free(dx);
+    return rc;
+}
+
+/* The same with offsets made for this call (tests: no model at hand). */
+int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out)
+{
+    nn_tensor *off[2] = { NULL, NULL };
+    int rc = make_offsets(R, off);
+    if (rc >= 0 && nn_get_device(cv) != nn_get_device(off[0])) {
+        if ((rc = nn_to_device(&off[0], off[0], nn_get_device(cv))) >= 0)
+            rc = nn_to_device(&off[1], off[1], nn_get_device(cv));
+    }
+    if (rc >= 0) rc = soft_argmax(cv, R, off, out);
     return rc;
 }
 
@@ -144,14 +188,14 @@ fail:
  * at S), so moving objects and mismatches drop out as RANSAC would drop them,
  * but differentiably in f and w. */
 #define GME_IRLS 5
-int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w, double scale,
-                       nn_tensor **coef)
+static int irls_coeffs(const nn_tensor *eye, const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w,
+                       double scale, nn_tensor **coef)
 {
     int rc;
     nn_tensor *c, *fit, *d, *dd, *sq, *ss, *rw, *wk;
     const int64_t N = nn_size(f, 0), h = nn_size(f, 2), wd = nn_size(f, 3);
     int64_t sh[4] = { N, 2, h, wd }, d1[1] = { 1 };
-    TRY(wls_coeffs(bases_l, f, w, &c));
+    TRY(wls_coeffs(eye, bases_l, f, w, &c));
     for (int it = 0; it < GME_IRLS; it++) {
         const double s = scale * 2.0 * pow(0.25, (double)it / (GME_IRLS - 1));
         TRY(nn_matmul(&fit, c, bases_l));
@@ -165,10 +209,21 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
         TRY(nn_unary(&ss, NN_SQUARE, ss));
         TRY(nn_unary(&rw, NN_RECIPROCAL, ss));
         TRY(nn_mul(&wk, w, rw));
-        TRY(wls_coeffs(bases_l, f, wk, &c));
+        TRY(wls_coeffs(eye, bases_l, f, wk, &c));
     }
     *coef = c;
 fail:
+    return rc;
+}
+
+/* The same with an identity made for this call (tests: no model at hand). */
+int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w, double scale,
+                       nn_tensor **coef)
+{
+    nn_tensor *eye = NULL;
+    int rc = make_eye(&eye);
+    if (rc >= 0 && nn_get_device(f) != nn_get_device(eye)) rc = nn_to_device(&eye, eye, nn_get_device(f));
+    if (rc >= 0) rc = irls_coeffs(eye, bases_l, f, w, scale, coef);
     return rc;
 }
 
@@ -176,8 +231,8 @@ fail:
  * plus a conv stack's correction -> dense flow (pixels at S: level pixels
  * times `unit`), and weights in (0, 1). */
 static int level_head(const nn_conv *ha, const nn_conv *hb, const nn_conv *hc, const nn_tensor *x,
-                      const nn_tensor *cv, int R, double unit, int training, nn_tensor **flow,
-                      nn_tensor **w)
+                      const nn_tensor *cv, int R, nn_tensor *const off[2], double unit, int training,
+                      nn_tensor **flow, nn_tensor **w)
 {
     int rc;
     nn_tensor *h1, *h2, *h3, *fr, *wl, *sa, *fl;
@@ -185,7 +240,7 @@ static int level_head(const nn_conv *ha, const nn_conv *hb, const nn_conv *hc, c
     TRY(nn_conv_forward(&h2, hb, h1, training));
     TRY(nn_conv_forward(&h3, hc, h2, training));
     TRY(nn_narrow(&fr, h3, 1, 0, 2));
-    TRY(glocal_soft_argmax(cv, R, &sa));
+    TRY(soft_argmax(cv, R, off, &sa));
     TRY(nn_add(&fl, sa, fr));
     TRY(nn_mul_scalar(flow, fl, unit));
     TRY(nn_narrow(&wl, h3, 1, 2, 1));
@@ -211,12 +266,11 @@ int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, co
     const int64_t N = nn_size(al, 0), h = nn_size(al, 2), wd = nn_size(al, 3), P = h * wd;
     const double k = (double)m->cfg.size / (double)h;
     nn_tensor *gl, *gk, *bw, *pad, *xr, *xl, *yd, *yu, *gx, *gy, *r, *rs, *rw, *cw, *ww, *b3, *bx, *by,
-        *gxv, *gyv, *jx, *jy, *J, *Jw, *Jt, *M, *rv, *rhs, *tr, *lam, *eye, *li, *Ml, *c, *c8;
+        *gxv, *gyv, *jx, *jy, *J, *Jw, *Jt, *M, *rv, *rhs, *tr, *lam, *li, *Ml, *c, *c8;
+    const nn_tensor *eye = m->eye8;
+    if (!eye) return gl_error(GL_EINVAL, "glocal_gn_step: the model is not of arch 2");
     int64_t shp[3] = { N, 1, P }, shb[3] = { GLOCAL_NBASES, 2, P }, shr[3] = { N, P, 1 },
-            shl[3] = { N, 1, 1 }, sh8[2] = { N, GLOCAL_NBASES }, se[2] = { GLOCAL_NBASES, GLOCAL_NBASES },
-            dall[2] = { 1, 2 };
-    float id[GLOCAL_NBASES * GLOCAL_NBASES] = { 0 };
-    for (int i = 0; i < GLOCAL_NBASES; i++) id[i * GLOCAL_NBASES + i] = 1;
+            shl[3] = { N, 1, 1 }, sh8[2] = { N, GLOCAL_NBASES }, dall[2] = { 1, 2 };
     if (k > 1) TRY(nn_avg_pool2d(&gl, g, (int)k, (int)k, 0));
     else gl = (nn_tensor *)g;
     TRY(nn_mul_scalar(&gk, gl, 1.0 / k));        /* pixels of the level */
@@ -261,8 +315,6 @@ int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, co
     /* Levenberg damping: 1e-3 of the mean diagonal, plus a floor */
     {
         nn_tensor *dg, *e3;
-        TRY(nn_from_data(&eye, id, se, 2, NN_F32));
-        if (nn_get_device(al) != nn_get_device(eye)) TRY(nn_to_device(&eye, eye, nn_get_device(al)));
         TRY(nn_mul(&e3, M, eye));
         TRY(nn_sum(&dg, e3, dall, 2, 0));
         TRY(nn_reshape(&tr, dg, shl, 3));
@@ -294,8 +346,8 @@ int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
     TRY(glocal_cost_volume(f8a, f8b, GME8_RADIUS, &cv8));
     nn_tensor *in8[3] = { cv8, f8a, xy8 };
     TRY(nn_cat(&x8, in8, 3, 1));
-    TRY(level_head(&m->v_h8a, &m->v_h8b, &m->v_h8c, x8, cv8, GME8_RADIUS, 8.0, training, &d8, &w8));
-    TRY(glocal_irls_coeffs(m->bases8, d8, w8, 8.0, &c8));
+    TRY(level_head(&m->v_h8a, &m->v_h8b, &m->v_h8c, x8, cv8, GME8_RADIUS, m->sa_off8, 8.0, training, &d8, &w8));
+    TRY(irls_coeffs(m->eye8, m->bases8, d8, w8, 8.0, &c8));
     TRY(glocal_coeffs_to_flow(m, c8, &g));
     out->glob[0] = g;
     out->dense[0] = d8;
@@ -310,8 +362,9 @@ int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
         TRY(nn_mul_scalar(&gin, g4, 1.0 / (double)S * 8.0));
         nn_tensor *in4[4] = { cv4, f4a, xy4, gin };
         TRY(nn_cat(&x4, in4, 4, 1));
-        TRY(level_head(&m->v_h4a, &m->v_h4b, &m->v_h4c, x4, cv4, m->cfg.radius, 4.0, training, &d4, &w4));
-        TRY(glocal_irls_coeffs(m->bases4, d4, w4, 4.0, &c4));
+        TRY(level_head(&m->v_h4a, &m->v_h4b, &m->v_h4c, x4, cv4, m->cfg.radius, m->sa_off4, 4.0, training, &d4,
+                       &w4));
+        TRY(irls_coeffs(m->eye8, m->bases4, d4, w4, 4.0, &c4));
         TRY(glocal_coeffs_to_flow(m, c4, &dg));
         TRY(nn_add(&g, g, dg));
         TRY(nn_add(&dense, g4, d4));

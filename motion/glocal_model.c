@@ -275,6 +275,7 @@ int glocal_model_new(glocal_model **out, const glocal_config *cfg)
         if (rc < 0) goto fail;
     }
     if (cfg->arch == 2) TRY(pooled_bases(m));
+    if (cfg->arch == 2) TRY(glocal_gme2_constants(m));
     gl_free(bases);
     *out = m;
     return 0;
@@ -292,6 +293,8 @@ void glocal_model_free(glocal_model **pm)
     nn_free(&m->bases8);
     nn_free(&m->bases4);
     nn_free(&m->bases2);
+    nn_free(&m->eye8);
+    for (int i = 0; i < 2; i++) nn_free(&m->sa_off8[i]), nn_free(&m->sa_off4[i]);
     nn_params_free(&m->p);
     gl_free(m);
     *pm = NULL;

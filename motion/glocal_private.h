@@ -25,6 +25,8 @@ struct glocal_model {
     nn_conv v_h8a, v_h8b, v_h8c;   /* 1/8: cost + features + coords -> dense flow + weight */
     nn_conv v_h4a, v_h4b, v_h4c;   /* 1/4: the same on B's features warped by the estimate */
     nn_tensor *bases8, *bases4, *bases2; /* (8, 2 (S/k)^2), k = 8, 4, 2: the bases box-averaged */
+    nn_tensor *eye8;               /* (8, 8) identity; arch 2's constants: glocal_gme2_constants */
+    nn_tensor *sa_off8[2], *sa_off4[2]; /* soft argmax's x, y displacements at 1/8 and 1/4 */
     /* LME: attention U-Net */
     nn_conv l_e1, l_e1b, l_e2, l_e2b, l_e3, l_e3b;
     nn_conv l_cost;            /* cost volume of A and aligned B (GME encoder) + e3 -> 4C */
@@ -57,6 +59,8 @@ int glocal_encode_pyramid(glocal_model *m, const nn_tensor *img, int training, n
                           nn_tensor **f8);
 int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int training,
                         glocal_outputs *out);
+/* Makes m->eye8, sa_off8 and sa_off4 (glocal_model_new, arch 2). */
+int glocal_gme2_constants(glocal_model *m);
 
 /* Arch 2's parts, exposed for tests (glocal_model.c has the details):
  * the expected displacement (N, 2, h, w), in level pixels, under the softmax
