@@ -1,7 +1,8 @@
 /* test_glocal_arch2.c — GLOCAL's GME architecture 2 (motion/glocal_model.c):
  * the soft argmax of a cost volume, the robust weighted projection onto the
  * pooled bases and the Gauss-Newton step, each against an answer known by
- * construction; the forward pass's stages and a checkpoint round trip. */
+ * construction; the forward pass's stages and a checkpoint round trip; the
+ * teacher term of the loss against its definition. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,6 +252,86 @@ static void test_forward_and_checkpoint(void **state)
     glocal_model_free(&m2);
 }
 
+/* Charbonnier with glocal_loss's teacher epsilon (0.1 px). */
+static double charb(double d) { return sqrt(d * d + 0.01) - 0.1; }
+
+/* The teacher term of arch 2's loss against its definition: for each dense
+ * level k (1/8, then 1/4), the Charbonnier distance (eps 0.1 px) between the
+ * dense flow and the teacher box-averaged to its grid, averaged with the
+ * box-averaged confidence as weight (sum / (weight seen + 1e-6)); summed over
+ * the levels. The teacher is the 1/4 level's own flow, upsampled, plus a
+ * constant (0.5, -0.25) px: at 1/4 each pixel then costs exactly
+ * (charb(0.5) + charb(0.25)) / 2, at 1/8 what the two levels' disagreement
+ * gives. Zero confidence gives 0; the weight multiplies the term into the total. */
+static void test_teacher_loss(void **state)
+{
+    (void)state;
+    enum { S = 32 };
+    glocal_config c = glocal_config_default(S);
+    c.arch = 2;
+    c.feat = 8;
+    c.iters = 1;
+    glocal_model *m = NULL;
+    nn_manual_seed(4);
+    OK(glocal_model_new(&m, &c));
+    nn_scope *sc;
+    OK(nn_scope_begin(&sc));
+    float ia[S * S], ib[S * S];
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            ia[y * S + x] = (float)texture(x, y);
+            ib[y * S + x] = (float)texture(x - 1.5, y + 0.5);
+        }
+    int64_t sh1[4] = { 1, 1, S, S }, sh2[4] = { 1, 2, S, S };
+    nn_tensor *a, *b, *t, *conf, *zero, *loss;
+    OK(nn_from_data(&a, ia, sh1, 4, NN_F32));
+    OK(nn_from_data(&b, ib, sh1, 4, NN_F32));
+    glocal_outputs o;
+    OK(glocal_forward(m, a, b, 0, NULL, 1, &o));
+    assert_int_equal(o.ndense, 2);
+    assert_int_equal(nn_size(o.dense[0], 2), S / 8);
+    assert_int_equal(nn_size(o.dense[1], 2), S / 4);
+    float *d8 = to_host(o.dense[0], 2 * 4 * 4), *d4 = to_host(o.dense[1], 2 * 8 * 8);
+    static float tf[2 * S * S], one[S * S], none[S * S];
+    const double delta[2] = { 0.5, -0.25 };
+    for (int ch = 0; ch < 2; ch++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                tf[(ch * S + y) * S + x] = (float)(d4[(ch * 8 + y / 4) * 8 + x / 4] + delta[ch]);
+    for (int i = 0; i < S * S; i++) one[i] = 1, none[i] = 0;
+    OK(nn_from_data(&t, tf, sh2, 4, NN_F32));
+    OK(nn_from_data(&conf, one, sh1, 4, NN_F32));
+    OK(nn_from_data(&zero, none, sh1, 4, NN_F32));
+    double l8 = 0, l4 = 64 * (charb(0.5) + charb(0.25)) / (128 + 1e-6);
+    for (int ch = 0; ch < 2; ch++)
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++) {
+                double avg = 0;
+                for (int j = 0; j < 2; j++)
+                    for (int i = 0; i < 2; i++) avg += d4[(ch * 8 + 2 * y + j) * 8 + 2 * x + i] / 4.0;
+                l8 += charb(d8[(ch * 4 + y) * 4 + x] - avg - delta[ch]);
+            }
+    l8 /= 32 + 1e-6;
+    glocal_loss_config lc = glocal_loss_config_default();
+    lc.w_teacher = 1;
+    glocal_losses p1, p0, p3, pz;
+    OK(glocal_loss(m, a, b, t, conf, &lc, 0, &loss, &p1));
+    assert_double_equal(p1.teacher, l8 + l4, 1e-5 * (l8 + l4));
+    assert_true(l8 > 0.01); /* the 1/8 level is not the 1/4 level's average: the case can fail */
+    OK(glocal_loss(m, a, b, t, zero, &lc, 0, &loss, &pz));
+    assert_double_equal(pz.teacher, 0, 1e-12);
+    lc.w_teacher = 0;
+    OK(glocal_loss(m, a, b, t, conf, &lc, 0, &loss, &p0));
+    assert_double_equal(p0.teacher, 0, 0);
+    lc.w_teacher = 3;
+    OK(glocal_loss(m, a, b, t, conf, &lc, 0, &loss, &p3));
+    assert_double_equal(p3.total - p0.total, 3 * p1.teacher, 1e-5 * p1.teacher);
+    free(d8);
+    free(d4);
+    nn_scope_end(&sc);
+    glocal_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_irls_projection),
         cmocka_unit_test(test_gn_step),
         cmocka_unit_test(test_forward_and_checkpoint),
+        cmocka_unit_test(test_teacher_loss),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
