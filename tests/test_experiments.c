@@ -13,6 +13,7 @@
 
 #include "experiments/cli.h"
 #include "experiments/config.h"
+#include "experiments/motion_source.h"
 #include "experiments/stages.h"
 #include "tests/testutil.h"
 
@@ -186,6 +187,80 @@ static void test_stage_exec_passes_signals(void **state)
     assert_non_null(text);
     assert_non_null(strstr(text, "stopped\n"));
     gl_free(text);
+}
+
+/* motion_teacher_compute on a pair with a known translation: B(p + (2, 1))
+ * = A(p), A the band-limited texture except a flat grey square, and in B a
+ * square of alternating black and white stripes over a textured place that
+ * A shows (an occluder). The teacher (TV-L1) is trusted (confidence 1) almost
+ * everywhere on the texture and there gives the translation (forward) and
+ * its opposite (backward); it is not trusted where the flow leaves the frame
+ * (the last two columns) nor on the occluded pixels. */
+static void test_teacher_confidence(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 64 };
+    const double du = 2, dv = 1;
+    motion_pairs p = { .n = 1, .width = W, .height = H };
+    p.a = malloc(3 * W * H);
+    p.b = malloc(3 * W * H);
+    assert_non_null(p.a);
+    assert_non_null(p.b);
+#define FLAT(x, y) ((x) >= 40 && (x) < 56 && (y) >= 8 && (y) < 24)   /* flat in A (and in B, moved) */
+#define OCCLUDED(x, y) ((x) >= 12 && (x) < 26 && (y) >= 36 && (y) < 50) /* A's pixels hidden in B */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double va = FLAT(x, y) ? 128 : test_texture(x, y);
+            int xs = (int)(x - du), ys = (int)(y - dv); /* B(x, y) = A(x - du, y - dv) */
+            double vb = FLAT(xs, ys) ? 128 : test_texture(xs, ys);
+            if (OCCLUDED(xs, ys)) vb = (x / 2) % 2 ? 250 : 5;
+            for (int c = 0; c < 3; c++) {
+                p.a[(y * W + x) * 3 + c] = (uint8_t)lrint(va);
+                p.b[(y * W + x) * 3 + c] = (uint8_t)lrint(vb);
+            }
+        }
+    motion_teacher t;
+    OK(motion_teacher_compute(&t, &p, flow_method_tvl1, NULL, NULL, NULL));
+    const size_t plane = (size_t)W * H;
+    const float *fw = t.flow, *bw = t.flow + 2 * plane, *conf = t.conf;
+    long tex = 0, trusted = 0, occ = 0, occ_trusted = 0, edge_trusted = 0;
+    double epe = 0, epe_back = 0;
+    for (int y = 4; y < H - 4; y++)
+        for (int x = 4; x < W - 4; x++) {
+            size_t i = (size_t)y * W + x;
+            if (OCCLUDED(x, y)) {
+                occ++;
+                occ_trusted += conf[i] > 0.5f;
+                continue;
+            }
+            /* the texture, away from the flat square, the occluder and the
+             * columns whose match leaves B */
+            if (FLAT(x, y) || x >= W - 4 - 2 || (x >= 8 && x < 30 && y >= 32 && y < 54) || (x >= 36 && y < 28))
+                continue;
+            tex++;
+            if (conf[i] > 0.5f) {
+                trusted++;
+                epe += hypot(fw[i] - du, fw[plane + i] - dv);
+            }
+            /* B's pixel q = p + d shows A(p): the backward flow there is -d */
+            size_t q = (size_t)(y + 1) * W + (x + 2);
+            epe_back += hypot(bw[q] + du, bw[plane + q] + dv);
+        }
+    for (int y = 0; y < H; y++)
+        for (int x = W - 2; x < W; x++) edge_trusted += conf[(size_t)y * W + x] > 0.5f;
+    print_message("texture: %ld of %ld trusted, EPE %.3f px there (backward %.3f); occluded: %ld of %ld trusted; "
+                  "last two columns: %ld trusted\n", trusted, tex, epe / trusted, epe_back / tex, occ_trusted, occ,
+                  edge_trusted);
+    assert_true(trusted > 0.95 * tex);
+    assert_true(epe / trusted < 0.1);
+    assert_true(epe_back / tex < 0.1);
+    assert_true(occ_trusted < 0.2 * occ);
+    assert_int_equal(edge_trusted, 0);
+#undef FLAT
+#undef OCCLUDED
+    motion_teacher_free(&t);
+    free(p.a);
+    free(p.b);
 }
 
 /* Runs a shell command, output to log; returns its exit status. */
@@ -493,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_canonical_and_keys),
         cmocka_unit_test(test_stage_markers_and_exec),
         cmocka_unit_test(test_stage_exec_passes_signals),
+        cmocka_unit_test(test_teacher_confidence),
         cmocka_unit_test(test_run_tiny_end_to_end),
         cmocka_unit_test(test_run_sigterm),
         cmocka_unit_test(test_train_motion_on_real_ucf_layout),
