@@ -422,23 +422,6 @@ static void test_train_motion_on_real_ucf_layout(void **state)
     gl_free(text);
 }
 
-/* Polls (up to 120 s) until `path` exists, or `text` is in it when text is
- * not NULL; 1 when it does. */
-static int wait_for(const char *path, const char *text)
-{
-    for (int t = 0; t < 24000; t++) {
-        if (access(path, F_OK) == 0) {
-            if (!text) return 1;
-            char *s = test_read_text(path);
-            int found = s && strstr(s, text);
-            gl_free(s);
-            if (found) return 1;
-        }
-        usleep(5000);
-    }
-    return 0;
-}
-
 /* SIGTERM to `glocal run` while the motion stage trains (the tiny config with
  * a million steps): the stage is stopped and not marked done, the exit status
  * is 143; the same command skips the data stage and resumes the motion stage. */
@@ -465,7 +448,7 @@ static void test_run_sigterm(void **state)
         pid_t pid = test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL);
         assert_true(pid > 0);
         /* the stage has started training: its handlers are in place */
-        assert_true(wait_for(started, "training (steps)"));
+        assert_true(test_wait_for_file(started, "training (steps)", 120));
         kill(pid, SIGTERM);
         assert_int_equal(test_wait_status(pid), 143);
         char *said = test_read_text(log);

@@ -397,8 +397,7 @@ static void test_train_classifier_sigterm(void **state)
     const char *args[] = CLS_ARGS("100000", NULL);
     pid_t pid = spawn_limited(0, log, args);
     assert_true(pid > 0);
-    for (int t = 0; t < 12000 && access(jsonl, F_OK) != 0; t++) usleep(5000);
-    assert_int_equal(access(jsonl, F_OK), 0);
+    assert_true(test_wait_for_file(jsonl, NULL, 60));
     kill(pid, SIGTERM);
     assert_int_equal(test_wait_status(pid), 143);
     assert_int_equal(count_named(dir, ".tmp"), 0);

@@ -585,6 +585,37 @@ static void test_import_disk_full(void **state)
     }
 }
 
+/* A CSV of n steals in game Aaaa-01, event k in the window [k * step,
+ * k * step + 4000) ms (clip k + 1 of StealSuccess). */
+static void write_steals(const char *csv, int n, int step)
+{
+    char *text = calloc((size_t)n, 128), row[128];
+    assert_non_null(text);
+    for (int k = 0; k < n; k++) {
+        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n", k * step,
+                 k * step + 4000, k * step + 3000);
+        strcat(text, row);
+    }
+    write_text(csv, text);
+    free(text);
+}
+
+/* The clips of write_steals(n, step) in out, each checked (check_clip);
+ * all of them when `all`, else those present. Returns how many were. */
+static int check_steals(const char *out, int n, int step, int all)
+{
+    char rel[128], p[1024];
+    int present = 0;
+    for (int k = 0; k < n; k++) {
+        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
+        snprintf(p, sizeof p, "%s/%s", out, rel);
+        if (!all && !file_exists(p)) continue;
+        check_clip(out, rel, k * step, k * step + 4000, GW, GH);
+        present++;
+    }
+    return present;
+}
+
 /* A run killed with SIGKILL at some point leaves only whole clips; the next
  * run finishes the job and deletes the killed run's temporary files. The
  * assertions hold wherever the kill lands. */
@@ -596,13 +627,7 @@ static void test_import_killed(void **state)
     snprintf(csv, sizeof csv, "%s/many.csv", tmpdir);
     snprintf(out, sizeof out, "%s/out_kill", tmpdir);
     enum { N = 30 };
-    char text[N * 128] = "", row[128];
-    for (int k = 0; k < N; k++) {
-        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n",
-                 k * 120, k * 120 + 4000, k * 120 + 3000);
-        strcat(text, row);
-    }
-    write_text(csv, text);
+    write_steals(csv, N, 120);
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -618,20 +643,13 @@ static void test_import_killed(void **state)
      * libtorch included, takes a while), or after 30 s. */
     char first[1024];
     snprintf(first, sizeof first, "%s/StealSuccess/v_StealSuccess_g001_c00001.avi", out);
-    for (int t = 0; t < 6000 && !file_exists(first); t++) usleep(5000);
+    (void)test_wait_for_file(first, NULL, 30);
     kill(pid, SIGKILL);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
 
-    char rel[128], p[1024];
-    int left = 0;
-    for (int k = 0; k < N; k++) {
-        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
-        snprintf(p, sizeof p, "%s/%s", out, rel);
-        if (!file_exists(p)) continue;
-        check_clip(out, rel, k * 120, k * 120 + 4000, GW, GH);
-        left++;
-    }
+    char p[1024];
+    int left = check_steals(out, N, 120, 0);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' | wc -l", out);
     FILE *pp = popen(cmd, "r");
@@ -649,10 +667,7 @@ static void test_import_killed(void **state)
     assert_int_equal(rep.failed, 0);
     assert_int_equal(rep.written + rep.skipped, N);
     ncaa_import_report_release(&rep);
-    for (int k = 0; k < N; k++) {
-        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
-        check_clip(out, rel, k * 120, k * 120 + 4000, GW, GH);
-    }
+    assert_int_equal(check_steals(out, N, 120, 1), N);
     snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '*.tmp.*')\"", out);
     assert_int_equal(system(cmd), 0);
 
@@ -678,25 +693,19 @@ static void test_import_killed(void **state)
 static void test_import_sigterm(void **state)
 {
     (void)state;
-    char videos[512], csv0[512], csv[600], out[512], log[600], rel[128], p[1024];
+    char videos[512], csv0[512], csv[600], out[512], log[600], p[1024];
     setup_import(videos, csv0, sizeof videos);
     snprintf(csv, sizeof csv, "%s/sig.csv", tmpdir);
     snprintf(out, sizeof out, "%s/out_sig", tmpdir);
     snprintf(log, sizeof log, "%s/sig.log", tmpdir);
     enum { N = 60 };
-    char text[N * 128] = "", row[128];
-    for (int k = 0; k < N; k++) {
-        snprintf(row, sizeof row, "Game_Aaaa-01,64,48,%d,%d,-1,%d,-1,-1,steal success,train\n",
-                 k * 60, k * 60 + 4000, k * 60 + 3000);
-        strcat(text, row);
-    }
-    write_text(csv, text);
+    write_steals(csv, N, 60);
     const char *args[] = { "--threads", "1", "ncaa-import", "--csv", csv, "--videos", videos, "--out", out, NULL };
     pid_t pid = test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL);
     assert_true(pid > 0);
     char first[1024];
     snprintf(first, sizeof first, "%s/StealSuccess/v_StealSuccess_g001_c00001.avi", out);
-    for (int t = 0; t < 6000 && !file_exists(first); t++) usleep(5000);
+    assert_true(test_wait_for_file(first, NULL, 30));
     kill(pid, SIGTERM);
     assert_int_equal(test_wait_status(pid), 143);
     char *said = test_read_text(log);
@@ -709,14 +718,7 @@ static void test_import_sigterm(void **state)
     assert_int_equal(system(cmd), 0);
     snprintf(p, sizeof p, "%s/trainlist01.txt", out);
     assert_false(file_exists(p));
-    int left = 0;
-    for (int k = 0; k < N; k++) {
-        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
-        snprintf(p, sizeof p, "%s/%s", out, rel);
-        if (!file_exists(p)) continue;
-        check_clip(out, rel, k * 60, k * 60 + 4000, GW, GH);
-        left++;
-    }
+    int left = check_steals(out, N, 60, 0);
     assert_true(left >= 1 && left < N);
     assert_int_equal(test_wait_status(test_spawn(GLOCAL_BINARY, log, 0, args, NULL, NULL)), 0);
     said = test_read_text(log);
@@ -724,10 +726,7 @@ static void test_import_sigterm(void **state)
     snprintf(want, sizeof want, "%d events in 1 games: %d clips written, %d already there, 0 failed", N, N - left, left);
     if (!strstr(said, want)) fail_msg("expected '%s' in:\n%s", want, said);
     gl_free(said);
-    for (int k = 0; k < N; k++) {
-        snprintf(rel, sizeof rel, "StealSuccess/v_StealSuccess_g001_c%05d.avi", k + 1);
-        check_clip(out, rel, k * 60, k * 60 + 4000, GW, GH);
-    }
+    assert_int_equal(check_steals(out, N, 60, 1), N);
     snprintf(p, sizeof p, "%s/trainlist01.txt", out);
     assert_true(file_exists(p));
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -123,6 +124,24 @@ static inline pid_t test_spawn(const char *binary, const char *log, int append, 
         _exit(127);
     }
     return pid;
+}
+
+/* Polls every 5 ms, up to `seconds`, until `path` exists and, when text is
+ * not NULL, holds it; 1 when it came, else 0. */
+static inline int test_wait_for_file(const char *path, const char *text, double seconds)
+{
+    for (double t0 = gl_now();;) {
+        if (access(path, F_OK) == 0) {
+            if (!text) return 1;
+            char *s = test_read_text(path);
+            int found = s && strstr(s, text);
+            gl_free(s);
+            if (found) return 1;
+        }
+        if (gl_now() - t0 > seconds) return 0;
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* The exit status of pid, 128 + N when signal N ended it (as a shell says);
