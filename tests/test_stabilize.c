@@ -644,10 +644,11 @@ static void test_bad_inputs(void **state)
         { trunc, out, "truncated or damaged" },
         { VTEST, "/nonexistent-dir/x.mp4", "cannot write /nonexistent-dir/x.mp4" },
         { VTEST, out, "--quality': 40 is out of range 1..31" },
+        { VTEST, out, "cannot load the model /nonexistent-dir/m.h5" },
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         snprintf(args, sizeof args, "stabilize '%s' '%s' --size 72x96%s", cases[k].in, cases[k].out,
-                 k == 3 ? " --quality 40 --compare x.avi" : "");
+                 k == 3 ? " --quality 40 --compare x.avi" : k == 4 ? " --model /nonexistent-dir/m.h5" : "");
         if (k == 3) snprintf(args, sizeof args, "stabilize '%s' '%s.avi' --quality 40", cases[k].in, out);
         char *err = NULL;
         int rc = glocal_run(args, &err);
