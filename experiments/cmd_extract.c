@@ -24,16 +24,18 @@ GLOCAL_COMMAND(extract, "extract", "compute motion (GLOCAL, TV-L1, flow minus ho
  * Ctrl-C asks extract_run to stop. */
 typedef struct {
     cli_progress bar;
-    const char *out;
+    const extract_config *ec;
 } progress_ctx;
 
 static int on_progress(void *ctx, const extract_progress *p)
 {
     progress_ctx *pc = ctx;
     if (p->first) {
-        if (p->resumed > 0)
-            fprintf(stderr, "glocal extract: resuming %s: %ld of %ld clips already done\n", pc->out, p->resumed,
-                    p->assigned);
+        if (p->resumed > 0) {
+            fprintf(stderr, "glocal extract: resuming %s", pc->ec->out);
+            for (int k = 0; k < pc->ec->nmore; k++) fprintf(stderr, ", %s", pc->ec->more[k].out);
+            fprintf(stderr, ": %ld of %ld clips already done\n", p->resumed, p->assigned);
+        }
         cli_progress_start(&pc->bar, "extract", p->assigned);
         return cli_signal_caught();
     }
@@ -49,7 +51,7 @@ static int on_progress(void *ctx, const extract_progress *p)
 static int run_interruptible(const extract_config *ec, extract_progress *sum)
 {
     cli_signals_catch();
-    progress_ctx pc = { .out = ec->out };
+    progress_ctx pc = { .ec = ec };
     int rc = extract_run(ec, on_progress, &pc, sum);
     cli_signals_restore();
     return rc;
@@ -63,16 +65,16 @@ static int fail(int rc)
     return CLI_FAIL;
 }
 
-/* Prints "PATH: N clips, P pairs<after_pairs>, F failed<after_failed>" and the
- * failed clips; CLI_OK when none failed. */
-static int print_cache(const char *path, const char *after_pairs, const char *after_failed)
+/* Prints "PATH: N clips, P pairs<after_pairs>, F failed<after_failed>" and,
+ * with list_failed, the failed clips; CLI_OK when none failed. */
+static int print_cache(const char *path, const char *after_pairs, const char *after_failed, int list_failed)
 {
     cache *c = NULL;
     int rc = cache_open(path, 0, &c);
     if (rc < 0) return cli_fail("extract", rc, "cannot reopen %s", path);
     printf("%s: %ld clips, %ld pairs%s, %ld failed%s\n", path, cache_clip_count(c), cache_pair_count(c), after_pairs,
            cache_error_count(c), after_failed);
-    for (long i = 0; i < cache_error_count(c); i++) {
+    for (long i = 0; list_failed && i < cache_error_count(c); i++) {
         const cache_error *e = cache_get_error(c, i);
         fprintf(stderr, "failed: %s: %s\n", e->name, e->message);
     }
@@ -81,23 +83,13 @@ static int print_cache(const char *path, const char *after_pairs, const char *af
     return code;
 }
 
-/* Several ranks: every rank's shard is published; meet, then rank 0 merges
- * them into final_out. A rank that died (or failed before this point) makes
- * the barrier fail here at once on the others. Returns the exit code. */
-static int merge_shards(nn_dist *dist, const char *final_out)
+/* Rank 0, after the barrier: the world's shards of final_out merged into it
+ * (list_failed: see print_cache). Returns the exit code. */
+static int merge_one(const char *final_out, int world, int list_failed)
 {
     const char *cmd = "extract";
-    const int rank = nn_dist_rank(dist), world = nn_dist_world_size(dist);
-    int rc = nn_dist_barrier(dist);
-    if (rc < 0)
-        return cli_fail(cmd, rc, "another rank stopped before finishing its shard; the finished "
-                        "shards are kept: rerun the same command to resume");
-    /* Failed clips are recorded in the shard and reported by rank 0 after
-     * the merge; a non-zero exit here would make glocal launch stop rank 0. */
-    if (rank != 0) return CLI_OK;
     const char *ins[256];
     static char names[256][4096];
-    if (world > 256) return cli_fail(cmd, GL_EINVAL, "at most 256 ranks");
     for (int k = 0; k < world; k++) {
         snprintf(names[k], sizeof names[k], "%s.shard%dof%d.h5", final_out, k, world);
         ins[k] = names[k];
@@ -110,11 +102,36 @@ static int merge_shards(nn_dist *dist, const char *final_out)
             sleep(1);
         }
     if (cli_signal_caught()) return 128 + cli_signal_caught();
-    if ((rc = cache_merge(final_out, ins, world)) < 0)
-        return cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
+    int rc = cache_merge(final_out, ins, world);
+    if (rc < 0) return cli_fail(cmd, rc, "cannot merge the shards into %s", final_out);
     char note[64];
     snprintf(note, sizeof note, " (merged from %d shards)", world);
-    return print_cache(final_out, "", note);
+    return print_cache(final_out, "", note, list_failed);
+}
+
+/* Several ranks: every rank's shard of each cache is published; meet, then
+ * rank 0 merges them into each final_out[k]. A rank that died (or failed
+ * before this point) makes the barrier fail here at once on the others.
+ * Returns the exit code. */
+static int merge_shards(nn_dist *dist, char (*final_out)[4096], int nout)
+{
+    const char *cmd = "extract";
+    const int rank = nn_dist_rank(dist), world = nn_dist_world_size(dist);
+    int rc = nn_dist_barrier(dist);
+    if (rc < 0)
+        return cli_fail(cmd, rc, "another rank stopped before finishing its shard; the finished "
+                        "shards are kept: rerun the same command to resume");
+    /* Failed clips are recorded in the shard and reported by rank 0 after
+     * the merge; a non-zero exit here would make glocal launch stop rank 0. */
+    if (rank != 0) return CLI_OK;
+    if (world > 256) return cli_fail(cmd, GL_EINVAL, "at most 256 ranks");
+    int code = CLI_OK;
+    for (int k = 0; k < nout; k++) {
+        int c = merge_one(final_out[k], world, k == 0);
+        if (c > 128) return c; /* interrupted */
+        if (c != CLI_OK) code = c;
+    }
+    return code;
 }
 
 /* "trainlist01.txt" -> split 1, DATASET_TRAIN. */
@@ -176,7 +193,10 @@ static int parse_shard(void *ctx, const char *v, char *why, size_t n)
 
 /* What the options set. */
 typedef struct {
-    const char *dataset, *lists, *split_file, *method, *out, *model;
+    const char *dataset, *lists, *split_file, *model;
+    /* --method and --out, in pairs: the k-th --out is the k-th --method's cache */
+    const char *method_v[EXTRACT_MAX_OUTPUTS], *out_v[EXTRACT_MAX_OUTPUTS];
+    cli_strings methods, outs;
     long split, stride, workers;
     int height, width;
     shard_opt shard;
@@ -216,19 +236,24 @@ static void on_damaged(void *ctx, long index, const char *name, const char *why)
 static int parse_options(extract_options *o, int argc, char **argv)
 {
     *o = (extract_options){ .stride = 1, .height = 112, .width = 112, .shard = { 0, 1 }, .dist_timeout = 604800 };
+    o->methods = (cli_strings){ .v = o->method_v, .max = EXTRACT_MAX_OUTPUTS };
+    o->outs = (cli_strings){ .v = o->out_v, .max = EXTRACT_MAX_OUTPUTS };
     cli_opt opts[] = {
         CLI_STR("--dataset", &o->dataset, "DIR", "clips in the UCF-101 layout: DIR/Class/v_Class_gGG_cCC.avi",
                 .required = 1),
-        CLI_STR("--out", &o->out, "CACHE.h5", "the cache; rerunning the same command resumes it", .required = 1),
+        CLI_STRS("--out", &o->outs, "CACHE.h5", "the cache of the --method given at the same place (the k-th "
+                 "--out holds the k-th --method); rerunning the same command resumes it", .required = 1),
         CLI_STR("--lists", &o->lists, "DIR", "folder of classInd.txt and the split lists",
                 .def = "DIR/ucfTrainTestlist, DIR/../ucfTrainTestlist, DIR/../annotations or DIR"),
         CLI_NUM("--split", &o->split, 1, 99, "N", "all clips of split N: its train, test and val lists", .def = "1"),
         CLI_STR("--split-file", &o->split_file, "F", "only the clips of list F (e.g. .../testlist01.txt)"),
-        CLI_STR("--method", &o->method, "METHOD",
-                "tvl1, tvl1-minus-homography, dis, dis-minus-homography or rgbdiff; or GLOCAL, with "
-                "--model: glocal-local, "
-                "glocal-residual (the local flow before the mask: TV-L1 on the pair aligned by GLOCAL's "
-                "homography), glocal-global or glocal-mixed", .required = 1),
+        CLI_STRS("--method", &o->methods, "METHOD",
+                 "tvl1, tvl1-minus-homography, dis, dis-minus-homography or rgbdiff; or GLOCAL, with "
+                 "--model: glocal-local (the local flow gated by the mask), glocal-residual (the same local "
+                 "flow before the gate), glocal-mixed (global + local), glocal-global; glocal-tvl1-local, "
+                 "-residual, -mixed (the same with TV-L1 on the pair aligned by GLOCAL's homography as the "
+                 "local flow). Several methods of one pass, each with its --out, are computed at once: "
+                 "glocal-local, glocal-residual, glocal-mixed (or the glocal-tvl1-* ones)", .required = 1),
         CLI_STR("--model", &o->model, "CKPT", "the checkpoint of glocal train-motion for the glocal-* methods"),
         CLI_SIZE("--size", &o->height, &o->width, "HxW", "field grid: frames are resized to it, each side 8..4096"),
         CLI_NUM("--stride", &o->stride, 1, 1000, "S", "frames between the two of a pair, and between pairs"),
@@ -253,6 +278,12 @@ static int parse_options(extract_options *o, int argc, char **argv)
                   "16x16 at least); rgbdiff = TSN's RGB difference, 3 channels in [-1, 1], stored\n"
                   "exactly.\n"
                   "\n"
+                  "One pass, several caches: --method glocal-local --out L.h5 --method\n"
+                  "glocal-residual --out R.h5 --method glocal-mixed --out M.h5 runs GLOCAL once\n"
+                  "per pair and writes the three caches, each the same as a run of its method\n"
+                  "alone would write (either way resumes a cache the other left unfinished).\n"
+                  "Likewise the glocal-tvl1-* methods; every other method is a pass of its own.\n"
+                  "\n"
                   "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
                   "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"
                   "(c10d) and rank 0 merges the shards into CACHE.h5. A rank that dies makes the\n"
@@ -276,13 +307,28 @@ static int parse_options(extract_options *o, int argc, char **argv)
     if (o->height < 8 || o->width < 8 || o->height > 4096 || o->width > 4096)
         return cli_usage_error(cmd, "--size: each side in 8..4096, got %dx%d", o->height, o->width);
     if (o->split_file && o->split) return cli_usage_error(cmd, "give --split or --split-file, not both");
+    if (o->methods.n != o->outs.n)
+        return cli_usage_error(cmd, "%d --method and %d --out: give one --out per --method", o->methods.n,
+                               o->outs.n);
     int needs_model = 0;
-    if (!extract_method_known(o->method, &needs_model))
-        return cli_usage_error(cmd, "--method: unknown '%s' (%s)", o->method, extract_method_names());
+    for (int k = 0; k < o->methods.n; k++) {
+        const char *m = o->method_v[k];
+        if (!extract_method_known(m, &needs_model))
+            return cli_usage_error(cmd, "--method: unknown '%s' (%s)", m, extract_method_names());
+        if (strcmp(extract_method_pass(m), extract_method_pass(o->method_v[0])) != 0)
+            return cli_usage_error(cmd, "--method %s and --method %s: not one pass (together: glocal-local, "
+                                   "glocal-residual, glocal-mixed; or glocal-tvl1-local, -residual, -mixed)",
+                                   o->method_v[0], m);
+        for (int i = 0; i < k; i++) {
+            if (!strcmp(o->method_v[i], m)) return cli_usage_error(cmd, "--method %s: given twice", m);
+            if (!strcmp(o->out_v[i], o->out_v[k]))
+                return cli_usage_error(cmd, "--out %s: given twice", o->out_v[k]);
+        }
+    }
     if (o->model && !needs_model) return cli_usage_error(cmd, "--model applies to the glocal-* methods only");
     if (needs_model && !o->model)
         return cli_usage_error(cmd, "--method %s needs --model CKPT (a checkpoint of glocal train-motion)",
-                               o->method);
+                               o->method_v[0]);
     return CLI_PARSED;
 }
 
@@ -293,13 +339,16 @@ int cmd_extract(int argc, char **argv)
     extract_options o;
     int rc = parse_options(&o, argc, argv);
     if (rc != CLI_PARSED) return rc;
-    const char *lists = o.lists, *out = o.out, *split_file = o.split_file;
+    const char *lists = o.lists, *split_file = o.split_file;
+    const char *out[EXTRACT_MAX_OUTPUTS];
+    const int nout = o.outs.n;
+    for (int k = 0; k < nout; k++) out[k] = o.out_v[k];
     int shard_k = o.shard.k, shard_n = o.shard.n;
     /* Under glocal launch / torchrun / srun without --shard, rank K of N computes
      * shard K/N into its own cache OUT.shardKofN.h5 (published on its own, so a
      * rank that dies loses none of the others' work), and rank 0 then merges
-     * every shard into OUT. */
-    char shard_out[4096], final_out[4096] = "";
+     * every shard into OUT (each OUT, with several outputs). */
+    static char shard_out[EXTRACT_MAX_OUTPUTS][4096], final_out[EXTRACT_MAX_OUTPUTS][4096];
     int dist_world = 1;
     nn_dist *dist = NULL;
     if (!o.shard_given) {
@@ -310,8 +359,10 @@ int cmd_extract(int argc, char **argv)
             dist_world = e.world_size;
             shard_k = e.rank;
             shard_n = e.world_size;
-            shard_paths(out, shard_k, shard_n, final_out, shard_out);
-            out = shard_out;
+            for (int k = 0; k < nout; k++) {
+                shard_paths(out[k], shard_k, shard_n, final_out[k], shard_out[k]);
+                out[k] = shard_out[k];
+            }
         }
     }
 
@@ -328,11 +379,15 @@ int cmd_extract(int argc, char **argv)
         lists = cli_lists_note(cmd, o.dataset, lists, lists_dir, sizeof lists_dir);
     }
     damaged_list damaged = { .mu = PTHREAD_MUTEX_INITIALIZER };
-    const extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
-                                .list_file = split_file, .method = o.method, .model = o.model, .out = out,
-                                .width = o.width, .height = o.height, .stride = (int)o.stride,
-                                .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n,
-                                .strict = o.strict, .on_damaged = on_damaged, .damaged_ctx = &damaged };
+    extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
+                          .list_file = split_file, .method = o.method_v[0], .model = o.model, .out = out[0],
+                          .width = o.width, .height = o.height, .stride = (int)o.stride,
+                          .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n,
+                          .strict = o.strict, .on_damaged = on_damaged, .damaged_ctx = &damaged };
+    for (int k = 1; k < nout; k++) {
+        ec.more[ec.nmore].method = o.method_v[k];
+        ec.more[ec.nmore++].out = out[k];
+    }
     int code = CLI_FAIL;
     if (dist_world > 1) {
         /* Joined before any work, so a rank that fails anywhere later is seen
@@ -359,10 +414,16 @@ int cmd_extract(int argc, char **argv)
     char note[160];
     snprintf(note, sizeof note, " (%ld pairs this run in %.1f s, %.1f pairs/s)", sum.pairs, sum.seconds,
              sum.seconds > 0 ? sum.pairs / sum.seconds : 0.0);
-    code = print_cache(out, note, "");
+    /* the failed clips are listed once, with the first cache (the others
+     * record the same ones, unless they were resumed from other runs) */
+    code = CLI_OK;
+    for (int k = 0; k < nout; k++) {
+        int c = print_cache(out[k], note, "", k == 0);
+        if (c != CLI_OK) code = c;
+    }
     for (long i = 0; i < damaged.n; i++) fprintf(stderr, "%s\n", damaged.lines[i]);
     if (damaged.n > 0 && code == CLI_OK) code = CLI_FAIL;
-    if (dist_world > 1) code = merge_shards(dist, final_out);
+    if (dist_world > 1) code = merge_shards(dist, final_out, nout);
 done:
     for (long i = 0; i < damaged.n; i++) gl_free(damaged.lines[i]);
     gl_free(damaged.lines);

@@ -32,13 +32,18 @@ typedef struct {
     /* Per-worker state (may stay NULL), for frames of c->width x c->height. */
     int (*init)(void **state, const extract_config *c);
     void (*free)(void *state);
-    /* n pairs of RGB24 frames (width*height*3 bytes each) -> fields [n, C, h, w]
-     * and, when has_homographies, homographies [n, 9] (row-major, pixels of
-     * the h x w grid, frame a -> frame b). */
+    /* n pairs of RGB24 frames (width*height*3 bytes each) -> for k < nparts,
+     * fields[k] [n, C, h, w] of output parts[k] of the pass, and when
+     * has_homographies the pass's homographies [n, 9] (row-major, pixels of
+     * the h x w grid, frame a -> frame b). Methods of one pass share `pass`
+     * and this function, and differ by `part`; a pass of one method has
+     * nparts = 1 and ignores parts. */
     int (*pairs)(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int width,
-                 int height, float *fields, float *homs);
+                 int height, const int *parts, int nparts, float *const *fields, float *homs);
     /* The method's parameters as text (recorded in the cache; resume checks them). */
     void (*describe)(const extract_config *c, char *buf, size_t n);
+    const char *pass;      /* NULL: the method's name (a pass of its own) */
+    int part;
 } motion_method;
 
 /* The flow methods' state (TV-L1's and DIS's, with or without the homography). */
@@ -85,17 +90,17 @@ static int flow_pairs(flow_method_fn method, void *state, const uint8_t *const *
 }
 
 static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                      int h, float *fields, float *homs)
+                      int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
-    (void)homs;
-    return flow_pairs(flow_method_tvl1, state, a, b, n, w, h, fields);
+    (void)parts, (void)nparts, (void)homs;
+    return flow_pairs(flow_method_tvl1, state, a, b, n, w, h, fields[0]);
 }
 
 static int dis_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                     int h, float *fields, float *homs)
+                     int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
-    (void)homs;
-    return flow_pairs(flow_method_dis, state, a, b, n, w, h, fields);
+    (void)parts, (void)nparts, (void)homs;
+    return flow_pairs(flow_method_dis, state, a, b, n, w, h, fields[0]);
 }
 
 static void tvl1_describe(const extract_config *cfg, char *buf, size_t n)
@@ -155,15 +160,17 @@ static int fmh_pairs(flow_method_fn method, void *state, const uint8_t *const *a
 }
 
 static int tvl1_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                          int h, float *fields, float *homs)
+                          int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
-    return fmh_pairs(flow_method_tvl1, state, a, b, n, w, h, fields, homs);
+    (void)parts, (void)nparts;
+    return fmh_pairs(flow_method_tvl1, state, a, b, n, w, h, fields[0], homs);
 }
 
 static int dis_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                         int h, float *fields, float *homs)
+                         int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
-    return fmh_pairs(flow_method_dis, state, a, b, n, w, h, fields, homs);
+    (void)parts, (void)nparts;
+    return fmh_pairs(flow_method_dis, state, a, b, n, w, h, fields[0], homs);
 }
 
 static void fmh_describe(void (*flow_describe)(const extract_config *, char *, size_t),
@@ -189,12 +196,11 @@ static void dis_fmh_describe(const extract_config *cfg, char *buf, size_t n)
 }
 
 static int rgbdiff_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n,
-                         int w, int h, float *fields, float *homs)
+                         int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
-    (void)state;
-    (void)homs;
+    (void)state, (void)parts, (void)nparts, (void)homs;
     for (int i = 0; i < n; i++) {
-        int rc = rgbdiff_compute(a[i], b[i], w, h, fields + (size_t)i * 3 * w * h);
+        int rc = rgbdiff_compute(a[i], b[i], w, h, fields[0] + (size_t)i * 3 * w * h);
         if (rc < 0) return rc;
     }
     return 0;
@@ -236,20 +242,46 @@ static int glocal_state_init(void **out, const extract_config *c)
 
 typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
 
-static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                        int h, float *fields, float *homs, glocal_part part)
+/* One glocal_infer for the batch and every part asked for from it. A part
+ * alone is computed with its own options, as it always was: glocal-global
+ * without the LME, glocal-residual ungated, glocal-local and glocal-mixed
+ * gated. Several parts come from one call with local_gate = 0: its local flow
+ * is the residual, and (motion/glocal.h) the gated local flow is exactly the
+ * residual where mask >= 0.5 and 0 elsewhere, and mixed = global + gated
+ * local: the same numbers as the parts computed alone. local_tvl1: 1 forces
+ * TV-L1 on the aligned pair as the local flow, 0 keeps the default. */
+static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, const uint8_t *const *b, int n,
+                        int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
     glocal_state *s = state;
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    o.lme = part != GLOCAL_GLOBAL;
-    o.local_gate = part != GLOCAL_RESIDUAL;
+    if (local_tvl1) o.local_tvl1 = 1;
+    o.lme = !(nparts == 1 && parts[0] == GLOCAL_GLOBAL);
+    o.local_gate = nparts == 1 && parts[0] != GLOCAL_RESIDUAL;
     glocal_result r = { 0 }; /* glocal_infer allocates it */
     int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
     if (rc < 0) goto done;
-    size_t per = (size_t)2 * w * h;
-    const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow : r.local_flow;
-    memcpy(fields, src, sizeof(float) * per * (size_t)n);
+    const size_t hw = (size_t)w * h, all = 2 * hw * (size_t)n;
+    for (int k = 0; k < nparts; k++) {
+        float *f = fields[k];
+        const int part = parts[k];
+        if (part == GLOCAL_GLOBAL || part == GLOCAL_RESIDUAL || o.local_gate) {
+            const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow
+                                                                                            : r.local_flow;
+            memcpy(f, src, sizeof(float) * all);
+            continue;
+        }
+        /* the gated local flow (and the mixed flow) from the ungated one */
+        for (int i = 0; i < n; i++)
+            for (size_t p = 0; p < hw; p++) {
+                const size_t u = (size_t)i * 2 * hw + p, v = u + hw;
+                const int fg = r.mask[(size_t)i * hw + p] >= 0.5f;
+                const float lu = fg ? r.local_flow[u] : 0.0f, lv = fg ? r.local_flow[v] : 0.0f;
+                f[u] = part == GLOCAL_MIXED ? r.global_flow[u] + lu : lu;
+                f[v] = part == GLOCAL_MIXED ? r.global_flow[v] + lv : lv;
+            }
+    }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)r.homography[9 * i + k];
 done:
@@ -257,28 +289,16 @@ done:
     return rc;
 }
 
-static int glocal_local_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                              int h, float *fields, float *homs)
+static int glocal_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                        const int *parts, int nparts, float *const *fields, float *homs)
 {
-    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_LOCAL);
+    return glocal_parts(st, 0, a, b, n, w, h, parts, nparts, fields, homs);
 }
 
-static int glocal_residual_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n,
-                                 int w, int h, float *fields, float *homs)
+static int glocal_tvl1_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                             const int *parts, int nparts, float *const *fields, float *homs)
 {
-    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_RESIDUAL);
-}
-
-static int glocal_global_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                               int h, float *fields, float *homs)
-{
-    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_GLOBAL);
-}
-
-static int glocal_mixed_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
-                              int h, float *fields, float *homs)
-{
-    return glocal_pairs(st, a, b, n, w, h, fields, homs, GLOCAL_MIXED);
+    return glocal_parts(st, 1, a, b, n, w, h, parts, nparts, fields, homs);
 }
 
 static void glocal_describe(const extract_config *c, char *buf, size_t n)
@@ -289,23 +309,35 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
              "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
 }
 
+static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[600];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults) on the pair aligned by the refined homography",
+             t);
+}
+
+#define GLOCAL_METHOD(name, pairs, describe, pass, part)                                                 \
+    { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, pairs, describe, pass, part }
+
 static const motion_method methods[] = {
-    { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe },
+    { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe, NULL, 0 },
     { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_fmh_pairs,
-      tvl1_fmh_describe },
-    { "dis", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_pairs, dis_describe },
+      tvl1_fmh_describe, NULL, 0 },
+    { "dis", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_pairs, dis_describe, NULL, 0 },
     { "dis-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_fmh_pairs,
-      dis_fmh_describe },
+      dis_fmh_describe, NULL, 0 },
     /* 8-bit differences / 255 are stored exactly with a 1/255 step */
-    { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe },
-    { "glocal-local", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_local_pairs,
-      glocal_describe },
-    { "glocal-residual", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free,
-      glocal_residual_pairs, glocal_describe },
-    { "glocal-global", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_global_pairs,
-      glocal_describe },
-    { "glocal-mixed", 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_mixed_pairs,
-      glocal_describe },
+    { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe, NULL, 0 },
+    GLOCAL_METHOD("glocal-local", glocal_pairs, glocal_describe, "glocal", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-residual", glocal_pairs, glocal_describe, "glocal", GLOCAL_RESIDUAL),
+    /* without the LME its homography differs: a pass of its own */
+    GLOCAL_METHOD("glocal-global", glocal_pairs, glocal_describe, NULL, GLOCAL_GLOBAL),
+    GLOCAL_METHOD("glocal-mixed", glocal_pairs, glocal_describe, "glocal", GLOCAL_MIXED),
+    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1",
+                  GLOCAL_RESIDUAL),
+    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_MIXED),
 };
 
 /* Hex SHA-256 of a file (libavutil's implementation), for the cache's provenance. */
@@ -330,10 +362,13 @@ static int file_sha256(const char *path, char hex[65])
 /* ---- the worker pool ---------------------------------------------------------- */
 
 typedef struct {
-    const motion_method *m;
+    const motion_method *m[EXTRACT_MAX_OUTPUTS]; /* the outputs' methods, of one pass */
+    int parts[EXTRACT_MAX_OUTPUTS];              /* their parts of the pass */
+    int nout;
     const dataset_index *idx;
     const long *sel;       /* dataset position -> index into idx->clips */
     const long *jobs;      /* dataset positions still to compute */
+    const unsigned *need;  /* per job: bit k = cache k lacks the clip */
     long njobs;
     atomic_long next;      /* next job */
     atomic_long pairs;     /* pairs computed in this run */
@@ -344,7 +379,7 @@ typedef struct {
     atomic_int running;    /* workers still running */
     char fatal_msg[1024];
     pthread_mutex_t mu;
-    cache_writer *w;
+    cache_writer *w[EXTRACT_MAX_OUTPUTS];
     const extract_config *cfg;
     int width, height, stride;
 } run_ctx;
@@ -359,30 +394,46 @@ static void set_fatal(run_ctx *x, int rc)
     pthread_mutex_unlock(&x->mu);
 }
 
-/* A clip failed for a reason of its own (unreadable video, ...): record it. */
-static int clip_failed(run_ctx *x, long pos, const char *name, const char *why)
+/* A clip failed for a reason of its own (unreadable video, ...): record it
+ * in each cache that lacks it. */
+static int clip_failed(run_ctx *x, long pos, unsigned need, const char *name, const char *why)
 {
     atomic_fetch_add(&x->failed, 1);
     char msg[CACHE_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "%s", why[0] ? why : "failed");
-    int rc = cache_writer_put_error(x->w, pos, name, msg);
-    if (rc < 0) set_fatal(x, rc);
-    return rc;
+    for (int k = 0; k < x->nout; k++) {
+        if (!(need >> k & 1)) continue;
+        int rc = cache_writer_put_error(x->w[k], pos, name, msg);
+        if (rc < 0) {
+            set_fatal(x, rc);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 typedef struct {
     uint8_t *frames[BATCH + 1];
-    float *fields, *homs;
+    float *fields[EXTRACT_MAX_OUTPUTS], *homs;
     void *state;
 } worker_bufs;
 
-/* Computes clip `pos`. Returns < 0 only for fatal (cache) errors. */
-static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
+static void clips_abort(cache_clip_writer **cw, int n)
 {
+    for (int k = 0; k < n; k++) cache_clip_abort(&cw[k]);
+}
+
+/* Computes job j (clip x->jobs[j]) into each cache that lacks it. Returns
+ * < 0 only for fatal (cache) errors. */
+static int do_clip(run_ctx *x, worker_bufs *wb, long j)
+{
+    const long pos = x->jobs[j];
+    const unsigned need = x->need[j];
     const dataset_clip *dc = &x->idx->clips[x->sel[pos]];
     const char *name = dc->rel_path;
+    const motion_method *m = x->m[0];
     video_reader *r = NULL;
-    cache_clip_writer *cw = NULL;
+    cache_clip_writer *cw[EXTRACT_MAX_OUTPUTS] = { 0 };
     char why[CACHE_MESSAGE_MAX] = "";
     int rc = 0, n = 0, have_first = 0, eof = 0;
     long clip_pairs = 0, frames = 0;
@@ -412,10 +463,11 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
     info.split = (int)dc->split;
     info.src_size = (int64_t)st.st_size;
     info.src_mtime = (int64_t)st.st_mtime;
-    if ((rc = cache_clip_begin(x->w, &info, &cw)) < 0) {
-        set_fatal(x, rc);
-        goto out;
-    }
+    for (int k = 0; k < x->nout; k++)
+        if ((need >> k & 1) && (rc = cache_clip_begin(x->w[k], &info, &cw[k])) < 0) {
+            set_fatal(x, rc);
+            goto out;
+        }
     while (!eof) {
         /* frames[0] is the previous batch's last frame */
         while (n < BATCH && !eof) {
@@ -437,20 +489,23 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
         }
         if (atomic_load(&x->stop) || atomic_load(&x->fatal)) goto out;
         if (n == 0) break;
-        if ((rc = x->m->pairs(wb->state, (const uint8_t *const *)wb->frames,
-                              (const uint8_t *const *)wb->frames + 1, n, x->width, x->height,
-                              wb->fields, x->m->has_homographies ? wb->homs : NULL)) < 0) {
+        if ((rc = m->pairs(wb->state, (const uint8_t *const *)wb->frames, (const uint8_t *const *)wb->frames + 1,
+                           n, x->width, x->height, x->parts, x->nout, wb->fields,
+                           m->has_homographies ? wb->homs : NULL)) < 0) {
             if (rc == GL_ENOMEM) { set_fatal(x, rc); goto out; }
-            snprintf(why, sizeof why, "%s: %s", x->m->name, gl_last_error());
+            snprintf(why, sizeof why, "%s: %s", m->name, gl_last_error());
             goto failed;
         }
-        if ((rc = cache_clip_append(cw, n, wb->fields, x->m->has_homographies ? wb->homs : NULL)) < 0) {
-            if (rc == GL_ENUMERIC) { /* the method produced NaN: this clip's problem */
-                snprintf(why, sizeof why, "%s", gl_last_error());
-                goto failed;
+        for (int k = 0; k < x->nout; k++) {
+            if (!cw[k]) continue;
+            if ((rc = cache_clip_append(cw[k], n, wb->fields[k], m->has_homographies ? wb->homs : NULL)) < 0) {
+                if (rc == GL_ENUMERIC) { /* the method produced NaN: this clip's problem (in every cache) */
+                    snprintf(why, sizeof why, "%s", gl_last_error());
+                    goto failed;
+                }
+                set_fatal(x, rc);
+                goto out;
             }
-            set_fatal(x, rc);
-            goto out;
         }
         atomic_fetch_add(&x->pairs, n);
         clip_pairs += n;
@@ -472,16 +527,20 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long pos)
         }
         if (x->cfg->on_damaged) x->cfg->on_damaged(x->cfg->damaged_ctx, pos, name, damage);
     }
-    if ((rc = cache_clip_commit(&cw)) < 0) set_fatal(x, rc);
+    for (int k = 0; k < x->nout; k++)
+        if (cw[k] && (rc = cache_clip_commit(&cw[k])) < 0) {
+            set_fatal(x, rc);
+            break;
+        }
     goto out;
 decode_error:
     snprintf(why, sizeof why, "decoding: %s", gl_last_error());
 failed:
-    cache_clip_abort(&cw);
+    clips_abort(cw, x->nout);
     video_reader_close(&r);
-    return clip_failed(x, pos, name, why);
+    return clip_failed(x, pos, need, name, why);
 out:
-    cache_clip_abort(&cw);
+    clips_abort(cw, x->nout);
     video_reader_close(&r);
     return atomic_load(&x->fatal);
 }
@@ -495,20 +554,21 @@ static void *worker_main(void *arg)
     int rc = 0;
     for (int i = 0; i <= BATCH; i++)
         if (!(wb.frames[i] = gl_malloc(fb))) rc = GL_ENOMEM;
-    if (rc == 0 && !(wb.fields = gl_malloc(sizeof(float) * BATCH * x->m->channels * (size_t)x->width *
-                                           x->height)))
-        rc = GL_ENOMEM;
+    for (int k = 0; k < x->nout; k++)
+        if (rc == 0 && !(wb.fields[k] = gl_malloc(sizeof(float) * BATCH * x->m[k]->channels * (size_t)x->width *
+                                                  x->height)))
+            rc = GL_ENOMEM;
     if (rc == 0 && !(wb.homs = gl_malloc(sizeof(float) * BATCH * 9))) rc = GL_ENOMEM;
-    if (rc == 0 && x->m->init) rc = x->m->init(&wb.state, x->cfg);
+    if (rc == 0 && x->m[0]->init) rc = x->m[0]->init(&wb.state, x->cfg);
     if (rc < 0) set_fatal(x, rc);
     while (rc >= 0 && !atomic_load(&x->stop) && !atomic_load(&x->fatal)) {
         long j = atomic_fetch_add(&x->next, 1);
         if (j >= x->njobs) break;
-        rc = do_clip(x, &wb, x->jobs[j]);
+        rc = do_clip(x, &wb, j);
     }
-    if (x->m->free) x->m->free(wb.state);
+    if (x->m[0]->free) x->m[0]->free(wb.state);
     for (int i = 0; i <= BATCH; i++) gl_free(wb.frames[i]);
-    gl_free(wb.fields);
+    for (int k = 0; k < x->nout; k++) gl_free(wb.fields[k]);
     gl_free(wb.homs);
     atomic_fetch_sub(&x->running, 1);
     return NULL;
@@ -529,7 +589,7 @@ void extract_config_default(extract_config *c)
 const char *extract_method_names(void)
 {
     return "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff, glocal-local, glocal-residual, "
-           "glocal-global, glocal-mixed";
+           "glocal-global, glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed";
 }
 
 static const motion_method *find_method(const char *name)
@@ -546,6 +606,54 @@ int extract_method_known(const char *name, int *needs_model)
     return m != NULL;
 }
 
+const char *extract_method_pass(const char *name)
+{
+    const motion_method *m = find_method(name);
+    return !m ? NULL : m->pass ? m->pass : m->name;
+}
+
+/* The outputs of a config: out[k] into path[k]; returns how many (>= 1). */
+static int config_outputs(const extract_config *c, const char **method, const char **path)
+{
+    method[0] = c->method;
+    path[0] = c->out;
+    int n = 1;
+    for (int k = 0; k < c->nmore && k < EXTRACT_MAX_OUTPUTS - 1; k++, n++) {
+        method[n] = c->more[k].method;
+        path[n] = c->more[k].out;
+    }
+    return n;
+}
+
+/* The outputs beyond the first: of method's pass, each method and path once. */
+static int validate_more(const extract_config *c)
+{
+    if (c->nmore < 0 || c->nmore > EXTRACT_MAX_OUTPUTS - 1)
+        return gl_error(GL_EINVAL, "extract_config.nmore: %d, expected 0..%d", c->nmore, EXTRACT_MAX_OUTPUTS - 1);
+    const char *method[EXTRACT_MAX_OUTPUTS], *path[EXTRACT_MAX_OUTPUTS];
+    const int n = config_outputs(c, method, path);
+    const char *pass = extract_method_pass(c->method);
+    for (int k = 1; k < n; k++) {
+        if (!path[k]) return gl_error(GL_EINVAL, "extract_config.more[%d].out: missing", k - 1);
+        const char *pk = extract_method_pass(method[k]);
+        if (!pk)
+            return gl_error(GL_EINVAL, "extract_config.more[%d].method: unknown '%s' (%s)", k - 1,
+                            method[k] ? method[k] : "(none)", extract_method_names());
+        if (strcmp(pk, pass) != 0)
+            return gl_error(GL_EINVAL, "extract_config.more[%d].method: %s is not computed by the pass of %s "
+                            "(one run computes one pass: glocal-local, glocal-residual and glocal-mixed; or the "
+                            "glocal-tvl1-* ones)", k - 1, method[k], c->method);
+        for (int i = 0; i < k; i++) {
+            if (!strcmp(method[i], method[k]))
+                return gl_error(GL_EINVAL, "extract_config.more[%d].method: %s asked for twice", k - 1, method[k]);
+            if (!strcmp(path[i], path[k]))
+                return gl_error(GL_EINVAL, "extract_config.more[%d].out: %s is also the cache of %s", k - 1,
+                                path[k], method[i]);
+        }
+    }
+    return 0;
+}
+
 int extract_config_validate(const extract_config *c)
 {
     if (!c) return gl_error(GL_EINVAL, "extract_config: NULL");
@@ -560,6 +668,8 @@ int extract_config_validate(const extract_config *c)
                         c->method);
     if (!glocal && c->model)
         return gl_error(GL_EINVAL, "extract_config.model: only the glocal-* methods take a model, not %s", c->method);
+    int rc = validate_more(c);
+    if (rc < 0) return rc;
     if (c->split < 1 || c->split > 99) return gl_error(GL_EINVAL, "extract_config.split: %d, expected 1..99", c->split);
     if (c->only < -1 || c->only >= DATASET_NUM_SPLITS)
         return gl_error(GL_EINVAL, "extract_config.only: %d, expected -1 or a dataset_split", c->only);
@@ -604,6 +714,17 @@ static int cache_config_of(const extract_config *c, const motion_method *m, long
     return cache_config_set_shard(cfg, c->shard_k, c->shard_n);
 }
 
+/* Clips done in the cache that has fewest (the one cache of one output). */
+static long done_count(run_ctx *x)
+{
+    long done = cache_writer_done_count(x->w[0]);
+    for (int k = 1; k < x->nout; k++) {
+        long d = cache_writer_done_count(x->w[k]);
+        if (d < done) done = d;
+    }
+    return done;
+}
+
 /* Starts the workers on x's jobs and reports progress until they all
  * stopped. Returns the number started (0 when none could be). */
 static int run_workers(run_ctx *x, int nthreads, pthread_t *tids, extract_progress_fn progress, void *ctx,
@@ -618,7 +739,7 @@ static int run_workers(run_ctx *x, int nthreads, pthread_t *tids, extract_progre
     pr->first = 0;
     for (;;) {
         int last = atomic_load(&x->running) == 0;
-        pr->done = cache_writer_done_count(x->w);
+        pr->done = done_count(x);
         pr->pairs = atomic_load(&x->pairs);
         pr->failed = atomic_load(&x->failed);
         pr->damaged = atomic_load(&x->damaged);
@@ -650,39 +771,55 @@ int extract_run(const extract_config *c, extract_progress_fn progress, void *ctx
 {
     int rc = extract_config_validate(c);
     if (rc < 0) return rc;
-    const motion_method *m = find_method(c->method);
+    const char *method[EXTRACT_MAX_OUTPUTS], *path[EXTRACT_MAX_OUTPUTS];
+    const int nout = config_outputs(c, method, path);
     dataset_index *idx = NULL;
-    cache_writer *w = NULL;
     long *sel = NULL, *jobs = NULL, total = 0;
+    unsigned *need = NULL;
     pthread_t *tids = NULL;
     const int threads = gl_num_threads();
     extract_progress pr = { 0 };
     run_ctx x;
     memset(&x, 0, sizeof x);
     pthread_mutex_init(&x.mu, NULL);
+    x.nout = nout;
     if ((rc = dataset_index_load(&idx, c->dataset, c->lists, c->split)) < 0) {
         gl_error_prefix(rc, "cannot read the dataset");
         goto fail;
     }
     if ((rc = select_clips(c, idx, &sel, &total)) < 0) goto fail;
-    cache_config cfg;
-    if ((rc = cache_config_of(c, m, total, &cfg)) < 0) goto fail;
-    if ((rc = cache_writer_open(c->out, &cfg, &w)) < 0) {
-        gl_error_prefix(rc, "cannot open the cache");
+    for (int k = 0; k < nout; k++) {
+        x.m[k] = find_method(method[k]);
+        x.parts[k] = x.m[k]->part;
+        cache_config cfg;
+        if ((rc = cache_config_of(c, x.m[k], total, &cfg)) < 0) goto fail;
+        if ((rc = cache_writer_open(path[k], &cfg, &x.w[k])) < 0) {
+            gl_error_prefix(rc, "cannot open the cache");
+            goto fail;
+        }
+    }
+    if (!(jobs = gl_malloc(sizeof *jobs * (size_t)(total + 1))) ||
+        !(need = gl_malloc(sizeof *need * (size_t)(total + 1)))) {
+        rc = GL_ENOMEM;
         goto fail;
     }
-    if (!(jobs = gl_malloc(sizeof *jobs * (size_t)(total + 1)))) { rc = GL_ENOMEM; goto fail; }
+    /* a clip is computed when any cache lacks it, and stored in those that do */
     long njobs = 0;
     for (long p = c->shard_k; p < total; p += c->shard_n) {
         pr.assigned++;
-        if (!cache_writer_is_done(w, p)) jobs[njobs++] = p;
+        unsigned bits = 0;
+        for (int k = 0; k < nout; k++)
+            if (!cache_writer_is_done(x.w[k], p)) bits |= 1u << k;
+        if (bits) {
+            need[njobs] = bits;
+            jobs[njobs++] = p;
+        }
     }
-    x.m = m;
     x.idx = idx;
     x.sel = sel;
     x.jobs = jobs;
+    x.need = need;
     x.njobs = njobs;
-    x.w = w;
     x.cfg = c;
     x.width = c->width;
     x.height = c->height;
@@ -690,7 +827,8 @@ int extract_run(const extract_config *c, extract_progress_fn progress, void *ctx
     int nthreads = c->workers ? c->workers : threads;
     if (nthreads > njobs) nthreads = njobs > 0 ? (int)njobs : 1;
     pr.total = total;
-    pr.resumed = pr.done = pr.assigned - njobs;
+    pr.resumed = pr.assigned - njobs;
+    pr.done = done_count(&x);
     pr.first = 1;
     if (progress && progress(ctx, &pr)) {
         rc = gl_error(GL_ECANCELED, "interrupted before the first clip");
@@ -700,17 +838,23 @@ int extract_run(const extract_config *c, extract_progress_fn progress, void *ctx
     gl_set_num_threads(threads / nthreads > 1 ? threads / nthreads : 1);
     int started = run_workers(&x, nthreads, tids, progress, ctx, &pr);
     gl_set_num_threads(threads);
-    if (started == 0 && njobs > 0) rc = gl_error(GL_ESYSTEM, "cannot start worker threads");
-    else if (atomic_load(&x.fatal)) rc = gl_error(atomic_load(&x.fatal), "stopped: %s", x.fatal_msg);
-    else if (atomic_load(&x.stop))
-        rc = gl_error(GL_ECANCELED, "interrupted; %ld of %ld clips are spooled in %s.parts: run the same command "
-                      "again to resume", cache_writer_done_count(w), pr.assigned, c->out);
-    else if ((rc = cache_writer_finish(w)) < 0)
-        gl_error_prefix(rc, "cannot publish %s", c->out);
+    if (started == 0 && njobs > 0) {
+        rc = gl_error(GL_ESYSTEM, "cannot start worker threads");
+    } else if (atomic_load(&x.fatal)) {
+        rc = gl_error(atomic_load(&x.fatal), "stopped: %s", x.fatal_msg);
+    } else if (atomic_load(&x.stop)) {
+        rc = gl_error(GL_ECANCELED, "interrupted; %ld of %ld clips are spooled in %s.parts%s: run the same command "
+                      "again to resume", done_count(&x), pr.assigned, c->out,
+                      nout > 1 ? " (and the other caches' spools)" : "");
+    } else {
+        for (int k = 0; k < nout && rc >= 0; k++)
+            if ((rc = cache_writer_finish(x.w[k])) < 0) gl_error_prefix(rc, "cannot publish %s", path[k]);
+    }
 fail:
     if (summary) *summary = pr;
     gl_free(tids);
-    cache_writer_close(&w);
+    for (int k = 0; k < nout; k++) cache_writer_close(&x.w[k]);
+    gl_free(need);
     gl_free(jobs);
     gl_free(sel);
     dataset_index_free(&idx);

@@ -3,7 +3,8 @@
  * RGB difference computed here, failures recorded, shards + merge equal to
  * one run, kill -9 and resume equal to an uninterrupted run; and
  * experiments/extract.h's extract_run called directly, against TV-L1 and DIS
- * and the homography fit run here. */
+ * and the homography fit run here, and GLOCAL's one pass (several caches from
+ * one inference) against runs of each method alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,8 @@
 #include "tests/testutil.h"
 
 #define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
+/* The shipped GLOCAL checkpoint (trained on the synthetic benchmark, 64x64). */
+#define MODEL GLOCAL_SOURCE_DIR "/results/motion/64/glocal.h5"
 /* A second real clip (OpenCV's vtest.avi, cut; tests/data/README.md) stands in
  * for a BabyCrawling one. */
 #define CLIP2 GLOCAL_DATA_DIR "/video/vtest_50.avi"
@@ -116,34 +119,50 @@ static pid_t spawn(const char *const *args) { return spawn_rank(args, 0, 1, 0); 
 
 static int run(const char *const *args) { return test_wait_status(spawn(args)); }
 
-static void assert_same(const char *pa, const char *pb)
+/* Caches a and b hold the same clips, errors and provenance (method names
+ * aside), fields within `tol` px and homographies to float. Returns the
+ * largest field difference. */
+static double assert_close(const char *pa, const char *pb, double tol)
 {
     cache *a = NULL, *b = NULL;
     OK(cache_open(pa, 0, &a));
     OK(cache_open(pb, 0, &b));
-    assert_string_equal(cache_get_config(a)->shard, cache_get_config(b)->shard);
-    assert_string_equal(cache_get_config(a)->params, cache_get_config(b)->params);
+    const cache_config *ca = cache_get_config(a), *cb = cache_get_config(b);
+    assert_string_equal(ca->params, cb->params);
+    assert_string_equal(ca->model_sha256, cb->model_sha256);
+    assert_string_equal(ca->source, cb->source);
+    assert_string_equal(ca->shard, cb->shard);
+    assert_int_equal(ca->has_homographies, cb->has_homographies);
     assert_int_equal(cache_clip_count(a), cache_clip_count(b));
     assert_int_equal(cache_error_count(a), cache_error_count(b));
-    assert_int_equal(cache_pair_count(a), cache_pair_count(b));
     for (long i = 0; i < cache_clip_count(a); i++)
         assert_memory_equal(cache_get_clip(a, i), cache_get_clip(b, i), sizeof(cache_clip));
     for (long i = 0; i < cache_error_count(a); i++)
         assert_memory_equal(cache_get_error(a, i), cache_get_error(b, i), sizeof(cache_error));
-    const cache_config *cfg = cache_get_config(a);
-    size_t per = (size_t)cfg->channels * cfg->height * cfg->width;
-    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per);
+    const size_t per = (size_t)ca->channels * ca->height * ca->width;
+    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per), ha[9], hb[9];
+    double worst = 0;
     for (long i = 0; i < cache_clip_count(a); i++)
         for (long p = 0; p < cache_get_clip(a, i)->pairs; p++) {
             OK(cache_read_fields(a, i, p, 1, fa));
             OK(cache_read_fields(b, i, p, 1, fb));
-            assert_memory_equal(fa, fb, sizeof *fa * per);
+            for (size_t k = 0; k < per; k++) worst = fmax(worst, fabs(fa[k] - fb[k]));
+            if (ca->has_homographies) {
+                OK(cache_read_homographies(a, i, p, 1, ha));
+                OK(cache_read_homographies(b, i, p, 1, hb));
+                for (int k = 0; k < 9; k++) assert_double_equal(ha[k], hb[k], 1e-6 * fmax(1, fabs(ha[k])));
+            }
         }
+    assert_true(worst <= tol);
     free(fa);
     free(fb);
     cache_close(&a);
     cache_close(&b);
+    return worst;
 }
+
+/* The same caches, to the bit. */
+static void assert_same(const char *pa, const char *pb) { assert_close(pa, pb, 0); }
 
 static void test_rgbdiff_against_decoded_frames(void **state)
 {
@@ -449,6 +468,171 @@ static void test_extract_run_dis(void **state)
     flow_field_free(&local);
 }
 
+/* In the caches of one pass (local, residual, mixed of one run): the local
+ * flow is, per pixel, the residual (both components) or zero (the gate), and
+ * both happen; the mixed flow is the homography's flow, computed here from the
+ * stored homography (H p - p), plus the local flow, within the two int16
+ * steps of rounding. */
+static void assert_pass_consistent(const char *local, const char *residual, const char *mixed)
+{
+    cache *l = NULL, *r = NULL, *m = NULL;
+    OK(cache_open(local, 0, &l));
+    OK(cache_open(residual, 0, &r));
+    OK(cache_open(mixed, 0, &m));
+    const cache_config *cfg = cache_get_config(l);
+    const int W = cfg->width, H = cfg->height, hw = W * H;
+    float *fl = malloc(sizeof(float) * 2 * hw), *fr = malloc(sizeof(float) * 2 * hw),
+          *fm = malloc(sizeof(float) * 2 * hw), h[9];
+    long kept = 0, gated = 0;
+    double worst_mixed = 0;
+    assert_int_equal(cache_pair_count(l), cache_pair_count(r));
+    assert_int_equal(cache_pair_count(l), cache_pair_count(m));
+    for (long i = 0; i < cache_clip_count(l); i++)
+        for (long p = 0; p < cache_get_clip(l, i)->pairs; p++) {
+            OK(cache_read_fields(l, i, p, 1, fl));
+            OK(cache_read_fields(r, i, p, 1, fr));
+            OK(cache_read_fields(m, i, p, 1, fm));
+            OK(cache_read_homographies(m, i, p, 1, h));
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const int q = y * W + x;
+                    const int zero = fl[q] == 0 && fl[hw + q] == 0;
+                    if (!zero) {
+                        assert_true(fl[q] == fr[q] && fl[hw + q] == fr[hw + q]);
+                        kept++;
+                    } else if (fr[q] != 0 || fr[hw + q] != 0) {
+                        gated++;
+                    }
+                    const double d = h[6] * x + h[7] * y + h[8];
+                    const double gu = (h[0] * x + h[1] * y + h[2]) / d - x, gv = (h[3] * x + h[4] * y + h[5]) / d - y;
+                    worst_mixed = fmax(worst_mixed, fabs(fm[q] - (gu + fl[q])));
+                    worst_mixed = fmax(worst_mixed, fabs(fm[hw + q] - (gv + fl[hw + q])));
+                }
+        }
+    print_message("one pass: %ld local pixels kept, %ld gated to 0; mixed - (H flow + local) <= %.4g px\n", kept,
+                  gated, worst_mixed);
+    assert_true(kept > 0);
+    assert_true(gated > 0);
+    assert_true(worst_mixed <= 2.0 / 256 + 1e-3);
+    free(fl);
+    free(fr);
+    free(fm);
+    cache_close(&l);
+    cache_close(&r);
+    cache_close(&m);
+}
+
+/* GLOCAL's one pass: glocal-local, glocal-residual and glocal-mixed from one
+ * extract_run into three caches, each equal (to the int16 step) to the cache
+ * of a run of its method alone, with the same name and provenance; a one-pass
+ * run resumes a cache made alone; the hybrid names; outputs that cannot share
+ * a pass are refused by name. */
+static void test_extract_run_glocal_one_pass(void **state)
+{
+    (void)state;
+    enum { H = 24, W = 32, STRIDE = 8 };
+    const char *names[3] = { "glocal-local", "glocal-residual", "glocal-mixed" };
+    char alone[3][300], pass[3][300];
+    extract_config c;
+    extract_config_default(&c);
+    c.dataset = ds;
+    c.model = MODEL;
+    c.width = W;
+    c.height = H;
+    c.stride = STRIDE;
+    c.workers = 2;
+    extract_progress sum;
+    for (int k = 0; k < 3; k++) {
+        snprintf(alone[k], sizeof alone[k], "%s/alone-%s.h5", tmpdir, names[k]);
+        snprintf(pass[k], sizeof pass[k], "%s/pass-%s.h5", tmpdir, names[k]);
+        c.method = names[k];
+        c.out = alone[k];
+        OK(extract_run(&c, NULL, NULL, &sum));
+        assert_int_equal(sum.failed, 2); /* the damaged and the missing clip */
+    }
+    c.method = names[0];
+    c.out = pass[0];
+    c.nmore = 2;
+    for (int k = 1; k < 3; k++) {
+        c.more[k - 1].method = names[k];
+        c.more[k - 1].out = pass[k];
+    }
+    progress_log pl = { 0 };
+    OK(extract_run(&c, log_progress, &pl, &sum));
+    assert_false(pl.bad);
+    assert_int_equal(pl.lasts, 1);
+    assert_int_equal(sum.done, 4);
+    assert_int_equal(sum.failed, 2); /* once per clip, recorded in each cache */
+    for (int k = 0; k < 3; k++) {
+        cache *cc = NULL;
+        OK(cache_open(pass[k], 0, &cc));
+        assert_string_equal(cache_get_config(cc)->method, names[k]);
+        assert_int_equal(cache_verify(cc, NULL, NULL), 0);
+        assert_int_equal(cache_error_count(cc), 2);
+        assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the three */
+        cache_close(&cc);
+        double worst = assert_close(pass[k], alone[k], CACHE_INT16_SCALE + 1e-6);
+        print_message("one pass vs %s alone: %.4g px\n", names[k], worst);
+    }
+    assert_pass_consistent(pass[0], pass[1], pass[2]);
+    /* a cache made alone is resumed by a one-pass run (same name and settings):
+     * nothing is recomputed for it, the other two are computed */
+    char more1[300], more2[300];
+    snprintf(more1, sizeof more1, "%s/pass2-residual.h5", tmpdir);
+    snprintf(more2, sizeof more2, "%s/pass2-mixed.h5", tmpdir);
+    c.out = alone[0];
+    c.more[0].out = more1;
+    c.more[1].out = more2;
+    OK(extract_run(&c, NULL, NULL, &sum));
+    assert_int_equal(sum.resumed, 0); /* the two new caches lack every clip */
+    assert_close(more1, alone[1], CACHE_INT16_SCALE + 1e-6);
+    assert_close(more2, alone[2], CACHE_INT16_SCALE + 1e-6);
+    /* and once every cache has every clip, nothing is left to do */
+    OK(extract_run(&c, NULL, NULL, &sum));
+    assert_int_equal(sum.resumed, 4);
+    assert_int_equal(sum.pairs, 0);
+    /* the hybrid (TV-L1 local flow on GLOCAL's alignment) by name, one pass too */
+    char hl[300], hm[300], hr[300];
+    snprintf(hl, sizeof hl, "%s/tvl1-local.h5", tmpdir);
+    snprintf(hr, sizeof hr, "%s/tvl1-residual.h5", tmpdir);
+    snprintf(hm, sizeof hm, "%s/tvl1-mixed.h5", tmpdir);
+    c.method = "glocal-tvl1-local";
+    c.out = hl;
+    c.more[0] = (extract_output){ "glocal-tvl1-residual", hr };
+    c.more[1] = (extract_output){ "glocal-tvl1-mixed", hm };
+    OK(extract_run(&c, NULL, NULL, &sum));
+    cache *cc = NULL;
+    OK(cache_open(hm, 0, &cc));
+    assert_string_equal(cache_get_config(cc)->method, "glocal-tvl1-mixed");
+    assert_non_null(strstr(cache_get_config(cc)->params, "local flow: TV-L1"));
+    cache_close(&cc);
+    assert_pass_consistent(hl, hr, hm);
+    assert_string_equal(extract_method_pass("glocal-tvl1-residual"), "glocal-tvl1");
+    assert_string_equal(extract_method_pass("glocal-mixed"), "glocal");
+    assert_string_equal(extract_method_pass("glocal-global"), "glocal-global");
+    assert_string_equal(extract_method_pass("tvl1"), "tvl1");
+    assert_null(extract_method_pass("tvl2"));
+    /* outputs that one pass does not give, named */
+    c.method = "glocal-local";
+    c.out = pass[0];
+    c.nmore = 1;
+    c.more[0] = (extract_output){ "glocal-global", pass[1] };
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "more[0].method: glocal-global is not computed by the pass of glocal-local"));
+    c.more[0] = (extract_output){ "glocal-tvl1-residual", pass[1] };
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    c.more[0] = (extract_output){ "glocal-local", pass[1] };
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "asked for twice"));
+    c.more[0] = (extract_output){ "glocal-mixed", pass[0] };
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "is also the cache of glocal-local"));
+    c.more[0] = (extract_output){ "glocal-mixed", NULL };
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    c.more[0] = (extract_output){ "glocal-mixed", pass[2] };
+    OK(extract_config_validate(&c));
+}
+
 /* Waits for pid at most `seconds`; the exit status, or -1 (killed) on timeout. */
 static int wait_for(pid_t pid, int seconds)
 {
@@ -572,6 +756,13 @@ static void test_usage_errors(void **state)
     snprintf(out, sizeof out, "%s/x.h5", tmpdir);
     const char *a1[] = { "extract", "--dataset", ds, "--method", "glocal-local", "--out", out, NULL };
     assert_int_equal(run(a1), 2);
+    /* several outputs: one --out per --method, all of one pass */
+    const char *a2[] = { "extract", "--dataset", ds, "--model", MODEL, "--method", "glocal-local", "--out", out,
+                         "--method", "glocal-residual", NULL };
+    assert_int_equal(run(a2), 2);
+    const char *a4[] = { "extract", "--dataset", ds, "--model", MODEL, "--method", "glocal-local", "--out", out,
+                         "--method", "glocal-global", "--out", "/tmp/g.h5", NULL };
+    assert_int_equal(run(a4), 2);
     const char *a3[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out,
                          "--split-file", "/tmp/mylist.txt", NULL };
     assert_int_equal(run(a3), 2);
@@ -600,6 +791,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rgbdiff_against_decoded_frames),
         cmocka_unit_test(test_extract_run_against_tvl1),
         cmocka_unit_test(test_extract_run_dis),
+        cmocka_unit_test(test_extract_run_glocal_one_pass),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_dead_rank_stops_the_job),
         cmocka_unit_test(test_usage_errors),
