@@ -21,6 +21,7 @@
 #include "experiments/commands.h"
 #include "experiments/config.h"
 #include "datasets/ucf101.h"
+#include "experiments/extract.h"
 #include "experiments/report.h"
 #include "experiments/stages.h"
 #include "nn/nn.h"
@@ -84,7 +85,14 @@ typedef struct {
     char model[PATH_MAX + 64];
     const char *k_data, *k_motion;
     stage_result *s_eval[EXP_MAX_SOURCES];
-    int next_chain;
+    /* GLOCAL sources of one pass (extract_method_pass) share one extract
+     * stage, run by the chain of the first of them (its leader); the others'
+     * chains start once it is done. */
+    int leader[EXP_MAX_SOURCES];     /* the source whose chain extracts this one's cache */
+    stage_result *s_ext[EXP_MAX_SOURCES]; /* leaders: their extract stage, once done */
+    int extracted[EXP_MAX_SOURCES];  /* leaders: their extract stage is done */
+    int chain_state[EXP_MAX_SOURCES]; /* 0 waiting, 1 started */
+    pthread_cond_t chain_cv;         /* an extract stage or a chain finished */
     int chain_rc;
     char chain_msg[4096];
     stage_result st[MAX_STAGES];
@@ -262,7 +270,78 @@ static void add_data_args(runner *r, argvec *a, const char *data_flag)
     av_opt(a, "--split", "%d", r->cfg.split);
 }
 
-/* extract (motion sources) -> train-classifier -> evaluate for source i */
+/* Sources that share source i's extract stage (i itself first), in config
+ * order; returns how many. */
+static int extract_group(const runner *r, int i, int *members)
+{
+    int n = 0;
+    for (int k = 0; k < r->cfg.nsources; k++)
+        if (r->leader[k] == i) members[n++] = k;
+    return n;
+}
+
+/* Each source's leader: a GLOCAL source's is the first source of its pass
+ * (glocal-local, glocal-residual and glocal-mixed come from one inference);
+ * every other source is its own. */
+static void group_sources(runner *r)
+{
+    const exp_config *c = &r->cfg;
+    for (int i = 0; i < c->nsources; i++) {
+        r->leader[i] = i;
+        const char *pass = is_glocal_source(c->sources[i]) ? extract_method_pass(c->sources[i]) : NULL;
+        for (int k = 0; pass && k < i; k++)
+            if (is_glocal_source(c->sources[k]) && !strcmp(extract_method_pass(c->sources[k]), pass)) {
+                r->leader[i] = r->leader[k];
+                break;
+            }
+    }
+}
+
+/* Source i's cache: OUT/stages/extract-SRC/cache.h5 when its extract stage
+ * is its own, OUT/stages/extract-PASS/SRC.h5 when it shares one. */
+static void cache_path(const runner *r, int i, char *out, size_t n)
+{
+    int members[EXP_MAX_SOURCES];
+    const char *src = r->cfg.sources[i];
+    if (extract_group(r, r->leader[i], members) == 1)
+        snprintf(out, n, "%s/stages/extract-%s/cache.h5", r->out, src);
+    else
+        snprintf(out, n, "%s/stages/extract-%s/%s.h5", r->out, extract_method_pass(src), src);
+}
+
+/* The extract stage of leader i: one glocal extract writing the cache of
+ * every source of its group (one GLOCAL inference per pair for all). */
+static int stage_extract(runner *r, int i, stage_result **s_ext)
+{
+    const exp_config *c = &r->cfg;
+    const char *src = c->sources[i];
+    int members[EXP_MAX_SOURCES];
+    const int n = extract_group(r, i, members);
+    argvec a = { 0 };
+    av_glocal(r, &a);
+    av_add(&a, "extract");
+    add_data_args(r, &a, "--dataset");
+    char name[64], cache[PATH_MAX + 96], first[PATH_MAX + 96] = "";
+    for (int k = 0; k < n; k++) {
+        /* the order of a stage of one source as it always was (its key) */
+        av_opt(&a, "--method", "%s", c->sources[members[k]]);
+        if (k == 0 && is_glocal_source(src)) av_opt(&a, "--model", "%s", r->model);
+        cache_path(r, members[k], cache, sizeof cache);
+        av_opt(&a, "--out", "%s", cache);
+        if (k == 0) snprintf(first, sizeof first, "%s", strrchr(cache, '/') + 1);
+    }
+    av_opt(&a, "--size", "%dx%d", c->extract_h, c->extract_w);
+    av_opt(&a, "--stride", "%d", c->extract_stride);
+    snprintf(name, sizeof name, "extract-%s", n == 1 ? src : extract_method_pass(src));
+    const char *up[] = { r->k_data, is_glocal_source(src) ? r->k_motion : "", NULL };
+    int rc = run_stage(r, name, &a, up, NULL, NULL, s_ext, first);
+    av_free(&a);
+    return rc;
+}
+
+/* extract (motion sources) -> train-classifier -> evaluate for source i; the
+ * extract stage is the leader's (run here when i leads, else done before
+ * this chain started). */
 static int run_chain(runner *r, int i)
 {
     exp_config *c = &r->cfg;
@@ -271,21 +350,18 @@ static int run_chain(runner *r, int i)
         char name[64], cache[PATH_MAX + 96] = "";
         stage_result *s_ext = NULL, *s_tr = NULL;
         if (is_motion_source(src)) {
-            argvec a = { 0 };
-            av_glocal(r, &a);
-            av_add(&a, "extract");
-            add_data_args(r, &a, "--dataset");
-            av_opt(&a, "--method", "%s", src);
-            if (is_glocal_source(src)) av_opt(&a, "--model", "%s", r->model);
-            snprintf(cache, sizeof cache, "%s/stages/extract-%s/cache.h5", r->out, src);
-            av_opt(&a, "--out", "%s", cache);
-            av_opt(&a, "--size", "%dx%d", c->extract_h, c->extract_w);
-            av_opt(&a, "--stride", "%d", c->extract_stride);
-            snprintf(name, sizeof name, "extract-%s", src);
-            const char *up[] = { r->k_data, is_glocal_source(src) ? r->k_motion : "", NULL };
-            rc = run_stage(r, name, &a, up, NULL, NULL, &s_ext, "cache.h5");
-            av_free(&a);
-            if (rc < 0) return rc;
+            if (r->leader[i] == i) {
+                rc = stage_extract(r, i, &s_ext);
+                pthread_mutex_lock(&r->mu);
+                r->s_ext[i] = s_ext;
+                r->extracted[i] = rc >= 0;
+                pthread_cond_broadcast(&r->chain_cv);
+                pthread_mutex_unlock(&r->mu);
+                if (rc < 0) return rc;
+            } else {
+                s_ext = r->s_ext[r->leader[i]];
+            }
+            cache_path(r, i, cache, sizeof cache);
         }
         argvec a = { 0 };
         av_glocal(r, &a);
@@ -335,24 +411,42 @@ static int run_chain(runner *r, int i)
     return 0;
 }
 
+/* The first chain not started whose cache is made by its own chain or by a
+ * finished extract stage (under r->mu); -1 when none can start now, -2 when
+ * every chain has started. */
+static int next_chain(const runner *r)
+{
+    int waiting = 0;
+    for (int i = 0; i < r->cfg.nsources; i++) {
+        if (r->chain_state[i]) continue;
+        if (r->leader[i] == i || r->extracted[r->leader[i]]) return i;
+        waiting = 1;
+    }
+    return waiting ? -1 : -2;
+}
+
 static void *chain_worker(void *arg)
 {
     runner *r = arg;
-    for (;;) {
-        pthread_mutex_lock(&r->mu);
-        int i = r->chain_rc < 0 ? r->cfg.nsources : r->next_chain++;
-        pthread_mutex_unlock(&r->mu);
-        if (i >= r->cfg.nsources) break;
-        int rc = run_chain(r, i);
-        if (rc < 0) {
-            pthread_mutex_lock(&r->mu);
-            if (r->chain_rc >= 0) {
-                r->chain_rc = rc;
-                snprintf(r->chain_msg, sizeof r->chain_msg, "%s", gl_last_error());
-            }
-            pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&r->mu);
+    while (r->chain_rc >= 0) {
+        int i = next_chain(r);
+        if (i == -2) break;
+        if (i == -1) { /* a leader's chain is still extracting: it broadcasts */
+            pthread_cond_wait(&r->chain_cv, &r->mu);
+            continue;
         }
+        r->chain_state[i] = 1;
+        pthread_mutex_unlock(&r->mu);
+        int rc = run_chain(r, i);
+        pthread_mutex_lock(&r->mu);
+        if (rc < 0 && r->chain_rc >= 0) {
+            r->chain_rc = rc;
+            snprintf(r->chain_msg, sizeof r->chain_msg, "%s", gl_last_error());
+        }
+        pthread_cond_broadcast(&r->chain_cv);
     }
+    pthread_mutex_unlock(&r->mu);
     return NULL;
 }
 
@@ -360,7 +454,9 @@ static int run_chains(runner *r)
 {
     pthread_t t[EXP_MAX_SOURCES];
     int n = r->jobs < r->cfg.nsources ? r->jobs : r->cfg.nsources, started = 0;
-    r->next_chain = 0;
+    group_sources(r);
+    memset(r->chain_state, 0, sizeof r->chain_state);
+    memset(r->extracted, 0, sizeof r->extracted);
     r->chain_rc = 0;
     for (int k = 1; k < n; k++)
         if (pthread_create(&t[started], NULL, chain_worker, r) == 0) started++;
@@ -542,7 +638,9 @@ static int parse_options(runner *r, int argc, char **argv, const char **config, 
         .about = "Runs an experiment end to end: the dataset (glocal synth for synthetic\n"
                  "configs), GLOCAL trained self-supervised on the training videos (glocal\n"
                  "train-motion), its accuracy against ground truth (synthetic: glocal\n"
-                 "eval-motion), one motion cache per motion source (glocal extract), one\n"
+                 "eval-motion), one motion cache per motion source (glocal extract; the\n"
+                 "GLOCAL sources of one pass, e.g. glocal-local, glocal-residual and\n"
+                 "glocal-mixed, from one extraction: stage extract-glocal), one\n"
                  "classifier per stream (glocal train-classifier), their evaluation (glocal\n"
                  "evaluate), the fusions (glocal fuse), sample decompositions, and the report\n"
                  "OUT/report.md with its JSON twin OUT/report.json.\n\n"
@@ -647,6 +745,7 @@ int cmd_run(int argc, char **argv)
     r->jobs = gl_num_cores() / r->threads;
     if (r->jobs < 1) r->jobs = 1;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->chain_cv, NULL);
     code = CLI_FAIL;
     ssize_t sl = readlink("/proc/self/exe", r->self, sizeof r->self - 1);
     if (sl <= 0) { cli_fail(cmd, GL_ESYSTEM, "cannot find the glocal executable"); goto done; }

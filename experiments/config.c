@@ -11,7 +11,8 @@
 /* Every source but rgb is a method of glocal extract (experiments/extract.h). */
 static const char *const known_sources[] = { "rgb", "rgbdiff", "tvl1", "tvl1-minus-homography", "dis",
                                              "dis-minus-homography", "glocal-local", "glocal-residual",
-                                             "glocal-global", "glocal-mixed" };
+                                             "glocal-global", "glocal-mixed", "glocal-tvl1-local",
+                                             "glocal-tvl1-residual", "glocal-tvl1-mixed" };
 
 int exp_source_known(const char *s)
 {
@@ -262,7 +263,7 @@ static int load_sources(exp_config *c, const char *path, const config_setting_t 
         if (!exp_source_known(v))
             return bad(path, e, "unknown motion source \"%s\" (known: rgb, rgbdiff, tvl1, tvl1-minus-homography, "
                                 "dis, dis-minus-homography, glocal-local, glocal-residual, glocal-global, "
-                                "glocal-mixed)%s", v, "");
+                                "glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed)%s", v, "");
         for (int j = 0; j < i; j++)
             if (strcmp(c->sources[j], v) == 0) return bad(path, e, "source \"%s\" is listed twice%s", v, "");
         snprintf(c->sources[i], sizeof c->sources[i], "%s", v);

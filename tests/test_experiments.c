@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <sys/wait.h>
 
+#include "datasets/cache.h"
 #include "experiments/cli.h"
 #include "experiments/config.h"
 #include "experiments/motion_source.h"
@@ -272,7 +273,9 @@ static int sh(const char *cmd, const char *log)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* Every stage of glocal run on the tiny config; the second run skips them all. */
+/* Every stage of glocal run on the tiny config, its two GLOCAL sources from
+ * one extract stage (one inference, two caches); the second run skips them
+ * all. */
 static void test_run_tiny_end_to_end(void **state)
 {
     (void)state;
@@ -287,8 +290,9 @@ static void test_run_tiny_end_to_end(void **state)
     assert_int_equal(st, 0);
     const char *stages[] = { "data", "motion", "eval-motion", "train-rgb", "evaluate-rgb",
                              "extract-tvl1-minus-homography", "train-tvl1-minus-homography",
-                             "evaluate-tvl1-minus-homography", "extract-glocal-local", "train-glocal-local",
-                             "evaluate-glocal-local", "fuse-rgb+glocal-local", "samples" };
+                             "evaluate-tvl1-minus-homography", "extract-glocal", "train-glocal-local",
+                             "evaluate-glocal-local", "train-glocal-residual", "evaluate-glocal-residual",
+                             "fuse-rgb+glocal-local", "samples" };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         char p[800];
         snprintf(p, sizeof p, "%s/stages/%s/stage.json", out, stages[i]);
@@ -298,14 +302,31 @@ static void test_run_tiny_end_to_end(void **state)
         snprintf(line, sizeof line, "glocal run: %-28s running", stages[i]);
         assert_non_null(strstr(text, line));
     }
+    /* one GLOCAL extraction: no stage per source; the one stage wrote both
+     * caches, each under its method's name */
+    assert_null(strstr(text, "glocal run: extract-glocal-local"));
+    assert_null(strstr(text, "glocal run: extract-glocal-residual"));
+    const char *after = strstr(text, "glocal run: extract-glocal ");
+    assert_non_null(after);
+    assert_null(strstr(after + 1, "glocal run: extract-glocal "));
     gl_free(text);
+    const char *glocal_sources[] = { "glocal-local", "glocal-residual" };
+    for (int i = 0; i < 2; i++) {
+        char p[800];
+        snprintf(p, sizeof p, "%s/stages/extract-glocal/%s.h5", out, glocal_sources[i]);
+        cache *cc = NULL;
+        OK(cache_open(p, 0, &cc));
+        assert_string_equal(cache_get_config(cc)->method, glocal_sources[i]);
+        assert_int_equal(cache_clip_count(cc), 8);
+        cache_close(&cc);
+    }
     /* the report: every recognition row filled with a number in [0, 1] */
     char rj[700];
     snprintf(rj, sizeof rj, "%s/report.json", out);
     json_object *j = json_object_from_file(rj), *rec, *mot;
     assert_non_null(j);
     assert_true(json_object_object_get_ex(j, "recognition", &rec));
-    assert_int_equal(json_object_array_length(rec), 4); /* 3 streams + 1 fusion */
+    assert_int_equal(json_object_array_length(rec), 5); /* 4 streams + 1 fusion */
     for (size_t i = 0; i < json_object_array_length(rec); i++) {
         json_object *row = json_object_array_get_idx(rec, i), *t1;
         assert_true(json_object_object_get_ex(row, "top1", &t1));
@@ -330,8 +351,8 @@ static void test_run_tiny_end_to_end(void **state)
     gl_free(md);
     /* every stream's confusion matrix is a PNG in figures/ (labelled by gnuplot
      * when it is installed, which scripts/deps does) */
-    const char *streams[] = { "rgb", "tvl1-minus-homography", "glocal-local" };
-    for (int i = 0; i < 3; i++) {
+    const char *streams[] = { "rgb", "tvl1-minus-homography", "glocal-local", "glocal-residual" };
+    for (int i = 0; i < 4; i++) {
         char png[800];
         snprintf(png, sizeof png, "%s/figures/confusion-%s.png", out, streams[i]);
         FILE *pf = fopen(png, "rb");
