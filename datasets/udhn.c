@@ -232,7 +232,14 @@ int udhn_points_read(udhn_points_table *out, const char *path)
         n++;
     }
     if (rc < 0) goto fail;
-    qsort(e, n, sizeof *e, entry_cmp);
+    /* An empty table would make every pair "not found" one by one; say so
+     * once (and e is NULL here, which qsort must not get). */
+    if (n == 0) {
+        rc = gl_error(GL_EFORMAT, "%s: no points (expected lines 'KEY' and %d numbers, as "
+                      "scripts/udhn-points writes them)", path, 4 * UDHN_NPOINTS);
+        goto fail;
+    }
+    qsort(e, (size_t)n, sizeof *e, entry_cmp);
     for (int i = 1; i < n; i++)
         if (!strcmp(e[i].key, e[i - 1].key)) {
             int l0 = e[i].line < e[i - 1].line ? e[i].line : e[i - 1].line;

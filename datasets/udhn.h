@@ -93,7 +93,7 @@ typedef struct {
 /* Reads the text file written by scripts/udhn-points. A missing file is
  * GL_EIO with a message that says to run scripts/udhn-points; a line without
  * a key and 24 finite numbers, or a key given twice, is GL_EFORMAT
- * ("path:line: ..."). */
+ * ("path:line: ..."); so is a file without any points ("path: no points"). */
 int udhn_points_read(udhn_points_table *out, const char *path);
 /* *out = the points of key (borrowed from t): 0, or GL_ENOTFOUND. */
 int udhn_points_find(const udhn_points_table *t, const char *key, const udhn_points **out);
