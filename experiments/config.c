@@ -2,6 +2,7 @@
 #include "experiments/config.h"
 
 #include <libconfig.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +172,10 @@ static int parse_size(const char *s, int *w, int *h)
     const char *t = end + 1;
     long b = strtol(t, &end, 10);
     if (end == t || *end) return -1;
-    *w = (int)a;
-    *h = (int)b;
+    /* Saturate rather than wrap, so "4294967360x64" fails the range check
+     * instead of passing as 64x64. */
+    *w = a > INT_MAX ? INT_MAX : a < INT_MIN ? INT_MIN : (int)a;
+    *h = b > INT_MAX ? INT_MAX : b < INT_MIN ? INT_MIN : (int)b;
     return 0;
 }
 
