@@ -238,7 +238,7 @@ static int check_range(const cache *c, long clip, long offset, int L, long *row)
     if (L < 1 || offset < 0 || offset + L > ci->pairs)
         return gl_error(GL_EINVAL, "%s: fields %ld..%ld of clip '%s', which has %d", c->path, offset,
                         offset + L - 1, ci->name, ci->pairs);
-    if (ci->offset < 0 || ci->offset + offset + L > c->npairs)
+    if (ci->offset < 0 || ci->offset > (int64_t)c->npairs - (offset + L)) /* no overflow: a row may lie */
         return gl_error(GL_EFORMAT, "%s: clip '%s' points past the end of /fields (%ld rows)",
                         c->path, ci->name, c->npairs);
     *row = (long)ci->offset + offset;
@@ -366,7 +366,8 @@ long cache_verify(cache *c, cache_report_fn fn, void *ctx)
         if (ci->offset != next_offset)
             report(&r, "clip row %ld (%s): offset %lld, expected %lld (rows must be contiguous)", i,
                    ci->name, (long long)ci->offset, (long long)next_offset);
-        next_offset = ci->offset + (ci->pairs > 0 ? ci->pairs : 0);
+        int64_t n = ci->pairs > 0 ? ci->pairs : 0;
+        next_offset = ci->offset > INT64_MAX - n ? INT64_MAX : ci->offset + n;
     }
     if (next_offset != c->npairs)
         report(&r, "/clips accounts for %lld pairs, /fields holds %ld", (long long)next_offset,
@@ -406,8 +407,10 @@ long cache_verify(cache *c, cache_report_fn fn, void *ctx)
     if (!buf) { rc = GL_ENOMEM; goto fail; }
     for (long i = 0; i < c->nclips; i++) {
         const cache_clip *ci = &c->clips[i];
-        for (long p = 0; p < ci->pairs; p++) {
-            if (ci->offset + p >= c->npairs) break;
+        /* A row outside /fields is reported above; reading it pair by pair
+         * would only repeat that (2^31 times for a damaged row). */
+        if (ci->offset < 0 || ci->offset >= c->npairs) continue;
+        for (long p = 0; p < ci->pairs && ci->offset + p < c->npairs; p++) {
             int e = cache_read_fields(c, i, p, 1, buf);
             if (e < 0) {
                 report(&r, "clip %lld (%s) field %ld: %s", (long long)ci->index, ci->name, p,

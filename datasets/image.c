@@ -32,7 +32,7 @@ int image_load_memory(image *out, const void *bytes, size_t size, const char *na
     AVPacket *pkt = NULL;
     AVFrame *f = NULL;
     struct SwsContext *sws = NULL;
-    uint8_t *data = NULL;
+    uint8_t *data = NULL, *pad = NULL;
     int rc, ret;
     char eb[128];
     memset(out, 0, sizeof *out);
@@ -82,16 +82,23 @@ int image_load_memory(image *out, const void *bytes, size_t size, const char *na
                       av_get_pix_fmt_name(f->format), av_get_pix_fmt_name(dst));
         goto fail;
     }
+    /* libswscale's SIMD writes up to 8 bytes past the end of a row (found by
+     * tests/fuzz: a 3x5 RGB PPM to gray overran its 15-byte buffer), so it
+     * scales into padded rows (64-byte aligned, as video.c does) and the rows
+     * are copied out. */
     size_t stride = (size_t)f->width * channels;
+    int pstride = FFALIGN((int)stride, 64);
+    pad = av_malloc((size_t)pstride * f->height + 64);
     data = gl_malloc(stride * f->height);
-    if (!data) { rc = GL_ENOMEM; goto fail; }
-    uint8_t *dd[4] = { data, NULL, NULL, NULL };
-    int ds[4] = { (int)stride, 0, 0, 0 };
+    if (!pad || !data) { rc = gl_error(GL_ENOMEM, "%s: out of memory", name); goto fail; }
+    uint8_t *dd[4] = { pad, NULL, NULL, NULL };
+    int ds[4] = { pstride, 0, 0, 0 };
     if (sws_scale(sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dd, ds) <= 0) {
         rc = gl_error(GL_EFFMPEG, "%s: converting %s to %s failed", name, av_get_pix_fmt_name(f->format),
                       av_get_pix_fmt_name(dst));
         goto fail;
     }
+    for (int y = 0; y < f->height; y++) memcpy(data + (size_t)y * stride, pad + (size_t)y * pstride, stride);
     out->width = f->width;
     out->height = f->height;
     out->channels = channels;
@@ -99,6 +106,7 @@ int image_load_memory(image *out, const void *bytes, size_t size, const char *na
     data = NULL;
     rc = 0;
 fail:
+    av_free(pad);
     gl_free(data);
     sws_freeContext(sws);
     av_frame_free(&f);

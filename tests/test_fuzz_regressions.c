@@ -3,7 +3,9 @@
  * (scripts/fuzz, tests/fuzz/README.md), kept in tests/fuzz/<parser>/: each
  * must now fail with an error code and a message naming its file (or, for
  * images decoded from memory, the name given), never crash (ASan/UBSan in
- * scripts/test) or leak. Video crashers live beside the older mutants in
+ * scripts/test) or leak; a valid input that crashed (named ok_*) must load
+ * (libswscale's overrun it caught is invisible to ASan: check it with
+ * valgrind, tests/fuzz/README.md). Video crashers live beside the older mutants in
  * tests/fuzz/ (the .avi files) and are replayed by tests/test_video_fuzz.c.
  */
 #include <dirent.h>
@@ -113,29 +115,44 @@ static int feed_flo(const char *path, char *names, size_t n)
 
 static int feed_image(const char *path, char *names, size_t n)
 {
-    /* From memory (the name is the message's) and from the file: both fail. */
+    /* RGB from memory (the name is the message's) and gray from the file:
+     * both load or both fail. */
     void *data;
     size_t size;
     OK(gl_read_file(path, &data, &size));
     image img;
     int rc = image_load_memory(&img, data, size, "fuzz-input", 3);
     gl_free(data);
+    if (rc == 0) assert_true(img.width > 0 && img.height > 0 && img.channels == 3);
+    else assert_non_null(strstr(gl_last_error(), "fuzz-input"));
     image_release(&img);
-    assert_true(rc < 0);
-    assert_non_null(strstr(gl_last_error(), "fuzz-input"));
     snprintf(names, n, "%s", path);
-    rc = image_load(&img, path, 1);
+    int rc1 = image_load(&img, path, 1);
+    if (rc1 == 0) assert_true(img.width > 0 && img.height > 0 && img.channels == 1);
     image_release(&img);
-    return rc;
+    assert_int_equal(rc < 0, rc1 < 0);
+    return rc1;
 }
 
+static void count_problem(void *ctx, const char *problem)
+{
+    (void)problem;
+    (*(long *)ctx)++;
+}
+
+/* A damaged cache fails to open, or opens and cache_verify finds (and
+ * reports) its problems. */
 static int feed_cache(const char *path, char *names, size_t n)
 {
     snprintf(names, n, "%s", path);
     cache *c = NULL;
     int rc = cache_open(path, 0, &c);
+    if (rc < 0) return rc;
+    long reported = 0, problems = cache_verify(c, count_problem, &reported);
     cache_close(&c);
-    return rc;
+    assert_true(problems > 0);
+    assert_int_equal(reported, problems);
+    return gl_error(GL_EFORMAT, "%s: cache_verify found %ld problems", path, problems);
 }
 
 /* Every file in tests/fuzz/<parser>/ through feed; returns how many. */
@@ -154,7 +171,14 @@ static int replay(const char *parser, feed_fn feed)
         gl_clear_error();
         int rc = feed(path, names, sizeof names);
         print_message("%s/%s -> %d: %s\n", parser, e->d_name, rc, gl_last_error());
-        if (rc >= 0 || !strstr(gl_last_error(), names)) {
+        if (!strncmp(e->d_name, "ok_", 3)) {
+            /* A valid input that crashed the parser: it must now load. */
+            if (rc != 0) {
+                print_error("%s: expected to load, got %d: '%s'\n", path, rc, gl_last_error());
+                closedir(d);
+                fail();
+            }
+        } else if (rc >= 0 || !strstr(gl_last_error(), names)) {
             print_error("%s: expected a clean failure naming %s, got %d: '%s'\n", path, names, rc,
                         gl_last_error());
             closedir(d);
