@@ -165,7 +165,16 @@ typedef struct {
     int iters;           /* GME refinement iterations (shared weights), >= 1 */
     double coef_scale;   /* multiplies the dense output: basis coefficients in pixels */
     int lme_ch;          /* LME U-Net base channels */
-    double lme_scale;    /* local flow = lme_scale * tanh(raw), pixels at S */
+    double lme_scale;    /* arch 1: local flow = lme_scale * tanh(raw), pixels at S */
+    /* 1: the first LME: local flow = attention * lme_scale * tanh(raw), so
+     * the flow learns only where the mask is already on (it did not: object
+     * EPE 3.8 px at 128^2). 2 (the default): an attention U-Net on
+     * [A, B aligned, A - B aligned] whose flow head and mask head are
+     * separate: the flow is predicted coarse-to-fine (1/8, 1/4, 1/2, 1, each
+     * level adding a residual to the upsampled coarser one) and trained
+     * everywhere; the mask gates it at inference and weights the global
+     * loss. Checkpoints without "lme_arch" are 1. */
+    int lme_arch;
 } glocal_config;
 
 glocal_config glocal_config_default(int size);
@@ -186,6 +195,13 @@ const nn_tensor *glocal_model_bases(const glocal_model *m);
  * the file, builds the model and loads the weights. */
 int glocal_model_load(glocal_model **out, const char *path, int64_t *step);
 
+/* Copies the GME's weights (parameters "gme.*") from a checkpoint of glocal
+ * train-motion into m, whose GME must have the file's shape (the same size,
+ * arch, feat, radius; GL_EFORMAT naming the first difference otherwise); the
+ * LME keeps its own weights (e.g. a new lme_arch trained on a trained GME).
+ * *copied (may be NULL): the number of tensors copied. */
+int glocal_model_load_gme(glocal_model *m, const char *path, int *copied);
+
 /* Forward pass at the model size. a, b: (N, 1, S, S) grey in [0, 1].
  * Outputs (any may be NULL): global flow (N, 2, S, S) after every iteration
  * (glob[0..iters-1]; the last is the estimate), local flow (N, 2, S, S),
@@ -196,8 +212,12 @@ typedef struct {
     int nglob;
     nn_tensor *dense[GLOCAL_MAX_STAGES];   /* arch 2: each stage's dense mixed flow, (N, 2, S/k, S/k) in pixels at S */
     int ndense;
-    nn_tensor *local;
+    nn_tensor *local;                      /* arch-2 LME: ungated (the mask is separate) */
     nn_tensor *mask;
+    /* LME arch 2: the local flow of each level, coarse to fine (1/8, 1/4,
+     * 1/2: (N, 2, S/k, S/k) in pixels at S); local is the finest. */
+    nn_tensor *local_levels[GLOCAL_MAX_STAGES];
+    int nlocal_levels;
 } glocal_outputs;
 int glocal_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
                    const nn_tensor *align, int training, glocal_outputs *out);
@@ -213,12 +233,18 @@ typedef struct {
     double w_sparse;      /* attention sparsity */
     double w_mask;        /* mask BCE to the residual-relative target */
     double w_dense;       /* arch 2: photometric loss of each level's dense mixed flow */
-    double w_teacher;     /* arch 2: each level's dense flow against the teacher's, where confident */
+    double w_teacher;     /* each level's dense flow (GME arch 2) and local flow (LME arch 2) against
+                             the teacher's, where confident */
+    double w_lcensus;     /* LME arch 2: census term of the local reconstruction */
     double charb_eps;     /* Charbonnier epsilon (grey 0..1) */
     double smooth_alpha;  /* edge-aware weight exp(-alpha |grad A|) */
     double tau0, tau_k;   /* mask target threshold tau0 + tau_k * median residual */
     long mask_start;      /* step from which the mask weights the global loss */
     long lme_start;       /* step from which LME and the mask are trained */
+    /* 1 (default): the GME trains too. 0: the GME is fixed (run without
+     * gradients, no global terms): the LME's stage on a trained GME
+     * (glocal_model_load_gme). */
+    int train_gme;
 } glocal_loss_config;
 
 glocal_loss_config glocal_loss_config_default(void);
@@ -346,12 +372,16 @@ typedef struct {
     glocal_refine_config rc;
     int lme;                     /* 1: compute local flow and mask */
     int use_network;             /* 0: skip GME, start the refinement from identity */
-    /* Local flow from TV-L1 (motion/flow.h) between A and B aligned by the
-     * refined H, kept where |flow| > t or the LME mask >= 0.5 (0 elsewhere);
-     * the mask becomes the union. The default (1): on the synthetic benchmark
-     * it beats the LME's own local flow, which learns slowly on CPU budgets
-     * (measured as above; results/motion/report.md has today's numbers).
-     * 0: the LME's local flow.
+    /* Where the local flow comes from. 0: the LME's own flow. 1: TV-L1
+     * (motion/flow.h) between A and B aligned by the refined H (the hybrid:
+     * the only usable local flow of arch-1 LMEs, whose flow never learned,
+     * measured as above; it also runs with lme = 0, without the LME's mask).
+     * -1 (the default): by the model: the LME's own flow for lme_arch 2,
+     * TV-L1 for lme_arch 1 (old checkpoints).
+     * Either flow (arch 1's own flow excepted, which is attention-weighted
+     * already) is then post-processed the same way: foreground evidence is
+     * |flow| > t or the LME mask >= 0.5, cleaned up (below) into the mask,
+     * which gates the flow (local_gate).
      * t adapts to the noise of the residual flow, whose median is set by the
      * background (most pixels): t = local_thresh_k * median |flow|, clamped
      * to [local_thresh_min, local_thresh]; local_thresh_k = 0 gives a fixed
@@ -369,9 +399,10 @@ typedef struct {
      * MPEG-4-coded 64^2 clips (results/motion, README). */
     double mask_sigma;           /* default 1/16 */
     double mask_range;           /* default 20 */
-    /* With local_tvl1: 1 (default) zeroes the local flow outside the mask
-     * (the paper's suppression of background motion); 0 keeps the whole
-     * TV-L1 residual on GLOCAL's alignment (the mask is computed the same).
+    /* 1 (default) zeroes the local flow outside the mask (the paper's
+     * suppression of background motion); 0 keeps the whole residual flow on
+     * GLOCAL's alignment (the mask is computed the same, so the gated flow
+     * is the ungated one times (mask >= 0.5)).
      * Measured on the synthetic benchmark (README): the ungated residual
      * classifies better, because the gate also drops the slow parts of the
      * objects (centres of rotations, grow/shrink). */

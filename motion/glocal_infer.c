@@ -15,7 +15,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
-    o->local_tvl1 = 1; /* measured better than the LME's own local flow: see glocal.h */
+    o->local_tvl1 = -1; /* by the model's LME: see glocal.h */
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
@@ -74,16 +74,20 @@ static void mask_bilateral(const float *grey, int W, int H, int R, double ss, do
         }
 }
 
+/* The local flow's post-processing (glocal_infer_options.local_tvl1): the
+ * flow (TV-L1 on the aligned pair, or the LME's already in r->local_flow),
+ * the foreground evidence, its bilateral clean-up, the gate. */
 typedef struct {
     const uint8_t *const *a, *const *b;
+    int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow in r->local_flow */
     int width, height, have_mask, gate;
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range;
     glocal_result *r;
-} tvl1_job;
+} local_job;
 
-static int tvl1_range(void *ctx, long begin, long end)
+static int local_range(void *ctx, long begin, long end)
 {
-    tvl1_job *j = ctx;
+    local_job *j = ctx;
     const int W = j->width, H = j->height;
     const size_t hw = (size_t)W * H;
     double ss = j->mask_sigma * (W < H ? W : H);
@@ -98,15 +102,19 @@ static int tvl1_range(void *ctx, long begin, long end)
     tvl1_config tc;
     tvl1_config_default(&tc);
     for (long i = begin; i < end; i++) {
-        if ((rc = flow_gray_from_rgb24(j->a[i], W, H, buf)) < 0 ||
-            (rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0)
-            goto fail;
-        warp_gray(buf + hw, W, H, j->r->homography + 9 * i, buf + 2 * hw);
-        if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
         float *lu = j->r->local_flow + i * 2 * hw, *lv = lu + hw, *mk = j->r->mask + i * hw;
+        if ((rc = flow_gray_from_rgb24(j->a[i], W, H, buf)) < 0) goto fail;
+        if (j->tvl1) {
+            if ((rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0) goto fail;
+            warp_gray(buf + hw, W, H, j->r->homography + 9 * i, buf + 2 * hw);
+            if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
+        } else {
+            memcpy(f.u, lu, sizeof(float) * hw);
+            memcpy(f.v, lv, sizeof(float) * hw);
+        }
         double t = j->thresh;
         if (j->thresh_k > 0) {
-            float *mag = buf + hw; /* grey B is no longer needed */
+            float *mag = buf + hw; /* grey B (if any) is no longer needed */
             for (size_t p = 0; p < hw; p++) mag[p] = hypotf(f.u[p], f.v[p]);
             t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
             t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
@@ -263,7 +271,10 @@ static int lme_with(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, c
     TRY(nn_from_data(&cpu, f, sh, 4, NN_F32));
     TRY(nn_to_device(&al, cpu, nn_default_device()));
     TRY(glocal_warp(&bw, tb, al));
-    TRY(glocal_lme_forward(m, ta, bw, 0, local, mask));
+    glocal_lme_out lo;
+    TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
+    *local = lo.local;
+    *mask = lo.mask;
 fail:
     nn_free(&bw);
     nn_free(&al);
@@ -285,12 +296,17 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (!m && (o->use_network || o->lme))
         return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
-    if (o->local_tvl1 && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 &&
-                           o->local_thresh_min >= 0 && o->local_thresh_min <= o->local_thresh))
+    /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
+     * (0), or by the model (-1): the LME's where it learned one (arch 2) */
+    const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
+    const int tvl1 = o->local_tvl1 < 0 ? o->lme && !lme2 : o->local_tvl1 != 0;
+    const int post = tvl1 || lme2;
+    if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
+                  o->local_thresh_min <= o->local_thresh))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
                         "local_thresh_k >= 0 (got %g, %g, %g)", o->local_thresh_min, o->local_thresh,
                         o->local_thresh_k);
-    if (o->local_tvl1 && !(o->mask_sigma >= 0 && o->mask_sigma <= 1 && o->mask_range > 0))
+    if (post && !(o->mask_sigma >= 0 && o->mask_sigma <= 1 && o->mask_range > 0))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= mask_sigma <= 1 and mask_range > 0 (got %g, %g)",
                         o->mask_sigma, o->mask_range);
     if ((rc = glocal_result_alloc(r, n, width, height)) < 0) return rc;
@@ -353,10 +369,10 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(to_input_size(local, width, height, 1, r->local_flow));
         TRY(to_input_size(mask, width, height, 0, r->mask));
     }
-    if (o->local_tvl1) {
-        tvl1_job tj = { a, b, width, height, o->lme, o->local_gate != 0, o->local_thresh,
-                        o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r };
-        TRY(gl_parallel_for(n, 1, tvl1_range, &tj));
+    if (post) {
+        local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,
+                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r };
+        TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
         r->mixed_flow[p] = r->global_flow[p] + r->local_flow[p];

@@ -155,22 +155,24 @@ glocal_loss_config glocal_loss_config_default(void)
     c.w_mask = 0.5;
     c.w_dense = 0.5;
     c.w_teacher = 0.0;
+    c.w_lcensus = 1.0;
     c.charb_eps = 0.01;
     c.smooth_alpha = 10.0;
     c.tau0 = 0.02;
     c.tau_k = 2.0;
     c.mask_start = 400;
     c.lme_start = 200;
+    c.train_gme = 1;
     return c;
 }
 
 int glocal_loss_config_validate(const glocal_loss_config *c)
 {
-    const double w[8] = { c->w_global, c->w_census, c->w_local, c->w_smooth, c->w_sparse, c->w_mask,
-                          c->w_dense, c->w_teacher };
-    static const char *names[8] = { "w_global", "w_census", "w_local", "w_smooth", "w_sparse", "w_mask",
-                                    "w_dense", "w_teacher" };
-    for (int i = 0; i < 8; i++)
+    const double w[9] = { c->w_global, c->w_census, c->w_local, c->w_smooth, c->w_sparse, c->w_mask,
+                          c->w_dense, c->w_teacher, c->w_lcensus };
+    static const char *names[9] = { "w_global", "w_census", "w_local", "w_smooth", "w_sparse", "w_mask",
+                                    "w_dense", "w_teacher", "w_lcensus" };
+    for (int i = 0; i < 9; i++)
         if (!(w[i] >= 0 && w[i] < 1e6))
             return gl_error(GL_EINVAL, "glocal_loss_config.%s: %g not in [0, 1e6)", names[i], w[i]);
     if (!(c->charb_eps > 0)) return gl_error(GL_EINVAL, "glocal_loss_config.charb_eps: %g <= 0", c->charb_eps);
@@ -250,6 +252,50 @@ fail:
     return rc;
 }
 
+/* LME arch 2's flow terms, every level upsampled to S: the reconstruction
+ * of A by B warped by the detached global flow plus the local flow
+ * (Charbonnier + census, all pixels: the flow learns everywhere, not through
+ * the mask), edge-aware smoothness of the finest flow, and with a teacher
+ * its local part (teacher - global) where confident. Coarser levels count
+ * half as much as the next finer one. */
+static int lme2_loss(const glocal_outputs *o, const nn_tensor *a, const nn_tensor *b, const nn_tensor *gd,
+                     const nn_tensor *teacher, const nn_tensor *tconf, const glocal_loss_config *lc,
+                     nn_tensor **photo, nn_tensor **tloss)
+{
+    int rc;
+    const int64_t S = nn_size(a, 2);
+    const int L = o->nlocal_levels + 1;
+    nn_tensor *ph = NULL, *tl = NULL, *target = NULL;
+    if (teacher) TRY(nn_sub(&target, teacher, gd));
+    for (int k = 0; k < L; k++) {
+        const nn_tensor *f = k < L - 1 ? o->local_levels[k] : o->local;
+        const double wk = pow(0.5, L - 1 - k);
+        nn_tensor *up = (nn_tensor *)f, *mixed, *bw, *l, *cl;
+        if (nn_size(f, 2) != S) TRY(nn_interpolate(&up, f, S, S, NN_BILINEAR, 0));
+        TRY(nn_add(&mixed, gd, up));
+        TRY(glocal_warp(&bw, b, mixed));
+        TRY(glocal_loss_charbonnier(&l, a, bw, NULL, lc->charb_eps));
+        TRY(nn_mul_scalar(&l, l, lc->w_local));
+        if (lc->w_lcensus > 0) {
+            TRY(glocal_loss_census(&cl, a, bw, NULL));
+            TRY(nn_axpy(&l, l, lc->w_lcensus, cl));
+        }
+        TRY(nn_mul_scalar(&l, l, wk));
+        if (ph) TRY(nn_add(&ph, ph, l));
+        else ph = l;
+        if (target) {
+            TRY(glocal_loss_charbonnier(&l, up, target, tconf, 0.1)); /* eps 0.1 px */
+            TRY(nn_mul_scalar(&l, l, wk));
+            if (tl) TRY(nn_add(&tl, tl, l));
+            else tl = l;
+        }
+    }
+    *photo = ph;
+    *tloss = tl;
+fail:
+    return rc;
+}
+
 int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *teacher,
                 const nn_tensor *tconf, const glocal_loss_config *lc, long step, nn_tensor **loss,
                 glocal_losses *parts)
@@ -262,14 +308,20 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
     TRY(glocal_loss_config_validate(lc));
     TRY(nn_scope_begin(&sc));
     const int with_lme = step >= lc->lme_start;
-    TRY(glocal_forward(m, a, b, with_lme, NULL, 1, &o));
+    TRY(glocal_forward_ex(m, a, b, with_lme, NULL, 1, lc->train_gme, &o));
     nn_tensor *weight = NULL, *total = NULL, *glob = NULL;
+    double lteacher = 0;
     if (with_lme && step >= lc->mask_start) {
         nn_tensor *md;
         TRY(nn_detach(&md, o.mask));
         TRY(nn_binary_scalar(&weight, NN_SUB, md, 1.0, 1));
     }
     const int K = o.nglob;
+    if (!lc->train_gme) {
+        /* the GME is fixed: no global terms (they would have no gradient) */
+        TRY(nn_scalar(&total, 0.0, nn_get_dtype(a)));
+        goto lme;
+    }
     for (int it = 0; it < K; it++) {
         nn_tensor *l;
         TRY(multiscale_loss(a, b, o.glob[it], weight, lc, &l));
@@ -303,13 +355,24 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
         TRY(nn_axpy(&total, total, lc->w_teacher, tl));
         TRY(scalar_of(tl, &P.teacher));
     }
+lme:
     if (with_lme) {
         nn_tensor *gd, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
             *t1, *t2, *t3, *bce;
         TRY(nn_detach(&gd, o.glob[K - 1]));
-        TRY(nn_add(&mixed, gd, o.local));
-        TRY(glocal_warp(&bwl, b, mixed));
-        TRY(glocal_loss_charbonnier(&ll, a, bwl, NULL, lc->charb_eps));
+        if (m->cfg.lme_arch == 2) {
+            nn_tensor *lt = NULL;
+            const int use_t = teacher && tconf && lc->w_teacher > 0;
+            TRY(lme2_loss(&o, a, b, gd, use_t ? teacher : NULL, tconf, lc, &ll, &lt));
+            if (lt) {
+                TRY(nn_axpy(&total, total, lc->w_teacher, lt));
+                TRY(scalar_of(lt, &lteacher));
+            }
+        } else {
+            TRY(nn_add(&mixed, gd, o.local));
+            TRY(glocal_warp(&bwl, b, mixed));
+            TRY(glocal_loss_charbonnier(&ll, a, bwl, NULL, lc->charb_eps));
+        }
         TRY(glocal_loss_smooth(&sm, o.local, a, lc->smooth_alpha));
         TRY(nn_mean(&sp, o.mask, NULL, 0, 0));
         /* Mask target (detached): residual after global alignment, blurred,
@@ -334,7 +397,8 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
         TRY(nn_add(&t3, t1, t2));
         TRY(nn_mean(&bce, t3, NULL, 0, 0));
         TRY(nn_mul_scalar(&bce, bce, -1.0));
-        TRY(nn_axpy(&total, total, lc->w_local, ll));
+        /* arch 2's reconstruction carries its weights already */
+        TRY(nn_axpy(&total, total, m->cfg.lme_arch == 2 ? 1.0 : lc->w_local, ll));
         TRY(nn_axpy(&total, total, lc->w_smooth, sm));
         TRY(nn_axpy(&total, total, lc->w_sparse, sp));
         TRY(nn_axpy(&total, total, lc->w_mask, bce));
@@ -343,6 +407,7 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
         TRY(scalar_of(sp, &P.sparse));
         TRY(scalar_of(bce, &P.mask));
         P.mask_mean = P.sparse;
+        P.teacher += lteacher;
     }
     TRY(scalar_of(total, &P.total));
     nn_scope_keep(sc, total);

@@ -33,12 +33,37 @@ struct glocal_model {
     nn_conv g2x, g2g, g2psi, l_d2;
     nn_conv g1x, g1g, g1psi, l_d1;
     nn_conv l_out;             /* -> 2 flow + 1 attention logit */
+    /* LME arch 2: encoder at 1, 1/2, 1/4, 1/8; decoder with attention gates
+     * on the skips; a flow head per level (residual to the upsampled
+     * coarser flow) and a mask head at full size */
+    nn_conv m_e1, m_e1b, m_e2, m_e2b, m_e3, m_e3b, m_e4, m_e4b;
+    nn_conv m_s1, m_s2, m_s2b;  /* matching features of A and of aligned B alike, at 1/2 */
+    nn_conv m_f8;
+    nn_conv m_g3x, m_g3g, m_g3psi, m_d3, m_f4;
+    nn_conv m_g2x, m_g2g, m_g2psi, m_d2, m_f2;
+    nn_conv m_g1x, m_g1g, m_g1psi, m_d1, m_d1b, m_f1, m_mask;
 };
 
-/* LME on A and B already aligned by the global motion: local flow (N, 2, S, S)
- * = lme_scale * tanh(raw) * attention, mask = attention (N, 1, S, S). */
+/* LME arch 2's matching at 1/2 resolution: displacements -R..R there,
+ * +-2R px at S. */
+#define LME2_RADIUS 3
+
+/* What the LME computes on A and B aligned by the global motion. */
+typedef struct {
+    nn_tensor *local;            /* (N, 2, S, S), pixels at S (arch 1: already times the attention) */
+    nn_tensor *mask;             /* (N, 1, S, S) in [0, 1] */
+    nn_tensor *levels[3];        /* arch 2: the coarser levels' flows (1/8, 1/4, 1/2) */
+    int nlevels;
+} glocal_lme_out;
+
+/* LME on A and B already aligned by the global motion (either arch). In the
+ * caller's nn scope. */
 int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
-                       nn_tensor **local, nn_tensor **mask);
+                       glocal_lme_out *out);
+
+/* glocal_forward with the GME's gradients recorded (gme_grad 1) or not. */
+int glocal_forward_ex(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
+                      const nn_tensor *align, int training, int gme_grad, glocal_outputs *out);
 
 /* Arch 2's cost volume at 1/8: radius and feature channels. */
 #define GME8_RADIUS 4

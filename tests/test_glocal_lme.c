@@ -1,0 +1,354 @@
+/* test_glocal_lme.c — GLOCAL's LME, arch 2 (motion/glocal.h glocal_config.lme_arch):
+ * a flow head and a mask head, the flow trained everywhere. Checked against:
+ *   - the config: arch 2 by default, kept through JSON, old checkpoints
+ *     (no "lme_arch") read as arch 1, anything else refused;
+ *   - the shapes of every level and the mask's range;
+ *   - where the flow learns: with the mask shut (its logit at -30), arch 1's
+ *     flow (attention x flow) gets no gradient, arch 2's gets one;
+ *   - learning: trained on synthetic pairs with a static camera (photometric
+ *     terms and a TV-L1 teacher computed from the frames), the LME's own
+ *     local flow on held-out pairs comes well below zero flow's error on the
+ *     objects (ground truth of the renderer, never used in training);
+ *   - no ground truth: the same training with every ground-truth array of the
+ *     pairs overwritten by NaN ends with bit-identical weights;
+ *   - inference: the default source of the local flow is the LME's for
+ *     arch 2 (the same result as asking for it), TV-L1's hybrid differs, and
+ *     the gated flow is the ungated one times (mask >= 0.5). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+
+#include "experiments/motion_pairs.h"
+#include "experiments/motion_source.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+#include "nn/nn.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    return nn_runtime_init(1, "cpu") < 0 ? -1 : 0;
+}
+
+static glocal_model *model(int S, int lme_arch, uint64_t seed)
+{
+    glocal_config gc = glocal_config_default(S);
+    gc.iters = 1;
+    gc.feat = 16;
+    gc.lme_arch = lme_arch;
+    gc.lme_ch = 8;
+    nn_manual_seed(seed);
+    glocal_model *m = NULL;
+    OK(glocal_model_new(&m, &gc));
+    return m;
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    glocal_config c = glocal_config_default(64), d;
+    assert_int_equal(c.lme_arch, 2);
+    char json[512];
+    OK(glocal_config_to_json(&c, json, sizeof json));
+    OK(glocal_config_from_json(json, &d));
+    assert_int_equal(d.lme_arch, 2);
+    assert_int_equal(d.lme_ch, c.lme_ch);
+    /* a checkpoint written before lme_arch existed */
+    OK(glocal_config_from_json("{\"model\": \"glocal\", \"size\": 64, \"feat\": 32, \"radius\": 3, \"iters\": 2, "
+                               "\"coef_scale\": 10, \"lme_ch\": 8, \"lme_scale\": 8}", &d));
+    assert_int_equal(d.lme_arch, 1);
+    assert_int_equal(d.arch, 1);
+    assert_int_equal(glocal_config_from_json("{\"model\": \"glocal\", \"size\": 64, \"feat\": 32, \"radius\": 3, "
+                                             "\"iters\": 2, \"coef_scale\": 10, \"lme_ch\": 8, \"lme_scale\": 8, "
+                                             "\"lme_arch\": 3}", &d),
+                     GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_arch"));
+}
+
+/* Random grey frames (N, 1, S, S) in [0, 1]. */
+static nn_tensor *frames(int N, int S)
+{
+    nn_tensor *t = NULL;
+    int64_t sh[4] = { N, 1, S, S };
+    OK(nn_rand(&t, sh, 4, NN_F32));
+    return t;
+}
+
+static void test_shapes(void **state)
+{
+    (void)state;
+    enum { N = 2, S = 32 };
+    glocal_model *m = model(S, 2, 3);
+    nn_tensor *a = frames(N, S), *b = frames(N, S);
+    glocal_outputs o;
+    OK(glocal_forward(m, a, b, 1, NULL, 0, &o));
+    assert_int_equal(o.nlocal_levels, 3);
+    const int k[3] = { 8, 4, 2 };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(nn_ndim(o.local_levels[i]), 4);
+        assert_int_equal(nn_size(o.local_levels[i], 1), 2);
+        assert_int_equal(nn_size(o.local_levels[i], 2), S / k[i]);
+        assert_int_equal(nn_size(o.local_levels[i], 3), S / k[i]);
+    }
+    assert_int_equal(nn_size(o.local, 0), N);
+    assert_int_equal(nn_size(o.local, 1), 2);
+    assert_int_equal(nn_size(o.local, 2), S);
+    assert_int_equal(nn_size(o.mask, 1), 1);
+    float mk[N * S * S];
+    OK(nn_copy_to(o.mask, mk, sizeof mk, NN_F32));
+    for (int i = 0; i < N * S * S; i++) assert_true(mk[i] > 0 && mk[i] < 1);
+    glocal_outputs_free(&o);
+    nn_free(&a);
+    nn_free(&b);
+    glocal_model_free(&m);
+}
+
+/* Sum of |gradient| of the loss over the named parameter. */
+static double grad_abs(glocal_model *m, const char *name)
+{
+    nn_tensor *p = nn_params_find(glocal_model_params(m), name), *g = NULL, *ab = NULL, *s = NULL;
+    assert_non_null(p);
+    OK(nn_grad(&g, p));
+    if (!g) return 0;
+    double v;
+    OK(nn_unary(&ab, NN_ABS, g));
+    OK(nn_sum(&s, ab, NULL, 0, 0));
+    OK(nn_item(s, &v));
+    nn_free(&s);
+    nn_free(&ab);
+    nn_free(&g);
+    return v;
+}
+
+/* The local reconstruction's gradient on the flow head, the mask shut. */
+static double flow_grad_with_mask_shut(int lme_arch)
+{
+    enum { N = 2, S = 32 };
+    glocal_model *m = model(S, lme_arch, 5);
+    nn_params *P = glocal_model_params(m);
+    /* arch 1: channel 2 of lme.out is the attention logit; arch 2: lme2.mask */
+    if (lme_arch == 1) {
+        float b[3] = { 0, 0, -30 };
+        nn_tensor *t = NULL;
+        int64_t sh[1] = { 3 };
+        OK(nn_from_data(&t, b, sh, 1, NN_F32));
+        OK(nn_copy_(nn_params_find(P, "lme.out.bias"), t));
+        nn_free(&t);
+    } else {
+        OK(nn_fill_(nn_params_find(P, "lme2.mask.bias"), -30));
+    }
+    glocal_loss_config lc = glocal_loss_config_default();
+    lc.lme_start = 0;
+    lc.mask_start = 1000; /* the mask does not weight the global loss */
+    lc.w_global = lc.w_mask = lc.w_sparse = lc.w_smooth = 0;
+    nn_tensor *a = frames(N, S), *b = frames(N, S), *loss = NULL;
+    OK(nn_params_zero_grad(P));
+    OK(glocal_loss(m, a, b, NULL, NULL, &lc, 0, &loss, NULL));
+    OK(nn_backward(loss));
+    double g = grad_abs(m, lme_arch == 1 ? "lme.out.weight" : "lme2.f1.weight");
+    nn_free(&loss);
+    nn_free(&a);
+    nn_free(&b);
+    glocal_model_free(&m);
+    return g;
+}
+
+static void test_flow_learns_where_the_mask_is_off(void **state)
+{
+    (void)state;
+    double g1 = flow_grad_with_mask_shut(1), g2 = flow_grad_with_mask_shut(2);
+    print_message("flow head |grad| with the mask shut: arch 1 %.3g, arch 2 %.3g\n", g1, g2);
+    assert_true(g1 < 1e-9);
+    assert_true(g2 > 1e-4);
+}
+
+/* ---- training on the synthetic benchmark, static camera ---- */
+
+enum { TS = 48, NTRAIN = 256, NTEST = 24, STEPS = 300 };
+
+static void pairs(motion_pairs *P, int n, uint64_t seed)
+{
+    synth_config sc = synth_config_default();
+    sc.width = sc.height = TS;
+    sc.camera = 0;
+    sc.seed = seed;
+    OK(motion_pairs_synth(P, &sc, n, seed));
+}
+
+static glocal_train_config train_config(void)
+{
+    glocal_train_config tc = glocal_train_config_default();
+    tc.loss.lme_start = 0;
+    tc.loss.mask_start = 0;
+    tc.steps = STEPS;
+    tc.batch_size = 8;
+    tc.seed = 3;
+    tc.opt.lr = 2e-3;
+    tc.warmup_steps = 20;
+    return tc;
+}
+
+/* Mean EPE on the true objects' pixels of the LME's ungated flow (net) and
+ * of zero flow, on the held-out pairs. */
+static double object_epe(glocal_model *m, const motion_pairs *T, double *zero)
+{
+    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const uint8_t *pa[NTEST], *pb[NTEST];
+    for (int i = 0; i < NTEST; i++) {
+        pa[i] = T->a + i * fb;
+        pb[i] = T->b + i * fb;
+    }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.local_tvl1 = 0;
+    o.local_gate = 0;
+    glocal_result r;
+    OK(glocal_infer(m, pa, pb, NTEST, TS, TS, &o, &r));
+    double e = 0, z = 0;
+    long n = 0;
+    for (int i = 0; i < NTEST; i++) {
+        const float *gt = T->local_flow + i * 2 * hw, *est = r.local_flow + i * 2 * hw;
+        for (size_t p = 0; p < hw; p++) {
+            if (!T->mask[i * hw + p]) continue;
+            e += hypot(est[p] - gt[p], est[hw + p] - gt[hw + p]);
+            z += hypot(gt[p], gt[hw + p]);
+            n++;
+        }
+    }
+    glocal_result_free(&r);
+    assert_true(n > 0);
+    *zero = z / n;
+    return e / n;
+}
+
+static void test_lme_learns_local_flow(void **state)
+{
+    (void)state;
+    motion_pairs P = { 0 }, T = { 0 };
+    pairs(&P, NTRAIN, 1);
+    pairs(&T, NTEST, 777777); /* other render seeds */
+    /* train-motion's default recipe: photometric terms and a TV-L1 teacher
+     * computed from the frames (no ground truth) */
+    motion_teacher t;
+    OK(motion_teacher_compute(&t, &P, flow_method_tvl1, NULL, NULL, NULL));
+    glocal_pair_source src;
+    motion_pairs_source_teacher(&t, &src);
+    glocal_train_config tc = train_config();
+    tc.loss.w_teacher = 1;
+    glocal_model *m = model(TS, 2, 7);
+    double z, e0 = object_epe(m, &T, &z);
+    OK(glocal_train(m, &src, &tc, NULL, NULL));
+    double e = object_epe(m, &T, &z);
+    print_message("LME arch 2, %d steps: object EPE %.3f px on held-out pairs (untrained %.3f, zero flow %.3f)\n",
+                  STEPS, e, e0, z);
+    assert_true(e < 0.6 * z);
+    motion_teacher_free(&t);
+    motion_pairs_free(&P);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
+/* Trains a few steps with a DIS teacher on P (lme from step 0); the model. */
+static glocal_model *train_with_teacher(const motion_pairs *P)
+{
+    motion_teacher t;
+    OK(motion_teacher_compute(&t, P, flow_method_dis, NULL, NULL, NULL));
+    glocal_pair_source src;
+    motion_pairs_source_teacher(&t, &src);
+    glocal_train_config tc = train_config();
+    tc.steps = 4;
+    tc.loss.w_teacher = 1;
+    glocal_model *m = model(TS, 2, 9);
+    OK(glocal_train(m, &src, &tc, NULL, NULL));
+    motion_teacher_free(&t);
+    return m;
+}
+
+static void test_training_reads_no_ground_truth(void **state)
+{
+    (void)state;
+    motion_pairs P = { 0 };
+    pairs(&P, 32, 1);
+    glocal_model *m1 = train_with_teacher(&P);
+    const size_t hw = (size_t)TS * TS;
+    for (size_t i = 0; i < (size_t)P.n * 9; i++) P.homography[i] = NAN;
+    for (size_t i = 0; i < (size_t)P.n * 2 * hw; i++) P.global_flow[i] = P.local_flow[i] = NAN;
+    memset(P.mask, 0xA5, (size_t)P.n * hw);
+    glocal_model *m2 = train_with_teacher(&P);
+    nn_params *p = glocal_model_params(m1), *q = glocal_model_params(m2);
+    for (int i = 0; i < p->n; i++) {
+        double d;
+        OK(nn_max_abs_diff(p->tensors[i], q->tensors[i], &d));
+        assert_true(d == 0);
+    }
+    motion_pairs_free(&P);
+    glocal_model_free(&m1);
+    glocal_model_free(&m2);
+}
+
+static void test_infer_local_source(void **state)
+{
+    (void)state;
+    motion_pairs T = { 0 };
+    pairs(&T, 4, 4242);
+    glocal_model *m = model(TS, 2, 11);
+    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const uint8_t *pa[4], *pb[4];
+    for (int i = 0; i < 4; i++) {
+        pa[i] = T.a + i * fb;
+        pb[i] = T.b + i * fb;
+    }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_int_equal(o.local_tvl1, -1);
+    glocal_result def, lme, hyb, ungated;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &def));
+    o.local_tvl1 = 0;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &lme));
+    o.local_gate = 0;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &ungated));
+    o.local_gate = 1;
+    o.local_tvl1 = 1;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &hyb));
+    double d_lme = 0, d_hyb = 0, d_gate = 0;
+    for (size_t p = 0; p < 4 * 2 * hw; p++) {
+        d_lme = fmax(d_lme, fabs(def.local_flow[p] - lme.local_flow[p]));
+        d_hyb = fmax(d_hyb, fabs(def.local_flow[p] - hyb.local_flow[p]));
+        size_t i = p / (2 * hw), q = p % hw;
+        float gate = ungated.mask[i * hw + q] >= 0.5f ? 1.0f : 0.0f;
+        d_gate = fmax(d_gate, fabs(lme.local_flow[p] - gate * ungated.local_flow[p]));
+        assert_true(lme.mixed_flow[p] == lme.global_flow[p] + lme.local_flow[p]);
+    }
+    assert_true(d_lme == 0);
+    assert_true(d_hyb > 0);
+    assert_true(d_gate == 0);
+    assert_memory_equal(lme.mask, ungated.mask, sizeof(float) * 4 * hw);
+    glocal_result_free(&def);
+    glocal_result_free(&lme);
+    glocal_result_free(&ungated);
+    glocal_result_free(&hyb);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
+        cmocka_unit_test(test_infer_local_source),
+        cmocka_unit_test(test_training_reads_no_ground_truth),
+        cmocka_unit_test(test_lme_learns_local_flow),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
