@@ -3,8 +3,10 @@
  *   bench_glocal [--size S] [--batch B] [--seconds T] [--threads N] [--procs P]
  *
  * Per size: pairs/s of the GME network forward (batched), of the robust
- * refinement alone (pure C, per pair), and of the full glocal_infer (network,
- * DLT, refinement, two LME passes), on random-weight models and synthetic
+ * refinement alone (pure C, per pair), of the full glocal_infer (network,
+ * DLT, refinement, two LME passes; the LME's own local flow, lme_arch 2), of
+ * the hybrid (the same with TV-L1 on the aligned pair as the local flow) and
+ * of TV-L1 alone, with the ratios full/hybrid and full/TV-L1, on random-weight models and synthetic
  * textured pairs (speed does not depend on the weights). --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
  * one process of N threads. Also the conv FLOP/s the GME forward reaches
@@ -20,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "motion/flow.h"
 #include "motion/glocal.h"
 #include "nn/nn.h"
 
@@ -88,8 +91,23 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, refine, full, flops_frac, gme_gflops, peak_gflops;
+    double gme, refine, full, hybrid, tvl1, flops_frac, gme_gflops, peak_gflops;
 } rates;
+
+/* pairs/s of glocal_infer with options io on the batch, for `seconds`. */
+static double infer_rate(glocal_model *m, const uint8_t **pa, const uint8_t **pb, int n, int S,
+                         const glocal_infer_options *io, double seconds)
+{
+    glocal_result res;
+    long k = 0;
+    double t0 = gl_now();
+    while (gl_now() - t0 < seconds) {
+        CK(glocal_infer(m, pa, pb, n, S, S, io, &res));
+        glocal_result_free(&res);
+        k += n;
+    }
+    return k / (gl_now() - t0);
+}
 
 static rates measure(int S, int batch, double seconds, int report_flops)
 {
@@ -128,24 +146,23 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     glocal_infer_options_default(&io);
     io.use_network = 0;
     io.lme = 0;
-    glocal_result res;
-    n = 0;
-    t0 = gl_now();
-    while (gl_now() - t0 < seconds) {
-        CK(glocal_infer(NULL, pa, pb, 1, S, S, &io, &res));
-        glocal_result_free(&res);
-        n++;
-    }
-    r.refine = n / (gl_now() - t0);
+    r.refine = infer_rate(NULL, pa, pb, 1, S, &io, seconds);
+    /* the model's default: the LME's own local flow (lme_arch 2) */
     glocal_infer_options_default(&io);
-    n = 0;
-    t0 = gl_now();
-    while (gl_now() - t0 < seconds) {
-        CK(glocal_infer(m, pa, pb, batch, S, S, &io, &res));
-        glocal_result_free(&res);
-        n += batch;
+    r.full = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.local_tvl1 = 1; /* the hybrid: TV-L1 on the aligned pair */
+    r.hybrid = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    /* TV-L1 alone on the same pairs (grey, IPOL defaults) */
+    flow_field f = { 0 };
+    CK(flow_field_new(&f, S, S));
+    long n1 = 0;
+    double t1 = gl_now();
+    while (gl_now() - t1 < seconds) {
+        CK(flow_from_rgb24(pa[n1 % batch], pb[n1 % batch], S, S, flow_method_tvl1, NULL, &f));
+        n1++;
     }
-    r.full = n / (gl_now() - t0);
+    r.tvl1 = n1 / (gl_now() - t1);
+    flow_field_free(&f);
     nn_free(&ta);
     nn_free(&tb);
     free(a); free(b); free(pa); free(pb);
@@ -199,6 +216,8 @@ int main(int argc, char **argv)
             sum.gme += r.gme;
             sum.refine += r.refine;
             sum.full += r.full;
+            sum.hybrid += r.hybrid;
+            sum.tvl1 += r.tvl1;
         }
         while (wait(NULL) > 0) {}
         /* One process of `threads` threads, after the workers are gone. */
@@ -228,6 +247,10 @@ int main(int argc, char **argv)
         printf("glocal S=%d refine_only_%dproc %.1f pairs/s\n", S, procs, sum.refine);
         printf("glocal S=%d full_infer_%dthr %.1f pairs/s\n", S, threads, one.full);
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
+        printf("glocal S=%d hybrid_infer_%dthr %.1f pairs/s\n", S, threads, one.hybrid);
+        printf("glocal S=%d tvl1_alone_%dthr %.1f pairs/s\n", S, threads, one.tvl1);
+        printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);
+        printf("glocal S=%d full_over_tvl1_%dthr %.2f x\n", S, threads, one.full / one.tvl1);
         printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f (GME %.1f GFLOP/s, conv peak %.1f GFLOP/s)\n", S,
                threads, one.flops_frac, one.gme_gflops, one.peak_gflops);
         fflush(stdout);

@@ -43,11 +43,12 @@ static int pool_progress(void *ctx, long done, long total)
 
 /* What the options set. */
 typedef struct {
-    const char *out, *dataset, *lists, *photos;
+    const char *out, *dataset, *lists, *photos, *init;
+    int freeze_gme;
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher;
     double magnitude;
-    long arch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
+    long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, camera;
     glocal_loss_config lc;
 } tm_options;
@@ -87,7 +88,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
 {
     const char *cmd = "train-motion";
     *o = (tm_options){ .size = 64, .iters = 2, .feat = 32, .steps = 1000000, .batch = 16, .pool = 2000,
-                       .gap = 1, .split = 1, .arch = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
+                       .gap = 1, .split = 1, .arch = 1, .lme_arch = 2, .lme_ch = 12, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
     static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
@@ -112,6 +113,11 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_SECTION("Model"),
         CLI_NUM("--size", &o->size, 32, 1024, "S", "model size, a multiple of 16: frames are resized to SxS"),
         CLI_NUM("--arch", &o->arch, 1, 2, "A", "GME architecture (motion/glocal.h glocal_config.arch)"),
+        CLI_NUM("--lme-arch", &o->lme_arch, 1, 2, "A", "LME architecture (glocal_config.lme_arch): 2 learns the local flow"),
+        CLI_NUM("--lme-ch", &o->lme_ch, 2, 128, "C", "LME base channels"),
+        CLI_STR("--init", &o->init, "M", "start the GME from the weights of checkpoint M (same size, arch, feat);\n"
+                "the LME starts fresh (a new --lme-arch on a trained GME)"),
+        CLI_FLAG("--freeze-gme", &o->freeze_gme, "train the LME alone: the GME stays as it is (with --init)"),
         CLI_NUM("--iters", &o->iters, 1, 8, "K", "GME refinement iterations"),
         CLI_NUM("--feat", &o->feat, 4, 256, "F", "encoder channels"),
         CLI_SECTION("Training"),
@@ -124,7 +130,11 @@ static int parse_options(tm_options *o, int argc, char **argv)
                 "step from which the mask weights the global loss, not before --lme-start", .def = mask_def),
         CLI_NUM("--census", &o->lc.w_census, -INFINITY, INFINITY, "W", "weight of the census term"),
         CLI_NUM("--dense", &o->lc.w_dense, -INFINITY, INFINITY, "W", "arch 2: weight of the dense flows' photometric term"),
-        CLI_CHOICE("--teacher", &o->teacher, teachers, "arch 2: a classical flow the dense flows also learn from,\n"
+        CLI_NUM("--local", &o->lc.w_local, -INFINITY, INFINITY, "W", "weight of the local reconstruction (Charbonnier)"),
+        CLI_NUM("--local-census", &o->lc.w_lcensus, -INFINITY, INFINITY, "W", "LME arch 2: weight of the census term of the local loss"),
+        CLI_NUM("--smooth", &o->lc.w_smooth, -INFINITY, INFINITY, "W", "weight of the local flow's edge-aware smoothness"),
+        CLI_CHOICE("--teacher", &o->teacher, teachers, "GME arch 2's dense flows and LME arch 2's local flow also learn\n"
+                   "from a classical flow (its local part: minus the global estimate),\n"
                    "where its forward-backward check and photometric error trust it (no ground truth)"),
         CLI_NUM("--teacher-weight", &o->lc.w_teacher, -INFINITY, INFINITY, "W", "weight of the teacher term", .def = "1 with --teacher"),
         CLI_NUM("--seed", &o->seed, 0, 0x7fffffffL, "S", "seed of weights and batches"),
@@ -161,6 +171,9 @@ static int parse_options(tm_options *o, int argc, char **argv)
     if (synth->last > dataset->last) o->dataset = NULL; /* --dataset X --synth: synthetic */
     if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
+    if (o->freeze_gme && !o->init && !o->resume)
+        return cli_usage_error(cmd, "--freeze-gme needs --init M (a trained GME to keep)");
+    o->lc.train_gme = !o->freeze_gme;
     /* The mask comes from LME, so it never starts before it. Without
      * --mask-start, its default follows a later --lme-start (and says so);
      * a --mask-start before --lme-start is an error. */
@@ -211,10 +224,17 @@ int cmd_train_motion(int argc, char **argv)
     glocal_config gc = glocal_config_default((int)o.size);
     gc.iters = (int)o.iters;
     gc.arch = (int)o.arch;
+    gc.lme_arch = (int)o.lme_arch;
+    gc.lme_ch = (int)o.lme_ch;
     gc.feat = (int)o.feat;
     if (o.resume && (rc = glocal_model_load(&m, ckpt, &step0)) < 0) { cli_fail(cmd, rc, "cannot resume from %s", ckpt); goto done; }
     if (o.resume) fprintf(stderr, "resuming %s at step %lld\n", ckpt, (long long)step0);
     if (!o.resume && (rc = glocal_model_new(&m, &gc)) < 0) { cli_fail(cmd, rc, "cannot build the model"); goto done; }
+    if (!o.resume && o.init) {
+        int copied;
+        if ((rc = glocal_model_load_gme(m, o.init, &copied)) < 0) { cli_fail(cmd, rc, "--init"); goto done; }
+        fprintf(stderr, "GME from %s (%d tensors)%s\n", o.init, copied, o.freeze_gme ? ", frozen" : "");
+    }
     const int S = glocal_model_config(m)->size;
     /* Data-parallel (glocal_train_config.dist): with no RANK/WORLD_SIZE or
      * Slurm variables the world is this process alone. */
