@@ -88,7 +88,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
 {
     const char *cmd = "train-motion";
     *o = (tm_options){ .size = 64, .iters = 2, .feat = 32, .steps = 1000000, .batch = 16, .pool = 2000,
-                       .gap = 1, .split = 1, .arch = 1, .lme_arch = 2, .lme_ch = 12, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
+                       .gap = 1, .split = 1, .arch = 1, .lme_arch = 2, .lme_ch = 12, .teacher = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
     static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
@@ -135,8 +135,10 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--smooth", &o->lc.w_smooth, -INFINITY, INFINITY, "W", "weight of the local flow's edge-aware smoothness"),
         CLI_CHOICE("--teacher", &o->teacher, teachers, "GME arch 2's dense flows and LME arch 2's local flow also learn\n"
                    "from a classical flow (its local part: minus the global estimate),\n"
-                   "where its forward-backward check and photometric error trust it (no ground truth)"),
-        CLI_NUM("--teacher-weight", &o->lc.w_teacher, -INFINITY, INFINITY, "W", "weight of the teacher term", .def = "1 with --teacher"),
+                   "where its forward-backward check and photometric error trust it (no ground truth);\n"
+                   "none: the photometric terms alone (the LME's flow then learns several times slower)",
+                   .def = "tvl1"),
+        CLI_NUM("--teacher-weight", &o->lc.w_teacher, -INFINITY, INFINITY, "W", "weight of the teacher term", .def = "1 with a teacher"),
         CLI_NUM("--seed", &o->seed, 0, 0x7fffffffL, "S", "seed of weights and batches"),
         CLI_NUM("--ckpt-every", &o->ckpt_every, 1, 1000000000, "N", "checkpoint period in steps"),
         CLI_NUM("--log-every", &o->log_every, 1, 1000000000, "N", "log period in steps"),

@@ -299,7 +299,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
-    const int tvl1 = o->local_tvl1 < 0 ? o->lme && !lme2 : o->local_tvl1 != 0;
+    const int tvl1 = o->local_tvl1 < 0 ? !lme2 : o->local_tvl1 != 0;
     const int post = tvl1 || lme2;
     if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
                   o->local_thresh_min <= o->local_thresh))

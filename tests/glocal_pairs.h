@@ -59,6 +59,7 @@ static inline int glocal_tiny_checkpoint(const char *path)
     glocal_config gc = glocal_config_default(32);
     gc.iters = 1;
     gc.feat = 8;
+    gc.lme_arch = 1; /* untrained: its local flow is TV-L1's (an untrained arch-2 LME's is noise) */
     char js[512];
     glocal_model *m = NULL;
     int rc = glocal_config_to_json(&gc, js, sizeof js);

@@ -501,7 +501,7 @@ static const struct {
     { "fuse", "--json --out --weights" },
     { "info", "" },
     { "launch", "--grace --no-prefix --nproc --port -n" },
-    { "motion", "--frame --lme-local --model --no-refine --out --video --zoom" },
+    { "motion", "--frame --lme-local --model --no-refine --out --tvl1-local --video --zoom" },
     { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
     { "run", "--from --lists --out --root" },
@@ -511,9 +511,10 @@ static const struct {
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
-    { "train-motion", "--arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --gap "
-                      "--iters --lists --lme-start --log-every --lr --magnitude --mask-start --minutes --out "
-                      "--photos --pool --resume --seed --size --split --steps --synth --teacher --teacher-weight" },
+    { "train-motion", "--arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
+                      "--gap --init --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
+                      "--lr --magnitude --mask-start --minutes --out --photos --pool --resume --seed --size --smooth "
+                      "--split --steps --synth --teacher --teacher-weight" },
 };
 
 /* The options an option line of a help text starts with ("  -n, --nproc N"). */
@@ -556,11 +557,13 @@ static double train_motion_loss(const char *name, const char *extra)
 
 /* --teacher-weight 0 with --teacher is a weight of 0 (the teacher term left
  * out: the loss of no teacher at all), not the default of 1 it once became;
- * without --teacher-weight the teacher counts. */
+ * without --teacher-weight the teacher counts; with no --teacher at all the
+ * default teacher (tvl1) counts. */
 static void test_train_motion_teacher_weight(void **state)
 {
     (void)state;
-    double none = train_motion_loss("tw_none", ""), zero = train_motion_loss("tw_zero", "--teacher tvl1 --teacher-weight 0"),
+    assert_true(train_motion_loss("tw_implicit", "") == train_motion_loss("tw_tvl1", "--teacher tvl1"));
+    double none = train_motion_loss("tw_none", "--teacher none"), zero = train_motion_loss("tw_zero", "--teacher tvl1 --teacher-weight 0"),
            dflt = train_motion_loss("tw_default", "--teacher tvl1");
     assert_true(zero == none);
     assert_true(dflt > none + 1e-3);

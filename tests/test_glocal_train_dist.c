@@ -253,13 +253,13 @@ static int reference_stages(motion_pairs *P, glocal_model *m)
     return dump_params(m, "stages_ref.bin");
 }
 
-/* The largest change of LME's weights (names "lme.*") from a to b. */
+/* The largest change of LME's weights (names "lme.*", "lme2.*") from a to b. */
 static double lme_moved(glocal_model *a, glocal_model *b)
 {
     nn_params *p = glocal_model_params(a), *q = glocal_model_params(b);
     double moved = 0, d;
     for (int i = 0; i < p->n; i++)
-        if (!strncmp(p->names[i], "lme.", 4) && nn_max_abs_diff(p->tensors[i], q->tensors[i], &d) == 0)
+        if (!strncmp(p->names[i], "lme", 3) && nn_max_abs_diff(p->tensors[i], q->tensors[i], &d) == 0)
             moved = fmax(moved, d);
     return moved;
 }
