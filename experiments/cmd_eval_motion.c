@@ -18,9 +18,9 @@ GLOCAL_COMMAND(eval_motion, "eval-motion",
 /* Rows, in the order of the table. The flow + RANSAC baselines share one path
  * (flow_ransac_pair, flow_baselines below): another one is a row here and
  * { its row, its flow_method_fn } in flow_baselines. */
-enum { M_IDENT, M_REFINE, M_TVL1, M_DIS, M_NET, M_GLOCAL, M_RESID, M_HYB, M_N };
+enum { M_IDENT, M_REFINE, M_TVL1, M_DIS, M_NET, M_GLOCAL, M_RESID, M_LME, M_LMER, M_N };
 static const char *mname[M_N] = { "identity", "refine", "tvl1-ransac", "dis-ransac", "glocal-net", "glocal",
-                                  "glocal-residual", "glocal-tvl1" };
+                                  "glocal-residual", "glocal-lme", "glocal-lme-residual" };
 
 typedef struct {
     int n, nl, ni, nk, nglob;
@@ -152,7 +152,7 @@ static int parse_magnitude(void *ctx, const char *v, char *why, size_t n)
 static int parse_options(evm_options *o, int argc, char **argv)
 {
     const char *cmd = "eval-motion";
-    *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = -1, .max_clips = 40, .ppc = 4, .size = 64,
+    *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
                         .pairs = 200, .seed = 12345, .batch = 32, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
     cli_opt opts[] = {
@@ -183,8 +183,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NOFLAG("--no-tvl1", &o->tvl1, "skip the TV-L1 baseline (the slowest)"),
         CLI_NOFLAG("--no-refine", &o->refine, "glocal without the robust refinement"),
         CLI_NOFLAG("--lme-local", &o->local_tvl1,
-                   "glocal's local flow from the LME even for an arch-1 LME (default: the LME's for "
-                   "lme_arch 2 models, TV-L1 on the aligned pair for older ones; glocal.h)"),
+                   "glocal's local flow and mask from the LME alone (default: TV-L1 on the aligned pair, "
+                   "gated by the mask; glocal.h)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
@@ -203,8 +203,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
                  "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
                  "Methods: identity (H = I, no local flow: the size of the motion), glocal (network +\n"
                  "robust refinement + LME), glocal-residual (the same, its local flow before the\n"
-                 "mask), glocal-tvl1 (for models whose LME learned the local flow: the hybrid, TV-L1\n"
-                 "on the pair aligned by glocal, gated by its mask), glocal-net (the network's DLT homography alone), refine (robust refinement\n"
+                 "mask), glocal-lme and glocal-lme-residual (for models whose LME learned a local\n"
+                 "flow, lme_arch 2: the LME's own flow instead of TV-L1's), glocal-net (the network's DLT homography alone), refine (robust refinement\n"
                  "from the identity, no network), tvl1-ransac (TV-L1 flow, RANSAC homography;\n"
                  "local = flow minus homography, mask = RANSAC outliers) and dis-ransac (the same\n"
                  "with DIS flow, OpenCV's medium preset).\n",
@@ -256,20 +256,22 @@ static int rows_infer(const evm_batch *b)
     const size_t hw = (size_t)W * H;
     glocal_result r = { 0 };
     int rc = 0;
-    /* where glocal's local flow comes from (glocal_infer_options.local_tvl1):
-     * with a learned LME flow (lme_arch 2), the TV-L1 hybrid is a row too */
+    /* glocal's local flow (glocal_infer_options.local_tvl1): TV-L1 on the
+     * aligned pair (the hybrid, default) or, with --lme-local, the LME's; a
+     * model whose LME learned a flow (lme_arch 2) also gets the LME's rows */
     const int lme2 = b->m && glocal_model_config(b->m)->lme_arch == 2;
-    const int src = b->o->local_tvl1 < 0 ? !lme2 : b->o->local_tvl1;
+    const int src = b->o->local_tvl1;
     for (int k = 0; k < M_N && rc == 0; k++) {
-        if ((k == M_GLOCAL || k == M_RESID || k == M_NET || k == M_HYB) && !b->m) continue;
-        if (k == M_IDENT || is_flow_row(k) || (k == M_RESID && !src && !lme2) || (k == M_HYB && src)) continue;
+        if ((k == M_GLOCAL || k == M_RESID || k == M_NET || k == M_LME || k == M_LMER) && !b->m) continue;
+        if (k == M_IDENT || is_flow_row(k) || (k == M_RESID && !src && !lme2)) continue;
+        if ((k == M_LME || k == M_LMER) && (!lme2 || !src)) continue;
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         o.use_network = k != M_REFINE;
-        o.lme = k == M_GLOCAL || k == M_RESID || k == M_HYB;
+        o.lme = k == M_GLOCAL || k == M_RESID || k == M_LME || k == M_LMER;
         o.refine = k == M_REFINE || (o.lme && b->o->refine);
-        o.local_tvl1 = !o.lme ? 0 : k == M_HYB ? 1 : src;
-        o.local_gate = k != M_RESID;
+        o.local_tvl1 = !o.lme || k == M_LME || k == M_LMER ? 0 : src;
+        o.local_gate = k != M_RESID && k != M_LMER;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {
             cli_fail(cmd_name, rc, "%s failed", mname[k]);

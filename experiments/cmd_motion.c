@@ -200,7 +200,7 @@ int cmd_motion(int argc, char **argv)
     const char *cmd = "motion";
     const char *model = NULL, *out = ".", *video = NULL, *files[2] = { NULL, NULL };
     long frame = 0, zoom = 1;
-    int nfiles = 0, refine = 1, lme_local = 0, tvl1_local = 0;
+    int nfiles = 0, refine = 1, lme_local = 0;
     cli_opt opts[] = {
         CLI_STR("--model", &model, "M", "a checkpoint of glocal train-motion", .required = 1),
         CLI_STR("--out", &out, "DIR", "where the files go"),
@@ -209,10 +209,8 @@ int cmd_motion(int argc, char **argv)
         CLI_NUM("--zoom", &zoom, 1, 16, "N", "draw the strip N times larger"),
         CLI_NOFLAG("--no-refine", &refine, "skip the robust refinement of the homography"),
         CLI_FLAG("--lme-local", &lme_local,
-                 "local flow from the LME even for an old model (lme_arch 1) whose LME never learned one"),
-        CLI_FLAG("--tvl1-local", &tvl1_local,
-                 "local flow from TV-L1 on the aligned pair, gated by the mask (the hybrid; default: the "
-                 "LME's own for lme_arch 2 models, the hybrid for older ones; motion/glocal.h)"),
+                 "local flow from the LME alone (default: TV-L1 on the aligned pair, gated by the "
+                 "mask, still better; motion/glocal.h)"),
         CLI_END,
     };
     cli_spec spec = {
@@ -231,7 +229,6 @@ int cmd_motion(int argc, char **argv)
     if (code != CLI_PARSED) return code;
     if (video ? nfiles != 0 : nfiles != 2)
         return cli_usage_error(cmd, "give two image files, or --video X");
-    if (lme_local && tvl1_local) return cli_usage_error(cmd, "--lme-local and --tvl1-local exclude each other");
     frame_pair fp = { 0 };
     glocal_model *m = NULL;
     glocal_result r = { 0 };
@@ -243,7 +240,7 @@ int cmd_motion(int argc, char **argv)
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.refine = refine;
-    o.local_tvl1 = lme_local ? 0 : tvl1_local ? 1 : -1;
+    o.local_tvl1 = !lme_local;
     if ((rc = glocal_infer(m, &fp.fa, &fp.fb, 1, fp.W, fp.H, &o, &r)) < 0) {
         cli_fail(cmd, rc, "inference failed");
         goto done;

@@ -13,7 +13,8 @@
 static const char *const known_sources[] = { "rgb", "rgbdiff", "tvl1", "tvl1-minus-homography", "dis",
                                              "dis-minus-homography", "glocal-local", "glocal-residual",
                                              "glocal-global", "glocal-mixed", "glocal-tvl1-local",
-                                             "glocal-tvl1-residual", "glocal-tvl1-mixed" };
+                                             "glocal-tvl1-residual", "glocal-tvl1-mixed", "glocal-lme-local",
+                                             "glocal-lme-residual", "glocal-lme-mixed" };
 
 int exp_source_known(const char *s)
 {
@@ -266,7 +267,8 @@ static int load_sources(exp_config *c, const char *path, const config_setting_t 
         if (!exp_source_known(v))
             return bad(path, e, "unknown motion source \"%s\" (known: rgb, rgbdiff, tvl1, tvl1-minus-homography, "
                                 "dis, dis-minus-homography, glocal-local, glocal-residual, glocal-global, "
-                                "glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed)%s", v, "");
+                                "glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, "
+                                "glocal-lme-local, glocal-lme-residual, glocal-lme-mixed)%s", v, "");
         for (int j = 0; j < i; j++)
             if (strcmp(c->sources[j], v) == 0) return bad(path, e, "source \"%s\" is listed twice%s", v, "");
         snprintf(c->sources[i], sizeof c->sources[i], "%s", v);

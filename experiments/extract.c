@@ -249,14 +249,15 @@ typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } gloc
  * is the residual, and (motion/glocal.h) the gated local flow is exactly the
  * residual where mask >= 0.5 and 0 elsewhere, and mixed = global + gated
  * local: the same numbers as the parts computed alone. local_tvl1: 1 forces
- * TV-L1 on the aligned pair as the local flow, 0 keeps the default. */
+ * TV-L1 on the aligned pair as the local flow, 0 the LME's own flow, -1 keeps
+ * the default (glocal_infer_options_default). */
 static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, const uint8_t *const *b, int n,
                         int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
 {
     glocal_state *s = state;
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    if (local_tvl1) o.local_tvl1 = 1;
+    if (local_tvl1 >= 0) o.local_tvl1 = local_tvl1;
     o.lme = !(nparts == 1 && parts[0] == GLOCAL_GLOBAL);
     o.local_gate = nparts == 1 && parts[0] != GLOCAL_RESIDUAL;
     glocal_result r = { 0 }; /* glocal_infer allocates it */
@@ -292,6 +293,12 @@ done:
 static int glocal_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
                         const int *parts, int nparts, float *const *fields, float *homs)
 {
+    return glocal_parts(st, -1, a, b, n, w, h, parts, nparts, fields, homs);
+}
+
+static int glocal_lme_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                            const int *parts, int nparts, float *const *fields, float *homs)
+{
     return glocal_parts(st, 0, a, b, n, w, h, parts, nparts, fields, homs);
 }
 
@@ -317,6 +324,13 @@ static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
              t);
 }
 
+static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[600];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
+}
+
 #define GLOCAL_METHOD(name, pairs, describe, pass, part)                                                 \
     { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, pairs, describe, pass, part }
 
@@ -338,6 +352,9 @@ static const motion_method methods[] = {
     GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1",
                   GLOCAL_RESIDUAL),
     GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_MIXED),
+    GLOCAL_METHOD("glocal-lme-local", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_RESIDUAL),
+    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_MIXED),
 };
 
 /* Hex SHA-256 of a file (libavutil's implementation), for the cache's provenance. */
@@ -589,7 +606,8 @@ void extract_config_default(extract_config *c)
 const char *extract_method_names(void)
 {
     return "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff, glocal-local, glocal-residual, "
-           "glocal-global, glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed";
+           "glocal-global, glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, "
+           "glocal-lme-local, glocal-lme-residual, glocal-lme-mixed";
 }
 
 static const motion_method *find_method(const char *name)

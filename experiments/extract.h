@@ -26,13 +26,16 @@
  * slightly from the others'), and glocal-tvl1-local, glocal-tvl1-residual,
  * glocal-tvl1-mixed (the same with the local flow forced to TV-L1 on the
  * pair aligned by GLOCAL's homography, glocal_infer_options.local_tvl1 = 1,
- * whatever the default: the hybrid, kept by name for comparison).
+ * whatever the default: the hybrid, by name), and glocal-lme-local,
+ * glocal-lme-residual, glocal-lme-mixed (the LME's own local flow, no TV-L1:
+ * local_tvl1 = 0; for models whose LME learned one, lme_arch 2).
  *
  * One pass, several caches. Methods computed by one call share a pass
  * (extract_method_pass): glocal-local, glocal-residual and glocal-mixed are
  * one glocal_infer with local_gate = 0 (the residual is its local flow; the
  * gated local flow is exactly residual * (mask >= 0.5) and mixed = global +
- * gated local, glocal.h), and likewise the three glocal-tvl1-* names; every
+ * gated local, glocal.h), and likewise the three glocal-tvl1-* and the three
+ * glocal-lme-* names; every
  * other method is a pass of its own. A config may ask for several methods of
  * one pass (method/out plus more[]): each pair is computed once and every
  * output goes to its own cache, each identical in layout, provenance (the
@@ -104,13 +107,15 @@ int extract_config_validate(const extract_config *c);
 
 /* "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff,
  * glocal-local, glocal-residual, glocal-global, glocal-mixed,
- * glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed". */
+ * glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, glocal-lme-local,
+ * glocal-lme-residual, glocal-lme-mixed". */
 const char *extract_method_names(void);
 /* 1 for a known method name, 0 otherwise; *needs_model: a glocal-* method. */
 int extract_method_known(const char *name, int *needs_model);
 /* The pass a method is computed by: methods with the same pass can be
  * outputs of one run ("glocal" for glocal-local, -residual and -mixed;
- * "glocal-tvl1" for the glocal-tvl1-* names; the method's own name for the
+ * "glocal-tvl1" and "glocal-lme" for the glocal-tvl1-* and glocal-lme-* names;
+ * the method's own name for the
  * others). NULL for an unknown method. */
 const char *extract_method_pass(const char *name);
 

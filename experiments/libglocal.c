@@ -59,7 +59,7 @@ struct glocal_estimator {
 
 int glocal_estimator_open(glocal_estimator **out, const char *model, unsigned flags)
 {
-    const unsigned known = GLOCAL_NO_REFINE | GLOCAL_LOCAL_LME | GLOCAL_LOCAL_UNGATED | GLOCAL_LOCAL_TVL1;
+    const unsigned known = GLOCAL_NO_REFINE | GLOCAL_LOCAL_LME | GLOCAL_LOCAL_UNGATED;
     if (!out) return gl_error(GL_EINVAL, "glocal_estimator_open: NULL handle pointer");
     *out = NULL;
     if (!atomic_load(&initialised))
@@ -69,13 +69,11 @@ int glocal_estimator_open(glocal_estimator **out, const char *model, unsigned fl
     if (!model && (flags & (GLOCAL_NO_REFINE | GLOCAL_LOCAL_LME)))
         return gl_error(GL_EINVAL, "glocal_estimator_open: GLOCAL_NO_REFINE and GLOCAL_LOCAL_LME need a "
                         "model (without one, the refinement is the homography and TV-L1 the local flow)");
-    if ((flags & GLOCAL_LOCAL_LME) && (flags & GLOCAL_LOCAL_TVL1))
-        return gl_error(GL_EINVAL, "glocal_estimator_open: GLOCAL_LOCAL_LME and GLOCAL_LOCAL_TVL1 exclude each other");
     glocal_estimator *e = gl_calloc(1, sizeof *e);
     if (!e) return GL_ENOMEM;
     glocal_infer_options_default(&e->opts);
     e->opts.refine = !(flags & GLOCAL_NO_REFINE);
-    e->opts.local_tvl1 = flags & GLOCAL_LOCAL_LME ? 0 : (flags & GLOCAL_LOCAL_TVL1) || !model ? 1 : -1;
+    e->opts.local_tvl1 = !(flags & GLOCAL_LOCAL_LME);
     e->opts.local_gate = !(flags & GLOCAL_LOCAL_UNGATED);
     if (model) {
         int rc = glocal_model_load(&e->model, model, NULL);

@@ -120,15 +120,11 @@ typedef struct glocal_estimator glocal_estimator;
 #define GLOCAL_NO_REFINE 0x1u     /* skip the robust (Gauss-Newton, Cauchy-weighted)
                                      refinement of the network's homography */
 #define GLOCAL_LOCAL_LME 0x2u     /* local flow from the network's local branch
-                                     (LME) even for an old model whose LME never
-                                     learned one (lme_arch 1) */
-#define GLOCAL_LOCAL_UNGATED 0x4u /* keep the local flow outside the mask too (the
-                                     mask is computed the same) */
-#define GLOCAL_LOCAL_TVL1 0x8u    /* local flow from TV-L1 between A and B aligned
-                                     by the homography, gated by the mask (the
-                                     hybrid). Default (neither LME nor TVL1): by the
-                                     model: the LME's flow for lme_arch 2 models,
-                                     the hybrid for older ones */
+                                     (LME) alone; default: TV-L1 between A and B
+                                     aligned by the homography, gated by the mask
+                                     (still better: the project README) */
+#define GLOCAL_LOCAL_UNGATED 0x4u /* with the TV-L1 local flow: keep it outside the
+                                     mask too (the mask is computed the same) */
 
 /* Opens an estimator. model: a checkpoint written by `glocal train-motion`
  * (HDF5), or NULL for no network: the homography then comes from the robust

@@ -30,8 +30,8 @@
  *        and aligned B, as the GME's arch 2 does; at 1 a last correction) and
  *        trained on every pixel; the mask gates it at inference. Without the
  *        explicit match the U-Net did not learn the objects' motion within CPU
- *        budgets (held-out object EPE 1.12 -> 1.12 px in 300 steps; with it
- *        0.57, tests/test_glocal_lme.c's setting).
+ *        budgets (tests/test_glocal_lme.c's setting, 300 steps with a TV-L1
+ *        teacher: held-out object EPE 1.12 px, zero flow's 1.12; with it 0.53).
  *        lme_arch 1 (older checkpoints): the local flow is attention *
  *        lme_scale * tanh(raw), which never learned (the flow gets gradient
  *        only where the mask is on); their local flow is TV-L1 on the aligned
@@ -383,13 +383,14 @@ typedef struct {
     glocal_refine_config rc;
     int lme;                     /* 1: compute local flow and mask */
     int use_network;             /* 0: skip GME, start the refinement from identity */
-    /* Where the local flow comes from. 0: the LME's own flow. 1: TV-L1
-     * (motion/flow.h) between A and B aligned by the refined H (the hybrid:
-     * the only usable local flow of arch-1 LMEs, whose flow never learned,
-     * measured as above; it also runs with lme = 0, without the LME's mask).
-     * -1 (the default): the LME's own flow where it is computed (lme = 1)
-     * and learned (lme_arch 2), TV-L1 otherwise (old checkpoints, no model,
-     * lme = 0).
+    /* Where the local flow comes from. 0: the LME's own flow. 1 (the
+     * default): TV-L1 (motion/flow.h) between A and B aligned by the refined
+     * H (the hybrid; it also runs with lme = 0, without the LME's mask). The
+     * default stays the hybrid until the LME's own flow matches it (today
+     * lme_arch 2 at 64^2: object EPE 0.52 masked / 0.47 unmasked against
+     * the hybrid's 0.37, results/motion/report.md); arch-1 LMEs never learned
+     * a flow. -1: by the model: the LME's own flow where it is computed
+     * (lme = 1) and learned (lme_arch 2), TV-L1 otherwise.
      * Either flow (arch 1's own flow excepted, which is attention-weighted
      * already) is then post-processed the same way: foreground evidence is
      * |flow| > t or the LME mask >= 0.5, cleaned up (below) into the mask,

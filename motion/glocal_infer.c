@@ -15,7 +15,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
-    o->local_tvl1 = -1; /* by the model's LME: see glocal.h */
+    o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;

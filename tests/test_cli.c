@@ -501,7 +501,7 @@ static const struct {
     { "fuse", "--json --out --weights" },
     { "info", "" },
     { "launch", "--grace --no-prefix --nproc --port -n" },
-    { "motion", "--frame --lme-local --model --no-refine --out --tvl1-local --video --zoom" },
+    { "motion", "--frame --lme-local --model --no-refine --out --video --zoom" },
     { "ncaa-import", "--csv --labels --out --qscale --size --videos" },
     { "probe", "--count" },
     { "run", "--from --lists --out --root" },

@@ -11,9 +11,9 @@
  *     objects (ground truth of the renderer, never used in training);
  *   - no ground truth: the same training with every ground-truth array of the
  *     pairs overwritten by NaN ends with bit-identical weights;
- *   - inference: the default source of the local flow is the LME's for
- *     arch 2 (the same result as asking for it), TV-L1's hybrid differs, and
- *     the gated flow is the ungated one times (mask >= 0.5). */
+ *   - inference: the default local flow is still the hybrid's (TV-L1 on the
+ *     aligned pair), "by the model" (-1) is the LME's for arch 2, the two
+ *     differ, and the gated flow is the ungated one times (mask >= 0.5). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -309,9 +309,11 @@ static void test_infer_local_source(void **state)
     }
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    assert_int_equal(o.local_tvl1, -1);
-    glocal_result def, lme, hyb, ungated;
+    assert_int_equal(o.local_tvl1, 1); /* the hybrid, until the LME's flow is as good */
+    glocal_result def, lme, hyb, ungated, byarch;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &def));
+    o.local_tvl1 = -1; /* by the model: arch 2, so the LME's */
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &byarch));
     o.local_tvl1 = 0;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &lme));
     o.local_gate = 0;
@@ -319,19 +321,22 @@ static void test_infer_local_source(void **state)
     o.local_gate = 1;
     o.local_tvl1 = 1;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &hyb));
-    double d_lme = 0, d_hyb = 0, d_gate = 0;
+    double d_def = 0, d_lme = 0, d_arch = 0, d_gate = 0;
     for (size_t p = 0; p < 4 * 2 * hw; p++) {
-        d_lme = fmax(d_lme, fabs(def.local_flow[p] - lme.local_flow[p]));
-        d_hyb = fmax(d_hyb, fabs(def.local_flow[p] - hyb.local_flow[p]));
+        d_def = fmax(d_def, fabs(def.local_flow[p] - hyb.local_flow[p]));
+        d_lme = fmax(d_lme, fabs(lme.local_flow[p] - hyb.local_flow[p]));
+        d_arch = fmax(d_arch, fabs(byarch.local_flow[p] - lme.local_flow[p]));
         size_t i = p / (2 * hw), q = p % hw;
         float gate = ungated.mask[i * hw + q] >= 0.5f ? 1.0f : 0.0f;
         d_gate = fmax(d_gate, fabs(lme.local_flow[p] - gate * ungated.local_flow[p]));
         assert_true(lme.mixed_flow[p] == lme.global_flow[p] + lme.local_flow[p]);
     }
-    assert_true(d_lme == 0);
-    assert_true(d_hyb > 0);
+    assert_true(d_def == 0);
+    assert_true(d_lme > 0);
+    assert_true(d_arch == 0);
     assert_true(d_gate == 0);
     assert_memory_equal(lme.mask, ungated.mask, sizeof(float) * 4 * hw);
+    glocal_result_free(&byarch);
     glocal_result_free(&def);
     glocal_result_free(&lme);
     glocal_result_free(&ungated);
