@@ -1,0 +1,355 @@
+/* extract_methods.c — the motion methods of glocal extract: adapters from
+ * batches of RGB24 frame pairs to cache fields (TV-L1, DIS, with or without
+ * the homography, RGB difference, GLOCAL) and the table that names them. The
+ * worker pool that runs them is extract.c. See experiments/extract.h and
+ * experiments/extract_private.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "datasets/cache.h"
+#include "experiments/extract.h"
+#include "experiments/extract_private.h"
+#include "motion/flow.h"
+#include "motion/glocal.h"
+
+/* ---- methods ---------------------------------------------------------------- */
+
+/* The flow methods' state (TV-L1's and DIS's, with or without the homography). */
+typedef struct {
+    flow_field flow, local;
+} tvl1_state;
+
+static void tvl1_free(void *p)
+{
+    tvl1_state *s = p;
+    if (!s) return;
+    flow_field_free(&s->flow);
+    flow_field_free(&s->local);
+    gl_free(s);
+}
+
+static int tvl1_init(void **out, const extract_config *c)
+{
+    const int w = c->width, h = c->height;
+    tvl1_state *s = gl_calloc(1, sizeof *s);
+    if (!s) return GL_ENOMEM;
+    int rc;
+    if ((rc = flow_field_new(&s->flow, w, h)) < 0 || (rc = flow_field_new(&s->local, w, h)) < 0) {
+        tvl1_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* The flow of each pair by `method` with its defaults (tvl1 and dis). */
+static int flow_pairs(flow_method_fn method, void *state, const uint8_t *const *a, const uint8_t *const *b,
+                      int n, int w, int h, float *fields)
+{
+    tvl1_state *s = state;
+    size_t hw = (size_t)w * h;
+    for (int i = 0; i < n; i++) {
+        int rc = flow_from_rgb24(a[i], b[i], w, h, method, NULL, &s->flow);
+        if (rc < 0) return rc;
+        memcpy(fields + (size_t)i * 2 * hw, s->flow.u, sizeof(float) * hw);
+        memcpy(fields + (size_t)i * 2 * hw + hw, s->flow.v, sizeof(float) * hw);
+    }
+    return 0;
+}
+
+static int tvl1_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                      int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    (void)parts, (void)nparts, (void)homs;
+    return flow_pairs(flow_method_tvl1, state, a, b, n, w, h, fields[0]);
+}
+
+static int dis_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                     int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    (void)parts, (void)nparts, (void)homs;
+    return flow_pairs(flow_method_dis, state, a, b, n, w, h, fields[0]);
+}
+
+static void tvl1_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    tvl1_config c;
+    tvl1_config_default(&c);
+    snprintf(buf, n, "tvl1(IPOL): tau=%g lambda=%g theta=%g epsilon=%g zoom=%g scales=%d warps=%d "
+             "iterations=%d median=%d presmooth=%g", c.tau, c.lambda, c.theta, c.epsilon, c.zoom,
+             c.scales, c.warps, c.iterations, c.median, c.presmooth);
+}
+
+/* DIS with flow_method_dis's defaults: OpenCV's PRESET_MEDIUM. */
+static void dis_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    dis_config c;
+    dis_config_preset(&c, "medium");
+    snprintf(buf, n, "dis(OpenCV PRESET_MEDIUM): finest_scale=%d coarsest_scale=%d patch_size=%d "
+             "patch_stride=%d grad_descent_iters=%d var_refine_iters=%d var_sor_iters=%d alpha=%g delta=%g "
+             "gamma=%g omega=%g mean_normalization=%d spatial_propagation=%d opencv_rounding=%d",
+             c.finest_scale, c.coarsest_scale, c.patch_size, c.patch_stride, c.grad_descent_iters,
+             c.var_refine_iters, c.var_sor_iters, c.var_alpha, c.var_delta, c.var_gamma, c.var_omega,
+             c.use_mean_normalization, c.use_spatial_propagation, c.opencv_rounding);
+}
+
+/* The smallest grid side DIS's preset takes: a patch at its finest scale. */
+int extract_dis_min_side(void)
+{
+    dis_config c;
+    dis_config_preset(&c, "medium");
+    return c.patch_size << c.finest_scale;
+}
+
+#define FMH_STEP 4 /* flow sampled every 4 px for the homography fit */
+
+/* Flow minus homography (flow_baseline_rgb24) with `method`'s defaults. */
+static int fmh_pairs(flow_method_fn method, void *state, const uint8_t *const *a, const uint8_t *const *b,
+                     int n, int w, int h, float *fields, float *homs)
+{
+    tvl1_state *s = state;
+    size_t hw = (size_t)w * h;
+    flow_baseline_config c;
+    flow_baseline_config_default(&c);
+    c.method = method;
+    c.step = FMH_STEP;
+    c.zero_inliers = 0;
+    for (int i = 0; i < n; i++) {
+        double H[9];
+        int rc = flow_baseline_rgb24(a[i], b[i], w, h, &c, H, &s->flow, NULL, &s->local);
+        if (rc < 0) return rc;
+        memcpy(fields + (size_t)i * 2 * hw, s->local.u, sizeof(float) * hw);
+        memcpy(fields + (size_t)i * 2 * hw + hw, s->local.v, sizeof(float) * hw);
+        for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)H[k];
+    }
+    return 0;
+}
+
+static int tvl1_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                          int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    (void)parts, (void)nparts;
+    return fmh_pairs(flow_method_tvl1, state, a, b, n, w, h, fields[0], homs);
+}
+
+static int dis_fmh_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w,
+                         int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    (void)parts, (void)nparts;
+    return fmh_pairs(flow_method_dis, state, a, b, n, w, h, fields[0], homs);
+}
+
+static void fmh_describe(void (*flow_describe)(const extract_config *, char *, size_t),
+                         const extract_config *cfg, char *buf, size_t n)
+{
+    char t[512];
+    homography_ransac_config c;
+    homography_ransac_config_default(&c);
+    flow_describe(cfg, t, sizeof t);
+    snprintf(buf, n, "%s; minus homography: RANSAC threshold=%g iterations=%d confidence=%g seed=%llu "
+             "refits=%d step=%d, local = flow - H flow", t, c.threshold, c.iterations, c.confidence,
+             (unsigned long long)c.seed, c.refits, FMH_STEP);
+}
+
+static void tvl1_fmh_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    fmh_describe(tvl1_describe, cfg, buf, n);
+}
+
+static void dis_fmh_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    fmh_describe(dis_describe, cfg, buf, n);
+}
+
+static int rgbdiff_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n,
+                         int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    (void)state, (void)parts, (void)nparts, (void)homs;
+    for (int i = 0; i < n; i++) {
+        int rc = rgbdiff_compute(a[i], b[i], w, h, fields[0] + (size_t)i * 3 * w * h);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+static void rgbdiff_describe(const extract_config *cfg, char *buf, size_t n)
+{
+    (void)cfg;
+    snprintf(buf, n, "rgbdiff(TSN): (b - a) / 255 per RGB channel");
+}
+
+/* GLOCAL (motion/glocal.h): each worker loads its own copy of the checkpoint
+ * c->model (small models; no sharing of libtorch state across threads). */
+
+typedef struct {
+    glocal_model *m;
+} glocal_state;
+
+static void glocal_state_free(void *p)
+{
+    glocal_state *s = p;
+    if (!s) return;
+    glocal_model_free(&s->m);
+    gl_free(s);
+}
+
+static int glocal_state_init(void **out, const extract_config *c)
+{
+    glocal_state *s = gl_calloc(1, sizeof *s);
+    if (!s) return GL_ENOMEM;
+    int rc = glocal_model_load(&s->m, c->model, NULL);
+    if (rc < 0) {
+        gl_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
+
+/* One glocal_infer for the batch and every part asked for from it. A part
+ * alone is computed with its own options, as it always was: glocal-global
+ * without the LME, glocal-residual ungated, glocal-local and glocal-mixed
+ * gated. Several parts come from one call with local_gate = 0: its local flow
+ * is the residual, and (motion/glocal.h) the gated local flow is exactly the
+ * residual where mask >= 0.5 and 0 elsewhere, and mixed = global + gated
+ * local: the same numbers as the parts computed alone. local_tvl1: 1 forces
+ * TV-L1 on the aligned pair as the local flow, 0 the LME's own flow, -1 keeps
+ * the default (glocal_infer_options_default). */
+static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, const uint8_t *const *b, int n,
+                        int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
+{
+    glocal_state *s = state;
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    if (local_tvl1 >= 0) o.local_tvl1 = local_tvl1;
+    o.lme = !(nparts == 1 && parts[0] == GLOCAL_GLOBAL);
+    o.local_gate = nparts == 1 && parts[0] != GLOCAL_RESIDUAL;
+    glocal_result r = { 0 }; /* glocal_infer allocates it */
+    int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
+    if (rc < 0) goto done;
+    const size_t hw = (size_t)w * h, all = 2 * hw * (size_t)n;
+    for (int k = 0; k < nparts; k++) {
+        float *f = fields[k];
+        const int part = parts[k];
+        if (part == GLOCAL_GLOBAL || part == GLOCAL_RESIDUAL || o.local_gate) {
+            const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow
+                                                                                            : r.local_flow;
+            memcpy(f, src, sizeof(float) * all);
+            continue;
+        }
+        /* the gated local flow (and the mixed flow) from the ungated one */
+        for (int i = 0; i < n; i++)
+            for (size_t p = 0; p < hw; p++) {
+                const size_t u = (size_t)i * 2 * hw + p, v = u + hw;
+                const int fg = r.mask[(size_t)i * hw + p] >= 0.5f;
+                const float lu = fg ? r.local_flow[u] : 0.0f, lv = fg ? r.local_flow[v] : 0.0f;
+                f[u] = part == GLOCAL_MIXED ? r.global_flow[u] + lu : lu;
+                f[v] = part == GLOCAL_MIXED ? r.global_flow[v] + lv : lv;
+            }
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++) homs[9 * i + k] = (float)r.homography[9 * i + k];
+done:
+    glocal_result_free(&r);
+    return rc;
+}
+
+static int glocal_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                        const int *parts, int nparts, float *const *fields, float *homs)
+{
+    return glocal_parts(st, -1, a, b, n, w, h, parts, nparts, fields, homs);
+}
+
+static int glocal_lme_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                            const int *parts, int nparts, float *const *fields, float *homs)
+{
+    return glocal_parts(st, 0, a, b, n, w, h, parts, nparts, fields, homs);
+}
+
+static int glocal_tvl1_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                             const int *parts, int nparts, float *const *fields, float *homs)
+{
+    return glocal_parts(st, 1, a, b, n, w, h, parts, nparts, fields, homs);
+}
+
+static void glocal_describe(const extract_config *c, char *buf, size_t n)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d, frames resized "
+             "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
+}
+
+static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[600];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults) on the pair aligned by the refined homography",
+             t);
+}
+
+static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[600];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
+}
+
+#define GLOCAL_METHOD(name, pairs, describe, pass, part)                                                 \
+    { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, pairs, describe, pass, part }
+
+static const motion_method methods[] = {
+    { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe, NULL, 0 },
+    { "tvl1-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_fmh_pairs,
+      tvl1_fmh_describe, NULL, 0 },
+    { "dis", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_pairs, dis_describe, NULL, 0 },
+    { "dis-minus-homography", 2, 1, CACHE_INT16_SCALE, tvl1_init, tvl1_free, dis_fmh_pairs,
+      dis_fmh_describe, NULL, 0 },
+    /* 8-bit differences / 255 are stored exactly with a 1/255 step */
+    { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe, NULL, 0 },
+    GLOCAL_METHOD("glocal-local", glocal_pairs, glocal_describe, "glocal", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-residual", glocal_pairs, glocal_describe, "glocal", GLOCAL_RESIDUAL),
+    /* without the LME its homography differs: a pass of its own */
+    GLOCAL_METHOD("glocal-global", glocal_pairs, glocal_describe, NULL, GLOCAL_GLOBAL),
+    GLOCAL_METHOD("glocal-mixed", glocal_pairs, glocal_describe, "glocal", GLOCAL_MIXED),
+    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1",
+                  GLOCAL_RESIDUAL),
+    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_MIXED),
+    GLOCAL_METHOD("glocal-lme-local", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_LOCAL),
+    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_RESIDUAL),
+    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_MIXED),
+};
+
+/* ---- looking a method up ----------------------------------------------------- */
+
+const char *extract_method_names(void)
+{
+    return "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff, glocal-local, glocal-residual, "
+           "glocal-global, glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, "
+           "glocal-lme-local, glocal-lme-residual, glocal-lme-mixed";
+}
+
+const motion_method *extract_method_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof methods / sizeof *methods; i++)
+        if (!strcmp(methods[i].name, name)) return &methods[i];
+    return NULL;
+}
+
+int extract_method_known(const char *name, int *needs_model)
+{
+    const motion_method *m = extract_method_find(name);
+    if (needs_model) *needs_model = m && m->init == glocal_state_init;
+    return m != NULL;
+}
+
+const char *extract_method_pass(const char *name)
+{
+    const motion_method *m = extract_method_find(name);
+    return !m ? NULL : m->pass ? m->pass : m->name;
+}
