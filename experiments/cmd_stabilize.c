@@ -85,7 +85,7 @@ static int writer_opts_for(const char *cmd, const char *path, long quality, int 
     return 0;
 }
 
-/* Long (~135 lines), 50 of them the option table and help text (cli_parse). */
+/* Long (~145 lines), 50 of them the option table and help text (cli_parse). */
 int cmd_stabilize(int argc, char **argv)
 {
     const char *cmd = "stabilize";
