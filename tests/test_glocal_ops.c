@@ -1,0 +1,338 @@
+/* test_glocal_ops.c — motion/glocal*: GLOCAL's building blocks: the bases,
+ * homography fitting, warp, losses (float64 finite differences) and robust
+ * refinement. Checkpoints, training, inference and `glocal motion`:
+ * test_glocal.c. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/glocal_testutil.h"
+#include "tests/testutil.h"
+
+#include "motion/flow.h"
+#include "motion/glocal.h"
+#include "nn/nn.h"
+
+/* ---- bases --------------------------------------------------------------------- */
+
+static void test_bases_orthonormal(void **state)
+{
+    (void)state;
+    const int W = 20, H = 14;
+    const long n = 2L * W * H;
+    float *b = malloc(sizeof(float) * 8 * n);
+    OK(glocal_bases_compute(W, H, b));
+    double nrm[8];
+    for (int i = 0; i < 8; i++) {
+        double s = 0, mx = 0;
+        for (long p = 0; p < n; p++) {
+            s += (double)b[i * n + p] * b[i * n + p];
+            mx = fmax(mx, fabs(b[i * n + p]));
+        }
+        nrm[i] = sqrt(s);
+        assert_double_equal(mx, 1.0, 1e-6); /* each normalised by its max |value| */
+    }
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < i; j++) {
+            double d = 0;
+            for (long p = 0; p < n; p++) d += (double)b[i * n + p] * b[j * n + p];
+            assert_true(fabs(d) / (nrm[i] * nrm[j]) < 1e-5);
+        }
+    /* The first two are the translations: constant x and y fields. */
+    for (long p = 0; p < W * H; p++) {
+        assert_double_equal(b[p], 1.0, 1e-5);
+        assert_double_equal(b[W * H + p], 0.0, 1e-5);
+    }
+    assert_int_equal(glocal_bases_compute(1, 5, b), GL_EINVAL);
+    free(b);
+}
+
+/* H -> flow -> DLT recovers H; an affine motion's basis coefficients give its
+ * exact flow and so its homography (the first six bases span the affine flows). */
+static void test_coefficients_homography_flow(void **state)
+{
+    (void)state;
+    const int W = 32, H = 24;
+    const long hw = (long)W * H, n = 2 * hw;
+    float *b = malloc(sizeof(float) * 8 * n), *f = malloc(sizeof(float) * n),
+          *g = malloc(sizeof(float) * n);
+    OK(glocal_bases_compute(W, H, b));
+    double hp[9] = { 1.02, 0.03, 1.7, -0.02, 0.97, -2.2, 4e-4, -3e-4, 1 }, he[9], err;
+    OK(glocal_homography_to_flow(hp, W, H, f));
+    /* independent check of one flow value */
+    double xo, yo;
+    apply_h(hp, 5, 7, &xo, &yo);
+    assert_double_equal(f[7 * W + 5], xo - 5, 1e-4);
+    assert_double_equal(f[hw + 7 * W + 5], yo - 7, 1e-4);
+    OK(glocal_flow_to_homography(f, W, H, 3, he));
+    OK(homography_corner_error(hp, he, W, H, &err));
+    assert_true(err < 1e-3);
+    double ha[9] = { 1.03, -0.04, 2.5, 0.05, 0.98, -1.25, 0, 0, 1 };
+    OK(glocal_homography_to_flow(ha, W, H, f));
+    float c[8];
+    for (int k = 0; k < 8; k++) {
+        double d = 0, s = 0;
+        for (long p = 0; p < n; p++) {
+            d += (double)f[p] * b[k * n + p];
+            s += (double)b[k * n + p] * b[k * n + p];
+        }
+        c[k] = (float)(d / s);
+    }
+    assert_true(fabs(c[6]) < 1e-3 && fabs(c[7]) < 1e-3); /* no perspective */
+    glocal_bases_combine(b, c, W, H, g);
+    for (long p = 0; p < n; p++) assert_double_equal(g[p], f[p], 1e-3);
+    OK(glocal_flow_to_homography(g, W, H, 1, he));
+    OK(homography_corner_error(ha, he, W, H, &err));
+    assert_true(err < 1e-3);
+    /* rescaling to another size and back is the identity */
+    double h2[9], h3[9];
+    glocal_homography_rescale(hp, W, H, 64, 48, h2);
+    glocal_homography_rescale(h2, 64, 48, W, H, h3);
+    OK(homography_corner_error(hp, h3, W, H, &err));
+    assert_true(err < 1e-6);
+    free(b);
+    free(f);
+    free(g);
+}
+
+/* ---- warp ---------------------------------------------------------------------- */
+
+static void test_warp_translation(void **state)
+{
+    (void)state;
+    const int W = 10, H = 8;
+    double img[80], fl[160], out[80];
+    for (int i = 0; i < 80; i++) img[i] = sin(1.3 * i) + 0.1 * i;
+    for (int p = 0; p < 80; p++) { fl[p] = 2; fl[80 + p] = -1; }
+    int64_t si[4] = { 1, 1, H, W }, sf[4] = { 1, 2, H, W };
+    nn_tensor *ti, *tf, *tw;
+    OK(nn_from_data(&ti, img, si, 4, NN_F64));
+    OK(nn_from_data(&tf, fl, sf, 4, NN_F64));
+    OK(glocal_warp(&tw, ti, tf));
+    OK(nn_copy_to(tw, out, sizeof out, NN_F64));
+    for (int y = 1; y < H; y++)
+        for (int x = 0; x < W - 2; x++) assert_double_equal(out[y * W + x], img[(y - 1) * W + x + 2], 1e-12);
+    /* half-pixel shift of a linear ramp is exact for bilinear sampling */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) img[y * W + x] = 0.5 * x - 0.25 * y;
+    for (int p = 0; p < 80; p++) { fl[p] = 0.5; fl[80 + p] = 0.25; }
+    nn_free(&ti); nn_free(&tf); nn_free(&tw);
+    OK(nn_from_data(&ti, img, si, 4, NN_F64));
+    OK(nn_from_data(&tf, fl, sf, 4, NN_F64));
+    OK(glocal_warp(&tw, ti, tf));
+    OK(nn_copy_to(tw, out, sizeof out, NN_F64));
+    for (int y = 0; y < H - 1; y++)
+        for (int x = 0; x < W - 1; x++)
+            assert_double_equal(out[y * W + x], 0.5 * (x + 0.5) - 0.25 * (y + 0.25), 1e-12);
+    nn_free(&ti); nn_free(&tf); nn_free(&tw);
+}
+
+/* ---- gradient checks (float64 central differences) ------------------------------ */
+
+typedef int (*loss_fn)(nn_tensor **out, nn_tensor *x, void *ctx);
+
+static void gradcheck(loss_fn fn, const double *x0, const int64_t *shape, int nd, void *ctx,
+                      double tol)
+{
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= shape[i];
+    double *x = malloc(sizeof(double) * n), *g = malloc(sizeof(double) * n);
+    memcpy(x, x0, sizeof(double) * n);
+    nn_tensor *t, *l, *gt;
+    OK(nn_from_data(&t, x, shape, nd, NN_F64));
+    OK(nn_set_requires_grad(t, 1));
+    OK(fn(&l, t, ctx));
+    OK(nn_backward(l));
+    OK(nn_grad(&gt, t));
+    assert_non_null(gt);
+    OK(nn_copy_to(gt, g, sizeof(double) * n, NN_F64));
+    nn_free(&gt); nn_free(&l); nn_free(&t);
+    const double h = 1e-6;
+    int checked = 0;
+    for (int64_t i = 0; i < n; i += (n > 40 ? n / 37 : 1)) {
+        double v[2];
+        for (int s = 0; s < 2; s++) {
+            memcpy(x, x0, sizeof(double) * n);
+            x[i] += s ? -h : h;
+            OK(nn_from_data(&t, x, shape, nd, NN_F64));
+            OK(fn(&l, t, ctx));
+            OK(nn_item(l, &v[s]));
+            nn_free(&l); nn_free(&t);
+        }
+        double fd = (v[0] - v[1]) / (2 * h);
+        if (fabs(fd - g[i]) > tol * (1 + fabs(fd))) {
+            print_error("element %lld: analytic %.10g, finite difference %.10g\n", (long long)i, g[i], fd);
+            fail();
+        }
+        checked++;
+    }
+    assert_true(checked >= 10);
+    free(x);
+    free(g);
+}
+
+typedef struct { nn_tensor *other, *weight, *img; } lctx;
+
+static int f_charb(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_charbonnier(out, x, k->other, k->weight, 0.01);
+}
+static int f_census(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_census(out, x, k->other, k->weight);
+}
+static int f_smooth(nn_tensor **out, nn_tensor *x, void *c)
+{
+    lctx *k = c;
+    return glocal_loss_smooth(out, x, k->img, 10.0);
+}
+/* Reconstruction through the warp: the gradient the flow receives. */
+static int f_warp(nn_tensor **out, nn_tensor *flow, void *c)
+{
+    lctx *k = c;
+    nn_tensor *w;
+    int rc = glocal_warp(&w, k->img, flow);
+    if (rc < 0) return rc;
+    rc = glocal_loss_charbonnier(out, k->other, w, k->weight, 0.01);
+    nn_free(&w);
+    return rc;
+}
+
+static void test_loss_gradients(void **state)
+{
+    (void)state;
+    const int H = 6, W = 7, hw = H * W;
+    double a[42], b[42], w[42], f[84];
+    srand(5);
+    for (int i = 0; i < hw; i++) {
+        a[i] = texture(3.1 * (i % W), 2.7 * (i / W));
+        b[i] = a[i] + 0.05 * ((rand() % 1000) / 1000.0 - 0.5);
+        w[i] = 0.2 + 0.8 * (rand() % 1000) / 1000.0;
+    }
+    for (int i = 0; i < 84; i++) f[i] = 0.7 * sin(0.9 * i) + 0.13;
+    int64_t s1[4] = { 1, 1, H, W }, s2[4] = { 1, 2, H, W };
+    lctx k;
+    OK(nn_from_data(&k.other, b, s1, 4, NN_F64));
+    OK(nn_from_data(&k.weight, w, s1, 4, NN_F64));
+    OK(nn_from_data(&k.img, a, s1, 4, NN_F64));
+    gradcheck(f_charb, a, s1, 4, &k, 1e-5);
+    gradcheck(f_census, a, s1, 4, &k, 1e-5);
+    nn_tensor *wt = k.weight;
+    k.weight = NULL;
+    gradcheck(f_charb, a, s1, 4, &k, 1e-5);
+    k.weight = wt;
+    gradcheck(f_smooth, f, s2, 4, &k, 1e-5);
+    /* flow with fractional parts away from the bilinear kinks */
+    for (int i = 0; i < 84; i++) f[i] = 0.3 + 0.2 * sin(0.7 * i);
+    gradcheck(f_warp, f, s2, 4, &k, 1e-4);
+    /* values: identical images cost 0; a constant difference d costs sqrt(d^2 + e^2) - e */
+    nn_tensor *l;
+    OK(glocal_loss_charbonnier(&l, k.img, k.img, NULL, 0.01));
+    double v;
+    OK(nn_item(l, &v));
+    assert_double_equal(v, 0.0, 1e-15);
+    nn_free(&l);
+    nn_tensor *sh;
+    OK(nn_add_scalar(&sh, k.img, 0.3));
+    OK(glocal_loss_charbonnier(&l, k.img, sh, NULL, 0.01));
+    OK(nn_item(l, &v));
+    assert_double_equal(v, sqrt(0.09 + 1e-4) - 0.01, 1e-12);
+    nn_free(&l);
+    /* census is invariant to a brightness offset */
+    OK(glocal_loss_census(&l, k.img, sh, NULL));
+    OK(nn_item(l, &v));
+    assert_double_equal(v, 0.0, 1e-12);
+    nn_free(&l);
+    nn_free(&sh);
+    nn_free(&k.other); nn_free(&k.weight); nn_free(&k.img);
+}
+
+/* ---- robust refinement ------------------------------------------------------------ */
+
+static void test_refine_recovers_homography(void **state)
+{
+    (void)state;
+    const int W = 64, H = 56;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    double hgt[9] = { 1.03, -0.04, 2.6, 0.035, 0.99, -1.8, 2e-4, -3e-4, 1 };
+    for (int patch = 0; patch <= 1; patch++) {
+        render_pair(hgt, W, H, a, b, patch);
+        glocal_refine_config c;
+        glocal_refine_config_default(&c);
+        double h[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, e0, e;
+        OK(homography_corner_error(h, hgt, W, H, &e0));
+        OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+        OK(homography_corner_error(h, hgt, W, H, &e));
+        assert_true(e0 > 2.0);
+        if (e > 0.05) {
+            print_error("patch %d: corner error %.4f px after refinement (from %.2f)\n", patch, e, e0);
+            fail();
+        }
+    }
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double h[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_int_equal(glocal_refine_homography(a, b, 4, 4, NULL, &c, h), GL_EINVAL);
+    c.iterations = 0;
+    assert_int_equal(glocal_refine_homography(a, b, W, H, NULL, &c, h), GL_EINVAL);
+    free(a);
+    free(b);
+}
+
+/* A grating of period 3 px moved by (1, 1) px: at the 2x pyramid levels it
+ * aliases to a grating moving the other way, so the coarse levels pull an
+ * exact start away and the finest level cannot bring it back (a shift of one
+ * px and of one period less look alike). The guard keeps the start, whose
+ * score is the best possible (B(h p) = A(p) exactly); without it the result
+ * is worse. */
+static void test_refine_guard_keeps_an_exact_start(void **state)
+{
+    (void)state;
+    const int W = 96, H = 96;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    const double du = 1, dv = 1, hgt[9] = { 1, 0, du, 0, 1, dv, 0, 0, 1 };
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double xs = x - du, ys = y - dv; /* B(p + d) = A(p) */
+            a[y * W + x] = (float)(128 + 60 * cos(2 * M_PI * x / 3.0) + 50 * cos(2 * M_PI * y / 3.0 + 0.3));
+            b[y * W + x] = (float)(128 + 60 * cos(2 * M_PI * xs / 3.0) + 50 * cos(2 * M_PI * ys / 3.0 + 0.3));
+        }
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double e[2];
+    for (int guard = 0; guard <= 1; guard++) {
+        c.guard = guard;
+        double h[9];
+        memcpy(h, hgt, sizeof h);
+        OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+        OK(homography_corner_error(h, hgt, W, H, &e[guard]));
+        print_message("guard %d: corner error %.4f px\n", guard, e[guard]);
+    }
+    assert_true(e[0] > 0.2); /* the case is pathological: unguarded, the refinement moves away */
+    assert_true(e[1] < 1e-9); /* guarded, the exact start stays */
+    free(a);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bases_orthonormal),
+        cmocka_unit_test(test_coefficients_homography_flow),
+        cmocka_unit_test(test_warp_translation),
+        cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_refine_recovers_homography),
+        cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
+    };
+    return cmocka_run_group_tests(tests, glocal_test_setup, NULL);
+}
