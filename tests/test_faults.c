@@ -10,7 +10,7 @@
  * message naming the file and the reason, leave what it finished before
  * intact (a cache's spooled clips verify, the previous checkpoint loads, the
  * clips written match an unlimited run's), and a rerun without the limit
- * must finish where the first stopped. ncaa-import's clips: test_ncaa.c. */
+ * must finish where the first stopped. ncaa-import's clips: test_ncaa_import.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
