@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
+#include "tests/nn_testutil.h"
 
 #include "motion/glocal.h"
 #include "nn/nn.h"
@@ -60,20 +61,7 @@ static int dump_params(const nn_params *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(path, sizeof path, fmt, ap);
     va_end(ap);
-    int64_t total = 0;
-    for (int i = 0; i < p->n; i++) total += nn_numel(p->tensors[i]);
-    double *buf = gl_malloc((size_t)total * sizeof *buf);
-    if (!buf) return GL_ENOMEM;
-    int64_t off = 0;
-    int rc = 0;
-    for (int i = 0; i < p->n && rc == 0; i++) {
-        int64_t n = nn_numel(p->tensors[i]);
-        rc = nn_copy_to(p->tensors[i], buf + off, (size_t)n * sizeof(double), NN_F64);
-        off += n;
-    }
-    if (rc == 0) rc = gl_write_file_atomic(path, buf, (size_t)total * sizeof *buf);
-    gl_free(buf);
-    return rc;
+    return test_dump_params(p, path);
 }
 
 /* ---- the tiny model -------------------------------------------------------------------- */

@@ -41,6 +41,7 @@
 #include <json-c/json.h>
 
 #include "tests/testutil.h"
+#include "tests/nn_testutil.h"
 
 #include "datasets/synth.h"
 #include "experiments/motion_pairs.h"
@@ -72,23 +73,9 @@ static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%
 /* All parameter values, in order, as float64, to tmpdir/name. */
 static int dump_params(glocal_model *m, const char *name)
 {
-    const nn_params *p = glocal_model_params(m);
-    int64_t total = 0;
-    for (int i = 0; i < p->n; i++) total += nn_numel(p->tensors[i]);
-    double *buf = gl_malloc((size_t)total * sizeof *buf);
-    if (!buf) return GL_ENOMEM;
-    int64_t off = 0;
-    int rc = 0;
-    for (int i = 0; i < p->n && rc == 0; i++) {
-        int64_t n = nn_numel(p->tensors[i]);
-        rc = nn_copy_to(p->tensors[i], buf + off, (size_t)n * sizeof(double), NN_F64);
-        off += n;
-    }
     char path[512];
     path_of(path, sizeof path, name);
-    if (rc == 0) rc = gl_write_file_atomic(path, buf, (size_t)total * sizeof *buf);
-    gl_free(buf);
-    return rc;
+    return test_dump_params(glocal_model_params(m), path);
 }
 
 /* train-motion --synth's pairs and a model initialised from init_seed. */
