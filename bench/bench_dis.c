@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/flow_bench.h"
 #include "datasets/image.h"
 #include "motion/flow.h"
 
@@ -35,10 +36,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmp_double(const void *a, const void *b)
+static int dis_pair(void *ctx, const float *a, const float *b, flow_field *f)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return dis_flow(a, b, f->width, f->height, ctx, f);
 }
 
 static int save_gray(const char *path, const float *g, int w, int h)
@@ -192,42 +192,21 @@ static int cmd_run(const char *frames, const char *which, int threads, const cha
     }
     fclose(lf);
     if (n == 0) return gl_error(GL_EFORMAT, "%s: no pairs", list);
-    double *ms = malloc(sizeof(double) * repeat);
-    if (!ms) return GL_ENOMEM;
-    for (int r = 0; r < repeat; r++) {
-        double t0 = gl_now();
-        for (int p = 0; p < n; p++)
-            if ((rc = dis_flow(img[p][0], img[p][1], f[p].width, f[p].height, &cfg, &f[p])) < 0)
-                return rc;
-        ms[r] = (gl_now() - t0) * 1000 / n;
-    }
-    qsort(ms, repeat, sizeof *ms, cmp_double);
+    double ms;
+    if ((rc = bench_time_pairs(dis_pair, &cfg, img, f, n, repeat, &ms)) < 0) return rc;
     char size[64];
     if (same) snprintf(size, sizeof size, "%dx%d", w0, h0);
     else snprintf(size, sizeof size, "native");
     printf("{\"impl\": \"glocal\", \"preset\": \"%s\", \"size\": \"%s\", \"threads\": %d, "
            "\"ms_per_pair\": %.2f",
-           preset, size, threads, ms[repeat / 2]);
+           preset, size, threads, ms);
     if (full) {
-        printf(", \"epe\": [");
-        for (int p = 0; p < n; p++) {
-            flow_field g = { 0 };
-            double epe;
-            if ((rc = flow_read_flo(gt[p], &g)) < 0) return rc;
-            rc = flow_epe(&f[p], &g, 0, &epe, NULL);
-            flow_field_free(&g);
-            if (rc < 0) return rc;
-            printf("%s%.4f", p ? ", " : "", epe);
-        }
-        printf("]");
+        const char *gtp[MAX_PAIRS];
+        for (int p = 0; p < n; p++) gtp[p] = gt[p];
+        if ((rc = bench_print_epe(f, gtp, n, 4)) < 0) return rc;
     }
     printf("}\n");
-    for (int p = 0; p < n; p++) {
-        flow_field_free(&f[p]);
-        free(img[p][0]);
-        free(img[p][1]);
-    }
-    free(ms);
+    bench_free_pairs(img, f, n);
     return 0;
 }
 

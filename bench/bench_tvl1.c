@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/flow_bench.h"
 #include "datasets/image.h"
 #include "motion/flow.h"
 
@@ -74,10 +75,9 @@ static int cmd_frames(const char *data, const char *out)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int tvl1_pair(void *ctx, const float *a, const float *b, flow_field *f)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return tvl1_flow(a, b, f->width, f->height, ctx, f);
 }
 
 static int cmd_run(const char *frames, int w, int h, int threads, const char *config, int repeat,
@@ -107,40 +107,19 @@ static int cmd_run(const char *frames, int w, int h, int threads, const char *co
         }
         if ((rc = flow_field_new(&f[p], w, h)) < 0) return rc;
     }
-    double *ms = malloc(sizeof(double) * repeat);
-    if (!ms) return GL_ENOMEM;
-    for (int r = 0; r < repeat; r++) {
-        double t0 = gl_now();
-        for (int p = 0; p < 2; p++)
-            if ((rc = tvl1_flow(img[p][0], img[p][1], w, h, &cfg, &f[p])) < 0) return rc;
-        ms[r] = (gl_now() - t0) * 1000 / 2;
-    }
-    qsort(ms, repeat, sizeof *ms, cmp_double);
+    double ms;
+    if ((rc = bench_time_pairs(tvl1_pair, &cfg, img, f, 2, repeat, &ms)) < 0) return rc;
     printf("{\"impl\": \"glocal\", \"config\": \"%s\", \"size\": \"%dx%d\", \"threads\": %d, "
            "\"ms_per_pair\": %.1f",
-           config, w, h, threads, ms[repeat / 2]);
+           config, w, h, threads, ms);
     if (data && w == 512 && h == 384) {
-        printf(", \"epe\": [");
-        for (int p = 0; p < 2; p++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/000000%d-gt.flo", data, p);
-            flow_field gt = { 0 };
-            double epe;
-            if ((rc = flow_read_flo(path, &gt)) < 0) return rc;
-            rc = flow_epe(&f[p], &gt, 0, &epe, NULL);
-            flow_field_free(&gt);
-            if (rc < 0) return rc;
-            printf("%s%.3f", p ? ", " : "", epe);
-        }
-        printf("]");
+        char gt[2][4096];
+        const char *gtp[2] = { gt[0], gt[1] };
+        for (int p = 0; p < 2; p++) snprintf(gt[p], sizeof gt[p], "%s/000000%d-gt.flo", data, p);
+        if ((rc = bench_print_epe(f, gtp, 2, 3)) < 0) return rc;
     }
     printf("}\n");
-    for (int p = 0; p < 2; p++) {
-        flow_field_free(&f[p]);
-        free(img[p][0]);
-        free(img[p][1]);
-    }
-    free(ms);
+    bench_free_pairs(img, f, 2);
     return 0;
 }
 

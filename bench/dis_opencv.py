@@ -11,11 +11,10 @@ OpenCV comes from Debian's python3-opencv; exits 3 when absent.
 """
 import json
 import sys
-import time
 
 try:
     import cv2
-    import numpy as np
+    import flow_bench  # bench/flow_bench.py: timing and EPE, shared with the other script
 except ImportError as e:  # the comparison is optional
     print(f"dis_opencv.py: skipped ({e})", file=sys.stderr)
     sys.exit(3)
@@ -29,15 +28,6 @@ SETTERS = {"finest_scale": "setFinestScale", "patch_size": "setPatchSize",
            "var_refine_iters": "setVariationalRefinementIterations",
            "use_mean_normalization": "setUseMeanNormalization",
            "use_spatial_propagation": "setUseSpatialPropagation"}
-
-
-def read_flo(path):
-    with open(path, "rb") as f:
-        magic = np.frombuffer(f.read(4), "<f4")[0]
-        if magic != 202021.25:
-            raise ValueError(f"{path}: not a .flo file")
-        w, h = np.frombuffer(f.read(8), "<i4")
-        return np.frombuffer(f.read(), "<f4").reshape(h, w, 2)
 
 
 def main():
@@ -64,25 +54,13 @@ def main():
                 return 1
             pairs.append(ims)
             gts.append(gt)
-    ms, flows = [], [None] * len(pairs)
-    for _ in range(max(int(repeat), 1)):
-        t0 = time.perf_counter()
-        for p, (a, b) in enumerate(pairs):
-            flows[p] = dis.calc(a, b, None)
-        ms.append((time.perf_counter() - t0) * 1000 / len(pairs))
-    ms.sort()
+    ms, flows = flow_bench.time_pairs(lambda a, b: dis.calc(a, b, None), pairs, repeat)
     sizes = {im[0].shape for im in pairs}
     size = "%dx%d" % (pairs[0][0].shape[1], pairs[0][0].shape[0]) if len(sizes) == 1 else "native"
     out = {"impl": "opencv " + cv2.__version__, "preset": preset, "size": size,
-           "threads": int(threads), "ms_per_pair": round(ms[len(ms) // 2], 2)}
+           "threads": int(threads), "ms_per_pair": round(ms, 2)}
     if which == "full":
-        epe = []
-        for p, gt in enumerate(gts):
-            g = read_flo(gt)
-            known = (np.abs(g) <= 1e9).all(axis=2)
-            d = np.hypot(*(flows[p] - g)[known].T)
-            epe.append(round(float(d.mean()), 4))
-        out["epe"] = epe
+        out["epe"] = [flow_bench.epe(flows[p], gt, 4) for p, gt in enumerate(gts)]
     print(json.dumps(out))
     return 0
 

@@ -12,23 +12,13 @@ python3-opencv (cv2.optflow is in its contrib build); exits 3 when absent.
 import json
 import math
 import sys
-import time
 
 try:
     import cv2
-    import numpy as np
+    import flow_bench  # bench/flow_bench.py: timing and EPE, shared with the other script
 except ImportError as e:  # the comparison is optional
     print(f"tvl1_opencv.py: skipped ({e})", file=sys.stderr)
     sys.exit(3)
-
-
-def read_flo(path):
-    with open(path, "rb") as f:
-        magic = np.frombuffer(f.read(4), "<f4")[0]
-        if magic != 202021.25:
-            raise ValueError(f"{path}: not a .flo file")
-        w, h = np.frombuffer(f.read(8), "<i4")
-        return np.frombuffer(f.read(), "<f4").reshape(h, w, 2)
 
 
 def ipol_scales(w, h, zoom):
@@ -67,23 +57,11 @@ def main():
         if any(im is None for im in pairs[-1]):
             print(f"tvl1_opencv.py: missing frames for pair {p} at {size}", file=sys.stderr)
             return 1
-    ms, flows = [], [None, None]
-    for _ in range(max(int(repeat), 1)):
-        t0 = time.perf_counter()
-        for p in range(2):
-            flows[p] = tvl1.calc(pairs[p][0], pairs[p][1], None)
-        ms.append((time.perf_counter() - t0) * 1000 / 2)
-    ms.sort()
+    ms, flows = flow_bench.time_pairs(lambda a, b: tvl1.calc(a, b, None), pairs, repeat)
     out = {"impl": "opencv " + cv2.__version__, "config": config, "size": size,
-           "threads": int(threads), "ms_per_pair": round(ms[len(ms) // 2], 1)}
+           "threads": int(threads), "ms_per_pair": round(ms, 1)}
     if data and (w, h) == (512, 384):
-        epe = []
-        for p in range(2):
-            gt = read_flo(f"{data}/000000{p}-gt.flo")
-            known = (np.abs(gt) <= 1e9).all(axis=2)
-            d = np.hypot(*(flows[p] - gt)[known].T)
-            epe.append(round(float(d.mean()), 3))
-        out["epe"] = epe
+        out["epe"] = [flow_bench.epe(flows[p], f"{data}/000000{p}-gt.flo", 3) for p in range(2)]
     print(json.dumps(out))
     return 0
 
