@@ -548,6 +548,7 @@ static int stage_motion(runner *r, const char *k_data, stage_result **s_motion, 
     av_opt(&a, "--seed", "%d", c->motion_seed);
     av_opt(&a, "--lme-start", "%ld", c->motion_lme_start);
     av_opt(&a, "--mask-start", "%ld", c->motion_mask_start);
+    av_opt(&a, "--teacher", "%s", c->motion_teacher);
     const char *up[] = { k_data, NULL };
     rc = run_stage(r, "motion", &a, up, "--resume", "glocal.h5", s_motion, NULL);
     av_free(&a);

@@ -38,7 +38,7 @@ static int pool_progress(void *ctx, long done, long total)
 {
     (void)total;
     cli_progress_update(ctx, done, NULL);
-    return 0;
+    return cli_signal_caught() != 0; /* the teacher's flows stop on SIGINT/SIGTERM */
 }
 
 /* What the options set. */
@@ -254,12 +254,19 @@ int cmd_train_motion(int argc, char **argv)
     }
     glocal_pair_source src;
     motion_pairs_source(&P, &src);
+    cli_signals_catch(); /* from the teacher's flows to the end of training */
     if (o.teacher > 0) {
         flow_method_fn fm = o.teacher == 1 ? flow_method_tvl1 : flow_method_dis;
         cli_progress tpp;
         cli_progress_start(&tpp, "teacher flows", P.n);
         rc = motion_teacher_compute(&T, &P, fm, NULL, pool_progress, &tpp);
         cli_progress_end(&tpp, rc < 0 ? 0 : P.n, NULL);
+        if (rc == GL_ECANCELED && cli_signal_caught()) {
+            fprintf(stderr, "glocal train-motion: stopped by signal %d while computing the teacher's flows "
+                    "(nothing trained yet); run the same command again\n", cli_signal_caught());
+            code = 128 + cli_signal_caught();
+            goto done;
+        }
         if (rc < 0) { cli_fail(cmd, rc, "cannot compute the teacher's flows"); goto done; }
         motion_pairs_source_teacher(&T, &src);
     }
@@ -268,7 +275,6 @@ int cmd_train_motion(int argc, char **argv)
     cli_progress_start(&tp.bar, tp.by_time ? "training (seconds)" : "training (steps)",
                        tp.by_time ? (long)ceil(o.minutes * 60) : (o.steps - step0 > 0 ? o.steps - step0 : 0));
     const double t0 = gl_now();
-    cli_signals_catch();
     rc = glocal_train(m, &src, &tc, on_status, &tp);
     cli_signals_restore();
     if (rank == 0) cli_progress_end(&tp.bar, tp.by_time ? (long)tp.elapsed_s : tp.step - tp.step0, NULL);
@@ -285,6 +291,7 @@ int cmd_train_motion(int argc, char **argv)
     if (rank == 0) fprintf(stderr, "trained %ld steps in %.1f s; model: %s\n", tp.step - tp.step0, gl_now() - t0, ckpt);
     code = CLI_OK;
 done:
+    cli_signals_restore();
     motion_teacher_free(&T);
     motion_pairs_free(&P);
     glocal_model_free(&m);

@@ -44,6 +44,7 @@ void exp_config_default(exp_config *c)
     c->motion_seed = 1;
     c->motion_lme_start = 1000;
     c->motion_mask_start = 1500;
+    snprintf(c->motion_teacher, sizeof c->motion_teacher, "tvl1");
     c->extract_w = c->extract_h = 64;
     c->extract_stride = 1;
     snprintf(c->arch, sizeof c->arch, "resnet10");
@@ -90,6 +91,7 @@ typedef struct {
 
 static const char *const kinds[] = { "synthetic", "ucf101", "ncaa", NULL };
 static const char *const cameras[] = { "none", "mild", "strong", NULL };
+static const char *const teachers[] = { "tvl1", "dis", "none", NULL };
 static const char *const optimizers[] = { "sgd", "adamw", NULL };
 static const char *const archs[] = { "tiny", "small", "resnet10", "resnet18", "resnet34", "resnet50", NULL };
 
@@ -123,6 +125,7 @@ static const field schema[] = {
     { "motion", "seed", K_INT, 0, 2147483647, OFF(motion_seed), 0, 0, NULL },
     { "motion", "lme_start", K_INT, 0, 1e12, OFF(motion_lme_start), 0, 0, NULL },
     { "motion", "mask_start", K_INT, 0, 1e12, OFF(motion_mask_start), 0, 0, NULL },
+    { "motion", "teacher", K_STRING, 0, 0, STR(motion_teacher), teachers },
     { "extract", "size", K_SIZE, 8, 4096, OFF(extract_w), OFF(extract_h), 0, NULL },
     { "extract", "stride", K_INT, 1, 1000, OFF(extract_stride), 0, 0, NULL },
     { "classifier", "arch", K_STRING, 0, 0, STR(arch), archs },
@@ -415,14 +418,14 @@ int exp_config_canonical(const exp_config *c, char *buf, size_t n)
                      "name=%s\nkind=%s\nroot=%s\nlists=%s\nsplit=%d\nlabels=%d\nclasses=%d\nclips_per_class=%d\n"
                      "frames=%d\nsize=%dx%d\ncamera=%s\ntextures=%s\ndataset_seed=%d\n"
                      "motion_size=%dx%d\nmotion_minutes=%.17g\nmotion_steps=%ld\nmotion_batch=%d\n"
-                     "motion_lr=%.17g\nmotion_seed=%d\nmotion_lme_start=%ld\nmotion_mask_start=%ld\nextract_size=%dx%d\nextract_stride=%d\n"
+                     "motion_lr=%.17g\nmotion_seed=%d\nmotion_lme_start=%ld\nmotion_mask_start=%ld\nmotion_teacher=%s\nextract_size=%dx%d\nextract_stride=%d\n"
                      "arch=%s\nwidth=%d\nflip=%d\ndecode=%dx%d\ntest_segments=%d\nepochs=%d\nbatch=%d\nsegments=%d\nstack=%d\ntest_crops=%d\n"
                      "crop=%dx%d\nlr=%.17g\nweight_decay=%.17g\nlabel_smoothing=%.17g\ndropout=%.17g\n"
                      "optimizer=%s\nclassifier_seed=%d\nranks=%d\n",
                      c->name, c->kind, c->root, c->lists, c->split, c->labels, c->classes, c->clips_per_class,
                      c->frames, c->width, c->height, c->camera, c->textures, c->dataset_seed, c->motion_w,
                      c->motion_h, c->motion_minutes, c->motion_steps, c->motion_batch, c->motion_lr,
-                     c->motion_seed, c->motion_lme_start, c->motion_mask_start, c->extract_w, c->extract_h, c->extract_stride, c->arch,
+                     c->motion_seed, c->motion_lme_start, c->motion_mask_start, c->motion_teacher, c->extract_w, c->extract_h, c->extract_stride, c->arch,
                      c->width_mult, c->flip, c->decode_w, c->decode_h, c->test_segments, c->epochs, c->batch, c->segments, c->stack, c->test_crops,
                      c->crop_w, c->crop_h, c->lr, c->weight_decay, c->label_smoothing, c->dropout,
                      c->optimizer, c->classifier_seed, c->ranks);

@@ -68,6 +68,7 @@ typedef struct {
     int motion_seed;
     long motion_lme_start;   /* step from which LME and the mask train */
     long motion_mask_start;  /* step from which the mask weights the global loss */
+    char motion_teacher[8];  /* train-motion --teacher: tvl1 (default), dis or none */
     /* extraction */
     int extract_w, extract_h, extract_stride;
     /* classifier */

@@ -367,6 +367,28 @@ static void test_train_sigint(void **state)
     assert_int_equal(checkpoint_step(ckpt), step + 2);
 }
 
+/* SIGTERM while the teacher's flows are computed (before any step): exit 143,
+ * a message saying nothing was trained, no checkpoint and no temporary file. */
+static void test_train_sigterm_teacher(void **state)
+{
+    (void)state;
+    char dir[300], log[300];
+    snprintf(dir, sizeof dir, "%s/motion_teacher_sig", tmpdir);
+    snprintf(log, sizeof log, "%s/train_teacher_sig.log", tmpdir);
+    const char *args[] = TRAIN_ARGS("1000000", "--pool", "8000", "--teacher", "tvl1", NULL);
+    pid_t pid = spawn_limited(0, log, args);
+    assert_true(pid > 0);
+    assert_true(test_wait_for_file(log, "teacher flows", 300));
+    kill(pid, SIGTERM);
+    assert_int_equal(test_wait_status(pid), 143);
+    char *said = test_read_text(log);
+    assert_non_null(said);
+    if (!strstr(said, "while computing the teacher's flows")) fail_msg("%s", said);
+    gl_free(said);
+    assert_int_equal(count_named(dir, "glocal.h5"), 0);
+    assert_int_equal(count_named(dir, ".tmp"), 0);
+}
+
 /* The "step" of the first line of a train.jsonl (the steps of one epoch). */
 static long first_epoch_steps(const char *log_path)
 {
@@ -486,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_synth_full),
         cmocka_unit_test(test_extract_sigterm),
         cmocka_unit_test(test_train_sigint),
+        cmocka_unit_test(test_train_sigterm_teacher),
         cmocka_unit_test(test_train_classifier_sigterm),
         cmocka_unit_test(test_extract_damaged),
     };
