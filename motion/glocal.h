@@ -210,6 +210,7 @@ int glocal_model_load(glocal_model **out, const char *path, int64_t *step);
  * train-motion into m, whose GME must have the file's shape (the same size,
  * arch, feat, radius; GL_EFORMAT naming the first difference otherwise); the
  * LME keeps its own weights (e.g. a new lme_arch trained on a trained GME).
+ * Nothing is copied unless every GME tensor is in the file with its shape.
  * *copied (may be NULL): the number of tensors copied. */
 int glocal_model_load_gme(glocal_model *m, const char *path, int *copied);
 

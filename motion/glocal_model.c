@@ -394,24 +394,36 @@ int glocal_model_load_gme(glocal_model *m, const char *path, int *copied)
     nn_params *P = &m->p;
     int rc = 0, n = 0;
     if (copied) *copied = 0;
-    for (int i = 0; i < P->n && rc >= 0; i++) {
+    /* every "gme.*" tensor read in one pass and checked before any is
+     * copied: on an error m keeps all its weights */
+    int *idx = gl_malloc(sizeof(int) * (size_t)P->n);
+    char (*keys)[300] = gl_malloc(sizeof *keys * (size_t)P->n);
+    const char **names = gl_malloc(sizeof *names * (size_t)P->n);
+    nn_tensor **t = gl_calloc((size_t)P->n, sizeof *t);
+    if (!idx || !keys || !names || !t) { rc = GL_ENOMEM; goto done; }
+    for (int i = 0; i < P->n; i++) {
         if (strncmp(P->names[i], "gme.", 4)) continue;
-        char key[300];
-        const char *names[1] = { key };
-        nn_tensor *t = NULL;
-        snprintf(key, sizeof key, "params/%s", P->names[i]);
-        if ((rc = nn_checkpoint_read_tensors(path, names, 1, &t)) < 0) return gl_error_prefix(rc, "%s", path);
-        int64_t a[NN_MAX_DIMS], b[NN_MAX_DIMS];
-        int na = nn_shape(P->tensors[i], a), nb = t ? nn_shape(t, b) : -1;
-        if (!t || na != nb || memcmp(a, b, sizeof(int64_t) * na))
-            rc = gl_error(GL_EFORMAT, "%s: %s %s (the model's GME is not the file's: size, arch, feat and "
-                          "radius must match)", path, P->names[i], t ? "has another shape" : "is missing");
-        else if ((rc = nn_copy_(P->tensors[i], t)) >= 0)
-            n++;
-        nn_free(&t);
+        snprintf(keys[n], sizeof keys[n], "params/%s", P->names[i]);
+        names[n] = keys[n];
+        idx[n++] = i;
     }
-    if (rc >= 0 && n == 0) rc = gl_error(GL_EFORMAT, "%s: no GME weights copied", path);
-    if (copied) *copied = n;
+    if (n == 0) { rc = gl_error(GL_EFORMAT, "%s: the model has no GME weights to load", path); goto done; }
+    if ((rc = nn_checkpoint_read_tensors(path, names, n, t)) < 0) { gl_error_prefix(rc, "%s", path); goto done; }
+    for (int k = 0; k < n && rc >= 0; k++) {
+        int64_t a[NN_MAX_DIMS], b[NN_MAX_DIMS];
+        const int i = idx[k], na = nn_shape(P->tensors[i], a), nb = t[k] ? nn_shape(t[k], b) : -1;
+        if (!t[k] || na != nb || memcmp(a, b, sizeof(int64_t) * na))
+            rc = gl_error(GL_EFORMAT, "%s: %s %s (the model's GME is not the file's: size, arch, feat and "
+                          "radius must match)", path, P->names[i], t[k] ? "has another shape" : "is missing");
+    }
+    for (int k = 0; k < n && rc >= 0; k++) rc = nn_copy_(P->tensors[idx[k]], t[k]);
+    if (rc >= 0 && copied) *copied = n;
+done:
+    for (int k = 0; t && k < n; k++) nn_free(&t[k]);
+    gl_free(t);
+    gl_free((void *)names);
+    gl_free(keys);
+    gl_free(idx);
     return rc < 0 ? rc : 0;
 }
 

@@ -2,6 +2,8 @@
  * a flow head and a mask head, the flow trained everywhere. Checked against:
  *   - the config: arch 2 by default, kept through JSON, old checkpoints
  *     (no "lme_arch") read as arch 1, anything else refused;
+ *   - loading a GME from a checkpoint: copied exactly when the shapes match,
+ *     refused (naming the file, nothing changed) when they do not;
  *   - the shapes of every level and the mask's range;
  *   - where the flow learns: with the mask shut (its logit at -30), arch 1's
  *     flow (attention x flow) gets no gradient, arch 2's gets one;
@@ -345,10 +347,63 @@ static void test_infer_local_source(void **state)
     glocal_model_free(&m);
 }
 
+/* Largest |difference| over the parameters whose names start with prefix. */
+static double params_diff(glocal_model *x, glocal_model *y, const char *prefix)
+{
+    nn_params *p = glocal_model_params(x), *q = glocal_model_params(y);
+    double m = 0, d;
+    for (int i = 0; i < p->n; i++) {
+        if (strncmp(p->names[i], prefix, strlen(prefix))) continue;
+        OK(nn_max_abs_diff(p->tensors[i], q->tensors[i], &d));
+        m = fmax(m, d);
+    }
+    return m;
+}
+
+/* glocal_model_load_gme: the GME of a checkpoint of the same shape is
+ * copied exactly and the LME is left alone; a checkpoint of another shape is
+ * refused, naming the file, and changes nothing. */
+static void test_load_gme(void **state)
+{
+    (void)state;
+    char dir[256], path[300], other[300], js[512];
+    OK(test_tmpdir_make(dir, sizeof dir, "test_glocal_lme_"));
+    snprintf(path, sizeof path, "%s/src.h5", dir);
+    snprintf(other, sizeof other, "%s/other.h5", dir);
+    glocal_model *src = model(32, 1, 21), *big = model(48, 1, 22), *dst = model(32, 2, 23), *ref = model(32, 2, 23);
+    nn_checkpoint_meta meta = { 1, js, NULL, NULL };
+    OK(glocal_config_to_json(glocal_model_config(src), js, sizeof js));
+    OK(nn_checkpoint_save(path, glocal_model_params(src), &meta));
+    OK(glocal_config_to_json(glocal_model_config(big), js, sizeof js));
+    OK(nn_checkpoint_save(other, glocal_model_params(big), &meta));
+    int copied = -1;
+    assert_int_equal(glocal_model_load_gme(dst, other, &copied), GL_EFORMAT);
+    assert_non_null(strstr(gl_last_error(), other));
+    assert_true(params_diff(dst, ref, "") == 0); /* nothing copied */
+    OK(glocal_model_load_gme(dst, path, &copied));
+    assert_true(copied > 0);
+    /* compare the GME with src's: same names in both (same arch, size, feat) */
+    nn_params *ps = glocal_model_params(src), *pd = glocal_model_params(dst);
+    for (int i = 0; i < pd->n; i++) {
+        if (strncmp(pd->names[i], "gme.", 4)) continue;
+        double d;
+        OK(nn_max_abs_diff(pd->tensors[i], nn_params_find(ps, pd->names[i]), &d));
+        assert_true(d == 0);
+    }
+    assert_true(params_diff(dst, ref, "lme") == 0);
+    assert_true(params_diff(dst, ref, "gme.") > 0);
+    glocal_model_free(&src);
+    glocal_model_free(&big);
+    glocal_model_free(&dst);
+    glocal_model_free(&ref);
+    OK(test_tmpdir_remove(dir));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_load_gme),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
         cmocka_unit_test(test_infer_local_source),
