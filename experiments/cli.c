@@ -675,3 +675,9 @@ void cli_signals_restore(void)
 }
 
 int cli_signal_caught(void) { return cli_caught; }
+
+void cli_json_num(FILE *f, const char *key, double v, int comma)
+{
+    if (isfinite(v)) fprintf(f, "\"%s\": %.6g%s", key, v, comma ? ", " : "");
+    else fprintf(f, "\"%s\": null%s", key, comma ? ", " : "");
+}

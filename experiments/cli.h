@@ -243,4 +243,9 @@ void cli_signals_restore(void);
 /* The signal caught since cli_signals_catch() (the last one), or 0. */
 int cli_signal_caught(void);
 
+/* `"key": v` (%.6g; null when v is not finite), then ", " when comma: a
+ * number of the hand-written JSON lines of eval-motion, eval-dhe and
+ * eval-stabilize. */
+void cli_json_num(FILE *f, const char *key, double v, int comma);
+
 #endif

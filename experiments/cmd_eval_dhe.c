@@ -51,11 +51,6 @@ static summary summarise(const acc *a)
     return s;
 }
 
-static void jnum(const char *k, double v, int comma)
-{
-    if (isfinite(v)) printf("\"%s\": %.6g%s", k, v, comma ? ", " : "");
-    else printf("\"%s\": null%s", k, comma ? ", " : "");
-}
 
 /* A table cell: "-" where a category has no pairs. */
 static void cell(double v)
@@ -371,12 +366,12 @@ static void dhe_print_json(const dhe_run *e, const summary *S, const int *counts
         if (!e->A[k].timed) continue;
         printf("%s\"%s\": {", first ? "" : ", ", mname[k]);
         first = 0;
-        for (int c = 0; c < UDHN_NCATS; c++) jnum(udhn_category_name(c), S[k].cat[c], 1);
-        jnum("mean", S[k].mean_of_cats, 1);
+        for (int c = 0; c < UDHN_NCATS; c++) cli_json_num(stdout, udhn_category_name(c), S[k].cat[c], 1);
+        cli_json_num(stdout, "mean", S[k].mean_of_cats, 1);
         printf("\"categories_in_mean\": %d, ", S[k].cats_used);
-        jnum("all", S[k].all, 1);
+        cli_json_num(stdout, "all", S[k].all, 1);
         printf("\"failed\": %d, ", e->A[k].failed);
-        jnum("ms_per_pair", S[k].ms, 0);
+        cli_json_num(stdout, "ms_per_pair", S[k].ms, 0);
         printf("}");
     }
     printf("}, \"skipped_pairs\": [");

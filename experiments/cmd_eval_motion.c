@@ -71,11 +71,6 @@ static summary summarise(acc *a)
     return s;
 }
 
-static void jnum(FILE *f, const char *k, double v, int comma)
-{
-    if (isfinite(v)) fprintf(f, "\"%s\": %.6g%s", k, v, comma ? ", " : "");
-    else fprintf(f, "\"%s\": null%s", k, comma ? ", " : "");
-}
 
 /* The flow + RANSAC rows: { row, flow method (motion/flow.h) }. */
 static const struct {
@@ -424,8 +419,8 @@ static void print_results(const evm_options *o, const motion_pairs *P, acc *A, d
     printf("{\"pairs\": %d, \"width\": %d, \"height\": %d, \"source\": \"%s\", ", N, W, H,
            o->synth ? "synth" : o->photos ? "photos" : "dataset");
     if (o->photos) {
-        jnum(stdout, "magnitude", o->magnitude, 1);
-        jnum(stdout, "corner_px", o->magnitude * o->size, 1);
+        cli_json_num(stdout, "magnitude", o->magnitude, 1);
+        cli_json_num(stdout, "corner_px", o->magnitude * o->size, 1);
         printf("\"seed\": %ld, ", o->seed);
     }
     printf("\"methods\": {");
@@ -434,20 +429,20 @@ static void print_results(const evm_options *o, const motion_pairs *P, acc *A, d
         if (!A[k].n) continue;
         printf("%s\"%s\": {", first ? "" : ", ", mname[k]);
         first = 0;
-        jnum(stdout, "corner_mean", S[k].mean, 1);
-        jnum(stdout, "corner_median", S[k].median, 1);
-        jnum(stdout, "corner_under_1px", S[k].under1, 1);
-        jnum(stdout, "corner_over_5px", S[k].over5, 1);
-        jnum(stdout, "global_epe", S[k].epe, 1);
-        jnum(stdout, "local_epe_fg", S[k].lfg, 1);
-        jnum(stdout, "leakage", S[k].leak, 1);
-        jnum(stdout, "mask_iou", S[k].iou, 1);
-        jnum(stdout, "mask_iou_pooled", S[k].iou_pooled, 1);
-        jnum(stdout, "ms_per_pair", S[k].ms, 0);
+        cli_json_num(stdout, "corner_mean", S[k].mean, 1);
+        cli_json_num(stdout, "corner_median", S[k].median, 1);
+        cli_json_num(stdout, "corner_under_1px", S[k].under1, 1);
+        cli_json_num(stdout, "corner_over_5px", S[k].over5, 1);
+        cli_json_num(stdout, "global_epe", S[k].epe, 1);
+        cli_json_num(stdout, "local_epe_fg", S[k].lfg, 1);
+        cli_json_num(stdout, "leakage", S[k].leak, 1);
+        cli_json_num(stdout, "mask_iou", S[k].iou, 1);
+        cli_json_num(stdout, "mask_iou_pooled", S[k].iou_pooled, 1);
+        cli_json_num(stdout, "ms_per_pair", S[k].ms, 0);
         printf("}");
     }
     printf("}, ");
-    jnum(stdout, "mask_iou_ceiling", ceil_iou, 0);
+    cli_json_num(stdout, "mask_iou_ceiling", ceil_iou, 0);
     printf("}\n");
 }
 

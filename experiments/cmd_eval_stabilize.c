@@ -27,11 +27,6 @@ static int progress(void *ctx, int stage, long done, long total)
     return 0;
 }
 
-static void jnum(FILE *f, const char *k, double v, int comma)
-{
-    if (isfinite(v)) fprintf(f, "\"%s\": %.6g%s", k, v, comma ? ", " : "");
-    else fprintf(f, "\"%s\": null%s", k, comma ? ", " : "");
-}
 
 static int shake(const char *cmd, const char *steady, const char *shaken, const char *truth,
                  const stab_jitter_config *jc, long quality)
@@ -112,14 +107,14 @@ static int write_json(const char *json, const char *input, const char *method, d
             continue;
         }
         fprintf(f, "\"frames\": %ld, ", sc[v].frames);
-        jnum(f, "itf_db", sc[v].itf, 1);
-        jnum(f, "stability", sc[v].stability, 1);
-        jnum(f, "stability_translation", sc[v].stability_translation, 1);
-        jnum(f, "stability_rotation", sc[v].stability_rotation, 1);
-        jnum(f, "cropping", sc[v].cropping, 1);
-        jnum(f, "distortion", sc[v].distortion, 1);
-        jnum(f, "jitter_px", sc[v].jitter, 1);
-        jnum(f, "jitter_step_px", sc[v].jitter_step, 0);
+        cli_json_num(f, "itf_db", sc[v].itf, 1);
+        cli_json_num(f, "stability", sc[v].stability, 1);
+        cli_json_num(f, "stability_translation", sc[v].stability_translation, 1);
+        cli_json_num(f, "stability_rotation", sc[v].stability_rotation, 1);
+        cli_json_num(f, "cropping", sc[v].cropping, 1);
+        cli_json_num(f, "distortion", sc[v].distortion, 1);
+        cli_json_num(f, "jitter_px", sc[v].jitter, 1);
+        cli_json_num(f, "jitter_step_px", sc[v].jitter_step, 0);
         fprintf(f, "}");
     }
     fprintf(f, "]}\n");
