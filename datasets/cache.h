@@ -18,19 +18,34 @@
  *                   relative to the dataset), index, label, split, offset (first
  *                   row of /fields), pairs, clipped (values saturated by int16),
  *                   src_size (bytes), src_mtime (seconds since the epoch).
- *   /errors         [n] compound: index, name, message — clips that failed.
+ *   /errors         [n] compound: index, name (char[256]), message (char[512])
+ *                   — clips that failed, sorted by index.
+ *   /warnings       [n] compound like /errors — clips stored with a warning
+ *                   ("damaged: WHY": a damaged video decoded anyway), each a
+ *                   row of /clips, sorted by index.
  *   root attributes method, params, model_sha256, glocal_version, source,
- *                   height, width, channels, encoding ("int16"/"float16"), scale
- *                   (pixels per int16 unit, 1/128: ±256 px, error ≤ 1/256 px),
- *                   total_clips (clips in the whole dataset list), shard
- *                   ("K/N" or "K1,K2,../N": which i % N == K this file holds;
- *                   "0/1" = everything).
- * Reading it from Python:
+ *                   encoding ("int16"/"float16"), shard ("K/N" or
+ *                   "K1,K2,../N": which i % N == K this file holds; "0/1" =
+ *                   everything): fixed-length UTF-8 strings, NUL-terminated;
+ *                   height, width, channels, scale (pixels per int16 unit,
+ *                   1/128: ±256 px, error ≤ 1/256 px), total_clips (clips in
+ *                   the whole dataset list), format_version (2).
+ * Format versions. 2: the above. 1 (caches written before /warnings; no
+ * format_version attribute): the string attributes are variable-length
+ * strings, and there is no /warnings. Variable-length strings live in the
+ * file's global heap, which has no checksum: libhdf5 1.10 reading a damaged
+ * one can crash or hang (tests/fuzz/README.md), so format 2 keeps every string
+ * in the checksummed object headers. Readers take both (a format 1 cache has
+ * no warnings); writers, merges and resumes write format 2.
+ * Reading it from Python (h5py returns fixed-length strings as bytes, and
+ * format 1's as str):
  *   import h5py, numpy as np
  *   f = h5py.File("ucf101_tvl1.h5", "r"); clips = f["clips"][:]
+ *   text = lambda a: a.decode() if isinstance(a, bytes) else a
  *   c = clips[clips["name"] == b"ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"][0]
  *   uv = f["fields"][c["offset"]:c["offset"] + c["pairs"]].astype(np.float32)
- *   if f.attrs["encoding"] == "int16": uv *= f.attrs["scale"]   # pixels
+ *   if text(f.attrs["encoding"]) == "int16": uv *= f.attrs["scale"]   # pixels
+ *   for w in f["warnings"][:] if "warnings" in f else []: print(w["name"].decode(), w["message"].decode())
  *
  * Crash safety. HDF5 1.10 files are not crash safe: in a measurement
  * (appending clips with H5Fflush after each, SIGKILL at random times, 40
@@ -40,7 +55,8 @@
  * h5clear too, and forbids new attributes. So the writer never keeps the
  * result open: each finished clip goes to its own small file in the spool
  * folder PATH.parts/ (written as a temp file, fsync'ed, then renamed: it
- * exists whole or not at all). cache_writer_finish() merges the spool and any
+ * exists whole or not at all; a clip's warning is in the same file, so a
+ * resumed run still knows it). cache_writer_finish() merges the spool and any
  * previous PATH into PATH.tmp and renames it over PATH, then empties the
  * spool. A kill at any moment loses only the clips being computed; opening a
  * writer on the same PATH with the same configuration resumes (completed
@@ -85,6 +101,7 @@ extern "C" {
 #define CACHE_NAME_MAX 256    /* clip names, including the terminating NUL */
 #define CACHE_MESSAGE_MAX 512 /* error messages, idem */
 #define CACHE_INT16_SCALE (1.0f / 128.0f)
+#define CACHE_FORMAT_VERSION 2 /* what writers write; readers take 1 and 2 (top of this file) */
 
 typedef enum { CACHE_INT16 = 0, CACHE_FLOAT16 = 1 } cache_encoding;
 
@@ -103,6 +120,7 @@ typedef struct {
     long total_clips;       /* clips in the dataset's list (all shards) */
     char shard[1024];       /* "K/N", "K1,K2/N"; "0/1" = all clips */
     char glocal_version[32];/* filled when read; writers store their own (never compared) */
+    int format_version;     /* idem: 1 or 2 (writers write CACHE_FORMAT_VERSION) */
 } cache_config;
 
 /* Defaults: 2 channels, int16 at 1/128 px, shard "0/1", empty strings, sizes 0. */
@@ -132,6 +150,10 @@ typedef struct {
     char message[CACHE_MESSAGE_MAX];
 } cache_error;
 
+/* One row of /warnings: a clip stored with something to say about it (a
+ * damaged video decoded anyway: "damaged: WHY"). Same layout as /errors. */
+typedef cache_error cache_warning;
+
 /* ---- reading ---------------------------------------------------------- */
 
 typedef struct cache cache;
@@ -146,9 +168,11 @@ const cache_config *cache_get_config(const cache *c);
 long cache_clip_count(const cache *c);
 long cache_pair_count(const cache *c);
 long cache_error_count(const cache *c);
-/* Row i (0 <= i < cache_clip_count) of /clips, or of /errors. Borrowed. */
+long cache_warning_count(const cache *c); /* 0 for a cache of format 1 */
+/* Row i (0 <= i < cache_clip_count) of /clips, or of /errors, /warnings. Borrowed. */
 const cache_clip *cache_get_clip(const cache *c, long i);
 const cache_error *cache_get_error(const cache *c, long i);
+const cache_warning *cache_get_warning(const cache *c, long i);
 /* Row of the clip with this dataset index or name: 0 and *row, or GL_ENOTFOUND. */
 int cache_find_index(const cache *c, int64_t index, long *row);
 int cache_find_name(const cache *c, const char *name, long *row);
@@ -166,7 +190,8 @@ int cache_read_homographies(cache *c, long clip, long offset, int L, float *out)
 /* Checks every clip: each chunk readable (checksums), values finite, rows
  * sorted and unique, offsets contiguous, /fields and /homographies extents
  * equal to the pair total, every index in the file's shard, and clips +
- * errors = the clips the shard should hold. Each problem goes to report
+ * errors = the clips the shard should hold, every warning about a stored
+ * clip (once). Each problem goes to report
  * (may be NULL). Returns the number of problems (0 = clean), or a negative
  * code when the check itself could not run. */
 typedef void (*cache_report_fn)(void *ctx, const char *problem);
@@ -194,6 +219,10 @@ int cache_clip_begin(cache_writer *w, const cache_clip *info, cache_clip_writer 
 /* Appends n fields [n, C, h, w] in pixels and, when the cache has them, n
  * homographies [n, 3, 3] (else pass NULL). Non-finite values: GL_ENUMERIC. */
 int cache_clip_append(cache_clip_writer *cw, int n, const float *fields, const float *homographies);
+/* Attaches a warning (cut to CACHE_MESSAGE_MAX - 1 bytes) to the clip: the
+ * commit stores it in /warnings with the clip, in the same spooled file, so
+ * a kill leaves both or neither. A second call replaces the first. */
+int cache_clip_warn(cache_clip_writer *cw, const char *message);
 /* Makes the clip durable and visible to cache_writer_is_done; frees *cw. */
 int cache_clip_commit(cache_clip_writer **cw);
 /* Drops an unfinished clip; frees *cw (NULL-safe). */
@@ -208,8 +237,9 @@ int cache_writer_finish(cache_writer *w);
 
 /* Joins caches made with the same configuration (shards of one run, or any
  * disjoint sets of clips) into OUT, clips in index order; OUT's shard is the
- * union ("0/1" when complete). A clip in two inputs is GL_EINVAL. OUT is
- * written atomically. Memory: the clip tables plus one chunk. */
+ * union ("0/1" when complete); /errors and /warnings are joined likewise. A
+ * clip in two inputs is GL_EINVAL. OUT is written atomically (in the current
+ * format, whatever the inputs'). Memory: the tables plus one chunk. */
 int cache_merge(const char *out, const char *const *inputs, int n_inputs);
 
 #ifdef __cplusplus

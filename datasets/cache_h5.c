@@ -1,8 +1,8 @@
 /*
  * cache_h5.c — the motion cache's HDF5 helpers (cache_private.h): errors,
  * paths and durable renames, float16, the configuration and its root
- * attributes, the /clips and /errors tables, and output files (create,
- * extend, write the tables and publish).
+ * attributes, the /clips, /errors and /warnings tables, and output files
+ * (create, extend, write the tables and publish).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -263,14 +263,21 @@ const char *cache_config_diff(const cache_config *a, const cache_config *b, int 
 
 /* ---- attributes ------------------------------------------------------------ */
 
+/* A fixed-length string (its bytes and the NUL): the value lives in the
+ * object header, which the latest format checksums. A variable-length string
+ * would live in the global heap, which carries no checksum and whose damaged
+ * object sizes libhdf5 1.10 trusts (tests/fuzz/README.md: reads of ~2^40
+ * bytes, endless loops). attr_read_str still reads both kinds. */
 static int attr_write_str(hid_t obj, const char *name, const char *value)
 {
     hid_t t = H5Tcopy(H5T_C_S1), s = -1, a = -1;
     int rc = GL_EHDF5;
-    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) goto fail;
+    if (t < 0 || H5Tset_size(t, strlen(value) + 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
+        H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+        goto fail;
     if ((s = H5Screate(H5S_SCALAR)) < 0) goto fail;
     if ((a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0) goto fail;
-    if (H5Awrite(a, t, &value) < 0) goto fail;
+    if (H5Awrite(a, t, value) < 0) goto fail;
     rc = 0;
 fail:
     if (rc < 0) rc = cache_h5_fail("cannot write attribute '%s'", name);
@@ -360,7 +367,7 @@ static int attr_read_num(hid_t obj, const char *file, const char *name, hid_t me
 static int config_write(hid_t f, const cache_config *cfg)
 {
     int rc;
-    int32_t h = cfg->height, w = cfg->width, ch = cfg->channels;
+    int32_t h = cfg->height, w = cfg->width, ch = cfg->channels, version = CACHE_FORMAT_VERSION;
     double scale = cfg->scale;
     int64_t total = cfg->total_clips;
     if ((rc = attr_write_str(f, "method", cfg->method)) < 0) return rc;
@@ -376,6 +383,7 @@ static int config_write(hid_t f, const cache_config *cfg)
     if ((rc = attr_write_num(f, "channels", H5T_STD_I32LE, &ch)) < 0) return rc;
     if ((rc = attr_write_num(f, "scale", H5T_IEEE_F64LE, &scale)) < 0) return rc;
     if ((rc = attr_write_num(f, "total_clips", H5T_STD_I64LE, &total)) < 0) return rc;
+    if ((rc = attr_write_num(f, "format_version", H5T_STD_I32LE, &version)) < 0) return rc;
     return 0;
 }
 
@@ -383,10 +391,18 @@ int cache_config_read(hid_t f, const char *file, cache_config *cfg)
 {
     int rc;
     char enc[32];
-    int32_t h, w, ch;
+    int32_t h, w, ch, version = 1; /* format 1 has no format_version */
     double scale;
     int64_t total;
     cache_config_default(cfg);
+    htri_t has_version = H5Aexists(f, "format_version");
+    if (has_version < 0) return cache_h5_fail("%s: cannot look for attribute 'format_version'", file);
+    if (has_version && (rc = attr_read_num(f, file, "format_version", H5T_NATIVE_INT32, &version)) < 0)
+        return rc;
+    if (version < 1 || version > CACHE_FORMAT_VERSION)
+        return gl_error(GL_EFORMAT, "%s: cache format_version %d, this glocal reads 1..%d", file,
+                        (int)version, CACHE_FORMAT_VERSION);
+    cfg->format_version = version;
     if ((rc = attr_read_str(f, file, "method", cfg->method, sizeof cfg->method)) < 0) return rc;
     if ((rc = attr_read_str(f, file, "params", cfg->params, sizeof cfg->params)) < 0) return rc;
     if ((rc = attr_read_str(f, file, "model_sha256", cfg->model_sha256, sizeof cfg->model_sha256)) < 0)
@@ -419,7 +435,7 @@ int cache_config_read(hid_t f, const char *file, cache_config *cfg)
     return 0;
 }
 
-/* ---- compound types of /clips and /errors ------------------------------ */
+/* ---- compound types of /clips, /errors and /warnings ------------------- */
 
 static hid_t str_type_new(size_t n)
 {
@@ -490,12 +506,17 @@ fail:
 
 /* Reads a whole 1-D table into *rows (gl_malloc'ed, row_size each). */
 int cache_table_read(hid_t f, const char *file, const char *name, hid_t memtype, size_t row_size,
-                      void **rows, long *n)
+                     int optional, void **rows, long *n)
 {
     hid_t d = -1, s = -1;
     void *buf = NULL;
     int rc = GL_EHDF5;
     htri_t ex = H5Lexists(f, name, H5P_DEFAULT);
+    if (ex == 0 && optional) {
+        if (!(*rows = gl_calloc(1, row_size))) return GL_ENOMEM;
+        *n = 0;
+        return 0;
+    }
     if (ex <= 0) {
         H5Eclear2(H5E_DEFAULT);
         return gl_error(GL_EFORMAT, "%s: dataset /%s is missing (not a glocal motion cache?)", file,
@@ -635,9 +656,8 @@ int cache_rows_read(hid_t d, hid_t memtype, int rank, long row, long n, void *bu
 }
 
 /* Writes the tables, closes, and publishes tmp as path. */
-int cache_out_finish(cache_out *o, const char *tmp, const char *path, long nclips,
-                        const cache_clip *clips, long nerrors, const cache_error *errors,
-                        int sync_dir)
+int cache_out_finish(cache_out *o, const char *tmp, const char *path, const cache_rows *rows,
+                     int sync_dir)
 {
     hid_t ct = cache_clip_h5type(), et = cache_error_h5type();
     int rc = GL_EHDF5;
@@ -645,8 +665,9 @@ int cache_out_finish(cache_out *o, const char *tmp, const char *path, long nclip
         rc = cache_h5_fail("cannot build the table types");
         goto fail;
     }
-    if ((rc = table_write(o->f, "clips", ct, nclips, clips)) < 0) goto fail;
-    if ((rc = table_write(o->f, "errors", et, nerrors, errors)) < 0) goto fail;
+    if ((rc = table_write(o->f, "clips", ct, rows->nclips, rows->clips)) < 0) goto fail;
+    if ((rc = table_write(o->f, "errors", et, rows->nerrors, rows->errors)) < 0) goto fail;
+    if ((rc = table_write(o->f, "warnings", et, rows->nwarnings, rows->warnings)) < 0) goto fail;
     H5Dclose(o->fields);
     o->fields = -1;
     if (o->homs >= 0) H5Dclose(o->homs);

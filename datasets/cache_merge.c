@@ -18,7 +18,7 @@ typedef struct {
     int input;
 } merge_clip;
 
-typedef struct {
+typedef struct { /* a row of /errors or /warnings */
     cache_error row;
     int input;
 } merge_error;
@@ -97,7 +97,8 @@ static int copy_clip(cache_out *o, const char *opath, cache *src, long i, void *
 typedef struct {
     merge_clip *clips;   /* every input's clips, then sorted by index */
     merge_error *errs;   /* idem, the recorded failures */
-    long nc, ne, capc, cape;
+    merge_error *warns;  /* idem, the warnings about stored clips */
+    long nc, ne, nw, capc, cape, capw;
     cache_config cfg;    /* the first input's, shard set to the union */
     int nshard;
     uint8_t *uni;        /* union of the inputs' shard sets */
@@ -106,6 +107,7 @@ typedef struct {
 static void merge_plan_free(merge_plan *m)
 {
     gl_free(m->uni);
+    gl_free(m->warns);
     gl_free(m->errs);
     gl_free(m->clips);
     memset(m, 0, sizeof *m);
@@ -132,8 +134,12 @@ static int merge_add_input(merge_plan *m, const cache *src, int i)
     merge_error *e = grow(m->errs, &m->cape, m->ne + src->nerrors, sizeof *e);
     if (!e) return GL_ENOMEM;
     m->errs = e;
+    merge_error *w = grow(m->warns, &m->capw, m->nw + src->nwarnings, sizeof *w);
+    if (!w) return GL_ENOMEM;
+    m->warns = w;
     for (long k = 0; k < src->nclips; k++) m->clips[m->nc++] = (merge_clip){ src->clips[k], i };
     for (long k = 0; k < src->nerrors; k++) m->errs[m->ne++] = (merge_error){ src->errors[k], i };
+    for (long k = 0; k < src->nwarnings; k++) m->warns[m->nw++] = (merge_error){ src->warnings[k], i };
     return 0;
 }
 
@@ -178,14 +184,16 @@ fail:
 }
 
 /* Sorts the plan's rows by index and refuses a clip found twice, or both
- * stored and recorded as failed; then sets the union shard. */
+ * stored and recorded as failed, and a warning twice or about a clip no input
+ * stores; then sets the union shard. */
 static int merge_check(merge_plan *m, const char *const *inputs)
 {
     merge_clip *clips = m->clips;
-    merge_error *errs = m->errs;
-    long nc = m->nc, ne = m->ne;
+    merge_error *errs = m->errs, *warns = m->warns;
+    long nc = m->nc, ne = m->ne, nw = m->nw;
     if (nc > 0) qsort(clips, (size_t)nc, sizeof *clips, cmp_merge_clip);
     if (ne > 0) qsort(errs, (size_t)ne, sizeof *errs, cmp_merge_error);
+    if (nw > 0) qsort(warns, (size_t)nw, sizeof *warns, cmp_merge_error);
     for (long i = 1; i < nc; i++)
         if (clips[i].row.index == clips[i - 1].row.index)
             return gl_error(GL_EINVAL, "clip %lld (%s) is in both %s and %s", (long long)clips[i].row.index,
@@ -203,6 +211,16 @@ static int merge_check(merge_plan *m, const char *const *inputs)
         if (clips[i].row.index < errs[j].row.index) i++;
         else j++;
     }
+    for (long i = 0, j = 0; j < nw; j++) { /* each warning: once, about a stored clip */
+        if (j > 0 && warns[j].row.index == warns[j - 1].row.index)
+            return gl_error(GL_EINVAL, "the warning about clip %lld (%s) is in both %s and %s",
+                            (long long)warns[j].row.index, warns[j].row.name, inputs[warns[j - 1].input],
+                            inputs[warns[j].input]);
+        while (i < nc && clips[i].row.index < warns[j].row.index) i++;
+        if (i == nc || clips[i].row.index != warns[j].row.index)
+            return gl_error(GL_EINVAL, "%s: a warning about clip %lld (%s), which no input stores",
+                            inputs[warns[j].input], (long long)warns[j].row.index, warns[j].row.name);
+    }
     return cache_shard_format(m->cfg.shard, sizeof m->cfg.shard, m->nshard, m->uni);
 }
 
@@ -210,7 +228,7 @@ int cache_merge_into(const char *out, const char *const *inputs, int n, const ca
 {
     merge_plan m;
     cache_clip *orows = NULL;
-    cache_error *oerrs = NULL;
+    cache_error *oerrs = NULL, *owarns = NULL;
     cache *src = NULL;
     char *tmp = NULL;
     void *buf = NULL;
@@ -228,7 +246,8 @@ int cache_merge_into(const char *out, const char *const *inputs, int n, const ca
     created = 1;
     orows = gl_malloc(sizeof *orows * (size_t)(m.nc + 1));
     oerrs = gl_malloc(sizeof *oerrs * (size_t)(m.ne + 1));
-    if (!orows || !oerrs) { rc = GL_ENOMEM; goto fail; }
+    owarns = gl_malloc(sizeof *owarns * (size_t)(m.nw + 1));
+    if (!orows || !oerrs || !owarns) { rc = GL_ENOMEM; goto fail; }
     for (long i = 0; i < m.nc; i++) {
         if (m.clips[i].input != src_input) {
             cache_close(&src);
@@ -243,7 +262,10 @@ int cache_merge_into(const char *out, const char *const *inputs, int n, const ca
     }
     cache_close(&src);
     for (long i = 0; i < m.ne; i++) oerrs[i] = m.errs[i].row;
-    rc = cache_out_finish(&o, tmp, out, m.nc, orows, m.ne, oerrs, 1);
+    for (long i = 0; i < m.nw; i++) owarns[i] = m.warns[i].row;
+    const cache_rows rows = { .nclips = m.nc, .clips = orows, .nerrors = m.ne, .errors = oerrs,
+                              .nwarnings = m.nw, .warnings = owarns };
+    rc = cache_out_finish(&o, tmp, out, &rows, 1);
     if (rc == 0) created = 0;
 fail:
     if (rc < 0) cache_out_abort(&o);
@@ -251,6 +273,7 @@ fail:
     cache_close(&src);
     gl_free(buf);
     gl_free(tmp);
+    gl_free(owarns);
     gl_free(oerrs);
     gl_free(orows);
     merge_plan_free(&m);

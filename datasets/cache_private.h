@@ -2,7 +2,8 @@
  * cache_private.h — shared by the files of the HDF5 motion cache (schema and
  * crash-safety design in cache.h), never included outside datasets/cache_*.c:
  *   cache_h5.c     HDF5 helpers: errors, float16, the configuration and its
- *                  attributes, the /clips and /errors tables, output files
+ *                  attributes, the /clips, /errors and /warnings tables,
+ *                  output files
  *   cache_read.c   the reader (cache_open, cache_read_*) and cache_verify
  *   cache_merge.c  joining caches (cache_merge, and the writer's finish)
  *   cache_write.c  the writer and its spool of one small file per clip
@@ -32,6 +33,8 @@ struct cache {
     long nclips;
     cache_error *errors;
     long nerrors;
+    cache_warning *warnings; /* none in a cache of format 1 */
+    long nwarnings;
     long *by_name;   /* rows sorted by name, built on the first cache_find_name */
     long npairs;
     int raw_ok;      /* /fields has the chunking and filters we write: chunks copy as they are */
@@ -45,6 +48,14 @@ typedef struct {
     cache_config cfg;
     long pairs;
 } cache_out;
+
+/* The tables of an output file (any count may be 0). */
+typedef struct {
+    long nclips, nerrors, nwarnings;
+    const cache_clip *clips;
+    const cache_error *errors;
+    const cache_warning *warnings;
+} cache_rows;
 
 /* ---- cache_h5.c -------------------------------------------------------- */
 
@@ -70,13 +81,15 @@ const char *cache_config_diff(const cache_config *a, const cache_config *b, int 
 int cache_config_read(hid_t f, const char *file, cache_config *cfg);
 
 /* HDF5 types: the stored /fields values of an encoding, and the rows of
- * /clips and /errors (cache_clip, cache_error). Close with H5Tclose. */
+ * /clips and of /errors and /warnings (cache_clip, cache_error). Close with
+ * H5Tclose. */
 hid_t cache_field_h5type(cache_encoding e);
 hid_t cache_clip_h5type(void);
 hid_t cache_error_h5type(void);
-/* Reads a whole 1-D table into *rows (gl_malloc'ed, row_size each). */
+/* Reads a whole 1-D table into *rows (gl_malloc'ed, row_size each). A
+ * missing table is GL_EFORMAT, or with optional an empty one. */
 int cache_table_read(hid_t f, const char *file, const char *name, hid_t memtype, size_t row_size,
-                     void **rows, long *n);
+                     int optional, void **rows, long *n);
 
 /* Rows [row, row+n) of a dataset of the given rank (a hyperslab over the
  * first dimension, whole rows). A bare HDF5 failure (< 0, no message). */
@@ -89,8 +102,7 @@ int cache_out_create(cache_out *o, const char *path, const cache_config *cfg);
 int cache_out_extend(cache_out *o, const char *path, long pairs);
 /* Writes the tables, closes, and publishes tmp as path (fsync, rename, and
  * with sync_dir an fsync of the folder). */
-int cache_out_finish(cache_out *o, const char *tmp, const char *path, long nclips,
-                     const cache_clip *clips, long nerrors, const cache_error *errors,
+int cache_out_finish(cache_out *o, const char *tmp, const char *path, const cache_rows *rows,
                      int sync_dir);
 /* Closes whatever is open (after a failure). */
 void cache_out_abort(cache_out *o);

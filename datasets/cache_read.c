@@ -28,6 +28,7 @@ void cache_close(cache **pc)
     gl_free(c->clips);
     gl_free(c->by_name);
     gl_free(c->errors);
+    gl_free(c->warnings);
     gl_free(c->scratch);
     gl_free(c->path);
     gl_free(c);
@@ -143,15 +144,25 @@ int cache_open(const char *path, size_t chunk_cache_bytes, cache **out)
         goto fail;
     }
     void *rows;
-    if ((rc = cache_table_read(c->f, path, "clips", ct, sizeof(cache_clip), &rows, &c->nclips)) < 0) goto fail;
+    if ((rc = cache_table_read(c->f, path, "clips", ct, sizeof(cache_clip), 0, &rows, &c->nclips)) < 0)
+        goto fail;
     c->clips = rows;
-    if ((rc = cache_table_read(c->f, path, "errors", et, sizeof(cache_error), &rows, &c->nerrors)) < 0)
+    if ((rc = cache_table_read(c->f, path, "errors", et, sizeof(cache_error), 0, &rows, &c->nerrors)) < 0)
         goto fail;
     c->errors = rows;
+    /* format 1 (before /warnings) has none */
+    if ((rc = cache_table_read(c->f, path, "warnings", et, sizeof(cache_warning), 1, &rows,
+                               &c->nwarnings)) < 0)
+        goto fail;
+    c->warnings = rows;
     for (long i = 0; i < c->nclips; i++) c->clips[i].name[CACHE_NAME_MAX - 1] = 0;
     for (long i = 0; i < c->nerrors; i++) {
         c->errors[i].name[CACHE_NAME_MAX - 1] = 0;
         c->errors[i].message[CACHE_MESSAGE_MAX - 1] = 0;
+    }
+    for (long i = 0; i < c->nwarnings; i++) {
+        c->warnings[i].name[CACHE_NAME_MAX - 1] = 0;
+        c->warnings[i].message[CACHE_MESSAGE_MAX - 1] = 0;
     }
     *out = c;
     c = NULL;
@@ -169,6 +180,7 @@ const cache_config *cache_get_config(const cache *c) { return &c->cfg; }
 long cache_clip_count(const cache *c) { return c->nclips; }
 long cache_pair_count(const cache *c) { return c->npairs; }
 long cache_error_count(const cache *c) { return c->nerrors; }
+long cache_warning_count(const cache *c) { return c->nwarnings; }
 
 const cache_clip *cache_get_clip(const cache *c, long i)
 {
@@ -178,6 +190,11 @@ const cache_clip *cache_get_clip(const cache *c, long i)
 const cache_error *cache_get_error(const cache *c, long i)
 {
     return i >= 0 && i < c->nerrors ? &c->errors[i] : NULL;
+}
+
+const cache_warning *cache_get_warning(const cache *c, long i)
+{
+    return i >= 0 && i < c->nwarnings ? &c->warnings[i] : NULL;
 }
 
 int cache_find_index(const cache *c, int64_t index, long *row)
@@ -335,6 +352,13 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A key (int64_t) against a /clips row's index. */
+static int cmp_clip_index(const void *key, const void *row)
+{
+    int64_t x = *(const int64_t *)key, y = ((const cache_clip *)row)->index;
+    return (x > y) - (x < y);
+}
+
 long cache_verify(cache *c, cache_report_fn fn, void *ctx)
 {
     reporter r = { fn, ctx, 0 };
@@ -401,6 +425,16 @@ long cache_verify(cache *c, cache_report_fn fn, void *ctx)
     if (c->nclips + c->nerrors != expect)
         report(&r, "%ld clips + %ld errors, but shard %s of %ld clips holds %ld", c->nclips,
                c->nerrors, c->cfg.shard, c->cfg.total_clips, expect);
+    /* warnings: sorted, each about a stored clip */
+    for (long i = 0; i < c->nwarnings; i++) {
+        const cache_warning *wr = &c->warnings[i];
+        if (i > 0 && wr->index <= c->warnings[i - 1].index)
+            report(&r, "warning row %ld (%s): index %lld does not follow %lld (rows must be sorted, "
+                   "unique)", i, wr->name, (long long)wr->index, (long long)c->warnings[i - 1].index);
+        if (!bsearch(&wr->index, c->clips, (size_t)c->nclips, sizeof *c->clips, cmp_clip_index))
+            report(&r, "warning row %ld (%s): no stored clip has index %lld", i, wr->name,
+                   (long long)wr->index);
+    }
     /* every value readable and finite */
     size_t per = (size_t)c->cfg.channels * (size_t)c->cfg.height * (size_t)c->cfg.width;
     buf = gl_malloc(per * sizeof *buf);

@@ -31,6 +31,8 @@ struct cache_writer {
 struct cache_clip_writer {
     cache_writer *w;
     cache_clip info;
+    cache_warning warning; /* stored with the clip when has_warning */
+    int has_warning;
     cache_out o;
     char *tmp, *final;
     void *q;
@@ -103,10 +105,27 @@ static int write_empty(const char *path, const cache_config *cfg)
     cache_out o;
     if (!tmp) return GL_ENOMEM;
     int rc = cache_out_create(&o, tmp, cfg);
-    if (rc == 0) rc = cache_out_finish(&o, tmp, path, 0, NULL, 0, NULL, 1);
+    const cache_rows none = { 0 };
+    if (rc == 0) rc = cache_out_finish(&o, tmp, path, &none, 1);
     if (rc < 0) unlink(tmp);
     gl_free(tmp);
     return rc;
+}
+
+/* The field that differs for a message: with both values when it is text
+ * ("params ('A' there, 'B' in this run)"), since a setting of the method
+ * (stride, strict, ...) is a word of params. */
+static void describe_diff(char *buf, size_t n, const char *field, const cache_config *run,
+                          const cache_config *there)
+{
+    const char *a = NULL, *b = NULL;
+    if (!strcmp(field, "method")) a = there->method, b = run->method;
+    else if (!strcmp(field, "params")) a = there->params, b = run->params;
+    else if (!strcmp(field, "model_sha256")) a = there->model_sha256, b = run->model_sha256;
+    else if (!strcmp(field, "source")) a = there->source, b = run->source;
+    else if (!strcmp(field, "shard")) a = there->shard, b = run->shard;
+    if (a) snprintf(buf, n, "%s ('%.400s' there, '%.400s' in this run)", field, a, b);
+    else snprintf(buf, n, "%s", field);
 }
 
 int cache_writer_open(const char *path, const cache_config *cfg, cache_writer **out)
@@ -114,7 +133,7 @@ int cache_writer_open(const char *path, const cache_config *cfg, cache_writer **
     cache_writer *w = NULL;
     cache *prev = NULL;
     DIR *dir = NULL;
-    char *p = NULL;
+    char *p = NULL, what[1024];
     int rc;
     *out = NULL;
     gl_h5_silence();
@@ -146,8 +165,9 @@ int cache_writer_open(const char *path, const cache_config *cfg, cache_writer **
         if ((rc = cache_open(p, 0, &prev)) < 0) goto fail;
         const char *diff = cache_config_diff(cfg, cache_get_config(prev), 1);
         if (diff) {
+            describe_diff(what, sizeof what, diff, cfg, cache_get_config(prev));
             rc = gl_error(GL_EINVAL, "%s was started with a different %s; rerun with the same options "
-                          "or delete %s to start over", w->spool, diff, w->spool);
+                          "or delete %s to start over", w->spool, what, w->spool);
             goto fail;
         }
         cache_close(&prev);
@@ -161,8 +181,9 @@ int cache_writer_open(const char *path, const cache_config *cfg, cache_writer **
         if ((rc = cache_open(path, 0, &prev)) < 0) goto fail;
         const char *diff = cache_config_diff(cfg, cache_get_config(prev), 1);
         if (diff) {
+            describe_diff(what, sizeof what, diff, cfg, cache_get_config(prev));
             rc = gl_error(GL_EINVAL, "%s exists with a different %s; use another output or delete it",
-                          path, diff);
+                          path, what);
             goto fail;
         }
         for (long i = 0; i < prev->nclips; i++) mark_done(w, prev->clips[i].index);
@@ -299,11 +320,24 @@ int cache_clip_append(cache_clip_writer *cw, int n, const float *fields, const f
     return 0;
 }
 
+int cache_clip_warn(cache_clip_writer *cw, const char *message)
+{
+    if (!message) return gl_error(GL_EINVAL, "clip '%s': NULL warning", cw->info.name);
+    memset(&cw->warning, 0, sizeof cw->warning);
+    cw->warning.index = cw->info.index;
+    cache_copy_str(cw->warning.name, sizeof cw->warning.name, cw->info.name);
+    cache_copy_str(cw->warning.message, sizeof cw->warning.message, message);
+    cw->has_warning = 1;
+    return 0;
+}
+
 int cache_clip_commit(cache_clip_writer **pcw)
 {
     cache_clip_writer *cw = *pcw;
     gl_h5_silence();
-    int rc = cache_out_finish(&cw->o, cw->tmp, cw->final, 1, &cw->info, 0, NULL, 0);
+    const cache_rows rows = { .nclips = 1, .clips = &cw->info, .nwarnings = cw->has_warning,
+                              .warnings = &cw->warning };
+    int rc = cache_out_finish(&cw->o, cw->tmp, cw->final, &rows, 0);
     if (rc == 0) mark_done(cw->w, cw->info.index);
     cache_clip_abort(pcw);
     return rc;
@@ -343,7 +377,8 @@ int cache_writer_put_error(cache_writer *w, int64_t index, const char *name, con
         goto fail;
     }
     if ((rc = cache_out_create(&o, tmp, &w->cfg)) < 0) goto fail;
-    if ((rc = cache_out_finish(&o, tmp, final, 0, NULL, 1, &e, 0)) < 0) goto fail;
+    const cache_rows rows = { .nerrors = 1, .errors = &e };
+    if ((rc = cache_out_finish(&o, tmp, final, &rows, 0)) < 0) goto fail;
     mark_done(w, index);
 fail:
     if (rc < 0 && tmp) unlink(tmp);

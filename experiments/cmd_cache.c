@@ -60,7 +60,9 @@ static int cache_info(const char *path)
            cfg->encoding == CACHE_INT16 ? "int16" : "float16");
     if (cfg->encoding == CACHE_INT16) printf(" (scale %g per unit)", cfg->scale);
     printf("\nhomographies %s\n", cfg->has_homographies ? "yes" : "no");
-    printf("clips        %ld stored, %ld failed\n", cache_clip_count(c), cache_error_count(c));
+    printf("clips        %ld stored, %ld failed", cache_clip_count(c), cache_error_count(c));
+    if (cache_warning_count(c) > 0) printf(", %ld stored with a warning", cache_warning_count(c));
+    printf("\nformat       %d\n", cfg->format_version);
     if (bytes >= 0) {
         printf("size         %.1f MiB", (double)bytes / (1 << 20));
         if (pairs > 0)
@@ -78,6 +80,14 @@ static int cache_info(const char *path)
             break;
         }
         printf("  failed %lld %s: %s\n", (long long)e->index, e->name, e->message);
+    }
+    for (long i = 0; i < cache_warning_count(c); i++) {
+        const cache_warning *e = cache_get_warning(c, i);
+        if (i == 20) {
+            printf("  ... %ld more warnings\n", cache_warning_count(c) - 20);
+            break;
+        }
+        printf("  warning %lld %s: %s\n", (long long)e->index, e->name, e->message);
     }
     cache_close(&c);
     return CLI_OK;
