@@ -4,7 +4,6 @@
  * progress line and the summary, Ctrl-C, and for several ranks the barrier
  * and rank 0's merge of their shards.
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,20 +64,28 @@ static int fail(int rc)
     return CLI_FAIL;
 }
 
-/* Prints "PATH: N clips, P pairs<after_pairs>, F failed<after_failed>" and,
- * with list_failed, the failed clips; CLI_OK when none failed. */
+/* Prints "PATH: N clips, P pairs<after_pairs>, F failed<after_failed>[, W
+ * with warnings]" and, with list_failed, the failed clips and those stored
+ * with a warning (damaged), whichever run met them; CLI_OK when there are
+ * none. */
 static int print_cache(const char *path, const char *after_pairs, const char *after_failed, int list_failed)
 {
     cache *c = NULL;
     int rc = cache_open(path, 0, &c);
     if (rc < 0) return cli_fail("extract", rc, "cannot reopen %s", path);
-    printf("%s: %ld clips, %ld pairs%s, %ld failed%s\n", path, cache_clip_count(c), cache_pair_count(c), after_pairs,
+    printf("%s: %ld clips, %ld pairs%s, %ld failed%s", path, cache_clip_count(c), cache_pair_count(c), after_pairs,
            cache_error_count(c), after_failed);
+    if (cache_warning_count(c) > 0) printf(", %ld with warnings", cache_warning_count(c));
+    printf("\n");
     for (long i = 0; list_failed && i < cache_error_count(c); i++) {
         const cache_error *e = cache_get_error(c, i);
         fprintf(stderr, "failed: %s: %s\n", e->name, e->message);
     }
-    int code = cache_error_count(c) > 0 ? CLI_FAIL : CLI_OK;
+    for (long i = 0; list_failed && i < cache_warning_count(c); i++) {
+        const cache_warning *e = cache_get_warning(c, i);
+        fprintf(stderr, "warning: %s: %s\n", e->name, e->message);
+    }
+    int code = cache_error_count(c) + cache_warning_count(c) > 0 ? CLI_FAIL : CLI_OK;
     cache_close(&c);
     return code;
 }
@@ -204,32 +211,6 @@ typedef struct {
     double dist_timeout;
 } extract_options;
 
-/* Damaged clips stored by this run, listed at the end (told by the workers). */
-typedef struct {
-    pthread_mutex_t mu;
-    char **lines;
-    long n;
-} damaged_list;
-
-static void on_damaged(void *ctx, long index, const char *name, const char *why)
-{
-    (void)index;
-    damaged_list *d = ctx;
-    size_t len = strlen(name) + strlen(why) + 16;
-    char *line = gl_malloc(len);
-    if (!line) return;
-    snprintf(line, len, "damaged: %s: %s", name, why);
-    pthread_mutex_lock(&d->mu);
-    char **p = gl_realloc(d->lines, sizeof *p * (size_t)(d->n + 1));
-    if (p) {
-        d->lines = p;
-        d->lines[d->n++] = line;
-    } else {
-        gl_free(line);
-    }
-    pthread_mutex_unlock(&d->mu);
-}
-
 /* The option table and the checks it cannot express (those that need the
  * method or the distributed environment stay in cmd_extract). Returns
  * CLI_PARSED or the exit status. */
@@ -294,8 +275,10 @@ static int parse_options(extract_options *o, int argc, char **argv)
                   "published atomically at the end; kill -9 loses only the clips in flight.\n"
                   "Ctrl-C stops after the clips in flight are dropped; rerun to resume.\n"
                   "Clips that cannot be read are recorded in the cache's /errors and listed at the\n"
-                  "end; damaged clips this run stored are listed as 'damaged: CLIP: WHY' (with\n"
-                  "--strict they fail instead). Exit status: 0 all clips stored and none damaged,\n"
+                  "end ('failed: CLIP: WHY'); damaged clips are stored, recorded in its /warnings\n"
+                  "and listed as 'warning: CLIP: damaged: WHY', also when an earlier (killed) run\n"
+                  "stored them (with --strict they fail instead; a resume with the other --strict\n"
+                  "is refused). Exit status: 0 all clips stored and none damaged,\n"
                   "1 some clips failed or were damaged, or an error, 2 usage,\n"
                   "130 interrupted (SIGINT), 143 terminated (SIGTERM): rerun to resume.\n",
     };
@@ -378,12 +361,11 @@ int cmd_extract(int argc, char **argv)
     } else {
         lists = cli_lists_note(cmd, o.dataset, lists, lists_dir, sizeof lists_dir);
     }
-    damaged_list damaged = { .mu = PTHREAD_MUTEX_INITIALIZER };
     extract_config ec = { .dataset = o.dataset, .lists = lists, .split = split_no, .only = only,
                           .list_file = split_file, .method = o.method_v[0], .model = o.model, .out = out[0],
                           .width = o.width, .height = o.height, .stride = (int)o.stride,
                           .workers = (int)o.workers, .shard_k = shard_k, .shard_n = shard_n,
-                          .strict = o.strict, .on_damaged = on_damaged, .damaged_ctx = &damaged };
+                          .strict = o.strict };
     for (int k = 1; k < nout; k++) {
         ec.more[ec.nmore].method = o.method_v[k];
         ec.more[ec.nmore++].out = out[k];
@@ -414,19 +396,15 @@ int cmd_extract(int argc, char **argv)
     char note[160];
     snprintf(note, sizeof note, " (%ld pairs this run in %.1f s, %.1f pairs/s)", sum.pairs, sum.seconds,
              sum.seconds > 0 ? sum.pairs / sum.seconds : 0.0);
-    /* the failed clips are listed once, with the first cache (the others
-     * record the same ones, unless they were resumed from other runs) */
+    /* the failed and damaged clips are listed once, with the first cache (the
+     * others record the same ones, unless they were resumed from other runs) */
     code = CLI_OK;
     for (int k = 0; k < nout; k++) {
         int c = print_cache(out[k], note, "", k == 0);
         if (c != CLI_OK) code = c;
     }
-    for (long i = 0; i < damaged.n; i++) fprintf(stderr, "%s\n", damaged.lines[i]);
-    if (damaged.n > 0 && code == CLI_OK) code = CLI_FAIL;
     if (dist_world > 1) code = merge_shards(dist, final_out, nout);
 done:
-    for (long i = 0; i < damaged.n; i++) gl_free(damaged.lines[i]);
-    gl_free(damaged.lines);
     nn_dist_free(&dist);
     return code;
 }

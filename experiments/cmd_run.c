@@ -218,13 +218,15 @@ static int run_stage(runner *r, const char *name, argvec *a, const char *const *
         return gl_error(GL_ECANCELED, "stopped by signal %d during stage %s (exit status %d, its log is %s); "
                         "rerun the same command to resume", cli_signal_caught(), name, status, log);
     /* partial_ok: exit status 1 with this file in the stage folder means the
-     * stage finished and recorded items it had to skip (glocal extract: bad or
-     * missing videos, kept in the cache's /errors). The run goes on and says so. */
+     * stage finished and recorded items it had to skip or warn about (glocal
+     * extract: bad or missing videos, kept in the cache's /errors, and damaged
+     * ones stored anyway, in its /warnings, whichever run of the stage met
+     * them). The run goes on and says so. */
     char pf[PATH_MAX + 64];
     if (status == 1 && partial_ok) snprintf(pf, sizeof pf, "%s/%s", res->dir, partial_ok);
     if (status == 1 && partial_ok && access(pf, R_OK) == 0) {
-        snprintf(res->note, sizeof res->note, "finished, but some items failed: see %s (glocal cache info %s)",
-                 log, pf);
+        snprintf(res->note, sizeof res->note,
+                 "finished, but some items failed or were damaged: see %s (glocal cache info %s)", log, pf);
         fprintf(stderr, "glocal run: %s %s\n", name, res->note);
     } else if (status != 0) {
         return gl_error(GL_EIO, "stage %s failed (exit status %d); its log is %s; rerun the same "

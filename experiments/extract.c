@@ -202,11 +202,14 @@ static int do_clip(run_ctx *x, worker_bufs *wb, long j)
     char damage[CACHE_MESSAGE_MAX - 16];
     if (video_reader_damage(r, frames, damage, sizeof damage)) {
         atomic_fetch_add(&x->damaged, 1);
-        if (x->cfg->strict) {
-            snprintf(why, sizeof why, "damaged: %s", damage);
-            goto failed;
-        }
-        if (x->cfg->on_damaged) x->cfg->on_damaged(x->cfg->damaged_ctx, pos, name, damage);
+        snprintf(why, sizeof why, "damaged: %s", damage);
+        if (x->cfg->strict) goto failed;
+        /* stored, with the warning in the same commit: a resumed run still reports it */
+        for (int k = 0; k < x->nout; k++)
+            if (cw[k] && (rc = cache_clip_warn(cw[k], why)) < 0) {
+                set_fatal(x, rc);
+                goto out;
+            }
     }
     for (int k = 0; k < x->nout; k++)
         if (cw[k] && (rc = cache_clip_commit(&cw[k])) < 0) {
@@ -344,15 +347,18 @@ int extract_config_validate(const extract_config *c)
 
 /* ---- one run ----------------------------------------------------------------- */
 
-/* What the cache records: the method, its parameters, the source, the grid. */
+/* What the cache records: the method, its parameters (and the run's settings:
+ * a resume with others is refused), the source, the grid. */
 static int cache_config_of(const extract_config *c, const motion_method *m, long total, cache_config *cfg)
 {
     cache_config_default(cfg);
     snprintf(cfg->method, sizeof cfg->method, "%s", m->name);
     char desc[800];
     m->describe(c, desc, sizeof desc);
-    snprintf(cfg->params, sizeof cfg->params, "size=%dx%d stride=%d frames=RGB24 area-resized; %s", c->height,
-             c->width, c->stride, desc);
+    /* strict only when set, so that caches of earlier versions (which did not
+     * record it) resume when it is not */
+    snprintf(cfg->params, sizeof cfg->params, "size=%dx%d stride=%d frames=RGB24 area-resized%s; %s", c->height,
+             c->width, c->stride, c->strict ? " strict (damaged clips fail)" : "", desc);
     if (c->list_file)
         snprintf(cfg->source, sizeof cfg->source, "dataset=%.480s list=%.480s", c->dataset, c->list_file);
     else

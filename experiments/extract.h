@@ -57,7 +57,9 @@
  * Resume. Finished clips are spooled beside the cache; a run with the same
  * settings skips them, and the cache is published atomically at the end.
  * Clips that cannot be read (or whose fields are not finite) are recorded in
- * the cache's /errors; they do not stop the run.
+ * the cache's /errors; they do not stop the run. A damaged clip stored anyway
+ * (strict 0) is a row of /warnings, committed with the clip, so the cache
+ * lists it whichever run met it.
  *
  * Errors: negative GL_E* codes with a message; nothing here prints.
  */
@@ -91,10 +93,9 @@ typedef struct {
     int shard_k, shard_n;     /* this run computes clips i with i % shard_n == shard_k */
     /* A damaged clip: FFmpeg reported decoding errors in it, or more than 2
      * frames fewer decode than its header says (a truncated download). */
-    int strict;               /* 1: record it in /errors ("damaged: ...") instead of storing it */
-    void (*on_damaged)(void *ctx, long index, const char *name, const char *why); /* stored anyway
-                                 (strict 0): told from the worker threads; NULL = not told */
-    void *damaged_ctx;
+    int strict;               /* 1: record it in /errors ("damaged: WHY") instead of storing it;
+                                 0: store it with a row "damaged: WHY" in /warnings. Recorded
+                                 in the cache's params: a resume with the other is refused */
 } extract_config;
 
 /* dataset/out/method NULL, no more outputs, split 1, only -1, 112 x 112,

@@ -10,7 +10,10 @@
  * message naming the file and the reason, leave what it finished before
  * intact (a cache's spooled clips verify, the previous checkpoint loads, the
  * clips written match an unlimited run's), and a rerun without the limit
- * must finish where the first stopped. ncaa-import's clips: test_ncaa_import.c. */
+ * must finish where the first stopped. Damaged videos: stored and listed
+ * (in /warnings), also by a run resuming after a kill -9, or with --strict
+ * failed (in /errors); a resume with the other --strict is refused.
+ * ncaa-import's clips: test_ncaa_import.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -440,21 +443,23 @@ static void test_train_classifier_sigterm(void **state)
     assert_int_equal(count_named(dir, ".tmp"), 0);
 }
 
-/* A damaged clip (the real UCF-101 clip with 300-byte holes, made here) beside
- * the intact one: stored but listed as damaged with FFmpeg's errors, exit 1;
- * with --strict recorded in /errors instead. */
-static void test_extract_damaged(void **state)
+/* A UCF-101 layout in tmpdir/name: the real UCF-101 clip with 300-byte holes
+ * (made here), listed first, then `good` intact copies (symlinks). */
+static void make_damaged_dataset(char *ds, size_t n, const char *name, int good)
 {
-    (void)state;
-    char ds[300], p[400], out[300], strict[300], log[300];
-    snprintf(ds, sizeof ds, "%s/dmg_ds", tmpdir);
+    char p[400], list[400] = "Holed/v_Holed_g02_c01.avi 1\n";
+    snprintf(ds, n, "%s/%s", tmpdir, name);
     snprintf(p, sizeof p, "%s/Good", ds);
     assert_int_equal(gl_mkdirs(p), 0);
     snprintf(p, sizeof p, "%s/Holed", ds);
     assert_int_equal(gl_mkdirs(p), 0);
     const char *clip = GLOCAL_DATA_DIR "/ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi";
-    snprintf(p, sizeof p, "%s/Good/v_Good_g01_c01.avi", ds);
-    assert_int_equal(symlink(clip, p), 0);
+    for (int g = 1; g <= good; g++) {
+        snprintf(p, sizeof p, "%s/Good/v_Good_g%02d_c01.avi", ds, g);
+        assert_int_equal(symlink(clip, p), 0);
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "Good/v_Good_g%02d_c01.avi 2\n", g);
+    }
     void *data;
     size_t size;
     OK(gl_read_file(clip, &data, &size));
@@ -465,29 +470,49 @@ static void test_extract_damaged(void **state)
     OK(gl_write_file_atomic(p, data, size));
     gl_free(data);
     snprintf(p, sizeof p, "%s/classInd.txt", ds);
-    OK(gl_write_file_atomic(p, "1 Good\n2 Holed\n", 15));
+    OK(gl_write_file_atomic(p, "1 Holed\n2 Good\n", 15));
     snprintf(p, sizeof p, "%s/trainlist01.txt", ds);
-    const char *list = "Good/v_Good_g01_c01.avi 1\nHoled/v_Holed_g02_c01.avi 2\n";
     OK(gl_write_file_atomic(p, list, strlen(list)));
     snprintf(p, sizeof p, "%s/testlist01.txt", ds);
     OK(gl_write_file_atomic(p, "", 0));
+}
+
+/* The log lists the holed clip, and only it, as stored with a warning. */
+static void assert_damaged_listed(const char *log)
+{
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    if (!strstr(text, "warning: Holed/v_Holed_g02_c01.avi: damaged: header says 164 frames, ") ||
+        !strstr(text, "decoding errors") || !strstr(text, "mpeg4: ") || strstr(text, "warning: Good"))
+        fail_msg("expected the holed clip, and only it, listed as damaged:\n%s", text);
+    gl_free(text);
+}
+
+/* A damaged clip beside an intact one: stored but listed as damaged with
+ * FFmpeg's errors, exit 1, and recorded in /warnings; with --strict recorded
+ * in /errors instead. */
+static void test_extract_damaged(void **state)
+{
+    (void)state;
+    char ds[300], out[300], strict[300], log[300];
+    make_damaged_dataset(ds, sizeof ds, "dmg_ds", 1);
     snprintf(out, sizeof out, "%s/dmg.h5", tmpdir);
     snprintf(strict, sizeof strict, "%s/dmg_strict.h5", tmpdir);
     snprintf(log, sizeof log, "%s/dmg.log", tmpdir);
     const char *a1[] = { "--threads", "2", "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
                          "--stride", "8", "--out", out, NULL };
     assert_int_equal(run_limited(0, log, a1), 1);
-    char *text = test_read_text(log);
-    assert_non_null(text);
-    if (!strstr(text, "damaged: Holed/v_Holed_g02_c01.avi: header says 164 frames, ") ||
-        !strstr(text, "decoding errors") || !strstr(text, "mpeg4: ") || strstr(text, "damaged: Good"))
-        fail_msg("expected the holed clip, and only it, listed as damaged:\n%s", text);
-    gl_free(text);
+    assert_damaged_listed(log);
     cache *c = NULL;
     OK(cache_open(out, 0, &c));
     assert_int_equal(cache_clip_count(c), 2);
     assert_int_equal(cache_error_count(c), 0);
+    assert_int_equal(cache_warning_count(c), 1);
+    assert_string_equal(cache_get_warning(c, 0)->name, "Holed/v_Holed_g02_c01.avi");
     cache_close(&c);
+    /* run again on the finished cache: nothing to compute, the same report */
+    assert_int_equal(run_limited(0, log, a1), 1);
+    assert_damaged_listed(log);
     const char *a2[] = { "--threads", "2", "extract", "--dataset", ds, "--method", "rgbdiff", "--size", "16x16",
                          "--stride", "8", "--strict", "--out", strict, NULL };
     assert_int_equal(run_limited(0, log, a2), 1);
@@ -495,8 +520,54 @@ static void test_extract_damaged(void **state)
     assert_int_equal(cache_clip_count(c), 1);
     assert_string_equal(cache_get_clip(c, 0)->name, "Good/v_Good_g01_c01.avi");
     assert_int_equal(cache_error_count(c), 1);
+    assert_int_equal(cache_warning_count(c), 0);
     assert_string_equal(cache_get_error(c, 0)->name, "Holed/v_Holed_g02_c01.avi");
     assert_non_null(strstr(cache_get_error(c, 0)->message, "damaged: header says 164 frames, "));
+    cache_close(&c);
+}
+
+/* kill -9 once the damaged clip (the first) is spooled: a rerun with
+ * --strict is refused (the spool was started without it), and the rerun
+ * without it finishes and lists the damaged clip that the killed run met. */
+static void test_extract_damaged_resume(void **state)
+{
+    (void)state;
+    char ds[300], out[300], parts[320], log[300];
+    make_damaged_dataset(ds, sizeof ds, "dmg_kill_ds", 3);
+    snprintf(out, sizeof out, "%s/dmg_kill.h5", tmpdir);
+    snprintf(parts, sizeof parts, "%s.parts", out);
+    snprintf(log, sizeof log, "%s/dmg_kill.log", tmpdir);
+    /* one worker, the clips in list order: TV-L1 of 163 pairs per intact clip
+     * takes seconds, the kill comes after the first */
+#define KILL_ARGS(...) { "--threads", "1", "extract", "--dataset", ds, "--method", "tvl1", "--size", "64x64", \
+                         "--workers", "1", "--out", out, __VA_ARGS__ }
+    const char *args[] = KILL_ARGS(NULL), *strict[] = KILL_ARGS("--strict", NULL);
+#undef KILL_ARGS
+    pid_t pid = spawn_limited(0, log, args);
+    assert_true(pid > 0);
+    assert_true(wait_for_file(parts, "c0"));
+    kill(pid, SIGKILL);
+    assert_int_equal(test_wait_status(pid), 128 + SIGKILL);
+    assert_int_equal(access(out, F_OK), -1); /* killed before publishing */
+    assert_int_equal(run_limited(0, log, strict), 1);
+    char *text = test_read_text(log);
+    assert_non_null(text);
+    if (!strstr(text, "was started with a different params") || !strstr(text, "strict (damaged clips fail)"))
+        fail_msg("expected the --strict mismatch refused:\n%s", text);
+    gl_free(text);
+    assert_int_equal(access(out, F_OK), -1);
+    assert_int_equal(run_limited(0, log, args), 1);
+    text = test_read_text(log);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "resuming"));
+    gl_free(text);
+    assert_damaged_listed(log);
+    cache *c = NULL;
+    OK(cache_open(out, 0, &c));
+    assert_int_equal(cache_clip_count(c), 4);
+    assert_int_equal(cache_error_count(c), 0);
+    assert_int_equal(cache_warning_count(c), 1);
+    assert_int_equal(cache_get_warning(c, 0)->index, 0);
     cache_close(&c);
 }
 
@@ -511,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_train_sigterm_teacher),
         cmocka_unit_test(test_train_classifier_sigterm),
         cmocka_unit_test(test_extract_damaged),
+        cmocka_unit_test(test_extract_damaged_resume),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
