@@ -15,6 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         long n = cache_clip_count(c);
         for (long i = 0; i < cache_error_count(c); i++)
             if (!cache_get_error(c, i)) abort();
+        for (long i = 0; i < cache_warning_count(c); i++)
+            if (!cache_get_warning(c, i) || !memchr(cache_get_warning(c, i)->message, 0, CACHE_MESSAGE_MAX))
+                abort();
         cache_verify(c, NULL, NULL);
         /* The first field and homography of the first clips; buffers sized
          * from the header, so a lie there shows as an overflow. */

@@ -1,7 +1,7 @@
 /*
  * fuzz_seeds.c — writes the seed inputs the sample data lacks in a small
  * size (scripts/fuzz): `fuzz_seeds DIR` makes DIR/cache/{tvl1,rgbdiff}.h5
- * (two clips and an error row each), DIR/flo/small.flo (12x9), DIR/image/
+ * (two clips, a warning and an error row each, in the current format), DIR/flo/small.flo (12x9), DIR/image/
  * small.png and DIR/video/small.avi (32x24, 6 frames). Not a fuzz target.
  */
 #include <math.h>
@@ -38,7 +38,8 @@ static int write_cache(const char *path, const char *method, int channels, int h
         snprintf(info.name, sizeof info.name, "Class%d/v_Class%d_g01_c01.avi", clip, clip);
         cache_clip_writer *cw = NULL;
         if ((rc = cache_clip_begin(w, &info, &cw)) < 0) break;
-        if ((rc = cache_clip_append(cw, 2 + clip, f, homographies ? h : NULL)) < 0) {
+        if ((rc = cache_clip_append(cw, 2 + clip, f, homographies ? h : NULL)) < 0 ||
+            (clip == 1 && (rc = cache_clip_warn(cw, "damaged: header says 3 frames, 2 decode")) < 0)) {
             cache_clip_abort(&cw);
             break;
         }
