@@ -49,7 +49,7 @@ typedef struct {
     int synth, resume, augment, teacher;
     double magnitude;
     long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
-    double minutes, lr, camera;
+    double minutes, lr, lr_final, camera;
     glocal_loss_config lc;
 } tm_options;
 
@@ -125,6 +125,9 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--minutes", &o->minutes, 0, INFINITY, "M", "stop after M minutes of training, 0 = no limit"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per step, all ranks together"),
         CLI_NUM("--lr", &o->lr, 0, 1, "X", "Adam learning rate", .open_lo = 1, .open_hi = 1),
+        CLI_NUM("--lr-final", &o->lr_final, 0, 1, "X",
+                "after the warm-up, a cosine decay from --lr to X that ends with the run (at --steps, or "
+                "at --minutes when that comes first); 0 = constant lr"),
         CLI_NUM("--lme-start", &o->lc.lme_start, 0, 1000000000, "N", "step from which LME and the mask train"),
         CLI_NUM("--mask-start", &o->lc.mask_start, 0, 1000000000, "N",
                 "step from which the mask weights the global loss, not before --lme-start", .def = mask_def),
@@ -200,6 +203,7 @@ int cmd_train_motion(int argc, char **argv)
     glocal_train_config tc = glocal_train_config_default();
     tc.loss = o.lc;
     tc.opt.lr = o.lr;
+    tc.lr_final = o.lr_final;
     tc.steps = o.steps;
     tc.minutes = o.minutes;
     tc.batch_size = (int)o.batch;

@@ -305,6 +305,12 @@ typedef struct {
     glocal_loss_config loss;  /* which terms, and from which step (lme_start, mask_start) */
     nn_opt_config opt;        /* Adam, lr 1e-3 */
     long warmup_steps;        /* linear warm-up from 0.1 x lr, then constant */
+    /* > 0: after the warm-up, a cosine decay from lr to lr_final that ends
+     * with the run — at `steps`, or at the time budget when that comes first
+     * (the fraction is the larger of (step - warmup_steps) / (steps -
+     * warmup_steps) and elapsed / minutes, rank 0's clock shared by every
+     * rank). 0 = constant lr. */
+    double lr_final;
     double clip_grad;         /* max global gradient norm (> 0; 10) */
     long steps;               /* train until this step (a resumed run counts the checkpoint's) */
     double minutes;           /* time budget of this run; 0 = none */

@@ -41,6 +41,9 @@ int glocal_train_config_validate(const glocal_train_config *c)
     if (c->steps < 0) return gl_error(GL_EINVAL, "glocal_train_config.steps: %ld, expected >= 0", c->steps);
     if (!(c->minutes >= 0))
         return gl_error(GL_EINVAL, "glocal_train_config.minutes: %g, expected >= 0 (0 = no limit)", c->minutes);
+    if (!(c->lr_final >= 0 && c->lr_final <= c->opt.lr))
+        return gl_error(GL_EINVAL, "glocal_train_config.lr_final: %g, expected 0 (constant lr) or in (0, lr = %g]",
+                        c->lr_final, c->opt.lr);
     if (c->batch_size < 1)
         return gl_error(GL_EINVAL, "glocal_train_config.batch_size: %d, expected >= 1", c->batch_size);
     if (c->ckpt_every < 1)
@@ -71,6 +74,7 @@ typedef struct {
     int rank, world, per;
     long step0, step, last_saved, last_log_step;
     double t0, tlog;
+    double lr;                 /* the learning rate of the last step */
 } trainer;
 
 static int save(trainer *t)
@@ -227,6 +231,19 @@ static int teacher_batch(trainer *t, int S, nn_tensor **flow, nn_tensor **conf)
 
 enum { STEP_DONE = 0, STEP_STOP = 1, STEP_BUDGET = 2, STEP_NAN = 3 };
 
+/* The learning rate of step t->step: warm-up, then constant or (lr_final > 0)
+ * a cosine to lr_final over max((step - warm-up) / (steps - warm-up), time_frac). */
+static double lr_at(const trainer *t, double time_frac)
+{
+    const glocal_train_config *c = t->cfg;
+    if (c->lr_final <= 0 || t->step < c->warmup_steps) return nn_lr_at(&t->ls, t->step);
+    const long span = c->steps - c->warmup_steps;
+    double f = span > 0 ? (double)(t->step - c->warmup_steps) / (double)span : 1.0;
+    if (time_frac > f) f = time_frac;
+    if (f > 1) f = 1;
+    return c->lr_final + 0.5 * (c->opt.lr - c->lr_final) * (1.0 + cos(M_PI * f));
+}
+
 /* One optimizer step on this rank's slice. Returns STEP_DONE, or (without
  * stepping) STEP_STOP / STEP_BUDGET / STEP_NAN when any rank asked to stop,
  * ran out of time or met a non-finite loss or gradient; < 0 on errors. */
@@ -239,7 +256,6 @@ static int train_step(trainer *t, int stop_asked, double limit_s, glocal_losses 
     nn_scope *sc = NULL;
     nn_tensor *ta, *tb, *loss, *tt = NULL, *tcf = NULL;
     if ((rc = nn_scope_begin(&sc)) < 0 ||
-        (rc = nn_optimizer_set_lr(t->opt, nn_lr_at(&t->ls, t->step))) < 0 ||
         (rc = glocal_frames_to_tensor(&ta, t->a, t->per, W, H, S)) < 0 ||
         (rc = glocal_frames_to_tensor(&tb, t->b, t->per, W, H, S)) < 0 ||
         (rc = nn_optimizer_zero_grad(t->opt)) < 0 ||
@@ -248,8 +264,12 @@ static int train_step(trainer *t, int stop_asked, double limit_s, glocal_losses 
         goto fail;
     /* Stop decisions are taken together: the time budget by any rank's
      * clock (MAX), a non-finite loss on any rank, a stop asked on any rank. */
-    double flags[3] = { gl_now() - t->t0 >= limit_s, !isfinite(L->total), stop_asked };
-    if ((rc = nn_dist_allreduce_values(t->cfg->dist, flags, 3, NN_DIST_MAX)) < 0) goto fail;
+    const double elapsed = gl_now() - t->t0;
+    double flags[4] = { elapsed >= limit_s, !isfinite(L->total), stop_asked,
+                        t->rank == 0 && isfinite(limit_s) ? elapsed / limit_s : 0 };
+    if ((rc = nn_dist_allreduce_values(t->cfg->dist, flags, 4, NN_DIST_MAX)) < 0) goto fail;
+    t->lr = lr_at(t, flags[3]);
+    if ((rc = nn_optimizer_set_lr(t->opt, t->lr)) < 0) goto fail;
     if (flags[1] > 0) rc = STEP_NAN;
     else if (flags[2] > 0) rc = STEP_STOP;
     else if (flags[0] > 0) rc = STEP_BUDGET;
@@ -285,7 +305,7 @@ static int log_step(trainer *t, glocal_losses *L, double gnorm)
                 "\"mask\": %.6g, \"mask_mean\": %.4f, \"dense\": %.6g, \"teacher\": %.6g, \"grad_norm\": %.4g, \"lr\": %.4g, "
                 "\"pairs_per_s\": %.2f}\n",
                 t->step, now - t->t0, L->total, L->global, L->census, L->local, L->smooth, L->sparse,
-                L->mask, L->mask_mean, L->dense, L->teacher, gnorm, nn_lr_at(&t->ls, t->step - 1),
+                L->mask, L->mask_mean, L->dense, L->teacher, gnorm, t->lr,
                 (double)(t->step - t->last_log_step) * t->cfg->batch_size / (now - t->tlog));
         if (fflush(t->log) != 0) return gl_error(GL_EIO, "cannot write %s", t->cfg->log_path);
     }
@@ -314,7 +334,7 @@ int glocal_train(glocal_model *m, const glocal_pair_source *src, const glocal_tr
         if ((stop = train_step(&t, stop_asked, limit, &L, &gnorm)) != STEP_DONE) break;
         t.step++;
         glocal_train_status st = { .step = t.step, .start_step = t.step0, .steps = cfg->steps, .grad_norm = gnorm,
-                                   .lr = nn_lr_at(&t.ls, t.step - 1), .rank = t.rank, .world = t.world };
+                                   .lr = t.lr, .rank = t.rank, .world = t.world };
         if (t.step % cfg->log_every == 0 || t.step == cfg->steps) {
             if ((rc = log_step(&t, &L, gnorm)) < 0) goto fail;
             st.logged = 1;

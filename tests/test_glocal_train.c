@@ -115,30 +115,32 @@ enum { REF_STEPS = 4, REF_BATCH = 4, REF_WARMUP = 3 };
 #define REF_CLIP 0.05
 #define REF_SEED 5
 
-static void test_matches_hand_loop(void **state)
+/* lr_final > 0: the cosine decay after the warm-up (glocal.h), written here
+ * from its definition. */
+static void hand_loop(long steps, double lr_final)
 {
-    (void)state;
     glocal_train_config tc = glocal_train_config_default();
+    tc.lr_final = lr_final;
     tc.loss.lme_start = 1; /* global only, then LME, then the mask: every stage */
     tc.loss.mask_start = 2;
     tc.opt.lr = REF_LR;
     tc.warmup_steps = REF_WARMUP;
     tc.clip_grad = REF_CLIP;
-    tc.steps = REF_STEPS;
+    tc.steps = steps;
     tc.batch_size = REF_BATCH;
     tc.seed = REF_SEED;
     source_ctx sc;
     glocal_pair_source src = source(&sc);
     glocal_model *m = tiny_model(11);
     OK(glocal_train(m, &src, &tc, NULL, NULL));
-    assert_int_equal(sc.calls, REF_STEPS);
+    assert_int_equal(sc.calls, steps);
 
     glocal_model *r = tiny_model(11), *init = tiny_model(11);
     nn_optimizer *opt = NULL;
     nn_opt_config oc = nn_opt_config_default(NN_OPT_ADAM);
     oc.lr = REF_LR;
     OK(nn_optimizer_new(&opt, glocal_model_params(r), &oc));
-    for (long step = 0; step < REF_STEPS; step++) {
+    for (long step = 0; step < steps; step++) {
         const uint8_t *A[REF_BATCH], *B[REF_BATCH];
         uint64_t x = gl_mix64(REF_SEED * 0x100000001B3ull + (uint64_t)step);
         for (int i = 0; i < REF_BATCH; i++) {
@@ -149,6 +151,9 @@ static void test_matches_hand_loop(void **state)
             B[i] = (swap ? frames_a : frames_b) + k * FB;
         }
         double lr = step < REF_WARMUP ? REF_LR * (0.1 + (1 - 0.1) * (double)step / REF_WARMUP) : REF_LR;
+        if (lr_final > 0 && step >= REF_WARMUP)
+            lr = lr_final + 0.5 * (REF_LR - lr_final) *
+                                (1 + cos(M_PI * (double)(step - REF_WARMUP) / (double)(steps - REF_WARMUP)));
         nn_scope *scp;
         OK(nn_scope_begin(&scp));
         nn_tensor *ta, *tb, *loss;
@@ -174,6 +179,19 @@ static void test_matches_hand_loop(void **state)
     glocal_model_free(&m);
     glocal_model_free(&r);
     glocal_model_free(&init);
+}
+
+static void test_matches_hand_loop(void **state)
+{
+    (void)state;
+    hand_loop(REF_STEPS, 0);
+}
+
+/* The cosine decay: 4 steps after the warm-up at lr 2e-3, 1.7e-3, 1e-3, 3e-4 */
+static void test_matches_hand_loop_cosine(void **state)
+{
+    (void)state;
+    hand_loop(REF_WARMUP + 4, 1e-5);
 }
 
 /* ---- a tiny model trains ---- */
@@ -378,6 +396,10 @@ static void test_stop_and_bad_settings(void **state)
     tc.log_every = 0;
     assert_int_equal(glocal_train_config_validate(&tc), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "log_every"));
+    tc = glocal_train_config_default();
+    tc.lr_final = 2 * tc.opt.lr; /* a decay that rises */
+    assert_int_equal(glocal_train_config_validate(&tc), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lr_final"));
     /* an empty source; a source that fails */
     tc = glocal_train_config_default();
     tc.steps = 3;
@@ -401,6 +423,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_hand_loop),
+        cmocka_unit_test(test_matches_hand_loop_cosine),
         cmocka_unit_test(test_stop_and_bad_settings),
         cmocka_unit_test(test_resume_equals_straight_run),
         cmocka_unit_test(test_tiny_model_trains),
