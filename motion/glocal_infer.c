@@ -49,28 +49,41 @@ static void warp_gray(const float *b, int w, int hgt, const double h[9], float *
  * w = exp(-|p - q|^2 / 2 ss^2) exp(-(I(p) - I(q))^2 / 2 sr^2), kept >= 0.5.
  * Motion evidence spills into flat background (TV regularisation) and misses
  * the slow parts of objects; averaging it within regions of similar grey
- * level snaps it to the object's edges. sw: (2R+1)^2 + 256 floats. */
+ * level snaps it to the object's edges. Separable (Pham & van Vliet 2005): a
+ * horizontal pass, then a vertical one over its result, each guided by I —
+ * 2 (2R + 1) taps a pixel instead of (2R + 1)^2 (at 128x128, R = 16: 66
+ * against 1089). sw: 2R + 1 + 256 + W H floats. */
 static void mask_bilateral(const float *grey, int W, int H, int R, double ss, double sr,
                            const uint8_t *in, uint8_t *out, float *sw)
 {
-    const int K = 2 * R + 1;
-    float *rw = sw + K * K;
-    for (int dy = -R; dy <= R; dy++)
-        for (int dx = -R; dx <= R; dx++)
-            sw[(dy + R) * K + dx + R] = (float)exp(-(dx * dx + dy * dy) / (2 * ss * ss));
+    float *rw = sw + 2 * R + 1, *mid = rw + 256;
+    for (int d = -R; d <= R; d++) sw[d + R] = (float)exp(-(double)d * d / (2 * ss * ss));
     for (int d = 0; d < 256; d++) rw[d] = (float)exp(-(double)d * d / (2 * sr * sr));
+    for (int y = 0; y < H; y++) {
+        const float *g = grey + (size_t)y * W;
+        const uint8_t *m = in + (size_t)y * W;
+        for (int x = 0; x < W; x++) {
+            float s = 0, sm = 0;
+            for (int xx = x - R < 0 ? 0 : x - R; xx <= x + R && xx < W; xx++) {
+                int d = (int)(fabsf(g[xx] - g[x]) + 0.5f);
+                float w = sw[xx - x + R] * rw[d > 255 ? 255 : d];
+                s += w;
+                sm += m[xx] ? w : 0.0f;
+            }
+            mid[(size_t)y * W + x] = sm / s;
+        }
+    }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            const float g = grey[y * W + x];
+            const float g = grey[(size_t)y * W + x];
             float s = 0, sm = 0;
-            for (int yy = y - R < 0 ? 0 : y - R; yy <= y + R && yy < H; yy++)
-                for (int xx = x - R < 0 ? 0 : x - R; xx <= x + R && xx < W; xx++) {
-                    int d = (int)(fabsf(grey[yy * W + xx] - g) + 0.5f);
-                    float w = sw[(yy - y + R) * K + xx - x + R] * rw[d > 255 ? 255 : d];
-                    s += w;
-                    sm += in[yy * W + xx] ? w : 0.0f;
-                }
-            out[y * W + x] = sm >= 0.5f * s;
+            for (int yy = y - R < 0 ? 0 : y - R; yy <= y + R && yy < H; yy++) {
+                int d = (int)(fabsf(grey[(size_t)yy * W + x] - g) + 0.5f);
+                float w = sw[yy - y + R] * rw[d > 255 ? 255 : d];
+                s += w;
+                sm += w * mid[(size_t)yy * W + x];
+            }
+            out[(size_t)y * W + x] = sm >= 0.5f * s;
         }
 }
 
@@ -93,7 +106,7 @@ static int local_range(void *ctx, long begin, long end)
     double ss = j->mask_sigma * (W < H ? W : H);
     const int R = ss > 0 ? (int)ceil(2 * ss) < 16 ? (int)ceil(2 * ss) : 16 : 0;
     float *buf = gl_malloc(sizeof(float) * 3 * hw);
-    float *sw = gl_malloc(sizeof(float) * ((2 * R + 1) * (2 * R + 1) + 256));
+    float *sw = gl_malloc(sizeof(float) * (2 * R + 1 + 256 + hw));
     uint8_t *ev = gl_malloc(2 * hw);
     flow_field f = { 0 };
     int rc = GL_ENOMEM;
