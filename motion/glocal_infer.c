@@ -7,6 +7,7 @@
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
+#include "nn/mat3.h"
 
 void glocal_infer_options_default(glocal_infer_options *o)
 {
@@ -15,6 +16,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
+    o->lme_passes = 1;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
@@ -296,12 +298,31 @@ fail:
     return rc;
 }
 
+/* The local flow l0 (u, v planes, W x H) found on B aligned by h0, carried
+ * to the alignment h1: the point it reaches in B stays where it is,
+ * l1(p) = h1^-1 h0 (p + l0(p)) - p (exact for homographies). */
+static void local_realign(float *u, float *v, int W, int H, const double h0[9], const double h1[9])
+{
+    double h1i[9], m[9];
+    if (gl_mat3_inverse(h1, h1i) < 0) return;
+    gl_mat3_mul(h1i, h0, m);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t p = (size_t)y * W + x;
+            const double qx = x + u[p], qy = y + v[p];
+            const double d = m[6] * qx + m[7] * qy + m[8];
+            u[p] = (float)((m[0] * qx + m[1] * qy + m[2]) / d - x);
+            v[p] = (float)((m[3] * qx + m[4] * qy + m[5]) / d - y);
+        }
+}
+
 int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
                  int width, int height, const glocal_infer_options *o, glocal_result *r)
 {
     int rc;
     nn_scope *sc = NULL;
     float *ga = NULL, *gb = NULL, *wts = NULL, *gs = NULL;
+    double *h0 = NULL;
     const size_t hw = (size_t)width * height;
     if (!a || !b || n < 1 || width < 8 || height < 8 || !o || !r)
         return gl_error(GL_EINVAL, "glocal_infer: need n >= 1 pairs of frames >= 8x8 (got n=%d %dx%d)",
@@ -309,6 +330,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (!m && (o->use_network || o->lme))
         return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
+    if (o->lme_passes != 1 && o->lme_passes != 2)
+        return gl_error(GL_EINVAL, "glocal_infer: lme_passes %d, expected 1 or 2", o->lme_passes);
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
@@ -351,6 +374,18 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             glocal_homography_rescale(hs, S, S, width, height, r->homography + 9 * i);
         }
     }
+    /* One LME pass, on the network's alignment (lme_passes = 1): its flow and
+     * mask now, carried to the refined alignment below. */
+    const int one_pass = o->lme && o->use_network && o->lme_passes == 1;
+    if (one_pass) {
+        if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
+        memcpy(h0, r->homography, sizeof(double) * 9 * n);
+        TRY(lme_with(m, ta, tb, h0, n, width, height, &local, &mask));
+        TRY(to_input_size(local, width, height, 1, r->local_flow));
+        TRY(to_input_size(mask, width, height, 0, r->mask));
+        nn_free(&local);
+        nn_free(&mask);
+    }
     /* 2. Robust refinement at the input size, weighted by the background of a
      * first LME pass on the network's alignment. */
     if (o->refine) {
@@ -361,7 +396,10 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             TRY(flow_gray_from_rgb24(a[i], width, height, ga + i * hw));
             TRY(flow_gray_from_rgb24(b[i], width, height, gb + i * hw));
         }
-        if (o->lme) {
+        if (one_pass) {
+            if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
+            for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
+        } else if (o->lme) {
             TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
             wts = gl_malloc(sizeof(float) * n * hw);
             if (!wts) { rc = GL_ENOMEM; goto fail; }
@@ -377,7 +415,12 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     for (int i = 0; i < n; i++)
         TRY(glocal_homography_to_flow(r->homography + 9 * i, width, height,
                                       r->global_flow + (size_t)i * 2 * hw));
-    if (o->lme) {
+    if (one_pass) {
+        for (int i = 0; i < n; i++) {
+            float *u = r->local_flow + (size_t)i * 2 * hw;
+            local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
+        }
+    } else if (o->lme) {
         TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
         TRY(to_input_size(local, width, height, 1, r->local_flow));
         TRY(to_input_size(mask, width, height, 0, r->mask));
@@ -397,6 +440,7 @@ fail:
     gl_free(gb);
     gl_free(wts);
     gl_free(gs);
+    gl_free(h0);
     if (rc < 0) glocal_result_free(r);
     return rc;
 }

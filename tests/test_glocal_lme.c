@@ -347,6 +347,78 @@ static void test_infer_local_source(void **state)
     glocal_model_free(&m);
 }
 
+/* p mapped by the homography h. */
+static void hmap(const double h[9], double x, double y, double *ox, double *oy)
+{
+    double d = h[6] * x + h[7] * y + h[8];
+    *ox = (h[0] * x + h[1] * y + h[2]) / d;
+    *oy = (h[3] * x + h[4] * y + h[5]) / d;
+}
+
+/* lme_passes = 1: one LME pass on the network's alignment H0, its flow
+ * carried to the refined H1 so that every pixel still reaches the point of B
+ * the LME found: H1 (p + l1(p)) = H0 (p + l0(p)), with H0 and l0 from a run
+ * without refinement; without refinement one pass and two agree. */
+static void test_one_lme_pass(void **state)
+{
+    (void)state;
+    motion_pairs T = { 0 };
+    pairs(&T, 4, 777);
+    glocal_model *m = model(TS, 2, 13);
+    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const uint8_t *pa[4], *pb[4];
+    for (int i = 0; i < 4; i++) {
+        pa[i] = T.a + i * fb;
+        pb[i] = T.b + i * fb;
+    }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_int_equal(o.lme_passes, 1);
+    o.local_tvl1 = 0;
+    o.local_gate = 0; /* the LME's flow as it is, not gated */
+    o.refine = 0;
+    glocal_result r0, r0two, r1;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r0));
+    o.lme_passes = 2;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r0two));
+    o.lme_passes = 1;
+    o.refine = 1;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r1));
+    double d_two = 0, d_pt = 0, moved = 0;
+    for (int i = 0; i < 4; i++) {
+        const double *h0 = r0.homography + 9 * i, *h1 = r1.homography + 9 * i;
+        for (size_t p = 0; p < hw; p++) {
+            const size_t u = (size_t)i * 2 * hw + p, v = u + hw;
+            const double x = (double)(p % TS), y = (double)(p / TS);
+            double ax, ay, bx, by;
+            hmap(h0, x + r0.local_flow[u], y + r0.local_flow[v], &ax, &ay);
+            hmap(h1, x + r1.local_flow[u], y + r1.local_flow[v], &bx, &by);
+            d_pt = fmax(d_pt, hypot(ax - bx, ay - by));
+            d_two = fmax(d_two, fmax(fabs(r0.local_flow[u] - r0two.local_flow[u]),
+                                     fabs(r0.local_flow[v] - r0two.local_flow[v])));
+            double gx, gy, fx, fy;
+            hmap(h0, x, y, &gx, &gy);
+            hmap(h1, x, y, &fx, &fy);
+            moved = fmax(moved, hypot(gx - fx, gy - fy));
+        }
+    }
+    print_message("one LME pass: max |H1(p + l1) - H0(p + l0)| %.3g px, refinement moved pixels by up to %.3g px, "
+                  "one vs two passes without refinement %.3g px\n", d_pt, moved, d_two);
+    assert_true(moved > 0.05); /* the refinement changed H, or the test says nothing */
+    assert_true(d_pt < 1e-3);
+    assert_true(d_two < 1e-4);
+    assert_memory_equal(r0.homography, r0two.homography, sizeof(double) * 9 * 4);
+    o.lme_passes = 3;
+    glocal_result bad;
+    assert_int_equal(glocal_infer(m, pa, pb, 4, TS, TS, &o, &bad), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_passes"));
+    glocal_result_free(&r0);
+    glocal_result_free(&r0two);
+    glocal_result_free(&r1);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
 /* Largest |difference| over the parameters whose names start with prefix. */
 static double params_diff(glocal_model *x, glocal_model *y, const char *prefix)
 {
@@ -407,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
         cmocka_unit_test(test_infer_local_source),
+        cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
         cmocka_unit_test(test_lme_learns_local_flow),
     };
