@@ -3,11 +3,14 @@
  *   bench_glocal [--size S] [--batch B] [--seconds T] [--threads N] [--procs P]
  *
  * Per size: pairs/s of the GME network forward (batched), of the robust
- * refinement alone (pure C, per pair), of the full glocal_infer (network,
- * DLT, refinement, two LME passes; the LME's own local flow, lme_arch 2), of
- * the hybrid (the same with TV-L1 on the aligned pair as the local flow) and
- * of TV-L1 alone, with the ratios full/hybrid and full/TV-L1, on random-weight models and synthetic
- * textured pairs (speed does not depend on the weights). --procs P runs P
+ * refinement alone (pure C, per pair), of GME + LME forward (with_lme), of
+ * the full glocal_infer (network, DLT, refinement, one LME pass — the
+ * default lme_passes — and the LME's own local flow, lme_arch 2), of the same
+ * with two LME passes, of the hybrid (TV-L1 on the aligned pair as the local
+ * flow; one and two LME passes) and of TV-L1 alone, with the ratios
+ * full/hybrid and full/TV-L1, on random-weight models and synthetic textured
+ * pairs (speed depends little on the weights: the refinement's iterations
+ * do). Every glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
  * one process of N threads. Also the conv FLOP/s the GME forward reaches
  * (FLOPs counted from the layer shapes) as a fraction of the FLOP/s of a
@@ -91,7 +94,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, refine, full, hybrid, tvl1, flops_frac, gme_gflops, peak_gflops;
+    double gme, gme_lme, refine, full, full2, hybrid, hybrid2, tvl1, flops_frac, gme_gflops, peak_gflops;
 } rates;
 
 /* pairs/s of glocal_infer with options io on the batch, for `seconds`. */
@@ -100,6 +103,8 @@ static double infer_rate(glocal_model *m, const uint8_t **pa, const uint8_t **pb
 {
     glocal_result res;
     long k = 0;
+    CK(glocal_infer(m, pa, pb, n, S, S, io, &res)); /* warm-up: oneDNN's kernels, allocations */
+    glocal_result_free(&res);
     double t0 = gl_now();
     while (gl_now() - t0 < seconds) {
         CK(glocal_infer(m, pa, pb, n, S, S, io, &res));
@@ -136,6 +141,16 @@ static rates measure(int S, int batch, double seconds, int report_flops)
         n += batch;
     }
     r.gme = n / (gl_now() - t0);
+    CK(glocal_forward(m, ta, tb, 1, NULL, 0, &o)); /* warm-up */
+    glocal_outputs_free(&o);
+    n = 0;
+    t0 = gl_now();
+    while (gl_now() - t0 < seconds) {
+        CK(glocal_forward(m, ta, tb, 1, NULL, 0, &o));
+        glocal_outputs_free(&o);
+        n += batch;
+    }
+    r.gme_lme = n / (gl_now() - t0);
     nn_grad_mode_set(prev);
     if (report_flops) {
         r.gme_gflops = r.gme * gme_flops(&c) / 1e9;
@@ -147,10 +162,15 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.use_network = 0;
     io.lme = 0;
     r.refine = infer_rate(NULL, pa, pb, 1, S, &io, seconds);
-    /* the model's default: the LME's own local flow (lme_arch 2) */
+    /* network only: the LME's own local flow (lme_arch 2), one LME pass */
     glocal_infer_options_default(&io);
+    io.local_tvl1 = 0;
     r.full = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.lme_passes = 2;
+    r.full2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.local_tvl1 = 1; /* the hybrid: TV-L1 on the aligned pair */
+    r.hybrid2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.lme_passes = 1;
     r.hybrid = infer_rate(m, pa, pb, batch, S, &io, seconds);
     /* TV-L1 alone on the same pairs (grey, IPOL defaults) */
     flow_field f = { 0 };
@@ -247,9 +267,13 @@ int main(int argc, char **argv)
         printf("glocal S=%d refine_only_%dproc %.1f pairs/s\n", S, procs, sum.refine);
         printf("glocal S=%d full_infer_%dthr %.1f pairs/s\n", S, threads, one.full);
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
+        printf("glocal S=%d gme_lme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme_lme);
+        printf("glocal S=%d full_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.full2);
         printf("glocal S=%d hybrid_infer_%dthr %.1f pairs/s\n", S, threads, one.hybrid);
+        printf("glocal S=%d hybrid_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.hybrid2);
         printf("glocal S=%d tvl1_alone_%dthr %.1f pairs/s\n", S, threads, one.tvl1);
         printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);
+        printf("glocal S=%d full_over_hybrid_2pass_%dthr %.2f x\n", S, threads, one.full / one.hybrid2);
         printf("glocal S=%d full_over_tvl1_%dthr %.2f x\n", S, threads, one.full / one.tvl1);
         printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f (GME %.1f GFLOP/s, conv peak %.1f GFLOP/s)\n", S,
                threads, one.flops_frac, one.gme_gflops, one.peak_gflops);
