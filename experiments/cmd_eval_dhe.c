@@ -259,7 +259,7 @@ static int dhe_method_run(dhe_run *e, int k, int n, double *Hs)
     o.use_network = k != M_REFINE;
     o.lme = k == M_GLOCAL;
     o.refine = k == M_REFINE || (k == M_GLOCAL && e->refine);
-    o.local_tvl1 = 0; /* only H is scored */
+    o.homography_only = 1; /* only H is scored */
     if ((rc = glocal_infer(k == M_REFINE ? NULL : e->m, e->pa, e->pb, n, e->ww, e->wh, &o, &e->r)) < 0)
         return cli_fail(e->cmd, rc, "%s failed", mname[k]);
     memcpy(Hs, e->r.homography, sizeof(double) * 9 * n);

@@ -58,7 +58,7 @@ int stab_motion_pairs(const stab_motion_config *c, const uint8_t *const *a, cons
         o.use_network = net;
         o.lme = net;           /* the refinement is weighted by the LME's background */
         o.refine = 1;
-        o.local_tvl1 = 0;      /* only H is used */
+        o.homography_only = 1; /* only H is used */
         for (int i = 0; i < n && rc == 0; i += c->batch) {
             int k = n - i < c->batch ? n - i : c->batch;
             glocal_result r = { 0 };

@@ -398,6 +398,11 @@ typedef struct {
      * the LME's cost). Without the network (use_network = 0) the first
      * alignment is the identity and two passes are always made. */
     int lme_passes;
+    /* 1: only the homographies (and the global flow) are wanted — the LME
+     * runs once, for the refinement's weights; no local flow (r->local_flow
+     * is 0) and no mask clean-up (r->mask is not meaningful). The
+     * homographies are bit-identical to a full run's. */
+    int homography_only;
     /* Where the local flow comes from. 0: the LME's own flow. 1 (the
      * default): TV-L1 (motion/flow.h) between A and B aligned by the refined
      * H (the hybrid; it also runs with lme = 0, without the LME's mask). The

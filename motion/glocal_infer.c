@@ -336,7 +336,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
     const int tvl1 = o->local_tvl1 < 0 ? !lme2 : o->local_tvl1 != 0;
-    const int post = tvl1 || lme2;
+    const int post = (tvl1 || lme2) && !o->homography_only;
     if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
                   o->local_thresh_min <= o->local_thresh))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
@@ -415,7 +415,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     for (int i = 0; i < n; i++)
         TRY(glocal_homography_to_flow(r->homography + 9 * i, width, height,
                                       r->global_flow + (size_t)i * 2 * hw));
-    if (one_pass) {
+    if (o->homography_only) {
+        memset(r->local_flow, 0, sizeof(float) * n * 2 * hw);
+    } else if (one_pass) {
         for (int i = 0; i < n; i++) {
             float *u = r->local_flow + (size_t)i * 2 * hw;
             local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);

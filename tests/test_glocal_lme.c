@@ -358,7 +358,8 @@ static void hmap(const double h[9], double x, double y, double *ox, double *oy)
 /* lme_passes = 1: one LME pass on the network's alignment H0, its flow
  * carried to the refined H1 so that every pixel still reaches the point of B
  * the LME found: H1 (p + l1(p)) = H0 (p + l0(p)), with H0 and l0 from a run
- * without refinement; without refinement one pass and two agree. */
+ * without refinement; without refinement one pass and two agree; with
+ * homography_only, one or two passes, the same H and no local flow. */
 static void test_one_lme_pass(void **state)
 {
     (void)state;
@@ -408,6 +409,19 @@ static void test_one_lme_pass(void **state)
     assert_true(d_pt < 1e-3);
     assert_true(d_two < 1e-4);
     assert_memory_equal(r0.homography, r0two.homography, sizeof(double) * 9 * 4);
+    /* homography_only: the same H as the full runs, no local flow */
+    glocal_result ho;
+    o.lme_passes = 1;
+    o.homography_only = 1;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &ho));
+    assert_memory_equal(ho.homography, r1.homography, sizeof(double) * 9 * 4);
+    for (size_t p = 0; p < 4 * 2 * hw; p++) assert_true(ho.local_flow[p] == 0);
+    glocal_result_free(&ho);
+    o.lme_passes = 2;
+    OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &ho));
+    assert_memory_equal(ho.homography, r1.homography, sizeof(double) * 9 * 4);
+    glocal_result_free(&ho);
+    o.homography_only = 0;
     o.lme_passes = 3;
     glocal_result bad;
     assert_int_equal(glocal_infer(m, pa, pb, 4, TS, TS, &o, &bad), GL_EINVAL);
