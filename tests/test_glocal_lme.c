@@ -7,10 +7,7 @@
  *   - the shapes of every level and the mask's range;
  *   - where the flow learns: with the mask shut (its logit at -30), arch 1's
  *     flow (attention x flow) gets no gradient, arch 2's gets one;
- *   - learning: trained on synthetic pairs with a static camera (photometric
- *     terms and a TV-L1 teacher computed from the frames), the LME's own
- *     local flow on held-out pairs comes well below zero flow's error on the
- *     objects (ground truth of the renderer, never used in training);
+ *   - learning: tests/test_glocal_lme_learn.c (its own program);
  *   - no ground truth: the same training with every ground-truth array of the
  *     pairs overwritten by NaN ends with bit-identical weights;
  *   - inference: the default local flow is still the hybrid's (TV-L1 on the
@@ -28,31 +25,13 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
+#include "tests/glocal_lme_testutil.h"
 
 #include "experiments/motion_pairs.h"
 #include "experiments/motion_source.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "nn/nn.h"
-
-static int setup(void **state)
-{
-    (void)state;
-    return nn_runtime_init(1, "cpu") < 0 ? -1 : 0;
-}
-
-static glocal_model *model(int S, int lme_arch, uint64_t seed)
-{
-    glocal_config gc = glocal_config_default(S);
-    gc.iters = 1;
-    gc.feat = 16;
-    gc.lme_arch = lme_arch;
-    gc.lme_ch = 8;
-    nn_manual_seed(seed);
-    glocal_model *m = NULL;
-    OK(glocal_model_new(&m, &gc));
-    return m;
-}
 
 static void test_config(void **state)
 {
@@ -171,92 +150,6 @@ static void test_flow_learns_where_the_mask_is_off(void **state)
     print_message("flow head |grad| with the mask shut: arch 1 %.3g, arch 2 %.3g\n", g1, g2);
     assert_true(g1 < 1e-9);
     assert_true(g2 > 1e-4);
-}
-
-/* ---- training on the synthetic benchmark, static camera ---- */
-
-enum { TS = 48, NTRAIN = 256, NTEST = 24, STEPS = 300 };
-
-static void pairs(motion_pairs *P, int n, uint64_t seed)
-{
-    synth_config sc = synth_config_default();
-    sc.width = sc.height = TS;
-    sc.camera = 0;
-    sc.seed = seed;
-    OK(motion_pairs_synth(P, &sc, n, seed));
-}
-
-static glocal_train_config train_config(void)
-{
-    glocal_train_config tc = glocal_train_config_default();
-    tc.loss.lme_start = 0;
-    tc.loss.mask_start = 0;
-    tc.steps = STEPS;
-    tc.batch_size = 8;
-    tc.seed = 3;
-    tc.opt.lr = 2e-3;
-    tc.warmup_steps = 20;
-    return tc;
-}
-
-/* Mean EPE on the true objects' pixels of the LME's ungated flow (net) and
- * of zero flow, on the held-out pairs. */
-static double object_epe(glocal_model *m, const motion_pairs *T, double *zero)
-{
-    const size_t hw = (size_t)TS * TS, fb = hw * 3;
-    const uint8_t *pa[NTEST], *pb[NTEST];
-    for (int i = 0; i < NTEST; i++) {
-        pa[i] = T->a + i * fb;
-        pb[i] = T->b + i * fb;
-    }
-    glocal_infer_options o;
-    glocal_infer_options_default(&o);
-    o.local_tvl1 = 0;
-    o.local_gate = 0;
-    glocal_result r;
-    OK(glocal_infer(m, pa, pb, NTEST, TS, TS, &o, &r));
-    double e = 0, z = 0;
-    long n = 0;
-    for (int i = 0; i < NTEST; i++) {
-        const float *gt = T->local_flow + i * 2 * hw, *est = r.local_flow + i * 2 * hw;
-        for (size_t p = 0; p < hw; p++) {
-            if (!T->mask[i * hw + p]) continue;
-            e += hypot(est[p] - gt[p], est[hw + p] - gt[hw + p]);
-            z += hypot(gt[p], gt[hw + p]);
-            n++;
-        }
-    }
-    glocal_result_free(&r);
-    assert_true(n > 0);
-    *zero = z / n;
-    return e / n;
-}
-
-static void test_lme_learns_local_flow(void **state)
-{
-    (void)state;
-    motion_pairs P = { 0 }, T = { 0 };
-    pairs(&P, NTRAIN, 1);
-    pairs(&T, NTEST, 777777); /* other render seeds */
-    /* train-motion's default recipe: photometric terms and a TV-L1 teacher
-     * computed from the frames (no ground truth) */
-    motion_teacher t;
-    OK(motion_teacher_compute(&t, &P, flow_method_tvl1, NULL, NULL, NULL));
-    glocal_pair_source src;
-    motion_pairs_source_teacher(&t, &src);
-    glocal_train_config tc = train_config();
-    tc.loss.w_teacher = 1;
-    glocal_model *m = model(TS, 2, 7);
-    double z, e0 = object_epe(m, &T, &z);
-    OK(glocal_train(m, &src, &tc, NULL, NULL));
-    double e = object_epe(m, &T, &z);
-    print_message("LME arch 2, %d steps: object EPE %.3f px on held-out pairs (untrained %.3f, zero flow %.3f)\n",
-                  STEPS, e, e0, z);
-    assert_true(e < 0.6 * z);
-    motion_teacher_free(&t);
-    motion_pairs_free(&P);
-    motion_pairs_free(&T);
-    glocal_model_free(&m);
 }
 
 /* Trains a few steps with a DIS teacher on P (lme from step 0); the model. */
@@ -495,7 +388,6 @@ int main(void)
         cmocka_unit_test(test_infer_local_source),
         cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
-        cmocka_unit_test(test_lme_learns_local_flow),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
