@@ -266,10 +266,10 @@ static int refine_range(void *ctx, long begin, long end)
     return 0;
 }
 
-/* LME on B aligned by the homographies h[n][9] (input pixels): local flow and
- * mask at the model size. */
-static int lme_with(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
-                    int n, int width, int height, nn_tensor **local, nn_tensor **mask)
+/* LME on B aligned by the homographies h[n][9] (input pixels): its local
+ * flow and mask, rescaled to the input size, into r->local_flow and r->mask. */
+static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
+                    int n, int width, int height, glocal_result *r)
 {
     int rc;
     const int S = m->cfg.size;
@@ -286,11 +286,13 @@ static int lme_with(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, c
     TRY(nn_from_data(&cpu, f, sh, 4, NN_F32));
     TRY(nn_to_device(&al, cpu, nn_default_device()));
     TRY(glocal_warp(&bw, tb, al));
-    glocal_lme_out lo;
+    glocal_lme_out lo = { 0 };
     TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
-    *local = lo.local;
-    *mask = lo.mask;
+    TRY(to_input_size(lo.local, width, height, 1, r->local_flow));
+    TRY(to_input_size(lo.mask, width, height, 0, r->mask));
 fail:
+    nn_free(&lo.local);
+    nn_free(&lo.mask);
     nn_free(&bw);
     nn_free(&al);
     nn_free(&cpu);
@@ -349,7 +351,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     const int S = m ? m->cfg.size : 0;
     int prev_grad = nn_grad_mode_set(0);
     TRY(nn_scope_begin(&sc));
-    nn_tensor *ta = NULL, *tb = NULL, *local = NULL, *mask = NULL;
+    nn_tensor *ta = NULL, *tb = NULL;
     if (m) {
         TRY(glocal_frames_to_tensor(&ta, a, n, width, height, S));
         TRY(glocal_frames_to_tensor(&tb, b, n, width, height, S));
@@ -374,20 +376,20 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             glocal_homography_rescale(hs, S, S, width, height, r->homography + 9 * i);
         }
     }
-    /* One LME pass, on the network's alignment (lme_passes = 1): its flow and
-     * mask now, carried to the refined alignment below. */
+    /* The first LME pass, on the network's alignment (or the identity without
+     * the network): its mask weights the refinement; with one pass
+     * (lme_passes = 1) its flow is also the result, carried to the refined
+     * alignment below; with two it is redone on the refined alignment. */
     const int one_pass = o->lme && o->use_network && o->lme_passes == 1;
-    if (one_pass) {
-        if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
-        memcpy(h0, r->homography, sizeof(double) * 9 * n);
-        TRY(lme_with(m, ta, tb, h0, n, width, height, &local, &mask));
-        TRY(to_input_size(local, width, height, 1, r->local_flow));
-        TRY(to_input_size(mask, width, height, 0, r->mask));
-        nn_free(&local);
-        nn_free(&mask);
+    if (o->lme && (o->refine || (one_pass && !o->homography_only))) {
+        if (one_pass) {
+            if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
+            memcpy(h0, r->homography, sizeof(double) * 9 * n);
+        }
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r));
     }
-    /* 2. Robust refinement at the input size, weighted by the background of a
-     * first LME pass on the network's alignment. */
+    /* 2. Robust refinement at the input size, weighted by the background of
+     * the first LME pass. */
     if (o->refine) {
         ga = gl_malloc(sizeof(float) * n * hw);
         gb = gl_malloc(sizeof(float) * n * hw);
@@ -396,17 +398,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             TRY(flow_gray_from_rgb24(a[i], width, height, ga + i * hw));
             TRY(flow_gray_from_rgb24(b[i], width, height, gb + i * hw));
         }
-        if (one_pass) {
+        if (o->lme) {
             if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
             for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
-        } else if (o->lme) {
-            TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
-            wts = gl_malloc(sizeof(float) * n * hw);
-            if (!wts) { rc = GL_ENOMEM; goto fail; }
-            TRY(to_input_size(mask, width, height, 0, wts));
-            for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - wts[p];
-            nn_free(&local);
-            nn_free(&mask);
         }
         refine_job job = { ga, gb, wts, width, height, &o->rc, r->homography };
         TRY(gl_parallel_for(n, 1, refine_range, &job));
@@ -423,9 +417,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
         }
     } else if (o->lme) {
-        TRY(lme_with(m, ta, tb, r->homography, n, width, height, &local, &mask));
-        TRY(to_input_size(local, width, height, 1, r->local_flow));
-        TRY(to_input_size(mask, width, height, 0, r->mask));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r));
     }
     if (post) {
         local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,

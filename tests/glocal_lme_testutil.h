@@ -52,4 +52,14 @@ static inline glocal_train_config train_config(void)
     return tc;
 }
 
+/* pa[i], pb[i]: the frames of pair i of P, i < n. */
+static inline void pair_ptrs(const motion_pairs *P, int n, const uint8_t **pa, const uint8_t **pb)
+{
+    const size_t fb = (size_t)TS * TS * 3;
+    for (int i = 0; i < n; i++) {
+        pa[i] = P->a + i * fb;
+        pb[i] = P->b + i * fb;
+    }
+}
+
 #endif

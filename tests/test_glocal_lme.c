@@ -196,12 +196,9 @@ static void test_infer_local_source(void **state)
     motion_pairs T = { 0 };
     pairs(&T, 4, 4242);
     glocal_model *m = model(TS, 2, 11);
-    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const size_t hw = (size_t)TS * TS;
     const uint8_t *pa[4], *pb[4];
-    for (int i = 0; i < 4; i++) {
-        pa[i] = T.a + i * fb;
-        pb[i] = T.b + i * fb;
-    }
+    pair_ptrs(&T, 4, pa, pb);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     assert_int_equal(o.local_tvl1, 1); /* the hybrid, until the LME's flow is as good */
@@ -259,12 +256,9 @@ static void test_one_lme_pass(void **state)
     motion_pairs T = { 0 };
     pairs(&T, 4, 777);
     glocal_model *m = model(TS, 2, 13);
-    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const size_t hw = (size_t)TS * TS;
     const uint8_t *pa[4], *pb[4];
-    for (int i = 0; i < 4; i++) {
-        pa[i] = T.a + i * fb;
-        pb[i] = T.b + i * fb;
-    }
+    pair_ptrs(&T, 4, pa, pb);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     assert_int_equal(o.lme_passes, 1);

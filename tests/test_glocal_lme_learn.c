@@ -26,12 +26,9 @@
  * of zero flow, on the held-out pairs. */
 static double object_epe(glocal_model *m, const motion_pairs *T, double *zero)
 {
-    const size_t hw = (size_t)TS * TS, fb = hw * 3;
+    const size_t hw = (size_t)TS * TS;
     const uint8_t *pa[NTEST], *pb[NTEST];
-    for (int i = 0; i < NTEST; i++) {
-        pa[i] = T->a + i * fb;
-        pb[i] = T->b + i * fb;
-    }
+    pair_ptrs(T, NTEST, pa, pb);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.local_tvl1 = 0;
