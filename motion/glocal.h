@@ -398,6 +398,13 @@ typedef struct {
      * the LME's cost). Without the network (use_network = 0) the first
      * alignment is the identity and two passes are always made. */
     int lme_passes;
+    /* With lme_passes = 1: a pair whose refinement moved a corner of the
+     * frame by more than lme_repass pixels of the model size (from H0 to
+     * H1) gets the second pass all the same — the first pass saw a pair the
+     * network aligned that badly, unlike its training pairs (on photographs
+     * the network's H0 is off by pixels, and the carried flow then leaks
+     * onto the background). 0: never. Default 1. */
+    double lme_repass;
     /* 1: only the homographies (and the global flow) are wanted — the LME
      * runs once, for the refinement's weights; no local flow (r->local_flow
      * is 0) and no mask clean-up (r->mask is not meaningful). The

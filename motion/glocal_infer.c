@@ -17,6 +17,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme = 1;
     o->use_network = 1;
     o->lme_passes = 1;
+    o->lme_repass = 1.0;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
@@ -267,9 +268,9 @@ static int refine_range(void *ctx, long begin, long end)
 }
 
 /* LME on B aligned by the homographies h[n][9] (input pixels): its local
- * flow and mask, rescaled to the input size, into r->local_flow and r->mask. */
+ * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size. */
 static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
-                    int n, int width, int height, glocal_result *r)
+                    int n, int width, int height, float *flow, float *mask)
 {
     int rc;
     const int S = m->cfg.size;
@@ -288,8 +289,8 @@ static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, c
     TRY(glocal_warp(&bw, tb, al));
     glocal_lme_out lo = { 0 };
     TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
-    TRY(to_input_size(lo.local, width, height, 1, r->local_flow));
-    TRY(to_input_size(lo.mask, width, height, 0, r->mask));
+    TRY(to_input_size(lo.local, width, height, 1, flow));
+    TRY(to_input_size(lo.mask, width, height, 0, mask));
 fail:
     nn_free(&lo.local);
     nn_free(&lo.mask);
@@ -318,6 +319,64 @@ static void local_realign(float *u, float *v, int W, int H, const double h0[9], 
         }
 }
 
+/* Largest distance between where h0 and h1 send a corner of the frame,
+ * in pixels of the S x S model frame. */
+static double corner_shift(const double h0[9], const double h1[9], int W, int H, int S)
+{
+    double a[9], b[9], d = 0;
+    glocal_homography_rescale(h0, W, H, S, S, a);
+    glocal_homography_rescale(h1, W, H, S, S, b);
+    for (int c = 0; c < 4; c++) {
+        const double x = c & 1 ? S - 1 : 0, y = c & 2 ? S - 1 : 0;
+        const double da = a[6] * x + a[7] * y + a[8], db = b[6] * x + b[7] * y + b[8];
+        d = fmax(d, hypot((a[0] * x + a[1] * y + a[2]) / da - (b[0] * x + b[1] * y + b[2]) / db,
+                          (a[3] * x + a[4] * y + a[5]) / da - (b[3] * x + b[4] * y + b[5]) / db));
+    }
+    return d;
+}
+
+/* glocal_infer_options.lme_repass: the LME again, on the refined alignment,
+ * for the pairs whose refinement moved a corner by more than px model
+ * pixels from h0 (one sub-batch); their flow and mask replace the carried ones. */
+static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h0,
+                      double px, glocal_result *r)
+{
+    int rc = 0, k = 0;
+    const int n = r->n, W = r->width, H = r->height;
+    const size_t hw = (size_t)W * H;
+    int64_t *sel = gl_malloc(sizeof(int64_t) * n);
+    double *h = gl_malloc(sizeof(double) * 9 * n);
+    float *buf = NULL;
+    nn_tensor *cpu = NULL, *idx = NULL, *sa = NULL, *sb = NULL;
+    if (!sel || !h) { rc = GL_ENOMEM; goto fail; }
+    for (int i = 0; i < n; i++)
+        if (corner_shift(h0 + 9 * i, r->homography + 9 * i, W, H, m->cfg.size) > px) {
+            memcpy(h + 9 * k, r->homography + 9 * i, sizeof(double) * 9);
+            sel[k++] = i;
+        }
+    if (k == 0) goto fail;
+    if (!(buf = gl_malloc(sizeof(float) * 3 * hw * k))) { rc = GL_ENOMEM; goto fail; }
+    int64_t sh[1] = { k };
+    TRY(nn_from_data(&cpu, sel, sh, 1, NN_I64));
+    TRY(nn_to_device(&idx, cpu, nn_default_device()));
+    TRY(nn_index_select(&sa, ta, 0, idx));
+    TRY(nn_index_select(&sb, tb, 0, idx));
+    TRY(lme_into(m, sa, sb, h, k, W, H, buf, buf + 2 * hw * k));
+    for (int j = 0; j < k; j++) {
+        memcpy(r->local_flow + sel[j] * 2 * hw, buf + j * 2 * hw, sizeof(float) * 2 * hw);
+        memcpy(r->mask + sel[j] * hw, buf + 2 * hw * k + j * hw, sizeof(float) * hw);
+    }
+fail:
+    nn_free(&sa);
+    nn_free(&sb);
+    nn_free(&idx);
+    nn_free(&cpu);
+    gl_free(buf);
+    gl_free(h);
+    gl_free(sel);
+    return rc;
+}
+
 int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
                  int width, int height, const glocal_infer_options *o, glocal_result *r)
 {
@@ -334,6 +393,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
     if (o->lme_passes != 1 && o->lme_passes != 2)
         return gl_error(GL_EINVAL, "glocal_infer: lme_passes %d, expected 1 or 2", o->lme_passes);
+    if (!(o->lme_repass >= 0 && o->lme_repass < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_repass %g, expected a finite number >= 0", o->lme_repass);
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
@@ -386,7 +447,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
             memcpy(h0, r->homography, sizeof(double) * 9 * n);
         }
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
     }
     /* 2. Robust refinement at the input size, weighted by the background of
      * the first LME pass. */
@@ -416,8 +477,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             float *u = r->local_flow + (size_t)i * 2 * hw;
             local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
         }
+        if (o->refine && o->lme_repass > 0) TRY(lme_repass(m, ta, tb, h0, o->lme_repass, r));
     } else if (o->lme) {
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
     }
     if (post) {
         local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,

@@ -265,6 +265,7 @@ static void test_one_lme_pass(void **state)
     o.local_tvl1 = 0;
     o.local_gate = 0; /* the LME's flow as it is, not gated */
     o.refine = 0;
+    o.lme_repass = 0; /* the carried flow on every pair (test_lme_repass) */
     glocal_result r0, r0two, r1;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r0));
     o.lme_passes = 2;
@@ -316,6 +317,91 @@ static void test_one_lme_pass(void **state)
     glocal_result_free(&r0);
     glocal_result_free(&r0two);
     glocal_result_free(&r1);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
+/* Largest distance between where h0 and h1 send a corner of the S x S frame. */
+static double corner_moved(const double h0[9], const double h1[9], int S)
+{
+    double d = 0;
+    for (int c = 0; c < 4; c++) {
+        double x = c & 1 ? S - 1 : 0, y = c & 2 ? S - 1 : 0, ax, ay, bx, by;
+        hmap(h0, x, y, &ax, &ay);
+        hmap(h1, x, y, &bx, &by);
+        d = fmax(d, hypot(ax - bx, ay - by));
+    }
+    return d;
+}
+
+/* lme_repass: with one pass, the pairs whose refinement moved a corner by
+ * more than the threshold get the two-pass result (flow and mask), the
+ * others the carried one; the threshold is put between the pairs' own
+ * corner moves, measured here from a run without refinement (H0). */
+static void test_lme_repass(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    motion_pairs T = { 0 };
+    synth_config sc = synth_config_default();
+    sc.width = sc.height = TS;
+    sc.camera = 1; /* the untrained network's H0 is off by various amounts */
+    sc.seed = 4242;
+    OK(motion_pairs_synth(&T, &sc, N, 4242));
+    glocal_model *m = model(TS, 2, 17);
+    const size_t hw = (size_t)TS * TS;
+    const uint8_t *pa[N], *pb[N];
+    pair_ptrs(&T, N, pa, pb);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_true(o.lme_repass > 0); /* on by default */
+    o.local_tvl1 = 0;
+    o.local_gate = 0;
+    o.refine = 0;
+    glocal_result r0, one, two, mix;
+    OK(glocal_infer(m, pa, pb, N, TS, TS, &o, &r0));
+    o.refine = 1;
+    o.lme_repass = 0;
+    OK(glocal_infer(m, pa, pb, N, TS, TS, &o, &one));
+    o.lme_passes = 2;
+    OK(glocal_infer(m, pa, pb, N, TS, TS, &o, &two));
+    double mv[N], sorted[N];
+    for (int i = 0; i < N; i++) sorted[i] = mv[i] = corner_moved(r0.homography + 9 * i, one.homography + 9 * i, TS);
+    for (int i = 1; i < N; i++)
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            double t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    print_message("refinement moved the corners by %.3g .. %.3g px\n", sorted[0], sorted[N - 1]);
+    assert_true(sorted[N / 2] - sorted[N / 2 - 1] > 1e-3); /* a threshold fits between them */
+    o.lme_passes = 1;
+    o.lme_repass = 0.5 * (sorted[N / 2 - 1] + sorted[N / 2]);
+    OK(glocal_infer(m, pa, pb, N, TS, TS, &o, &mix));
+    int redone = 0;
+    double apart = 0; /* one vs two passes where they are told apart */
+    for (int i = 0; i < N; i++) {
+        const glocal_result *want = mv[i] > o.lme_repass ? &two : &one;
+        redone += mv[i] > o.lme_repass;
+        for (size_t p = 0; p < 2 * hw && want == &two; p++)
+            apart = fmax(apart, fabs(one.local_flow[i * 2 * hw + p] - two.local_flow[i * 2 * hw + p]));
+        assert_memory_equal(mix.homography + 9 * i, one.homography + 9 * i, sizeof(double) * 9);
+        double d = 0;
+        for (size_t p = 0; p < 2 * hw; p++)
+            d = fmax(d, fabs(mix.local_flow[i * 2 * hw + p] - want->local_flow[i * 2 * hw + p]));
+        for (size_t p = 0; p < hw; p++) d = fmax(d, fabs(mix.mask[i * hw + p] - want->mask[i * hw + p]));
+        assert_true(d < 1e-4);
+    }
+    assert_int_equal(redone, N / 2);
+    assert_true(apart > 1e-2);
+    o.lme_repass = -1;
+    glocal_result bad;
+    assert_int_equal(glocal_infer(m, pa, pb, N, TS, TS, &o, &bad), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_repass"));
+    glocal_result_free(&r0);
+    glocal_result_free(&one);
+    glocal_result_free(&two);
+    glocal_result_free(&mix);
     motion_pairs_free(&T);
     glocal_model_free(&m);
 }
@@ -381,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
         cmocka_unit_test(test_infer_local_source),
         cmocka_unit_test(test_one_lme_pass),
+        cmocka_unit_test(test_lme_repass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
