@@ -43,7 +43,7 @@ static int pool_progress(void *ctx, long done, long total)
 
 /* What the options set. */
 typedef struct {
-    const char *out, *dataset, *lists, *photos, *init;
+    const char *out, *dataset, *lists, *photos, *init, *init_lme;
     int freeze_gme;
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher;
@@ -117,6 +117,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--lme-ch", &o->lme_ch, 2, 128, "C", "LME base channels"),
         CLI_STR("--init", &o->init, "M", "start the GME from the weights of checkpoint M (same size, arch, feat);\n"
                 "the LME starts fresh (a new --lme-arch on a trained GME)"),
+        CLI_STR("--init-lme", &o->init_lme, "M", "start the LME from the weights of checkpoint M (same lme-arch, lme-ch):\n"
+                "e.g. an LME trained on synthetic pairs fine-tuned on photographs"),
         CLI_FLAG("--freeze-gme", &o->freeze_gme, "train the LME alone: the GME stays as it is (with --init)"),
         CLI_NUM("--iters", &o->iters, 1, 8, "K", "GME refinement iterations"),
         CLI_NUM("--feat", &o->feat, 4, 256, "F", "encoder channels"),
@@ -240,6 +242,11 @@ int cmd_train_motion(int argc, char **argv)
         int copied;
         if ((rc = glocal_model_load_gme(m, o.init, &copied)) < 0) { cli_fail(cmd, rc, "--init"); goto done; }
         fprintf(stderr, "GME from %s (%d tensors)%s\n", o.init, copied, o.freeze_gme ? ", frozen" : "");
+    }
+    if (!o.resume && o.init_lme) {
+        int copied;
+        if ((rc = glocal_model_load_lme(m, o.init_lme, &copied)) < 0) { cli_fail(cmd, rc, "--init-lme"); goto done; }
+        fprintf(stderr, "LME from %s (%d tensors)\n", o.init_lme, copied);
     }
     const int S = glocal_model_config(m)->size;
     /* Data-parallel (glocal_train_config.dist): with no RANK/WORLD_SIZE or

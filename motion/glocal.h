@@ -214,6 +214,11 @@ int glocal_model_load(glocal_model **out, const char *path, int64_t *step);
  * *copied (may be NULL): the number of tensors copied. */
 int glocal_model_load_gme(glocal_model *m, const char *path, int *copied);
 
+/* The same for the LME's weights (parameters "lme2.*", or "lme.*" for
+ * lme_arch 1): lme_arch and lme_ch must be the file's; the GME keeps its
+ * own (e.g. an LME trained on one GME fine-tuned on another's alignment). */
+int glocal_model_load_lme(glocal_model *m, const char *path, int *copied);
+
 /* Forward pass at the model size. a, b: (N, 1, S, S) grey in [0, 1].
  * Outputs (any may be NULL): global flow (N, 2, S, S) after every iteration
  * (glob[0..iters-1]; the last is the estimate), local flow (N, 2, S, S),

@@ -389,32 +389,34 @@ fail:
     return rc;
 }
 
-int glocal_model_load_gme(glocal_model *m, const char *path, int *copied)
+/* The weights of one part (parameters named prefix*) from a checkpoint, all
+ * read and checked before any is copied: on an error m keeps its weights. */
+static int load_part(glocal_model *m, const char *path, const char *prefix, const char *what,
+                     const char *must, int *copied)
 {
     nn_params *P = &m->p;
     int rc = 0, n = 0;
+    const size_t np = strlen(prefix);
     if (copied) *copied = 0;
-    /* every "gme.*" tensor read in one pass and checked before any is
-     * copied: on an error m keeps all its weights */
     int *idx = gl_malloc(sizeof(int) * (size_t)P->n);
     char (*keys)[300] = gl_malloc(sizeof *keys * (size_t)P->n);
     const char **names = gl_malloc(sizeof *names * (size_t)P->n);
     nn_tensor **t = gl_calloc((size_t)P->n, sizeof *t);
     if (!idx || !keys || !names || !t) { rc = GL_ENOMEM; goto done; }
     for (int i = 0; i < P->n; i++) {
-        if (strncmp(P->names[i], "gme.", 4)) continue;
+        if (strncmp(P->names[i], prefix, np)) continue;
         snprintf(keys[n], sizeof keys[n], "params/%s", P->names[i]);
         names[n] = keys[n];
         idx[n++] = i;
     }
-    if (n == 0) { rc = gl_error(GL_EFORMAT, "%s: the model has no GME weights to load", path); goto done; }
+    if (n == 0) { rc = gl_error(GL_EFORMAT, "%s: the model has no %s weights to load", path, what); goto done; }
     if ((rc = nn_checkpoint_read_tensors(path, names, n, t)) < 0) { gl_error_prefix(rc, "%s", path); goto done; }
     for (int k = 0; k < n && rc >= 0; k++) {
         int64_t a[NN_MAX_DIMS], b[NN_MAX_DIMS];
         const int i = idx[k], na = nn_shape(P->tensors[i], a), nb = t[k] ? nn_shape(t[k], b) : -1;
         if (!t[k] || na != nb || memcmp(a, b, sizeof(int64_t) * na))
-            rc = gl_error(GL_EFORMAT, "%s: %s %s (the model's GME is not the file's: size, arch, feat and "
-                          "radius must match)", path, P->names[i], t[k] ? "has another shape" : "is missing");
+            rc = gl_error(GL_EFORMAT, "%s: %s %s (the model's %s is not the file's: %s must match)", path,
+                          P->names[i], t[k] ? "has another shape" : "is missing", what, must);
     }
     for (int k = 0; k < n && rc >= 0; k++) rc = nn_copy_(P->tensors[idx[k]], t[k]);
     if (rc >= 0 && copied) *copied = n;
@@ -425,6 +427,16 @@ done:
     gl_free(keys);
     gl_free(idx);
     return rc < 0 ? rc : 0;
+}
+
+int glocal_model_load_gme(glocal_model *m, const char *path, int *copied)
+{
+    return load_part(m, path, "gme.", "GME", "size, arch, feat and radius", copied);
+}
+
+int glocal_model_load_lme(glocal_model *m, const char *path, int *copied)
+{
+    return load_part(m, path, m->cfg.lme_arch == 2 ? "lme2." : "lme.", "LME", "lme_arch and lme_ch", copied);
 }
 
 /* ---- forward ----------------------------------------------------------------------- */

@@ -512,7 +512,7 @@ static const struct {
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
     { "train-motion", "--arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
-                      "--gap --init --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
+                      "--gap --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
                       "--lr --lr-final --magnitude --mask-start --minutes --out --photos --pool --resume --seed --size --smooth "
                       "--split --steps --synth --teacher --teacher-weight" },
 };

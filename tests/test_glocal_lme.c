@@ -451,6 +451,28 @@ static void test_load_gme(void **state)
     }
     assert_true(params_diff(dst, ref, "lme") == 0);
     assert_true(params_diff(dst, ref, "gme.") > 0);
+    /* the LME alone, from a model with another GME (size 48): the same LME
+     * weights as that file's, the GME as it was; another lme_arch refused */
+    glocal_model *lsrc = model(48, 2, 24), *ldst = model(32, 2, 25), *lref = model(32, 2, 25);
+    OK(glocal_config_to_json(glocal_model_config(lsrc), js, sizeof js));
+    OK(nn_checkpoint_save(other, glocal_model_params(lsrc), &meta));
+    assert_int_equal(glocal_model_load_lme(ldst, path, &copied), GL_EFORMAT); /* src is lme_arch 1 */
+    assert_non_null(strstr(gl_last_error(), "lme2."));
+    assert_true(params_diff(ldst, lref, "") == 0);
+    OK(glocal_model_load_lme(ldst, other, &copied));
+    assert_true(copied > 0);
+    nn_params *pl = glocal_model_params(lsrc), *pm = glocal_model_params(ldst);
+    for (int i = 0; i < pm->n; i++) {
+        if (strncmp(pm->names[i], "lme2.", 5)) continue;
+        double d;
+        OK(nn_max_abs_diff(pm->tensors[i], nn_params_find(pl, pm->names[i]), &d));
+        assert_true(d == 0);
+    }
+    assert_true(params_diff(ldst, lref, "gme.") == 0);
+    assert_true(params_diff(ldst, lref, "lme2.") > 0);
+    glocal_model_free(&lsrc);
+    glocal_model_free(&ldst);
+    glocal_model_free(&lref);
     glocal_model_free(&src);
     glocal_model_free(&big);
     glocal_model_free(&dst);
