@@ -44,7 +44,7 @@ static int pool_progress(void *ctx, long done, long total)
 /* What the options set. */
 typedef struct {
     const char *out, *dataset, *lists, *photos, *init, *init_lme;
-    int freeze_gme;
+    int freeze_gme, align_refine;
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher;
     double magnitude;
@@ -120,6 +120,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_STR("--init-lme", &o->init_lme, "M", "start the LME from the weights of checkpoint M (same lme-arch, lme-ch):\n"
                 "e.g. an LME trained on synthetic pairs fine-tuned on photographs"),
         CLI_FLAG("--freeze-gme", &o->freeze_gme, "train the LME alone: the GME stays as it is (with --init)"),
+        CLI_FLAG("--align-refine", &o->align_refine, "with --freeze-gme: the LME learns on pairs aligned by the robust\n"
+                 "refinement started from the GME's homography (as inference aligns pairs the network gets wrong)"),
         CLI_NUM("--iters", &o->iters, 1, 8, "K", "GME refinement iterations"),
         CLI_NUM("--feat", &o->feat, 4, 256, "F", "encoder channels"),
         CLI_SECTION("Training"),
@@ -180,6 +182,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
     if (o->freeze_gme && !o->init && !o->resume)
         return cli_usage_error(cmd, "--freeze-gme needs --init M (a trained GME to keep)");
+    if (o->align_refine && !o->freeze_gme) return cli_usage_error(cmd, "--align-refine needs --freeze-gme");
     o->lc.train_gme = !o->freeze_gme;
     /* The mask comes from LME, so it never starts before it. Without
      * --mask-start, its default follows a later --lme-start (and says so);
@@ -206,6 +209,7 @@ int cmd_train_motion(int argc, char **argv)
     tc.loss = o.lc;
     tc.opt.lr = o.lr;
     tc.lr_final = o.lr_final;
+    tc.lme_align_refine = o.align_refine;
     tc.steps = o.steps;
     tc.minutes = o.minutes;
     tc.batch_size = (int)o.batch;

@@ -281,6 +281,14 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
                 const nn_tensor *tconf, const glocal_loss_config *lc, long step, nn_tensor **loss,
                 glocal_losses *parts);
 
+/* The same with the LME's alignment given: align (N, 2, S, S), a global
+ * flow in model pixels, aligns B for the LME and is the global flow of its
+ * losses instead of the GME's own estimate. Only with train_gme = 0 (the
+ * global terms would not see it). NULL: glocal_loss. */
+int glocal_loss_aligned(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *align,
+                        const nn_tensor *teacher, const nn_tensor *tconf, const glocal_loss_config *lc,
+                        long step, nn_tensor **loss, glocal_losses *parts);
+
 /* ---- the training loop (glocal_train.c) -------------------------------------------- */
 
 /* Where training pairs come from. motion/ reads no dataset itself: the caller
@@ -316,6 +324,13 @@ typedef struct {
      * warmup_steps) and elapsed / minutes, rank 0's clock shared by every
      * rank). 0 = constant lr. */
     double lr_final;
+    /* 1: with the GME frozen (loss.train_gme = 0), the LME learns on B
+     * aligned by the robust refinement (glocal_refine, unweighted) started
+     * from the GME's homography — the alignment glocal_infer gives it where
+     * the network is off (glocal_infer_options.lme_repass), e.g. on
+     * photographs for a GME trained on the renderer. 0 (default): the GME's
+     * own homography. */
+    int lme_align_refine;
     double clip_grad;         /* max global gradient norm (> 0; 10) */
     long steps;               /* train until this step (a resumed run counts the checkpoint's) */
     double minutes;           /* time budget of this run; 0 = none */

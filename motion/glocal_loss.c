@@ -300,15 +300,26 @@ int glocal_loss(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const n
                 const nn_tensor *tconf, const glocal_loss_config *lc, long step, nn_tensor **loss,
                 glocal_losses *parts)
 {
+    return glocal_loss_aligned(m, a, b, NULL, teacher, tconf, lc, step, loss, parts);
+}
+
+int glocal_loss_aligned(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *align,
+                        const nn_tensor *teacher, const nn_tensor *tconf, const glocal_loss_config *lc,
+                        long step, nn_tensor **loss, glocal_losses *parts)
+{
     int rc;
     nn_scope *sc = NULL;
     glocal_outputs o = { 0 };
     glocal_losses P = { 0 };
     *loss = NULL;
     TRY(glocal_loss_config_validate(lc));
+    if (align && lc->train_gme) {
+        rc = gl_error(GL_EINVAL, "an alignment for the LME needs the GME frozen (train_gme = 0)");
+        goto fail;
+    }
     TRY(nn_scope_begin(&sc));
     const int with_lme = step >= lc->lme_start;
-    TRY(glocal_forward_ex(m, a, b, with_lme, NULL, 1, lc->train_gme, &o));
+    TRY(glocal_forward_ex(m, a, b, with_lme, align, 1, lc->train_gme, &o));
     nn_tensor *weight = NULL, *total = NULL, *glob = NULL;
     double lteacher = 0;
     if (with_lme && step >= lc->mask_start) {
@@ -359,7 +370,7 @@ lme:
     if (with_lme) {
         nn_tensor *gd, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
             *t1, *t2, *t3, *bce;
-        TRY(nn_detach(&gd, o.glob[K - 1]));
+        TRY(nn_detach(&gd, align ? align : o.glob[K - 1]));
         if (m->cfg.lme_arch == 2) {
             nn_tensor *lt = NULL;
             const int use_t = teacher && tconf && lc->w_teacher > 0;

@@ -41,6 +41,8 @@ int glocal_train_config_validate(const glocal_train_config *c)
     if (c->steps < 0) return gl_error(GL_EINVAL, "glocal_train_config.steps: %ld, expected >= 0", c->steps);
     if (!(c->minutes >= 0))
         return gl_error(GL_EINVAL, "glocal_train_config.minutes: %g, expected >= 0 (0 = no limit)", c->minutes);
+    if (c->lme_align_refine && c->loss.train_gme)
+        return gl_error(GL_EINVAL, "glocal_train_config.lme_align_refine needs the GME frozen (loss.train_gme = 0)");
     if (!(c->lr_final >= 0 && c->lr_final <= c->opt.lr))
         return gl_error(GL_EINVAL, "glocal_train_config.lr_final: %g, expected 0 (constant lr) or in (0, lr = %g]",
                         c->lr_final, c->opt.lr);
@@ -229,6 +231,36 @@ static int teacher_batch(trainer *t, int S, nn_tensor **flow, nn_tensor **conf)
     return 0;
 }
 
+/* glocal_train_config.lme_align_refine: the global flow (per, 2, S, S) of
+ * the robust refinement started from the GME's homography (glocal_infer, no
+ * LME), in the current scope. */
+static int refined_alignment(trainer *t, int S, int W, int H, nn_tensor **out)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.lme = 0;
+    o.local_tvl1 = 0;
+    o.homography_only = 1;
+    glocal_result r;
+    int rc = glocal_infer(t->m, t->a, t->b, t->per, W, H, &o, &r);
+    if (rc < 0) return gl_error_prefix(rc, "step %ld: refined alignment", t->step);
+    const size_t ss = (size_t)S * S;
+    float *f = gl_malloc(sizeof(float) * 2 * ss * t->per);
+    nn_tensor *cpu = NULL;
+    if (!f) rc = GL_ENOMEM;
+    for (int i = 0; i < t->per && rc >= 0; i++) {
+        double hs[9];
+        glocal_homography_rescale(r.homography + 9 * i, W, H, S, S, hs);
+        rc = glocal_homography_to_flow(hs, S, S, f + 2 * ss * i);
+    }
+    int64_t sh[4] = { t->per, 2, S, S };
+    if (rc >= 0) rc = nn_from_data(&cpu, f, sh, 4, NN_F32);
+    if (rc >= 0) rc = nn_to_device(out, cpu, nn_default_device());
+    gl_free(f);
+    glocal_result_free(&r);
+    return rc;
+}
+
 enum { STEP_DONE = 0, STEP_STOP = 1, STEP_BUDGET = 2, STEP_NAN = 3 };
 
 /* The learning rate of step t->step: warm-up, then constant or (lr_final > 0)
@@ -254,13 +286,14 @@ static int train_step(trainer *t, int stop_asked, double limit_s, glocal_losses 
     int rc = draw_batch(t);
     if (rc < 0) return rc;
     nn_scope *sc = NULL;
-    nn_tensor *ta, *tb, *loss, *tt = NULL, *tcf = NULL;
+    nn_tensor *ta, *tb, *loss, *tt = NULL, *tcf = NULL, *al = NULL;
     if ((rc = nn_scope_begin(&sc)) < 0 ||
         (rc = glocal_frames_to_tensor(&ta, t->a, t->per, W, H, S)) < 0 ||
         (rc = glocal_frames_to_tensor(&tb, t->b, t->per, W, H, S)) < 0 ||
         (rc = nn_optimizer_zero_grad(t->opt)) < 0 ||
         (rc = teacher_batch(t, S, &tt, &tcf)) < 0 ||
-        (rc = glocal_loss(t->m, ta, tb, tt, tcf, &t->cfg->loss, t->step, &loss, L)) < 0)
+        (t->cfg->lme_align_refine && (rc = refined_alignment(t, S, W, H, &al)) < 0) ||
+        (rc = glocal_loss_aligned(t->m, ta, tb, al, tt, tcf, &t->cfg->loss, t->step, &loss, L)) < 0)
         goto fail;
     /* Stop decisions are taken together: the time budget by any rank's
      * clock (MAX), a non-finite loss on any rank, a stop asked on any rank. */

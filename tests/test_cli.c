@@ -511,7 +511,7 @@ static const struct {
                           "--epochs --frames --gamma --init --label-smoothing --lists --lr --min-lr --modality "
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
-    { "train-motion", "--arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
+    { "train-motion", "--align-refine --arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
                       "--gap --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
                       "--lr --lr-final --magnitude --mask-start --minutes --out --photos --pool --resume --seed --size --smooth "
                       "--split --steps --synth --teacher --teacher-weight" },

@@ -117,7 +117,9 @@ enum { REF_STEPS = 4, REF_BATCH = 4, REF_WARMUP = 3 };
 
 /* lr_final > 0: the cosine decay after the warm-up (glocal.h), written here
  * from its definition. */
-static void hand_loop(long steps, double lr_final)
+/* align: the GME frozen, the LME on the refined alignment
+ * (lme_align_refine), computed here by glocal_infer without the LME. */
+static void hand_loop(long steps, double lr_final, int align)
 {
     glocal_train_config tc = glocal_train_config_default();
     tc.lr_final = lr_final;
@@ -129,6 +131,9 @@ static void hand_loop(long steps, double lr_final)
     tc.steps = steps;
     tc.batch_size = REF_BATCH;
     tc.seed = REF_SEED;
+    tc.loss.train_gme = !align;
+    tc.lme_align_refine = align;
+    if (align) tc.loss.lme_start = 0, tc.loss.mask_start = 1; /* a frozen GME has no global stage */
     source_ctx sc;
     glocal_pair_source src = source(&sc);
     glocal_model *m = tiny_model(11);
@@ -163,10 +168,21 @@ static void hand_loop(long steps, double lr_final)
         OK(glocal_frames_to_tensor(&ta, A, REF_BATCH, S, S, S));
         OK(glocal_frames_to_tensor(&tb, B, REF_BATCH, S, S, S));
         OK(nn_optimizer_zero_grad(opt));
-        OK(glocal_loss(r, ta, tb, NULL, NULL, &tc.loss, step, &loss, &L));
+        nn_tensor *al = NULL;
+        if (align) {
+            glocal_infer_options o;
+            glocal_infer_options_default(&o);
+            o.lme = 0;
+            o.local_tvl1 = 0;
+            glocal_result gr;
+            OK(glocal_infer(r, A, B, REF_BATCH, S, S, &o, &gr));
+            OK(nn_from_data(&al, gr.global_flow, (int64_t[]){ REF_BATCH, 2, S, S }, 4, NN_F32));
+            glocal_result_free(&gr);
+        }
+        OK(glocal_loss_aligned(r, ta, tb, al, NULL, NULL, &tc.loss, step, &loss, &L));
         OK(nn_backward(loss));
         OK(nn_clip_grad_norm(glocal_model_params(r), REF_CLIP, &gnorm));
-        assert_true(gnorm > REF_CLIP); /* clipping engaged, or the test would not see it */
+        assert_true(align || gnorm > REF_CLIP); /* clipping engaged, or the test would not see it */
         OK(nn_optimizer_step(opt));
         nn_scope_end(&scp);
     }
@@ -184,14 +200,30 @@ static void hand_loop(long steps, double lr_final)
 static void test_matches_hand_loop(void **state)
 {
     (void)state;
-    hand_loop(REF_STEPS, 0);
+    hand_loop(REF_STEPS, 0, 0);
 }
 
 /* The cosine decay: 4 steps after the warm-up at lr 2e-3, 1.7e-3, 1e-3, 3e-4 */
 static void test_matches_hand_loop_cosine(void **state)
 {
     (void)state;
-    hand_loop(REF_WARMUP + 4, 1e-5);
+    hand_loop(REF_WARMUP + 4, 1e-5, 0);
+}
+
+/* lme_align_refine: the frozen GME's homography refined by glocal_refine
+ * aligns the LME's pairs; with the alignment refused while the GME trains. */
+static void test_matches_hand_loop_align_refine(void **state)
+{
+    (void)state;
+    hand_loop(REF_STEPS, 0, 1);
+    glocal_train_config tc = glocal_train_config_default();
+    tc.lme_align_refine = 1;
+    source_ctx sc;
+    glocal_pair_source src = source(&sc);
+    glocal_model *m = tiny_model(11);
+    assert_int_equal(glocal_train(m, &src, &tc, NULL, NULL), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_align_refine"));
+    glocal_model_free(&m);
 }
 
 /* ---- a tiny model trains ---- */
@@ -424,6 +456,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_hand_loop),
         cmocka_unit_test(test_matches_hand_loop_cosine),
+        cmocka_unit_test(test_matches_hand_loop_align_refine),
         cmocka_unit_test(test_stop_and_bad_settings),
         cmocka_unit_test(test_resume_equals_straight_run),
         cmocka_unit_test(test_tiny_model_trains),
