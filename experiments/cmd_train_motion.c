@@ -46,7 +46,7 @@ typedef struct {
     const char *out, *dataset, *lists, *photos, *init, *init_lme;
     int freeze_gme, align_refine;
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
-    int synth, resume, augment, teacher;
+    int synth, resume, augment, teacher, pretrain_gt;
     double magnitude;
     long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, lr_final, camera;
@@ -145,6 +145,9 @@ static int parse_options(tm_options *o, int argc, char **argv)
                    "where its forward-backward check and photometric error trust it (no ground truth);\n"
                    "none: the photometric terms alone (the LME's flow then learns several times slower)",
                    .def = "tvl1"),
+        CLI_FLAG("--pretrain-gt", &o->pretrain_gt, "SUPERVISED pre-training, not self-supervised: the teacher term learns\n"
+                 "from the generator's exact flow (--synth or --photos pairs) instead of a classical\n"
+                 "flow; report such models apart (never the default)"),
         CLI_NUM("--teacher-weight", &o->lc.w_teacher, -INFINITY, INFINITY, "W", "weight of the teacher term", .def = "1 with a teacher"),
         CLI_NUM("--seed", &o->seed, 0, 0x7fffffffL, "S", "seed of weights and batches"),
         CLI_NUM("--ckpt-every", &o->ckpt_every, 1, 1000000000, "N", "checkpoint period in steps"),
@@ -175,8 +178,14 @@ static int parse_options(tm_options *o, int argc, char **argv)
     while (synth->ptr != &o->synth) synth++;
     while (dataset->ptr != &o->dataset) dataset++;
     while (tw->ptr != &o->lc.w_teacher) tw++;
-    /* --teacher without --teacher-weight: 1; a weight given (0 too) stands */
-    if (o->teacher > 0 && tw->count == 0) o->lc.w_teacher = 1.0;
+    const cli_opt *teach = opts;
+    while (teach->ptr != &o->teacher) teach++;
+    if (o->pretrain_gt && teach->count > 0)
+        return cli_usage_error(cmd, "--pretrain-gt replaces the classical teacher: give one of --teacher, --pretrain-gt");
+    if (o->pretrain_gt && o->dataset && !o->photos)
+        return cli_usage_error(cmd, "--pretrain-gt needs pairs with ground truth (--synth or --photos), not --dataset");
+    /* --teacher (or --pretrain-gt) without --teacher-weight: 1; a weight given (0 too) stands */
+    if ((o->teacher > 0 || o->pretrain_gt) && tw->count == 0) o->lc.w_teacher = 1.0;
     if (synth->last > dataset->last) o->dataset = NULL; /* --dataset X --synth: synthetic */
     if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
@@ -270,7 +279,13 @@ int cmd_train_motion(int argc, char **argv)
     glocal_pair_source src;
     motion_pairs_source(&P, &src);
     cli_signals_catch(); /* from the teacher's flows to the end of training */
-    if (o.teacher > 0) {
+    if (o.pretrain_gt) {
+        if ((rc = motion_teacher_truth(&T, &P)) < 0) { cli_fail(cmd, rc, "--pretrain-gt"); goto done; }
+        if (rank == 0)
+            fprintf(stderr, "glocal train-motion: SUPERVISED by the generator's ground truth (--pretrain-gt): "
+                    "not a self-supervised model\n");
+        motion_pairs_source_teacher(&T, &src);
+    } else if (o.teacher > 0) {
         flow_method_fn fm = o.teacher == 1 ? flow_method_tvl1 : flow_method_dis;
         cli_progress tpp;
         cli_progress_start(&tpp, "teacher flows", P.n);

@@ -105,6 +105,35 @@ fail:
     return rc;
 }
 
+int motion_teacher_truth(motion_teacher *t, const motion_pairs *p)
+{
+    memset(t, 0, sizeof *t);
+    if (!p->global_flow || !p->local_flow)
+        return gl_error(GL_EINVAL, "ground-truth teacher: the pairs have no ground truth (only rendered "
+                        "synthetic pairs and photo-crop pairs have)");
+    const int w = p->width, h = p->height;
+    const size_t plane = (size_t)w * h;
+    t->p = p;
+    t->flow = gl_calloc(4 * plane * (size_t)p->n, sizeof(float));
+    t->conf = gl_calloc(2 * plane * (size_t)p->n, sizeof(float));
+    if (!t->flow || !t->conf) {
+        motion_teacher_free(t);
+        return GL_ENOMEM;
+    }
+    for (long k = 0; k < p->n; k++) {
+        const float *g = p->global_flow + 2 * plane * (size_t)k, *l = p->local_flow + 2 * plane * (size_t)k;
+        float *fw = t->flow + 4 * plane * (size_t)k, *cf = t->conf + 2 * plane * (size_t)k;
+        for (size_t i = 0; i < 2 * plane; i++) fw[i] = g[i] + l[i];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const size_t i = (size_t)y * w + x;
+                const float qx = x + fw[i], qy = y + fw[plane + i];
+                cf[i] = qx >= 0 && qy >= 0 && qx <= w - 1 && qy <= h - 1; /* backward: stays 0 */
+            }
+    }
+    return 0;
+}
+
 void motion_teacher_free(motion_teacher *t)
 {
     gl_free(t->flow);

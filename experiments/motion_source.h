@@ -35,6 +35,13 @@ int motion_teacher_compute(motion_teacher *t, const motion_pairs *p, flow_method
                            const void *cfg, int (*progress)(void *, long, long), void *ctx);
 void motion_teacher_free(motion_teacher *t);
 
+/* Supervised pre-training (train-motion --pretrain-gt, never the default):
+ * the "teacher" is p's ground truth, the exact flow A -> B (global + local),
+ * trusted wherever it stays inside the frame; the backward direction (the
+ * pairs drawn swapped) is not known exactly and is trusted nowhere.
+ * GL_EINVAL when p has no ground truth (pairs from videos). */
+int motion_teacher_truth(motion_teacher *t, const motion_pairs *p);
+
 /* Like motion_pairs_source, with t's flows as the source's teacher. */
 void motion_pairs_source_teacher(const motion_teacher *t, glocal_pair_source *src);
 

@@ -1,4 +1,5 @@
 /* test_experiments.c — experiment configs and the stage machinery of `glocal run`. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +263,59 @@ static void test_teacher_confidence(void **state)
     motion_teacher_free(&t);
     free(p.a);
     free(p.b);
+}
+
+/* --pretrain-gt's teacher on rendered pairs: B sampled at p + flow shows
+ * A(p) (grey error far below the unaligned pair's) wherever it is trusted,
+ * trusted exactly where p + flow is inside the frame; the swapped direction
+ * trusted nowhere; pairs without ground truth refused. */
+static void test_teacher_truth(void **state)
+{
+    (void)state;
+    enum { S = 48, N = 4 };
+    synth_config sc = synth_config_default();
+    sc.width = sc.height = S;
+    sc.seed = 5;
+    motion_pairs p = { 0 };
+    OK(motion_pairs_synth(&p, &sc, N, 5));
+    motion_teacher t;
+    OK(motion_teacher_truth(&t, &p));
+    const size_t plane = (size_t)S * S;
+    double warped = 0, still = 0;
+    long n = 0, wrong_conf = 0, back_trusted = 0;
+    for (int k = 0; k < N; k++) {
+        const float *fw = t.flow + 4 * plane * k, *cf = t.conf + 2 * plane * k;
+        const uint8_t *a = p.a + 3 * plane * k, *b = p.b + 3 * plane * k;
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                const size_t i = (size_t)y * S + x;
+                const double qx = x + fw[i], qy = y + fw[plane + i];
+                const int inside = qx >= 0 && qy >= 0 && qx <= S - 1 && qy <= S - 1;
+                wrong_conf += (cf[i] > 0.5f) != inside;
+                back_trusted += cf[plane + i] > 0;
+                if (!inside) continue;
+                const int x0 = qx > S - 2 ? S - 2 : (int)qx, y0 = qy > S - 2 ? S - 2 : (int)qy;
+                const double fx = qx - x0, fy = qy - y0;
+                for (int c = 0; c < 3; c++) {
+#define B(xx, yy) b[3 * ((size_t)(yy) * S + (xx)) + c]
+                    double v = (1 - fy) * ((1 - fx) * B(x0, y0) + fx * B(x0 + 1, y0)) +
+                               fy * ((1 - fx) * B(x0, y0 + 1) + fx * B(x0 + 1, y0 + 1));
+#undef B
+                    warped += fabs(a[3 * i + c] - v);
+                    still += fabs((double)a[3 * i + c] - b[3 * i + c]);
+                }
+                n += 3;
+            }
+    }
+    print_message("ground-truth teacher: |A - B(p + f)| %.2f vs |A - B| %.2f grey levels\n", warped / n, still / n);
+    assert_int_equal(wrong_conf, 0);
+    assert_int_equal(back_trusted, 0);
+    assert_true(warped / n < 0.4 * (still / n)); /* 0.31 measured: occlusions and edge blur stay */
+    motion_teacher_free(&t);
+    motion_pairs q = { .n = 1, .width = S, .height = S, .a = p.a, .b = p.b };
+    assert_int_equal(motion_teacher_truth(&t, &q), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "ground truth"));
+    motion_pairs_free(&p);
 }
 
 /* Runs a shell command, output to log; returns its exit status. */
@@ -573,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_stage_markers_and_exec),
         cmocka_unit_test(test_stage_exec_passes_signals),
         cmocka_unit_test(test_teacher_confidence),
+        cmocka_unit_test(test_teacher_truth),
         cmocka_unit_test(test_run_tiny_end_to_end),
         cmocka_unit_test(test_run_sigterm),
         cmocka_unit_test(test_train_motion_on_real_ucf_layout),
