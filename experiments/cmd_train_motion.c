@@ -182,11 +182,11 @@ static int parse_options(tm_options *o, int argc, char **argv)
     while (teach->ptr != &o->teacher) teach++;
     if (o->pretrain_gt && teach->count > 0)
         return cli_usage_error(cmd, "--pretrain-gt replaces the classical teacher: give one of --teacher, --pretrain-gt");
-    if (o->pretrain_gt && o->dataset && !o->photos)
-        return cli_usage_error(cmd, "--pretrain-gt needs pairs with ground truth (--synth or --photos), not --dataset");
     /* --teacher (or --pretrain-gt) without --teacher-weight: 1; a weight given (0 too) stands */
     if ((o->teacher > 0 || o->pretrain_gt) && tw->count == 0) o->lc.w_teacher = 1.0;
     if (synth->last > dataset->last) o->dataset = NULL; /* --dataset X --synth: synthetic */
+    if (o->pretrain_gt && o->dataset && !o->photos)
+        return cli_usage_error(cmd, "--pretrain-gt needs pairs with ground truth (--synth or --photos), not --dataset");
     if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
     if (o->freeze_gme && !o->init && !o->resume)

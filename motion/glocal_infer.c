@@ -267,27 +267,36 @@ static int refine_range(void *ctx, long begin, long end)
     return 0;
 }
 
+int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_tensor **out)
+{
+    int rc = 0;
+    const size_t ss = (size_t)S * S;
+    float *f = gl_malloc(sizeof(float) * n * 2 * ss);
+    nn_tensor *cpu = NULL;
+    if (!f) return GL_ENOMEM;
+    for (int i = 0; i < n && rc >= 0; i++) {
+        double hs[9];
+        glocal_homography_rescale(h + 9 * i, W, H, S, S, hs);
+        rc = glocal_homography_to_flow(hs, S, S, f + (size_t)i * 2 * ss);
+    }
+    int64_t sh[4] = { n, 2, S, S };
+    if (rc >= 0) rc = nn_from_data(&cpu, f, sh, 4, NN_F32);
+    if (rc >= 0) rc = nn_to_device(out, cpu, nn_default_device());
+    nn_free(&cpu);
+    gl_free(f);
+    return rc;
+}
+
 /* LME on B aligned by the homographies h[n][9] (input pixels): its local
  * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size. */
 static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
                     int n, int width, int height, float *flow, float *mask)
 {
     int rc;
-    const int S = m->cfg.size;
-    const size_t ss = (size_t)S * S;
-    float *f = gl_malloc(sizeof(float) * n * 2 * ss);
-    nn_tensor *cpu = NULL, *al = NULL, *bw = NULL;
-    if (!f) return GL_ENOMEM;
-    for (int i = 0; i < n; i++) {
-        double hs[9];
-        glocal_homography_rescale(h + 9 * i, width, height, S, S, hs);
-        TRY(glocal_homography_to_flow(hs, S, S, f + (size_t)i * 2 * ss));
-    }
-    int64_t sh[4] = { n, 2, S, S };
-    TRY(nn_from_data(&cpu, f, sh, 4, NN_F32));
-    TRY(nn_to_device(&al, cpu, nn_default_device()));
-    TRY(glocal_warp(&bw, tb, al));
+    nn_tensor *al = NULL, *bw = NULL;
     glocal_lme_out lo = { 0 };
+    TRY(glocal_homographies_to_flow(h, n, width, height, m->cfg.size, &al));
+    TRY(glocal_warp(&bw, tb, al));
     TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
     TRY(to_input_size(lo.local, width, height, 1, flow));
     TRY(to_input_size(lo.mask, width, height, 0, mask));
@@ -296,8 +305,6 @@ fail:
     nn_free(&lo.mask);
     nn_free(&bw);
     nn_free(&al);
-    nn_free(&cpu);
-    gl_free(f);
     return rc;
 }
 
@@ -319,22 +326,6 @@ static void local_realign(float *u, float *v, int W, int H, const double h0[9], 
         }
 }
 
-/* Largest distance between where h0 and h1 send a corner of the frame,
- * in pixels of the S x S model frame. */
-static double corner_shift(const double h0[9], const double h1[9], int W, int H, int S)
-{
-    double a[9], b[9], d = 0;
-    glocal_homography_rescale(h0, W, H, S, S, a);
-    glocal_homography_rescale(h1, W, H, S, S, b);
-    for (int c = 0; c < 4; c++) {
-        const double x = c & 1 ? S - 1 : 0, y = c & 2 ? S - 1 : 0;
-        const double da = a[6] * x + a[7] * y + a[8], db = b[6] * x + b[7] * y + b[8];
-        d = fmax(d, hypot((a[0] * x + a[1] * y + a[2]) / da - (b[0] * x + b[1] * y + b[2]) / db,
-                          (a[3] * x + a[4] * y + a[5]) / da - (b[3] * x + b[4] * y + b[5]) / db));
-    }
-    return d;
-}
-
 /* glocal_infer_options.lme_repass: the LME again, on the refined alignment,
  * for the pairs whose refinement moved a corner by more than px model
  * pixels from h0 (one sub-batch); their flow and mask replace the carried ones. */
@@ -342,18 +333,22 @@ static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb,
                       double px, glocal_result *r)
 {
     int rc = 0, k = 0;
-    const int n = r->n, W = r->width, H = r->height;
+    const int n = r->n, W = r->width, H = r->height, S = m->cfg.size;
     const size_t hw = (size_t)W * H;
     int64_t *sel = gl_malloc(sizeof(int64_t) * n);
     double *h = gl_malloc(sizeof(double) * 9 * n);
     float *buf = NULL;
     nn_tensor *cpu = NULL, *idx = NULL, *sa = NULL, *sb = NULL;
     if (!sel || !h) { rc = GL_ENOMEM; goto fail; }
-    for (int i = 0; i < n; i++)
-        if (corner_shift(h0 + 9 * i, r->homography + 9 * i, W, H, m->cfg.size) > px) {
+    for (int i = 0; i < n; i++) {
+        double a[9], b[9]; /* in pixels of the model size */
+        glocal_homography_rescale(h0 + 9 * i, W, H, S, S, a);
+        glocal_homography_rescale(r->homography + 9 * i, W, H, S, S, b);
+        if (glocal_corner_shift(a, b, S, S) > px) {
             memcpy(h + 9 * k, r->homography + 9 * i, sizeof(double) * 9);
             sel[k++] = i;
         }
+    }
     if (k == 0) goto fail;
     if (!(buf = gl_malloc(sizeof(float) * 3 * hw * k))) { rc = GL_ENOMEM; goto fail; }
     int64_t sh[1] = { k };

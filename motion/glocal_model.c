@@ -780,11 +780,13 @@ int glocal_forward_ex(glocal_model *m, const nn_tensor *a, const nn_tensor *b, i
         nn_size(b, 2) != S || nn_size(b, 3) != S)
         return gl_error(GL_EINVAL, "glocal_forward: need grey frames (N, 1, %d, %d)", (int)S, (int)S);
     TRY(nn_scope_begin(&sc));
-    const int prev = gme_grad ? -1 : nn_grad_mode_set(0);
-    if (m->cfg.arch == 2) rc = glocal_gme2_forward(m, a, b, training, out);
-    else rc = gme_forward_v1(m, a, b, training, out);
-    if (prev >= 0) nn_grad_mode_set(prev);
-    if (rc < 0) goto fail;
+    if (!align || gme_grad) {
+        const int prev = gme_grad ? -1 : nn_grad_mode_set(0);
+        if (m->cfg.arch == 2) rc = glocal_gme2_forward(m, a, b, training, out);
+        else rc = gme_forward_v1(m, a, b, training, out);
+        if (prev >= 0) nn_grad_mode_set(prev);
+        if (rc < 0) goto fail;
+    }
     if (with_lme) {
         nn_tensor *al = (nn_tensor *)align, *bw;
         if (!al) TRY(nn_detach(&al, out->glob[out->nglob - 1]));

@@ -61,7 +61,9 @@ typedef struct {
 int glocal_lme_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *bw, int training,
                        glocal_lme_out *out);
 
-/* glocal_forward with the GME's gradients recorded (gme_grad 1) or not. */
+/* glocal_forward with the GME's gradients recorded (gme_grad 1) or not.
+ * With an alignment given and no GME gradient the GME does not run at all
+ * (nglob = 0): nothing would use its estimate. */
 int glocal_forward_ex(glocal_model *m, const nn_tensor *a, const nn_tensor *b, int with_lme,
                       const nn_tensor *align, int training, int gme_grad, glocal_outputs *out);
 
@@ -99,6 +101,14 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
                        nn_tensor **coef);
 int glocal_gn_step(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *bases_l,
                    const nn_tensor *g, const nn_tensor *w, nn_tensor **out);
+
+/* Largest distance (px) between where a and b send a corner of a w x h
+ * frame (glocal_refine.c). */
+double glocal_corner_shift(const double a[9], const double b[9], int w, int h);
+
+/* Homographies h[n][9] of W x H frames as global flows (n, 2, S, S) at the
+ * model size, on the default device, in the caller's nn scope (glocal_infer.c). */
+int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_tensor **out);
 
 /* The k-th smallest of v[0..n-1] (reorders v). */
 float glocal_quickselect(float *v, long n, long k);

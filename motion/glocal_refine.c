@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "motion/glocal.h"
+#include "motion/glocal_private.h"
 #include "nn/mat3.h"
 
 void glocal_refine_config_default(glocal_refine_config *c)
@@ -222,7 +223,7 @@ static int solve8(double A[8][8], double b[8], double x[8])
     return 0;
 }
 
-static double corner_shift(const double a[9], const double b[9], int w, int h)
+double glocal_corner_shift(const double a[9], const double b[9], int w, int h)
 {
     double cs[4][2] = { { 0, 0 }, { w - 1, 0 }, { 0, h - 1 }, { w - 1, h - 1 } }, m = 0;
     for (int i = 0; i < 4; i++) {
@@ -312,7 +313,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
             }
         }
         if (!accepted) return 0;
-        double moved = corner_shift(hm, hn, w, h);
+        double moved = glocal_corner_shift(hm, hn, w, h);
         memcpy(hm, hn, sizeof hn);
         if (moved < c->tol) return 0;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "motion/glocal.h"
+#include "motion/glocal_private.h"
 
 glocal_train_config glocal_train_config_default(void)
 {
@@ -244,19 +245,7 @@ static int refined_alignment(trainer *t, int S, int W, int H, nn_tensor **out)
     glocal_result r;
     int rc = glocal_infer(t->m, t->a, t->b, t->per, W, H, &o, &r);
     if (rc < 0) return gl_error_prefix(rc, "step %ld: refined alignment", t->step);
-    const size_t ss = (size_t)S * S;
-    float *f = gl_malloc(sizeof(float) * 2 * ss * t->per);
-    nn_tensor *cpu = NULL;
-    if (!f) rc = GL_ENOMEM;
-    for (int i = 0; i < t->per && rc >= 0; i++) {
-        double hs[9];
-        glocal_homography_rescale(r.homography + 9 * i, W, H, S, S, hs);
-        rc = glocal_homography_to_flow(hs, S, S, f + 2 * ss * i);
-    }
-    int64_t sh[4] = { t->per, 2, S, S };
-    if (rc >= 0) rc = nn_from_data(&cpu, f, sh, 4, NN_F32);
-    if (rc >= 0) rc = nn_to_device(out, cpu, nn_default_device());
-    gl_free(f);
+    rc = glocal_homographies_to_flow(r.homography, t->per, W, H, S, out);
     glocal_result_free(&r);
     return rc;
 }
