@@ -48,7 +48,7 @@ typedef struct {
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher, pretrain_gt;
     double magnitude;
-    long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, gap, split, ckpt_every, log_every, seed;
+    long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, mix_synth, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, lr_final, camera;
     glocal_loss_config lc;
 } tm_options;
@@ -79,6 +79,16 @@ static int prepare_pairs(motion_pairs *P, const tm_options *o, int S)
         rc = motion_pairs_synth(P, &sc, pool, 1000003ull * seed);
     }
     cli_progress_end(&pp, rc < 0 ? 0 : pool, NULL);
+    if (rc >= 0 && o->mix_synth > 0) {
+        /* renderer pairs beside the photographs or videos: one pool */
+        motion_pairs R;
+        synth_config sc = synth_config_default();
+        sc.width = sc.height = S;
+        sc.camera = o->camera;
+        sc.seed = seed;
+        if ((rc = motion_pairs_synth(&R, &sc, (int)o->mix_synth, 1000003ull * seed)) < 0) return rc;
+        if ((rc = motion_pairs_append(P, &R)) < 0) motion_pairs_free(&R);
+    }
     return rc;
 }
 
@@ -92,6 +102,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
     static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
+    static const char *const occlusions[] = { "none", "border", "fb", NULL }; /* glocal_occlusion */
     char mask_def[96];
     snprintf(mask_def, sizeof mask_def, "%ld, or --lme-start when that is later",
              glocal_loss_config_default().mask_start);
@@ -109,6 +120,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_STR("--photos", &o->photos, "DIR", "photo-crop pairs from the photographs in DIR (datasets/photo_pairs.h):\n"
                 "a random crop, a random homography, 1-2 moving patches"),
         CLI_NUM("--magnitude", &o->magnitude, 0, 0.5, "M", "--photos: corners move within +-M*S px", .open_lo = 1),
+        CLI_NUM("--mix-synth", &o->mix_synth, 0, 10000000, "N", "with --photos or --dataset: N rendered pairs (--synth's, --camera) join\n"
+                "the pool, so the model keeps the renderer while it learns the new images"),
         CLI_FLAG("--augment", &o->augment, "--photos: photometric jitter, blur, noise and JPEG coding per frame"),
         CLI_SECTION("Model"),
         CLI_NUM("--size", &o->size, 32, 1024, "S", "model size, a multiple of 16: frames are resized to SxS"),
@@ -139,6 +152,9 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_NUM("--dense", &o->lc.w_dense, -INFINITY, INFINITY, "W", "arch 2: weight of the dense flows' photometric term"),
         CLI_NUM("--local", &o->lc.w_local, -INFINITY, INFINITY, "W", "weight of the local reconstruction (Charbonnier)"),
         CLI_NUM("--local-census", &o->lc.w_lcensus, -INFINITY, INFINITY, "W", "LME arch 2: weight of the census term of the local loss"),
+        CLI_CHOICE("--occlusion", &o->lc.occlusion, occlusions, "pixels left out of the LME's reconstruction loss: none; border (the\n"
+                   "flow leaves the frame); fb (border, and the forward-backward test against the LME's\n"
+                   "flow of the reversed pair: one more LME pass a step, without gradient)", .def = "none"),
         CLI_NUM("--smooth", &o->lc.w_smooth, -INFINITY, INFINITY, "W", "weight of the local flow's edge-aware smoothness"),
         CLI_CHOICE("--teacher", &o->teacher, teachers, "GME arch 2's dense flows and LME arch 2's local flow also learn\n"
                    "from a classical flow (its local part: minus the global estimate),\n"
@@ -188,6 +204,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
     if (o->pretrain_gt && o->dataset && !o->photos)
         return cli_usage_error(cmd, "--pretrain-gt needs pairs with ground truth (--synth or --photos), not --dataset");
     if (o->dataset && !o->photos) o->lists = cli_lists_note(cmd, o->dataset, o->lists, o->lists_dir, sizeof o->lists_dir);
+    if (o->mix_synth > 0 && !o->photos && !o->dataset)
+        return cli_usage_error(cmd, "--mix-synth adds rendered pairs to --photos or --dataset pairs: give one of them");
     if (o->size % 16) return cli_usage_error(cmd, "--size must be a multiple of 16, got %ld", o->size);
     if (o->freeze_gme && !o->init && !o->resume)
         return cli_usage_error(cmd, "--freeze-gme needs --init M (a trained GME to keep)");

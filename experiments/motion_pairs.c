@@ -81,6 +81,33 @@ fail:
     return rc;
 }
 
+int motion_pairs_append(motion_pairs *p, motion_pairs *q)
+{
+    if (p->width != q->width || p->height != q->height)
+        return gl_error(GL_EINVAL, "motion_pairs_append: %dx%d pairs with %dx%d ones", p->width, p->height,
+                        q->width, q->height);
+    const int gt = p->homography && q->homography;
+    const size_t hw = (size_t)p->width * p->height;
+    motion_pairs r;
+    int rc = pairs_alloc(&r, p->n + q->n, p->width, p->height, gt);
+    if (rc < 0) return rc;
+    const motion_pairs *src[2] = { p, q };
+    for (int k = 0, at = 0; k < 2; at += src[k]->n, k++) {
+        const motion_pairs *s = src[k];
+        memcpy(r.a + at * hw * 3, s->a, s->n * hw * 3);
+        memcpy(r.b + at * hw * 3, s->b, s->n * hw * 3);
+        if (!gt) continue;
+        memcpy(r.homography + 9 * (size_t)at, s->homography, sizeof(double) * 9 * s->n);
+        memcpy(r.global_flow + at * 2 * hw, s->global_flow, sizeof(float) * 2 * hw * s->n);
+        memcpy(r.local_flow + at * 2 * hw, s->local_flow, sizeof(float) * 2 * hw * s->n);
+        memcpy(r.mask + at * hw, s->mask, hw * s->n);
+    }
+    motion_pairs_free(p);
+    motion_pairs_free(q);
+    *p = r;
+    return 0;
+}
+
 typedef struct {
     const photo_set *set;
     const photo_pairs_config *cfg;

@@ -39,6 +39,12 @@ int motion_pairs_synth(motion_pairs *p, const synth_config *cfg, int n, uint64_t
 int motion_pairs_photos(motion_pairs *p, const char *photos, int max_short_side,
                         const photo_pairs_config *cfg, int n);
 
+/* Appends q's pairs to p's (one pool from two sources, e.g. photo-crop and
+ * rendered pairs) and frees q. The frames must be of one size; the ground
+ * truth stays when both have it, else it is dropped. On error p and q are
+ * as they were. */
+int motion_pairs_append(motion_pairs *p, motion_pairs *q);
+
 /* Up to pairs_per_clip consecutive pairs (t, t+1) of the first max_clips
  * clips of the test list of a synthetic dataset folder, with the ground truth
  * of DIR/<Class>/<clip>_gt.h5. */

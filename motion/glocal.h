@@ -262,7 +262,15 @@ typedef struct {
      * gradients, no global terms): the LME's stage on a trained GME
      * (glocal_model_load_gme). */
     int train_gme;
+    /* Which pixels of A the local reconstruction compares (glocal_occlusion):
+     * NONE every pixel; BORDER those whose mixed flow (global + local) stays
+     * inside the frame; FB those too that pass the forward-backward test
+     * against the LME's flow of the reversed pair (one more LME pass, no
+     * gradient). Default NONE. */
+    int occlusion;
 } glocal_loss_config;
+
+typedef enum { GLOCAL_OCC_NONE = 0, GLOCAL_OCC_BORDER = 1, GLOCAL_OCC_FB = 2 } glocal_occlusion;
 
 glocal_loss_config glocal_loss_config_default(void);
 int glocal_loss_config_validate(const glocal_loss_config *c);

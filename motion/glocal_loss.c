@@ -163,6 +163,7 @@ glocal_loss_config glocal_loss_config_default(void)
     c.mask_start = 400;
     c.lme_start = 200;
     c.train_gme = 1;
+    c.occlusion = GLOCAL_OCC_NONE;
     return c;
 }
 
@@ -180,6 +181,9 @@ int glocal_loss_config_validate(const glocal_loss_config *c)
         return gl_error(GL_EINVAL, "glocal_loss_config.smooth_alpha: %g < 0", c->smooth_alpha);
     if (!(c->tau0 >= 0) || !(c->tau_k >= 0))
         return gl_error(GL_EINVAL, "glocal_loss_config.tau0/tau_k: must be >= 0");
+    if (c->occlusion < GLOCAL_OCC_NONE || c->occlusion > GLOCAL_OCC_FB)
+        return gl_error(GL_EINVAL, "glocal_loss_config.occlusion: %d is not NONE (0), BORDER (1) or FB (2)",
+                        c->occlusion);
     if (c->mask_start < 0 || c->lme_start < 0)
         return gl_error(GL_EINVAL, "glocal_loss_config.mask_start/lme_start: must be >= 0");
     if (c->mask_start < c->lme_start)
@@ -252,15 +256,140 @@ fail:
     return rc;
 }
 
+/* 1 where x (N, 1, H, W) lies in [lo, hi], else 0, as dt. */
+static int in_range(const nn_tensor *x, double lo, double hi, nn_dtype dt, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *c, *eq;
+    TRY(nn_clamp(&c, x, lo, hi));
+    TRY(nn_compare(&eq, NN_EQ, c, x));
+    TRY(nn_to_dtype(out, eq, dt));
+fail:
+    return rc;
+}
+
+/* |f|^2 over the two channels, (N, 1, H, W). */
+static int norm2(const nn_tensor *f, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *sq;
+    int64_t d1[1] = { 1 };
+    TRY(nn_unary(&sq, NN_SQUARE, f));
+    TRY(nn_sum(out, sq, d1, 1, 1));
+fail:
+    return rc;
+}
+
+int glocal_visible(const nn_tensor *fwd, const nn_tensor *bwd, nn_tensor **out)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    *out = NULL;
+    if (nn_ndim(fwd) != 4 || nn_size(fwd, 1) != 2 ||
+        (bwd && (nn_ndim(bwd) != 4 || nn_size(bwd, 0) != nn_size(fwd, 0) || nn_size(bwd, 1) != 2 ||
+                 nn_size(bwd, 2) != nn_size(fwd, 2) || nn_size(bwd, 3) != nn_size(fwd, 3))))
+        return gl_error(GL_EINVAL, "glocal_visible: need flows (N, 2, H, W) of one size");
+    const int64_t H = nn_size(fwd, 2), W = nn_size(fwd, 3);
+    const nn_dtype dt = nn_get_dtype(fwd);
+    const int prev = nn_grad_mode_set(0);
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *xs, *ys, *u, *v, *x, *y, *ix, *iy, *vis;
+    int64_t sx[4] = { 1, 1, 1, W }, sy[4] = { 1, 1, H, 1 };
+    TRY(nn_arange(&xs, 0, (double)W, 1, dt));
+    TRY(nn_arange(&ys, 0, (double)H, 1, dt));
+    TRY(nn_view(&xs, xs, sx, 4));
+    TRY(nn_view(&ys, ys, sy, 4));
+    TRY(nn_narrow(&u, fwd, 1, 0, 1));
+    TRY(nn_narrow(&v, fwd, 1, 1, 1));
+    TRY(nn_add(&x, u, xs));
+    TRY(nn_add(&y, v, ys));
+    TRY(in_range(x, 0, (double)(W - 1), dt, &ix));
+    TRY(in_range(y, 0, (double)(H - 1), dt, &iy));
+    TRY(nn_mul(&vis, ix, iy));
+    if (bwd) {
+        nn_tensor *bw, *s, *d, *nf, *nb, *rhs, *ok;
+        TRY(glocal_warp(&bw, bwd, fwd));
+        TRY(nn_add(&s, fwd, bw));
+        TRY(norm2(s, &d));
+        TRY(norm2(fwd, &nf));
+        TRY(norm2(bw, &nb));
+        TRY(nn_add(&rhs, nf, nb));
+        TRY(nn_mul_scalar(&rhs, rhs, 0.01));
+        TRY(nn_add_scalar(&rhs, rhs, 0.5));
+        TRY(nn_compare(&ok, NN_LE, d, rhs));
+        TRY(nn_to_dtype(&ok, ok, dt));
+        TRY(nn_mul(&vis, vis, ok));
+    }
+    nn_scope_keep(sc, vis);
+    nn_scope_end(&sc);
+    nn_grad_mode_set(prev);
+    *out = vis;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    nn_grad_mode_set(prev);
+    return gl_error_prefix(rc, "glocal_visible");
+}
+
+int glocal_flow_inverse(const nn_tensor *g, int iters, nn_tensor **out)
+{
+    int rc;
+    nn_scope *sc = NULL;
+    nn_tensor *gi;
+    *out = NULL;
+    TRY(nn_scope_begin(&sc));
+    TRY(nn_mul_scalar(&gi, g, -1.0));
+    for (int i = 0; i < iters; i++) {
+        TRY(glocal_warp(&gi, g, gi));
+        TRY(nn_mul_scalar(&gi, gi, -1.0));
+    }
+    nn_scope_keep(sc, gi);
+    nn_scope_end(&sc);
+    *out = gi;
+    return 0;
+fail:
+    nn_scope_end(&sc);
+    return gl_error_prefix(rc, "glocal_flow_inverse");
+}
+
+/* The pixels the local reconstruction compares (lc->occlusion): NULL for
+ * NONE; else glocal_visible of the mixed flow gd + local, with FB against
+ * the mixed flow of the reversed pair: B aligned to A by the inverse of gd,
+ * the LME run on it without gradient. In the caller's scope. */
+static int lme_visible(glocal_model *m, const glocal_outputs *o, const nn_tensor *a, const nn_tensor *b,
+                       const nn_tensor *gd, const glocal_loss_config *lc, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *loc, *fwd, *bwd = NULL;
+    *out = NULL;
+    if (lc->occlusion == GLOCAL_OCC_NONE) return 0;
+    TRY(nn_detach(&loc, o->local));
+    TRY(nn_add(&fwd, gd, loc));
+    if (lc->occlusion == GLOCAL_OCC_FB) {
+        glocal_outputs ob;
+        nn_tensor *gi;
+        TRY(glocal_flow_inverse(gd, 3, &gi));
+        const int prev = nn_grad_mode_set(0);
+        rc = glocal_forward_ex(m, b, a, 1, gi, 1, 0, &ob);
+        if (rc >= 0) rc = nn_add(&bwd, gi, ob.local);
+        glocal_outputs_free(&ob);
+        nn_grad_mode_set(prev);
+        if (rc < 0) goto fail;
+    }
+    TRY(glocal_visible(fwd, bwd, out));
+fail:
+    return rc;
+}
+
 /* LME arch 2's flow terms, every level upsampled to S: the reconstruction
  * of A by B warped by the detached global flow plus the local flow
- * (Charbonnier + census, all pixels: the flow learns everywhere, not through
- * the mask), edge-aware smoothness of the finest flow, and with a teacher
+ * (Charbonnier + census, all pixels but those vis (may be NULL) marks
+ * occluded: the flow learns everywhere, not through the mask), edge-aware smoothness of the finest flow, and with a teacher
  * its local part (teacher - global) where confident. Coarser levels count
  * half as much as the next finer one. */
 static int lme2_loss(const glocal_outputs *o, const nn_tensor *a, const nn_tensor *b, const nn_tensor *gd,
-                     const nn_tensor *teacher, const nn_tensor *tconf, const glocal_loss_config *lc,
-                     nn_tensor **photo, nn_tensor **tloss)
+                     const nn_tensor *vis, const nn_tensor *teacher, const nn_tensor *tconf,
+                     const glocal_loss_config *lc, nn_tensor **photo, nn_tensor **tloss)
 {
     int rc;
     const int64_t S = nn_size(a, 2);
@@ -274,10 +403,10 @@ static int lme2_loss(const glocal_outputs *o, const nn_tensor *a, const nn_tenso
         if (nn_size(f, 2) != S) TRY(nn_interpolate(&up, f, S, S, NN_BILINEAR, 0));
         TRY(nn_add(&mixed, gd, up));
         TRY(glocal_warp(&bw, b, mixed));
-        TRY(glocal_loss_charbonnier(&l, a, bw, NULL, lc->charb_eps));
+        TRY(glocal_loss_charbonnier(&l, a, bw, vis, lc->charb_eps));
         TRY(nn_mul_scalar(&l, l, lc->w_local));
         if (lc->w_lcensus > 0) {
-            TRY(glocal_loss_census(&cl, a, bw, NULL));
+            TRY(glocal_loss_census(&cl, a, bw, vis));
             TRY(nn_axpy(&l, l, lc->w_lcensus, cl));
         }
         TRY(nn_mul_scalar(&l, l, wk));
@@ -368,13 +497,14 @@ int glocal_loss_aligned(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
     }
 lme:
     if (with_lme) {
-        nn_tensor *gd, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
+        nn_tensor *gd, *vis, *mixed, *bwl, *bwg, *ll, *sm, *sp, *r, *rb, *med, *tau, *tgt, *mc, *lm, *l1m,
             *t1, *t2, *t3, *bce;
         TRY(nn_detach(&gd, align ? align : o.glob[K - 1]));
+        TRY(lme_visible(m, &o, a, b, gd, lc, &vis));
         if (m->cfg.lme_arch == 2) {
             nn_tensor *lt = NULL;
             const int use_t = teacher && tconf && lc->w_teacher > 0;
-            TRY(lme2_loss(&o, a, b, gd, use_t ? teacher : NULL, tconf, lc, &ll, &lt));
+            TRY(lme2_loss(&o, a, b, gd, vis, use_t ? teacher : NULL, tconf, lc, &ll, &lt));
             if (lt) {
                 TRY(nn_axpy(&total, total, lc->w_teacher, lt));
                 TRY(scalar_of(lt, &lteacher));
@@ -382,7 +512,7 @@ lme:
         } else {
             TRY(nn_add(&mixed, gd, o.local));
             TRY(glocal_warp(&bwl, b, mixed));
-            TRY(glocal_loss_charbonnier(&ll, a, bwl, NULL, lc->charb_eps));
+            TRY(glocal_loss_charbonnier(&ll, a, bwl, vis, lc->charb_eps));
         }
         TRY(glocal_loss_smooth(&sm, o.local, a, lc->smooth_alpha));
         TRY(nn_mean(&sp, o.mask, NULL, 0, 0));

@@ -102,6 +102,18 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
 int glocal_gn_step(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *bases_l,
                    const nn_tensor *g, const nn_tensor *w, nn_tensor **out);
 
+/* Where A can be compared with B warped by fwd (N, 2, S, S): 1 where p +
+ * fwd(p) is inside the frame and, bwd (B -> A, N, 2, S, S) given, the
+ * forward-backward test holds, |fwd + bwd'|^2 <= 0.01 (|fwd|^2 + |bwd'|^2) +
+ * 0.5 with bwd' = bwd sampled at p + fwd(p) (UnFlow's test and constants);
+ * 0 elsewhere. (N, 1, S, S), no gradient, in the caller's nn scope. */
+int glocal_visible(const nn_tensor *fwd, const nn_tensor *bwd, nn_tensor **out);
+
+/* The inverse of a global flow g (A -> B, N, 2, S, S): the flow B -> A,
+ * by the fixed point gi(q) = -g(q + gi(q)) (exact for a translation; for a
+ * homography's smooth flow each iteration gains one order of |grad g|). */
+int glocal_flow_inverse(const nn_tensor *g, int iters, nn_tensor **out);
+
 /* Largest distance (px) between where a and b send a corner of a w x h
  * frame (glocal_refine.c). */
 double glocal_corner_shift(const double a[9], const double b[9], int w, int h);

@@ -513,7 +513,8 @@ static const struct {
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
     { "train-motion", "--align-refine --arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
                       "--gap --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
-                      "--lr --lr-final --magnitude --mask-start --minutes --out --photos --pool --pretrain-gt --resume --seed --size --smooth "
+                      "--lr --lr-final --magnitude --mask-start --minutes --mix-synth --occlusion --out --photos --pool --pretrain-gt --resume "
+                      "--seed --size --smooth "
                       "--split --steps --synth --teacher --teacher-weight" },
 };
 
@@ -568,6 +569,27 @@ static void test_train_motion_teacher_weight(void **state)
     assert_true(zero == none);
     assert_true(dflt > none + 1e-3);
     assert_true(train_motion_loss("tw_one", "--teacher tvl1 --teacher-weight 1") == dflt);
+}
+
+/* --mix-synth joins rendered pairs to other images: alone it is refused,
+ * naming what it needs, before anything is written. */
+static void test_train_motion_mix_synth(void **state)
+{
+    (void)state;
+    char cmd[1200], path[400];
+    snprintf(path, sizeof path, "%s/mix.log", tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' --threads 1 train-motion --mix-synth 4 --size 32 --steps 1 --out '%s/mix' > '%s' 2>&1",
+             GLOCAL_BINARY, tmpdir, path);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    char *text = test_read_text(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "--mix-synth"));
+    assert_non_null(strstr(text, "--photos or --dataset"));
+    gl_free(text);
+    snprintf(path, sizeof path, "%s/mix", tmpdir);
+    assert_int_not_equal(access(path, F_OK), 0);
 }
 
 static void test_commands_help(void **state)
@@ -637,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_help_layout),
         cmocka_unit_test(test_commands_help),
         cmocka_unit_test(test_train_motion_teacher_weight),
+        cmocka_unit_test(test_train_motion_mix_synth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -318,6 +318,56 @@ static void test_teacher_truth(void **state)
     motion_pairs_free(&p);
 }
 
+/* One pool from two: p's pairs then q's, byte for byte, ground truth kept
+ * only when both have it, frames of another size refused. */
+static void test_pairs_append(void **state)
+{
+    (void)state;
+    enum { S = 32 };
+    synth_config sc = synth_config_default();
+    sc.width = sc.height = S;
+    motion_pairs p, q, p0, q0;
+    OK(motion_pairs_synth(&p, &sc, 3, 5));
+    OK(motion_pairs_synth(&q, &sc, 2, 100));
+    OK(motion_pairs_synth(&p0, &sc, 3, 5));
+    OK(motion_pairs_synth(&q0, &sc, 2, 100));
+    OK(motion_pairs_append(&p, &q));
+    assert_int_equal(p.n, 5);
+    assert_null(q.a);
+    const size_t hw = (size_t)S * S;
+    assert_memory_equal(p.a, p0.a, 3 * hw * 3);
+    assert_memory_equal(p.a + 3 * hw * 3, q0.a, 2 * hw * 3);
+    assert_memory_equal(p.b + 3 * hw * 3, q0.b, 2 * hw * 3);
+    assert_memory_equal(p.homography + 27, q0.homography, sizeof(double) * 18);
+    assert_memory_equal(p.local_flow + 3 * 2 * hw, q0.local_flow, sizeof(float) * 2 * 2 * hw);
+    assert_memory_equal(p.mask + 3 * hw, q0.mask, 2 * hw);
+    /* a pool without ground truth: the union has none */
+    motion_pairs g;
+    OK(motion_pairs_synth(&g, &sc, 1, 7));
+    gl_free(g.homography);
+    gl_free(g.global_flow);
+    gl_free(g.local_flow);
+    gl_free(g.mask);
+    g.homography = NULL, g.global_flow = g.local_flow = NULL, g.mask = NULL;
+    OK(motion_pairs_append(&p, &g));
+    assert_int_equal(p.n, 6);
+    assert_null(p.homography);
+    assert_null(p.mask);
+    assert_memory_equal(p.a + 3 * hw * 3, q0.a, 2 * hw * 3);
+    /* another size: refused, both untouched */
+    motion_pairs big;
+    sc.width = sc.height = 48;
+    OK(motion_pairs_synth(&big, &sc, 1, 3));
+    assert_int_equal(motion_pairs_append(&p, &big), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "48x48"));
+    assert_int_equal(p.n, 6);
+    assert_int_equal(big.n, 1);
+    motion_pairs_free(&big);
+    motion_pairs_free(&p);
+    motion_pairs_free(&p0);
+    motion_pairs_free(&q0);
+}
+
 /* Runs a shell command, output to log; returns its exit status. */
 static int sh(const char *cmd, const char *log)
 {
@@ -628,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_stage_exec_passes_signals),
         cmocka_unit_test(test_teacher_confidence),
         cmocka_unit_test(test_teacher_truth),
+        cmocka_unit_test(test_pairs_append),
         cmocka_unit_test(test_run_tiny_end_to_end),
         cmocka_unit_test(test_run_sigterm),
         cmocka_unit_test(test_train_motion_on_real_ucf_layout),

@@ -10,6 +10,10 @@
  *   - learning: tests/test_glocal_lme_learn.c (its own program);
  *   - no ground truth: the same training with every ground-truth array of the
  *     pairs overwritten by NaN ends with bit-identical weights;
+ *   - occlusion (glocal_visible, glocal_flow_inverse): a square moving 4 px
+ *     over a still background hides exactly the 4-column band it moves onto,
+ *     a flow leaving the frame is out exactly where it leaves, and the
+ *     inverse of a homography's flow is the flow of the inverse homography;
  *   - inference: the default local flow is still the hybrid's (TV-L1 on the
  *     aligned pair), "by the model" (-1) is the LME's for arch 2, the two
  *     differ, and the gated flow is the ungated one times (mask >= 0.5). */
@@ -31,6 +35,8 @@
 #include "experiments/motion_source.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
+#include "motion/glocal_private.h"
+#include "nn/mat3.h"
 #include "nn/nn.h"
 
 static void test_config(void **state)
@@ -150,6 +156,138 @@ static void test_flow_learns_where_the_mask_is_off(void **state)
     print_message("flow head |grad| with the mask shut: arch 1 %.3g, arch 2 %.3g\n", g1, g2);
     assert_true(g1 < 1e-9);
     assert_true(g2 > 1e-4);
+}
+
+/* (N, 2, S, S) from fl[N][2][S][S]. */
+static nn_tensor *flow_tensor(const float *fl, int N, int S)
+{
+    nn_tensor *t = NULL;
+    int64_t sh[4] = { N, 2, S, S };
+    OK(nn_from_data(&t, fl, sh, 4, NN_F32));
+    return t;
+}
+
+static void test_visible(void **state)
+{
+    (void)state;
+    enum { N = 2, S = 32, D = 4, X0 = 8, X1 = 16 /* the square: rows and columns [X0, X1) */ };
+    static float fwd[N][2][S][S], bwd[N][2][S][S], vis[N][S][S];
+    for (int y = X0; y < X1; y++)
+        for (int x = X0; x < X1; x++) {
+            fwd[0][0][y][x] = D;      /* A's square moves D px right */
+            bwd[0][0][y][x + D] = -D; /* B's square, D px right, comes back */
+        }
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            fwd[1][0][y][x] = 3; /* everything 3 px right: the last 3 columns leave */
+            bwd[1][0][y][x] = -3;
+        }
+    nn_tensor *f = flow_tensor(&fwd[0][0][0][0], N, S), *b = flow_tensor(&bwd[0][0][0][0], N, S), *v = NULL;
+    /* border only */
+    OK(glocal_visible(f, NULL, &v));
+    OK(nn_copy_to(v, vis, sizeof vis, NN_F32));
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            assert_float_equal(vis[0][y][x], 1, 0);
+            assert_float_equal(vis[1][y][x], x + 3 <= S - 1, 0);
+        }
+    nn_free(&v);
+    /* forward-backward: the background band the square covers in B is out */
+    OK(glocal_visible(f, b, &v));
+    OK(nn_copy_to(v, vis, sizeof vis, NN_F32));
+    long out0 = 0;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const int hidden = y >= X0 && y < X1 && x >= X1 && x < X1 + D;
+            assert_float_equal(vis[0][y][x], !hidden, 0);
+            assert_float_equal(vis[1][y][x], x + 3 <= S - 1, 0);
+            out0 += vis[0][y][x] == 0;
+        }
+    assert_int_equal(out0, (X1 - X0) * D);
+    nn_free(&v);
+    /* shapes that do not match are refused */
+    nn_tensor *small = flow_tensor(&fwd[0][0][0][0], 1, S);
+    assert_int_equal(glocal_visible(f, small, &v), GL_EINVAL);
+    assert_null(v);
+    nn_free(&small);
+    nn_free(&f);
+    nn_free(&b);
+}
+
+static void test_flow_inverse(void **state)
+{
+    (void)state;
+    enum { S = 32 };
+    /* a homography moving the corners by up to ~4 px */
+    const double h[9] = { 1.06, 0.02, -2.0, -0.015, 0.95, 1.5, 6e-4, -4e-4, 1 };
+    double hi[9];
+    assert_int_equal(gl_mat3_inverse(h, hi), 0);
+    nn_tensor *g = NULL, *want = NULL, *gi = NULL;
+    OK(glocal_homographies_to_flow(h, 1, S, S, S, &g));
+    OK(glocal_homographies_to_flow(hi, 1, S, S, S, &want));
+    OK(glocal_flow_inverse(g, 3, &gi));
+    static float a[2][S][S], w[2][S][S], g0[2][S][S];
+    OK(nn_copy_to(gi, a, sizeof a, NN_F32));
+    OK(nn_copy_to(want, w, sizeof w, NN_F32));
+    OK(nn_copy_to(g, g0, sizeof g0, NN_F32));
+    double worst = 0, neg = 0; /* -g, the zeroth iterate, for scale */
+    for (int c = 0; c < 2; c++)
+        for (int y = 4; y < S - 4; y++) /* away from the border, where the warp clamps */
+            for (int x = 4; x < S - 4; x++) {
+                worst = fmax(worst, fabs(a[c][y][x] - w[c][y][x]));
+                neg = fmax(neg, fabs(-g0[c][y][x] - w[c][y][x]));
+            }
+    print_message("inverse flow: worst error %.2g px (-g: %.2g px)\n", worst, neg);
+    assert_true(neg > 0.05);
+    assert_true(worst < 2e-3);
+    nn_free(&g);
+    nn_free(&want);
+    nn_free(&gi);
+}
+
+/* The local reconstruction with lc.occlusion, B aligned by a 6 px shift
+ * (its last 6 columns come from outside B); the loss. */
+static double occlusion_loss(int occ)
+{
+    enum { N = 2, S = 32 };
+    glocal_model *m = model(S, 2, 5);
+    glocal_loss_config lc = glocal_loss_config_default();
+    lc.lme_start = lc.mask_start = 0;
+    lc.train_gme = 0;
+    lc.occlusion = occ;
+    nn_manual_seed(3);
+    nn_tensor *a = frames(N, S), *b = frames(N, S), *al = NULL, *loss = NULL;
+    int64_t sh[4] = { N, 2, S, S };
+    OK(nn_zeros(&al, sh, 4, NN_F32));
+    nn_tensor *u = NULL;
+    OK(nn_narrow(&u, al, 1, 0, 1));
+    OK(nn_fill_(u, 6.0));
+    nn_free(&u);
+    OK(glocal_loss_aligned(m, a, b, al, NULL, NULL, &lc, 0, &loss, NULL));
+    OK(nn_backward(loss));
+    double v;
+    OK(nn_item(loss, &v));
+    assert_true(grad_abs(m, "lme2.f1.weight") > 0);
+    nn_free(&loss);
+    nn_free(&al);
+    nn_free(&a);
+    nn_free(&b);
+    glocal_model_free(&m);
+    return v;
+}
+
+static void test_occlusion_reaches_the_loss(void **state)
+{
+    (void)state;
+    const double none = occlusion_loss(GLOCAL_OCC_NONE), border = occlusion_loss(GLOCAL_OCC_BORDER),
+                 fb = occlusion_loss(GLOCAL_OCC_FB);
+    print_message("local loss, B shifted 6 px: none %.5f, border %.5f, fb %.5f\n", none, border, fb);
+    assert_true(fabs(border - none) > 1e-4);
+    assert_true(isfinite(fb));
+    glocal_loss_config lc = glocal_loss_config_default();
+    lc.occlusion = 3;
+    assert_int_equal(glocal_loss_config_validate(&lc), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "occlusion"));
 }
 
 /* Trains a few steps with a DIS teacher on P (lme from step 0); the model. */
@@ -487,6 +625,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_visible),
+        cmocka_unit_test(test_flow_inverse),
+        cmocka_unit_test(test_occlusion_reaches_the_loss),
         cmocka_unit_test(test_load_gme),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
