@@ -16,6 +16,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
+    o->start_dis = 1;
     o->lme_passes = 1;
     o->lme_repass = 1.0;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
@@ -251,20 +252,40 @@ typedef struct {
     const float *weights;   /* [n][H][W] or NULL */
     int width, height;
     const glocal_refine_config *rc;
+    int start_dis;          /* glocal_infer_options.start_dis */
     double *h;              /* [n][9] */
 } refine_job;
+
+/* The DIS + RANSAC homography of grey frames a, b (eval-motion's dis-ransac). */
+static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, double H[9])
+{
+    homography_ransac_config rc;
+    homography_ransac_config_default(&rc);
+    int r = flow_method_dis(a, b, w, h, NULL, f);
+    if (r >= 0) r = flow_minus_homography(f, 2, &rc, 0, H, NULL, NULL);
+    return r;
+}
 
 static int refine_range(void *ctx, long begin, long end)
 {
     refine_job *j = ctx;
     const size_t hw = (size_t)j->width * j->height;
-    for (long i = begin; i < end; i++) {
-        int rc = glocal_refine_homography(j->ga + i * hw, j->gb + i * hw, j->width, j->height,
-                                          j->weights ? j->weights + i * hw : NULL, j->rc,
-                                          j->h + 9 * i);
-        if (rc < 0) return gl_error_prefix(rc, "pair %ld", i);
+    flow_field f = { 0 };
+    int rc = j->start_dis ? flow_field_new(&f, j->width, j->height) : 0;
+    for (long i = begin; i < end && rc >= 0; i++) {
+        const float *a = j->ga + i * hw, *b = j->gb + i * hw, *w = j->weights ? j->weights + i * hw : NULL;
+        double hd[9];
+        int nmore = 0;
+        if (j->start_dis) {
+            /* a pair DIS cannot fit (too few matches) keeps the network's start alone */
+            nmore = dis_homography(a, b, j->width, j->height, &f, hd) >= 0;
+            gl_clear_error();
+        }
+        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, nmore, NULL);
+        if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
-    return 0;
+    flow_field_free(&f);
+    return rc;
 }
 
 int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_tensor **out)
@@ -458,7 +479,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
             for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
         }
-        refine_job job = { ga, gb, wts, width, height, &o->rc, r->homography };
+        refine_job job = { ga, gb, wts, width, height, &o->rc, o->start_dis, r->homography };
         TRY(gl_parallel_for(n, 1, refine_range, &job));
     }
     /* 3. Exact global flow of H; LME on the final alignment. */

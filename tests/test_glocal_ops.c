@@ -17,6 +17,7 @@
 #include "tests/glocal_testutil.h"
 #include "tests/testutil.h"
 
+#include "datasets/image.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "nn/nn.h"
@@ -324,6 +325,127 @@ static void test_refine_guard_keeps_an_exact_start(void **state)
     free(b);
 }
 
+/* h moved by (dx, dy) px: t(dx, dy) h. */
+static void shifted(const double h[9], double dx, double dy, double out[9])
+{
+    for (int i = 0; i < 9; i++) out[i] = h[i];
+    for (int i = 0; i < 3; i++) {
+        out[i] += dx * h[6 + i];
+        out[3 + i] += dy * h[6 + i];
+    }
+}
+
+/* Several starts: a start the refinement cannot bring back (its result
+ * scores badly) loses to a close one, in either order; a tie keeps the
+ * first; bad further starts are refused. */
+static void test_refine_starts(void **state)
+{
+    (void)state;
+    const int W = 64, H = 56;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    const double hgt[9] = { 1.03, -0.04, 2.6, 0.035, 0.99, -1.8, 2e-4, -3e-4, 1 };
+    render_pair(hgt, W, H, a, b, 1);
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double far[9], near[9], h[9], e;
+    shifted(hgt, 19, -14, far);
+    shifted(hgt, 0.8, -0.6, near);
+    /* the far start alone ends far from the truth */
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    print_message("refined from 23.6 px away alone: %.2f px\n", e);
+    assert_true(e > 2);
+    int which = -1;
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, 1, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    assert_int_equal(which, 1);
+    assert_true(e < 0.05);
+    memcpy(h, near, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, far, 1, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    assert_int_equal(which, 0);
+    assert_true(e < 0.05);
+    /* the same start twice: a tie, the first */
+    memcpy(h, near, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, 1, &which));
+    assert_int_equal(which, 0);
+    /* no further start is glocal_refine_homography, bit for bit */
+    double h1[9];
+    memcpy(h, near, sizeof h);
+    memcpy(h1, near, sizeof h1);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, 0, &which));
+    OK(glocal_refine_homography(a, b, W, H, NULL, &c, h1));
+    assert_memory_equal(h, h1, sizeof h);
+    /* refused: starts missing or not finite */
+    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, 1, NULL), GL_EINVAL);
+    double bad[9];
+    memcpy(bad, near, sizeof bad);
+    bad[4] = NAN;
+    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, bad, 1, NULL), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "start 1"));
+    free(a);
+    free(b);
+}
+
+/* glocal_infer's start_dis on a real photograph (astronaut.png) moved by a
+ * homography of ~20 px: without a network the refinement starts from the
+ * identity, and without a pyramid it does not get there; with the DIS +
+ * RANSAC start beside it the pair is aligned, better than DIS alone. */
+static void test_infer_start_dis(void **state)
+{
+    (void)state;
+    enum { W = 128, H = 128, OX = 150, OY = 100 };
+    const double hgt[9] = { 1.03, 0.03, 18.0, -0.03, 1.03, -14.0, 1e-4, -1e-4, 1 };
+    double hi[9];
+    inv3(hgt, hi);
+    image tex = { 0 };
+    OK(image_load(&tex, GLOCAL_DATA_DIR "/textures/cc0/astronaut.png", 1));
+    static uint8_t ra[W * H * 3], rb[W * H * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double xs, ys;
+            apply_h(hi, x, y, &xs, &ys); /* B(H p) = A(p) */
+            xs += OX, ys += OY;
+            assert_true(xs >= 0 && ys >= 0 && xs < tex.width - 1 && ys < tex.height - 1);
+            const int x0 = (int)xs, y0 = (int)ys;
+            const double fx = xs - x0, fy = ys - y0;
+            const uint8_t *t = tex.data + (size_t)y0 * tex.width + x0;
+            const double v = (1 - fy) * ((1 - fx) * t[0] + fx * t[1]) + fy * ((1 - fx) * t[tex.width] + fx * t[tex.width + 1]);
+            const size_t p = (size_t)y * W + x;
+            ra[3 * p] = ra[3 * p + 1] = ra[3 * p + 2] = tex.data[(size_t)(y + OY) * tex.width + x + OX];
+            rb[3 * p] = rb[3 * p + 1] = rb[3 * p + 2] = (uint8_t)lrint(v);
+        }
+    image_release(&tex);
+    const uint8_t *pa[1] = { ra }, *pb[1] = { rb };
+    double e[2];
+    for (int sd = 0; sd <= 1; sd++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.use_network = 0;
+        o.lme = 0;
+        o.local_tvl1 = 0;
+        o.start_dis = sd;
+        o.rc.max_levels = 1; /* no pyramid: from the identity, 18 px are out of reach */
+        glocal_result r;
+        OK(glocal_infer(NULL, pa, pb, 1, W, H, &o, &r));
+        OK(homography_corner_error(r.homography, hgt, W, H, &e[sd]));
+        glocal_result_free(&r);
+    }
+    flow_baseline_config fc;
+    flow_baseline_config_default(&fc);
+    fc.method = flow_method_dis;
+    double hd[9], ed;
+    OK(flow_baseline_rgb24(ra, rb, W, H, &fc, hd, NULL, NULL, NULL));
+    OK(homography_corner_error(hd, hgt, W, H, &ed));
+    print_message("refinement from identity: %.2f px; DIS + RANSAC alone %.3f px; the refinement with the DIS "
+                  "start: %.3f px\n", e[0], ed, e[1]);
+    assert_true(e[0] > 2);
+    assert_true(e[1] < 0.1);
+    assert_true(e[1] < ed); /* the refinement polishes the DIS start */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +455,8 @@ int main(void)
         cmocka_unit_test(test_loss_gradients),
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
+        cmocka_unit_test(test_refine_starts),
+        cmocka_unit_test(test_infer_start_dis),
     };
     return cmocka_run_group_tests(tests, glocal_test_setup, NULL);
 }
