@@ -247,5 +247,7 @@ int cli_signal_caught(void);
  * number of the hand-written JSON lines of eval-motion, eval-dhe and
  * eval-stabilize. */
 void cli_json_num(FILE *f, const char *key, double v, int comma);
+/* s as a JSON string, quoted and escaped. */
+void cli_json_str(FILE *f, const char *s);
 
 #endif

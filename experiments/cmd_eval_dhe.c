@@ -59,19 +59,6 @@ static void cell(double v)
     else printf(" %8s", "-");
 }
 
-/* JSON string body: the list's names are plain, but escape anyway. */
-static void jstr(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
-}
-
 /* TV-L1 or DIS (medium) flow, then RANSAC on it sampled every 2 px
  * (eval-motion's baselines). */
 static int flow_homography(flow_method_fn method, const uint8_t *a, const uint8_t *b, int w, int h, double H[9])
@@ -377,7 +364,7 @@ static void dhe_print_json(const dhe_run *e, const summary *S, const int *counts
     printf("}, \"skipped_pairs\": [");
     for (int s = 0; s < e->nskip; s++) {
         if (s) printf(", ");
-        jstr(e->L.pairs[e->skip[s].index].key);
+        cli_json_str(stdout, e->L.pairs[e->skip[s].index].key);
     }
     printf("]}\n");
 }

@@ -119,7 +119,7 @@ fail:
 /* What the options set. */
 typedef struct {
     const char *model, *dataset, *photos, *dhe;
-    int synth, json, tvl1, refine, local_tvl1, start_dis;
+    int synth, json, tvl1, refine, local_tvl1, start_dis, start_identity;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes;
     double lme_repass;
     double camera, magnitude;
@@ -151,6 +151,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
     *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
                         .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
+    glocal_infer_options gd;
+    glocal_infer_options_default(&gd);
+    o->start_identity = gd.start_identity;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),
@@ -189,6 +192,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "PX pixels of the model size; 0 = never (glocal_infer_options.lme_repass)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
+        CLI_NUM("--start-identity", &o->start_identity, 0, 1, "0|1",
+                "1: the identity is a further start of glocal's refinement (glocal_infer_options.start_identity)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
@@ -279,6 +284,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
         o.start_dis = k != M_REFINE && b->o->start_dis;
+        o.start_identity = k != M_REFINE && b->o->start_identity;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {
             cli_fail(cmd_name, rc, "%s failed", mname[k]);

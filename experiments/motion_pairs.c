@@ -298,3 +298,34 @@ fail:
     dataset_index_free(&idx);
     return rc;
 }
+
+int motion_pairs_video(motion_pairs *p, const char *path, int short_side, int gap, int max_pairs)
+{
+    uint8_t *frames = NULL;
+    long nf = 0;
+    video_info vi;
+    video_reader_opts vo = video_reader_opts_default();
+    vo.short_side = short_side;
+    vo.scaler = VIDEO_SCALE_AREA;
+    memset(p, 0, sizeof *p);
+    if (gap < 1 || max_pairs < 1) return gl_error(GL_EINVAL, "%s: gap %d, %d pairs", path, gap, max_pairs);
+    int rc = video_decode_all(path, &vo, 1, (void **)&frames, &nf, &vi);
+    if (rc < 0) return rc;
+    if (nf <= gap) {
+        rc = gl_error(GL_EFORMAT, "%s: %ld frame(s), a pair %d frame(s) apart needs more", path, nf, gap);
+        goto done;
+    }
+    const int W = vi.out_width, H = vi.out_height;
+    const size_t fb = (size_t)W * H * 3;
+    long starts = nf - gap;
+    int k = max_pairs < starts ? max_pairs : (int)starts;
+    if ((rc = pairs_alloc(p, k, W, H, 0)) < 0) goto done;
+    for (int i = 0; i < k; i++) {
+        long t = k > 1 ? (long)i * (starts - 1) / (k - 1) : 0;
+        memcpy(p->a + i * fb, frames + t * fb, fb);
+        memcpy(p->b + i * fb, frames + (t + gap) * fb, fb);
+    }
+done:
+    gl_free(frames);
+    return rc;
+}

@@ -57,4 +57,10 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, i
                          int size, int gap, uint64_t seed, int (*progress)(void *, long, long),
                          void *ctx);
 
+/* Up to max_pairs pairs (t, t + gap) spread evenly over one video (no ground
+ * truth), every frame scaled so its shorter side is short_side (area
+ * filter, aspect kept; 0: the native size). GL_EFORMAT naming the file when
+ * it has no more than gap frames. */
+int motion_pairs_video(motion_pairs *p, const char *path, int short_side, int gap, int max_pairs);
+
 #endif

@@ -151,6 +151,15 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
                                     const float *weights, const glocal_refine_config *c, double h[9],
                                     const double *more, int nmore, int *which);
 
+/* The photometric residual of an alignment, a proxy where no ground truth
+ * exists (real video): the mean |A(p) - B(h p)| (bilinear B) over the pixels
+ * p with keep[p] != 0 (keep may be NULL: every pixel) that h maps inside B,
+ * in the units of a and b. *count (may be NULL) gets how many pixels it
+ * covers; with none the mean is NAN. GL_EINVAL for a non-finite h or a frame
+ * under 2 x 2. */
+int glocal_align_residual(const float *a, const float *b, int width, int height, const double h[9],
+                          const uint8_t *keep, double *mean, long *count);
+
 /* ---- differentiable pieces (nn tensors, NCHW) --------------------------------- */
 
 /* Backward warp: out(p) = img(p + flow(p)), bilinear, border padding
@@ -446,6 +455,10 @@ typedef struct {
      * +-16 px 1.77 -> 0.27 (0.34), +-32 px 6.97 -> 0.95 (0.81); renderer
      * pairs unchanged (results/motion). 0: the network's start alone. */
     int start_dis;
+    /* 1 (with refine): the identity is a further start, refined like the DIS
+     * one (unweighted, within the trust region) — the still-camera
+     * hypothesis, for real video whose camera barely moves. */
+    int start_identity;
     /* LME passes with the network and the refinement on. 1 (default): one,
      * on the pair aligned by the network's H0: its mask weights the
      * refinement and its flow l0 is carried to the refined H1 exactly,

@@ -165,6 +165,33 @@ static double consensus_cost(const level *L, const double h[9], double thr)
     return 1.0 - (double)fit / n;
 }
 
+int glocal_align_residual(const float *a, const float *b, int width, int height, const double h[9],
+                          const uint8_t *keep, double *mean, long *count)
+{
+    *mean = NAN;
+    if (count) *count = 0;
+    if (width < 2 || height < 2) return gl_error(GL_EINVAL, "align residual: a %dx%d frame", width, height);
+    for (int i = 0; i < 9; i++)
+        if (!isfinite(h[i])) return gl_error(GL_EINVAL, "align residual: h[%d] is not finite", i);
+    double sum = 0;
+    long n = 0;
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            long p = (long)y * width + x;
+            if (keep && !keep[p]) continue;
+            double d = h[6] * x + h[7] * y + h[8];
+            float v;
+            if (!(fabs(d) > 1e-12) ||
+                !sample(b, width, height, (h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d, &v))
+                continue;
+            sum += fabs((double)a[p] - v);
+            n++;
+        }
+    if (n) *mean = sum / n;
+    if (count) *count = n;
+    return 0;
+}
+
 float glocal_quickselect(float *v, long n, long k)
 {
     long lo = 0, hi = n - 1;

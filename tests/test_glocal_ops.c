@@ -389,6 +389,49 @@ static void test_refine_starts(void **state)
     free(b);
 }
 
+/* glocal_align_residual on a real photograph: B is A's neighbourhood moved
+ * by a whole (3, 2) px, so the true h leaves exactly 0 on the (W-3)(H-2)
+ * pixels it maps inside B; the identity leaves the mean |A - B| computed
+ * here; keep and the errors as documented. */
+static void test_align_residual(void **state)
+{
+    (void)state;
+    enum { W = 40, H = 30, DX = 3, DY = 2, OX = 200, OY = 120 };
+    image tex = { 0 };
+    OK(image_load(&tex, GLOCAL_DATA_DIR "/textures/cc0/astronaut.png", 1));
+    static float a[W * H], b[W * H];
+    static uint8_t keep[W * H];
+    double ident = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            a[y * W + x] = tex.data[(size_t)(y + OY) * tex.width + x + OX];
+            b[y * W + x] = tex.data[(size_t)(y + OY + DY) * tex.width + x + OX + DX];
+            keep[y * W + x] = x < W / 2;
+        }
+    image_release(&tex);
+    for (int p = 0; p < W * H; p++) ident += fabs(a[p] - b[p]);
+    ident /= W * H;
+    const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 }, h[9] = { 1, 0, -DX, 0, 1, -DY, 0, 0, 1 };
+    double m;
+    long n;
+    OK(glocal_align_residual(a, b, W, H, h, NULL, &m, &n));
+    assert_int_equal(n, (W - DX) * (H - DY));
+    assert_true(m < 1e-4);
+    OK(glocal_align_residual(a, b, W, H, I, NULL, &m, &n));
+    assert_int_equal(n, W * H);
+    assert_true(fabs(m - ident) < 1e-9 * ident && ident > 5);
+    OK(glocal_align_residual(a, b, W, H, h, keep, &m, &n)); /* x in [DX, W/2) */
+    assert_int_equal(n, (W / 2 - DX) * (H - DY));
+    assert_true(m < 1e-4);
+    memset(keep, 0, sizeof keep);
+    OK(glocal_align_residual(a, b, W, H, h, keep, &m, &n));
+    assert_int_equal(n, 0);
+    assert_true(isnan(m));
+    const double bad[9] = { 1, 0, NAN, 0, 1, 0, 0, 0, 1 };
+    assert_int_equal(glocal_align_residual(a, b, W, H, bad, NULL, &m, &n), GL_EINVAL);
+    assert_int_equal(glocal_align_residual(a, b, 1, H, I, NULL, &m, &n), GL_EINVAL);
+}
+
 /* glocal_infer's start_dis on a real photograph (astronaut.png) moved by a
  * homography of ~20 px: without a network the refinement starts from the
  * identity, and without a pyramid it does not get there; with the DIS +
@@ -457,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
         cmocka_unit_test(test_refine_starts),
         cmocka_unit_test(test_infer_start_dis),
+        cmocka_unit_test(test_align_residual),
     };
     return cmocka_run_group_tests(tests, glocal_test_setup, NULL);
 }
