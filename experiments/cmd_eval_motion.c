@@ -47,20 +47,26 @@ static void add(acc *a, const glocal_pair_metrics *pm)
 }
 
 typedef struct {
-    double mean, median, under1, over5, epe, lfg, leak, iou, iou_pooled, ms;
+    double mean, median, under1, over2, over5, epe, lfg, leak, iou, iou_pooled, ms;
 } summary;
 
 static summary summarise(acc *a)
 {
-    summary s = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+    summary s = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
     if (!a->n) return s;
     double t = 0;
-    int u = 0, o = 0;
-    for (int i = 0; i < a->n; i++) { t += a->corner[i]; u += a->corner[i] < 1; o += a->corner[i] > 5; }
+    int u = 0, o2 = 0, o = 0;
+    for (int i = 0; i < a->n; i++) {
+        t += a->corner[i];
+        u += a->corner[i] < 1;
+        o2 += a->corner[i] > 2;
+        o += a->corner[i] > 5;
+    }
     qsort(a->corner, a->n, sizeof(double), cmpd);
     s.mean = t / a->n;
     s.median = a->n % 2 ? a->corner[a->n / 2] : 0.5 * (a->corner[a->n / 2 - 1] + a->corner[a->n / 2]);
     s.under1 = (double)u / a->n;
+    s.over2 = (double)o2 / a->n;
     s.over5 = (double)o / a->n;
     s.epe = a->nglob ? a->epe / a->nglob : NAN;
     s.lfg = a->nl ? a->lfg / a->nl : NAN;
@@ -119,7 +125,7 @@ fail:
 /* What the options set. */
 typedef struct {
     const char *model, *dataset, *photos, *dhe;
-    int synth, json, tvl1, refine, local_tvl1, start_dis, start_identity;
+    int synth, json, tvl1, refine, local_tvl1, start_dis;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes;
     double lme_repass;
     double camera, magnitude;
@@ -151,9 +157,6 @@ static int parse_options(evm_options *o, int argc, char **argv)
     *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
                         .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
-    glocal_infer_options gd;
-    glocal_infer_options_default(&gd);
-    o->start_identity = gd.start_identity;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),
@@ -192,8 +195,6 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "PX pixels of the model size; 0 = never (glocal_infer_options.lme_repass)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
-        CLI_NUM("--start-identity", &o->start_identity, 0, 1, "0|1",
-                "1: the identity is a further start of glocal's refinement (glocal_infer_options.start_identity)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
@@ -206,8 +207,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
                  "--dhe DIR [options]   (= glocal eval-dhe DIR)",
         .about = "Measures, per method, against the ground truth of the synthetic benchmark\n"
                  "(datasets/synth.h) or of pairs cut from photographs (datasets/photo_pairs.h): the\n"
-                 "4-corner error of the homography (px; mean, median, the fraction of pairs under 1 px\n"
-                 "and over 5 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
+                 "4-corner error of the homography (px; mean, median, the fraction of pairs under 1 px,\n"
+                 "over 2 px and over 5 px), the global-flow EPE, the local-flow EPE on foreground pixels,\n"
                  "the background leakage (mean |local flow| off the foreground) and the mask IoU\n"
                  "(IoU: mean over pairs; IoUall: pixels pooled over all pairs).\n"
                  "Methods: identity (H = I, no local flow: the size of the motion), glocal (network +\n"
@@ -284,7 +285,6 @@ static int rows_infer(const evm_batch *b)
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
         o.start_dis = k != M_REFINE && b->o->start_dis;
-        o.start_identity = k != M_REFINE && b->o->start_identity;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {
             cli_fail(cmd_name, rc, "%s failed", mname[k]);
@@ -423,12 +423,12 @@ static void print_results(const evm_options *o, const motion_pairs *P, acc *A, d
                H, o->photos, o->magnitude * o->size, o->magnitude, (int)o->size, o->seed);
     else
         printf("%d pairs, %dx%d (%s)\n", N, W, H, o->synth ? "synthetic, rendered" : o->dataset);
-    printf("%-15s %9s %9s %7s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
-           ">5px", "globEPE", "localEPEfg", "leakage", "IoU", "IoUall", "ms/pair");
+    printf("%-15s %9s %9s %7s %7s %7s %9s %11s %9s %7s %7s %9s\n", "method", "corner", "median", "<1px",
+           ">2px", ">5px", "globEPE", "localEPEfg", "leakage", "IoU", "IoUall", "ms/pair");
     for (int k = 0; k < M_N; k++) {
         if (!A[k].n) continue;
-        printf("%-15s %9.3f %9.3f %7.3f %7.3f %9.3f %11.3f %9.3f %7.3f %7.3f %9.2f\n", mname[k],
-               S[k].mean, S[k].median, S[k].under1, S[k].over5, S[k].epe, S[k].lfg, S[k].leak, S[k].iou,
+        printf("%-15s %9.3f %9.3f %7.3f %7.3f %7.3f %9.3f %11.3f %9.3f %7.3f %7.3f %9.2f\n", mname[k],
+               S[k].mean, S[k].median, S[k].under1, S[k].over2, S[k].over5, S[k].epe, S[k].lfg, S[k].leak, S[k].iou,
                S[k].iou_pooled, S[k].ms);
     }
     printf("mask IoU of the true local flow thresholded at 0.5 px (a motion-based mask's ceiling): %.3f\n",
@@ -450,6 +450,7 @@ static void print_results(const evm_options *o, const motion_pairs *P, acc *A, d
         cli_json_num(stdout, "corner_mean", S[k].mean, 1);
         cli_json_num(stdout, "corner_median", S[k].median, 1);
         cli_json_num(stdout, "corner_under_1px", S[k].under1, 1);
+        cli_json_num(stdout, "corner_over_2px", S[k].over2, 1);
         cli_json_num(stdout, "corner_over_5px", S[k].over5, 1);
         cli_json_num(stdout, "global_epe", S[k].epe, 1);
         cli_json_num(stdout, "local_epe_fg", S[k].lfg, 1);

@@ -36,7 +36,7 @@ static const char *kname[K_N] = { "all", "glocal_bg", "tvl1_bg" };
 
 typedef struct {
     const char *model, *videos[MAX_VIDEOS];
-    int nvideos, json, tvl1, start_dis, start_identity;
+    int nvideos, json, tvl1, start_dis;
     long short_side, gap, pairs, batch;
     double fg_threshold;
 } evv_options;
@@ -78,9 +78,6 @@ static int parse_options(evv_options *o, int argc, char **argv)
     const char *cmd = "eval-video";
     *o = (evv_options){ .tvl1 = 1, .start_dis = 1, .short_side = 240, .gap = 1, .pairs = 20, .batch = 16,
                         .fg_threshold = 1.0 };
-    glocal_infer_options gd;
-    glocal_infer_options_default(&gd);
-    o->start_identity = gd.start_identity;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_NUM("--short-side", &o->short_side, 0, 4096, "N",
@@ -92,8 +89,6 @@ static int parse_options(evv_options *o, int argc, char **argv)
         CLI_NOFLAG("--no-tvl1", &o->tvl1, "skip TV-L1 (its row and its background; the slowest)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis,
                    "glocal's refinement from the network's start alone (glocal_infer_options.start_dis)"),
-        CLI_NUM("--start-identity", &o->start_identity, 0, 1, "0|1",
-                "1: the identity is a further start of glocal's refinement (glocal_infer_options.start_identity)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_END,
@@ -153,7 +148,6 @@ static int homographies_infer(evv_batch *b)
         io.lme = k == M_GLOCAL;
         io.refine = k != M_NET;
         io.start_dis = k == M_GLOCAL && b->o->start_dis;
-        io.start_identity = k == M_GLOCAL && b->o->start_identity;
         glocal_result res = { 0 };
         double t0 = gl_now();
         int rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, n, W, Hh, &io, &res);

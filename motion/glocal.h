@@ -455,10 +455,6 @@ typedef struct {
      * +-16 px 1.77 -> 0.27 (0.34), +-32 px 6.97 -> 0.95 (0.81); renderer
      * pairs unchanged (results/motion). 0: the network's start alone. */
     int start_dis;
-    /* 1 (with refine): the identity is a further start, refined like the DIS
-     * one (unweighted, within the trust region) — the still-camera
-     * hypothesis, for real video whose camera barely moves. */
-    int start_identity;
     /* LME passes with the network and the refinement on. 1 (default): one,
      * on the pair aligned by the network's H0: its mask weights the
      * refinement and its flow l0 is carried to the refined H1 exactly,

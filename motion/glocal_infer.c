@@ -253,7 +253,6 @@ typedef struct {
     int width, height;
     const glocal_refine_config *rc;
     int start_dis;          /* glocal_infer_options.start_dis */
-    int start_identity;     /* glocal_infer_options.start_identity */
     double *h;              /* [n][9] */
 } refine_job;
 
@@ -275,19 +274,14 @@ static int refine_range(void *ctx, long begin, long end)
     int rc = j->start_dis ? flow_field_new(&f, j->width, j->height) : 0;
     for (long i = begin; i < end && rc >= 0; i++) {
         const float *a = j->ga + i * hw, *b = j->gb + i * hw, *w = j->weights ? j->weights + i * hw : NULL;
-        double more[18];
+        double hd[9];
         int nmore = 0;
         if (j->start_dis) {
-            /* a pair DIS cannot fit (too few matches) goes without its start */
-            nmore = dis_homography(a, b, j->width, j->height, &f, more) >= 0;
+            /* a pair DIS cannot fit (too few matches) keeps the network's start alone */
+            nmore = dis_homography(a, b, j->width, j->height, &f, hd) >= 0;
             gl_clear_error();
         }
-        if (j->start_identity) {
-            double *e = more + 9 * nmore++;
-            memset(e, 0, 9 * sizeof *e);
-            e[0] = e[4] = e[8] = 1;
-        }
-        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, more, nmore, NULL);
+        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, nmore, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
@@ -485,7 +479,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
             for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
         }
-        refine_job job = { ga, gb, wts, width, height, &o->rc, o->start_dis, o->start_identity, r->homography };
+        refine_job job = { ga, gb, wts, width, height, &o->rc, o->start_dis, r->homography };
         TRY(gl_parallel_for(n, 1, refine_range, &job));
     }
     /* 3. Exact global flow of H; LME on the final alignment. */

@@ -565,7 +565,7 @@ static void test_eval_motion_photos(void **state)
     photo_pair p;
     OK(photo_pair_alloc(&p, S, S));
     const double cx[4] = { 0, S - 1, 0, S - 1 }, cy[4] = { 0, 0, S - 1, S - 1 };
-    double mean = 0, over5 = 0, global_epe = 0;
+    double mean = 0, over2 = 0, over5 = 0, global_epe = 0;
     for (int i = 0; i < N; i++) {
         OK(photo_pairs_render(set, &c, (uint64_t)i, &p));
         double e = 0;
@@ -575,6 +575,7 @@ static void test_eval_motion_photos(void **state)
             e += hypot(u - cx[k], v - cy[k]) / 4;
         }
         mean += e / N;
+        over2 += (e > 2) / (double)N;
         over5 += (e > 5) / (double)N;
         double g = 0;
         for (int q = 0; q < S * S; q++) g += hypot(p.global_flow[q], p.global_flow[S * S + q]);
@@ -582,6 +583,7 @@ static void test_eval_motion_photos(void **state)
     }
     photo_pair_release(&p);
     assert_double_equal(jget(id, "corner_mean"), mean, 1e-5 * mean + 1e-6);
+    assert_double_equal(jget(id, "corner_over_2px"), over2, 1e-9);
     assert_double_equal(jget(id, "corner_over_5px"), over5, 1e-9);
     assert_double_equal(jget(id, "corner_under_1px"), 0, 1e-9);
     assert_double_equal(jget(id, "leakage"), 0, 1e-9);
