@@ -112,7 +112,7 @@ static int parse_options(evv_options *o, int argc, char **argv)
 }
 
 /* One batch of a video's pairs, every method. bg: [K_N][n][hw] background
- * masks (filled here); grey: 2 frames' grey planes; tg: 5 flow planes. */
+ * masks (filled here); grey: 2 frames' grey planes. */
 typedef struct {
     const evv_options *o;
     glocal_model *m;
@@ -122,7 +122,7 @@ typedef struct {
     double *H;           /* [M_N][n][9] */
     uint8_t *bg;         /* [K_N][n][hw] */
     int have[K_N];
-    float *grey, *tg;
+    float *grey;
     acc *A;
 } evv_batch;
 
@@ -145,7 +145,7 @@ static int homographies_infer(evv_batch *b)
         glocal_infer_options io;
         glocal_infer_options_default(&io);
         io.use_network = k != M_REFINE;
-        io.lme = k == M_GLOCAL;
+        io.lme = k == M_GLOCAL; /* the product's mask: its evidence is the default hybrid's local flow */
         io.refine = k != M_NET;
         io.start_dis = k == M_GLOCAL && b->o->start_dis;
         glocal_result res = { 0 };
@@ -321,7 +321,8 @@ int cmd_eval_video(int argc, char **argv)
     if (rc != CLI_PARSED) return rc;
     int code = CLI_FAIL, failed = 0;
     glocal_model *m = NULL;
-    acc *per = gl_calloc((size_t)o.nvideos, sizeof *per), total = { 0 };
+    acc total = { 0 };
+    acc *per = gl_calloc((size_t)o.nvideos, sizeof *per);
     if (!per) {
         cli_fail(cmd, GL_ENOMEM, "out of memory");
         return CLI_FAIL;

@@ -299,33 +299,64 @@ fail:
     return rc;
 }
 
+/* Frames t_i and t_i + gap of k pairs spread over starts = nf - gap start
+ * frames, interleaved (a0, b0, a1, b1, ...). */
+static void video_pair_indices(long nf, int gap, int k, long *ind)
+{
+    long starts = nf - gap;
+    for (int i = 0; i < k; i++) {
+        ind[2 * i] = k > 1 ? (long)i * (starts - 1) / (k - 1) : 0;
+        ind[2 * i + 1] = ind[2 * i] + gap;
+    }
+}
+
 int motion_pairs_video(motion_pairs *p, const char *path, int short_side, int gap, int max_pairs)
 {
     uint8_t *frames = NULL;
-    long nf = 0;
+    long *ind = NULL;
     video_info vi;
     video_reader_opts vo = video_reader_opts_default();
     vo.short_side = short_side;
     vo.scaler = VIDEO_SCALE_AREA;
     memset(p, 0, sizeof *p);
     if (gap < 1 || max_pairs < 1) return gl_error(GL_EINVAL, "%s: gap %d, %d pairs", path, gap, max_pairs);
-    int rc = video_decode_all(path, &vo, 1, (void **)&frames, &nf, &vi);
+    /* only the frames of the pairs are kept: a long video never sits in memory */
+    video_reader *r = NULL;
+    int rc = video_reader_open(&r, path, &vo);
     if (rc < 0) return rc;
-    if (nf <= gap) {
-        rc = gl_error(GL_EFORMAT, "%s: %ld frame(s), a pair %d frame(s) apart needs more", path, nf, gap);
-        goto done;
-    }
-    const int W = vi.out_width, H = vi.out_height;
-    const size_t fb = (size_t)W * H * 3;
-    long starts = nf - gap;
-    int k = max_pairs < starts ? max_pairs : (int)starts;
-    if ((rc = pairs_alloc(p, k, W, H, 0)) < 0) goto done;
-    for (int i = 0; i < k; i++) {
-        long t = k > 1 ? (long)i * (starts - 1) / (k - 1) : 0;
-        memcpy(p->a + i * fb, frames + t * fb, fb);
-        memcpy(p->b + i * fb, frames + (t + gap) * fb, fb);
+    video_reader_info(r, &vi);
+    video_reader_close(&r);
+    long nf = vi.frames;
+    for (int tries = 0; tries < 2; tries++) {
+        if (nf <= gap) {
+            rc = gl_error(GL_EFORMAT, "%s: %ld frame(s), a pair %d frame(s) apart needs more", path, nf, gap);
+            goto done;
+        }
+        int k = max_pairs < nf - gap ? max_pairs : (int)(nf - gap);
+        gl_free(ind);
+        gl_free(frames);
+        ind = gl_malloc(sizeof *ind * 2 * (size_t)k);
+        frames = gl_malloc(vi.frame_bytes * 2 * (size_t)k);
+        if (!ind || !frames) { rc = GL_ENOMEM; goto done; }
+        video_pair_indices(nf, gap, k, ind);
+        rc = video_decode_frames(path, &vo, ind, 2L * k, frames, NULL);
+        /* a header that promised more frames than there are: count them, once */
+        if (rc == GL_ENOTFOUND && tries == 0 && vi.frames_source != 1) {
+            gl_clear_error();
+            if ((rc = video_count_frames(path, &nf)) < 0) goto done;
+            continue;
+        }
+        if (rc < 0) goto done;
+        const size_t fb = vi.frame_bytes;
+        if ((rc = pairs_alloc(p, k, vi.out_width, vi.out_height, 0)) < 0) goto done;
+        for (int i = 0; i < k; i++) {
+            memcpy(p->a + i * fb, frames + 2 * i * fb, fb);
+            memcpy(p->b + i * fb, frames + (2 * i + 1) * fb, fb);
+        }
+        break;
     }
 done:
+    gl_free(ind);
     gl_free(frames);
     return rc;
 }
