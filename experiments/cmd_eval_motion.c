@@ -1,10 +1,12 @@
 /* glocal eval-motion — GLOCAL against exact ground truth (synthetic pairs,
  * or pairs cut from real photos: datasets/photo_pairs.h), side by side with
  * the identity, the robust refinement alone and flow + RANSAC baselines. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "experiments/cli.h"
 #include "experiments/commands.h"
@@ -26,6 +28,7 @@ typedef struct {
     int n, nl, ni, nk, nglob;
     long inter, uni;
     double *corner;
+    glocal_pair_metrics *pair;   /* each pair's, in the pairs' order (--per-pair) */
     double epe, lfg, leak, iou, secs;
 } acc;
 
@@ -37,6 +40,7 @@ static int cmpd(const void *a, const void *b)
 
 static void add(acc *a, const glocal_pair_metrics *pm)
 {
+    a->pair[a->n] = *pm;
     a->corner[a->n++] = pm->corner;
     if (!isnan(pm->global_epe)) { a->epe += pm->global_epe; a->nglob++; }
     if (!isnan(pm->local_epe_fg)) { a->lfg += pm->local_epe_fg; a->nl++; }
@@ -124,7 +128,7 @@ fail:
 
 /* What the options set. */
 typedef struct {
-    const char *model, *dataset, *photos, *dhe;
+    const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, start_dis;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes;
     double lme_repass;
@@ -197,6 +201,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
+        CLI_STR("--per-pair", &o->per_pair, "CSV",
+                "also write every pair's numbers, one row per pair and method: pair, method, corner,\n"
+                "global_epe, local_epe_fg, leakage, mask_iou (empty where a method has none)"),
         CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
                 "benchmark, real videos"),
         CLI_END,
@@ -224,6 +231,16 @@ static int parse_options(evm_options *o, int argc, char **argv)
     if (!o->synth + !o->dataset + !o->photos != 2)
         return cli_usage_error(cmd, "give one of --dataset SYNTH_DIR, --synth and --photos DIR");
     if (o->photos && (o->size & 1)) return cli_usage_error(cmd, "--size must be even with --photos, got %ld", o->size);
+    if (o->per_pair) {
+        /* refused now, not after the evaluation */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o->per_pair);
+        char *slash = strrchr(dir, '/');
+        if (slash) slash == dir ? (void)(dir[1] = 0) : (void)(*slash = 0);
+        if (access(slash ? dir : ".", W_OK) != 0)
+            return cli_usage_error(cmd, "--per-pair %s: cannot write into the folder %s (%s)", o->per_pair,
+                                   slash ? dir : ".", strerror(errno));
+    }
     return CLI_PARSED;
 }
 
@@ -412,6 +429,30 @@ static double mask_iou_ceiling(const motion_pairs *P)
     return ceil_n ? ceil_iou / ceil_n : NAN;
 }
 
+/* --per-pair: one CSV row per pair and method, written atomically. Prints a
+ * failure; returns its code. */
+static int write_per_pair(const char *path, const acc *A)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return cli_fail(cmd_name, GL_ENOMEM, "out of memory"), GL_ENOMEM;
+    fprintf(f, "pair,method,corner,global_epe,local_epe_fg,leakage,mask_iou\n");
+    for (int k = 0; k < M_N; k++)
+        for (int i = 0; i < A[k].n; i++) {
+            const glocal_pair_metrics *pm = &A[k].pair[i];
+            const double v[5] = { pm->corner, pm->global_epe, pm->local_epe_fg, pm->leakage, pm->iou };
+            fprintf(f, "%d,%s", i, mname[k]);
+            for (int j = 0; j < 5; j++) isnan(v[j]) ? fputs(",", f) : fprintf(f, ",%.6g", v[j]);
+            fputc('\n', f);
+        }
+    int rc = fclose(f) ? GL_ENOMEM : 0;
+    if (rc == 0 && (rc = gl_write_file_atomic(path, buf, len)) < 0) cli_fail(cmd_name, rc, "cannot write %s", path);
+    else if (rc < 0) cli_fail(cmd_name, rc, "out of memory");
+    free(buf);
+    return rc;
+}
+
 /* The table, and with --json the JSON line. */
 static void print_results(const evm_options *o, const motion_pairs *P, acc *A, double ceil_iou)
 {
@@ -508,15 +549,20 @@ int cmd_eval_motion(int argc, char **argv)
         goto done;
     }
     for (int k = 0; k < M_N; k++)
-        if (!(A[k].corner = gl_calloc(P.n, sizeof(double)))) {
+        if (!(A[k].corner = gl_calloc(P.n, sizeof(double))) ||
+            !(A[k].pair = gl_calloc(P.n, sizeof *A[k].pair))) {
             cli_fail(cmd, GL_ENOMEM, "out of memory");
             goto done;
         }
     if (evaluate(&o, m, &P, A) < 0) goto done;
+    if (o.per_pair && write_per_pair(o.per_pair, A) < 0) goto done;
     print_results(&o, &P, A, mask_iou_ceiling(&P));
     code = CLI_OK;
 done:
-    for (int k = 0; k < M_N; k++) gl_free(A[k].corner);
+    for (int k = 0; k < M_N; k++) {
+        gl_free(A[k].corner);
+        gl_free(A[k].pair);
+    }
     motion_pairs_free(&P);
     glocal_model_free(&m);
     return code;

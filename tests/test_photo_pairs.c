@@ -532,19 +532,21 @@ static double jget(json_object *o, const char *k)
 }
 
 /* The identity row's corner error is the mean corner displacement of the
- * generated homographies (computed here); refine, TV-L1 + RANSAC and
- * DIS + RANSAC do better than the identity. */
+ * generated homographies (computed here), and --per-pair's identity rows are
+ * each pair's; refine, TV-L1 + RANSAC and DIS + RANSAC do better than the
+ * identity. */
 static void test_eval_motion_photos(void **state)
 {
     (void)state;
-    char out[512], cmd[2048];
+    char out[512], csv[512], cmd[2048];
     test_tmp_path(tmp, sizeof tmp, "photo_pairs_", out, sizeof out, "eval.txt");
+    test_tmp_path(tmp, sizeof tmp, "photo_pairs_", csv, sizeof csv, "pairs.csv");
     const int N = 4, S = 48;
     /* batches of 3: the second batch's identity row must not see the first's flows */
     snprintf(cmd, sizeof cmd,
              "'%s' --threads 2 eval-motion --photos '%s' --size %d --magnitude 1/8 --pairs %d "
-             "--seed 5 --batch 3 --json > '%s' 2>&1",
-             GLOCAL_BINARY, PHOTOS, S, N, out);
+             "--seed 5 --batch 3 --json --per-pair '%s' > '%s' 2>&1",
+             GLOCAL_BINARY, PHOTOS, S, N, csv, out);
     int st = system(cmd);
     char *text = test_read_text(out);
     assert_non_null(text);
@@ -565,7 +567,8 @@ static void test_eval_motion_photos(void **state)
     photo_pair p;
     OK(photo_pair_alloc(&p, S, S));
     const double cx[4] = { 0, S - 1, 0, S - 1 }, cy[4] = { 0, 0, S - 1, S - 1 };
-    double mean = 0, over2 = 0, over5 = 0, global_epe = 0;
+    double mean = 0, over2 = 0, over5 = 0, global_epe = 0, each[4];
+    assert_true(N <= 4);
     for (int i = 0; i < N; i++) {
         OK(photo_pairs_render(set, &c, (uint64_t)i, &p));
         double e = 0;
@@ -574,6 +577,7 @@ static void test_eval_motion_photos(void **state)
             apply_h(p.homography, cx[k], cy[k], &u, &v);
             e += hypot(u - cx[k], v - cy[k]) / 4;
         }
+        each[i] = e;
         mean += e / N;
         over2 += (e > 2) / (double)N;
         over5 += (e > 5) / (double)N;
@@ -596,6 +600,39 @@ static void test_eval_motion_photos(void **state)
     assert_true(iou >= 0 && iou <= 1);
     assert_non_null(strstr(text, "identity"));
     json_object_put(j);
+    gl_free(text);
+    /* --per-pair: N rows a method, in the pairs' order; identity's are the
+     * generator's corner displacements; refine has no mask */
+    text = test_read_text(csv);
+    assert_non_null(text);
+    assert_memory_equal(text, "pair,method,corner,", 19);
+    int rows[4] = { 0 }, nrefine = 0;
+    for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int pair, n = 0;
+        char method[32];
+        double corner;
+        assert_int_equal(sscanf(line + 1, "%d,%31[^,],%lf%n", &pair, method, &corner, &n), 3);
+        assert_true(pair >= 0 && pair < N);
+        if (!strcmp(method, "identity")) {
+            assert_double_equal(corner, each[pair], 1e-5 * each[pair] + 1e-6);
+            assert_int_equal(rows[pair]++, 0);
+        }
+        if (!strcmp(method, "refine")) {
+            nrefine++;
+            const char *end = strchr(line + 1, '\n');
+            assert_true(end && end[-1] == ',');   /* mask_iou empty */
+        }
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(rows[i], 1);
+    assert_int_equal(nrefine, N);
+    gl_free(text);
+    /* an unwritable --per-pair folder is refused before any work */
+    snprintf(cmd, sizeof cmd, "'%s' eval-motion --photos '%s' --per-pair '%s/no/such/dir/p.csv' > '%s' 2>&1",
+             GLOCAL_BINARY, PHOTOS, tmp, out);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    text = test_read_text(out);
+    assert_non_null(strstr(text, "no/such/dir"));
     gl_free(text);
     /* a bad magnitude is a usage error */
     snprintf(cmd, sizeof cmd, "'%s' eval-motion --photos '%s' --magnitude 1/2 > '%s' 2>&1", GLOCAL_BINARY,
