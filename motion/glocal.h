@@ -138,18 +138,21 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
                              const float *weights, const glocal_refine_config *c, double h[9]);
 
 /* The same from several starts: h (in: the first start; out: the result)
- * and more[nmore][9], on one pyramid. h is refined as above; each further
- * start without the weights (they may come from h's alignment), and where
- * its refinement diverges or moves a corner by more than 1/32 of the
- * shorter side (another minimum) the start itself stays. A candidate wins
- * over the earlier ones when more pixels agree with its alignment
- * (|A(p) - B(h p)| under 0.01 of the grey range), by half a percent of the
- * frame; *which (may
- * be NULL) gets its index (0: h's). E.g. the network's homography and a
- * classical one: a start the network got wrong is left behind. */
+ * and more[nmore][9], on one pyramid. h is refined as above. Each further
+ * start k is refined with its own weights, more_weights + k*width*height
+ * (a background that start's method found, e.g. a flow's RANSAC inliers;
+ * more_weights NULL: unweighted), never h's (they may come from h's
+ * alignment, wrong exactly where h is); a refinement that diverges or moves
+ * a corner by more than 1/32 of the shorter side (another minimum) is
+ * dropped. The candidates (h refined, each further start and its
+ * refinement) compete by how many pixels agree with their alignment
+ * (|A(p) - B(h p)| under 0.01 of the grey range): a later one wins by half
+ * a percent of the frame; *which (may be NULL) gets the winner's start
+ * (0: h's). E.g. the network's homography and a classical one: a start the
+ * network got wrong is left behind. */
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],
-                                    const double *more, int nmore, int *which);
+                                    const double *more, const float *more_weights, int nmore, int *which);
 
 /* The photometric residual of an alignment, a proxy where no ground truth
  * exists (real video): the mean |A(p) - B(h p)| (bilinear B) over the pixels

@@ -256,35 +256,48 @@ typedef struct {
     double *h;              /* [n][9] */
 } refine_job;
 
-/* The DIS + RANSAC homography of grey frames a, b (eval-motion's dis-ransac). */
-static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, double H[9])
+/* The DIS + RANSAC homography of grey frames a, b (eval-motion's dis-ransac)
+ * and its background: weight 1 where the DIS flow is within RANSAC's inlier
+ * threshold of H's flow, 0 elsewhere (w*h floats). */
+static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, flow_field *g,
+                          double H[9], float *background)
 {
     homography_ransac_config rc;
     homography_ransac_config_default(&rc);
     int r = flow_method_dis(a, b, w, h, NULL, f);
     if (r >= 0) r = flow_minus_homography(f, 2, &rc, 0, H, NULL, NULL);
-    return r;
+    if (r >= 0) r = homography_to_flow(H, g);
+    if (r < 0) return r;
+    for (size_t p = 0; p < (size_t)w * h; p++)
+        background[p] = hypotf(f->u[p] - g->u[p], f->v[p] - g->v[p]) < rc.threshold ? 1.0f : 0.0f;
+    return 0;
 }
 
 static int refine_range(void *ctx, long begin, long end)
 {
     refine_job *j = ctx;
     const size_t hw = (size_t)j->width * j->height;
-    flow_field f = { 0 };
-    int rc = j->start_dis ? flow_field_new(&f, j->width, j->height) : 0;
+    flow_field f = { 0 }, g = { 0 };
+    float *bg = NULL;
+    int rc = 0;
+    if (j->start_dis && ((rc = flow_field_new(&f, j->width, j->height)) < 0 ||
+                         (rc = flow_field_new(&g, j->width, j->height)) < 0 || !(bg = gl_malloc(sizeof(float) * hw))))
+        rc = rc < 0 ? rc : GL_ENOMEM;
     for (long i = begin; i < end && rc >= 0; i++) {
         const float *a = j->ga + i * hw, *b = j->gb + i * hw, *w = j->weights ? j->weights + i * hw : NULL;
         double hd[9];
         int nmore = 0;
         if (j->start_dis) {
             /* a pair DIS cannot fit (too few matches) keeps the network's start alone */
-            nmore = dis_homography(a, b, j->width, j->height, &f, hd) >= 0;
+            nmore = dis_homography(a, b, j->width, j->height, &f, &g, hd, bg) >= 0;
             gl_clear_error();
         }
-        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, nmore, NULL);
+        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
+    flow_field_free(&g);
+    gl_free(bg);
     return rc;
 }
 

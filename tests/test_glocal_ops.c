@@ -358,35 +358,82 @@ static void test_refine_starts(void **state)
     assert_true(e > 2);
     int which = -1;
     memcpy(h, far, sizeof h);
-    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, 1, &which));
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, NULL, 1, &which));
     OK(homography_corner_error(h, hgt, W, H, &e));
     assert_int_equal(which, 1);
     assert_true(e < 0.05);
     memcpy(h, near, sizeof h);
-    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, far, 1, &which));
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, far, NULL, 1, &which));
     OK(homography_corner_error(h, hgt, W, H, &e));
     assert_int_equal(which, 0);
     assert_true(e < 0.05);
     /* the same start twice: a tie, the first */
     memcpy(h, near, sizeof h);
-    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, 1, &which));
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, NULL, 1, &which));
     assert_int_equal(which, 0);
     /* no further start is glocal_refine_homography, bit for bit */
     double h1[9];
     memcpy(h, near, sizeof h);
     memcpy(h1, near, sizeof h1);
-    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, 0, &which));
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, NULL, 0, &which));
     OK(glocal_refine_homography(a, b, W, H, NULL, &c, h1));
     assert_memory_equal(h, h1, sizeof h);
     /* refused: starts missing or not finite */
-    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, 1, NULL), GL_EINVAL);
+    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, NULL, NULL, 1, NULL), GL_EINVAL);
     double bad[9];
     memcpy(bad, near, sizeof bad);
     bad[4] = NAN;
-    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, bad, 1, NULL), GL_EINVAL);
+    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, bad, NULL, 1, NULL), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "start 1"));
     free(a);
     free(b);
+}
+
+/* A further start refined with its own weights: a large patch (40 % of the
+ * frame, its own texture) moves 3 px against the camera. Unweighted, the
+ * refinement of a start 1.3 px off is pulled by the patch; weighted by the
+ * true background (as a flow's RANSAC inliers give it), it ends on the
+ * camera's homography. Planes of more_weights go with their starts. */
+static void test_refine_start_weights(void **state)
+{
+    (void)state;
+    const int W = 96, H = 80, X0 = 6, X1 = 62, Y0 = 8, Y1 = 62;
+    const double du = 3, dv = -2;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    float *wt = malloc(sizeof(float) * 2 * W * H);
+    const double hgt[9] = { 1.02, -0.03, 1.4, 0.025, 0.995, -1.1, 1e-4, -2e-4, 1 };
+    render_pair(hgt, W, H, a, b, 0);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int in_a = x >= X0 && x < X1 && y >= Y0 && y < Y1;
+            int in_b = x - du >= X0 && x - du < X1 && y - dv >= Y0 && y - dv < Y1;
+            if (in_a) a[y * W + x] = (float)(255 * texture(1.7 * x + 31, 0.6 * y + 11));
+            if (in_b) b[y * W + x] = (float)(255 * texture(1.7 * (x - du) + 31, 0.6 * (y - dv) + 11));
+            wt[y * W + x] = 0;                    /* plane 0: no pixel (a start that knows nothing) */
+            wt[W * H + y * W + x] = in_a ? 0 : 1; /* plane 1: the true background */
+        }
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double far[9], near[9], starts[18], h[9], e_u, e_w;
+    shifted(hgt, 19, -14, far);
+    shifted(hgt, 1.0, -0.8, near);
+    int which = -1;
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, NULL, 1, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e_u));
+    memcpy(starts, far, sizeof far);
+    memcpy(starts + 9, near, sizeof near);
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, starts, wt, 2, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e_w));
+    print_message("start 1.3 px off, patch 40 %%: unweighted %.3f px, own weights %.4f px (start %d)\n", e_u, e_w,
+                  which);
+    assert_int_equal(which, 2);
+    assert_true(e_w < 0.1);       /* measured 0.048 */
+    assert_true(e_u > 10 * e_w);  /* measured 1.96 */
+    free(a);
+    free(b);
+    free(wt);
 }
 
 /* glocal_align_residual on a real photograph: B is A's neighbourhood moved
@@ -499,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
         cmocka_unit_test(test_refine_starts),
+        cmocka_unit_test(test_refine_start_weights),
         cmocka_unit_test(test_infer_start_dis),
         cmocka_unit_test(test_align_residual),
     };
