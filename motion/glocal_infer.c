@@ -257,19 +257,17 @@ typedef struct {
 } refine_job;
 
 /* The DIS + RANSAC homography of grey frames a, b (eval-motion's dis-ransac)
- * and its background: weight 1 where the DIS flow is within RANSAC's inlier
- * threshold of H's flow, 0 elsewhere (w*h floats). */
-static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, flow_field *g,
+ * and its background: weight 1 on RANSAC's inliers (the DIS flow within its
+ * threshold of H's), 0 elsewhere (w*h floats). f, l: flow fields of w x h. */
+static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, flow_field *l,
                           double H[9], float *background)
 {
     homography_ransac_config rc;
     homography_ransac_config_default(&rc);
     int r = flow_method_dis(a, b, w, h, NULL, f);
-    if (r >= 0) r = flow_minus_homography(f, 2, &rc, 0, H, NULL, NULL);
-    if (r >= 0) r = homography_to_flow(H, g);
+    if (r >= 0) r = flow_minus_homography(f, 2, &rc, 1, H, NULL, l);
     if (r < 0) return r;
-    for (size_t p = 0; p < (size_t)w * h; p++)
-        background[p] = hypotf(f->u[p] - g->u[p], f->v[p] - g->v[p]) < rc.threshold ? 1.0f : 0.0f;
+    for (size_t p = 0; p < (size_t)w * h; p++) background[p] = l->u[p] == 0 && l->v[p] == 0;
     return 0;
 }
 

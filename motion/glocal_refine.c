@@ -385,7 +385,6 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
     return 0;
 }
 
-/* Coarse to fine from h (normalised) into hm; the guard against h. */
 /* The weights of levels 0..nl-1 from w (w*h of level 0, clamped to [0, 1],
  * halved as the frames are); w NULL: none (L[l].wt freed). */
 static int weight_pyramid(level *L, int nl, const float *w)
@@ -406,6 +405,7 @@ static int weight_pyramid(level *L, int nl, const float *w)
     return 0;
 }
 
+/* Coarse to fine from h (normalised) into hm; the guard against h. */
 static int refine_from(level *L, int nl, const glocal_refine_config *c, float *buf, const double h[9],
                        double hm[9])
 {
