@@ -2,6 +2,7 @@
  * or pairs cut from real photos: datasets/photo_pairs.h), side by side with
  * the identity, the robust refinement alone and flow + RANSAC baselines. */
 #include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,13 +234,12 @@ static int parse_options(evm_options *o, int argc, char **argv)
     if (o->photos && (o->size & 1)) return cli_usage_error(cmd, "--size must be even with --photos, got %ld", o->size);
     if (o->per_pair) {
         /* refused now, not after the evaluation */
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", o->per_pair);
-        char *slash = strrchr(dir, '/');
-        if (slash) slash == dir ? (void)(dir[1] = 0) : (void)(*slash = 0);
-        if (access(slash ? dir : ".", W_OK) != 0)
-            return cli_usage_error(cmd, "--per-pair %s: cannot write into the folder %s (%s)", o->per_pair,
-                                   slash ? dir : ".", strerror(errno));
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", o->per_pair);
+        const char *dir = dirname(buf);
+        if (access(dir, W_OK) != 0)
+            return cli_usage_error(cmd, "--per-pair %s: cannot write into the folder %s (%s)", o->per_pair, dir,
+                                   strerror(errno));
     }
     return CLI_PARSED;
 }
@@ -555,9 +555,9 @@ int cmd_eval_motion(int argc, char **argv)
             goto done;
         }
     if (evaluate(&o, m, &P, A) < 0) goto done;
-    if (o.per_pair && write_per_pair(o.per_pair, A) < 0) goto done;
+    /* the table first: a CSV that cannot be written loses it not */
     print_results(&o, &P, A, mask_iou_ceiling(&P));
-    code = CLI_OK;
+    code = o.per_pair && write_per_pair(o.per_pair, A) < 0 ? CLI_FAIL : CLI_OK;
 done:
     for (int k = 0; k < M_N; k++) {
         gl_free(A[k].corner);

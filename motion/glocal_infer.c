@@ -275,26 +275,28 @@ static int refine_range(void *ctx, long begin, long end)
 {
     refine_job *j = ctx;
     const size_t hw = (size_t)j->width * j->height;
-    flow_field f = { 0 }, g = { 0 };
+    flow_field f = { 0 }, l = { 0 };   /* DIS's flow and its part off the homography */
     float *bg = NULL;
     int rc = 0;
-    if (j->start_dis && ((rc = flow_field_new(&f, j->width, j->height)) < 0 ||
-                         (rc = flow_field_new(&g, j->width, j->height)) < 0 || !(bg = gl_malloc(sizeof(float) * hw))))
-        rc = rc < 0 ? rc : GL_ENOMEM;
+    if (j->start_dis) {
+        if ((rc = flow_field_new(&f, j->width, j->height)) >= 0 && (rc = flow_field_new(&l, j->width, j->height)) >= 0 &&
+            !(bg = gl_malloc(sizeof(float) * hw)))
+            rc = GL_ENOMEM;
+    }
     for (long i = begin; i < end && rc >= 0; i++) {
         const float *a = j->ga + i * hw, *b = j->gb + i * hw, *w = j->weights ? j->weights + i * hw : NULL;
         double hd[9];
         int nmore = 0;
         if (j->start_dis) {
             /* a pair DIS cannot fit (too few matches) keeps the network's start alone */
-            nmore = dis_homography(a, b, j->width, j->height, &f, &g, hd, bg) >= 0;
+            nmore = dis_homography(a, b, j->width, j->height, &f, &l, hd, bg) >= 0;
             gl_clear_error();
         }
         rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
-    flow_field_free(&g);
+    flow_field_free(&l);
     gl_free(bg);
     return rc;
 }

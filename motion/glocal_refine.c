@@ -386,7 +386,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
 }
 
 /* The weights of levels 0..nl-1 from w (w*h of level 0, clamped to [0, 1],
- * halved as the frames are); w NULL: none (L[l].wt freed). */
+ * NaN as 0, halved as the frames are); w NULL: none (L[l].wt freed). */
 static int weight_pyramid(level *L, int nl, const float *w)
 {
     for (int l = 0; l < nl; l++) {
@@ -398,7 +398,7 @@ static int weight_pyramid(level *L, int nl, const float *w)
         if (!L[l].wt && !(L[l].wt = gl_malloc(sizeof(float) * L[l].w * L[l].h))) return GL_ENOMEM;
         if (l == 0)
             for (long p = 0, n = (long)L[0].w * L[0].h; p < n; p++)
-                L[0].wt[p] = w[p] < 0 ? 0 : (w[p] > 1 ? 1 : w[p]);
+                L[0].wt[p] = w[p] > 0 ? (w[p] < 1 ? w[p] : 1) : 0;
         else
             down2(L[l - 1].wt, L[l - 1].w, L[l - 1].h, L[l].wt);
     }

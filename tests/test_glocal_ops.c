@@ -393,7 +393,8 @@ static void test_refine_starts(void **state)
  * frame, its own texture) moves 3 px against the camera. Unweighted, the
  * refinement of a start 1.3 px off is pulled by the patch; weighted by the
  * true background (as a flow's RANSAC inliers give it), it ends on the
- * camera's homography. Planes of more_weights go with their starts. */
+ * camera's homography. Planes of more_weights go with their starts; NaN
+ * weights count as 0; a start its refinement pulls away stays a candidate. */
 static void test_refine_start_weights(void **state)
 {
     (void)state;
@@ -431,6 +432,28 @@ static void test_refine_start_weights(void **state)
     assert_int_equal(which, 2);
     assert_true(e_w < 0.1);       /* measured 0.048 */
     assert_true(e_u > 10 * e_w);  /* measured 1.96 */
+    /* NaN weights count as 0: the same result as a plane of zeros, bit for bit */
+    double h0[9], hn[9];
+    for (int p = 0; p < W * H; p++) wt[W * H + p] = 0;
+    memcpy(h0, far, sizeof h0);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h0, starts, wt, 2, NULL));
+    for (int p = 0; p < W * H; p++) wt[W * H + p] = NAN;
+    memcpy(hn, far, sizeof hn);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, hn, starts, wt, 2, NULL));
+    assert_memory_equal(h0, hn, sizeof h0);
+    /* the start itself is a candidate: the exact homography as an unweighted
+     * further start, which its refinement pulls towards the patch, stays */
+    double e_r, e_s;
+    memcpy(h, hgt, sizeof h);
+    OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+    OK(homography_corner_error(h, hgt, W, H, &e_r));
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, hgt, NULL, 1, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e_s));
+    print_message("exact start: refined alone %.3f px, among the candidates %.2g px (start %d)\n", e_r, e_s, which);
+    assert_true(e_r > 1);     /* measured 1.96: within the trust region, so not dropped */
+    assert_int_equal(which, 1);
+    assert_true(e_s < 1e-9);  /* the start, not its refinement */
     free(a);
     free(b);
     free(wt);

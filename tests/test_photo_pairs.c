@@ -634,6 +634,18 @@ static void test_eval_motion_photos(void **state)
     text = test_read_text(out);
     assert_non_null(strstr(text, "no/such/dir"));
     gl_free(text);
+    /* a CSV that cannot be written after the evaluation (its name is a
+     * folder): exit 1 naming it, the table still printed */
+    snprintf(csv, sizeof csv, "%s/a_folder.csv", tmp);
+    assert_int_equal(mkdir(csv, 0755), 0);
+    snprintf(cmd, sizeof cmd, "'%s' eval-motion --photos '%s' --size %d --pairs 1 --no-tvl1 --per-pair '%s' > '%s' 2>&1",
+             GLOCAL_BINARY, PHOTOS, S, csv, out);
+    st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    text = test_read_text(out);
+    assert_non_null(strstr(text, "a_folder.csv"));
+    assert_non_null(strstr(text, "dis-ransac"));
+    gl_free(text);
     /* a bad magnitude is a usage error */
     snprintf(cmd, sizeof cmd, "'%s' eval-motion --photos '%s' --magnitude 1/2 > '%s' 2>&1", GLOCAL_BINARY,
              PHOTOS, out);
