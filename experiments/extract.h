@@ -31,11 +31,11 @@
  * local_tvl1 = 0; for models whose LME learned one, lme_arch 2).
  *
  * One pass, several caches. Methods computed by one call share a pass
- * (extract_method_pass): glocal-local, glocal-residual and glocal-mixed are
- * one glocal_infer with local_gate = 0 (the residual is its local flow; the
- * gated local flow is exactly residual * (mask >= 0.5) and mixed = global +
- * gated local, glocal.h), and likewise the three glocal-tvl1-* and the three
- * glocal-lme-* names; every
+ * (extract_method_pass): every glocal-* method but glocal-global is one
+ * glocal_infer with local_gate = 0 (a residual is its local flow; the gated
+ * local flow is exactly residual * (mask >= 0.5) and mixed = global + gated
+ * local, glocal.h), and with local_both when both local flows are asked for
+ * (TV-L1's of the hybrid and the LME's own, each with its mask); every
  * other method is a pass of its own. A config may ask for several methods of
  * one pass (method/out plus more[]): each pair is computed once and every
  * output goes to its own cache, each identical in layout, provenance (the
@@ -66,7 +66,7 @@
 #ifndef GLOCAL_EXPERIMENTS_EXTRACT_H
 #define GLOCAL_EXPERIMENTS_EXTRACT_H
 
-#define EXTRACT_MAX_OUTPUTS 8 /* caches one run writes (method/out and more[]) */
+#define EXTRACT_MAX_OUTPUTS 10 /* caches one run writes (method/out and more[]) */
 
 /* One more output of a run: a method and its cache. */
 typedef struct {
@@ -114,10 +114,8 @@ const char *extract_method_names(void);
 /* 1 for a known method name, 0 otherwise; *needs_model: a glocal-* method. */
 int extract_method_known(const char *name, int *needs_model);
 /* The pass a method is computed by: methods with the same pass can be
- * outputs of one run ("glocal" for glocal-local, -residual and -mixed;
- * "glocal-tvl1" and "glocal-lme" for the glocal-tvl1-* and glocal-lme-* names;
- * the method's own name for the
- * others). NULL for an unknown method. */
+ * outputs of one run ("glocal" for every glocal-* method but glocal-global;
+ * the method's own name for the others). NULL for an unknown method. */
 const char *extract_method_pass(const char *name);
 
 typedef struct {

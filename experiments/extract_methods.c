@@ -209,35 +209,57 @@ static int glocal_state_init(void **out, const extract_config *c)
 }
 
 typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
+/* Where a part's local flow comes from: glocal_infer's default, TV-L1 on the
+ * aligned pair (the hybrid, by name), the LME's own flow. A method's part is
+ * kind + 4 * source. */
+enum { GLOCAL_DEFAULT, GLOCAL_TVL1, GLOCAL_LME };
+#define GLOCAL_PART(kind, source) ((kind) + 4 * (source))
+
+/* 1 when source's local flow is TV-L1 on the aligned pair (as glocal_infer
+ * resolves local_tvl1: -1 is by the model). */
+static int source_tvl1(const glocal_state *s, int source)
+{
+    if (source != GLOCAL_DEFAULT) return source == GLOCAL_TVL1;
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    return o.local_tvl1 >= 0 ? o.local_tvl1 != 0 : glocal_model_config(s->m)->lme_arch != 2;
+}
 
 /* One glocal_infer for the batch and every part asked for from it. A part
  * alone is computed with its own options, as it always was: glocal-global
- * without the LME, glocal-residual ungated, glocal-local and glocal-mixed
- * gated. Several parts come from one call with local_gate = 0: its local flow
- * is the residual, and (motion/glocal.h) the gated local flow is exactly the
- * residual where mask >= 0.5 and 0 elsewhere, and mixed = global + gated
- * local: the same numbers as the parts computed alone. local_tvl1: 1 forces
- * TV-L1 on the aligned pair as the local flow, 0 the LME's own flow, -1 keeps
- * the default (glocal_infer_options_default). */
-static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, const uint8_t *const *b, int n,
-                        int w, int h, const int *parts, int nparts, float *const *fields, float *homs)
+ * without the LME, a residual ungated, local and mixed gated. Several parts
+ * come from one call with local_gate = 0: its local flow is the residual, and
+ * (motion/glocal.h) the gated local flow is exactly the residual where mask
+ * >= 0.5 and 0 elsewhere, and mixed = global + gated local: the same numbers
+ * as the parts computed alone. Parts of both local flows (TV-L1's and the
+ * LME's) take both from the one call (local_both). */
+static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
+                        const int *parts, int nparts, float *const *fields, float *homs)
 {
     glocal_state *s = state;
+    int want_tvl1 = 0, want_lme = 0;
+    for (int k = 0; k < nparts; k++) {
+        if (parts[k] % 4 == GLOCAL_GLOBAL) continue;
+        if (source_tvl1(s, parts[k] / 4)) want_tvl1 = 1;
+        else want_lme = 1;
+    }
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    if (local_tvl1 >= 0) o.local_tvl1 = local_tvl1;
-    o.lme = !(nparts == 1 && parts[0] == GLOCAL_GLOBAL);
-    o.local_gate = nparts == 1 && parts[0] != GLOCAL_RESIDUAL;
+    o.local_tvl1 = want_tvl1;
+    o.local_both = want_tvl1 && want_lme;
+    o.lme = !(nparts == 1 && parts[0] % 4 == GLOCAL_GLOBAL);
+    o.local_gate = nparts == 1 && parts[0] % 4 != GLOCAL_RESIDUAL;
     glocal_result r = { 0 }; /* glocal_infer allocates it */
     int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
     if (rc < 0) goto done;
     const size_t hw = (size_t)w * h, all = 2 * hw * (size_t)n;
     for (int k = 0; k < nparts; k++) {
         float *f = fields[k];
-        const int part = parts[k];
+        const int part = parts[k] % 4, lme = o.local_both && !source_tvl1(s, parts[k] / 4);
+        const float *local = lme ? r.lme_local_flow : r.local_flow, *mask = lme ? r.lme_mask : r.mask;
         if (part == GLOCAL_GLOBAL || part == GLOCAL_RESIDUAL || o.local_gate) {
             const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow
-                                                                                            : r.local_flow;
+                                                                                            : local;
             memcpy(f, src, sizeof(float) * all);
             continue;
         }
@@ -245,8 +267,8 @@ static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, co
         for (int i = 0; i < n; i++)
             for (size_t p = 0; p < hw; p++) {
                 const size_t u = (size_t)i * 2 * hw + p, v = u + hw;
-                const int fg = r.mask[(size_t)i * hw + p] >= 0.5f;
-                const float lu = fg ? r.local_flow[u] : 0.0f, lv = fg ? r.local_flow[v] : 0.0f;
+                const int fg = mask[(size_t)i * hw + p] >= 0.5f;
+                const float lu = fg ? local[u] : 0.0f, lv = fg ? local[v] : 0.0f;
                 f[u] = part == GLOCAL_MIXED ? r.global_flow[u] + lu : lu;
                 f[v] = part == GLOCAL_MIXED ? r.global_flow[v] + lv : lv;
             }
@@ -256,24 +278,6 @@ static int glocal_parts(void *state, int local_tvl1, const uint8_t *const *a, co
 done:
     glocal_result_free(&r);
     return rc;
-}
-
-static int glocal_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
-                        const int *parts, int nparts, float *const *fields, float *homs)
-{
-    return glocal_parts(st, -1, a, b, n, w, h, parts, nparts, fields, homs);
-}
-
-static int glocal_lme_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
-                            const int *parts, int nparts, float *const *fields, float *homs)
-{
-    return glocal_parts(st, 0, a, b, n, w, h, parts, nparts, fields, homs);
-}
-
-static int glocal_tvl1_pairs(void *st, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
-                             const int *parts, int nparts, float *const *fields, float *homs)
-{
-    return glocal_parts(st, 1, a, b, n, w, h, parts, nparts, fields, homs);
 }
 
 static void glocal_describe(const extract_config *c, char *buf, size_t n)
@@ -299,8 +303,9 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
     snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
 }
 
-#define GLOCAL_METHOD(name, pairs, describe, pass, part)                                                 \
-    { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, pairs, describe, pass, part }
+#define GLOCAL_METHOD(name, describe, pass, kind, source)                                                \
+    { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_pairs, describe, pass,   \
+      GLOCAL_PART(kind, source) }
 
 static const motion_method methods[] = {
     { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe, NULL, 0 },
@@ -311,18 +316,17 @@ static const motion_method methods[] = {
       dis_fmh_describe, NULL, 0 },
     /* 8-bit differences / 255 are stored exactly with a 1/255 step */
     { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe, NULL, 0 },
-    GLOCAL_METHOD("glocal-local", glocal_pairs, glocal_describe, "glocal", GLOCAL_LOCAL),
-    GLOCAL_METHOD("glocal-residual", glocal_pairs, glocal_describe, "glocal", GLOCAL_RESIDUAL),
+    GLOCAL_METHOD("glocal-local", glocal_describe, "glocal", GLOCAL_LOCAL, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-residual", glocal_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_DEFAULT),
     /* without the LME its homography differs: a pass of its own */
-    GLOCAL_METHOD("glocal-global", glocal_pairs, glocal_describe, NULL, GLOCAL_GLOBAL),
-    GLOCAL_METHOD("glocal-mixed", glocal_pairs, glocal_describe, "glocal", GLOCAL_MIXED),
-    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_LOCAL),
-    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1",
-                  GLOCAL_RESIDUAL),
-    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_pairs, glocal_tvl1_describe, "glocal-tvl1", GLOCAL_MIXED),
-    GLOCAL_METHOD("glocal-lme-local", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_LOCAL),
-    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_RESIDUAL),
-    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_pairs, glocal_lme_describe, "glocal-lme", GLOCAL_MIXED),
+    GLOCAL_METHOD("glocal-global", glocal_describe, NULL, GLOCAL_GLOBAL, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-mixed", glocal_describe, "glocal", GLOCAL_MIXED, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_describe, "glocal", GLOCAL_LOCAL, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_describe, "glocal", GLOCAL_MIXED, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-lme-local", glocal_lme_describe, "glocal", GLOCAL_LOCAL, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_describe, "glocal", GLOCAL_MIXED, GLOCAL_LME),
 };
 
 /* ---- looking a method up ----------------------------------------------------- */

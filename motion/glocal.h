@@ -518,6 +518,14 @@ typedef struct {
      * classifies better, because the gate also drops the slow parts of the
      * objects (centres of rotations, grow/shrink). */
     int local_gate;
+    /* 1: with the hybrid (the local flow resolved to TV-L1) and the LME on,
+     * the LME's own local flow is returned as well, in r->lme_local_flow and
+     * its mask in r->lme_mask (NULL otherwise): exactly what local_tvl1 = 0
+     * gives (post-processed the same way, gated by local_gate), from the same
+     * inference, so the hybrid and the network-only outputs cost one pass
+     * (extract's glocal-* and glocal-lme-* sources). Its mixed flow is
+     * global_flow + lme_local_flow. 0 (default): not computed. */
+    int local_both;
 } glocal_infer_options;
 
 void glocal_infer_options_default(glocal_infer_options *o);
@@ -529,6 +537,8 @@ typedef struct {
     float *local_flow;     /* [n][2][H][W] */
     float *mixed_flow;     /* [n][2][H][W] */
     float *mask;           /* [n][H][W] in [0, 1] */
+    float *lme_local_flow; /* [n][2][H][W], only with local_both (else NULL) */
+    float *lme_mask;       /* [n][H][W], only with local_both (else NULL) */
 } glocal_result;
 
 int glocal_result_alloc(glocal_result *r, int n, int width, int height);

@@ -96,10 +96,11 @@ static void mask_bilateral(const float *grey, int W, int H, int R, double ss, do
  * the foreground evidence, its bilateral clean-up, the gate. */
 typedef struct {
     const uint8_t *const *a, *const *b;
-    int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow in r->local_flow */
+    int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow already in flow */
     int width, height, have_mask, gate;
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range;
-    glocal_result *r;
+    const double *homography; /* [n][9], the alignment */
+    float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
 } local_job;
 
 static int local_range(void *ctx, long begin, long end)
@@ -119,11 +120,11 @@ static int local_range(void *ctx, long begin, long end)
     tvl1_config tc;
     tvl1_config_default(&tc);
     for (long i = begin; i < end; i++) {
-        float *lu = j->r->local_flow + i * 2 * hw, *lv = lu + hw, *mk = j->r->mask + i * hw;
+        float *lu = j->flow + i * 2 * hw, *lv = lu + hw, *mk = j->mask + i * hw;
         if ((rc = flow_gray_from_rgb24(j->a[i], W, H, buf)) < 0) goto fail;
         if (j->tvl1) {
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0) goto fail;
-            warp_gray(buf + hw, W, H, j->r->homography + 9 * i, buf + 2 * hw);
+            warp_gray(buf + hw, W, H, j->homography + 9 * i, buf + 2 * hw);
             if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
         } else {
             memcpy(f.u, lu, sizeof(float) * hw);
@@ -189,6 +190,8 @@ void glocal_result_free(glocal_result *r)
     gl_free(r->local_flow);
     gl_free(r->mixed_flow);
     gl_free(r->mask);
+    gl_free(r->lme_local_flow);
+    gl_free(r->lme_mask);
     memset(r, 0, sizeof *r);
 }
 
@@ -429,6 +432,10 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
     const int tvl1 = o->local_tvl1 < 0 ? !lme2 : o->local_tvl1 != 0;
     const int post = (tvl1 || lme2) && !o->homography_only;
+    const int both = o->local_both != 0;
+    if (both && !(tvl1 && o->lme && !o->homography_only))
+        return gl_error(GL_EINVAL, "glocal_infer: local_both needs the hybrid's TV-L1 local flow and the LME "
+                        "(local_tvl1 %d, lme %d, homography_only %d)", o->local_tvl1, o->lme, o->homography_only);
     if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
                   o->local_thresh_min <= o->local_thresh))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
@@ -510,9 +517,25 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     } else if (o->lme) {
         TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
     }
+    /* The LME's own flow and mask, before the hybrid replaces them: what
+     * local_tvl1 = 0 would post-process (its arch-1 flow is kept as it is). */
+    if (both) {
+        r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw);
+        r->lme_mask = gl_malloc(sizeof(float) * n * hw);
+        if (!r->lme_local_flow || !r->lme_mask) { rc = GL_ENOMEM; goto fail; }
+        memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
+        memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
+        if (lme2) {
+            local_job lj = { a, b, 0, width, height, 1, o->local_gate != 0, o->local_thresh, o->local_thresh_k,
+                             o->local_thresh_min, o->mask_sigma, o->mask_range, r->homography,
+                             r->lme_local_flow, r->lme_mask };
+            TRY(gl_parallel_for(n, 1, local_range, &lj));
+        }
+    }
     if (post) {
         local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,
-                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r };
+                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r->homography,
+                         r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

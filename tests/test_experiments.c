@@ -377,9 +377,9 @@ static int sh(const char *cmd, const char *log)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* Every stage of glocal run on the tiny config, its two GLOCAL sources from
- * one extract stage (one inference, two caches); the second run skips them
- * all. */
+/* Every stage of glocal run on the tiny config, its two GLOCAL sources (the
+ * TV-L1 hybrid's and the LME's local flow) from one extract stage (one
+ * inference, two caches); the second run skips them all. */
 static void test_run_tiny_end_to_end(void **state)
 {
     (void)state;
@@ -395,7 +395,7 @@ static void test_run_tiny_end_to_end(void **state)
     const char *stages[] = { "data", "motion", "eval-motion", "train-rgb", "evaluate-rgb",
                              "extract-tvl1-minus-homography", "train-tvl1-minus-homography",
                              "evaluate-tvl1-minus-homography", "extract-glocal", "train-glocal-local",
-                             "evaluate-glocal-local", "train-glocal-residual", "evaluate-glocal-residual",
+                             "evaluate-glocal-local", "train-glocal-lme-residual", "evaluate-glocal-lme-residual",
                              "fuse-rgb+glocal-local", "samples" };
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
         char p[800];
@@ -409,18 +409,20 @@ static void test_run_tiny_end_to_end(void **state)
     /* one GLOCAL extraction: no stage per source; the one stage wrote both
      * caches, each under its method's name */
     assert_null(strstr(text, "glocal run: extract-glocal-local"));
-    assert_null(strstr(text, "glocal run: extract-glocal-residual"));
+    assert_null(strstr(text, "glocal run: extract-glocal-lme-residual"));
     const char *after = strstr(text, "glocal run: extract-glocal ");
     assert_non_null(after);
     assert_null(strstr(after + 1, "glocal run: extract-glocal "));
     gl_free(text);
-    const char *glocal_sources[] = { "glocal-local", "glocal-residual" };
+    const char *glocal_sources[] = { "glocal-local", "glocal-lme-residual" };
     for (int i = 0; i < 2; i++) {
         char p[800];
         snprintf(p, sizeof p, "%s/stages/extract-glocal/%s.h5", out, glocal_sources[i]);
         cache *cc = NULL;
         OK(cache_open(p, 0, &cc));
         assert_string_equal(cache_get_config(cc)->method, glocal_sources[i]);
+        /* the hybrid's TV-L1 local flow and the LME's own, from the one stage */
+        assert_non_null(strstr(cache_get_config(cc)->params, i ? "the LME's own" : "robust refinement"));
         assert_int_equal(cache_clip_count(cc), 8);
         cache_close(&cc);
     }
@@ -455,7 +457,7 @@ static void test_run_tiny_end_to_end(void **state)
     gl_free(md);
     /* every stream's confusion matrix is a PNG in figures/ (labelled by gnuplot
      * when it is installed, which scripts/deps does) */
-    const char *streams[] = { "rgb", "tvl1-minus-homography", "glocal-local", "glocal-residual" };
+    const char *streams[] = { "rgb", "tvl1-minus-homography", "glocal-local", "glocal-lme-residual" };
     for (int i = 0; i < 4; i++) {
         char png[800];
         snprintf(png, sizeof png, "%s/figures/confusion-%s.png", out, streams[i]);

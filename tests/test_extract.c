@@ -119,6 +119,36 @@ static pid_t spawn(const char *const *args) { return spawn_rank(args, 0, 1, 0); 
 
 static int run(const char *const *args) { return test_wait_status(spawn(args)); }
 
+/* The largest |a - b| over the field values of two caches of the same
+ * clips; with homographies, those are equal to float. */
+static double max_abs_diff(const char *pa, const char *pb)
+{
+    cache *a = NULL, *b = NULL;
+    OK(cache_open(pa, 0, &a));
+    OK(cache_open(pb, 0, &b));
+    const cache_config *ca = cache_get_config(a);
+    assert_int_equal(cache_clip_count(a), cache_clip_count(b));
+    const size_t per = (size_t)ca->channels * ca->height * ca->width;
+    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per), ha[9], hb[9];
+    double worst = 0;
+    for (long i = 0; i < cache_clip_count(a); i++)
+        for (long p = 0; p < cache_get_clip(a, i)->pairs; p++) {
+            OK(cache_read_fields(a, i, p, 1, fa));
+            OK(cache_read_fields(b, i, p, 1, fb));
+            for (size_t k = 0; k < per; k++) worst = fmax(worst, fabs(fa[k] - fb[k]));
+            if (ca->has_homographies && cache_get_config(b)->has_homographies) {
+                OK(cache_read_homographies(a, i, p, 1, ha));
+                OK(cache_read_homographies(b, i, p, 1, hb));
+                for (int k = 0; k < 9; k++) assert_double_equal(ha[k], hb[k], 1e-6 * fmax(1, fabs(ha[k])));
+            }
+        }
+    free(fa);
+    free(fb);
+    cache_close(&a);
+    cache_close(&b);
+    return worst;
+}
+
 /* Caches a and b hold the same clips, errors and provenance (method names
  * aside), fields within `tol` px and homographies to float. Returns the
  * largest field difference. */
@@ -139,25 +169,10 @@ static double assert_close(const char *pa, const char *pb, double tol)
         assert_memory_equal(cache_get_clip(a, i), cache_get_clip(b, i), sizeof(cache_clip));
     for (long i = 0; i < cache_error_count(a); i++)
         assert_memory_equal(cache_get_error(a, i), cache_get_error(b, i), sizeof(cache_error));
-    const size_t per = (size_t)ca->channels * ca->height * ca->width;
-    float *fa = malloc(sizeof *fa * per), *fb = malloc(sizeof *fb * per), ha[9], hb[9];
-    double worst = 0;
-    for (long i = 0; i < cache_clip_count(a); i++)
-        for (long p = 0; p < cache_get_clip(a, i)->pairs; p++) {
-            OK(cache_read_fields(a, i, p, 1, fa));
-            OK(cache_read_fields(b, i, p, 1, fb));
-            for (size_t k = 0; k < per; k++) worst = fmax(worst, fabs(fa[k] - fb[k]));
-            if (ca->has_homographies) {
-                OK(cache_read_homographies(a, i, p, 1, ha));
-                OK(cache_read_homographies(b, i, p, 1, hb));
-                for (int k = 0; k < 9; k++) assert_double_equal(ha[k], hb[k], 1e-6 * fmax(1, fabs(ha[k])));
-            }
-        }
-    assert_true(worst <= tol);
-    free(fa);
-    free(fb);
     cache_close(&a);
     cache_close(&b);
+    const double worst = max_abs_diff(pa, pb);
+    assert_true(worst <= tol);
     return worst;
 }
 
@@ -591,23 +606,49 @@ static void test_extract_run_glocal_one_pass(void **state)
     OK(extract_run(&c, NULL, NULL, &sum));
     assert_int_equal(sum.resumed, 4);
     assert_int_equal(sum.pairs, 0);
-    /* the hybrid (TV-L1 local flow on GLOCAL's alignment) by name, one pass too */
-    char hl[300], hm[300], hr[300];
+    /* the hybrid (TV-L1 local flow on GLOCAL's alignment) by name and the
+     * network alone (the LME's own local flow), six caches from one pass
+     * (local_both): the LME's three equal to their runs alone */
+    const char *lme[3] = { "glocal-lme-local", "glocal-lme-residual", "glocal-lme-mixed" };
+    char hl[300], hm[300], hr[300], lp[3][300], la[3][300];
     snprintf(hl, sizeof hl, "%s/tvl1-local.h5", tmpdir);
     snprintf(hr, sizeof hr, "%s/tvl1-residual.h5", tmpdir);
     snprintf(hm, sizeof hm, "%s/tvl1-mixed.h5", tmpdir);
+    c.nmore = 0;
+    for (int k = 0; k < 3; k++) {
+        snprintf(lp[k], sizeof lp[k], "%s/pass-%s.h5", tmpdir, lme[k]);
+        snprintf(la[k], sizeof la[k], "%s/alone-%s.h5", tmpdir, lme[k]);
+        c.method = lme[k];
+        c.out = la[k];
+        OK(extract_run(&c, NULL, NULL, &sum));
+    }
     c.method = "glocal-tvl1-local";
     c.out = hl;
+    c.nmore = 5;
     c.more[0] = (extract_output){ "glocal-tvl1-residual", hr };
     c.more[1] = (extract_output){ "glocal-tvl1-mixed", hm };
+    for (int k = 0; k < 3; k++) c.more[2 + k] = (extract_output){ lme[k], lp[k] };
     OK(extract_run(&c, NULL, NULL, &sum));
     cache *cc = NULL;
     OK(cache_open(hm, 0, &cc));
     assert_string_equal(cache_get_config(cc)->method, "glocal-tvl1-mixed");
     assert_non_null(strstr(cache_get_config(cc)->params, "local flow: TV-L1"));
+    assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the six */
     cache_close(&cc);
     assert_pass_consistent(hl, hr, hm);
-    assert_string_equal(extract_method_pass("glocal-tvl1-residual"), "glocal-tvl1");
+    assert_pass_consistent(lp[0], lp[1], lp[2]);
+    for (int k = 0; k < 3; k++) {
+        OK(cache_open(lp[k], 0, &cc));
+        assert_string_equal(cache_get_config(cc)->method, lme[k]);
+        assert_non_null(strstr(cache_get_config(cc)->params, "the LME's own"));
+        cache_close(&cc);
+        double worst = assert_close(lp[k], la[k], CACHE_INT16_SCALE + 1e-6);
+        print_message("one pass with the hybrid vs %s alone: %.4g px\n", lme[k], worst);
+    }
+    /* and the two local flows are not the same flow */
+    assert_true(max_abs_diff(hr, lp[1]) > 0.1);
+    assert_string_equal(extract_method_pass("glocal-tvl1-residual"), "glocal");
+    assert_string_equal(extract_method_pass("glocal-lme-mixed"), "glocal");
     assert_string_equal(extract_method_pass("glocal-mixed"), "glocal");
     assert_string_equal(extract_method_pass("glocal-global"), "glocal-global");
     assert_string_equal(extract_method_pass("tvl1"), "tvl1");
@@ -619,8 +660,6 @@ static void test_extract_run_glocal_one_pass(void **state)
     c.more[0] = (extract_output){ "glocal-global", pass[1] };
     assert_int_equal(extract_config_validate(&c), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "more[0].method: glocal-global is not computed by the pass of glocal-local"));
-    c.more[0] = (extract_output){ "glocal-tvl1-residual", pass[1] };
-    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
     c.more[0] = (extract_output){ "glocal-local", pass[1] };
     assert_int_equal(extract_config_validate(&c), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "asked for twice"));

@@ -452,6 +452,17 @@ static void test_one_lme_pass(void **state)
     glocal_result bad;
     assert_int_equal(glocal_infer(m, pa, pb, 4, TS, TS, &o, &bad), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "lme_passes"));
+    /* local_both asks for the hybrid's TV-L1 flow and the LME's: without the
+     * hybrid, or with no local flow at all, it is refused by name */
+    o.lme_passes = 1;
+    o.local_both = 1;
+    o.local_tvl1 = 0;
+    assert_int_equal(glocal_infer(m, pa, pb, 4, TS, TS, &o, &bad), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "local_both"));
+    o.local_tvl1 = 1;
+    o.homography_only = 1;
+    assert_int_equal(glocal_infer(m, pa, pb, 4, TS, TS, &o, &bad), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "local_both"));
     glocal_result_free(&r0);
     glocal_result_free(&r0two);
     glocal_result_free(&r1);
