@@ -149,10 +149,18 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * (|A(p) - B(h p)| under 0.01 of the grey range): a later one wins by half
  * a percent of the frame; *which (may be NULL) gets the winner's start
  * (0: h's). E.g. the network's homography and a classical one: a start the
- * network got wrong is left behind. */
+ * network got wrong is left behind.
+ * flow (may be NULL): a dense flow of the pair, [2][height][width] (u then
+ * v, pixels), e.g. the one a further start was fitted to. Photometric
+ * agreement counts textured pixels, so a smooth background loses to a
+ * textured moving patch; the flow counts area. A candidate whose
+ * photometric score is within a tenth of the frame of the leader's wins
+ * when 15 % more of the flow's vectors (every 2nd pixel) are within 1 px
+ * of its homography's. */
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],
-                                    const double *more, const float *more_weights, int nmore, int *which);
+                                    const double *more, const float *more_weights, int nmore,
+                                    const float *flow, int *which);
 
 /* The photometric residual of an alignment, a proxy where no ground truth
  * exists (real video): the mean |A(p) - B(h p)| (bilinear B) over the pixels

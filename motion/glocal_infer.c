@@ -295,7 +295,8 @@ static int refine_range(void *ctx, long begin, long end)
             nmore = dis_homography(a, b, j->width, j->height, &f, &l, hd, bg) >= 0;
             gl_clear_error();
         }
-        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore, NULL);
+        rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore,
+                                             nmore ? f.u : NULL, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
