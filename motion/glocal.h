@@ -462,9 +462,11 @@ typedef struct {
      * for pairs the network starts too far from: on photographs the
      * renderer-trained network removes only a third of the camera motion.
      * Test photos, mean corner error, start_dis 0 -> 1 (DIS + RANSAC alone):
-     * 128^2 +-8 px 0.97 -> 0.51 (0.93), +-16 px 3.68 -> 1.52 (2.98), 256^2
-     * +-16 px 1.77 -> 0.23 (0.34), +-32 px 6.97 -> 0.81 (0.81); renderer
-     * pairs unchanged (results/motion). 0: the network's start alone. */
+     * 128^2 +-8 px 0.97 -> 0.35 (0.93), +-16 px 3.68 -> 1.59 (2.98), 256^2
+     * +-16 px 1.77 -> 0.11 (0.34), +-32 px 6.97 -> 0.13 (0.81); renderer
+     * pairs unchanged (results/motion). The DIS flow also breaks near-ties
+     * between the starts (glocal_refine_homography_starts' flow). 0: the
+     * network's start alone. */
     int start_dis;
     /* LME passes with the network and the refinement on. 1 (default): one,
      * on the pair aligned by the network's H0: its mask weights the
