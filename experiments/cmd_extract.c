@@ -231,10 +231,11 @@ static int parse_options(extract_options *o, int argc, char **argv)
         CLI_STRS("--method", &o->methods, "METHOD",
                  "tvl1, tvl1-minus-homography, dis, dis-minus-homography or rgbdiff; or GLOCAL, with "
                  "--model: glocal-local (the local flow gated by the mask), glocal-residual (the same local "
-                 "flow before the gate), glocal-mixed (global + local), glocal-global; glocal-tvl1-local, "
-                 "-residual, -mixed (the same with TV-L1 on the pair aligned by GLOCAL's homography as the "
-                 "local flow). Several methods of one pass, each with its --out, are computed at once: "
-                 "glocal-local, glocal-residual, glocal-mixed (or the glocal-tvl1-* ones)", .required = 1),
+                 "flow before the gate), glocal-mixed (global + local), glocal-global, glocal-mask (the gate, "
+                 "1 channel); glocal-tvl1-local, -residual, -mixed, -mask (the same with TV-L1 on the pair "
+                 "aligned by GLOCAL's homography as the local flow); glocal-lme-local, -residual, -mixed, "
+                 "-mask (the LME network's own local flow). Several glocal-* methods, each with its --out, "
+                 "are computed at once, from one GLOCAL inference per pair", .required = 1),
         CLI_STR("--model", &o->model, "CKPT", "the checkpoint of glocal train-motion for the glocal-* methods"),
         CLI_SIZE("--size", &o->height, &o->width, "HxW", "field grid: frames are resized to it, each side 8..4096"),
         CLI_NUM("--stride", &o->stride, 1, 1000, "S", "frames between the two of a pair, and between pairs"),
@@ -263,9 +264,10 @@ static int parse_options(extract_options *o, int argc, char **argv)
                   "glocal-residual --out R.h5 --method glocal-mixed --out M.h5 runs GLOCAL once\n"
                   "per pair and writes the three caches, each the same as a run of its method\n"
                   "alone would write (either way resumes a cache the other left unfinished).\n"
-                  "Every glocal-* method but glocal-global can join that pass (the hybrid's\n"
-                  "glocal-tvl1-* and the LME's glocal-lme-* too: both local flows from one\n"
-                  "network run); every other method is a pass of its own.\n"
+                  "Every glocal-* method can join that pass (the hybrid's glocal-tvl1-* and\n"
+                  "the LME's glocal-lme-* too: both local flows from one network run; and\n"
+                  "glocal-mask, glocal-tvl1-mask, glocal-lme-mask: 1 channel, the mask that\n"
+                  "gates that local flow); every other method is a pass of its own.\n"
                   "\n"
                   "Several ranks (glocal launch -n N, torchrun, srun) without --shard: rank K\n"
                   "computes shard K/N into CACHE.h5.shardKofN.h5; the ranks meet at a barrier\n"

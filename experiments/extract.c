@@ -299,7 +299,7 @@ static int validate_more(const extract_config *c)
                             method[k] ? method[k] : "(none)", extract_method_names());
         if (strcmp(pk, pass) != 0)
             return gl_error(GL_EINVAL, "extract_config.more[%d].method: %s is not computed by the pass of %s "
-                            "(one run computes one pass: the glocal-* methods but glocal-global)", k - 1, method[k], c->method);
+                            "(one run computes one pass: the glocal-* methods)", k - 1, method[k], c->method);
         for (int i = 0; i < k; i++) {
             if (!strcmp(method[i], method[k]))
                 return gl_error(GL_EINVAL, "extract_config.more[%d].method: %s asked for twice", k - 1, method[k]);

@@ -22,16 +22,18 @@
  * 2 channels and the refined homography per pair): glocal-local (the local
  * flow gated by the mask, mask >= 0.5), glocal-residual (the same local flow
  * before the gate), glocal-mixed (global + gated local), glocal-global (the
- * homography's flow, computed without the LME, so the homography differs
- * slightly from the others'), and glocal-tvl1-local, glocal-tvl1-residual,
- * glocal-tvl1-mixed (the same with the local flow forced to TV-L1 on the
+ * homography's flow: the homography of the same inference, refined on the
+ * LME's background), glocal-mask (1 channel: the gate, 1 = foreground), and
+ * glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed,
+ * glocal-tvl1-mask (the same with the local flow forced to TV-L1 on the
  * pair aligned by GLOCAL's homography, glocal_infer_options.local_tvl1 = 1,
  * whatever the default: the hybrid, by name), and glocal-lme-local,
- * glocal-lme-residual, glocal-lme-mixed (the LME's own local flow, no TV-L1:
- * local_tvl1 = 0; for models whose LME learned one, lme_arch 2).
+ * glocal-lme-residual, glocal-lme-mixed, glocal-lme-mask (the LME's own local
+ * flow, no TV-L1: local_tvl1 = 0; for models whose LME learned one, lme_arch
+ * 2). The masks are extract outputs, not recognition streams.
  *
  * One pass, several caches. Methods computed by one call share a pass
- * (extract_method_pass): every glocal-* method but glocal-global is one
+ * (extract_method_pass): every glocal-* method is one
  * glocal_infer with local_gate = 0 (a residual is its local flow; the gated
  * local flow is exactly residual * (mask >= 0.5) and mixed = global + gated
  * local, glocal.h), and with local_both when both local flows are asked for
@@ -107,15 +109,14 @@ void extract_config_default(extract_config *c);
 int extract_config_validate(const extract_config *c);
 
 /* "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff,
- * glocal-local, glocal-residual, glocal-global, glocal-mixed,
- * glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, glocal-lme-local,
- * glocal-lme-residual, glocal-lme-mixed". */
+ * glocal-local, glocal-residual, glocal-global, glocal-mixed, glocal-mask,
+ * glocal-tvl1-local, ..., glocal-lme-mask" (every method, by name). */
 const char *extract_method_names(void);
 /* 1 for a known method name, 0 otherwise; *needs_model: a glocal-* method. */
 int extract_method_known(const char *name, int *needs_model);
 /* The pass a method is computed by: methods with the same pass can be
- * outputs of one run ("glocal" for every glocal-* method but glocal-global;
- * the method's own name for the others). NULL for an unknown method. */
+ * outputs of one run ("glocal" for every glocal-* method; the method's own
+ * name for the others). NULL for an unknown method. */
 const char *extract_method_pass(const char *name);
 
 typedef struct {

@@ -208,12 +208,14 @@ static int glocal_state_init(void **out, const extract_config *c)
     return 0;
 }
 
-typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED } glocal_part;
-/* Where a part's local flow comes from: glocal_infer's default, TV-L1 on the
- * aligned pair (the hybrid, by name), the LME's own flow. A method's part is
- * kind + 4 * source. */
+typedef enum { GLOCAL_LOCAL, GLOCAL_RESIDUAL, GLOCAL_GLOBAL, GLOCAL_MIXED, GLOCAL_MASK } glocal_part;
+/* Where a part's local flow (and its mask) comes from: glocal_infer's
+ * default, TV-L1 on the aligned pair (the hybrid, by name), the LME's own
+ * flow. A method's part is kind + 8 * source. */
 enum { GLOCAL_DEFAULT, GLOCAL_TVL1, GLOCAL_LME };
-#define GLOCAL_PART(kind, source) ((kind) + 4 * (source))
+#define GLOCAL_PART(kind, source) ((kind) + 8 * (source))
+#define PART_KIND(part) ((part) % 8)
+#define PART_SOURCE(part) ((part) / 8)
 
 /* 1 when source's local flow is TV-L1 on the aligned pair (as glocal_infer
  * resolves local_tvl1: -1 is by the model). */
@@ -225,38 +227,45 @@ static int source_tvl1(const glocal_state *s, int source)
     return o.local_tvl1 >= 0 ? o.local_tvl1 != 0 : glocal_model_config(s->m)->lme_arch != 2;
 }
 
-/* One glocal_infer for the batch and every part asked for from it. A part
- * alone is computed with its own options, as it always was: glocal-global
- * without the LME, a residual ungated, local and mixed gated. Several parts
- * come from one call with local_gate = 0: its local flow is the residual, and
- * (motion/glocal.h) the gated local flow is exactly the residual where mask
- * >= 0.5 and 0 elsewhere, and mixed = global + gated local: the same numbers
- * as the parts computed alone. Parts of both local flows (TV-L1's and the
- * LME's) take both from the one call (local_both). */
+/* One glocal_infer for the batch and every part asked for from it (every
+ * part has the homography of the same inference: refined with the LME's
+ * mask as its background). A part alone is computed with its own options: a
+ * global flow with homography_only, a residual ungated, local and mixed
+ * gated. Several parts come from one call with local_gate = 0: its local
+ * flow is the residual, and (motion/glocal.h) the gated local flow is
+ * exactly the residual where mask >= 0.5 and 0 elsewhere, and mixed = global
+ * + gated local: the same numbers as the parts computed alone. Parts of both
+ * local flows (TV-L1's and the LME's) take both from the one call
+ * (local_both). */
 static int glocal_pairs(void *state, const uint8_t *const *a, const uint8_t *const *b, int n, int w, int h,
                         const int *parts, int nparts, float *const *fields, float *homs)
 {
     glocal_state *s = state;
     int want_tvl1 = 0, want_lme = 0;
     for (int k = 0; k < nparts; k++) {
-        if (parts[k] % 4 == GLOCAL_GLOBAL) continue;
-        if (source_tvl1(s, parts[k] / 4)) want_tvl1 = 1;
+        if (PART_KIND(parts[k]) == GLOCAL_GLOBAL) continue;
+        if (source_tvl1(s, PART_SOURCE(parts[k]))) want_tvl1 = 1;
         else want_lme = 1;
     }
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     o.local_tvl1 = want_tvl1;
     o.local_both = want_tvl1 && want_lme;
-    o.lme = !(nparts == 1 && parts[0] % 4 == GLOCAL_GLOBAL);
-    o.local_gate = nparts == 1 && parts[0] % 4 != GLOCAL_RESIDUAL;
+    o.homography_only = !want_tvl1 && !want_lme;
+    const int kind0 = PART_KIND(parts[0]);
+    o.local_gate = nparts == 1 && (kind0 == GLOCAL_LOCAL || kind0 == GLOCAL_MIXED);
     glocal_result r = { 0 }; /* glocal_infer allocates it */
     int rc = glocal_infer(s->m, a, b, n, w, h, &o, &r);
     if (rc < 0) goto done;
     const size_t hw = (size_t)w * h, all = 2 * hw * (size_t)n;
     for (int k = 0; k < nparts; k++) {
         float *f = fields[k];
-        const int part = parts[k] % 4, lme = o.local_both && !source_tvl1(s, parts[k] / 4);
+        const int part = PART_KIND(parts[k]), lme = o.local_both && !source_tvl1(s, PART_SOURCE(parts[k]));
         const float *local = lme ? r.lme_local_flow : r.local_flow, *mask = lme ? r.lme_mask : r.mask;
+        if (part == GLOCAL_MASK) {
+            memcpy(f, mask, sizeof(float) * hw * (size_t)n);
+            continue;
+        }
         if (part == GLOCAL_GLOBAL || part == GLOCAL_RESIDUAL || o.local_gate) {
             const float *src = part == GLOCAL_GLOBAL ? r.global_flow : part == GLOCAL_MIXED ? r.mixed_flow
                                                                                             : local;
@@ -303,9 +312,39 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
     snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
 }
 
-#define GLOCAL_METHOD(name, describe, pass, kind, source)                                                \
-    { name, 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free, glocal_pairs, describe, pass,   \
-      GLOCAL_PART(kind, source) }
+static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[600];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; the homography's flow, refined on the LME's background (the local outputs' own)", t);
+}
+
+#define MASK_NOTE "; output: the mask (1 = foreground), the gate of the local flow"
+
+static void glocal_mask_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[700];
+    glocal_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s" MASK_NOTE, t);
+}
+
+static void glocal_tvl1_mask_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[700];
+    glocal_tvl1_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s" MASK_NOTE, t);
+}
+
+static void glocal_lme_mask_describe(const extract_config *c, char *buf, size_t n)
+{
+    char t[700];
+    glocal_lme_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s" MASK_NOTE, t);
+}
+
+#define GLOCAL_METHOD(name, describe, kind, source)                                                      \
+    { name, (kind) == GLOCAL_MASK ? 1 : 2, 1, CACHE_INT16_SCALE, glocal_state_init, glocal_state_free,        \
+      glocal_pairs, describe, "glocal", GLOCAL_PART(kind, source) }
 
 static const motion_method methods[] = {
     { "tvl1", 2, 0, CACHE_INT16_SCALE, tvl1_init, tvl1_free, tvl1_pairs, tvl1_describe, NULL, 0 },
@@ -316,17 +355,19 @@ static const motion_method methods[] = {
       dis_fmh_describe, NULL, 0 },
     /* 8-bit differences / 255 are stored exactly with a 1/255 step */
     { "rgbdiff", 3, 0, 1.0f / 255.0f, NULL, NULL, rgbdiff_pairs, rgbdiff_describe, NULL, 0 },
-    GLOCAL_METHOD("glocal-local", glocal_describe, "glocal", GLOCAL_LOCAL, GLOCAL_DEFAULT),
-    GLOCAL_METHOD("glocal-residual", glocal_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_DEFAULT),
-    /* without the LME its homography differs: a pass of its own */
-    GLOCAL_METHOD("glocal-global", glocal_describe, NULL, GLOCAL_GLOBAL, GLOCAL_DEFAULT),
-    GLOCAL_METHOD("glocal-mixed", glocal_describe, "glocal", GLOCAL_MIXED, GLOCAL_DEFAULT),
-    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_describe, "glocal", GLOCAL_LOCAL, GLOCAL_TVL1),
-    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_TVL1),
-    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_describe, "glocal", GLOCAL_MIXED, GLOCAL_TVL1),
-    GLOCAL_METHOD("glocal-lme-local", glocal_lme_describe, "glocal", GLOCAL_LOCAL, GLOCAL_LME),
-    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_describe, "glocal", GLOCAL_RESIDUAL, GLOCAL_LME),
-    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_describe, "glocal", GLOCAL_MIXED, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-local", glocal_describe, GLOCAL_LOCAL, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-residual", glocal_describe, GLOCAL_RESIDUAL, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-global", glocal_global_describe, GLOCAL_GLOBAL, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-mixed", glocal_describe, GLOCAL_MIXED, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-mask", glocal_mask_describe, GLOCAL_MASK, GLOCAL_DEFAULT),
+    GLOCAL_METHOD("glocal-tvl1-local", glocal_tvl1_describe, GLOCAL_LOCAL, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-tvl1-residual", glocal_tvl1_describe, GLOCAL_RESIDUAL, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-tvl1-mixed", glocal_tvl1_describe, GLOCAL_MIXED, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-tvl1-mask", glocal_tvl1_mask_describe, GLOCAL_MASK, GLOCAL_TVL1),
+    GLOCAL_METHOD("glocal-lme-local", glocal_lme_describe, GLOCAL_LOCAL, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-lme-residual", glocal_lme_describe, GLOCAL_RESIDUAL, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-lme-mixed", glocal_lme_describe, GLOCAL_MIXED, GLOCAL_LME),
+    GLOCAL_METHOD("glocal-lme-mask", glocal_lme_mask_describe, GLOCAL_MASK, GLOCAL_LME),
 };
 
 /* ---- looking a method up ----------------------------------------------------- */
@@ -334,8 +375,8 @@ static const motion_method methods[] = {
 const char *extract_method_names(void)
 {
     return "tvl1, tvl1-minus-homography, dis, dis-minus-homography, rgbdiff, glocal-local, glocal-residual, "
-           "glocal-global, glocal-mixed, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, "
-           "glocal-lme-local, glocal-lme-residual, glocal-lme-mixed";
+           "glocal-global, glocal-mixed, glocal-mask, glocal-tvl1-local, glocal-tvl1-residual, glocal-tvl1-mixed, "
+           "glocal-tvl1-mask, glocal-lme-local, glocal-lme-residual, glocal-lme-mixed, glocal-lme-mask";
 }
 
 const motion_method *extract_method_find(const char *name)

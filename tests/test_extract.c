@@ -537,6 +537,58 @@ static void assert_pass_consistent(const char *local, const char *residual, cons
     cache_close(&m);
 }
 
+/* Caches of one pass: glocal-mask's values are 0 or 1 and gate the local
+ * flow (local = residual where 1, 0 where 0); glocal-global's flow is the
+ * stored homography's, H p - p, within the int16 step. */
+static void assert_mask_global(const char *mask, const char *global, const char *local, const char *residual)
+{
+    cache *m = NULL, *g = NULL, *l = NULL, *r = NULL;
+    OK(cache_open(mask, 0, &m));
+    OK(cache_open(global, 0, &g));
+    OK(cache_open(local, 0, &l));
+    OK(cache_open(residual, 0, &r));
+    const cache_config *cfg = cache_get_config(l);
+    const int W = cfg->width, H = cfg->height, hw = W * H;
+    float *fm = malloc(sizeof(float) * hw), *fg = malloc(sizeof(float) * 2 * hw), *fl = malloc(sizeof(float) * 2 * hw),
+          *fr = malloc(sizeof(float) * 2 * hw), h[9];
+    long fore = 0, back = 0;
+    double worst = 0;
+    for (long i = 0; i < cache_clip_count(l); i++)
+        for (long p = 0; p < cache_get_clip(l, i)->pairs; p++) {
+            OK(cache_read_fields(m, i, p, 1, fm));
+            OK(cache_read_fields(g, i, p, 1, fg));
+            OK(cache_read_fields(l, i, p, 1, fl));
+            OK(cache_read_fields(r, i, p, 1, fr));
+            OK(cache_read_homographies(g, i, p, 1, h));
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const int q = y * W + x;
+                    assert_true(fm[q] == 0 || fm[q] == 1);
+                    if (fm[q] == 1) {
+                        assert_true(fl[q] == fr[q] && fl[hw + q] == fr[hw + q]);
+                        fore++;
+                    } else {
+                        assert_true(fl[q] == 0 && fl[hw + q] == 0);
+                        back++;
+                    }
+                    const double d = h[6] * x + h[7] * y + h[8];
+                    worst = fmax(worst, fabs(fg[q] - ((h[0] * x + h[1] * y + h[2]) / d - x)));
+                    worst = fmax(worst, fabs(fg[hw + q] - ((h[3] * x + h[4] * y + h[5]) / d - y)));
+                }
+        }
+    print_message("mask: %ld foreground, %ld background pixels; global - H flow <= %.4g px\n", fore, back, worst);
+    assert_true(fore > 0 && back > 0);
+    assert_true(worst <= CACHE_INT16_SCALE / 2 + 1e-3);
+    free(fm);
+    free(fg);
+    free(fl);
+    free(fr);
+    cache_close(&m);
+    cache_close(&g);
+    cache_close(&l);
+    cache_close(&r);
+}
+
 /* GLOCAL's one pass: glocal-local, glocal-residual and glocal-mixed from one
  * extract_run into three caches, each equal (to the int16 step) to the cache
  * of a run of its method alone, with the same name and provenance; a one-pass
@@ -606,16 +658,17 @@ static void test_extract_run_glocal_one_pass(void **state)
     OK(extract_run(&c, NULL, NULL, &sum));
     assert_int_equal(sum.resumed, 4);
     assert_int_equal(sum.pairs, 0);
-    /* the hybrid (TV-L1 local flow on GLOCAL's alignment) by name and the
-     * network alone (the LME's own local flow), six caches from one pass
-     * (local_both): the LME's three equal to their runs alone */
-    const char *lme[3] = { "glocal-lme-local", "glocal-lme-residual", "glocal-lme-mixed" };
-    char hl[300], hm[300], hr[300], lp[3][300], la[3][300];
+    /* the hybrid (TV-L1 local flow on GLOCAL's alignment) by name, the
+     * network alone (the LME's own local flow), the global flow and the mask:
+     * eight caches from one pass (local_both), each equal to its run alone */
+    const char *lme[5] = { "glocal-lme-local", "glocal-lme-residual", "glocal-lme-mixed", "glocal-global",
+                           "glocal-mask" };
+    char hl[300], hm[300], hr[300], lp[5][300], la[5][300];
     snprintf(hl, sizeof hl, "%s/tvl1-local.h5", tmpdir);
     snprintf(hr, sizeof hr, "%s/tvl1-residual.h5", tmpdir);
     snprintf(hm, sizeof hm, "%s/tvl1-mixed.h5", tmpdir);
     c.nmore = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         snprintf(lp[k], sizeof lp[k], "%s/pass-%s.h5", tmpdir, lme[k]);
         snprintf(la[k], sizeof la[k], "%s/alone-%s.h5", tmpdir, lme[k]);
         c.method = lme[k];
@@ -624,42 +677,48 @@ static void test_extract_run_glocal_one_pass(void **state)
     }
     c.method = "glocal-tvl1-local";
     c.out = hl;
-    c.nmore = 5;
+    c.nmore = 7;
     c.more[0] = (extract_output){ "glocal-tvl1-residual", hr };
     c.more[1] = (extract_output){ "glocal-tvl1-mixed", hm };
-    for (int k = 0; k < 3; k++) c.more[2 + k] = (extract_output){ lme[k], lp[k] };
+    for (int k = 0; k < 5; k++) c.more[2 + k] = (extract_output){ lme[k], lp[k] };
     OK(extract_run(&c, NULL, NULL, &sum));
     cache *cc = NULL;
     OK(cache_open(hm, 0, &cc));
     assert_string_equal(cache_get_config(cc)->method, "glocal-tvl1-mixed");
     assert_non_null(strstr(cache_get_config(cc)->params, "local flow: TV-L1"));
-    assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the six */
+    assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the eight */
     cache_close(&cc);
     assert_pass_consistent(hl, hr, hm);
     assert_pass_consistent(lp[0], lp[1], lp[2]);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         OK(cache_open(lp[k], 0, &cc));
         assert_string_equal(cache_get_config(cc)->method, lme[k]);
-        assert_non_null(strstr(cache_get_config(cc)->params, "the LME's own"));
+        assert_int_equal(cache_get_config(cc)->channels, k == 4 ? 1 : 2);
+        if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "the LME's own"));
         cache_close(&cc);
         double worst = assert_close(lp[k], la[k], CACHE_INT16_SCALE + 1e-6);
         print_message("one pass with the hybrid vs %s alone: %.4g px\n", lme[k], worst);
     }
+    /* the global flow is the homography's (H p - p from the stored H), and
+     * the mask is the local flow's gate: 0 or 1, the residual where 1, 0 where 0 */
+    assert_mask_global(lp[4], lp[3], hl, hr);
     /* and the two local flows are not the same flow */
     assert_true(max_abs_diff(hr, lp[1]) > 0.1);
     assert_string_equal(extract_method_pass("glocal-tvl1-residual"), "glocal");
     assert_string_equal(extract_method_pass("glocal-lme-mixed"), "glocal");
     assert_string_equal(extract_method_pass("glocal-mixed"), "glocal");
-    assert_string_equal(extract_method_pass("glocal-global"), "glocal-global");
+    assert_string_equal(extract_method_pass("glocal-global"), "glocal");
+    assert_string_equal(extract_method_pass("glocal-lme-mask"), "glocal");
     assert_string_equal(extract_method_pass("tvl1"), "tvl1");
     assert_null(extract_method_pass("tvl2"));
     /* outputs that one pass does not give, named */
     c.method = "glocal-local";
     c.out = pass[0];
     c.nmore = 1;
-    c.more[0] = (extract_output){ "glocal-global", pass[1] };
+    c.more[0] = (extract_output){ "tvl1-minus-homography", pass[1] };
     assert_int_equal(extract_config_validate(&c), GL_EINVAL);
-    assert_non_null(strstr(gl_last_error(), "more[0].method: glocal-global is not computed by the pass of glocal-local"));
+    assert_non_null(
+        strstr(gl_last_error(), "more[0].method: tvl1-minus-homography is not computed by the pass of glocal-local"));
     c.more[0] = (extract_output){ "glocal-local", pass[1] };
     assert_int_equal(extract_config_validate(&c), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "asked for twice"));
@@ -800,7 +859,7 @@ static void test_usage_errors(void **state)
                          "--method", "glocal-residual", NULL };
     assert_int_equal(run(a2), 2);
     const char *a4[] = { "extract", "--dataset", ds, "--model", MODEL, "--method", "glocal-local", "--out", out,
-                         "--method", "glocal-global", "--out", "/tmp/g.h5", NULL };
+                         "--method", "tvl1", "--out", "/tmp/g.h5", NULL };
     assert_int_equal(run(a4), 2);
     const char *a3[] = { "extract", "--dataset", ds, "--method", "rgbdiff", "--out", out,
                          "--split-file", "/tmp/mylist.txt", NULL };
