@@ -319,27 +319,25 @@ static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
     snprintf(buf, n, "%s; the homography's flow, refined on the LME's background (the local outputs' own)", t);
 }
 
-#define MASK_NOTE "; output: the mask (1 = foreground), the gate of the local flow"
-
-static void glocal_mask_describe(const extract_config *c, char *buf, size_t n)
+/* A mask output: its local flow's description, and what the field holds. */
+static void mask_describe(void (*base)(const extract_config *, char *, size_t), const extract_config *c, char *buf,
+                          size_t n)
 {
     char t[700];
-    glocal_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s" MASK_NOTE, t);
+    base(c, t, sizeof t);
+    snprintf(buf, n, "%s; output: the mask (1 = foreground), the gate of the local flow", t);
 }
 
-static void glocal_tvl1_mask_describe(const extract_config *c, char *buf, size_t n)
+static void glocal_mask_describe(const extract_config *c, char *b, size_t n) { mask_describe(glocal_describe, c, b, n); }
+
+static void glocal_tvl1_mask_describe(const extract_config *c, char *b, size_t n)
 {
-    char t[700];
-    glocal_tvl1_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s" MASK_NOTE, t);
+    mask_describe(glocal_tvl1_describe, c, b, n);
 }
 
-static void glocal_lme_mask_describe(const extract_config *c, char *buf, size_t n)
+static void glocal_lme_mask_describe(const extract_config *c, char *b, size_t n)
 {
-    char t[700];
-    glocal_lme_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s" MASK_NOTE, t);
+    mask_describe(glocal_lme_describe, c, b, n);
 }
 
 #define GLOCAL_METHOD(name, describe, kind, source)                                                      \
