@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiments/extract.h"
 #include "nn/base.h"
 
 /* Every source but rgb is a method of glocal extract (experiments/extract.h). */
@@ -267,6 +268,9 @@ static int load_sources(exp_config *c, const char *path, const config_setting_t 
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         const char *v = config_setting_get_string(e);
         if (!v) return bad(path, e, "sources[%s] must be a string%s", "", "");
+        if (!exp_source_known(v) && extract_method_known(v, NULL))
+            return bad(path, e, "\"%s\" is a glocal extract output (the mask of a local flow), not a recognition "
+                                "stream (glocal extract --method writes it)%s", v, "");
         if (!exp_source_known(v))
             return bad(path, e, "unknown motion source \"%s\" (known: rgb, rgbdiff, tvl1, tvl1-minus-homography, "
                                 "dis, dis-minus-homography, glocal-local, glocal-residual, glocal-global, "

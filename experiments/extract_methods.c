@@ -217,14 +217,14 @@ enum { GLOCAL_DEFAULT, GLOCAL_TVL1, GLOCAL_LME };
 #define PART_KIND(part) ((part) % 8)
 #define PART_SOURCE(part) ((part) / 8)
 
-/* 1 when source's local flow is TV-L1 on the aligned pair (as glocal_infer
- * resolves local_tvl1: -1 is by the model). */
+/* 1 when source's local flow is TV-L1 on the aligned pair (the default's as
+ * glocal_infer resolves it for this model). */
 static int source_tvl1(const glocal_state *s, int source)
 {
     if (source != GLOCAL_DEFAULT) return source == GLOCAL_TVL1;
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    return o.local_tvl1 >= 0 ? o.local_tvl1 != 0 : glocal_model_config(s->m)->lme_arch != 2;
+    return glocal_infer_local_is_tvl1(s->m, &o);
 }
 
 /* One glocal_infer for the batch and every part asked for from it (every

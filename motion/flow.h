@@ -233,6 +233,12 @@ int homography_to_flow(const double h[9], flow_field *f);
 int homography_corner_error(const double a[9], const double b[9], int width, int height,
                             double *err);
 
+/* The share of the flow's known vectors, sampled every `step` pixels (as
+ * flow_minus_homography samples them), that h explains within `threshold`
+ * px: h's inlier share among the flow's vectors (a point h sends to
+ * infinity is an outlier). 0 when the flow has no known vector there. */
+double homography_flow_agreement(const flow_field *flow, int step, const double h[9], double threshold);
+
 /* Flow minus homography: fits H to the flow sampled every `step` pixels
  * (RANSAC, then refits), writes global = H's flow and local = flow - global
  * (set to exactly 0 where a pixel is an inlier when zero_inliers). global,

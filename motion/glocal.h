@@ -539,6 +539,10 @@ typedef struct {
 } glocal_infer_options;
 
 void glocal_infer_options_default(glocal_infer_options *o);
+/* 1 when glocal_infer's local flow with options o and model m (may be NULL)
+ * is TV-L1 on the aligned pair (local_tvl1 resolved: -1 is TV-L1 unless the
+ * LME is on and learned a flow, lme_arch 2), 0 when it is the LME's. */
+int glocal_infer_local_is_tvl1(const glocal_model *m, const glocal_infer_options *o);
 
 typedef struct {
     int n, width, height;

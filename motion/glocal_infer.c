@@ -161,6 +161,12 @@ fail:
     return rc;
 }
 
+int glocal_infer_local_is_tvl1(const glocal_model *m, const glocal_infer_options *o)
+{
+    if (o->local_tvl1 >= 0) return o->local_tvl1 != 0;
+    return !(o->lme && m && m->cfg.lme_arch == 2);
+}
+
 int glocal_result_alloc(glocal_result *r, int n, int width, int height)
 {
     memset(r, 0, sizeof *r);
@@ -431,7 +437,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
-    const int tvl1 = o->local_tvl1 < 0 ? !lme2 : o->local_tvl1 != 0;
+    const int tvl1 = glocal_infer_local_is_tvl1(m, o);
     const int post = (tvl1 || lme2) && !o->homography_only;
     const int both = o->local_both != 0;
     if (both && !(tvl1 && o->lme && !o->homography_only))

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "motion/flow.h"
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
 #include "nn/mat3.h"
@@ -184,22 +185,12 @@ static double consensus_cost(const level *L, const double h[9], double thr)
     return 1.0 - (double)fit / n;
 }
 
-/* The share of every 2nd pixel (in x and y) where the flow (u then v
- * planes of w x h) is within FLOW_TOL px of h's displacement. */
+/* The share of the flow's vectors (u then v planes of w x h, every 2nd
+ * pixel) that h explains within FLOW_TOL px. */
 static double flow_share(const float *flow, int w, int hh, const double h[9])
 {
-    const float *u = flow, *v = flow + (size_t)w * hh;
-    long in = 0, n = 0;
-    for (int y = 0; y < hh; y += 2)
-        for (int x = 0; x < w; x += 2, n++) {
-            const size_t p = (size_t)y * w + x;
-            const double d = h[6] * x + h[7] * y + h[8];
-            if (!(fabs(d) > 1e-12)) continue;
-            const double du = (h[0] * x + h[1] * y + h[2]) / d - x - u[p];
-            const double dv = (h[3] * x + h[4] * y + h[5]) / d - y - v[p];
-            in += du * du + dv * dv < FLOW_TOL * FLOW_TOL;
-        }
-    return (double)in / n;
+    const flow_field f = { w, hh, (float *)flow, (float *)flow + (size_t)w * hh };
+    return homography_flow_agreement(&f, 2, h, FLOW_TOL);
 }
 
 int glocal_align_residual(const float *a, const float *b, int width, int height, const double h[9],

@@ -313,6 +313,29 @@ int homography_corner_error(const double a[9], const double b[9], int width, int
     return 0;
 }
 
+/* A flow vector the fit can use (not NaN, not a .flo "unknown"). */
+static int flow_known(float u, float v)
+{
+    return isfinite(u) && isfinite(v) && fabsf(u) <= FLOW_UNKNOWN_THRESH && fabsf(v) <= FLOW_UNKNOWN_THRESH;
+}
+
+double homography_flow_agreement(const flow_field *flow, int step, const double h[9], double threshold)
+{
+    long in = 0, n = 0;
+    const double t2 = threshold * threshold;
+    for (int y = 0; y < flow->height; y += step)
+        for (int x = 0; x < flow->width; x += step) {
+            const size_t i = (size_t)y * flow->width + x;
+            if (!flow_known(flow->u[i], flow->v[i])) continue;
+            n++;
+            double xo = 0, yo = 0;
+            if (homography_apply(h, x, y, &xo, &yo) < 0) continue;
+            const double eu = flow->u[i] - (xo - x), ev = flow->v[i] - (yo - y);
+            in += eu * eu + ev * ev < t2;
+        }
+    return n ? (double)in / n : 0;
+}
+
 int flow_minus_homography(const flow_field *flow, int step, const homography_ransac_config *c,
                           int zero_inliers, double h[9], flow_field *global, flow_field *local)
 {
@@ -338,9 +361,7 @@ int flow_minus_homography(const flow_field *flow, int step, const homography_ran
         for (int x = 0; x < w; x += step) {
             size_t i = (size_t)y * w + x;
             float u = flow->u[i], v = flow->v[i];
-            if (!isfinite(u) || !isfinite(v) || fabsf(u) > FLOW_UNKNOWN_THRESH ||
-                fabsf(v) > FLOW_UNKNOWN_THRESH)
-                continue;
+            if (!flow_known(u, v)) continue;
             src[2 * n] = x;
             src[2 * n + 1] = y;
             dst[2 * n] = x + (double)u;

@@ -93,6 +93,8 @@ static void test_bad_configs(void **state)
     expect_error("dataset = { kind = \"kinetics\"; };\n", 1, "one of synthetic, ucf101, ncaa");
     expect_error("dataset = {\n size = \"64by64\";\n};\n", 2, "\"WxH\"");
     expect_error("sources = [ \"rgb\",\n \"flownet\" ];\n", 2, "unknown motion source \"flownet\"");
+    expect_error("sources = [ \"rgb\",\n \"glocal-lme-mask\" ];\n", 2,
+                 "\"glocal-lme-mask\" is a glocal extract output (the mask of a local flow), not a recognition stream");
     expect_error("sources = [ \"rgb\", \"tvl1\" ];\nfusions = (\n { streams = [ \"rgb\", \"glocal-local\" ]; }\n);\n", 3,
                  "fusion stream \"glocal-local\" is not one of the sources");
     expect_error("name = \"x\";\nmotion = { size = ; };\n", 2, "syntax error");

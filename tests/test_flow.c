@@ -566,6 +566,13 @@ static void test_flow_minus_homography(void **state)
     assert_double_equal(l.v[30 * w + 45], -2, 1e-3);
     assert_true(l.u[5 * w + 5] == 0 && l.v[5 * w + 5] == 0); /* inlier: exactly 0 */
     assert_double_equal(g.u[5 * w + 5], f.u[5 * w + 5], 1e-3);
+    /* H's inlier share on the step-2 grid (48 x 36 points): all but the
+     * moved block's 15 x 10 points within 1 px, all within 7 px (the block is
+     * 6.3 px off); unknown vectors (a NaN row, 48 points) are not counted */
+    assert_double_equal(homography_flow_agreement(&f, 2, H_TRUE, 1.0), (1728 - 150) / 1728.0, 1e-12);
+    assert_double_equal(homography_flow_agreement(&f, 2, H_TRUE, 7.0), 1.0, 1e-12);
+    for (int x = 0; x < w; x++) f.u[70 * w + x] = NAN;
+    assert_double_equal(homography_flow_agreement(&f, 2, H_TRUE, 1.0), (1680 - 150) / 1680.0, 1e-12);
     flow_field_free(&l);
     flow_field_free(&g);
     flow_field_free(&f);
