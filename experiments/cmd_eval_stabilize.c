@@ -70,11 +70,11 @@ done:
 static void print_table(const char *const *name, const stab_scores *sc, int nv, int truth)
 {
     printf("| video | frames | ITF dB | stability (transl., rot.) | cropping | distortion |%s\n",
-           truth ? " jitter px/frame (removed) | drift from still px |" : "");
-    printf("|---|---:|---:|---:|---:|---:|%s\n", truth ? "---:|---:|" : "");
+           truth ? " jitter px/frame (removed) | drift from still px | off ideal px/frame (L1, gauss:15) |" : "");
+    printf("|---|---:|---:|---:|---:|---:|%s\n", truth ? "---:|---:|---:|" : "");
     for (int v = 0; v < nv; v++) {
         if (sc[v].frames < 0) {
-            printf("| %s | failed | | | | |%s\n", name[v], truth ? " | |" : "");
+            printf("| %s | failed | | | | |%s\n", name[v], truth ? " | | |" : "");
             continue;
         }
         printf("| %s | %ld | %.2f | %.3f (%.3f, %.3f) | %.3f | %.3f |", name[v], sc[v].frames, sc[v].itf,
@@ -82,10 +82,17 @@ static void print_table(const char *const *name, const stab_scores *sc, int nv, 
                sc[v].distortion);
         if (truth) {
             double removed = sc[0].frames > 0 && sc[0].jitter_step > 0 ? 1 - sc[v].jitter_step / sc[0].jitter_step : NAN;
-            printf(" %.2f (%.1f%%) | %.2f |", sc[v].jitter_step, 100 * removed, sc[v].jitter);
+            printf(" %.2f (%.1f%%) | %.2f | %.2f, %.2f |", sc[v].jitter_step, 100 * removed, sc[v].jitter,
+                   sc[v].off_ideal, sc[v].off_ideal_gauss);
         }
         printf("\n");
     }
+    for (int v = 0; truth && v < nv; v++)
+        if (sc[v].frames >= 0) {
+            printf("ideal = the default L1 path (automatic crop) or the Gaussian of smoothing 15 of the true "
+                   "motion; the L1 ideal leaves %.2f px/frame of camera motion, from the truth\n", sc[v].ideal_step);
+            break;
+        }
 }
 
 static int write_json(const char *json, const char *input, const char *method, double window,
@@ -114,7 +121,10 @@ static int write_json(const char *json, const char *input, const char *method, d
         cli_json_num(f, "cropping", sc[v].cropping, 1);
         cli_json_num(f, "distortion", sc[v].distortion, 1);
         cli_json_num(f, "jitter_px", sc[v].jitter, 1);
-        cli_json_num(f, "jitter_step_px", sc[v].jitter_step, 0);
+        cli_json_num(f, "jitter_step_px", sc[v].jitter_step, 1);
+        cli_json_num(f, "off_ideal_px", sc[v].off_ideal, 1);
+        cli_json_num(f, "off_ideal_gauss_px", sc[v].off_ideal_gauss, 1);
+        cli_json_num(f, "ideal_step_px", sc[v].ideal_step, 0);
         fprintf(f, "}");
     }
     fprintf(f, "]}\n");
@@ -137,8 +147,8 @@ int cmd_eval_stabilize(int argc, char **argv)
     stab_jitter_config jc = { .shift = 6, .seed = 1 };
     cli_opt opts[] = {
         CLI_STR("--truth", &truth, "FILE",
-                "shake: where the steady -> shaken homographies go; score: read them, and report the "
-                "jitter each video leaves"),
+                "shake: where the steady -> shaken homographies go; score: read them (or, for a .h5, the "
+                "camera of a glocal synth clip's ground truth), and report the jitter each video leaves"),
         CLI_SECTION("shake options"),
         CLI_NUM("--seed", &jc.seed, 0, 18446744073709551615.0, "S", "jitter seed (SplitMix64)"),
         CLI_NUM("--shift", &jc.shift, 0, 1000, "PX", "translation, uniform in [-PX, PX] per axis and frame"),
@@ -172,7 +182,12 @@ int cmd_eval_stabilize(int argc, char **argv)
                  "  distortion  min anisotropy of input -> output (1 = none)\n"
                  "  jitter      with --truth: corner motion (px of the steady frame) left in the\n"
                  "              output frame to frame, and its mean distance from still (the\n"
-                 "              steady clip's camera): slow drift counts there\n"
+                 "              steady clip's camera): slow drift counts there; and off ideal:\n"
+                 "              its frame-to-frame motion against the default L1 path, and\n"
+                 "              the Gaussian of smoothing 15, of the true motion (px/frame).\n"
+                 "              A glocal synth clip's ground truth\n"
+                 "              (v_..._gt.h5) serves as --truth too: its steady clip is a\n"
+                 "              still camera at frame 0\n"
                  "as a Markdown table on stdout.\n",
     };
     int code = cli_parse(&spec, argc, argv);
@@ -214,8 +229,8 @@ int cmd_eval_stabilize(int argc, char **argv)
         path[v] = eq ? eq + 1 : a;
         if (eq) ((char *)a)[eq - a] = 0;   /* argv is ours to cut */
     }
-    if (truth && (rc = stab_homographies_read(truth, 0, &J, &nJ)) < 0) {
-        cli_fail(cmd, rc, "cannot read the jitter truth");
+    if (truth && (rc = stab_truth_read(truth, &J, &nJ)) < 0) {
+        cli_fail(cmd, rc, "cannot read the truth %s", truth);
         goto done;
     }
     stab_motion_config mc;

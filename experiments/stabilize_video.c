@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "datasets/synth.h"
 #include "experiments/stabilize_video.h"
 #include "motion/flow.h"
 #include "nn/mat3.h"
@@ -291,6 +292,61 @@ fail:
 
 /* ---- scores ------------------------------------------------------------------------ */
 
+/* Frame-to-frame steps of a path ([n][9] -> [n-1][9]): P_{t+1} P_t^-1. */
+static int path_steps(const double *P, long n, double *S)
+{
+    for (long t = 0; t + 1 < n; t++) {
+        double inv[9];
+        if (gl_mat3_inverse(P + 9 * t, inv) < 0) return gl_error(GL_ENUMERIC, "frame %ld: a singular path", t);
+        gl_mat3_mul(P + 9 * (t + 1), inv, S + 9 * t);
+        gl_mat3_normalize(S + 9 * t);
+    }
+    return 0;
+}
+
+/* stab_scores.off_ideal, off_ideal_gauss and ideal_step from the truth j
+ * (steady -> input) and R (steady -> output), n >= 3 frames of W x H. */
+static int off_ideal(const double *j, const double *R, long n, int W, int H, stab_scores *s)
+{
+    int rc = 0;
+    stab_plan plan = { 0 };
+    const size_t sz = sizeof(double) * 9 * (size_t)n;
+    double *h = gl_malloc(sz), *ref = gl_malloc(sz), *S = gl_malloc(sz), *Si = gl_malloc(sz);
+    if (!h || !ref || !S || !Si) { rc = GL_ENOMEM; goto done; }
+    for (long t = 0; t + 1 < n; t++) {   /* the true motion of the input, frame t -> t+1 */
+        double inv[9];
+        if (gl_mat3_inverse(j + 9 * t, inv) < 0) { rc = gl_error(GL_EINVAL, "the truth's frame %ld is singular", t); goto done; }
+        gl_mat3_mul(j + 9 * (t + 1), inv, h + 9 * t);
+        gl_mat3_normalize(h + 9 * t);
+    }
+    if ((rc = path_steps(R, n, S)) < 0) goto done;
+    for (int g = 0; g < 2; g++) {   /* the L1 ideal, then the Gaussian */
+        stab_config c = stab_config_default();
+        if (g) c.path = STAB_PATH_GAUSSIAN;   /* smoothing 15, vid.stab's default */
+        stab_plan_free(&plan);
+        if ((rc = stab_plan_compute(h, (int)n, W, H, &c, &plan)) < 0) {
+            gl_error_prefix(rc, "the ideal path of the true motion");
+            goto done;
+        }
+        for (long t = 0; t < n; t++) {   /* steady -> ideal output t = warp_t^-1 j_t */
+            double inv[9];
+            if (gl_mat3_inverse(plan.warp + 9 * t, inv) < 0) { rc = gl_error(GL_ENUMERIC, "ideal warp %ld is singular", t); goto done; }
+            gl_mat3_mul(inv, j + 9 * t, ref + 9 * t);
+            gl_mat3_normalize(ref + 9 * t);
+        }
+        if (!g && (rc = stab_path_residual(ref + 9, ref, (int)n - 1, W, H, &s->ideal_step, NULL)) < 0) goto done;
+        if ((rc = path_steps(ref, n, Si)) < 0) goto done;
+        if ((rc = stab_path_residual(S, Si, (int)n - 1, W, H, g ? &s->off_ideal_gauss : &s->off_ideal, NULL)) < 0) goto done;
+    }
+done:
+    stab_plan_free(&plan);
+    gl_free(h);
+    gl_free(ref);
+    gl_free(S);
+    gl_free(Si);
+    return rc;
+}
+
 int stab_video_score(const char *input, const char *output, const stab_motion_config *c, double window,
                      const double *truth, long truth_n, stab_progress_fn fn, void *ctx, stab_scores *s)
 {
@@ -303,7 +359,7 @@ int stab_video_score(const char *input, const char *output, const stab_motion_co
     long cap = 0, n = 0;
     double psnr_sum = 0;
     memset(s, 0, sizeof *s);
-    s->jitter = s->jitter_step = NAN;
+    s->jitter = s->jitter_step = s->off_ideal = s->off_ideal_gauss = s->ideal_step = NAN;
     if (!(window > 0 && window <= 1)) return gl_error(GL_EINVAL, "stab_video_score: window %g: expected (0, 1]", window);
     if ((rc = video_reader_open(&ri, input, &wo)) < 0) goto fail;
     if ((rc = video_reader_open(&ro, output, &wo)) < 0) goto fail;
@@ -396,7 +452,7 @@ int stab_video_score(const char *input, const char *output, const stab_motion_co
         if (rc == 0) rc = stab_path_residual(R, mean, (int)n, W, H, &s->jitter, NULL);
         if (rc == 0) rc = stab_path_residual(R + 9, R, (int)n - 1, W, H, &s->jitter_step, NULL);
         gl_free(mean);
-        if (rc < 0) goto fail;
+        if (rc < 0 || (rc = off_ideal(truth, R, n, W, H, s)) < 0) goto fail;
     }
     rc = 0;
 fail:
@@ -409,6 +465,27 @@ fail:
     video_reader_close(&ri);
     video_reader_close(&ro);
     video_reader_close(&rn);
+    return rc;
+}
+
+int stab_truth_read(const char *path, double **j, long *n)
+{
+    *j = NULL;
+    *n = 0;
+    const char *dot = strrchr(path, '.');
+    if (!dot || strcmp(dot, ".h5")) return stab_homographies_read(path, 0, j, n);
+    synth_clip *clip = NULL;
+    int rc = synth_gt_load(path, &clip);
+    if (rc < 0) return rc;
+    double *p = gl_malloc(sizeof(double) * 9 * (size_t)clip->frames);
+    if (!p) rc = GL_ENOMEM;
+    else if ((rc = stab_path_from_motion(clip->homography, clip->frames, p)) < 0) gl_error_prefix(rc, "%s", path);
+    if (rc < 0) gl_free(p);
+    else {
+        *j = p;
+        *n = clip->frames;
+    }
+    synth_clip_free(&clip);
     return rc;
 }
 

@@ -104,6 +104,16 @@ typedef struct {
      * still, so slow drift counts too): mean over frames of the mean
      * 4-corner distance, pixels of the steady frame. */
     double jitter, jitter_step;
+    /* With the truth (else NAN): the ideal output is the default plan
+     * (stab_config_default: L1, automatic crop) computed from the TRUE
+     * motion of the input, j[t+1] j[t]^-1; off_ideal = mean over frames of
+     * the 4-corner distance (px of the output frame) between the output's
+     * frame-to-frame motion (R_{t+1} R_t^-1) and the ideal's: the camera
+     * motion left against the ideal smoothed path. off_ideal_gauss: the
+     * same against the Gaussian path of smoothing 15 (vid.stab's default
+     * smoother) of the true motion. ideal_step = the L1 ideal's own
+     * jitter_step (the same for every video of one input). */
+    double off_ideal, off_ideal_gauss, ideal_step;
 } stab_scores;
 
 /* Scores `output` (a stabilized `input`: same size and frame count) with
@@ -115,6 +125,13 @@ typedef struct {
  * registration is the identity). */
 int stab_video_score(const char *input, const char *output, const stab_motion_config *c, double window,
                      const double *truth, long truth_n, stab_progress_fn fn, void *ctx, stab_scores *s);
+
+/* The truth for stab_video_score: a text file of stab_homographies_write
+ * (eval-stabilize shake's steady -> shaken homographies), or, for a path
+ * ending in .h5, a glocal synth ground-truth file (datasets/synth.h), whose
+ * camera homographies give the path of a still camera (stab_path_from_motion).
+ * Allocates *j ([*n][9]). */
+int stab_truth_read(const char *path, double **j, long *n);
 
 /* Text file of n homographies, one per line: "t h0 h1 ... h8" (%.17g),
  * written atomically; read back with the count checked (n_expected > 0) or

@@ -446,6 +446,20 @@ int stab_path_mean(const double *path, int n, double out[9])
     return finite9(out) ? 0 : gl_error(GL_EINVAL, "stab_path_mean: not finite");
 }
 
+int stab_path_from_motion(const double *h, int n, double *j)
+{
+    if (!j || n < 1 || (n > 1 && !h)) return gl_error(GL_EINVAL, "stab_path_from_motion: need n >= 1 and n-1 homographies");
+    static const double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    memcpy(j, id, sizeof id);
+    for (int t = 0; t + 1 < n; t++) {
+        gl_mat3_mul(h + 9 * t, j + 9 * t, j + 9 * (t + 1));
+        gl_mat3_normalize(j + 9 * (t + 1));
+        if (!finite9(j + 9 * (t + 1)))
+            return gl_error(GL_EINVAL, "stab_path_from_motion: the path to frame %d is not finite", t + 1);
+    }
+    return 0;
+}
+
 /* ---- known shake ------------------------------------------------------------------- */
 
 static double uniform_pm1(uint64_t *state)

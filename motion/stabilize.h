@@ -191,6 +191,14 @@ int stab_path_residual(const double *path, const double *ref, int n, int width, 
  * reference of a path that should be constant. */
 int stab_path_mean(const double *path, int n, double out[9]);
 
+/* The path of a still camera from the n-1 true homographies h[t] (frame t ->
+ * t+1) of an n-frame clip: j[t] maps frame 0's pixels (the still view) to
+ * frame t's, j[0] = I, j[t+1] = h[t] j[t] (normalised): the same
+ * convention as stab_jitter_make's steady -> shaken, so a clip's camera
+ * ground truth (glocal synth) scores like a known shake. GL_EINVAL when a
+ * product is not finite. */
+int stab_path_from_motion(const double *h, int n, double *j);
+
 /* Element-wise Gaussian smoothing of a path ([n][9], each normalised to
  * h[8] = 1) with vid.stab's kernel and point-reflected ends, as
  * STAB_PATH_GAUSSIAN smooths C_t. */
