@@ -313,13 +313,8 @@ static int off_ideal(const double *j, const double *R, long n, int W, int H, sta
     const size_t sz = sizeof(double) * 9 * (size_t)n;
     double *h = gl_malloc(sz), *ref = gl_malloc(sz), *S = gl_malloc(sz), *Si = gl_malloc(sz);
     if (!h || !ref || !S || !Si) { rc = GL_ENOMEM; goto done; }
-    for (long t = 0; t + 1 < n; t++) {   /* the true motion of the input, frame t -> t+1 */
-        double inv[9];
-        if (gl_mat3_inverse(j + 9 * t, inv) < 0) { rc = gl_error(GL_EINVAL, "the truth's frame %ld is singular", t); goto done; }
-        gl_mat3_mul(j + 9 * (t + 1), inv, h + 9 * t);
-        gl_mat3_normalize(h + 9 * t);
-    }
-    if ((rc = path_steps(R, n, S)) < 0) goto done;
+    /* the true motion of the input (frame t -> t+1), and the output's */
+    if ((rc = path_steps(j, n, h)) < 0 || (rc = path_steps(R, n, S)) < 0) goto done;
     for (int g = 0; g < 2; g++) {   /* the L1 ideal, then the Gaussian */
         stab_config c = stab_config_default();
         if (g) c.path = STAB_PATH_GAUSSIAN;   /* smoothing 15, vid.stab's default */

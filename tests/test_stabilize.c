@@ -786,6 +786,17 @@ static void test_synth_camera_truth(void **state)
     assert_true(sd.off_ideal < 0.2);
     assert_true(so.off_ideal < 0.35);
     assert_true(fabs(sd.jitter_step - own) < 0.1);
+    /* a .h5 that is not a synth ground truth: named, exit 1 */
+    char bogus[600];
+    snprintf(bogus, sizeof bogus, "%s/bogus_gt.h5", tmpdir);
+    OK(gl_write_file_atomic(bogus, "not hdf5", 8));
+    snprintf(args, sizeof args, "eval-stabilize score '%s' --truth '%s' '%s'", avi, bogus, out);
+    rc = glocal_run(args, &err);
+    print_message("%s -> %d: %s", args, rc, err ? err : "");
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "cannot read the truth"));
+    assert_non_null(strstr(err, "bogus_gt.h5"));
+    gl_free(err);
     stab_plan_free(&plan);
     synth_clip_free(&clip);
     gl_free(J);
