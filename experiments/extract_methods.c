@@ -289,12 +289,24 @@ done:
     return rc;
 }
 
-static void glocal_describe(const extract_config *c, char *buf, size_t n)
+/* The inference (what glocal-global depends on) ... */
+static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d, frames resized "
              "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
+}
+
+/* ... and the local outputs' mask (a cache made before view_margin is
+ * refused on resume, not mixed). */
+static void glocal_describe(const extract_config *c, char *buf, size_t n)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    char t[500];
+    glocal_base_describe(c, t, sizeof t);
+    snprintf(buf, n, "%s; mask: no evidence out of B's view (margin %g of the side)", t, o.view_margin);
 }
 
 static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
@@ -315,7 +327,7 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
 {
     char t[600];
-    glocal_describe(c, t, sizeof t);
+    glocal_base_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; the homography's flow, refined on the LME's background (the local outputs' own)", t);
 }
 

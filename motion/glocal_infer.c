@@ -25,6 +25,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh_min = 0.1;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
+    o->view_margin = 1.0 / 32;
     o->local_gate = 1;
 }
 
@@ -98,7 +99,7 @@ typedef struct {
     const uint8_t *const *a, *const *b;
     int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow already in flow */
     int width, height, have_mask, gate;
-    double thresh, thresh_k, thresh_min, mask_sigma, mask_range;
+    double thresh, thresh_k, thresh_min, mask_sigma, mask_range, view_margin;
     const double *homography; /* [n][9], the alignment */
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
 } local_job;
@@ -137,9 +138,20 @@ static int local_range(void *ctx, long begin, long end)
             t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
             t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
         }
-        /* foreground evidence: moving, or the LME's mask */
-        for (size_t p = 0; p < hw; p++)
-            ev[p] = hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f);
+        /* foreground evidence: moving, or the LME's mask; none out of B's
+         * view (glocal_infer_options.view_margin) */
+        const double *h = j->homography + 9 * i, m = j->view_margin * (W < H ? W : H);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const size_t p = (size_t)y * W + x;
+                int seen = 1;
+                if (j->view_margin >= 0) {
+                    double d = h[6] * x + h[7] * y + h[8];
+                    double xs = (h[0] * x + h[1] * y + h[2]) / d, ys = (h[3] * x + h[4] * y + h[5]) / d;
+                    seen = d > 0 && xs >= m && xs <= W - 1 - m && ys >= m && ys <= H - 1 - m;
+                }
+                ev[p] = seen && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
+            }
         const uint8_t *fgm = ev;
         if (R > 0) {
             mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);
@@ -534,14 +546,14 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (lme2) {
             local_job lj = { a, b, 0, width, height, 1, o->local_gate != 0, o->local_thresh, o->local_thresh_k,
-                             o->local_thresh_min, o->mask_sigma, o->mask_range, r->homography,
+                             o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
     if (post) {
         local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,
-                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, r->homography,
+                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                          r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }

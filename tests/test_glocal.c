@@ -267,10 +267,13 @@ static void test_local_motion(void **state)
     assert_true(leak < 0.05);
     assert_true(fg_hits > 0.8 * nin);
     /* The mask against the true square, with and without the edge-aware
-     * clean-up (mask_sigma = 0): the clean-up snaps it to the square. */
+     * clean-up (mask_sigma = 0): the clean-up snaps it to the square. (The
+     * view margin off in both: it takes the same border evidence out of
+     * either, test_view_margin.) */
     double iou[2];
     for (int k = 0; k < 2; k++) {
         glocal_infer_options ok = o;
+        ok.view_margin = -1;
         if (k) ok.mask_sigma = 0;
         glocal_result rk;
         OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &ok, &rk));
@@ -323,6 +326,68 @@ static void test_local_motion(void **state)
     assert_true(closed_nonzero > 0);
     glocal_result_free(&u);
     glocal_result_free(&r);
+    free(ra);
+    free(rb);
+}
+
+/* Out of B's view: a camera zooming in by 15 % about the centre takes a band
+ * of A's border out of B; the aligned B repeats its border there and TV-L1
+ * finds motion in it. With the default view_margin no pixel whose aligned
+ * position lies outside B (or within the margin) is foreground; with
+ * view_margin < 0 (evidence everywhere) some are, and the mask's IoU with
+ * the true square is lower. */
+static void test_view_margin(void **state)
+{
+    (void)state;
+    const int W = 64, H = 64, x0 = 24, y0 = 24, side = 16;
+    const double z = 1.15, c = 31.5;
+    double hgt[9] = { z, 0, c - z * c, 0, z, c - z * c, 0, 0, 1 };
+    uint8_t *ra = malloc(W * H * 3), *rb = malloc(W * H * 3);
+    render_square_scene(hgt, 2.0, -1.5, W, H, x0, y0, side, ra, rb);
+    const uint8_t *pa = ra, *pb = rb;
+    long out_fg[2] = { 0, 0 }, nout = 0;
+    double iou[2];
+    for (int k = 0; k < 2; k++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.use_network = 0;
+        o.lme = 0;
+        assert_true(o.view_margin > 0);
+        if (k) o.view_margin = -1;
+        glocal_result r;
+        OK(glocal_infer(NULL, &pa, &pb, 1, W, H, &o, &r));
+        double e;
+        OK(homography_corner_error(r.homography, hgt, W, H, &e));
+        assert_true(e < 0.3);
+        const double m = o.view_margin * W;
+        long in = 0, un = 0;
+        nout = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double gx, gy;
+                apply_h(hgt, x, y, &gx, &gy);
+                int fg = r.mask[y * W + x] >= 0.5f, sq = x >= x0 && x < x0 + side && y >= y0 && y < y0 + side;
+                if (gx < 0 || gx > W - 1 || gy < 0 || gy > H - 1) {   /* out of B, by the truth */
+                    out_fg[k] += fg;
+                    nout++;
+                }
+                if (!k && fg) {   /* the estimate's view, with the margin */
+                    apply_h(r.homography, x, y, &gx, &gy);
+                    assert_true(gx >= m && gx <= W - 1 - m && gy >= m && gy <= H - 1 - m);
+                }
+                in += fg && sq;
+                un += fg || sq;
+            }
+        iou[k] = (double)in / un;
+        glocal_result_free(&r);
+    }
+    print_message("zoom 1.15: %ld pixels of A out of B's view; foreground there: %ld with view_margin, %ld "
+                  "without; mask IoU with the square %.3f against %.3f\n", nout, out_fg[0], out_fg[1], iou[0],
+                  iou[1]);
+    assert_true(nout > 0.2 * W * H);
+    assert_int_equal(out_fg[0], 0);
+    assert_true(out_fg[1] > 0);
+    assert_true(iou[0] > iou[1]);
     free(ra);
     free(rb);
 }
@@ -490,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_infer_api),
         cmocka_unit_test(test_local_motion),
         cmocka_unit_test(test_local_threshold_adapts),
+        cmocka_unit_test(test_view_margin),
         cmocka_unit_test(test_tiny_training),
         cmocka_unit_test(test_cmd_motion),
     };
