@@ -144,12 +144,9 @@ static int local_range(void *ctx, long begin, long end)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 const size_t p = (size_t)y * W + x;
-                int seen = 1;
-                if (j->view_margin >= 0) {
-                    double d = h[6] * x + h[7] * y + h[8];
-                    double xs = (h[0] * x + h[1] * y + h[2]) / d, ys = (h[3] * x + h[4] * y + h[5]) / d;
-                    seen = d > 0 && xs >= m && xs <= W - 1 - m && ys >= m && ys <= H - 1 - m;
-                }
+                double xs, ys;
+                int seen = j->view_margin < 0 || (homography_apply(h, x, y, &xs, &ys) == 0 && xs >= m &&
+                                                  xs <= W - 1 - m && ys >= m && ys <= H - 1 - m);
                 ev[p] = seen && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
             }
         const uint8_t *fgm = ev;
