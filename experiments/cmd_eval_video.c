@@ -101,7 +101,7 @@ static int parse_options(evv_options *o, int argc, char **argv)
                  "by the method's homography H; pixels H maps outside B are left out. A proxy: lower\n"
                  "is better, noise and parallax keep it above 0, and with a still camera identity\n"
                  "is already the floor. Backgrounds: all (every pixel), glocal_bg (GLOCAL's mask\n"
-                 "< 0.5; favours GLOCAL), tvl1_bg (TV-L1's flow within --fg-threshold px of its\n"
+                 "< 0.5 where it judged: in B's view, its view_margin in; favours GLOCAL), tvl1_bg (TV-L1's flow within --fg-threshold px of its\n"
                  "RANSAC homography; independent of GLOCAL). Methods as eval-motion's: identity,\n"
                  "refine (robust refinement from the identity), tvl1-ransac, dis-ransac, glocal-net\n"
                  "(the network's homography alone) and glocal. worse: the share of pairs whose\n"
@@ -155,9 +155,10 @@ static int homographies_infer(evv_batch *b)
         b->A->secs[k] += gl_now() - t0;
         b->A->timed[k] += n;
         memcpy(b->H + (size_t)k * n * 9, res.homography, sizeof(double) * 9 * n);
-        if (k == M_GLOCAL) {
+        if (k == M_GLOCAL) {   /* what GLOCAL judged background: its mask off, and in view */
             uint8_t *bg = b->bg + (size_t)K_GLOCAL * n * hw;
-            for (size_t p = 0; p < (size_t)n * hw; p++) bg[p] = res.mask[p] < 0.5f;
+            for (int i = 0; i < n; i++) glocal_view_mask(res.homography + 9 * i, W, Hh, io.view_margin, bg + i * hw);
+            for (size_t p = 0; p < (size_t)n * hw; p++) bg[p] = bg[p] && res.mask[p] < 0.5f;
             b->have[K_GLOCAL] = 1;
         }
         glocal_result_free(&res);

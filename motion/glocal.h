@@ -557,6 +557,13 @@ void glocal_infer_options_default(glocal_infer_options *o);
  * LME is on and learned a flow, lme_arch 2), 0 when it is the LME's. */
 int glocal_infer_local_is_tvl1(const glocal_model *m, const glocal_infer_options *o);
 
+/* seen[p] = 1 where homography h (A -> B, pixels) takes pixel p of a W x H
+ * frame A inside B's view, at least view_margin x the shorter side from
+ * B's border; 0 elsewhere (out of view: nothing there to judge). With
+ * view_margin < 0 every pixel is seen. The rule of
+ * glocal_infer_options.view_margin, for callers that score the mask. */
+void glocal_view_mask(const double h[9], int width, int height, double view_margin, uint8_t *seen);
+
 typedef struct {
     int n, width, height;
     double *homography;    /* [n][9] */

@@ -140,15 +140,9 @@ static int local_range(void *ctx, long begin, long end)
         }
         /* foreground evidence: moving, or the LME's mask; none out of B's
          * view (glocal_infer_options.view_margin) */
-        const double *h = j->homography + 9 * i, m = j->view_margin * (W < H ? W : H);
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                const size_t p = (size_t)y * W + x;
-                double xs, ys;
-                int seen = j->view_margin < 0 || (homography_apply(h, x, y, &xs, &ys) == 0 && xs >= m &&
-                                                  xs <= W - 1 - m && ys >= m && ys <= H - 1 - m);
-                ev[p] = seen && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
-            }
+        glocal_view_mask(j->homography + 9 * i, W, H, j->view_margin, ev);
+        for (size_t p = 0; p < hw; p++)
+            ev[p] = ev[p] && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
         const uint8_t *fgm = ev;
         if (R > 0) {
             mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);
@@ -168,6 +162,18 @@ fail:
     gl_free(sw);
     gl_free(ev);
     return rc;
+}
+
+void glocal_view_mask(const double h[9], int width, int height, double view_margin, uint8_t *seen)
+{
+    const double m = view_margin * (width < height ? width : height);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            double xs, ys;
+            seen[(size_t)y * width + x] =
+                view_margin < 0 || (homography_apply(h, x, y, &xs, &ys) == 0 && xs >= m && xs <= width - 1 - m &&
+                                    ys >= m && ys <= height - 1 - m);
+        }
 }
 
 int glocal_infer_local_is_tvl1(const glocal_model *m, const glocal_infer_options *o)
