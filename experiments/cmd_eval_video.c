@@ -101,11 +101,12 @@ static int parse_options(evv_options *o, int argc, char **argv)
                  "by the method's homography H; pixels H maps outside B are left out. A proxy: lower\n"
                  "is better, noise and parallax keep it above 0, and with a still camera identity\n"
                  "is already the floor. Backgrounds: all (every pixel), glocal_bg (GLOCAL's mask\n"
-                 "< 0.5 where it judged: in B's view, its view_margin in; favours GLOCAL), tvl1_bg (TV-L1's flow within --fg-threshold px of its\n"
-                 "RANSAC homography; independent of GLOCAL). Methods as eval-motion's: identity,\n"
-                 "refine (robust refinement from the identity), tvl1-ransac, dis-ransac, glocal-net\n"
-                 "(the network's homography alone) and glocal. worse: the share of pairs whose\n"
-                 "all-pixel residual is above identity's.",
+                 "< 0.5 where it judged: in B's view, its view_margin in; favours GLOCAL), tvl1_bg\n"
+                 "(TV-L1's flow within --fg-threshold px of its RANSAC homography; independent of\n"
+                 "GLOCAL). Methods as eval-motion's: identity, refine (robust refinement from the\n"
+                 "identity), tvl1-ransac, dis-ransac, glocal-net (the network's homography alone)\n"
+                 "and glocal. worse: the share of pairs whose all-pixel residual is above\n"
+                 "identity's.",
         .epilog = "A video that cannot be read is reported and skipped; the exit status is then 1.",
     };
     return cli_parse(&spec, argc, argv);
