@@ -106,7 +106,8 @@ int cmd_stabilize(int argc, char **argv)
                  .def = "l1"),
         CLI_CALL("--crop", parse_crop, &sc, "auto|F|none",
                  "auto: the largest window every frame covers (at least 0.8 of each side); F: that "
-                 "fraction of each side; none: no zoom, the uncovered border is black",
+                 "fraction of each side (the L1 path may zoom a few % further to follow the camera's "
+                 "zoom: --transforms has the warps); none: no zoom, the uncovered border is black",
                  .def = "auto"),
         CLI_SIZE("--size", &work_h, &work_w, "HxW",
                  "estimate the motion on frames resized to this (faster; the homographies are scaled "
