@@ -292,18 +292,6 @@ fail:
 
 /* ---- scores ------------------------------------------------------------------------ */
 
-/* Frame-to-frame steps of a path ([n][9] -> [n-1][9]): P_{t+1} P_t^-1. */
-static int path_steps(const double *P, long n, double *S)
-{
-    for (long t = 0; t + 1 < n; t++) {
-        double inv[9];
-        if (gl_mat3_inverse(P + 9 * t, inv) < 0) return gl_error(GL_ENUMERIC, "frame %ld: a singular path", t);
-        gl_mat3_mul(P + 9 * (t + 1), inv, S + 9 * t);
-        gl_mat3_normalize(S + 9 * t);
-    }
-    return 0;
-}
-
 /* stab_scores.off_ideal, off_ideal_gauss and ideal_step from the truth j
  * (steady -> input) and R (steady -> output), n >= 3 frames of W x H. */
 static int off_ideal(const double *j, const double *R, long n, int W, int H, stab_scores *s)
@@ -314,7 +302,7 @@ static int off_ideal(const double *j, const double *R, long n, int W, int H, sta
     double *h = gl_malloc(sz), *ref = gl_malloc(sz), *S = gl_malloc(sz), *Si = gl_malloc(sz);
     if (!h || !ref || !S || !Si) { rc = GL_ENOMEM; goto done; }
     /* the true motion of the input (frame t -> t+1), and the output's */
-    if ((rc = path_steps(j, n, h)) < 0 || (rc = path_steps(R, n, S)) < 0) goto done;
+    if ((rc = stab_motion_from_path(j, (int)n, h)) < 0 || (rc = stab_motion_from_path(R, (int)n, S)) < 0) goto done;
     for (int g = 0; g < 2; g++) {   /* the L1 ideal, then the Gaussian */
         stab_config c = stab_config_default();
         if (g) c.path = STAB_PATH_GAUSSIAN;   /* smoothing 15, vid.stab's default */
@@ -330,7 +318,7 @@ static int off_ideal(const double *j, const double *R, long n, int W, int H, sta
             gl_mat3_normalize(ref + 9 * t);
         }
         if (!g && (rc = stab_path_residual(ref + 9, ref, (int)n - 1, W, H, &s->ideal_step, NULL)) < 0) goto done;
-        if ((rc = path_steps(ref, n, Si)) < 0) goto done;
+        if ((rc = stab_motion_from_path(ref, (int)n, Si)) < 0) goto done;
         if ((rc = stab_path_residual(S, Si, (int)n - 1, W, H, g ? &s->off_ideal_gauss : &s->off_ideal, NULL)) < 0) goto done;
     }
 done:
@@ -432,7 +420,7 @@ int stab_video_score(const char *input, const char *output, const stab_motion_co
     if ((rc = stab_crop_distortion(io, (int)n, &s->cropping, &s->distortion)) < 0) goto fail;
     if (truth) {
         if (truth_n != n) {
-            rc = gl_error(GL_EINVAL, "the jitter truth has %ld homographies, %s has %ld frames", truth_n, input, n);
+            rc = gl_error(GL_EINVAL, "the truth has %ld frames, %s has %ld: expected the same", truth_n, input, n);
             goto fail;
         }
         R = gl_malloc(sizeof(double) * 9 * (size_t)n);

@@ -466,6 +466,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (post && !(o->mask_sigma >= 0 && o->mask_sigma <= 1 && o->mask_range > 0))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= mask_sigma <= 1 and mask_range > 0 (got %g, %g)",
                         o->mask_sigma, o->mask_range);
+    if (post && !(o->view_margin < 0.5))
+        return gl_error(GL_EINVAL, "glocal_infer: view_margin %g: expected < 0.5 (a fraction of the shorter side; "
+                        "< 0 = evidence everywhere)", o->view_margin);
     if ((rc = glocal_result_alloc(r, n, width, height)) < 0) return rc;
     const int S = m ? m->cfg.size : 0;
     int prev_grad = nn_grad_mode_set(0);

@@ -460,6 +460,19 @@ int stab_path_from_motion(const double *h, int n, double *j)
     return 0;
 }
 
+int stab_motion_from_path(const double *p, int n, double *h)
+{
+    if (!p || !h || n < 1) return gl_error(GL_EINVAL, "stab_motion_from_path: need a path of n >= 1 frames");
+    for (int t = 0; t + 1 < n; t++) {
+        double inv[9];
+        if (gl_mat3_inverse(p + 9 * t, inv) < 0 || !finite9(inv))
+            return gl_error(GL_ENUMERIC, "stab_motion_from_path: frame %d of the path is singular", t);
+        gl_mat3_mul(p + 9 * (t + 1), inv, h + 9 * t);
+        gl_mat3_normalize(h + 9 * t);
+    }
+    return 0;
+}
+
 /* ---- known shake ------------------------------------------------------------------- */
 
 static double uniform_pm1(uint64_t *state)

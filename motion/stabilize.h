@@ -199,6 +199,11 @@ int stab_path_mean(const double *path, int n, double out[9]);
  * product is not finite. */
 int stab_path_from_motion(const double *h, int n, double *j);
 
+/* Its inverse: the n-1 steps h[t] = p[t+1] p[t]^-1 (normalised) of a path
+ * p ([n][9], frame 0 -> frame t, or any common source -> frame t).
+ * GL_ENUMERIC naming the frame when p[t] is singular. */
+int stab_motion_from_path(const double *p, int n, double *h);
+
 /* Element-wise Gaussian smoothing of a path ([n][9], each normalised to
  * h[8] = 1) with vid.stab's kernel and point-reflected ends, as
  * STAB_PATH_GAUSSIAN smooths C_t. */

@@ -384,6 +384,15 @@ static void test_view_margin(void **state)
     print_message("zoom 1.15: %ld pixels of A out of B's view; foreground there: %ld with view_margin, %ld "
                   "without; mask IoU with the square %.3f against %.3f\n", nout, out_fg[0], out_fg[1], iou[0],
                   iou[1]);
+    /* a margin that leaves nothing in view is refused by name */
+    glocal_infer_options bad;
+    glocal_infer_options_default(&bad);
+    bad.use_network = 0;
+    bad.lme = 0;
+    bad.view_margin = 0.5;
+    glocal_result rb_;
+    assert_int_equal(glocal_infer(NULL, &pa, &pb, 1, W, H, &bad, &rb_), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "view_margin"));
     assert_true(nout > 0.2 * W * H);
     assert_int_equal(out_fg[0], 0);
     assert_true(out_fg[1] > 0);

@@ -45,17 +45,6 @@ static void similarity(double z, double th, double dx, double dy, int w, int h, 
     memcpy(m, t, sizeof t);
 }
 
-/* h[t] = cam[t+1] cam[t]^-1 for a path cam[t] (frame 0 -> frame t). */
-static void pairs_from_path(const double *cam, int n, double *h)
-{
-    for (int t = 0; t + 1 < n; t++) {
-        double inv[9];
-        gl_mat3_inverse(cam + 9 * t, inv);
-        gl_mat3_mul(cam + 9 * (t + 1), inv, h + 9 * t);
-        gl_mat3_normalize(h + 9 * t);
-    }
-}
-
 /* The output's path: frame 0 -> output t = warp_t^-1 cam_t. */
 static void output_path(const stab_plan *p, const double *cam, double *out)
 {
@@ -134,7 +123,7 @@ static void test_pan_stays(void **state)
     enum { N = 60 };
     double cam[9 * N], h[9 * (N - 1)];
     for (int t = 0; t < N; t++) similarity(1, 0, -1.5 * t, 0.5 * t, W, H, cam + 9 * t);
-    pairs_from_path(cam, N, h);
+    OK(stab_motion_from_path(cam, N, h));
     stab_config c = stab_config_default();
     c.path = STAB_PATH_GAUSSIAN;
     c.crop_mode = STAB_CROP_NONE;
@@ -175,7 +164,7 @@ static void test_jitter_removed(void **state)
     enum { N = 80 };
     double cam[9 * N], h[9 * (N - 1)], out[9 * N], ref[9], refs[9 * N];
     jitter_path(N, 3, 0.01, 7, cam);
-    pairs_from_path(cam, N, h);
+    OK(stab_motion_from_path(cam, N, h));
     double in_res;
     OK(stab_path_mean(cam, N, ref));
     for (int t = 0; t < N; t++) memcpy(refs + 9 * t, ref, sizeof ref);
@@ -212,7 +201,7 @@ static void test_crop_constraint(void **state)
     /* a pan plus strong jitter: the window must hit its bounds */
     jitter_path(N, 8, 0.03, 3, cam);
     for (int t = 0; t < N; t++) cam[9 * t + 2] += 0.8 * t;
-    pairs_from_path(cam, N, h);
+    OK(stab_motion_from_path(cam, N, h));
     const double crops[3] = { 0.9, 0.85, 0.8 };
     for (int k = 0; k < 6; k++) {
         stab_config c = stab_config_default();
@@ -259,7 +248,7 @@ static void test_l1_piecewise_parabolic(void **state)
     double cam[9 * N], h[9 * (N - 1)], out[9 * N];
     jitter_path(N, 2, 0, 11, cam);
     for (int t = 0; t < N; t++) cam[9 * t + 2] += t < 60 ? 1.0 * t : 60 + 0.3 * (t - 60);
-    pairs_from_path(cam, N, h);
+    OK(stab_motion_from_path(cam, N, h));
     stab_config c = stab_config_default();
     stab_plan p;
     OK(stab_plan_compute(h, N, W, H, &c, &p));
@@ -289,7 +278,7 @@ static void test_l1_windows(void **state)
     enum { N = 150 };
     double cam[9 * N], h[9 * (N - 1)], out[9 * N];
     jitter_path(N, 3, 0.01, 5, cam);
-    pairs_from_path(cam, N, h);
+    OK(stab_motion_from_path(cam, N, h));
     stab_config c = stab_config_default();
     c.window = 40;
     c.overlap = 10;
@@ -469,7 +458,7 @@ static void test_errors(void **state)
     /* every allocation failing in turn cleans up */
     double cam[9 * 10], hh[9 * 9];
     jitter_path(10, 2, 0.01, 1, cam);
-    pairs_from_path(cam, 10, hh);
+    OK(stab_motion_from_path(cam, 10, hh));
     for (int k = 0; k < 12; k++) {
         gl_alloc_fail_after(k);
         int rc = stab_plan_compute(hh, 10, W, H, &c, &p);
