@@ -130,7 +130,7 @@ fail:
 /* What the options set. */
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
-    int synth, json, tvl1, refine, local_tvl1, start_dis;
+    int synth, json, tvl1, refine, local_tvl1, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes;
     double lme_repass;
     double camera, magnitude;
@@ -198,6 +198,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-repass", &o->lme_repass, 0, 1000, "PX",
                 "with one pass: a second pass for the pairs whose refinement moved a corner by more than "
                 "PX pixels of the model size; 0 = never (glocal_infer_options.lme_repass)"),
+        CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
+                 "(before 2026-12-03; glocal_infer_options.mask_lme)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
@@ -302,6 +304,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
         o.start_dis = k != M_REFINE && b->o->start_dis;
+        o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {
             cli_fail(cmd_name, rc, "%s failed", mname[k]);

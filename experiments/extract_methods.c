@@ -298,15 +298,16 @@ static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
              "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
 }
 
-/* ... and the local outputs' mask (a cache made before view_margin is
- * refused on resume, not mixed). */
+/* ... and the local outputs' mask (a cache made before view_margin or
+ * mask_lme is refused on resume, not mixed). */
 static void glocal_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     char t[500];
     glocal_base_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s; mask: no evidence out of B's view (margin %g of the side)", t, o.view_margin);
+    snprintf(buf, n, "%s; mask: evidence = %s, none out of B's view (margin %g of the side)", t,
+             o.mask_lme ? "motion or the LME's mask" : "motion", o.view_margin);
 }
 
 static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)

@@ -26,6 +26,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
+    o->mask_lme = 0;
     o->local_gate = 1;
 }
 
@@ -98,7 +99,7 @@ static void mask_bilateral(const float *grey, int W, int H, int R, double ss, do
 typedef struct {
     const uint8_t *const *a, *const *b;
     int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow already in flow */
-    int width, height, have_mask, gate;
+    int width, height, have_mask, gate; /* have_mask: the LME's mask in `mask` is evidence too */
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range, view_margin;
     const double *homography; /* [n][9], the alignment */
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
@@ -138,8 +139,8 @@ static int local_range(void *ctx, long begin, long end)
             t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
             t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
         }
-        /* foreground evidence: moving, or the LME's mask; none out of B's
-         * view (glocal_infer_options.view_margin) */
+        /* foreground evidence: moving (or, with mask_lme, the LME's mask);
+         * none out of B's view (glocal_infer_options.view_margin) */
         glocal_view_mask(j->homography + 9 * i, W, H, j->view_margin, ev);
         for (size_t p = 0; p < hw; p++)
             ev[p] = ev[p] && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
@@ -551,14 +552,14 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (lme2) {
-            local_job lj = { a, b, 0, width, height, 1, o->local_gate != 0, o->local_thresh, o->local_thresh_k,
+            local_job lj = { a, b, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, o->local_thresh_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
     if (post) {
-        local_job lj = { a, b, tvl1, width, height, o->lme, o->local_gate != 0, o->local_thresh,
+        local_job lj = { a, b, tvl1, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                          r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));

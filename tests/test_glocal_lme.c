@@ -375,6 +375,47 @@ static void test_infer_local_source(void **state)
     glocal_model_free(&m);
 }
 
+/* The foreground evidence is the motion, not the LME's mask
+ * (glocal_infer_options.mask_lme): with the mask head forced on everywhere
+ * (bias +30), a still pair (B = A: no motion, so no foreground) gets an
+ * empty hybrid mask and no local flow by default; with mask_lme = 1 the
+ * LME's mask is evidence again and covers the frame. */
+static void test_mask_evidence(void **state)
+{
+    (void)state;
+    motion_pairs T = { 0 };
+    pairs(&T, 2, 99);
+    glocal_model *m = model(TS, 2, 17);
+    OK(nn_fill_(nn_params_find(glocal_model_params(m), "lme2.mask.bias"), 30));
+    const size_t hw = (size_t)TS * TS;
+    const uint8_t *pa[2], *pb[2];
+    pair_ptrs(&T, 2, pa, pb);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_int_equal(o.mask_lme, 0);
+    assert_int_equal(o.local_tvl1, 1);
+    glocal_result still, lmeev;
+    OK(glocal_infer(m, pa, pa, 2, TS, TS, &o, &still)); /* B = A */
+    o.mask_lme = 1;
+    OK(glocal_infer(m, pa, pa, 2, TS, TS, &o, &lmeev));
+    long on_still = 0, on_lme = 0;
+    double flow = 0;
+    for (size_t p = 0; p < 2 * hw; p++) {
+        on_still += still.mask[p] >= 0.5f;
+        on_lme += lmeev.mask[p] >= 0.5f;
+    }
+    for (size_t p = 0; p < 2 * 2 * hw; p++) flow = fmax(flow, fabs(still.local_flow[p]));
+    print_message("still pair, LME mask forced on: %ld foreground pixels by default, %ld with mask_lme (of %zu); "
+                  "largest local flow %g px\n", on_still, on_lme, 2 * hw, flow);
+    assert_int_equal(on_still, 0);
+    assert_true(flow == 0);
+    assert_true(on_lme > 0.8 * 2 * hw); /* the frame less the view margin */
+    glocal_result_free(&still);
+    glocal_result_free(&lmeev);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
 /* p mapped by the homography h. */
 static void hmap(const double h[9], double x, double y, double *ox, double *oy)
 {
@@ -643,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
         cmocka_unit_test(test_infer_local_source),
+        cmocka_unit_test(test_mask_evidence),
         cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_lme_repass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
