@@ -131,7 +131,7 @@ fail:
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, start_dis, mask_lme;
-    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes;
+    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts;
     double lme_repass;
     double camera, magnitude;
 } evm_options;
@@ -160,7 +160,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
 {
     const char *cmd = "eval-motion";
     *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
-                        .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .photo_side = 512, .camera = 1.0,
+                        .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .dis_starts = 2, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
@@ -200,6 +200,10 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "PX pixels of the model size; 0 = never (glocal_infer_options.lme_repass)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
                  "(before 2026-12-03; glocal_infer_options.mask_lme)"),
+        CLI_NUM("--start-dis", &o->dis_starts, 0, 2, "N",
+                "glocal's refinement also from N DIS + RANSAC homographies: 1, or 2 (the default) with a second fit "
+                "to the vectors the first leaves out when it explains under a third of the frame; 0 = --no-start-dis "
+                "(glocal_infer_options.start_dis)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
@@ -303,7 +307,7 @@ static int rows_infer(const evm_batch *b)
         o.local_gate = k != M_RESID && k != M_LMER;
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
-        o.start_dis = k != M_REFINE && b->o->start_dis;
+        o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {

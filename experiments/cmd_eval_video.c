@@ -148,7 +148,7 @@ static int homographies_infer(evv_batch *b)
         io.use_network = k != M_REFINE;
         io.lme = k == M_GLOCAL; /* the product's mask: its evidence is the default hybrid's local flow */
         io.refine = k != M_NET;
-        io.start_dis = k == M_GLOCAL && b->o->start_dis;
+        if (!(k == M_GLOCAL && b->o->start_dis)) io.start_dis = 0; /* else the default */
         glocal_result res = { 0 };
         double t0 = gl_now();
         int rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, n, W, Hh, &io, &res);

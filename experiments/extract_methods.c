@@ -294,8 +294,8 @@ static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d, frames resized "
-             "to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d), frames "
+             "resized to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis);
 }
 
 /* ... and the local outputs' mask (a cache made before view_margin or

@@ -16,7 +16,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
-    o->start_dis = 1;
+    o->start_dis = 2;
     o->lme_passes = 1;
     o->lme_repass = 1.0;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
@@ -283,46 +283,84 @@ typedef struct {
 
 /* The DIS + RANSAC homography of grey frames a, b (eval-motion's dis-ransac)
  * and its background: weight 1 on RANSAC's inliers (the DIS flow within its
- * threshold of H's), 0 elsewhere (w*h floats). f, l: flow fields of w x h. */
+ * threshold of H's), 0 elsewhere (w*h floats). f, l: flow fields of w x h.
+ * *share: the inliers' share of the frame. */
 static int dis_homography(const float *a, const float *b, int w, int h, flow_field *f, flow_field *l,
-                          double H[9], float *background)
+                          double H[9], float *background, double *share)
 {
     homography_ransac_config rc;
     homography_ransac_config_default(&rc);
     int r = flow_method_dis(a, b, w, h, NULL, f);
     if (r >= 0) r = flow_minus_homography(f, 2, &rc, 1, H, NULL, l);
     if (r < 0) return r;
-    for (size_t p = 0; p < (size_t)w * h; p++) background[p] = l->u[p] == 0 && l->v[p] == 0;
+    long in = 0;
+    for (size_t p = 0; p < (size_t)w * h; p++) in += (background[p] = l->u[p] == 0 && l->v[p] == 0) != 0;
+    *share = (double)in / ((double)w * h);
     return 0;
+}
+
+/* glocal_infer_options.start_dis 2: the first DIS fit explains under half
+ * of the frame (the background is most of it). */
+#define DIS_SECOND_BELOW 0.5
+/* ... the second fit counts when it explains at least this share. */
+#define DIS_SECOND_MIN 0.05
+
+/* Sequential RANSAC: the homography of the DIS flow f without the first
+ * fit's inliers (bg1 != 0), and its own inliers in bg2; 1 when it explains
+ * at least DIS_SECOND_MIN of the frame, else 0. f2, l2: scratch fields. */
+static int dis_second_homography(const flow_field *f, const float *bg1, flow_field *f2, flow_field *l2,
+                                 double H[9], float *bg2)
+{
+    const size_t hw = (size_t)f->width * f->height;
+    for (size_t p = 0; p < hw; p++) {
+        f2->u[p] = bg1[p] != 0 ? NAN : f->u[p]; /* unknown: left out of the fit */
+        f2->v[p] = bg1[p] != 0 ? NAN : f->v[p];
+    }
+    homography_ransac_config rc;
+    homography_ransac_config_default(&rc);
+    if (flow_minus_homography(f2, 2, &rc, 1, H, NULL, l2) < 0) {
+        gl_clear_error(); /* too few vectors left: no second start */
+        return 0;
+    }
+    long in = 0;
+    for (size_t p = 0; p < hw; p++) in += (bg2[p] = l2->u[p] == 0 && l2->v[p] == 0) != 0; /* NaN != 0 */
+    return in >= DIS_SECOND_MIN * (double)hw;
 }
 
 static int refine_range(void *ctx, long begin, long end)
 {
     refine_job *j = ctx;
     const size_t hw = (size_t)j->width * j->height;
-    flow_field f = { 0 }, l = { 0 };   /* DIS's flow and its part off the homography */
-    float *bg = NULL;
+    /* DIS's flow, its part off the homography, and the second fit's */
+    flow_field f = { 0 }, l = { 0 }, f2 = { 0 }, l2 = { 0 };
+    float *bg = NULL;  /* [2][H][W]: each DIS start's inliers */
     int rc = 0;
     if (j->start_dis) {
         if ((rc = flow_field_new(&f, j->width, j->height)) >= 0 && (rc = flow_field_new(&l, j->width, j->height)) >= 0 &&
-            !(bg = gl_malloc(sizeof(float) * hw)))
+            (j->start_dis < 2 || ((rc = flow_field_new(&f2, j->width, j->height)) >= 0 &&
+                                  (rc = flow_field_new(&l2, j->width, j->height)) >= 0)) &&
+            !(bg = gl_malloc(sizeof(float) * 2 * hw)))
             rc = GL_ENOMEM;
     }
     for (long i = begin; i < end && rc >= 0; i++) {
         const float *a = j->ga + i * hw, *b = j->gb + i * hw, *w = j->weights ? j->weights + i * hw : NULL;
-        double hd[9];
+        double hd[18], share = 1;
         int nmore = 0;
         if (j->start_dis) {
             /* a pair DIS cannot fit (too few matches) keeps the network's start alone */
-            nmore = dis_homography(a, b, j->width, j->height, &f, &l, hd, bg) >= 0;
+            nmore = dis_homography(a, b, j->width, j->height, &f, &l, hd, bg, &share) >= 0;
             gl_clear_error();
         }
+        if (nmore && j->start_dis >= 2 && share < DIS_SECOND_BELOW)
+            nmore += dis_second_homography(&f, bg, &f2, &l2, hd + 9, bg + hw);
         rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore,
                                              nmore ? f.u : NULL, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
     flow_field_free(&l);
+    flow_field_free(&f2);
+    flow_field_free(&l2);
     gl_free(bg);
     return rc;
 }
@@ -450,6 +488,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         return gl_error(GL_EINVAL, "glocal_infer: lme_passes %d, expected 1 or 2", o->lme_passes);
     if (!(o->lme_repass >= 0 && o->lme_repass < INFINITY))
         return gl_error(GL_EINVAL, "glocal_infer: lme_repass %g, expected a finite number >= 0", o->lme_repass);
+    if (o->start_dis < 0 || o->start_dis > 2)
+        return gl_error(GL_EINVAL, "glocal_infer: start_dis %d, expected 0, 1 or 2", o->start_dis);
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
