@@ -202,7 +202,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
                  "(before 2026-12-03; glocal_infer_options.mask_lme)"),
         CLI_NUM("--start-dis", &o->dis_starts, 0, 2, "N",
                 "glocal's refinement also from N DIS + RANSAC homographies: 1, or 2 (the default) with a second fit "
-                "to the vectors the first leaves out when it explains under a third of the frame; 0 = --no-start-dis "
+                "to the vectors the first leaves out when it explains under half the frame; 0 = --no-start-dis "
                 "(glocal_infer_options.start_dis)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
                    "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),

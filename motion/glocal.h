@@ -153,10 +153,10 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * flow (may be NULL): a dense flow of the pair, [2][height][width] (u then
  * v, pixels), e.g. the one a further start was fitted to. Photometric
  * agreement counts textured pixels, so a smooth background loses to a
- * textured moving patch; the flow counts area. A candidate whose
- * photometric score is within a tenth of the frame of the leader's wins
- * when 15 % more of the flow's vectors (every 2nd pixel) are within 1 px
- * of its homography's. */
+ * textured moving patch; the flow counts area. Between a candidate and
+ * the leader whose photometric scores are within a tenth of the frame of
+ * each other, the one 15 % more of the flow's vectors (every 2nd pixel)
+ * are within 1 px of wins, either way. */
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],
                                     const double *more, const float *more_weights, int nmore,
