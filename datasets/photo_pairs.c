@@ -56,6 +56,7 @@ int photo_pairs_config_validate(const photo_pairs_config *c)
     int s = c->width < c->height ? c->width : c->height;
     if (!(c->corner_px >= 0 && c->corner_px <= s / 4.0))
         BAD("corner_px must be in [0, min(width, height) / 4 = %g], got %g", s / 4.0, c->corner_px);
+    if (!(c->still >= 0 && c->still <= 1)) BAD("still must be in [0, 1], got %g", c->still);
     if (!(c->crop_min >= 0.05 && c->crop_min <= c->crop_max && c->crop_max <= 1))
         BAD("crop_min, crop_max must satisfy 0.05 <= crop_min <= crop_max <= 1, got %g, %g",
             c->crop_min, c->crop_max);
@@ -588,6 +589,7 @@ int photo_pairs_render(const photo_set *s, const photo_pairs_config *c, uint64_t
     /* camera: corners (pixel centres) moved within +-corner_px (HomographyNet) */
     double A[8] = { 0, 0, W - 1, 0, W - 1, H - 1, 0, H - 1 }, B[8];
     for (int i = 0; i < 8; i++) B[i] = A[i] + prng_range(&r, -c->corner_px, c->corner_px);
+    if (c->still > 0 && prng_range(&r, 0, 1) < c->still) memcpy(B, A, sizeof B); /* a still camera */
     double QB[9], Hm[9], Hi[9];
     double sA[9] = { 1.0 / (W - 1), 0, 0, 0, 1.0 / (H - 1), 0, 0, 0, 1 }; /* A's corners -> unit square */
     square_to_quad(B, QB);

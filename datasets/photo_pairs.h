@@ -115,6 +115,10 @@ typedef struct {
     int width, height;            /* frame size in pixels, 16..4096 each */
     double corner_px;             /* each corner coordinate moves uniformly within
                                      +-corner_px (HomographyNet's rho); 0..min(W, H)/4 */
+    double still;                 /* share of pairs whose camera does not move (H = I;
+                                     the patches still move), 0..1: consecutive video
+                                     frames mostly have little camera motion. 0 (default)
+                                     draws exactly the pairs it drew before it existed */
     double crop_min, crop_max;    /* the frame's shorter side spans this fraction of
                                      the photo's shorter side, 0.05..1 (less when the
                                      moved frame would not fit) */

@@ -47,7 +47,7 @@ typedef struct {
     int freeze_gme, align_refine;
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher, pretrain_gt;
-    double magnitude;
+    double magnitude, still;
     long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, mix_synth, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, lr_final, camera;
     glocal_loss_config lc;
@@ -64,6 +64,7 @@ static int prepare_pairs(motion_pairs *P, const tm_options *o, int S)
     if (o->photos) {
         photo_pairs_config pc = photo_pairs_config_benchmark(S, o->magnitude, seed);
         pc.supersample = 2;
+        pc.still = o->still;
         /* the two frames of a pair see different cameras: photometric
          * jitter, blur, sensor noise and JPEG coding */
         if (o->augment) pc.aug = photo_pairs_aug_cameras();
@@ -120,6 +121,8 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_STR("--photos", &o->photos, "DIR", "photo-crop pairs from the photographs in DIR (datasets/photo_pairs.h):\n"
                 "a random crop, a random homography, 1-2 moving patches"),
         CLI_NUM("--magnitude", &o->magnitude, 0, 0.5, "M", "--photos: corners move within +-M*S px", .open_lo = 1),
+        CLI_NUM("--still", &o->still, 0, 1, "F", "--photos: a share F of the pairs have a still camera (the patches still move), "
+                "as most consecutive video frames nearly have"),
         CLI_NUM("--mix-synth", &o->mix_synth, 0, 10000000, "N", "with --photos or --dataset: N rendered pairs (--synth's, --camera) join\n"
                 "the pool, so the model keeps the renderer while it learns the new images"),
         CLI_FLAG("--augment", &o->augment, "--photos: photometric jitter, blur, noise and JPEG coding per frame"),

@@ -515,7 +515,7 @@ static const struct {
     { "train-motion", "--align-refine --arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
                       "--gap --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
                       "--lr --lr-final --magnitude --mask-start --minutes --mix-synth --occlusion --out --photos --pool --pretrain-gt --resume "
-                      "--seed --size --smooth "
+                      "--seed --size --smooth --still "
                       "--split --steps --synth --teacher --teacher-weight" },
 };
 

@@ -477,6 +477,45 @@ static void test_determinism(void **state)
     photo_set_free(&again);
 }
 
+/* still: a share of the pairs has a still camera (H = I exactly, no global
+ * flow) while the patches still move; still = 1 every pair, 0.5 about half
+ * of 40 (a binomial count in 10..30), the default none; out of [0, 1]
+ * refused. */
+static void test_still_camera(void **state)
+{
+    (void)state;
+    photo_pairs_config c = small_config();
+    photo_pair p;
+    OK(photo_pair_alloc(&p, c.width, c.height));
+    const size_t hw = (size_t)c.width * c.height;
+    const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    int counts[2] = { 0, 0 };
+    for (int k = 0; k < 2; k++) {
+        c.still = k ? 0.5 : 1.0;
+        for (int i = 0; i < 40; i++) {
+            OK(photo_pairs_render(set, &c, (uint64_t)i, &p));
+            int still = 1;
+            for (int j = 0; j < 9; j++) still &= fabs(p.homography[j] - I[j]) < 1e-12;
+            if (!still) continue;
+            counts[k]++;
+            double moving = 0;
+            for (size_t x = 0; x < 2 * hw; x++) {
+                assert_true(fabs(p.global_flow[x]) < 1e-4);
+                moving = fmax(moving, fabs(p.local_flow[x]));
+            }
+            assert_true(moving > 1); /* the patches move */
+        }
+    }
+    print_message("still pairs of 40: %d with still = 1, %d with still = 0.5\n", counts[0], counts[1]);
+    assert_int_equal(counts[0], 40);
+    assert_true(counts[1] >= 10 && counts[1] <= 30);
+    assert_true(small_config().still == 0 && photo_pairs_config_default().still == 0);
+    c.still = 1.5;
+    assert_int_equal(photo_pairs_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "still"));
+    photo_pair_release(&p);
+}
+
 /* Augmentation (train-motion's --augment) changes the frames (A and B
  * differently) and nothing else. */
 static void test_augmentation(void **state)
@@ -666,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_corners),
         cmocka_unit_test(test_flows),
+        cmocka_unit_test(test_still_camera),
         cmocka_unit_test(test_warp_reproduces_b),
         cmocka_unit_test(test_patches_and_coverage),
         cmocka_unit_test(test_determinism),
