@@ -581,6 +581,27 @@ static void test_align_residual(void **state)
     assert_int_equal(glocal_align_residual(a, b, 1, H, I, NULL, &m, &n), GL_EINVAL);
 }
 
+/* glocal_infer without a network (the refinement from the identity, and
+ * from start_dis DIS starts; max_levels > 0 caps its pyramid): the corner
+ * error of its homography against hgt. */
+static double classical_corner_error(const uint8_t *const *pa, const uint8_t *const *pb, int W, int H,
+                                     const double hgt[9], int start_dis, int max_levels)
+{
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.use_network = 0;
+    o.lme = 0;
+    o.local_tvl1 = 0;
+    o.start_dis = start_dis;
+    if (max_levels > 0) o.rc.max_levels = max_levels;
+    glocal_result r;
+    double e;
+    OK(glocal_infer(NULL, pa, pb, 1, W, H, &o, &r));
+    OK(homography_corner_error(r.homography, hgt, W, H, &e));
+    glocal_result_free(&r);
+    return e;
+}
+
 /* glocal_infer's start_dis on a real photograph (astronaut.png) moved by a
  * homography of ~20 px: without a network the refinement starts from the
  * identity, and without a pyramid it does not get there; with the DIS +
@@ -612,19 +633,8 @@ static void test_infer_start_dis(void **state)
     image_release(&tex);
     const uint8_t *pa[1] = { ra }, *pb[1] = { rb };
     double e[2];
-    for (int sd = 0; sd <= 1; sd++) {
-        glocal_infer_options o;
-        glocal_infer_options_default(&o);
-        o.use_network = 0;
-        o.lme = 0;
-        o.local_tvl1 = 0;
-        o.start_dis = sd;
-        o.rc.max_levels = 1; /* no pyramid: from the identity, 18 px are out of reach */
-        glocal_result r;
-        OK(glocal_infer(NULL, pa, pb, 1, W, H, &o, &r));
-        OK(homography_corner_error(r.homography, hgt, W, H, &e[sd]));
-        glocal_result_free(&r);
-    }
+    for (int sd = 0; sd <= 1; sd++) /* no pyramid: from the identity, 18 px are out of reach */
+        e[sd] = classical_corner_error(pa, pb, W, H, hgt, sd, 1);
     flow_baseline_config fc;
     flow_baseline_config_default(&fc);
     fc.method = flow_method_dis;
@@ -688,18 +698,7 @@ static void test_infer_second_dis_start(void **state)
     render_patch_scene(hgt, -7.0, 6.0, 58, 0.4, W, H, ra, rb);
     const uint8_t *pa[1] = { ra }, *pb[1] = { rb };
     double e[3];
-    for (int sd = 0; sd <= 2; sd++) {
-        glocal_infer_options o;
-        glocal_infer_options_default(&o);
-        o.use_network = 0;
-        o.lme = 0;
-        o.local_tvl1 = 0;
-        o.start_dis = sd;
-        glocal_result r;
-        OK(glocal_infer(NULL, pa, pb, 1, W, H, &o, &r));
-        OK(homography_corner_error(r.homography, hgt, W, H, &e[sd]));
-        glocal_result_free(&r);
-    }
+    for (int sd = 0; sd <= 2; sd++) e[sd] = classical_corner_error(pa, pb, W, H, hgt, sd, 0);
     print_message("patch scene: corner error from identity %.3f, + DIS start %.3f, + second DIS start %.3f px\n",
                   e[0], e[1], e[2]);
     assert_true(e[0] > 2); /* the refinement from the identity does not find the camera */
