@@ -143,7 +143,7 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * (a background that start's method found, e.g. a flow's RANSAC inliers;
  * more_weights NULL: unweighted), never h's (they may come from h's
  * alignment, wrong exactly where h is); a refinement that diverges or moves
- * a corner by more than 1/32 of the shorter side (another minimum) is
+ * a corner by more than 1/10 of the shorter side (another minimum) is
  * dropped. The candidates (h refined, each further start and its
  * refinement) compete by how many pixels agree with their alignment
  * (|A(p) - B(h p)| under 0.01 of the grey range): a later one wins by half

@@ -367,6 +367,16 @@ static void test_refine_starts(void **state)
     OK(homography_corner_error(h, hgt, W, H, &e));
     assert_int_equal(which, 0);
     assert_true(e < 0.05);
+    /* a further start 3.9 px off (beyond 1/32 of the shorter side, within
+     * 1/10: the trust region) is refined onto the truth, not dropped */
+    double mid[9];
+    shifted(hgt, 3.0, -2.5, mid);
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, mid, NULL, 1, NULL, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    print_message("a start 3.9 px off beside the far one: start %d, %.3f px\n", which, e);
+    assert_int_equal(which, 1);
+    assert_true(e < 0.05);
     /* the same start twice: a tie, the first */
     memcpy(h, near, sizeof h);
     OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, NULL, 1, NULL, &which));
