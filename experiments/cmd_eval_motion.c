@@ -204,8 +204,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "glocal's refinement also from N DIS + RANSAC homographies: 1, or 2 (the default) with a second fit "
                 "to the vectors the first leaves out when it explains under half the frame; 0 = --no-start-dis "
                 "(glocal_infer_options.start_dis)"),
-        CLI_NOFLAG("--no-start-dis", &o->start_dis, "glocal's refinement from the network's start alone (default: also from the\n"
-                   "DIS + RANSAC homography, the result most pixels agree with wins; glocal_infer_options.start_dis)"),
+        CLI_NOFLAG("--no-start-dis", &o->start_dis, "the same as --start-dis 0: glocal's refinement from the network's start "
+                   "alone (default: also from DIS + RANSAC homographies, the result most pixels agree with wins)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--per-pair", &o->per_pair, "CSV",
