@@ -132,7 +132,7 @@ typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts;
-    double lme_repass;
+    double lme_repass, lme_thresh_k;
     double camera, magnitude;
 } evm_options;
 
@@ -198,6 +198,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-repass", &o->lme_repass, 0, 1000, "PX",
                 "with one pass: a second pass for the pairs whose refinement moved a corner by more than "
                 "PX pixels of the model size; 0 = never (glocal_infer_options.lme_repass)"),
+        CLI_NUM("--lme-thresh-k", &o->lme_thresh_k, 0, 100, "K",
+                "the LME's own flow is foreground where |flow| > K x its median (clamped to 0.1..0.5 px); "
+                "0 = the hybrid's 5 (glocal_infer_options.lme_thresh_k)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
                  "(before 2026-12-03; glocal_infer_options.mask_lme)"),
         CLI_NUM("--start-dis", &o->dis_starts, 0, 2, "N",
@@ -307,6 +310,7 @@ static int rows_infer(const evm_batch *b)
         o.local_gate = k != M_RESID && k != M_LMER;
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
+        o.lme_thresh_k = b->o->lme_thresh_k;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

@@ -23,6 +23,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
+    o->lme_thresh_k = 0;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -499,6 +500,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (both && !(tvl1 && o->lme && !o->homography_only))
         return gl_error(GL_EINVAL, "glocal_infer: local_both needs the hybrid's TV-L1 local flow and the LME "
                         "(local_tvl1 %d, lme %d, homography_only %d)", o->local_tvl1, o->lme, o->homography_only);
+    if (post && !(o->lme_thresh_k >= 0 && o->lme_thresh_k < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_thresh_k %g, expected a finite number >= 0", o->lme_thresh_k);
+    const double lme_k = o->lme_thresh_k > 0 ? o->lme_thresh_k : o->local_thresh_k;
     if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
                   o->local_thresh_min <= o->local_thresh))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
@@ -592,7 +596,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (lme2) {
-            local_job lj = { a, b, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, o->local_thresh_k,
+            local_job lj = { a, b, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
@@ -600,7 +604,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     }
     if (post) {
         local_job lj = { a, b, tvl1, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
-                         o->local_thresh_k, o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
+                         tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
                          r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }

@@ -416,6 +416,74 @@ static void test_mask_evidence(void **state)
     glocal_model_free(&m);
 }
 
+static int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+/* lme_thresh_k: the LME's own flow is foreground evidence where |flow| >
+ * clamp(k x median |flow|, local_thresh_min, local_thresh) with k =
+ * lme_thresh_k (0: local_thresh_k), recomputed here from the returned
+ * (ungated) flow without the clean-up; the hybrid's mask does not change. */
+static void test_lme_thresh_k(void **state)
+{
+    (void)state;
+    motion_pairs T = { 0 };
+    pairs(&T, 2, 777);
+    glocal_model *m = model(TS, 2, 13);
+    const size_t hw = (size_t)TS * TS;
+    const uint8_t *pa[2], *pb[2];
+    pair_ptrs(&T, 2, pa, pb);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_true(o.lme_thresh_k == 0);
+    o.local_tvl1 = 0;
+    o.local_gate = 0;     /* the flow as it is */
+    o.mask_sigma = 0;     /* the mask is the evidence */
+    o.view_margin = -1;   /* evidence everywhere */
+    o.local_thresh_min = 0.001;
+    float *mag = malloc(sizeof(float) * hw);
+    assert_non_null(mag);
+    const double ks[2] = { 0, 0.5 };
+    long on[2] = { 0, 0 };
+    for (int c = 0; c < 2; c++) {
+        glocal_result r;
+        o.lme_thresh_k = ks[c];
+        OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r));
+        const double k = ks[c] > 0 ? ks[c] : o.local_thresh_k;
+        for (int i = 0; i < 2; i++) {
+            const float *u = r.local_flow + (size_t)i * 2 * hw, *v = u + hw;
+            for (size_t p = 0; p < hw; p++) mag[p] = hypotf(u[p], v[p]);
+            qsort(mag, hw, sizeof *mag, cmp_float);
+            double t = fmin(fmax(k * mag[hw / 2], o.local_thresh_min), o.local_thresh);
+            long bad = 0;
+            for (size_t p = 0; p < hw; p++) {
+                int fg = hypot(u[p], v[p]) > t;
+                bad += fg != (r.mask[i * hw + p] >= 0.5f);
+                on[c] += fg;
+            }
+            assert_int_equal(bad, 0);
+        }
+        glocal_result_free(&r);
+    }
+    print_message("the LME's flow: %ld foreground pixels with k = 5, %ld with lme_thresh_k 0.5 (of %zu)\n", on[0],
+                  on[1], 2 * hw);
+    assert_true(on[1] > on[0]);
+    /* the hybrid's mask ignores lme_thresh_k */
+    glocal_result h0, h1;
+    glocal_infer_options_default(&o);
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &h0));
+    o.lme_thresh_k = 0.5;
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &h1));
+    assert_memory_equal(h0.mask, h1.mask, sizeof(float) * 2 * hw);
+    glocal_result_free(&h0);
+    glocal_result_free(&h1);
+    free(mag);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
 /* p mapped by the homography h. */
 static void hmap(const double h[9], double x, double y, double *ox, double *oy)
 {
@@ -685,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_flow_learns_where_the_mask_is_off),
         cmocka_unit_test(test_infer_local_source),
         cmocka_unit_test(test_mask_evidence),
+        cmocka_unit_test(test_lme_thresh_k),
         cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_lme_repass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
