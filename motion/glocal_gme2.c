@@ -265,7 +265,11 @@ fail:
  * px, uniform w); a scale relative to the pair's own residual follows its
  * contrast and how far the estimate still is. Chosen on the training photos
  * (0.25; 0.5 and 1 worse) with an arch-2 model trained 8 min: the network
- * alone (1/2 + 2 full-resolution steps) 2.57 -> 1.70 px. */
+ * alone (1/2 + 2 full-resolution steps) 2.57 -> 1.70 px. The classical
+ * refinement scales by the MAD instead (glocal_refine_config.cauchy_k, on
+ * host arrays); here the scale must be per pair of a batch on the device,
+ * and nn's median (nn_median_all) is over the whole tensor, so the per-pair
+ * mean |residual| stands in for it. */
 #define GME_GN_CAUCHY_K 0.25
 int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, const nn_tensor *bases_l,
                    const nn_tensor *g, const nn_tensor *w, nn_tensor **out)
