@@ -48,7 +48,7 @@ typedef struct {
     char lists_dir[4096]; /* the list folder found for --dataset (cli_lists_locate) */
     int synth, resume, augment, teacher, pretrain_gt;
     double magnitude, still;
-    long arch, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, mix_synth, gap, split, ckpt_every, log_every, seed;
+    long arch, gn, lme_arch, lme_ch, size, iters, feat, steps, batch, pool, mix_synth, gap, split, ckpt_every, log_every, seed;
     double minutes, lr, lr_final, camera;
     glocal_loss_config lc;
 } tm_options;
@@ -99,7 +99,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
 {
     const char *cmd = "train-motion";
     *o = (tm_options){ .size = 64, .iters = 2, .feat = 32, .steps = 1000000, .batch = 16, .pool = 2000,
-                       .gap = 1, .split = 1, .arch = 1, .lme_arch = 2, .lme_ch = 12, .teacher = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
+                       .gap = 1, .split = 1, .arch = 1, .gn = 2, .lme_arch = 2, .lme_ch = 12, .teacher = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
     static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
@@ -129,6 +129,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_SECTION("Model"),
         CLI_NUM("--size", &o->size, 32, 1024, "S", "model size, a multiple of 16: frames are resized to SxS"),
         CLI_NUM("--arch", &o->arch, 1, 2, "A", "GME architecture (motion/glocal.h glocal_config.arch)"),
+        CLI_NUM("--gn", &o->gn, 1, 2, "G", "arch 2's Gauss-Newton finish (glocal_config.gn): 2 reweights each step (IRLS)"),
         CLI_NUM("--lme-arch", &o->lme_arch, 1, 2, "A", "LME architecture (glocal_config.lme_arch): 2 learns the local flow"),
         CLI_NUM("--lme-ch", &o->lme_ch, 2, 128, "C", "LME base channels"),
         CLI_STR("--init", &o->init, "M", "start the GME from the weights of checkpoint M (same size, arch, feat);\n"
@@ -266,6 +267,7 @@ int cmd_train_motion(int argc, char **argv)
     glocal_config gc = glocal_config_default((int)o.size);
     gc.iters = (int)o.iters;
     gc.arch = (int)o.arch;
+    gc.gn = (int)o.gn;
     gc.lme_arch = (int)o.lme_arch;
     gc.lme_ch = (int)o.lme_ch;
     gc.feat = (int)o.feat;

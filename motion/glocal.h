@@ -222,6 +222,15 @@ typedef struct {
      * everywhere; the mask gates it at inference and weights the global
      * loss. Checkpoints without "lme_arch" are 1. */
     int lme_arch;
+    /* arch 2's Gauss-Newton finish on the images (glocal_gme2.c). 1 (arch-2
+     * checkpoints without "gn"): one step at 1/2 and two at S, weighted by
+     * the last level's learned weights x Cauchy(r / 0.25 mean |r|), the
+     * weights taken once from the residual at the step's start. 2 (the
+     * default): both images blurred (3x3 box), three steps at 1/2 and three
+     * at S, uniform weights x Cauchy(r / 0.15 mean |r|), re-estimated three
+     * times per step from the residual the step leaves (IRLS). Ignored by
+     * arch 1. */
+    int gn;
 } glocal_config;
 
 glocal_config glocal_config_default(int size);

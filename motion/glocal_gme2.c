@@ -17,6 +17,8 @@
 
 /* Gauss-Newton steps at full model resolution after the one at 1/2. */
 #define GME_GN_FULL 2
+/* gn 2: Gauss-Newton steps at 1/2 and again at full model resolution. */
+#define GME_GN2_STEPS 3
 
 /* Arch 2's encoder: L2-normalised features at 1/4 (feat channels) and, when
  * f8 is not NULL, at 1/8 (GME8_FEAT channels). */
@@ -250,35 +252,48 @@ fail:
 }
 
 /* Gauss-Newton on the 8 basis coefficients at one scale: images a, b
- * (N, 1, h, w) box-averaged to the level (k = S / h), bases_l (8, 2hw) in
- * pixels at S, g (N, 2, S, S) the detached estimate, w (N, 1, h, w) the
- * learned per-pixel weights. Linearises B(p + g + sum_j c_j basis_j) about
- * c = 0 and solves the weighted normal equations (J W J^T + lambda I) c =
- * J W (A - B(p + g)), with W also down-weighting large residuals (Cauchy,
- * detached): the inverse-compositional step of Lucas-Kanade on the
- * homography bases (Baker & Matthews 2004), differentiable in w. *out gets
- * the update's flow (N, 2, S, S).
- * The Cauchy scale is GME_GN_CAUCHY_K times the pair's mean |residual|, not
- * a fixed grey level: with a fixed 0.1 the residuals of a moving patch on a
- * photograph kept most of their weight, and three steps started from the
- * true homography drifted 0.55, 0.92, 1.22 px (training photos, 128^2, +-8
- * px, uniform w); a scale relative to the pair's own residual follows its
- * contrast and how far the estimate still is. Chosen on the training photos
- * (0.25; 0.5 and 1 worse) with an arch-2 model trained 8 min: the network
- * alone (1/2 + 2 full-resolution steps) 2.57 -> 1.70 px. The classical
- * refinement scales by the MAD instead (glocal_refine_config.cauchy_k, on
- * host arrays); here the scale must be per pair of a batch on the device,
- * and nn's median (nn_median_all) is over the whole tensor, so the per-pair
- * mean |residual| stands in for it. */
-#define GME_GN_CAUCHY_K 0.25
+ * (N, 1, h, w) at the level (k = S / h), bases_l (8, 2hw) in pixels at S,
+ * g (N, 2, S, S) the detached estimate, w (N, 1, h, w) the learned
+ * per-pixel weights or NULL (uniform). Linearises B(p + g + sum_j c_j
+ * basis_j) about c = 0 and solves the weighted normal equations (J W J^T +
+ * lambda I) c = J W (A - B(p + g)), with W also down-weighting large
+ * residuals (Cauchy, detached): the inverse-compositional step of
+ * Lucas-Kanade on the homography bases (Baker & Matthews 2004),
+ * differentiable in w. *out gets the update's flow (N, 2, S, S).
+ * The Cauchy scale is K times the pair's mean |residual|, not a fixed grey
+ * level: with a fixed 0.1 the residuals of a moving patch on a photograph
+ * kept most of their weight, and three steps started from the true
+ * homography drifted 0.55, 0.92, 1.22 px (training photos, 128^2, +-8 px,
+ * uniform w); a scale relative to the pair's own residual follows its
+ * contrast and how far the estimate still is. The classical refinement
+ * scales by the MAD instead (glocal_refine_config.cauchy_k, on host
+ * arrays); here the scale must be per pair of a batch on the device, and
+ * nn's median (nn_median_all) is over the whole tensor, so the per-pair mean
+ * |residual| stands in for it.
+ * gn 1: K 0.25 (0.5 and 1 worse; an arch-2 model trained 8 min, training
+ * photos: the network alone 2.57 -> 1.70 px), weights from the residual at
+ * the step's start. That start residual is mostly the displacement still to
+ * find, so the pixels that carry it lose their weight and the step comes out
+ * short: from 2 px off, each step removed only ~30 % of the error.
+ * gn 2 re-weights GME_GN2_IRLS times from the residual the step leaves
+ * (r - J^T c, linearised), so the background that moved regains its weight
+ * and a moving patch keeps its low one (iteratively reweighted least
+ * squares). K 0.15: gme-arch2-gn128's model on the training photos, 128^2,
+ * 3 + 3 steps on blurred images, uniform weights, K 0.1 / 0.15 / 0.2 ->
+ * 0.82 / 0.84 / 0.92 px at +-8 px and 3.65 / 3.71 / 3.78 at +-16 (with its
+ * learned weights 0.91 / 1.00 / - and 0.25 1.17); 0.1 was measured after
+ * the first gn-2 model had trained with 0.15, and the gain is within noise. */
+#define GME_GN1_CAUCHY_K 0.25
+#define GME_GN2_CAUCHY_K 0.15
+#define GME_GN2_IRLS 3
 int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, const nn_tensor *bases_l,
                    const nn_tensor *g, const nn_tensor *w, nn_tensor **out)
 {
     int rc;
     const int64_t N = nn_size(al, 0), h = nn_size(al, 2), wd = nn_size(al, 3), P = h * wd;
     const double k = (double)m->cfg.size / (double)h;
-    nn_tensor *gl, *gk, *bw, *pad, *xr, *xl, *yd, *yu, *gx, *gy, *r, *rs, *rw, *cw, *ww, *b3, *bx, *by,
-        *gxv, *gyv, *jx, *jy, *J, *Jw, *Jt, *M, *rv, *rhs, *tr, *lam, *li, *Ml, *c, *c8;
+    nn_tensor *gl, *gk, *bw, *pad, *xr, *xl, *yd, *yu, *gx, *gy, *r, *rs, *b3, *bx, *by, *gxv, *gyv, *jx, *jy,
+        *J, *Jw, *Jt, *rv, *c = NULL, *c8;
     const nn_tensor *eye = m->eye8;
     if (!eye) return gl_error(GL_EINVAL, "glocal_gn_step: the model is not of arch 2");
     int64_t shp[3] = { N, 1, P }, shb[3] = { GLOCAL_NBASES, 2, P }, shr[3] = { N, P, 1 },
@@ -302,22 +317,8 @@ int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, co
     TRY(nn_sub(&gy, yd, yu));
     TRY(nn_mul_scalar(&gy, gy, 0.5 / k));
     TRY(nn_sub(&r, al, bw));
-    /* weights: learned x Cauchy(r / scale) (detached), scale = K mean |r| */
     TRY(nn_detach(&rs, r));
-    {
-        nn_tensor *ra, *rm;
-        int64_t d3[3] = { 1, 2, 3 };
-        TRY(nn_unary(&ra, NN_ABS, rs));
-        TRY(nn_mean(&rm, ra, d3, 3, 1));
-        TRY(nn_mul_scalar(&rm, rm, GME_GN_CAUCHY_K));
-        TRY(nn_add_scalar(&rm, rm, 1e-4));
-        TRY(nn_div(&rs, rs, rm));
-    }
-    TRY(nn_unary(&rs, NN_SQUARE, rs));
-    TRY(nn_add_scalar(&rs, rs, 1.0));
-    TRY(nn_unary(&cw, NN_RECIPROCAL, rs));
-    TRY(nn_mul(&rw, w, cw));
-    TRY(nn_reshape(&ww, rw, shp, 3));            /* (N, 1, P) */
+    TRY(nn_reshape(&rv, r, shr, 3));
     /* J (N, 8, P): d B(p + g + basis c) / d c = grad B . basis */
     TRY(nn_view(&b3, bases_l, shb, 3));
     TRY(nn_select(&bx, b3, 1, 0));               /* (8, P) */
@@ -327,25 +328,58 @@ int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, co
     TRY(nn_mul(&jx, gxv, bx));
     TRY(nn_mul(&jy, gyv, by));
     TRY(nn_add(&J, jx, jy));
-    TRY(nn_mul(&Jw, J, ww));
     TRY(nn_transpose(&Jt, J, 1, 2));             /* (N, P, 8) */
-    TRY(nn_matmul(&M, Jw, Jt));                  /* (N, 8, 8) */
-    TRY(nn_reshape(&rv, r, shr, 3));
-    TRY(nn_matmul(&rhs, Jw, rv));                /* (N, 8, 1) */
-    /* Levenberg damping: 1e-3 of the mean diagonal, plus a floor */
-    {
-        nn_tensor *dg, *e3;
+    const int gn2 = m->cfg.gn == 2;
+    for (int it = 0; it < (gn2 ? GME_GN2_IRLS : 1); it++) {
+        /* weights: learned x Cauchy(r' / scale) (detached), scale = K mean
+         * |r'|, r' the residual left by the last solve (linearised) */
+        nn_tensor *rl = rs, *ra, *rm, *q, *cw, *rw, *ww, *M, *rhs, *dg, *e3, *tr, *lam, *li, *Ml;
+        int64_t d3[3] = { 1, 2, 3 }, shq[4] = { N, 1, h, wd };
+        if (it > 0) {
+            nn_tensor *cd, *pr;
+            TRY(nn_detach(&cd, c));
+            TRY(nn_matmul(&pr, Jt, cd));          /* (N, P, 1) */
+            TRY(nn_detach(&pr, pr));
+            TRY(nn_reshape(&pr, pr, shq, 4));
+            TRY(nn_sub(&rl, rs, pr));
+        }
+        TRY(nn_unary(&ra, NN_ABS, rl));
+        TRY(nn_mean(&rm, ra, d3, 3, 1));
+        TRY(nn_mul_scalar(&rm, rm, gn2 ? GME_GN2_CAUCHY_K : GME_GN1_CAUCHY_K));
+        TRY(nn_add_scalar(&rm, rm, 1e-4));
+        TRY(nn_div(&q, rl, rm));
+        TRY(nn_unary(&q, NN_SQUARE, q));
+        TRY(nn_add_scalar(&q, q, 1.0));
+        TRY(nn_unary(&cw, NN_RECIPROCAL, q));
+        if (w) TRY(nn_mul(&rw, w, cw));
+        else rw = cw;
+        TRY(nn_reshape(&ww, rw, shp, 3));        /* (N, 1, P) */
+        TRY(nn_mul(&Jw, J, ww));
+        TRY(nn_matmul(&M, Jw, Jt));              /* (N, 8, 8) */
+        TRY(nn_matmul(&rhs, Jw, rv));            /* (N, 8, 1) */
+        /* Levenberg damping: 1e-3 of the mean diagonal, plus a floor */
         TRY(nn_mul(&e3, M, eye));
         TRY(nn_sum(&dg, e3, dall, 2, 0));
         TRY(nn_reshape(&tr, dg, shl, 3));
         TRY(nn_mul_scalar(&lam, tr, 1e-3 / GLOCAL_NBASES));
         TRY(nn_add_scalar(&lam, lam, 1e-6));
+        TRY(nn_mul(&li, eye, lam));
+        TRY(nn_add(&Ml, M, li));
+        TRY(nn_linalg_solve(&c, Ml, rhs));
     }
-    TRY(nn_mul(&li, eye, lam));
-    TRY(nn_add(&Ml, M, li));
-    TRY(nn_linalg_solve(&c, Ml, rhs));
     TRY(nn_reshape(&c8, c, sh8, 2));
     TRY(glocal_coeffs_to_flow(m, c8, out));
+fail:
+    return rc;
+}
+
+/* A 3x3 box blur of x (N, C, h, w), the border replicated. */
+static int box3(const nn_tensor *x, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *pad;
+    TRY(nn_pad2d(&pad, x, 1, 1, 1, 1, NN_PAD_REPLICATE, 0.0));
+    TRY(nn_avg_pool2d(out, pad, 3, 1, 0));
 fail:
     return rc;
 }
@@ -394,20 +428,35 @@ int glocal_gme2_forward(glocal_model *m, const nn_tensor *a, const nn_tensor *b,
     }
     out->ndense = m->cfg.iters + 1;
     out->nglob = m->cfg.iters + 1;
-    /* Gauss-Newton on the images: one step at 1/2, GME_GN_FULL at S, each
-     * weighted by the last level's weights. */
+    /* Gauss-Newton on the images (glocal_config.gn): gn 1 one step at 1/2
+     * and GME_GN_FULL at S, weighted by the last level's weights; gn 2
+     * GME_GN2_STEPS at 1/2 and at S on images blurred by a 3x3 box (a wider
+     * basin for the linearisation: 1.14 -> 1.00 px on the training photos,
+     * 128^2 +-8 px, learned weights), uniformly weighted: the learned
+     * weights, trained for the dense flow's projection, made the steps worse
+     * (0.85 -> 1.00 px; 128^2 +-16 px 3.72 -> 3.90, 256^2 1.73 -> 2.00). gn 2
+     * records a stage per level in out->glob, gn 1 one per step. */
     {
-        nn_tensor *a2, *b2, *w2, *wS, *gd, *dg;
-        TRY(nn_avg_pool2d(&a2, a, 2, 2, 0));
-        TRY(nn_avg_pool2d(&b2, b, 2, 2, 0));
-        TRY(nn_interpolate(&w2, wlast, S / 2, S / 2, NN_BILINEAR, 0));
-        TRY(nn_interpolate(&wS, wlast, S, S, NN_BILINEAR, 0));
-        for (int it = 0; it < 1 + GME_GN_FULL; it++) {
-            TRY(nn_detach(&gd, g));
-            if (it == 0) TRY(glocal_gn_step(m, a2, b2, m->bases2, gd, w2, &dg));
-            else TRY(glocal_gn_step(m, a, b, m->bases, gd, wS, &dg));
-            TRY(nn_add(&g, g, dg));
-            out->glob[out->nglob++] = g;
+        const int gn2 = m->cfg.gn == 2;
+        for (int lv = 0; lv < 2; lv++) {
+            const int k = lv == 0 ? 2 : 1, steps = gn2 ? GME_GN2_STEPS : lv == 0 ? 1 : GME_GN_FULL;
+            nn_tensor *al = (nn_tensor *)a, *bl = (nn_tensor *)b, *wl = NULL;
+            if (k > 1) {
+                TRY(nn_avg_pool2d(&al, a, k, k, 0));
+                TRY(nn_avg_pool2d(&bl, b, k, k, 0));
+            }
+            if (gn2) {
+                TRY(box3(al, &al));
+                TRY(box3(bl, &bl));
+            } else TRY(nn_interpolate(&wl, wlast, S / k, S / k, NN_BILINEAR, 0));
+            for (int it = 0; it < steps; it++) {
+                nn_tensor *gd, *dg;
+                TRY(nn_detach(&gd, g));
+                TRY(glocal_gn_step(m, al, bl, k > 1 ? m->bases2 : m->bases, gd, wl, &dg));
+                TRY(nn_add(&g, g, dg));
+                if (!gn2) out->glob[out->nglob++] = g;
+            }
+            if (gn2) out->glob[out->nglob++] = g; /* a stage per level */
         }
     }
 fail:

@@ -21,6 +21,7 @@ glocal_config glocal_config_default(int size)
     c.lme_ch = 12;
     c.lme_scale = size / 8.0;
     c.lme_arch = 2;
+    c.gn = 2;
     return c;
 }
 
@@ -31,6 +32,7 @@ int glocal_config_validate(const glocal_config *c)
         return gl_error(GL_EINVAL, "glocal_config.arch: %d is not 1 or 2", c->arch);
     if (c->lme_arch != 1 && c->lme_arch != 2)
         return gl_error(GL_EINVAL, "glocal_config.lme_arch: %d is not 1 or 2", c->lme_arch);
+    if (c->gn != 1 && c->gn != 2) return gl_error(GL_EINVAL, "glocal_config.gn: %d is not 1 or 2", c->gn);
     if (c->size < 32 || c->size % 16 || c->size > 1024)
         return gl_error(GL_EINVAL, "glocal_config.size: %d is not a multiple of 16 in 32..1024", c->size);
     if (c->feat < 4 || c->feat > 256)
@@ -57,6 +59,7 @@ int glocal_config_to_json(const glocal_config *c, char *buf, size_t n)
     json_object_object_add(o, "model", json_object_new_string("glocal"));
     if (c->arch != 1) json_object_object_add(o, "arch", json_object_new_int(c->arch));
     if (c->lme_arch != 1) json_object_object_add(o, "lme_arch", json_object_new_int(c->lme_arch));
+    if (c->arch == 2) json_object_object_add(o, "gn", json_object_new_int(c->gn));
     json_object_object_add(o, "size", json_object_new_int(c->size));
     json_object_object_add(o, "feat", json_object_new_int(c->feat));
     json_object_object_add(o, "radius", json_object_new_int(c->radius));
@@ -107,10 +110,11 @@ int glocal_config_from_json(const char *json, glocal_config *c)
     c->coef_scale = v[4];
     c->lme_ch = (int)v[5];
     c->lme_scale = v[6];
-    /* checkpoints before arch 2 have no "arch", nor "lme_arch" */
-    static const char *archs[2] = { "arch", "lme_arch" };
-    int *av[2] = { &c->arch, &c->lme_arch };
-    for (int i = 0; i < 2; i++) {
+    /* checkpoints before arch 2 have no "arch", nor "lme_arch"; arch-2
+     * checkpoints before gn 2 have no "gn" */
+    static const char *archs[3] = { "arch", "lme_arch", "gn" };
+    int *av[3] = { &c->arch, &c->lme_arch, &c->gn };
+    for (int i = 0; i < 3; i++) {
         json_object *arch;
         *av[i] = 1;
         if (!json_object_object_get_ex(root, archs[i], &arch)) continue;

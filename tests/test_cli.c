@@ -513,7 +513,7 @@ static const struct {
                           "--momentum --no-flip --optimizer --out --resume --schedule --seed --segments --size "
                           "--split --stack --step-epochs --warmup --weight-decay --width --workers" },
     { "train-motion", "--align-refine --arch --augment --batch --camera --census --ckpt-every --dataset --dense --feat --freeze-gme "
-                      "--gap --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
+                      "--gap --gn --init --init-lme --iters --lists --lme-arch --lme-ch --lme-start --local --local-census --log-every "
                       "--lr --lr-final --magnitude --mask-start --minutes --mix-synth --occlusion --out --photos --pool --pretrain-gt --resume "
                       "--seed --size --smooth --still "
                       "--split --steps --synth --teacher --teacher-weight" },
