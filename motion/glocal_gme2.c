@@ -336,9 +336,8 @@ int glocal_gn_step(glocal_model *m, const nn_tensor *al, const nn_tensor *bl, co
         nn_tensor *rl = rs, *ra, *rm, *q, *cw, *rw, *ww, *M, *rhs, *dg, *e3, *tr, *lam, *li, *Ml;
         int64_t d3[3] = { 1, 2, 3 }, shq[4] = { N, 1, h, wd };
         if (it > 0) {
-            nn_tensor *cd, *pr;
-            TRY(nn_detach(&cd, c));
-            TRY(nn_matmul(&pr, Jt, cd));          /* (N, P, 1) */
+            nn_tensor *pr;
+            TRY(nn_matmul(&pr, Jt, c));           /* (N, P, 1) */
             TRY(nn_detach(&pr, pr));
             TRY(nn_reshape(&pr, pr, shq, 4));
             TRY(nn_sub(&rl, rs, pr));
