@@ -548,6 +548,72 @@ static void test_refine_start_flow(void **state)
     free(bg);
 }
 
+/* A start that the flow makes win gives way to its own refinement
+ * (glocal_infer's DIS starts are RANSAC fits to the DIS flow the tie-break
+ * reads): a flat frame with five small textured discs under a homography,
+ * so that a start 2.5 px off has nearly the consensus of the truth (flat
+ * pixels agree under any alignment), and a flow that is exactly that
+ * start's. Beside a first start far off, the start's refinement reaches the
+ * truth and leads; the start itself, backed by every vector of the flow,
+ * must not displace it (before 2026-12-04 it did). A start whose
+ * refinement was dropped still wins by the flow
+ * (test_refine_starts_flow_decides). */
+static void test_refine_flow_keeps_the_refinement(void **state)
+{
+    (void)state;
+    enum { W = 96, H = 80, ND = 5 };
+    const double hgt[9] = { 1.01, -0.015, 1.2, 0.012, 0.995, -0.8, 1e-4, -1e-4, 1 };
+    const double cx[ND] = { 20, 70, 45, 15, 78 }, cy[ND] = { 18, 20, 42, 62, 60 }, R = 4;
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    float *flow = malloc(sizeof(float) * 2 * W * H);
+    double hi[9], off[9];
+    inv3(hgt, hi);
+    shifted(hgt, 2.0, -1.5, off);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double xs, ys, xo, yo;
+            apply_h(hi, x, y, &xs, &ys); /* B(H p) = A(p) */
+            float va = 100, vb = 100;
+            for (int k = 0; k < ND; k++) {
+                if (hypot(x - cx[k], y - cy[k]) < R) va = (float)(255 * texture(3.1 * x, 2.7 * y));
+                if (hypot(xs - cx[k], ys - cy[k]) < R) vb = (float)(255 * texture(3.1 * xs, 2.7 * ys));
+            }
+            a[y * W + x] = va;
+            b[y * W + x] = vb;
+            apply_h(off, x, y, &xo, &yo);
+            flow[y * W + x] = (float)(xo - x);
+            flow[W * H + y * W + x] = (float)(yo - y);
+        }
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double h[9], e, e_off, e_ref;
+    OK(homography_corner_error(off, hgt, W, H, &e_off));
+    /* the start alone refines onto the truth */
+    memcpy(h, off, sizeof h);
+    OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+    OK(homography_corner_error(h, hgt, W, H, &e_ref));
+    /* beside a first start far off (a network fooled by the flat frame) */
+    double far[9], e_far;
+    shifted(hgt, 19, -14, far);
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography(a, b, W, H, NULL, &c, h));
+    OK(homography_corner_error(h, hgt, W, H, &e_far));
+    int which = -1;
+    memcpy(h, far, sizeof h);
+    OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, off, NULL, 1, flow, &which));
+    OK(homography_corner_error(h, hgt, W, H, &e));
+    print_message("a start %.2f px off (refined alone: %.3f px) with its own flow, beside one %.1f px off: "
+                  "%.3f px (start %d)\n", e_off, e_ref, e_far, e, which);
+    assert_true(e_off > 2);
+    assert_true(e_ref < 0.3); /* measured 0.21 */
+    assert_true(e_far > 2);
+    assert_int_equal(which, 1);
+    assert_true(e < 0.3);     /* the refinement (before 2026-12-04: the start, 2.50) */
+    free(a);
+    free(b);
+    free(flow);
+}
+
 /* glocal_align_residual on a real photograph: B is A's neighbourhood moved
  * by a whole (3, 2) px, so the true h leaves exactly 0 on the (W-3)(H-2)
  * pixels it maps inside B; the identity leaves the mean |A - B| computed
@@ -777,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_infer_start_dis),
         cmocka_unit_test(test_infer_second_dis_start),
         cmocka_unit_test(test_refine_starts_flow_decides),
+        cmocka_unit_test(test_refine_flow_keeps_the_refinement),
         cmocka_unit_test(test_align_residual),
     };
     return cmocka_run_group_tests(tests, glocal_test_setup, NULL);
