@@ -27,6 +27,7 @@ void glocal_refine_config_default(glocal_refine_config *c)
     c->lm_lambda = 1e-4;
     c->tol = 1e-3;
     c->guard = 1;
+    c->polish = 1;
 }
 
 int glocal_refine_config_validate(const glocal_refine_config *c)
@@ -44,6 +45,8 @@ int glocal_refine_config_validate(const glocal_refine_config *c)
         return gl_error(GL_EINVAL, "glocal_refine_config.cauchy_min: %g <= 0", c->cauchy_min);
     if (!(c->lm_lambda >= 0)) return gl_error(GL_EINVAL, "glocal_refine_config.lm_lambda: %g < 0", c->lm_lambda);
     if (!(c->tol > 0)) return gl_error(GL_EINVAL, "glocal_refine_config.tol: %g <= 0", c->tol);
+    if (c->polish != 0 && c->polish != 1)
+        return gl_error(GL_EINVAL, "glocal_refine_config.polish: %d, expected 0 or 1", c->polish);
     return 0;
 }
 
@@ -208,6 +211,21 @@ static double consensus_cost(const level *L, const double h[9], double thr)
             fit += fabs((double)L->a[(long)y * L->w + x] - v) < thr;
         }
     return 1.0 - (double)fit / n;
+}
+
+/* w[p] = 1 where h maps pixel p of A inside B with |A(p) - B(h p)| < thr,
+ * else 0 (w: L->w * L->h floats): h's photometric inliers. */
+static void inlier_weights(const level *L, const double h[9], double thr, float *w)
+{
+    for (int y = 0; y < L->h; y++)
+        for (int x = 0; x < L->w; x++) {
+            const long p = (long)y * L->w + x;
+            const double d = h[6] * x + h[7] * y + h[8];
+            float v;
+            w[p] = fabs(d) > 1e-12 &&
+                   sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d, &v) &&
+                   fabs((double)L->a[p] - v) < thr;
+        }
 }
 
 /* The share of the flow's vectors (u then v planes of w x h, every 2nd
@@ -558,11 +576,12 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
     /* Level l pixel = (level-0 pixel - (2^l - 1)/2) / 2^l (2x2 box centres). */
     double hm[9];
     if ((rc = refine_from(L, nl, c, buf, h, hm)) < 0) goto fail;
+    double best = 0; /* the consensus cost of hm, with further starts */
     if (nmore > 0) {
         /* the other starts: the widest consensus wins, the first on a tie.
          * Over every pixel, not the weighted ones: the weights are wrong
          * exactly where a start is. */
-        double best = consensus_cost(&L[0], hm, CONSENSUS);
+        best = consensus_cost(&L[0], hm, CONSENSUS);
         memcpy(U, L, sizeof U);
         for (int l = 0; l < nl; l++) U[l].wt = NULL;
         for (int k = 0; k < nmore; k++) {
@@ -601,6 +620,14 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
                 }
             }
         }
+    }
+    if (nmore > 0 && c->polish) { /* U's weights: the winner's inliers */
+        double hp[9];
+        inlier_weights(&L[0], hm, CONSENSUS, buf);
+        if ((rc = weight_pyramid(U, nl, buf)) < 0) goto fail;
+        if ((rc = refine_from(U, nl, c, buf, hm, hp)) < 0 && rc != GL_ENUMERIC) goto fail;
+        if (rc == 0 && consensus_cost(&L[0], hp, CONSENSUS) < best) memcpy(hm, hp, sizeof hm);
+        gl_clear_error();
     }
     memcpy(h, hm, sizeof hm);
     rc = 0;

@@ -614,6 +614,43 @@ static void test_refine_flow_keeps_the_refinement(void **state)
     free(flow);
 }
 
+/* The polish: a start refined with weights on a thin band of the frame
+ * (as a mask that leaves out most of the background gives) is pinned down
+ * only there, so its corners are off; refined once more on its own
+ * photometric inliers, the whole frame, it reaches the truth. A further
+ * start far off loses the selection either way. */
+static void test_refine_polish(void **state)
+{
+    (void)state;
+    const int W = 96, H = 80;
+    const double hgt[9] = { 1.02, -0.03, 1.4, 0.025, 0.995, -1.1, 1.5e-4, -2e-4, 1 };
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H), *wt = malloc(sizeof(float) * W * H);
+    render_pair(hgt, W, H, a, b, 0);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) wt[y * W + x] = y >= 36 && y < 42 && x >= 30 && x < 66;
+    glocal_refine_config c;
+    glocal_refine_config_default(&c);
+    double near[9], far[9], h[9], e[2];
+    shifted(hgt, 1.5, -1.0, near);
+    shifted(hgt, 19, -14, far);
+    for (int k = 0; k < 2; k++) {
+        c.polish = k;
+        int which = -1;
+        memcpy(h, near, sizeof h);
+        OK(glocal_refine_homography_starts(a, b, W, H, wt, &c, h, far, NULL, 1, NULL, &which));
+        OK(homography_corner_error(h, hgt, W, H, &e[k]));
+        assert_int_equal(which, 0);
+    }
+    print_message("start weighted on a 36x6 band: %.3f px, polished %.4f px\n", e[0], e[1]);
+    assert_true(e[1] < 0.05);
+    assert_true(e[0] > 4 * e[1]);
+    c.polish = 2;
+    assert_int_equal(glocal_refine_homography_starts(a, b, W, H, wt, &c, h, far, NULL, 1, NULL, NULL), GL_EINVAL);
+    free(a);
+    free(b);
+    free(wt);
+}
+
 /* glocal_align_residual on a real photograph: B is A's neighbourhood moved
  * by a whole (3, 2) px, so the true h leaves exactly 0 on the (W-3)(H-2)
  * pixels it maps inside B; the identity leaves the mean |A - B| computed
@@ -844,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_infer_second_dis_start),
         cmocka_unit_test(test_refine_starts_flow_decides),
         cmocka_unit_test(test_refine_flow_keeps_the_refinement),
+        cmocka_unit_test(test_refine_polish),
         cmocka_unit_test(test_align_residual),
     };
     return cmocka_run_group_tests(tests, glocal_test_setup, NULL);
