@@ -27,7 +27,7 @@ void glocal_refine_config_default(glocal_refine_config *c)
     c->lm_lambda = 1e-4;
     c->tol = 1e-3;
     c->guard = 1;
-    c->polish = 1;
+    c->polish = 2;
 }
 
 int glocal_refine_config_validate(const glocal_refine_config *c)
@@ -45,8 +45,8 @@ int glocal_refine_config_validate(const glocal_refine_config *c)
         return gl_error(GL_EINVAL, "glocal_refine_config.cauchy_min: %g <= 0", c->cauchy_min);
     if (!(c->lm_lambda >= 0)) return gl_error(GL_EINVAL, "glocal_refine_config.lm_lambda: %g < 0", c->lm_lambda);
     if (!(c->tol > 0)) return gl_error(GL_EINVAL, "glocal_refine_config.tol: %g <= 0", c->tol);
-    if (c->polish != 0 && c->polish != 1)
-        return gl_error(GL_EINVAL, "glocal_refine_config.polish: %d, expected 0 or 1", c->polish);
+    if (c->polish < 0 || c->polish > 4)
+        return gl_error(GL_EINVAL, "glocal_refine_config.polish: %d not in 0..4", c->polish);
     return 0;
 }
 
@@ -621,13 +621,15 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
             }
         }
     }
-    if (nmore > 0 && c->polish) { /* U's weights: the winner's inliers */
-        double hp[9];
+    for (int round = 0; nmore > 0 && round < c->polish; round++) { /* U's weights: hm's inliers */
+        double hp[9], sp;
         inlier_weights(&L[0], hm, CONSENSUS, buf);
         if ((rc = weight_pyramid(U, nl, buf)) < 0) goto fail;
         if ((rc = refine_from(U, nl, c, buf, hm, hp)) < 0 && rc != GL_ENUMERIC) goto fail;
-        if (rc == 0 && consensus_cost(&L[0], hp, CONSENSUS) < best) memcpy(hm, hp, sizeof hm);
         gl_clear_error();
+        if (rc < 0 || !((sp = consensus_cost(&L[0], hp, CONSENSUS)) < best)) break;
+        memcpy(hm, hp, sizeof hm);
+        best = sp;
     }
     memcpy(h, hm, sizeof hm);
     rc = 0;
