@@ -174,7 +174,11 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * textured moving patch; the flow counts area. Between a candidate and
  * the leader whose photometric scores are within a tenth of the frame of
  * each other, the one 15 % more of the flow's vectors (every 2nd pixel)
- * are within 1 px of wins, either way. */
+ * are within 1 px of wins, either way; but a further start that wins so
+ * while its refinement stands gives way to that refinement (the flow it was
+ * fitted to backs it by construction). The winner is then polished
+ * (c->polish rounds: refined on its own photometric inliers, kept when more
+ * pixels agree). */
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],
                                     const double *more, const float *more_weights, int nmore,
