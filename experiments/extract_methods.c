@@ -289,13 +289,16 @@ done:
     return rc;
 }
 
-/* The inference (what glocal-global depends on) ... */
+/* The inference (what glocal-global depends on) ... (a cache made before
+ * the polish, or before a DIS start won by the flow gave way to its
+ * refinement, is refused on resume, not mixed) */
 static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d), frames "
-             "resized to the model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d, a start "
+             "won by the flow gives way to its refinement, polish rounds %d), frames resized to the model size, "
+             "flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis, o.rc.polish);
 }
 
 /* ... and the local outputs' mask (a cache made before view_margin or
@@ -304,7 +307,7 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    char t[500];
+    char t[1024];
     glocal_base_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; mask: evidence = %s, none out of B's view (margin %g of the side)", t,
              o.mask_lme ? "motion or the LME's mask" : "motion", o.view_margin);
@@ -312,7 +315,7 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
 
 static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[600];
+    char t[1024];
     glocal_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults) on the pair aligned by the refined homography",
              t);
@@ -320,14 +323,14 @@ static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
 
 static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[600];
+    char t[1024];
     glocal_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[600];
+    char t[1024];
     glocal_base_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; the homography's flow, refined on the LME's background (the local outputs' own)", t);
 }
@@ -336,7 +339,7 @@ static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
 static void mask_describe(void (*base)(const extract_config *, char *, size_t), const extract_config *c, char *buf,
                           size_t n)
 {
-    char t[700];
+    char t[1024];
     base(c, t, sizeof t);
     snprintf(buf, n, "%s; output: the mask (1 = foreground), the gate of the local flow", t);
 }
