@@ -96,8 +96,8 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nodis, tvl1, flops_frac, gme_gflops,
-        peak_gflops;
+    double gme, gme_lme, refine, full, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nodis, tvl1;
+    double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
 /* pairs/s of glocal_infer with options io on the batch, for `seconds`. */
@@ -175,9 +175,10 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     r.hybrid2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.lme_passes = 1;
     r.hybrid = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    const int polish = io.rc.polish;
     io.rc.polish = 0; /* the chosen start's result not refined again on its inliers */
     r.hybrid_nopolish = infer_rate(m, pa, pb, batch, S, &io, seconds);
-    io.rc.polish = 1;
+    io.rc.polish = polish;
     io.start_dis = 0; /* the refinement from the network's start alone */
     r.hybrid_nodis = infer_rate(m, pa, pb, batch, S, &io, seconds);
     /* TV-L1 alone on the same pairs (grey, IPOL defaults) */

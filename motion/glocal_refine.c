@@ -197,35 +197,25 @@ static double guard_cost(const level *L, const double h[9])
 }
 
 /* The share of A's pixels that h maps inside B with |A(p) - B(h p)| >= thr
- * (pixels mapped outside count as misfits): 1 - the photometric consensus. */
-static double consensus_cost(const level *L, const double h[9], double thr)
+ * (pixels mapped outside count as misfits): 1 - the photometric consensus.
+ * inliers (may be NULL; L->w * L->h floats) gets 1 where a pixel agrees,
+ * 0 elsewhere: h's photometric inliers. */
+static double consensus_cost(const level *L, const double h[9], double thr, float *inliers)
 {
     long fit = 0, n = (long)L->w * L->h;
-    for (int y = 0; y < L->h; y++)
-        for (int x = 0; x < L->w; x++) {
-            double d = h[6] * x + h[7] * y + h[8];
-            if (!(fabs(d) > 1e-12)) continue;
-            float v;
-            if (!sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d, &v))
-                continue;
-            fit += fabs((double)L->a[(long)y * L->w + x] - v) < thr;
-        }
-    return 1.0 - (double)fit / n;
-}
-
-/* w[p] = 1 where h maps pixel p of A inside B with |A(p) - B(h p)| < thr,
- * else 0 (w: L->w * L->h floats): h's photometric inliers. */
-static void inlier_weights(const level *L, const double h[9], double thr, float *w)
-{
     for (int y = 0; y < L->h; y++)
         for (int x = 0; x < L->w; x++) {
             const long p = (long)y * L->w + x;
             const double d = h[6] * x + h[7] * y + h[8];
             float v;
-            w[p] = fabs(d) > 1e-12 &&
-                   sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d, &v) &&
-                   fabs((double)L->a[p] - v) < thr;
+            const int ok = fabs(d) > 1e-12 &&
+                           sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
+                                  (h[3] * x + h[4] * y + h[5]) / d, &v) &&
+                           fabs((double)L->a[p] - v) < thr;
+            fit += ok;
+            if (inliers) inliers[p] = (float)ok;
         }
+    return 1.0 - (double)fit / n;
 }
 
 /* The share of the flow's vectors (u then v planes of w x h, every 2nd
@@ -581,7 +571,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
         /* the other starts: the widest consensus wins, the first on a tie.
          * Over every pixel, not the weighted ones: the weights are wrong
          * exactly where a start is. */
-        best = consensus_cost(&L[0], hm, CONSENSUS);
+        best = consensus_cost(&L[0], hm, CONSENSUS, NULL);
         memcpy(U, L, sizeof U);
         for (int l = 0; l < nl; l++) U[l].wt = NULL;
         for (int k = 0; k < nmore; k++) {
@@ -600,7 +590,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
             gl_mat3_normalize(cand[nc++]);
             double sk0 = 0;
             for (int t = 0; t < nc; t++) {
-                double sk = consensus_cost(&L[0], cand[t], CONSENSUS);
+                double sk = consensus_cost(&L[0], cand[t], CONSENSUS, NULL);
                 int wins = sk < best - MARGIN, by_flow = 0;
                 if (t == 0) sk0 = sk;
                 if (flow && fabs(sk - best) < TIE) { /* a near-tie: the flow decides, either way */
@@ -621,13 +611,15 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
             }
         }
     }
-    for (int round = 0; nmore > 0 && round < c->polish; round++) { /* U's weights: hm's inliers */
+    for (int round = 0; nmore > 0 && round < c->polish; round++) {
+        /* U's weights: hm's inliers (buf, copied by weight_pyramid before
+         * refine_from uses buf as scratch) */
         double hp[9], sp;
-        inlier_weights(&L[0], hm, CONSENSUS, buf);
+        consensus_cost(&L[0], hm, CONSENSUS, buf);
         if ((rc = weight_pyramid(U, nl, buf)) < 0) goto fail;
         if ((rc = refine_from(U, nl, c, buf, hm, hp)) < 0 && rc != GL_ENUMERIC) goto fail;
         gl_clear_error();
-        if (rc < 0 || !((sp = consensus_cost(&L[0], hp, CONSENSUS)) < best)) break;
+        if (rc < 0 || !((sp = consensus_cost(&L[0], hp, CONSENSUS, NULL)) < best)) break;
         memcpy(hm, hp, sizeof hm);
         best = sp;
     }

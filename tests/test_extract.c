@@ -26,6 +26,7 @@
 #include "datasets/video.h"
 #include "experiments/extract.h"
 #include "motion/flow.h"
+#include "motion/glocal.h"
 #include "tests/testutil.h"
 
 #define VIDEOS GLOCAL_DATA_DIR "/ucf101/videos"
@@ -694,6 +695,13 @@ static void test_extract_run_glocal_one_pass(void **state)
     OK(cache_open(hm, 0, &cc));
     assert_string_equal(cache_get_config(cc)->method, "glocal-tvl1-mixed");
     assert_non_null(strstr(cache_get_config(cc)->params, "local flow: TV-L1"));
+    {   /* the refinement's rules are recorded, so a cache made under others is refused on resume */
+        glocal_refine_config rc;
+        glocal_refine_config_default(&rc);
+        char want[64];
+        snprintf(want, sizeof want, "gives way to its refinement, polish rounds %d)", rc.polish);
+        assert_non_null(strstr(cache_get_config(cc)->params, want));
+    }
     assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the eight */
     cache_close(&cc);
     assert_pass_consistent(hl, hr, hm);
