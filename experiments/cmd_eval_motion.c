@@ -132,7 +132,7 @@ typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts;
-    double lme_repass, lme_thresh_k;
+    double lme_repass, lme_thresh_k, lme_agree_k;
     double camera, magnitude;
 } evm_options;
 
@@ -162,6 +162,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
     *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
                         .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .dis_starts = 2, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
+    glocal_infer_options gd;
+    glocal_infer_options_default(&gd);
+    o->lme_agree_k = gd.lme_agree_k;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),
@@ -201,6 +204,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-thresh-k", &o->lme_thresh_k, 0, 100, "K",
                 "the LME's own flow is foreground where |flow| > K x its median (clamped to 0.1..0.5 px); "
                 "0 = the hybrid's 5 (glocal_infer_options.lme_thresh_k)"),
+        CLI_NUM("--lme-agree-k", &o->lme_agree_k, 0, 100, "K",
+                "the hybrid's foreground also needs the LME's own flow to move: |LME flow| > K x its median "
+                "(clamped to 0.1..0.5 px); 0 = TV-L1's motion alone (glocal_infer_options.lme_agree_k)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
                  "(before 2026-12-03; glocal_infer_options.mask_lme)"),
         CLI_NUM("--start-dis", &o->dis_starts, 0, 2, "N",
@@ -311,6 +317,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_passes = (int)b->o->lme_passes;
         o.lme_repass = b->o->lme_repass;
         o.lme_thresh_k = b->o->lme_thresh_k;
+        o.lme_agree_k = b->o->lme_agree_k;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

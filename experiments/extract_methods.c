@@ -317,8 +317,10 @@ static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
 {
     char t[1024];
     glocal_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults) on the pair aligned by the refined homography",
-             t);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults) on the pair aligned by the refined homography, "
+             "foreground where the LME's own flow moves too (k %g)", t, o.lme_agree_k);
 }
 
 static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)

@@ -24,6 +24,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
     o->lme_thresh_k = 0;
+    o->lme_agree_k = 2.5;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -102,9 +103,22 @@ typedef struct {
     int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow already in flow */
     int width, height, have_mask, gate; /* have_mask: the LME's mask in `mask` is evidence too */
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range, view_margin;
+    double agree_k;         /* > 0 (with tvl1): the LME's flow in `flow` must move too, k of
+                               its own threshold (glocal_infer_options.lme_agree_k) */
     const double *homography; /* [n][9], the alignment */
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
 } local_job;
+
+/* The motion threshold of flow (u, v): k x the median |flow|, clamped to
+ * [thresh_min, thresh]; k = 0: thresh. scratch: width x height floats. */
+static double motion_thresh(const local_job *j, double k, const float *u, const float *v, float *scratch)
+{
+    const long hw = (long)j->width * j->height;
+    if (k <= 0) return j->thresh;
+    for (long p = 0; p < hw; p++) scratch[p] = hypotf(u[p], v[p]);
+    const double t = k * glocal_quickselect(scratch, hw, hw / 2);
+    return t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
+}
 
 static int local_range(void *ctx, long begin, long end)
 {
@@ -116,14 +130,19 @@ static int local_range(void *ctx, long begin, long end)
     float *buf = gl_malloc(sizeof(float) * 3 * hw);
     float *sw = gl_malloc(sizeof(float) * (2 * R + 1 + 256 + hw));
     uint8_t *ev = gl_malloc(2 * hw);
+    uint8_t *agree = j->tvl1 && j->agree_k > 0 ? gl_malloc(hw) : NULL;
     flow_field f = { 0 };
     int rc = GL_ENOMEM;
-    if (!buf || !sw || !ev) goto fail;
+    if (!buf || !sw || !ev || (j->tvl1 && j->agree_k > 0 && !agree)) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
     tvl1_config tc;
     tvl1_config_default(&tc);
     for (long i = begin; i < end; i++) {
         float *lu = j->flow + i * 2 * hw, *lv = lu + hw, *mk = j->mask + i * hw;
+        if (agree) { /* where the LME's flow moves, before TV-L1's takes its place */
+            const double t = motion_thresh(j, j->agree_k, lu, lv, buf);
+            for (size_t p = 0; p < hw; p++) agree[p] = hypot(lu[p], lv[p]) > t;
+        }
         if ((rc = flow_gray_from_rgb24(j->a[i], W, H, buf)) < 0) goto fail;
         if (j->tvl1) {
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0) goto fail;
@@ -133,18 +152,15 @@ static int local_range(void *ctx, long begin, long end)
             memcpy(f.u, lu, sizeof(float) * hw);
             memcpy(f.v, lv, sizeof(float) * hw);
         }
-        double t = j->thresh;
-        if (j->thresh_k > 0) {
-            float *mag = buf + hw; /* grey B (if any) is no longer needed */
-            for (size_t p = 0; p < hw; p++) mag[p] = hypotf(f.u[p], f.v[p]);
-            t = j->thresh_k * glocal_quickselect(mag, (long)hw, (long)hw / 2);
-            t = t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
-        }
-        /* foreground evidence: moving (or, with mask_lme, the LME's mask);
-         * none out of B's view (glocal_infer_options.view_margin) */
+        /* grey B (if any) is no longer needed */
+        const double t = motion_thresh(j, j->thresh_k, f.u, f.v, buf + hw);
+        /* foreground evidence: moving (with agree_k, in the LME's flow too;
+         * or, with mask_lme, the LME's mask); none out of B's view
+         * (glocal_infer_options.view_margin) */
         glocal_view_mask(j->homography + 9 * i, W, H, j->view_margin, ev);
         for (size_t p = 0; p < hw; p++)
-            ev[p] = ev[p] && (hypot(f.u[p], f.v[p]) > t || (j->have_mask && mk[p] >= 0.5f));
+            ev[p] = ev[p] && ((hypot(f.u[p], f.v[p]) > t && (!agree || agree[p])) ||
+                              (j->have_mask && mk[p] >= 0.5f));
         const uint8_t *fgm = ev;
         if (R > 0) {
             mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);
@@ -163,6 +179,7 @@ fail:
     gl_free(buf);
     gl_free(sw);
     gl_free(ev);
+    gl_free(agree);
     return rc;
 }
 
@@ -503,6 +520,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (post && !(o->lme_thresh_k >= 0 && o->lme_thresh_k < INFINITY))
         return gl_error(GL_EINVAL, "glocal_infer: lme_thresh_k %g, expected a finite number >= 0", o->lme_thresh_k);
     const double lme_k = o->lme_thresh_k > 0 ? o->lme_thresh_k : o->local_thresh_k;
+    if (post && !(o->lme_agree_k >= 0 && o->lme_agree_k < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_agree_k %g, expected a finite number >= 0", o->lme_agree_k);
     if (post && !(o->local_thresh >= 0 && o->local_thresh_k >= 0 && o->local_thresh_min >= 0 &&
                   o->local_thresh_min <= o->local_thresh))
         return gl_error(GL_EINVAL, "glocal_infer: need 0 <= local_thresh_min <= local_thresh and "
@@ -597,15 +616,17 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (lme2) {
             local_job lj = { a, b, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
-                             o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
+                             o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, 0, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
     if (post) {
+        /* the hybrid's evidence needs the LME's own flow to move too
+         * (lme_agree_k), where the LME learned a flow */
         local_job lj = { a, b, tvl1, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
-                         tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, r->homography,
-                         r->local_flow, r->mask };
+                         tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
+                         o->view_margin, tvl1 && lme2 ? o->lme_agree_k : 0, r->homography, r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

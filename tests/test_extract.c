@@ -701,6 +701,10 @@ static void test_extract_run_glocal_one_pass(void **state)
         char want[64];
         snprintf(want, sizeof want, "gives way to its refinement, polish rounds %d)", rc.polish);
         assert_non_null(strstr(cache_get_config(cc)->params, want));
+        glocal_infer_options io;
+        glocal_infer_options_default(&io);
+        snprintf(want, sizeof want, "where the LME's own flow moves too (k %g)", io.lme_agree_k);
+        assert_non_null(strstr(cache_get_config(cc)->params, want));
     }
     assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the eight */
     cache_close(&cc);

@@ -16,7 +16,9 @@
  *     inverse of a homography's flow is the flow of the inverse homography;
  *   - inference: the default local flow is still the hybrid's (TV-L1 on the
  *     aligned pair), "by the model" (-1) is the LME's for arch 2, the two
- *     differ, and the gated flow is the ungated one times (mask >= 0.5). */
+ *     differ, and the gated flow is the ungated one times (mask >= 0.5);
+ *     the hybrid's mask is TV-L1's motion where the LME's flow moves too
+ *     (lme_agree_k), recomputed from the LME's returned flow. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -484,6 +486,77 @@ static void test_lme_thresh_k(void **state)
     glocal_model_free(&m);
 }
 
+/* lme_agree_k: the hybrid's foreground evidence is TV-L1's motion where the
+ * LME's own flow moves too, |LME flow| > clamp(k x its median,
+ * local_thresh_min, local_thresh), recomputed here from the LME's flow the
+ * same inference returns (local_both, ungated); without the clean-up the
+ * mask is exactly TV-L1's evidence (lme_agree_k 0) AND that. Without the
+ * LME there is nothing to agree with: the mask is TV-L1's. */
+static void test_lme_agree_k(void **state)
+{
+    (void)state;
+    motion_pairs T = { 0 };
+    pairs(&T, 2, 778);
+    glocal_model *m = model(TS, 2, 17);
+    const size_t hw = (size_t)TS * TS;
+    const uint8_t *pa[2], *pb[2];
+    pair_ptrs(&T, 2, pa, pb);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_true(o.lme_agree_k > 0); /* on by default */
+    o.local_gate = 0;     /* the flows as they are */
+    o.mask_sigma = 0;     /* the mask is the evidence */
+    o.view_margin = -1;   /* evidence everywhere */
+    o.local_thresh_min = 0.001;
+    o.local_both = 1;     /* the LME's own flow, from the same inference */
+    const double k = 2.5;
+    glocal_result r0, r1;
+    o.lme_agree_k = 0;
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r0));
+    o.lme_agree_k = k;
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r1));
+    assert_memory_equal(r0.local_flow, r1.local_flow, sizeof(float) * 2 * 2 * hw); /* TV-L1's, unchanged */
+    float *mag = malloc(sizeof(float) * hw);
+    assert_non_null(mag);
+    long tv = 0, both = 0, dropped = 0;
+    for (int i = 0; i < 2; i++) {
+        const float *u = r1.lme_local_flow + (size_t)i * 2 * hw, *v = u + hw;
+        for (size_t p = 0; p < hw; p++) mag[p] = hypotf(u[p], v[p]);
+        qsort(mag, hw, sizeof *mag, cmp_float);
+        const double t = fmin(fmax(k * mag[hw / 2], o.local_thresh_min), o.local_thresh);
+        long bad = 0;
+        for (size_t p = 0; p < hw; p++) {
+            const int tvl1 = r0.mask[i * hw + p] >= 0.5f, lme = hypot(u[p], v[p]) > t;
+            bad += (tvl1 && lme) != (r1.mask[i * hw + p] >= 0.5f);
+            tv += tvl1;
+            both += tvl1 && lme;
+            dropped += tvl1 && !lme;
+        }
+        assert_int_equal(bad, 0);
+    }
+    print_message("TV-L1's motion: %ld foreground pixels; the LME's flow agrees on %ld (of %zu)\n", tv, both, 2 * hw);
+    assert_true(both > 0 && dropped > 0); /* the rule kept some and dropped some */
+    glocal_result_free(&r0);
+    glocal_result_free(&r1);
+    /* without the LME: TV-L1's motion alone, whatever lme_agree_k */
+    o.lme = 0;
+    o.local_both = 0;
+    o.lme_agree_k = 0;
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r0));
+    o.lme_agree_k = k;
+    OK(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r1));
+    assert_memory_equal(r0.mask, r1.mask, sizeof(float) * 2 * hw);
+    glocal_result_free(&r0);
+    glocal_result_free(&r1);
+    o.lme = 1;
+    o.lme_agree_k = -1;
+    assert_int_equal(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r0), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_agree_k"));
+    free(mag);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
 /* p mapped by the homography h. */
 static void hmap(const double h[9], double x, double y, double *ox, double *oy)
 {
@@ -755,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_infer_local_source),
         cmocka_unit_test(test_mask_evidence),
         cmocka_unit_test(test_lme_thresh_k),
+        cmocka_unit_test(test_lme_agree_k),
         cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_lme_repass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
