@@ -130,7 +130,7 @@ fail:
 /* What the options set. */
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
-    int synth, json, tvl1, refine, local_tvl1, start_dis, mask_lme;
+    int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts;
     double lme_repass, lme_thresh_k, lme_agree_k;
     double camera, magnitude;
@@ -165,6 +165,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
     glocal_infer_options gd;
     glocal_infer_options_default(&gd);
     o->lme_agree_k = gd.lme_agree_k;
+    o->local_fuse = gd.local_fuse;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),
@@ -207,6 +208,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-agree-k", &o->lme_agree_k, 0, 100, "K",
                 "the hybrid's foreground also needs the LME's own flow to move: |LME flow| > K x its median "
                 "(clamped to 0.1..0.5 px); 0 = TV-L1's motion alone (glocal_infer_options.lme_agree_k)"),
+        CLI_NOFLAG("--no-fuse", &o->local_fuse, "the hybrid's local flow is TV-L1's alone, not fused with DIS's "
+                   "(glocal_infer_options.local_fuse 0)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
                  "(before 2026-12-03; glocal_infer_options.mask_lme)"),
         CLI_NUM("--start-dis", &o->dis_starts, 0, 2, "N",
@@ -318,6 +321,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_repass = b->o->lme_repass;
         o.lme_thresh_k = b->o->lme_thresh_k;
         o.lme_agree_k = b->o->lme_agree_k;
+        o.local_fuse = b->o->local_fuse;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

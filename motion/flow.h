@@ -194,6 +194,20 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
 int flow_method_dis(const float *i0, const float *i1, int width, int height, const void *cfg,
                     flow_field *flow);
 
+/* ---- fusion --------------------------------------------------------------- */
+
+/* Two flows a and b from grey image i0 to i1 (width x height each), fused
+ * pixel by pixel: where b's photometric error |i0(p) - i1(p + b(p))|
+ * (bilinear; a target outside i1, or a NaN vector, costs 255), summed over
+ * the (2 radius + 1)^2 window around p, is below a's, a takes b's vector
+ * (ties keep a). A local form of fusion moves (Lempitsky, Roth and Rother,
+ * "FusionFlow", CVPR 2008, without their graph cut): two methods that fail
+ * in different places — TV-L1 on large motions of small regions, DIS on
+ * fine detail — each keep where they explain the images better. radius
+ * 0..64. GL_EINVAL names a size mismatch or a bad radius. */
+int flow_fuse(const float *i0, const float *i1, int width, int height, int radius, flow_field *a,
+              const flow_field *b);
+
 /* ---- homographies -------------------------------------------------------- */
 
 /* x' = (h0 x + h1 y + h2) / (h6 x + h7 y + h8), y' likewise with h3..h5.

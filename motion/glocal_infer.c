@@ -20,6 +20,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme_passes = 1;
     o->lme_repass = 1.0;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
+    o->local_fuse = 1;
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
@@ -101,6 +102,7 @@ static void mask_bilateral(const float *grey, int W, int H, int R, double ss, do
 typedef struct {
     const uint8_t *const *a, *const *b;
     int tvl1;               /* 1: TV-L1 on the aligned pair; 0: the LME's flow already in flow */
+    int fuse;               /* with tvl1: fused with DIS's (glocal_infer_options.local_fuse) */
     int width, height, have_mask, gate; /* have_mask: the LME's mask in `mask` is evidence too */
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range, view_margin;
     double agree_k;         /* > 0 (with tvl1): the LME's flow in `flow` must move too, k of
@@ -108,6 +110,9 @@ typedef struct {
     const double *homography; /* [n][9], the alignment */
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
 } local_job;
+
+/* glocal_infer_options.local_fuse: the window of the fusion, (2 r + 1)^2 */
+#define FUSE_RADIUS 2
 
 /* The motion threshold of flow (u, v): k x the median |flow|, clamped to
  * [thresh_min, thresh]; k = 0: thresh. scratch: width x height floats. */
@@ -131,10 +136,13 @@ static int local_range(void *ctx, long begin, long end)
     float *sw = gl_malloc(sizeof(float) * (2 * R + 1 + 256 + hw));
     uint8_t *ev = gl_malloc(2 * hw);
     uint8_t *agree = j->tvl1 && j->agree_k > 0 ? gl_malloc(hw) : NULL;
-    flow_field f = { 0 };
+    flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
     if (!buf || !sw || !ev || (j->tvl1 && j->agree_k > 0 && !agree)) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
+    /* DIS (medium) needs a patch at half size: frames of 16 px and more */
+    const int fuse = j->tvl1 && j->fuse && W >= 16 && H >= 16;
+    if (fuse && (rc = flow_field_new(&g, W, H)) < 0) goto fail;
     tvl1_config tc;
     tvl1_config_default(&tc);
     for (long i = begin; i < end; i++) {
@@ -148,6 +156,9 @@ static int local_range(void *ctx, long begin, long end)
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0) goto fail;
             warp_gray(buf + hw, W, H, j->homography + 9 * i, buf + 2 * hw);
             if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
+            if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
+                         (rc = flow_fuse(buf, buf + 2 * hw, W, H, FUSE_RADIUS, &f, &g)) < 0))
+                goto fail;
         } else {
             memcpy(f.u, lu, sizeof(float) * hw);
             memcpy(f.v, lv, sizeof(float) * hw);
@@ -176,6 +187,7 @@ static int local_range(void *ctx, long begin, long end)
     rc = 0;
 fail:
     flow_field_free(&f);
+    flow_field_free(&g);
     gl_free(buf);
     gl_free(sw);
     gl_free(ev);
@@ -615,7 +627,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (lme2) {
-            local_job lj = { a, b, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
+            local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, 0, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
@@ -624,7 +636,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (post) {
         /* the hybrid's evidence needs the LME's own flow to move too
          * (lme_agree_k), where the LME learned a flow */
-        local_job lj = { a, b, tvl1, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
+        local_job lj = { a, b, tvl1, o->local_fuse != 0, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
                          o->view_margin, tvl1 && lme2 ? o->lme_agree_k : 0, r->homography, r->local_flow, r->mask };
         TRY(gl_parallel_for(n, 1, local_range, &lj));

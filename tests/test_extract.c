@@ -705,6 +705,8 @@ static void test_extract_run_glocal_one_pass(void **state)
         glocal_infer_options_default(&io);
         snprintf(want, sizeof want, "where the LME's own flow moves too (k %g)", io.lme_agree_k);
         assert_non_null(strstr(cache_get_config(cc)->params, want));
+        assert_true(io.local_fuse);
+        assert_non_null(strstr(cache_get_config(cc)->params, "fused with DIS (medium)"));
     }
     assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the eight */
     cache_close(&cc);

@@ -2,7 +2,8 @@
  * exact flow of FlyingChairs-style photo pairs (and real FlyingChairs when
  * GLOCAL_REAL_DATA has it), .flo round trips, the colour wheel, the median
  * network against sorting, homography fitting against known homographies,
- * RGB difference, and `glocal flow` end to end. */
+ * RGB difference, the fusion of two flows against a two-region exact
+ * motion, and `glocal flow` end to end. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,71 @@
 /* FlyingChairs-style pairs rendered from CC0 photos with exact flow
  * (scripts/flow-pairs; tests/data/README.md). */
 #define CHAIRS GLOCAL_DATA_DIR "/flow/generated"
+
+/* A smooth aperiodic texture for exact-flow images. */
+static float fuse_texture(double x, double y)
+{
+    return (float)(128 + 50 * sin(0.37 * x + 0.11 * y) + 40 * sin(0.23 * y - 0.41 * x + 1) + 20 * cos(0.09 * x * y / 7 + 0.3 * y));
+}
+
+/* flow_fuse: the left half of the frame moves by (3, 0), the right half by
+ * (-2, 1) (whole pixels: i1 is exact). Flow a says (3, 0) everywhere, b
+ * says (-2, 1): fused, every pixel farther than the window and the motion
+ * from the seam and the border gets its own half's true vector; a NaN
+ * vector never wins; equal flows stay; bad sizes and radii are refused. */
+static void test_flow_fuse(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 48, R = 2, SEAM = W / 2 };
+    static float i0[W * H], i1[W * H];
+    const int dl[2] = { 3, 0 }, dr[2] = { -2, 1 };
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            i0[y * W + x] = fuse_texture(x, y);
+            const int *d = x < SEAM ? dl : dr; /* i1(q) = i0(q - d) in each half */
+            i1[y * W + x] = fuse_texture(x - d[0], y - d[1]);
+        }
+    flow_field a, b;
+    OK(flow_field_new(&a, W, H));
+    OK(flow_field_new(&b, W, H));
+    for (int p = 0; p < W * H; p++) {
+        a.u[p] = dl[0], a.v[p] = dl[1];
+        b.u[p] = dr[0], b.v[p] = dr[1];
+    }
+    b.u[5 * W + 40] = NAN; /* right half, interior: b would win there */
+    OK(flow_fuse(i0, i1, W, H, R, &a, &b));
+    const int far = R + 4;
+    long checked = 0, bad = 0;
+    for (int y = far; y < H - far; y++)
+        for (int x = far; x < W - far; x++) {
+            if (abs(x - SEAM) <= far) continue;
+            const int *d = x < SEAM ? dl : dr;
+            const int p = y * W + x;
+            if (p == 5 * W + 40) {
+                assert_true(a.u[p] == dl[0] && a.v[p] == dl[1]); /* the NaN lost */
+                continue;
+            }
+            bad += a.u[p] != d[0] || a.v[p] != d[1];
+            checked++;
+        }
+    print_message("fused: %ld of %ld pixels off the seam and the border wrong\n", bad, checked);
+    assert_true(checked > W * H / 3);
+    assert_int_equal(bad, 0);
+    /* equal flows: nothing changes */
+    flow_field c;
+    OK(flow_field_new(&c, W, H));
+    memcpy(c.u, b.u, sizeof(float) * 2 * W * H);
+    c.u[5 * W + 40] = 1.5f;
+    memcpy(b.u, c.u, sizeof(float) * 2 * W * H);
+    OK(flow_fuse(i0, i1, W, H, 0, &c, &b));
+    assert_memory_equal(c.u, b.u, sizeof(float) * 2 * W * H);
+    assert_int_equal(flow_fuse(i0, i1, W, H, -1, &a, &b), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "radius"));
+    assert_int_equal(flow_fuse(i0, i1, W - 1, H, R, &a, &b), GL_EINVAL);
+    flow_field_free(&a);
+    flow_field_free(&b);
+    flow_field_free(&c);
+}
 
 static void test_tvl1_subpixel_translation(void **state)
 {
@@ -742,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_tvl1_threads_identical),
         cmocka_unit_test(test_tvl1_generated_chairs),
         cmocka_unit_test(test_tvl1_flyingchairs),
+        cmocka_unit_test(test_flow_fuse),
         cmocka_unit_test(test_cmd_flow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,83 @@
+/* flow_fuse.c — two flows of one image pair fused pixel by pixel by their
+ * windowed photometric error (see motion/flow.h). */
+#include <math.h>
+#include <string.h>
+
+#include "motion/flow.h"
+
+/* A target outside i1 costs the whole grey range: nothing there to compare. */
+#define OUT_OF_VIEW 255.0f
+
+/* e[p] = |i0(p) - i1(p + f(p))|, i1 sampled bilinearly. */
+static void photo_error(const float *i0, const float *i1, int w, int h, const flow_field *f, float *e)
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const size_t p = (size_t)y * w + x;
+            const double xs = x + f->u[p], ys = y + f->v[p];
+            if (!(xs >= 0 && ys >= 0 && xs <= w - 1 && ys <= h - 1)) { /* NaN flow too */
+                e[p] = OUT_OF_VIEW;
+                continue;
+            }
+            int x0 = (int)xs, y0 = (int)ys;
+            if (x0 > w - 2) x0 = w - 2;
+            if (y0 > h - 2) y0 = h - 2;
+            const double fx = xs - x0, fy = ys - y0;
+            const float *q = i1 + (size_t)y0 * w + x0;
+            const double s = (1 - fy) * ((1 - fx) * q[0] + fx * q[1]) + fy * ((1 - fx) * q[w] + fx * q[w + 1]);
+            e[p] = (float)fabs(i0[p] - s);
+        }
+}
+
+/* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at
+ * the border (running sums: a row pass into t, a column pass back into e).
+ * Both flows' errors are summed over the same windows, so sums compare
+ * as means do. */
+static void box_sum(float *e, float *t, int w, int h, int r)
+{
+    for (int y = 0; y < h; y++) {
+        const float *row = e + (size_t)y * w;
+        double s = 0;
+        for (int x = 0; x <= r && x < w; x++) s += row[x];
+        for (int x = 0; x < w; x++) {
+            t[(size_t)y * w + x] = (float)s;
+            if (x + r + 1 < w) s += row[x + r + 1];
+            if (x - r >= 0) s -= row[x - r];
+        }
+    }
+    for (int x = 0; x < w; x++) {
+        double s = 0;
+        for (int y = 0; y <= r && y < h; y++) s += t[(size_t)y * w + x];
+        for (int y = 0; y < h; y++) {
+            e[(size_t)y * w + x] = (float)s;
+            if (y + r + 1 < h) s += t[(size_t)(y + r + 1) * w + x];
+            if (y - r >= 0) s -= t[(size_t)(y - r) * w + x];
+        }
+    }
+}
+
+int flow_fuse(const float *i0, const float *i1, int width, int height, int radius, flow_field *a,
+              const flow_field *b)
+{
+    if (!i0 || !i1 || !a || !b || width < 2 || height < 2 || a->width != width || a->height != height ||
+        b->width != width || b->height != height)
+        return gl_error(GL_EINVAL, "flow_fuse: need two %dx%d flows of a %dx%d pair (got %dx%d and %dx%d)",
+                        width, height, width, height, a ? a->width : 0, a ? a->height : 0, b ? b->width : 0,
+                        b ? b->height : 0);
+    if (radius < 0 || radius > 64) return gl_error(GL_EINVAL, "flow_fuse: radius %d, expected 0..64", radius);
+    const size_t hw = (size_t)width * height;
+    float *ea = gl_malloc(sizeof(float) * 3 * hw);
+    if (!ea) return GL_ENOMEM;
+    float *eb = ea + hw, *t = eb + hw;
+    photo_error(i0, i1, width, height, a, ea);
+    photo_error(i0, i1, width, height, b, eb);
+    box_sum(ea, t, width, height, radius);
+    box_sum(eb, t, width, height, radius);
+    for (size_t p = 0; p < hw; p++)
+        if (eb[p] < ea[p]) {
+            a->u[p] = b->u[p];
+            a->v[p] = b->v[p];
+        }
+    gl_free(ea);
+    return 0;
+}
