@@ -554,23 +554,27 @@ typedef struct {
      * pixel with DIS's (medium preset) on the same aligned pair: each pixel
      * keeps the vector whose photometric error, summed over its 5 x 5
      * window, is lower (flow_fuse, motion/flow.h). TV-L1 loses large
-     * motions of small regions (a patch moving 10-30 px), DIS fine
-     * detail and thin structures. 0: TV-L1 alone (before 2026-12-04).
-     * Frames under 16 px on a side: TV-L1 alone. Chosen on training data
-     * only (results/motion 128^2 model; training photos, seed 777, 30
-     * pairs; clips textured with the training photos; renderer seeds
-     * 777.., 100 pairs, both models), object EPE of the hybrid 0 -> 1:
-     * photos 128 +-8 0.801 -> 0.740, 128 +-16 2.414 -> 2.132, 256 +-16
-     * 1.416 -> 1.115, 256 +-32 4.888 -> 4.032; clips 0.761 -> 0.753;
-     * renderer 128^2 0.473 -> 0.437, 64^2 0.395 -> 0.393; mask IoU within
-     * 0.003 (64^2 +0.010), leakage up to 10 % higher (128 +-16 0.568 ->
-     * 0.603). Windows of 3 x 3 and 9 x 9: within 1.5 % of 5 x 5. Judging
-     * each pixel's two vectors by the error they give its whole window (a
-     * block-matching cost) lowered the object EPE a further 1-7 % but raised
-     * the leakage 6-12 %: not taken. DIS alone instead of TV-L1: better on
-     * large photo motions, worse on the renderer (128^2 0.568, 64^2 0.686),
-     * and its noisier flow cost 0.04-0.21 of mask IoU. Costs DIS's time
-     * (about a third of TV-L1's). */
+     * motions of small regions (a patch moving 10-30 px), DIS fine detail
+     * and thin structures. The mask's evidence stays TV-L1's motion (the
+     * threshold below follows TV-L1's noise): the mask is the same either
+     * way, the flow it gates is the fused one. 0: TV-L1 alone (before
+     * 2026-12-04). Frames under 16 px on a side: TV-L1 alone. Chosen on
+     * training data only (results/motion 128^2 model; training photos,
+     * seed 777, 30 pairs; clips textured with the training photos;
+     * renderer seeds 777.., 100 pairs, both models), object EPE of the
+     * hybrid 0 -> 1: photos 128 +-8 0.801 -> 0.741, 128 +-16 2.414 ->
+     * 2.133, 256 +-16 1.416 -> 1.117, 256 +-32 4.888 -> 4.035; clips 0.761
+     * -> 0.761; renderer 128^2 0.473 -> 0.437, 64^2 0.395 -> 0.395;
+     * leakage within +6 % (128 +-16 0.568 -> 0.601). With the evidence
+     * taken from the fused flow instead the mask IoU moved by 0.003 on
+     * these, but fell 0.06 on clips textured with the test photos (DIS's
+     * vectors in coding noise): hence TV-L1's. Windows of 3 x 3 and 9 x 9:
+     * within 1.5 % of 5 x 5. Judging each pixel's two vectors by the
+     * error they give its whole window (a block-matching cost) lowered the
+     * object EPE 1-7 % more but raised the leakage 6-12 %: not taken. DIS
+     * alone instead of TV-L1: better on large photo motions, worse on the
+     * renderer (128^2 0.568, 64^2 0.686), and its noisier flow cost
+     * 0.04-0.21 of mask IoU. Costs DIS's time (about a third of TV-L1's). */
     int local_fuse;
     double local_thresh;         /* px, default 0.5 */
     double local_thresh_k;       /* default 5 */

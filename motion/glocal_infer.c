@@ -156,9 +156,6 @@ static int local_range(void *ctx, long begin, long end)
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, buf + hw)) < 0) goto fail;
             warp_gray(buf + hw, W, H, j->homography + 9 * i, buf + 2 * hw);
             if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
-            if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
-                         (rc = flow_fuse(buf, buf + 2 * hw, W, H, FUSE_RADIUS, &f, &g)) < 0))
-                goto fail;
         } else {
             memcpy(f.u, lu, sizeof(float) * hw);
             memcpy(f.v, lv, sizeof(float) * hw);
@@ -172,6 +169,11 @@ static int local_range(void *ctx, long begin, long end)
         for (size_t p = 0; p < hw; p++)
             ev[p] = ev[p] && ((hypot(f.u[p], f.v[p]) > t && (!agree || agree[p])) ||
                               (j->have_mask && mk[p] >= 0.5f));
+        /* the evidence is TV-L1's motion, whose noise its threshold follows;
+         * the flow the mask gates is the fused one (local_fuse) */
+        if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
+                     (rc = flow_fuse(buf, buf + 2 * hw, W, H, FUSE_RADIUS, &f, &g)) < 0))
+            goto fail;
         const uint8_t *fgm = ev;
         if (R > 0) {
             mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);

@@ -582,7 +582,8 @@ static uint8_t fuse_grey(double x, double y, int s)
  * a textured background — a large motion of a small region, where TV-L1's
  * pyramid loses the patch. The hybrid's local flow (ungated) against the
  * exact motion on the patch: fused with DIS's it is far closer than TV-L1's
- * alone, and the background stays still. */
+ * alone, and the background stays still; the mask (TV-L1's evidence) is
+ * the same. */
 static void test_local_fuse(void **state)
 {
     (void)state;
@@ -607,10 +608,14 @@ static void test_local_fuse(void **state)
     o.local_gate = 0;
     const uint8_t *pa[1] = { a }, *pb[1] = { b };
     double epe[2], bg[2];
+    float *mask0 = malloc(sizeof(float) * S * S);
+    assert_non_null(mask0);
     for (int k = 0; k < 2; k++) {
         glocal_result r;
         o.local_fuse = k;
         OK(glocal_infer(NULL, pa, pb, 1, S, S, &o, &r));
+        if (k == 0) memcpy(mask0, r.mask, sizeof(float) * S * S);
+        else assert_memory_equal(mask0, r.mask, sizeof(float) * S * S); /* the evidence is TV-L1's */
         const float *u = r.local_flow, *v = u + S * S;
         double se = 0, sb = 0;
         long ne = 0, nb = 0;
@@ -634,6 +639,7 @@ static void test_local_fuse(void **state)
     assert_true(epe[1] < 2.0);
     assert_true(epe[1] < epe[0] / 4);
     assert_true(bg[1] < 0.1);
+    free(mask0);
     free(a);
     free(b);
 }
