@@ -7,8 +7,9 @@
  * the full glocal_infer (network, DLT, refinement, one LME pass — the
  * default lme_passes — and the LME's own local flow, lme_arch 2), of the same
  * with two LME passes, of the hybrid (TV-L1 on the aligned pair as the local
- * flow; one and two LME passes; with one pass also without the polish,
- * glocal_refine_config.polish, and without the DIS start,
+ * flow, fused with DIS's; one and two LME passes; with one pass also
+ * without the polish, glocal_refine_config.polish, without the fusion,
+ * glocal_infer_options.local_fuse, and without the DIS start,
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios
  * full/hybrid and full/TV-L1, on random-weight models and synthetic textured
  * pairs (speed depends little on the weights: the refinement's iterations
@@ -96,7 +97,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
@@ -179,6 +180,10 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.rc.polish = 0; /* the chosen start's result not refined again on its inliers */
     r.hybrid_nopolish = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.rc.polish = polish;
+    const int fuse = io.local_fuse;
+    io.local_fuse = 0; /* TV-L1's local flow alone, not fused with DIS's */
+    r.hybrid_nofuse = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.local_fuse = fuse;
     io.start_dis = 0; /* the refinement from the network's start alone */
     r.hybrid_nodis = infer_rate(m, pa, pb, batch, S, &io, seconds);
     /* TV-L1 alone on the same pairs (grey, IPOL defaults) */
@@ -281,6 +286,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d hybrid_infer_%dthr %.1f pairs/s\n", S, threads, one.hybrid);
         printf("glocal S=%d hybrid_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.hybrid2);
         printf("glocal S=%d hybrid_infer_no_polish_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nopolish);
+        printf("glocal S=%d hybrid_infer_no_fuse_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nofuse);
         printf("glocal S=%d hybrid_infer_no_start_dis_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nodis);
         printf("glocal S=%d tvl1_alone_%dthr %.1f pairs/s\n", S, threads, one.tvl1);
         printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);

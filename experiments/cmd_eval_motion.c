@@ -194,7 +194,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NOFLAG("--no-tvl1", &o->tvl1, "skip the TV-L1 baseline (the slowest)"),
         CLI_NOFLAG("--no-refine", &o->refine, "glocal without the robust refinement"),
         CLI_NOFLAG("--lme-local", &o->local_tvl1,
-                   "glocal's local flow and mask from the LME alone (default: TV-L1 on the aligned pair, "
+                   "glocal's local flow and mask from the LME alone (default: TV-L1 fused with DIS on the aligned pair, "
                    "gated by the mask; glocal.h)"),
         CLI_NUM("--lme-passes", &o->lme_passes, 1, 2, "P",
                 "1: one LME pass on the network's alignment, its flow carried to the refined one; 2: a "

@@ -209,7 +209,7 @@ int cmd_motion(int argc, char **argv)
         CLI_NUM("--zoom", &zoom, 1, 16, "N", "draw the strip N times larger"),
         CLI_NOFLAG("--no-refine", &refine, "skip the robust refinement of the homography"),
         CLI_FLAG("--lme-local", &lme_local,
-                 "local flow from the LME alone (default: TV-L1 on the aligned pair, gated by the "
+                 "local flow from the LME alone (default: TV-L1 fused with DIS on the aligned pair, gated by the "
                  "mask, still better; motion/glocal.h)"),
         CLI_END,
     };
