@@ -7,6 +7,7 @@
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
+#include "motion/interp_private.h"
 #include "nn/mat3.h"
 
 void glocal_infer_options_default(glocal_infer_options *o)
@@ -33,7 +34,16 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_gate = 1;
 }
 
-/* B aligned to A by h: out(p) = B(h p), bilinear, edge-clamped. */
+/* B aligned to A by h: out(p) = B(h p), bicubic (Keys), edge-clamped. The
+ * local flow compares A with it: bilinear resampling blurs B by up to a
+ * [1/2 1/2] filter where h falls between pixels, which both flows then
+ * see as a difference. Training photos (seed 777, 30 pairs; 128 +-8,
+ * 128 +-16, 256 +-16, 256 +-32), clips of the training photos, renderer
+ * seeds 777.. (128^2, 64^2), hybrid object EPE / mask IoU, bilinear ->
+ * bicubic: 0.741 / 0.818 -> 0.729 / 0.824, 2.133 / 0.730 -> 2.133 /
+ * 0.732, 1.117 / 0.774 -> 1.085 / 0.777, 4.035 / 0.689 -> 4.009 / 0.690;
+ * 0.761 / 0.674 -> 0.764 / 0.675; 0.437 / 0.807 -> 0.430 / 0.809, 0.395
+ * / 0.655 -> 0.392 / 0.668. */
 static void warp_gray(const float *b, int w, int hgt, const double h[9], float *out)
 {
     for (int y = 0; y < hgt; y++)
@@ -42,13 +52,22 @@ static void warp_gray(const float *b, int w, int hgt, const double h[9], float *
             double xs = (h[0] * x + h[1] * y + h[2]) / d, ys = (h[3] * x + h[4] * y + h[5]) / d;
             xs = xs < 0 ? 0 : (xs > w - 1 ? w - 1 : xs);
             ys = ys < 0 ? 0 : (ys > hgt - 1 ? hgt - 1 : ys);
-            int x0 = (int)xs, y0 = (int)ys;
-            if (x0 > w - 2) x0 = w - 2;
-            if (y0 > hgt - 2) y0 = hgt - 2;
-            double fx = xs - x0, fy = ys - y0;
-            const float *q = b + (size_t)y0 * w + x0;
-            out[(size_t)y * w + x] = (float)((1 - fy) * ((1 - fx) * q[0] + fx * q[1]) +
-                                             fy * ((1 - fx) * q[w] + fx * q[w + 1]));
+            const int x0 = (int)xs, y0 = (int)ys;
+            float wx[4], wy[4];
+            cubic_weights((float)(xs - x0), wx);
+            cubic_weights((float)(ys - y0), wy);
+            int xi[4];
+            for (int k = 0; k < 4; k++) {
+                const int q = x0 - 1 + k;
+                xi[k] = q < 0 ? 0 : q > w - 1 ? w - 1 : q;
+            }
+            float acc = 0;
+            for (int j = 0; j < 4; j++) {
+                const int q = y0 - 1 + j;
+                const float *row = b + (size_t)(q < 0 ? 0 : q > hgt - 1 ? hgt - 1 : q) * w;
+                acc += wy[j] * (wx[0] * row[xi[0]] + wx[1] * row[xi[1]] + wx[2] * row[xi[2]] + wx[3] * row[xi[3]]);
+            }
+            out[(size_t)y * w + x] = acc;
         }
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "motion/flow.h"
+#include "motion/interp_private.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define TVL1_KERNEL __attribute__((target_clones("avx2", "default")))
@@ -319,15 +320,6 @@ typedef struct {
     long grain;                       /* rows per parallel block */
     float lt, theta, taut;
 } tvl1_ctx;
-
-static inline void cubic_weights(float t, float wt[4])
-{
-    /* Keys' cubic convolution, a = -0.5 (IPOL uses the same kernel). */
-    wt[0] = ((-0.5f * t + 1.0f) * t - 0.5f) * t;
-    wt[1] = (1.5f * t - 2.5f) * t * t + 1.0f;
-    wt[2] = ((-1.5f * t + 2.0f) * t + 0.5f) * t;
-    wt[3] = (0.5f * t - 0.5f) * t * t;
-}
 
 /* Warp I1 and its gradient by the current flow (bicubic), then the
  * linearisation constants of eq. 27. Points warped outside the image get a
