@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "motion/flow.h"
+#include "motion/interp_private.h"
 
 /* A target outside i1 costs the whole grey range: nothing there to compare. */
 #define OUT_OF_VIEW 255.0f
@@ -14,18 +15,9 @@ static void photo_error(const float *i0, const float *i1, int w, int h, const fl
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             const size_t p = (size_t)y * w + x;
-            const double xs = x + f->u[p], ys = y + f->v[p];
-            if (!(xs >= 0 && ys >= 0 && xs <= w - 1 && ys <= h - 1)) { /* NaN flow too */
-                e[p] = OUT_OF_VIEW;
-                continue;
-            }
-            int x0 = (int)xs, y0 = (int)ys;
-            if (x0 > w - 2) x0 = w - 2;
-            if (y0 > h - 2) y0 = h - 2;
-            const double fx = xs - x0, fy = ys - y0;
-            const float *q = i1 + (size_t)y0 * w + x0;
-            const double s = (1 - fy) * ((1 - fx) * q[0] + fx * q[1]) + fy * ((1 - fx) * q[w] + fx * q[w + 1]);
-            e[p] = (float)fabs(i0[p] - s);
+            float s;
+            e[p] = bilinear_inside(i1, w, h, x + f->u[p], y + f->v[p], &s) ? fabsf(i0[p] - s)
+                                                                            : OUT_OF_VIEW; /* NaN flow too */
         }
 }
 

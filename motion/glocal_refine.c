@@ -14,6 +14,7 @@
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
+#include "motion/interp_private.h"
 #include "nn/mat3.h"
 
 void glocal_refine_config_default(glocal_refine_config *c)
@@ -162,18 +163,6 @@ static void down2(const float *src, int w, int h, float *dst)
         }
 }
 
-static inline int sample(const float *img, int w, int h, double x, double y, float *out)
-{
-    if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) return 0;
-    int x0 = (int)x, y0 = (int)y;
-    if (x0 >= w - 1) x0 = w - 2;
-    if (y0 >= h - 1) y0 = h - 2;
-    double fx = x - x0, fy = y - y0;
-    const float *p = img + (long)y0 * w + x0;
-    *out = (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[w] + fx * p[w + 1]));
-    return 1;
-}
-
 static double guard_cost(const level *L, const double h[9])
 {
     double sum = 0, seen = 0, total = 0;
@@ -185,8 +174,8 @@ static double guard_cost(const level *L, const double h[9])
             double d = h[6] * x + h[7] * y + h[8];
             if (!(fabs(d) > 1e-12)) continue;
             float v;
-            if (!sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
-                        (h[3] * x + h[4] * y + h[5]) / d, &v))
+            if (!bilinear_inside(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
+                                 (h[3] * x + h[4] * y + h[5]) / d, &v))
                 continue;
             double r = fabs((double)L->a[p] - v);
             sum += wt * (r < 0.1 ? r : 0.1);
@@ -209,8 +198,8 @@ static double consensus_cost(const level *L, const double h[9], double thr, floa
             const double d = h[6] * x + h[7] * y + h[8];
             float v;
             const int ok = fabs(d) > 1e-12 &&
-                           sample(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
-                                  (h[3] * x + h[4] * y + h[5]) / d, &v) &&
+                           bilinear_inside(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
+                                           (h[3] * x + h[4] * y + h[5]) / d, &v) &&
                            fabs((double)L->a[p] - v) < thr;
             fit += ok;
             if (inliers) inliers[p] = (float)ok;
@@ -243,7 +232,8 @@ int glocal_align_residual(const float *a, const float *b, int width, int height,
             double d = h[6] * x + h[7] * y + h[8];
             float v;
             if (!(fabs(d) > 1e-12) ||
-                !sample(b, width, height, (h[0] * x + h[1] * y + h[2]) / d, (h[3] * x + h[4] * y + h[5]) / d, &v))
+                !bilinear_inside(b, width, height, (h[0] * x + h[1] * y + h[2]) / d,
+                                 (h[3] * x + h[4] * y + h[5]) / d, &v))
                 continue;
             sum += fabs((double)a[p] - v);
             n++;
@@ -285,8 +275,8 @@ static long residuals(const level *L, const double hm[9], float *r)
             double ww = hm[6] * x + hm[7] * y + hm[8];
             float v;
             if (fabs(ww) > 1e-12 &&
-                sample(L->b, L->w, L->h, (hm[0] * x + hm[1] * y + hm[2]) / ww,
-                       (hm[3] * x + hm[4] * y + hm[5]) / ww, &v)) {
+                bilinear_inside(L->b, L->w, L->h, (hm[0] * x + hm[1] * y + hm[2]) / ww,
+                                (hm[3] * x + hm[4] * y + hm[5]) / ww, &v)) {
                 r[p] = v - L->a[p];
                 nv++;
             } else {
