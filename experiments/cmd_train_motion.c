@@ -102,7 +102,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
                        .gap = 1, .split = 1, .arch = 1, .gn = 2, .lme_arch = 2, .lme_ch = 12, .teacher = 1, .magnitude = 1.0 / 16, .ckpt_every = 500, .log_every = 50, .seed = 1, .lr = 1e-3,
                        .camera = 1.0, .lc = glocal_loss_config_default() };
     o->lc.mask_start = -1; /* not given: see after the options */
-    static const char *const teachers[] = { "none", "tvl1", "dis", NULL };
+    static const char *const teachers[] = { "none", "tvl1", "dis", "fused", NULL };
     static const char *const occlusions[] = { "none", "border", "fb", NULL }; /* glocal_occlusion */
     char mask_def[96];
     snprintf(mask_def, sizeof mask_def, "%ld, or --lme-start when that is later",
@@ -163,6 +163,7 @@ static int parse_options(tm_options *o, int argc, char **argv)
         CLI_CHOICE("--teacher", &o->teacher, teachers, "GME arch 2's dense flows and LME arch 2's local flow also learn\n"
                    "from a classical flow (its local part: minus the global estimate),\n"
                    "where its forward-backward check and photometric error trust it (no ground truth);\n"
+                   "fused: TV-L1 fused with DIS by their 5x5 photometric error, the hybrid's local flow;\n"
                    "none: the photometric terms alone (the LME's flow then learns several times slower)",
                    .def = "tvl1"),
         CLI_FLAG("--pretrain-gt", &o->pretrain_gt, "SUPERVISED pre-training, not self-supervised: the teacher term learns\n"
@@ -309,7 +310,8 @@ int cmd_train_motion(int argc, char **argv)
                     "not a self-supervised model\n");
         motion_pairs_source_teacher(&T, &src);
     } else if (o.teacher > 0) {
-        flow_method_fn fm = o.teacher == 1 ? flow_method_tvl1 : flow_method_dis;
+        static const flow_method_fn fms[] = { NULL, flow_method_tvl1, flow_method_dis, flow_method_fused };
+        const flow_method_fn fm = fms[o.teacher];
         cli_progress tpp;
         cli_progress_start(&tpp, "teacher flows", P.n);
         rc = motion_teacher_compute(&T, &P, fm, NULL, pool_progress, &tpp);

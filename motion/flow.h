@@ -208,6 +208,16 @@ int flow_method_dis(const float *i0, const float *i1, int width, int height, con
 int flow_fuse(const float *i0, const float *i1, int width, int height, int radius, flow_field *a,
               const flow_field *b);
 
+/* The window radius GLOCAL's hybrid fuses with (5 x 5), and the one
+ * flow_method_fused uses. */
+#define FLOW_FUSE_RADIUS 2
+
+/* TV-L1 (defaults) fused with DIS (medium) by flow_fuse at FLOW_FUSE_RADIUS,
+ * as a flow_method_fn (cfg must be NULL): the local flow GLOCAL's hybrid
+ * computes, for a pair of any frames (e.g. train-motion's teacher). */
+int flow_method_fused(const float *i0, const float *i1, int width, int height, const void *cfg,
+                      flow_field *flow);
+
 /* ---- homographies -------------------------------------------------------- */
 
 /* x' = (h0 x + h1 y + h2) / (h6 x + h7 y + h8), y' likewise with h3..h5.

@@ -73,3 +73,18 @@ int flow_fuse(const float *i0, const float *i1, int width, int height, int radiu
     gl_free(ea);
     return 0;
 }
+
+int flow_method_fused(const float *i0, const float *i1, int width, int height, const void *cfg,
+                      flow_field *flow)
+{
+    if (cfg) return gl_error(GL_EINVAL, "flow_method_fused: takes no settings (cfg must be NULL)");
+    int rc = flow_method_tvl1(i0, i1, width, height, NULL, flow);
+    /* DIS medium needs 16 px on a side (as the hybrid's fusion) */
+    if (rc < 0 || width < 16 || height < 16) return rc;
+    flow_field d;
+    if ((rc = flow_field_new(&d, width, height)) < 0) return rc;
+    if ((rc = flow_method_dis(i0, i1, width, height, NULL, &d)) >= 0)
+        rc = flow_fuse(i0, i1, width, height, FLOW_FUSE_RADIUS, flow, &d);
+    flow_field_free(&d);
+    return rc;
+}

@@ -130,9 +130,6 @@ typedef struct {
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
 } local_job;
 
-/* glocal_infer_options.local_fuse: the window of the fusion, (2 r + 1)^2 */
-#define FUSE_RADIUS 2
-
 /* The motion threshold of flow (u, v): k x the median |flow|, clamped to
  * [thresh_min, thresh]; k = 0: thresh. scratch: width x height floats. */
 static double motion_thresh(const local_job *j, double k, const float *u, const float *v, float *scratch)
@@ -191,7 +188,7 @@ static int local_range(void *ctx, long begin, long end)
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
         if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
-                     (rc = flow_fuse(buf, buf + 2 * hw, W, H, FUSE_RADIUS, &f, &g)) < 0))
+                     (rc = flow_fuse(buf, buf + 2 * hw, W, H, FLOW_FUSE_RADIUS, &f, &g)) < 0))
             goto fail;
         const uint8_t *fgm = ev;
         if (R > 0) {

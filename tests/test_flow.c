@@ -82,6 +82,55 @@ static void test_flow_fuse(void **state)
     flow_field_free(&c);
 }
 
+/* flow_method_fused (train-motion's "fused" teacher): a still background
+ * and a 24 px value-noise patch moving (10, 6) px, a large motion of a small
+ * region that TV-L1's pyramid loses. Against the exact motion, the fused
+ * flow is far closer on the patch than TV-L1's alone, and the background
+ * stays still; settings are refused (the method has none). */
+static void test_flow_method_fused(void **state)
+{
+    (void)state;
+    enum { S = 96, P0 = 30, PS = 24, DX = 10, DY = 6 };
+    static float i0[S * S], i1[S * S];
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const int in0 = x >= P0 && x < P0 + PS && y >= P0 && y < P0 + PS;
+            const int in1 = x - DX >= P0 && x - DX < P0 + PS && y - DY >= P0 && y - DY < P0 + PS;
+            i0[y * S + x] = test_value_noise(x, y, in0);
+            i1[y * S + x] = in1 ? test_value_noise(x - DX, y - DY, 1) : test_value_noise(x, y, 0);
+        }
+    flow_field f[2];
+    double epe[2], bg[2];
+    for (int k = 0; k < 2; k++) {
+        OK(flow_field_new(&f[k], S, S));
+        OK((k ? flow_method_fused : flow_method_tvl1)(i0, i1, S, S, NULL, &f[k]));
+        double se = 0, sb = 0;
+        long ne = 0, nb = 0;
+        for (int y = 4; y < S - 4; y++)
+            for (int x = 4; x < S - 4; x++) {
+                const int p = y * S + x;
+                if (x >= P0 + 2 && x < P0 + PS - 2 && y >= P0 + 2 && y < P0 + PS - 2) {
+                    se += hypot(f[k].u[p] - DX, f[k].v[p] - DY);
+                    ne++;
+                } else if (x < P0 - 8 || x >= P0 + PS + DX + 8 || y < P0 - 8 || y >= P0 + PS + DY + 8) {
+                    sb += hypot(f[k].u[p], f[k].v[p]); /* away from the patch and what it uncovers */
+                    nb++;
+                }
+            }
+        epe[k] = se / ne;
+        bg[k] = sb / nb;
+    }
+    print_message("patch moving (%d, %d): EPE TV-L1 %.3f px, fused %.3f px; background %.3f / %.3f px\n", DX, DY,
+                  epe[0], epe[1], bg[0], bg[1]);
+    assert_true(epe[0] > 4.0);        /* TV-L1 alone loses the patch */
+    assert_true(epe[1] < 0.3 * epe[0]); /* the fusion finds it */
+    assert_true(bg[1] < 0.1);
+    assert_int_equal(flow_method_fused(i0, i1, S, S, &f[0], &f[1]), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "cfg"));
+    flow_field_free(&f[0]);
+    flow_field_free(&f[1]);
+}
+
 static void test_tvl1_subpixel_translation(void **state)
 {
     (void)state;
@@ -803,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_tvl1_generated_chairs),
         cmocka_unit_test(test_tvl1_flyingchairs),
         cmocka_unit_test(test_flow_fuse),
+        cmocka_unit_test(test_flow_method_fused),
         cmocka_unit_test(test_cmd_flow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -557,27 +557,6 @@ static void test_lme_agree_k(void **state)
     glocal_model_free(&m);
 }
 
-/* Value noise for the fusion scene: random grey levels on a 12 px grid,
- * interpolated bilinearly; texture s = 0 the background, 1 the patch. */
-static double fuse_hash(int i, int j, int s)
-{
-    uint32_t h = (uint32_t)i * 73856093u ^ (uint32_t)j * 19349663u ^ (uint32_t)s * 83492791u;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    return (h & 0xffff) / 65535.0;
-}
-
-static uint8_t fuse_grey(double x, double y, int s)
-{
-    const double fx = x / 12, fy = y / 12;
-    const int i = (int)floor(fx), j = (int)floor(fy);
-    const double tx = fx - i, ty = fy - j;
-    const double v = (1 - ty) * ((1 - tx) * fuse_hash(i, j, s) + tx * fuse_hash(i + 1, j, s)) +
-                     ty * ((1 - tx) * fuse_hash(i, j + 1, s) + tx * fuse_hash(i + 1, j + 1, s));
-    return (uint8_t)lrint(30 + 195 * v);
-}
-
 /* local_fuse: a still camera, a 24 px textured patch moving (10, 6) px over
  * a textured background — a large motion of a small region, where TV-L1's
  * pyramid loses the patch. The hybrid's local flow (ungated) against the
@@ -595,8 +574,8 @@ static void test_local_fuse(void **state)
         for (int x = 0; x < S; x++) {
             const int in_a = x >= P0 && x < P0 + PS && y >= P0 && y < P0 + PS;
             const int in_b = x - DX >= P0 && x - DX < P0 + PS && y - DY >= P0 && y - DY < P0 + PS;
-            const uint8_t ga = in_a ? fuse_grey(x, y, 1) : fuse_grey(x, y, 0);
-            const uint8_t gb = in_b ? fuse_grey(x - DX, y - DY, 1) : fuse_grey(x, y, 0);
+            const uint8_t ga = in_a ? test_value_noise(x, y, 1) : test_value_noise(x, y, 0);
+            const uint8_t gb = in_b ? test_value_noise(x - DX, y - DY, 1) : test_value_noise(x, y, 0);
             memset(a + 3 * (y * S + x), ga, 3);
             memset(b + 3 * (y * S + x), gb, 3);
         }

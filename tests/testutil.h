@@ -247,6 +247,29 @@ static inline double test_texture(double x, double y)
            15 * cos(0.23 * x + 0.37 * y + 0.5);
 }
 
+/* Value noise: random grey levels 30..225 on a 12 px grid, interpolated
+ * bilinearly; `seed` picks an independent texture (e.g. a background and a
+ * patch moving over it). Rougher than test_texture: a coarse-to-fine flow
+ * cannot follow a small region of it far. */
+static inline double test_noise_hash(int i, int j, int seed)
+{
+    uint32_t h = (uint32_t)i * 73856093u ^ (uint32_t)j * 19349663u ^ (uint32_t)seed * 83492791u;
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    return (h & 0xffff) / 65535.0;
+}
+
+static inline uint8_t test_value_noise(double x, double y, int seed)
+{
+    const double fx = x / 12, fy = y / 12;
+    const int i = (int)floor(fx), j = (int)floor(fy);
+    const double tx = fx - i, ty = fy - j;
+    const double v = (1 - ty) * ((1 - tx) * test_noise_hash(i, j, seed) + tx * test_noise_hash(i + 1, j, seed)) +
+                     ty * ((1 - tx) * test_noise_hash(i, j + 1, seed) + tx * test_noise_hash(i + 1, j + 1, seed));
+    return (uint8_t)lrint(30 + 195 * v);
+}
+
 /* w x h float frames of test_texture: I0(x, y) = T(x, y), I1(x, y) =
  * T(x - du, y - dv), so I1(x + du, y + dv) = I0 (a flow of (du, dv)). */
 static inline void test_make_translation(float *i0, float *i1, int w, int h, double du, double dv)
