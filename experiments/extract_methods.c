@@ -320,7 +320,7 @@ static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     snprintf(buf, n, "%s; local flow: TV-L1 (IPOL defaults)%s on the pair aligned (bicubic) by the refined homography, "
-             "foreground where the LME's own flow moves too (k %g)", t,
+             "mapped into B's frame, foreground where the LME's own flow moves too (k %g)", t,
              o.local_fuse ? " fused with DIS (medium) by their 5x5 photometric error" : "", o.lme_agree_k);
 }
 

@@ -555,8 +555,11 @@ typedef struct {
      * keeps the vector whose photometric error, summed over its 5 x 5
      * window, is lower (flow_fuse, motion/flow.h). TV-L1 loses large
      * motions of small regions (a patch moving 10-30 px), DIS fine detail
-     * and thin structures. The mask's evidence stays TV-L1's motion (the
-     * threshold below follows TV-L1's noise): the mask is the same either
+     * and thin structures. (Either way the flow of the aligned pair,
+     * l_a, is then mapped into B's frame, H(p + l_a(p)) - H(p), the
+     * convention of glocal_result's local flow.) The mask's evidence
+     * stays TV-L1's motion (the threshold below follows TV-L1's noise,
+     * in the aligned frame): the mask is the same either
      * way, the flow it gates is the fused one. 0: TV-L1 alone (before
      * 2026-12-04). Frames under 16 px on a side: TV-L1 alone. Chosen on
      * training data only (results/motion 128^2 model; training photos,
@@ -683,8 +686,12 @@ typedef struct {
     int n, width, height;
     double *homography;    /* [n][9] */
     float *global_flow;    /* [n][2][H][W] */
+    /* local = mixed - global, in B's frame: pixel p of A goes to
+     * p + mixed(p) in B, the camera alone would take it to p + global(p)
+     * (a flow computed on the aligned pair is mapped there; before
+     * 2026-12-04 the hybrid's was not, off by (dH - I) x the flow). */
     float *local_flow;     /* [n][2][H][W] */
-    float *mixed_flow;     /* [n][2][H][W] */
+    float *mixed_flow;     /* [n][2][H][W] = global_flow + local_flow */
     float *mask;           /* [n][H][W] in [0, 1] */
     float *lme_local_flow; /* [n][2][H][W], only with local_both (else NULL) */
     float *lme_mask;       /* [n][H][W], only with local_both (else NULL) */

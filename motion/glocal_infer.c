@@ -115,6 +115,26 @@ static void mask_bilateral(const float *grey, int W, int H, int R, double ss, do
         }
 }
 
+/* A flow l_a computed on the aligned pair (A, B(H .)) into B's frame, the
+ * convention of the local flow (glocal.h, glocal_result): pixel p of A goes
+ * to H(p + l_a(p)) in B, so its local motion is H(p + l_a(p)) - H(p), and
+ * global + local is the mixed flow exactly. l_a itself is off by
+ * (dH - I) l_a: on photo pairs with corners moved by 1/8 of the side,
+ * pixels of a patch's motion. A vector H sends to infinity stays. */
+static void aligned_to_frame_b(const double h[9], int width, int height, flow_field *f)
+{
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            const size_t p = (size_t)y * width + x;
+            double x0, y0, x1, y1;
+            if (homography_apply(h, x, y, &x0, &y0) < 0 ||
+                homography_apply(h, x + f->u[p], y + f->v[p], &x1, &y1) < 0)
+                continue;
+            f->u[p] = (float)(x1 - x0);
+            f->v[p] = (float)(y1 - y0);
+        }
+}
+
 /* The local flow's post-processing (glocal_infer_options.local_tvl1): the
  * flow (TV-L1 on the aligned pair, or the LME's already in r->local_flow),
  * the foreground evidence, its bilateral clean-up, the gate. */
@@ -190,6 +210,7 @@ static int local_range(void *ctx, long begin, long end)
         if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
                      (rc = flow_fuse(buf, buf + 2 * hw, W, H, FLOW_FUSE_RADIUS, &f, &g)) < 0))
             goto fail;
+        if (j->tvl1) aligned_to_frame_b(j->homography + 9 * i, W, H, &f);
         const uint8_t *fgm = ev;
         if (R > 0) {
             mask_bilateral(buf, W, H, R, ss, j->mask_range, ev, ev + hw, sw);

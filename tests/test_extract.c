@@ -708,6 +708,7 @@ static void test_extract_run_glocal_one_pass(void **state)
         assert_true(io.local_fuse);
         assert_non_null(strstr(cache_get_config(cc)->params, "fused with DIS (medium)"));
         assert_non_null(strstr(cache_get_config(cc)->params, "aligned (bicubic)"));
+        assert_non_null(strstr(cache_get_config(cc)->params, "mapped into B's frame"));
     }
     assert_int_equal(sum.pairs, cache_pair_count(cc)); /* each pair computed once for the eight */
     cache_close(&cc);

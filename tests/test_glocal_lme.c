@@ -631,6 +631,62 @@ static void hmap(const double h[9], double x, double y, double *ox, double *oy)
     *oy = (h[3] * x + h[4] * y + h[5]) / d;
 }
 
+/* The local flow is in B's frame: a camera zooming 1.15x (and panning) and
+ * a 32 px patch that moves d = (4, 3) px in B on top of it, so the exact
+ * local motion on the patch is d and the global one H p - p. The hybrid
+ * computes its flow on the aligned pair, where the patch moves H^-1 d
+ * (0.65 px shorter); mapped into B's frame it is d again. Model-free
+ * (refinement from the identity and DIS), ungated. */
+static void test_local_in_frame_b(void **state)
+{
+    (void)state;
+    enum { S = 96, P0 = 32, PS = 32 };
+    const double zs = 1.15, c = (S - 1) / 2.0, tx = 1.5, ty = -1.0, dx = 4, dy = 3;
+    const double h[9] = { zs, 0, c * (1 - zs) + tx, 0, zs, c * (1 - zs) + ty, 0, 0, 1 };
+    uint8_t *a = malloc(3 * S * S), *b = malloc(3 * S * S);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const int in_a = x >= P0 && x < P0 + PS && y >= P0 && y < P0 + PS;
+            /* B(q): the patch where M^-1 q = H^-1 (q - d) falls in it, else the background at H^-1 q */
+            const double px = (x - dx - h[2]) / zs, py = (y - dy - h[5]) / zs;
+            const double bx = (x - h[2]) / zs, by = (y - h[5]) / zs;
+            const int in_b = px >= P0 && px < P0 + PS && py >= P0 && py < P0 + PS;
+            memset(a + 3 * (y * S + x), test_value_noise(x, y, in_a), 3);
+            memset(b + 3 * (y * S + x), in_b ? test_value_noise(px, py, 1) : test_value_noise(bx, by, 0), 3);
+        }
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.use_network = 0;
+    o.lme = 0;
+    o.local_gate = 0;
+    const uint8_t *pa[1] = { a }, *pb[1] = { b };
+    glocal_result r;
+    OK(glocal_infer(NULL, pa, pb, 1, S, S, &o, &r));
+    double corner;
+    OK(homography_corner_error(r.homography, h, S, S, &corner));
+    const float *u = r.local_flow, *v = u + S * S;
+    double se = 0, sa = 0;
+    long ne = 0;
+    for (int y = P0 + 3; y < P0 + PS - 3; y++)
+        for (int x = P0 + 3; x < P0 + PS - 3; x++) {
+            const int p = y * S + x;
+            se += hypot(u[p] - dx, v[p] - dy);
+            sa += hypot(u[p] - dx / zs, v[p] - dy / zs); /* the aligned frame's motion */
+            ne++;
+            assert_true(fabsf(r.mixed_flow[p] - r.global_flow[p] - u[p]) < 1e-4f);
+        }
+    print_message("zoom %.2f: corner error %.3f px; local flow on the patch %.3f px from d, %.3f from H^-1 d\n", zs,
+                  corner, se / ne, sa / ne);
+    assert_true(corner < 0.2);
+    assert_true(se / ne < 0.3);
+    assert_true(se / ne < 0.5 * sa / ne); /* B's frame, not the aligned one */
+    glocal_result_free(&r);
+    free(a);
+    free(b);
+}
+
 /* lme_passes = 1: one LME pass on the network's alignment H0, its flow
  * carried to the refined H1 so that every pixel still reaches the point of B
  * the LME found: H1 (p + l1(p)) = H0 (p + l0(p)), with H0 and l0 from a run
@@ -896,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_lme_thresh_k),
         cmocka_unit_test(test_lme_agree_k),
         cmocka_unit_test(test_local_fuse),
+        cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
         cmocka_unit_test(test_lme_repass),
         cmocka_unit_test(test_training_reads_no_ground_truth),
