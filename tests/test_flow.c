@@ -94,31 +94,15 @@ static void test_flow_method_fused(void **state)
     static float i0[S * S], i1[S * S];
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++) {
-            const int in0 = x >= P0 && x < P0 + PS && y >= P0 && y < P0 + PS;
-            const int in1 = x - DX >= P0 && x - DX < P0 + PS && y - DY >= P0 && y - DY < P0 + PS;
-            i0[y * S + x] = test_value_noise(x, y, in0);
-            i1[y * S + x] = in1 ? test_value_noise(x - DX, y - DY, 1) : test_value_noise(x, y, 0);
+            i0[y * S + x] = test_patch_scene(x, y, 0, P0, PS, DX, DY);
+            i1[y * S + x] = test_patch_scene(x, y, 1, P0, PS, DX, DY);
         }
     flow_field f[2];
     double epe[2], bg[2];
     for (int k = 0; k < 2; k++) {
         OK(flow_field_new(&f[k], S, S));
         OK((k ? flow_method_fused : flow_method_tvl1)(i0, i1, S, S, NULL, &f[k]));
-        double se = 0, sb = 0;
-        long ne = 0, nb = 0;
-        for (int y = 4; y < S - 4; y++)
-            for (int x = 4; x < S - 4; x++) {
-                const int p = y * S + x;
-                if (x >= P0 + 2 && x < P0 + PS - 2 && y >= P0 + 2 && y < P0 + PS - 2) {
-                    se += hypot(f[k].u[p] - DX, f[k].v[p] - DY);
-                    ne++;
-                } else if (x < P0 - 8 || x >= P0 + PS + DX + 8 || y < P0 - 8 || y >= P0 + PS + DY + 8) {
-                    sb += hypot(f[k].u[p], f[k].v[p]); /* away from the patch and what it uncovers */
-                    nb++;
-                }
-            }
-        epe[k] = se / ne;
-        bg[k] = sb / nb;
+        test_patch_scores(f[k].u, f[k].v, S, P0, PS, DX, DY, &epe[k], &bg[k]);
     }
     print_message("patch moving (%d, %d): EPE TV-L1 %.3f px, fused %.3f px; background %.3f / %.3f px\n", DX, DY,
                   epe[0], epe[1], bg[0], bg[1]);

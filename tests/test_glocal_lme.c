@@ -572,12 +572,8 @@ static void test_local_fuse(void **state)
     assert_non_null(b);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++) {
-            const int in_a = x >= P0 && x < P0 + PS && y >= P0 && y < P0 + PS;
-            const int in_b = x - DX >= P0 && x - DX < P0 + PS && y - DY >= P0 && y - DY < P0 + PS;
-            const uint8_t ga = in_a ? test_value_noise(x, y, 1) : test_value_noise(x, y, 0);
-            const uint8_t gb = in_b ? test_value_noise(x - DX, y - DY, 1) : test_value_noise(x, y, 0);
-            memset(a + 3 * (y * S + x), ga, 3);
-            memset(b + 3 * (y * S + x), gb, 3);
+            memset(a + 3 * (y * S + x), test_patch_scene(x, y, 0, P0, PS, DX, DY), 3);
+            memset(b + 3 * (y * S + x), test_patch_scene(x, y, 1, P0, PS, DX, DY), 3);
         }
     glocal_infer_options o;
     glocal_infer_options_default(&o);
@@ -595,22 +591,7 @@ static void test_local_fuse(void **state)
         OK(glocal_infer(NULL, pa, pb, 1, S, S, &o, &r));
         if (k == 0) memcpy(mask0, r.mask, sizeof(float) * S * S);
         else assert_memory_equal(mask0, r.mask, sizeof(float) * S * S); /* the evidence is TV-L1's */
-        const float *u = r.local_flow, *v = u + S * S;
-        double se = 0, sb = 0;
-        long ne = 0, nb = 0;
-        for (int y = 4; y < S - 4; y++)
-            for (int x = 4; x < S - 4; x++) {
-                const int p = y * S + x;
-                if (x >= P0 + 2 && x < P0 + PS - 2 && y >= P0 + 2 && y < P0 + PS - 2) {
-                    se += hypot(u[p] - DX, v[p] - DY);
-                    ne++;
-                } else if (x < P0 - 8 || x >= P0 + PS + DX + 8 || y < P0 - 8 || y >= P0 + PS + DY + 8) {
-                    sb += hypot(u[p], v[p]); /* away from the patch and the band it uncovers */
-                    nb++;
-                }
-            }
-        epe[k] = se / ne;
-        bg[k] = sb / nb;
+        test_patch_scores(r.local_flow, r.local_flow + S * S, S, P0, PS, DX, DY, &epe[k], &bg[k]);
         glocal_result_free(&r);
     }
     print_message("patch moving (%d, %d): local EPE TV-L1 %.3f px, fused with DIS %.3f px; "

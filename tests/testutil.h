@@ -270,6 +270,41 @@ static inline uint8_t test_value_noise(double x, double y, int seed)
     return (uint8_t)lrint(30 + 195 * v);
 }
 
+/* The moving-patch scene (the fusion's tests): a still value-noise
+ * background (seed 0) and a ps x ps value-noise patch (seed 1) at (p0, p0)
+ * in the first frame that moves by the whole pixels (dx, dy) in the second.
+ * The grey level of pixel (x, y) of frame `second` (0 or 1). */
+static inline uint8_t test_patch_scene(int x, int y, int second, int p0, int ps, int dx, int dy)
+{
+    const int sx = second ? x - dx : x, sy = second ? y - dy : y;
+    const int in = sx >= p0 && sx < p0 + ps && sy >= p0 && sy < p0 + ps;
+    return in ? test_value_noise(sx, sy, 1) : test_value_noise(x, y, 0);
+}
+
+/* Scores a flow (u, v) of that s x s scene against its exact motion: *epe
+ * the mean end-point error against (dx, dy) on the patch 2 px in from its
+ * edges, *bg the mean |flow| 8 px and more away from the patch and the band
+ * it uncovers; both 4 px in from the frame's border. */
+static inline void test_patch_scores(const float *u, const float *v, int s, int p0, int ps, int dx, int dy,
+                                     double *epe, double *bg)
+{
+    double se = 0, sb = 0;
+    long ne = 0, nb = 0;
+    for (int y = 4; y < s - 4; y++)
+        for (int x = 4; x < s - 4; x++) {
+            const int p = y * s + x;
+            if (x >= p0 + 2 && x < p0 + ps - 2 && y >= p0 + 2 && y < p0 + ps - 2) {
+                se += hypot(u[p] - dx, v[p] - dy);
+                ne++;
+            } else if (x < p0 - 8 || x >= p0 + ps + dx + 8 || y < p0 - 8 || y >= p0 + ps + dy + 8) {
+                sb += hypot(u[p], v[p]);
+                nb++;
+            }
+        }
+    *epe = se / ne;
+    *bg = sb / nb;
+}
+
 /* w x h float frames of test_texture: I0(x, y) = T(x, y), I1(x, y) =
  * T(x - du, y - dv), so I1(x + du, y + dv) = I0 (a flow of (du, dv)). */
 static inline void test_make_translation(float *i0, float *i1, int w, int h, double du, double dv)
