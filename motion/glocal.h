@@ -535,7 +535,7 @@ typedef struct {
      * H (the hybrid; it also runs with lme = 0, without the LME's mask). The
      * default stays the hybrid until the LME's own flow matches it (today
      * lme_arch 2, object EPE masked / unmasked against the hybrid's: 64^2
-     * 0.44 / 0.38 vs 0.36, 128^2 0.68 / 0.67 vs 0.40 on the synthetic
+     * 0.44 / 0.38 vs 0.36, 128^2 0.65 / 0.62 vs 0.40 on the synthetic
      * benchmark, results/motion/report.md; on photo pairs 2.68 vs 1.66 at
      * 128^2, results/motion/photos/lme-*.txt); arch-1 LMEs never learned
      * a flow. -1: by the model: the LME's own flow where it is computed
