@@ -131,7 +131,7 @@ fail:
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
-    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts;
+    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish;
     double lme_repass, lme_thresh_k, lme_agree_k;
     double camera, magnitude;
 } evm_options;
@@ -166,6 +166,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
     glocal_infer_options_default(&gd);
     o->lme_agree_k = gd.lme_agree_k;
     o->local_fuse = gd.local_fuse;
+    o->lme_finish = gd.lme_finish;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),
@@ -208,6 +209,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-agree-k", &o->lme_agree_k, 0, 100, "K",
                 "the hybrid's foreground also needs the LME's own flow to move: |LME flow| > K x its median "
                 "(clamped to 0.1..0.5 px); 0 = TV-L1's motion alone (glocal_infer_options.lme_agree_k)"),
+        CLI_NUM("--lme-finish", &o->lme_finish, 0, 1000, "N",
+                "the LME's own flow (glocal-lme rows) finished by N linearisations of DIS's variational "
+                "refinement on the raw pair; 0 = the network's flow as it is (glocal_infer_options.lme_finish)"),
         CLI_NOFLAG("--no-fuse", &o->local_fuse, "the hybrid's local flow is TV-L1's alone, not fused with DIS's "
                    "(glocal_infer_options.local_fuse 0)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
@@ -322,6 +326,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_thresh_k = b->o->lme_thresh_k;
         o.lme_agree_k = b->o->lme_agree_k;
         o.local_fuse = b->o->local_fuse;
+        o.lme_finish = (int)b->o->lme_finish;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

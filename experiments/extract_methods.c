@@ -328,7 +328,10 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
 {
     char t[1024];
     glocal_describe(c, t, sizeof t);
-    snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1)", t);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1), finished by %d linearisations of DIS's "
+             "variational refinement on the raw pair, carried in B's frame", t, o.lme_finish);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)

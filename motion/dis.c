@@ -683,6 +683,40 @@ fail:
     return rc;
 }
 
+int dis_refine_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
+                    flow_field *flow)
+{
+    int rc = dis_config_validate(cfg);
+    if (rc < 0) return rc;
+    if (!i0 || !i1 || !flow || !flow->u || !flow->v)
+        return gl_error(GL_EINVAL, "dis_refine_flow: NULL image or empty flow field");
+    if (width < 2 || height < 2)
+        return gl_error(GL_EINVAL, "dis_refine_flow: image size %dx%d, expected at least 2x2", width, height);
+    if (flow->width != width || flow->height != height)
+        return gl_error(GL_EINVAL, "dis_refine_flow: flow field is %dx%d, images are %dx%d", flow->width,
+                        flow->height, width, height);
+    const size_t n = (size_t)width * height;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(i0[i]) || !isfinite(i1[i]))
+            return gl_error(GL_EINVAL, "dis_refine_flow: pixel %zu of an image is not finite", i);
+        if (!isfinite(flow->u[i]) || !isfinite(flow->v[i]))
+            return gl_error(GL_EINVAL, "dis_refine_flow: the flow at pixel %zu is not finite", i);
+    }
+    if (cfg->var_refine_iters == 0) return 0;
+    const int nt = gl_num_threads();
+    const rb_geom g = rb_make(width, height);
+    float *arena = gl_malloc(sizeof(float) * (19 * 2 * g.cp + 4 * n + 4 * (size_t)g.cs * nt));
+    if (!arena) return GL_ENOMEM;
+    var_buffers vb = { { 0 }, { 0 }, NULL };
+    float *next = arena;
+    for (int k = 0; k < 19; k++, next += 2 * g.cp) vb.split[k] = next;
+    for (int k = 0; k < 4; k++, next += n) vb.tmp[k] = next;
+    vb.halo = next;
+    rc = dis_var_refine(i0, i1, width, height, flow->u, flow->v, cfg, &vb, nt);
+    gl_free(arena);
+    return rc < 0 ? rc : 0;
+}
+
 int flow_method_dis(const float *i0, const float *i1, int width, int height, const void *cfg,
                     flow_field *flow)
 {

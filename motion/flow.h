@@ -188,6 +188,19 @@ int dis_config_validate(const dis_config *c);
 int dis_flow(const float *i0, const float *i1, int width, int height, const dis_config *c,
              flow_field *flow);
 
+/* DIS's variational refinement alone (Kroeger et al. 2016, sec. 2.2: the
+ * energy of DeepFlow, brightness and gradient constancy plus smoothness, in
+ * OpenCV's form), at the images' own scale, starting from the flow already
+ * in *flow and replacing it: cfg->var_refine_iters fixed-point iterations
+ * of cfg->var_sor_iters SOR sweeps with cfg's weights (the patch and
+ * pyramid fields are ignored; 0 iterations leave *flow as it is). It
+ * finishes a flow that is already close (a linearisation around it: within
+ * a pixel or two of the motion), e.g. the LME's (glocal_infer_options.
+ * lme_finish). Images grey 0..255, finite; the flow finite. Threads and
+ * bit-identity as dis_flow. */
+int dis_refine_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
+                    flow_field *flow);
+
 /* dis_flow as a flow_method_fn (below), for flow_from_rgb24 and the
  * flow-minus-homography baseline: cfg is a const dis_config * (NULL: the
  * "medium" preset; OpenCV's own default is "fast"). */

@@ -34,6 +34,8 @@
  *        explicit match the U-Net did not learn the objects' motion within CPU
  *        budgets (tests/test_glocal_lme.c's setting, 300 steps with a TV-L1
  *        teacher: held-out object EPE 1.12 px, zero flow's 1.12; with it 0.53).
+ *        Where the LME's flow is the output it is finished by a variational
+ *        refinement on the raw pair (glocal_infer_options.lme_finish).
  *        lme_arch 1 (older checkpoints): the local flow is attention *
  *        lme_scale * tanh(raw), which never learned (the flow gets gradient
  *        only where the mask is on); their local flow is TV-L1 on the aligned
@@ -615,6 +617,41 @@ typedef struct {
      * foreground pixels gated off), leakage down by a quarter to a half.
      * Default 2.5. */
     double lme_agree_k;
+    /* Where the LME's own flow is an output (local_tvl1 0, or local_both's
+     * second set), it is finished by DIS's variational refinement
+     * (dis_refine_flow, motion/flow.h: DeepFlow's energy with DIS medium's
+     * weights, alpha 20, delta 5, gamma 10; float warps) on the raw grey
+     * pair at the input size: the mixed flow global + local is refined
+     * lme_finish times, each a new linearisation around the flow so far
+     * (5 fixed-point iterations of 5 SOR sweeps), and the local flow is the
+     * result minus the global flow; the mask's evidence is then taken from
+     * it as before. A classical finish, like the GME's Gauss-Newton one
+     * (gn): it starts from the network's flow and follows the images from
+     * there; no TV-L1, no DIS search. One linearisation alone removes about
+     * 40 % of a 1 px offset (tests/test_dis.c), hence several. 0: the
+     * network's flow as it is (before 2026-12-04). The hybrid's flow and
+     * mask are not touched (its agreement rule reads the unfinished flow).
+     * Chosen on training sets only (results/motion 128^2 and 64^2 models;
+     * renderer seeds 777.., 100 pairs; training photos, seed 777, 30 pairs;
+     * clips of the training photos), the LME's masked object EPE / leakage
+     * / mask IoU with lme_finish 0 / 1 / 5 / 10 / 20: renderer 128^2 0.551
+     * / 0.040 / 0.846, 0.413 / 0.038 / 0.855, 0.334 / 0.035 / 0.865, 0.328
+     * / 0.034 / 0.866, 0.329 / 0.034 / 0.867 (the hybrid 0.404 / 0.049 /
+     * 0.827); 64^2 0.440 / 0.027 / 0.526, 0.368 / 0.027 / 0.643, 0.348 /
+     * 0.025 / 0.649, 0.349 / 0.025 / 0.643, 0.350 / 0.024 / 0.642 (hybrid
+     * 0.386 / 0.034 / 0.668); photos 128 +-8 1.681 / 0.107 / 0.843, 1.309 /
+     * 0.093 / 0.863, 0.908 / 0.097 / 0.847, 0.746 / 0.102 / 0.836, 0.639 /
+     * 0.105 / 0.830 (hybrid 0.642 / 0.150 / 0.821); 256 +-16 3.377 / 0.302
+     * / 0.743, 2.888 / 0.255 / 0.798, 2.311 / 0.217 / 0.836, 2.059 / 0.206
+     * / 0.842, 1.819 / 0.201 / 0.845 (hybrid 0.807 / 0.341 / 0.782); clips
+     * 1.230 / 0.082 / 0.595, 1.103 / 0.077 / 0.629, 1.023 / 0.100 / 0.583,
+     * 1.002 / 0.115 / 0.555, 0.982 / 0.130 / 0.531 (hybrid 0.730 / 0.086
+     * / 0.681): the finish follows the images further with every
+     * linearisation, and on coded clips it also follows the coding noise
+     * into the mask. Evidence from the network's flow instead (the finished
+     * one only gated): clips 0.073 / 0.595 at 10, but 64^2 IoU 0.525 and
+     * 256 +-16 0.743: not taken. Default 10. */
+    int lme_finish;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a
      * column pass): spatial sigma mask_sigma x the shorter side (windows of

@@ -27,6 +27,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh_min = 0.1;
     o->lme_thresh_k = 0;
     o->lme_agree_k = 2.5;
+    o->lme_finish = 10;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -475,21 +476,20 @@ fail:
     return rc;
 }
 
-/* The local flow l0 (u, v planes, W x H) found on B aligned by h0, carried
- * to the alignment h1: the point it reaches in B stays where it is,
- * l1(p) = h1^-1 h0 (p + l0(p)) - p (exact for homographies). */
+/* The LME's local flow l0 (u, v planes, W x H), found on B aligned by h0,
+ * carried to the alignment h1. Its flow is in B's frame (the local loss
+ * compares A(p) with B(p + g(p) + l(p)), g the flow of h0): p goes to
+ * h0 p + l0(p) in B. That point stays where it is: l1(p) = h0 p + l0(p) -
+ * h1 p, so global + local is the same mixed flow under either alignment
+ * (exact). */
 static void local_realign(float *u, float *v, int W, int H, const double h0[9], const double h1[9])
 {
-    double h1i[9], m[9];
-    if (gl_mat3_inverse(h1, h1i) < 0) return;
-    gl_mat3_mul(h1i, h0, m);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const size_t p = (size_t)y * W + x;
-            const double qx = x + u[p], qy = y + v[p];
-            const double d = m[6] * qx + m[7] * qy + m[8];
-            u[p] = (float)((m[0] * qx + m[1] * qy + m[2]) / d - x);
-            v[p] = (float)((m[3] * qx + m[4] * qy + m[5]) / d - y);
+            const double d0 = h0[6] * x + h0[7] * y + h0[8], d1 = h1[6] * x + h1[7] * y + h1[8];
+            u[p] += (float)((h0[0] * x + h0[1] * y + h0[2]) / d0 - (h1[0] * x + h1[1] * y + h1[2]) / d1);
+            v[p] += (float)((h0[3] * x + h0[4] * y + h0[5]) / d0 - (h1[3] * x + h1[4] * y + h1[5]) / d1);
         }
 }
 
@@ -539,6 +539,43 @@ fail:
     return rc;
 }
 
+/* glocal_infer_options.lme_finish: the LME's flow l (B's frame) finished
+ * on the raw grey pair, pair by pair: the mixed flow g + l refined by DIS's
+ * variational refinement, `warps` times (each a new linearisation around
+ * the flow so far, 5 fixed-point iterations), l = refined - g. */
+typedef struct {
+    const float *ga, *gb, *global; /* [n][H][W] grey A, B; [n][2][H][W] */
+    float *local;                  /* [n][2][H][W], in place */
+    int width, height, warps;
+} finish_job;
+
+static int finish_range(void *ctx, long begin, long end)
+{
+    const finish_job *j = ctx;
+    const size_t hw = (size_t)j->width * j->height;
+    dis_config dc;
+    int rc = dis_config_preset(&dc, "medium");
+    flow_field f = { 0 };
+    if (rc < 0 || (rc = flow_field_new(&f, j->width, j->height)) < 0) return rc;
+    dc.opencv_rounding = 0; /* float warps: nothing to match OpenCV's bits against here */
+    for (long i = begin; i < end && rc >= 0; i++) {
+        const float *gu = j->global + i * 2 * hw, *gv = gu + hw;
+        float *lu = j->local + i * 2 * hw, *lv = lu + hw;
+        for (size_t p = 0; p < hw; p++) {
+            f.u[p] = gu[p] + lu[p];
+            f.v[p] = gv[p] + lv[p];
+        }
+        for (int k = 0; k < j->warps && rc >= 0; k++)
+            rc = dis_refine_flow(j->ga + i * hw, j->gb + i * hw, j->width, j->height, &dc, &f);
+        for (size_t p = 0; rc >= 0 && p < hw; p++) {
+            lu[p] = f.u[p] - gu[p];
+            lv[p] = f.v[p] - gv[p];
+        }
+    }
+    flow_field_free(&f);
+    return rc < 0 ? rc : 0;
+}
+
 int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
                  int width, int height, const glocal_infer_options *o, glocal_result *r)
 {
@@ -559,12 +596,17 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         return gl_error(GL_EINVAL, "glocal_infer: lme_repass %g, expected a finite number >= 0", o->lme_repass);
     if (o->start_dis < 0 || o->start_dis > 2)
         return gl_error(GL_EINVAL, "glocal_infer: start_dis %d, expected 0, 1 or 2", o->start_dis);
+    if (o->lme_finish < 0 || o->lme_finish > 1000)
+        return gl_error(GL_EINVAL, "glocal_infer: lme_finish %d, expected 0 (off) .. 1000 linearisations", o->lme_finish);
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
      * (0), or by the model (-1): the LME's where it learned one (arch 2) */
     const int lme2 = o->lme && m && m->cfg.lme_arch == 2;
     const int tvl1 = glocal_infer_local_is_tvl1(m, o);
     const int post = (tvl1 || lme2) && !o->homography_only;
     const int both = o->local_both != 0;
+    /* the LME's own flow is an output (alone or beside the hybrid's) and
+     * gets the variational finish */
+    const int finish = lme2 && o->lme_finish > 0 && !o->homography_only && (!tvl1 || both);
     if (both && !(tvl1 && o->lme && !o->homography_only))
         return gl_error(GL_EINVAL, "glocal_infer: local_both needs the hybrid's TV-L1 local flow and the LME "
                         "(local_tvl1 %d, lme %d, homography_only %d)", o->local_tvl1, o->lme, o->homography_only);
@@ -627,7 +669,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     }
     /* 2. Robust refinement at the input size, weighted by the background of
      * the first LME pass. */
-    if (o->refine) {
+    if (o->refine || finish) {
         ga = gl_malloc(sizeof(float) * n * hw);
         gb = gl_malloc(sizeof(float) * n * hw);
         if (!ga || !gb) { rc = GL_ENOMEM; goto fail; }
@@ -635,6 +677,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             TRY(flow_gray_from_rgb24(a[i], width, height, ga + i * hw));
             TRY(flow_gray_from_rgb24(b[i], width, height, gb + i * hw));
         }
+    }
+    if (o->refine) {
         if (o->lme) {
             if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
             for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
@@ -665,12 +709,20 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         if (!r->lme_local_flow || !r->lme_mask) { rc = GL_ENOMEM; goto fail; }
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
+        if (finish) {
+            finish_job fj = { ga, gb, r->global_flow, r->lme_local_flow, width, height, o->lme_finish };
+            TRY(gl_parallel_for(n, 1, finish_range, &fj));
+        }
         if (lme2) {
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, 0, r->homography,
                              r->lme_local_flow, r->lme_mask };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
+    }
+    if (finish && !tvl1) {
+        finish_job fj = { ga, gb, r->global_flow, r->local_flow, width, height, o->lme_finish };
+        TRY(gl_parallel_for(n, 1, finish_range, &fj));
     }
     if (post) {
         /* the hybrid's evidence needs the LME's own flow to move too

@@ -318,6 +318,70 @@ static void test_dis_homography(void **state)
     image_release(&photo);
 }
 
+/* dis_refine_flow finishes a flow that is close: the homography pair of
+ * test_dis_homography, started from the analytic flow off by (0.8, -0.6)
+ * px everywhere. One call is one linearisation around the incoming flow
+ * (5 fixed-point iterations): it removes part of the offset; called again
+ * around its own result (as glocal's lme_finish does) it comes back near
+ * the analytic flow. 0 iterations change nothing; bad input is refused by
+ * name. */
+static void test_dis_refine_flow(void **state)
+{
+    (void)state;
+    image photo = { 0 };
+    load_gray(TEXTURES "/camera.png", &photo);
+    const int w = 128, h = 96;
+    float *i0 = malloc(sizeof(float) * w * h), *i1 = malloc(sizeof(float) * w * h);
+    assert_non_null(i0);
+    assert_non_null(i1);
+    make_homography_pair(&photo, w, h, i0, i1);
+    flow_field f, truth;
+    OK(flow_field_new(&f, w, h));
+    OK(flow_field_new(&truth, w, h));
+    OK(homography_to_flow(H_TRUE, &truth));
+    dis_config c;
+    OK(dis_config_preset(&c, "medium"));
+    c.opencv_rounding = 0;
+    double epe[3];
+    const int calls[3] = { 1, 1, 10 };
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < w * h; i++) {
+            f.u[i] = truth.u[i] + 0.8f;
+            f.v[i] = truth.v[i] - 0.6f;
+        }
+        c.var_refine_iters = k ? 5 : 0;
+        for (int j = 0; j < calls[k]; j++) OK(dis_refine_flow(i0, i1, w, h, &c, &f));
+        double s = 0;
+        long n = 0;
+        for (int y = 8; y < h - 8; y++)
+            for (int x = 8; x < w - 8; x++) {
+                size_t i = (size_t)y * w + x;
+                s += hypot(f.u[i] - truth.u[i], f.v[i] - truth.v[i]);
+                n++;
+            }
+        epe[k] = s / n;
+    }
+    print_message("refinement from the analytic flow + (0.8, -0.6): EPE %.3f px -> %.3f (one call) -> %.3f px "
+                  "(ten)\n", epe[0], epe[1], epe[2]);
+    assert_true(fabs(epe[0] - 1.0) < 1e-4); /* 0 iterations: untouched */
+    assert_true(epe[1] < 0.8);
+    assert_true(epe[2] < 0.2);
+    /* bad input */
+    f.u[5] = NAN;
+    c.var_refine_iters = 5;
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, &f), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "flow at pixel 5"));
+    f.u[5] = 0;
+    assert_int_equal(dis_refine_flow(i0, i1, w - 1, h, &c, &f), GL_EINVAL);
+    c.var_sor_iters = 0;
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, &f), GL_EINVAL);
+    flow_field_free(&truth);
+    flow_field_free(&f);
+    free(i1);
+    free(i0);
+    image_release(&photo);
+}
+
 /* A 48x48 piece of one photo moving by (3, -2) px over another, static,
  * photo: the flow is (3, -2) on the piece and 0 well away from it. */
 static void test_dis_moving_patch(void **state)
@@ -555,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_dis_subpixel_translation),
         cmocka_unit_test(test_dis_odd_size),
         cmocka_unit_test(test_dis_homography),
+        cmocka_unit_test(test_dis_refine_flow),
         cmocka_unit_test(test_dis_moving_patch),
         cmocka_unit_test(test_dis_generated_pairs),
         cmocka_unit_test(test_dis_threads_identical),

@@ -509,6 +509,7 @@ static void test_lme_agree_k(void **state)
     o.view_margin = -1;   /* evidence everywhere */
     o.local_thresh_min = 0.001;
     o.local_both = 1;     /* the LME's own flow, from the same inference */
+    o.lme_finish = 0;     /* the LME's flow as the rule reads it (unfinished) */
     const double k = 2.5;
     glocal_result r0, r1;
     o.lme_agree_k = 0;
@@ -553,6 +554,60 @@ static void test_lme_agree_k(void **state)
     assert_int_equal(glocal_infer(m, pa, pb, 2, TS, TS, &o, &r0), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "lme_agree_k"));
     free(mag);
+    motion_pairs_free(&T);
+    glocal_model_free(&m);
+}
+
+/* lme_finish: the LME's own flow (here an untrained network's, which
+ * starts near zero) refined on the raw pair comes closer to the true local
+ * motion of the renderer's pairs (still camera: local = mixed); the hybrid's
+ * flow and mask, computed in the same inference (local_both), are exactly
+ * the same with and without it; out-of-range values are refused by name. */
+static void test_lme_finish(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    motion_pairs T = { 0 };
+    pairs(&T, N, 779);
+    glocal_model *m = model(TS, 2, 19);
+    const size_t hw = (size_t)TS * TS;
+    const uint8_t *pa[N], *pb[N];
+    pair_ptrs(&T, N, pa, pb);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    assert_true(o.lme_finish > 0); /* on by default */
+    o.local_gate = 0;
+    o.local_both = 1;
+    glocal_result r[2];
+    double epe[2];
+    for (int k = 0; k < 2; k++) {
+        o.lme_finish = k ? 10 : 0;
+        OK(glocal_infer(m, pa, pb, N, TS, TS, &o, &r[k]));
+        double e = 0;
+        long n = 0;
+        for (int i = 0; i < N; i++) {
+            const float *gt = T.local_flow + i * 2 * hw, *est = r[k].lme_local_flow + i * 2 * hw;
+            for (size_t p = 0; p < hw; p++) {
+                if (!T.mask[i * hw + p]) continue;
+                e += hypot(est[p] - gt[p], est[hw + p] - gt[hw + p]);
+                n++;
+            }
+        }
+        assert_true(n > 0);
+        epe[k] = e / n;
+    }
+    print_message("untrained LME: object EPE %.3f px, finished %.3f px\n", epe[0], epe[1]);
+    assert_true(epe[1] < 0.7 * epe[0]);
+    assert_memory_equal(r[0].local_flow, r[1].local_flow, sizeof(float) * N * 2 * hw);
+    assert_memory_equal(r[0].mask, r[1].mask, sizeof(float) * N * hw);
+    glocal_result_free(&r[0]);
+    glocal_result_free(&r[1]);
+    glocal_result bad;
+    o.lme_finish = -1;
+    assert_int_equal(glocal_infer(m, pa, pb, N, TS, TS, &o, &bad), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "lme_finish"));
+    o.lme_finish = 1001;
+    assert_int_equal(glocal_infer(m, pa, pb, N, TS, TS, &o, &bad), GL_EINVAL);
     motion_pairs_free(&T);
     glocal_model_free(&m);
 }
@@ -670,7 +725,8 @@ static void test_local_in_frame_b(void **state)
 
 /* lme_passes = 1: one LME pass on the network's alignment H0, its flow
  * carried to the refined H1 so that every pixel still reaches the point of B
- * the LME found: H1 (p + l1(p)) = H0 (p + l0(p)), with H0 and l0 from a run
+ * the LME found; the LME's flow is in B's frame (its loss compares A(p)
+ * with B(p + g(p) + l(p))), so H1 p + l1(p) = H0 p + l0(p), with H0 and l0 from a run
  * without refinement; without refinement one pass and two agree; with
  * homography_only, one or two passes, the same H and no local flow. */
 static void test_one_lme_pass(void **state)
@@ -690,6 +746,7 @@ static void test_one_lme_pass(void **state)
     o.refine = 0;
     o.lme_repass = 0; /* the carried flow on every pair (test_lme_repass) */
     o.rc.polish = 0;   /* polished, these pairs end within 0.01 px of H0: nothing to carry */
+    o.lme_finish = 0;  /* the carried flow itself, not its finish */
     glocal_result r0, r0two, r1;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r0));
     o.lme_passes = 2;
@@ -704,9 +761,10 @@ static void test_one_lme_pass(void **state)
             const size_t u = (size_t)i * 2 * hw + p, v = u + hw;
             const double x = (double)(p % TS), y = (double)(p / TS);
             double ax, ay, bx, by;
-            hmap(h0, x + r0.local_flow[u], y + r0.local_flow[v], &ax, &ay);
-            hmap(h1, x + r1.local_flow[u], y + r1.local_flow[v], &bx, &by);
-            d_pt = fmax(d_pt, hypot(ax - bx, ay - by));
+            hmap(h0, x, y, &ax, &ay);
+            hmap(h1, x, y, &bx, &by);
+            d_pt = fmax(d_pt, hypot(ax + r0.local_flow[u] - bx - r1.local_flow[u],
+                                    ay + r0.local_flow[v] - by - r1.local_flow[v]));
             d_two = fmax(d_two, fmax(fabs(r0.local_flow[u] - r0two.local_flow[u]),
                                      fabs(r0.local_flow[v] - r0two.local_flow[v])));
             double gx, gy, fx, fy;
@@ -715,7 +773,7 @@ static void test_one_lme_pass(void **state)
             moved = fmax(moved, hypot(gx - fx, gy - fy));
         }
     }
-    print_message("one LME pass: max |H1(p + l1) - H0(p + l0)| %.3g px, refinement moved pixels by up to %.3g px, "
+    print_message("one LME pass: max |H1 p + l1 - (H0 p + l0)| %.3g px, refinement moved pixels by up to %.3g px, "
                   "one vs two passes without refinement %.3g px\n", d_pt, moved, d_two);
     assert_true(moved > 0.05); /* the refinement changed H, or the test says nothing */
     assert_true(d_pt < 1e-3);
@@ -932,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_mask_evidence),
         cmocka_unit_test(test_lme_thresh_k),
         cmocka_unit_test(test_lme_agree_k),
+        cmocka_unit_test(test_lme_finish),
         cmocka_unit_test(test_local_fuse),
         cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
