@@ -683,8 +683,27 @@ fail:
     return rc;
 }
 
+/* One scale of dis_refine_flow: `lins` linearisations around (u, v) in place. */
+static int refine_scale(const float *i0, const float *i1, int w, int h, const dis_config *cfg, int lins,
+                        float *u, float *v, int nt)
+{
+    const rb_geom g = rb_make(w, h);
+    const size_t n = (size_t)w * h;
+    float *arena = gl_malloc(sizeof(float) * (19 * 2 * g.cp + 4 * n + 4 * (size_t)g.cs * nt));
+    if (!arena) return GL_ENOMEM;
+    var_buffers vb = { { 0 }, { 0 }, NULL };
+    float *next = arena;
+    for (int k = 0; k < 19; k++, next += 2 * g.cp) vb.split[k] = next;
+    for (int k = 0; k < 4; k++, next += n) vb.tmp[k] = next;
+    vb.halo = next;
+    int rc = 0;
+    for (int k = 0; k < lins && rc >= 0; k++) rc = dis_var_refine(i0, i1, w, h, u, v, cfg, &vb, nt);
+    gl_free(arena);
+    return rc < 0 ? rc : 0;
+}
+
 int dis_refine_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
-                    flow_field *flow)
+                    int linearisations, int levels, flow_field *flow)
 {
     int rc = dis_config_validate(cfg);
     if (rc < 0) return rc;
@@ -695,6 +714,9 @@ int dis_refine_flow(const float *i0, const float *i1, int width, int height, con
     if (flow->width != width || flow->height != height)
         return gl_error(GL_EINVAL, "dis_refine_flow: flow field is %dx%d, images are %dx%d", flow->width,
                         flow->height, width, height);
+    if (linearisations < 0 || linearisations > 1000 || levels < 1 || levels > DIS_MAX_SCALES)
+        return gl_error(GL_EINVAL, "dis_refine_flow: %d linearisations at %d levels, expected 0 .. 1000 at 1 .. %d",
+                        linearisations, levels, DIS_MAX_SCALES);
     const size_t n = (size_t)width * height;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(i0[i]) || !isfinite(i1[i]))
@@ -702,18 +724,42 @@ int dis_refine_flow(const float *i0, const float *i1, int width, int height, con
         if (!isfinite(flow->u[i]) || !isfinite(flow->v[i]))
             return gl_error(GL_EINVAL, "dis_refine_flow: the flow at pixel %zu is not finite", i);
     }
-    if (cfg->var_refine_iters == 0) return 0;
+    if (cfg->var_refine_iters == 0 || linearisations == 0) return 0;
     const int nt = gl_num_threads();
-    const rb_geom g = rb_make(width, height);
-    float *arena = gl_malloc(sizeof(float) * (19 * 2 * g.cp + 4 * n + 4 * (size_t)g.cs * nt));
-    if (!arena) return GL_ENOMEM;
-    var_buffers vb = { { 0 }, { 0 }, NULL };
-    float *next = arena;
-    for (int k = 0; k < 19; k++, next += 2 * g.cp) vb.split[k] = next;
-    for (int k = 0; k < 4; k++, next += n) vb.tmp[k] = next;
-    vb.halo = next;
-    rc = dis_var_refine(i0, i1, width, height, flow->u, flow->v, cfg, &vb, nt);
-    gl_free(arena);
+    /* coarse levels: the images area-averaged, the flow too (scaled); each
+     * level's correction, upsampled, is added to the full-size flow */
+    for (int s = levels - 1; s >= 1 && rc >= 0; s--) {
+        const int lw = width >> s, lh = height >> s;
+        if (lw < 8 || lh < 8) continue;
+        const size_t m = (size_t)lw * lh;
+        float *buf = gl_malloc(sizeof(float) * (6 * m + 2 * n));
+        if (!buf) return GL_ENOMEM;
+        float *c0 = buf, *c1 = c0 + m, *u0 = c1 + m, *v0 = u0 + m, *u = v0 + m, *v = u + m, *up = v + m;
+        const float k = 1.0f / (float)(1 << s);
+        if ((rc = dis_area_resize(i0, width, height, c0, lw, lh, 0)) >= 0 &&
+            (rc = dis_area_resize(i1, width, height, c1, lw, lh, 0)) >= 0 &&
+            (rc = dis_area_resize(flow->u, width, height, u0, lw, lh, 0)) >= 0 &&
+            (rc = dis_area_resize(flow->v, width, height, v0, lw, lh, 0)) >= 0) {
+            for (size_t p = 0; p < m; p++) {
+                u[p] = u0[p] *= k;
+                v[p] = v0[p] *= k;
+            }
+            rc = refine_scale(c0, c1, lw, lh, cfg, linearisations, u, v, nt);
+        }
+        if (rc >= 0) {
+            for (size_t p = 0; p < m; p++) {
+                u[p] -= u0[p];
+                v[p] -= v0[p];
+            }
+            rc = dis_upsample(u, v, lw, lh, up, up + n, width, height, (float)(1 << s));
+        }
+        for (size_t p = 0; rc >= 0 && p < n; p++) {
+            flow->u[p] += up[p];
+            flow->v[p] += up[n + p];
+        }
+        gl_free(buf);
+    }
+    if (rc >= 0) rc = refine_scale(i0, i1, width, height, cfg, linearisations, flow->u, flow->v, nt);
     return rc < 0 ? rc : 0;
 }
 

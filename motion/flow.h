@@ -190,16 +190,20 @@ int dis_flow(const float *i0, const float *i1, int width, int height, const dis_
 
 /* DIS's variational refinement alone (Kroeger et al. 2016, sec. 2.2: the
  * energy of DeepFlow, brightness and gradient constancy plus smoothness, in
- * OpenCV's form), at the images' own scale, starting from the flow already
- * in *flow and replacing it: cfg->var_refine_iters fixed-point iterations
- * of cfg->var_sor_iters SOR sweeps with cfg's weights (the patch and
- * pyramid fields are ignored; 0 iterations leave *flow as it is). It
- * finishes a flow that is already close (a linearisation around it: within
- * a pixel or two of the motion), e.g. the LME's (glocal_infer_options.
- * lme_finish). Images grey 0..255, finite; the flow finite. Threads and
- * bit-identity as dis_flow. */
+ * OpenCV's form), starting from the flow already in *flow and replacing it:
+ * at each level, `linearisations` times a linearisation around the flow so
+ * far followed by cfg->var_refine_iters fixed-point iterations of
+ * cfg->var_sor_iters SOR sweeps with cfg's weights (the patch and pyramid
+ * fields are ignored). levels 1: at the images' size only; L > 1: first at
+ * 1/2^(L-1), ..., 1/2 of it (images and flow area-averaged; each level's
+ * correction upsampled and added to the flow), then at full size. It
+ * finishes a flow that is already close — one linearisation removes about
+ * 40 % of a 1 px offset, several most of it; a coarse level reaches 2^s
+ * times as far — e.g. the LME's (glocal_infer_options.lme_finish). Images
+ * grey 0..255, finite; the flow finite. 0 linearisations leave *flow as it
+ * is. Threads and bit-identity as dis_flow. */
 int dis_refine_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
-                    flow_field *flow);
+                    int linearisations, int levels, flow_field *flow);
 
 /* dis_flow as a flow_method_fn (below), for flow_from_rgb24 and the
  * flow-minus-homography baseline: cfg is a const dis_config * (NULL: the

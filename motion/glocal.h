@@ -621,11 +621,14 @@ typedef struct {
      * second set), it is finished by DIS's variational refinement
      * (dis_refine_flow, motion/flow.h: DeepFlow's energy with DIS medium's
      * weights, alpha 20, delta 5, gamma 10; float warps) on the raw grey
-     * pair at the input size: the mixed flow global + local is refined
-     * lme_finish times, each a new linearisation around the flow so far
-     * (5 fixed-point iterations of 5 SOR sweeps), and the local flow is the
-     * result minus the global flow; the mask's evidence is then taken from
-     * it as before. A classical finish, like the GME's Gauss-Newton one
+     * pair: the mixed flow global + local is refined lme_finish times per
+     * level, each a new linearisation around the flow so far (5 fixed-point
+     * iterations of 5 SOR sweeps), and the local flow is the result minus
+     * the global flow; the mask's evidence is then taken from it as before.
+     * Levels: the LME saw the frames at the model size S, so the finish
+     * starts at the scale nearest it — frames up to about 1.4 S: at the
+     * input size only; about 2 S: at 1/2, then at the input size (levels 1
+     * + round(log2(max side / S))). A classical finish, like the GME's Gauss-Newton one
      * (gn): it starts from the network's flow and follows the images from
      * there; no TV-L1, no DIS search. One linearisation alone removes about
      * 40 % of a 1 px offset (tests/test_dis.c), hence several. 0: the
@@ -650,7 +653,13 @@ typedef struct {
      * linearisation, and on coded clips it also follows the coding noise
      * into the mask. Evidence from the network's flow instead (the finished
      * one only gated): clips 0.073 / 0.595 at 10, but 64^2 IoU 0.525 and
-     * 256 +-16 0.743: not taken. Default 10. */
+     * 256 +-16 0.743: not taken. Levels, at 10: two levels everywhere took
+     * photos 128 +-8 to 0.576 and 256 +-16 to 1.016 but the renderer to
+     * 0.355 (128^2) and 0.432 (64^2) and the clips to 1.022, three levels
+     * 256 +-16 to 0.799 and the renderer to 0.494 / 0.549: a coarser level
+     * than the LME saw loses its detail, hence the rule above (256 +-16
+     * 1.016, 256 +-32 12.181 -> 9.253 with it; at 128^2 one level).
+     * Default 10. */
     int lme_finish;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a

@@ -541,12 +541,14 @@ fail:
 
 /* glocal_infer_options.lme_finish: the LME's flow l (B's frame) finished
  * on the raw grey pair, pair by pair: the mixed flow g + l refined by DIS's
- * variational refinement, `warps` times (each a new linearisation around
- * the flow so far, 5 fixed-point iterations), l = refined - g. */
+ * variational refinement (dis_refine_flow), `lins` linearisations per
+ * level, l = refined - g. The LME saw the frames at the model size S: the
+ * refinement starts at the level nearest that size (frames of 2S: at 1/2,
+ * then at full size). */
 typedef struct {
     const float *ga, *gb, *global; /* [n][H][W] grey A, B; [n][2][H][W] */
     float *local;                  /* [n][2][H][W], in place */
-    int width, height, warps;
+    int width, height, lins, levels;
 } finish_job;
 
 static int finish_range(void *ctx, long begin, long end)
@@ -565,8 +567,7 @@ static int finish_range(void *ctx, long begin, long end)
             f.u[p] = gu[p] + lu[p];
             f.v[p] = gv[p] + lv[p];
         }
-        for (int k = 0; k < j->warps && rc >= 0; k++)
-            rc = dis_refine_flow(j->ga + i * hw, j->gb + i * hw, j->width, j->height, &dc, &f);
+        rc = dis_refine_flow(j->ga + i * hw, j->gb + i * hw, j->width, j->height, &dc, j->lins, j->levels, &f);
         for (size_t p = 0; rc >= 0 && p < hw; p++) {
             lu[p] = f.u[p] - gu[p];
             lv[p] = f.v[p] - gv[p];
@@ -607,6 +608,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     /* the LME's own flow is an output (alone or beside the hybrid's) and
      * gets the variational finish */
     const int finish = lme2 && o->lme_finish > 0 && !o->homography_only && (!tvl1 || both);
+    const double zoom = m ? (width > height ? width : height) / (double)m->cfg.size : 1;
+    const int flevels = 1 + (zoom > 1 ? (int)lround(log2(zoom)) : 0);
     if (both && !(tvl1 && o->lme && !o->homography_only))
         return gl_error(GL_EINVAL, "glocal_infer: local_both needs the hybrid's TV-L1 local flow and the LME "
                         "(local_tvl1 %d, lme %d, homography_only %d)", o->local_tvl1, o->lme, o->homography_only);
@@ -710,7 +713,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (finish) {
-            finish_job fj = { ga, gb, r->global_flow, r->lme_local_flow, width, height, o->lme_finish };
+            finish_job fj = { ga, gb, r->global_flow, r->lme_local_flow, width, height, o->lme_finish, flevels };
             TRY(gl_parallel_for(n, 1, finish_range, &fj));
         }
         if (lme2) {
@@ -721,7 +724,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         }
     }
     if (finish && !tvl1) {
-        finish_job fj = { ga, gb, r->global_flow, r->local_flow, width, height, o->lme_finish };
+        finish_job fj = { ga, gb, r->global_flow, r->local_flow, width, height, o->lme_finish, flevels };
         TRY(gl_parallel_for(n, 1, finish_range, &fj));
     }
     if (post) {

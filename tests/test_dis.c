@@ -318,6 +318,21 @@ static void test_dis_homography(void **state)
     image_release(&photo);
 }
 
+/* Mean |(u, v) - (tu, tv)| over the pixels at least `border` from the edges. */
+static double test_interior_epe_to(const float *u, const float *v, const float *tu, const float *tv, int w, int h,
+                                   int border)
+{
+    double s = 0;
+    long n = 0;
+    for (int y = border; y < h - border; y++)
+        for (int x = border; x < w - border; x++) {
+            size_t i = (size_t)y * w + x;
+            s += hypot(u[i] - tu[i], v[i] - tv[i]);
+            n++;
+        }
+    return s / n;
+}
+
 /* dis_refine_flow finishes a flow that is close: the homography pair of
  * test_dis_homography, started from the analytic flow off by (0.8, -0.6)
  * px everywhere. One call is one linearisation around the incoming flow
@@ -350,31 +365,40 @@ static void test_dis_refine_flow(void **state)
             f.v[i] = truth.v[i] - 0.6f;
         }
         c.var_refine_iters = k ? 5 : 0;
-        for (int j = 0; j < calls[k]; j++) OK(dis_refine_flow(i0, i1, w, h, &c, &f));
-        double s = 0;
-        long n = 0;
-        for (int y = 8; y < h - 8; y++)
-            for (int x = 8; x < w - 8; x++) {
-                size_t i = (size_t)y * w + x;
-                s += hypot(f.u[i] - truth.u[i], f.v[i] - truth.v[i]);
-                n++;
-            }
-        epe[k] = s / n;
+        OK(dis_refine_flow(i0, i1, w, h, &c, calls[k], 1, &f));
+        epe[k] = test_interior_epe_to(f.u, f.v, truth.u, truth.v, w, h, 8);
     }
     print_message("refinement from the analytic flow + (0.8, -0.6): EPE %.3f px -> %.3f (one call) -> %.3f px "
                   "(ten)\n", epe[0], epe[1], epe[2]);
     assert_true(fabs(epe[0] - 1.0) < 1e-4); /* 0 iterations: untouched */
     assert_true(epe[1] < 0.8);
     assert_true(epe[2] < 0.2);
+    /* 4 px off: beyond one level's reach; a coarser level first gets there */
+    double far[2];
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < w * h; i++) {
+            f.u[i] = truth.u[i] + 3.2f;
+            f.v[i] = truth.v[i] - 2.4f;
+        }
+        OK(dis_refine_flow(i0, i1, w, h, &c, 10, k ? 3 : 1, &f));
+        far[k] = test_interior_epe_to(f.u, f.v, truth.u, truth.v, w, h, 8);
+    }
+    print_message("from the analytic flow + (3.2, -2.4): EPE 4.000 px -> %.3f (one level) / %.3f px (three)\n",
+                  far[0], far[1]);
+    assert_true(far[1] < 0.5 * far[0]);
+    assert_true(far[1] < 0.5);
     /* bad input */
     f.u[5] = NAN;
     c.var_refine_iters = 5;
-    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, &f), GL_EINVAL);
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, 1, 1, &f), GL_EINVAL);
     assert_non_null(strstr(gl_last_error(), "flow at pixel 5"));
     f.u[5] = 0;
-    assert_int_equal(dis_refine_flow(i0, i1, w - 1, h, &c, &f), GL_EINVAL);
+    assert_int_equal(dis_refine_flow(i0, i1, w - 1, h, &c, 1, 1, &f), GL_EINVAL);
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, 1, 0, &f), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "levels"));
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, -1, 1, &f), GL_EINVAL);
     c.var_sor_iters = 0;
-    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, &f), GL_EINVAL);
+    assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, 1, 1, &f), GL_EINVAL);
     flow_field_free(&truth);
     flow_field_free(&f);
     free(i1);
