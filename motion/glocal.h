@@ -615,6 +615,9 @@ typedef struct {
      * 0.787 / 0.807 / 0.832, 64^2 0.652 / 0.655 / 0.531 (the 64^2 LME's
      * flow misses slow object parts at 5). Object EPE within 1.3 % (more
      * foreground pixels gated off), leakage down by a quarter to a half.
+     * The same rule judges the LME's own flow when it is finished
+     * (lme_finish): evidence is the finished flow's motion where the
+     * network's unfinished flow moves too (lme_finish below).
      * Default 2.5. */
     double lme_agree_k;
     /* Where the LME's own flow is an output (local_tvl1 0, or local_both's
@@ -624,7 +627,9 @@ typedef struct {
      * pair: the mixed flow global + local is refined lme_finish times per
      * level, each a new linearisation around the flow so far (5 fixed-point
      * iterations of 5 SOR sweeps), and the local flow is the result minus
-     * the global flow; the mask's evidence is then taken from it as before.
+     * the global flow. The mask's evidence is the finished flow's motion
+     * where the network's own (unfinished) flow moves too, lme_agree_k as
+     * for the hybrid; the gate passes the finished flow.
      * Levels: the LME saw the frames at the model size S, so the finish
      * starts at the scale nearest it — frames up to about 1.4 S: at the
      * input size only; about 2 S: at 1/2, then at the input size (levels 1
@@ -653,7 +658,11 @@ typedef struct {
      * linearisation, and on coded clips it also follows the coding noise
      * into the mask. Evidence from the network's flow instead (the finished
      * one only gated): clips 0.073 / 0.595 at 10, but 64^2 IoU 0.525 and
-     * 256 +-16 0.743: not taken. Levels, at 10: two levels everywhere took
+     * 256 +-16 0.743: not taken; both must move (lme_agree_k 2.5), at 10
+     * and the levels below: clips 1.002 / 0.115 / 0.555 -> 1.009 / 0.066 /
+     * 0.654, photos 128 +-8 0.746 / 0.102 / 0.836 -> 0.749 / 0.087 / 0.874,
+     * 256 +-16 1.016 / 0.207 / 0.839 -> 1.017 / 0.201 / 0.853, renderer
+     * 128^2 IoU 0.866 -> 0.868, 64^2 0.643 -> 0.641: taken. Levels, at 10: two levels everywhere took
      * photos 128 +-8 to 0.576 and 256 +-16 to 1.016 but the renderer to
      * 0.355 (128^2) and 0.432 (64^2) and the clips to 1.022, three levels
      * 256 +-16 to 0.799 and the renderer to 0.494 / 0.549: a coarser level

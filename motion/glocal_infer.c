@@ -145,10 +145,12 @@ typedef struct {
     int fuse;               /* with tvl1: fused with DIS's (glocal_infer_options.local_fuse) */
     int width, height, have_mask, gate; /* have_mask: the LME's mask in `mask` is evidence too */
     double thresh, thresh_k, thresh_min, mask_sigma, mask_range, view_margin;
-    double agree_k;         /* > 0 (with tvl1): the LME's flow in `flow` must move too, k of
-                               its own threshold (glocal_infer_options.lme_agree_k) */
+    double agree_k;         /* > 0 (with tvl1 or finished): the LME's flow in `flow` must move
+                               too, k of its own threshold (glocal_infer_options.lme_agree_k) */
     const double *homography; /* [n][9], the alignment */
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
+    const float *finished;    /* NULL, or (without tvl1) [n][2][H][W]: the LME's flow finished
+                                 (lme_finish), the flow to judge and gate; agree_k then reads `flow` */
 } local_job;
 
 /* The motion threshold of flow (u, v): k x the median |flow|, clamped to
@@ -172,10 +174,11 @@ static int local_range(void *ctx, long begin, long end)
     float *buf = gl_malloc(sizeof(float) * 3 * hw);
     float *sw = gl_malloc(sizeof(float) * (2 * R + 1 + 256 + hw));
     uint8_t *ev = gl_malloc(2 * hw);
-    uint8_t *agree = j->tvl1 && j->agree_k > 0 ? gl_malloc(hw) : NULL;
+    const int use_agree = (j->tvl1 || j->finished) && j->agree_k > 0;
+    uint8_t *agree = use_agree ? gl_malloc(hw) : NULL;
     flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
-    if (!buf || !sw || !ev || (j->tvl1 && j->agree_k > 0 && !agree)) goto fail;
+    if (!buf || !sw || !ev || (use_agree && !agree)) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
     /* DIS (medium) needs a patch at half size: frames of 16 px and more */
     const int fuse = j->tvl1 && j->fuse && W >= 16 && H >= 16;
@@ -184,7 +187,7 @@ static int local_range(void *ctx, long begin, long end)
     tvl1_config_default(&tc);
     for (long i = begin; i < end; i++) {
         float *lu = j->flow + i * 2 * hw, *lv = lu + hw, *mk = j->mask + i * hw;
-        if (agree) { /* where the LME's flow moves, before TV-L1's takes its place */
+        if (agree) { /* where the LME's flow moves, before TV-L1's or the finished one takes its place */
             const double t = motion_thresh(j, j->agree_k, lu, lv, buf);
             for (size_t p = 0; p < hw; p++) agree[p] = hypot(lu[p], lv[p]) > t;
         }
@@ -194,8 +197,9 @@ static int local_range(void *ctx, long begin, long end)
             warp_gray(buf + hw, W, H, j->homography + 9 * i, buf + 2 * hw);
             if ((rc = tvl1_flow(buf, buf + 2 * hw, W, H, &tc, &f)) < 0) goto fail;
         } else {
-            memcpy(f.u, lu, sizeof(float) * hw);
-            memcpy(f.v, lv, sizeof(float) * hw);
+            const float *src = j->finished ? j->finished + i * 2 * hw : lu;
+            memcpy(f.u, src, sizeof(float) * hw);
+            memcpy(f.v, src + hw, sizeof(float) * hw);
         }
         /* grey B (if any) is no longer needed */
         const double t = motion_thresh(j, j->thresh_k, f.u, f.v, buf + hw);
@@ -582,7 +586,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
 {
     int rc;
     nn_scope *sc = NULL;
-    float *ga = NULL, *gb = NULL, *wts = NULL, *gs = NULL;
+    float *ga = NULL, *gb = NULL, *wts = NULL, *gs = NULL, *fin = NULL;
     double *h0 = NULL;
     const size_t hw = (size_t)width * height;
     if (!a || !b || n < 1 || width < 8 || height < 8 || !o || !r)
@@ -713,18 +717,22 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (finish) {
-            finish_job fj = { ga, gb, r->global_flow, r->lme_local_flow, width, height, o->lme_finish, flevels };
+            if (!(fin = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
+            memcpy(fin, r->lme_local_flow, sizeof(float) * n * 2 * hw);
+            finish_job fj = { ga, gb, r->global_flow, fin, width, height, o->lme_finish, flevels };
             TRY(gl_parallel_for(n, 1, finish_range, &fj));
         }
         if (lme2) {
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
-                             o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin, 0, r->homography,
-                             r->lme_local_flow, r->lme_mask };
+                             o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin,
+                             fin ? o->lme_agree_k : 0, r->homography, r->lme_local_flow, r->lme_mask, fin };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
     if (finish && !tvl1) {
-        finish_job fj = { ga, gb, r->global_flow, r->local_flow, width, height, o->lme_finish, flevels };
+        if (!(fin = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
+        memcpy(fin, r->local_flow, sizeof(float) * n * 2 * hw);
+        finish_job fj = { ga, gb, r->global_flow, fin, width, height, o->lme_finish, flevels };
         TRY(gl_parallel_for(n, 1, finish_range, &fj));
     }
     if (post) {
@@ -732,7 +740,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
          * (lme_agree_k), where the LME learned a flow */
         local_job lj = { a, b, tvl1, o->local_fuse != 0, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
-                         o->view_margin, tvl1 && lme2 ? o->lme_agree_k : 0, r->homography, r->local_flow, r->mask };
+                         o->view_margin, (tvl1 && lme2) || (fin && !tvl1) ? o->lme_agree_k : 0, r->homography,
+                         r->local_flow, r->mask, tvl1 ? NULL : fin };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
@@ -746,6 +755,7 @@ fail:
     gl_free(wts);
     gl_free(gs);
     gl_free(h0);
+    gl_free(fin);
     if (rc < 0) glocal_result_free(r);
     return rc;
 }

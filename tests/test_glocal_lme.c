@@ -424,6 +424,16 @@ static int cmp_float(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* glocal_infer's motion threshold of the flow (u, v) (hw pixels): k x the
+ * median |flow|, clamped to [tmin, tmax], recomputed with qsort. */
+static double median_thresh(const float *u, const float *v, size_t hw, double k, double tmin, double tmax,
+                            float *mag)
+{
+    for (size_t p = 0; p < hw; p++) mag[p] = hypotf(u[p], v[p]);
+    qsort(mag, hw, sizeof *mag, cmp_float);
+    return fmin(fmax(k * mag[hw / 2], tmin), tmax);
+}
+
 /* lme_thresh_k: the LME's own flow is foreground evidence where |flow| >
  * clamp(k x median |flow|, local_thresh_min, local_thresh) with k =
  * lme_thresh_k (0: local_thresh_k), recomputed here from the returned
@@ -445,6 +455,7 @@ static void test_lme_thresh_k(void **state)
     o.mask_sigma = 0;     /* the mask is the evidence */
     o.view_margin = -1;   /* evidence everywhere */
     o.local_thresh_min = 0.001;
+    o.lme_finish = 0;     /* the network's flow, judged alone (test_lme_finish) */
     float *mag = malloc(sizeof(float) * hw);
     assert_non_null(mag);
     const double ks[2] = { 0, 0.5 };
@@ -456,9 +467,7 @@ static void test_lme_thresh_k(void **state)
         const double k = ks[c] > 0 ? ks[c] : o.local_thresh_k;
         for (int i = 0; i < 2; i++) {
             const float *u = r.local_flow + (size_t)i * 2 * hw, *v = u + hw;
-            for (size_t p = 0; p < hw; p++) mag[p] = hypotf(u[p], v[p]);
-            qsort(mag, hw, sizeof *mag, cmp_float);
-            double t = fmin(fmax(k * mag[hw / 2], o.local_thresh_min), o.local_thresh);
+            const double t = median_thresh(u, v, hw, k, o.local_thresh_min, o.local_thresh, mag);
             long bad = 0;
             for (size_t p = 0; p < hw; p++) {
                 int fg = hypot(u[p], v[p]) > t;
@@ -522,9 +531,7 @@ static void test_lme_agree_k(void **state)
     long tv = 0, both = 0, dropped = 0;
     for (int i = 0; i < 2; i++) {
         const float *u = r1.lme_local_flow + (size_t)i * 2 * hw, *v = u + hw;
-        for (size_t p = 0; p < hw; p++) mag[p] = hypotf(u[p], v[p]);
-        qsort(mag, hw, sizeof *mag, cmp_float);
-        const double t = fmin(fmax(k * mag[hw / 2], o.local_thresh_min), o.local_thresh);
+        const double t = median_thresh(u, v, hw, k, o.local_thresh_min, o.local_thresh, mag);
         long bad = 0;
         for (size_t p = 0; p < hw; p++) {
             const int tvl1 = r0.mask[i * hw + p] >= 0.5f, lme = hypot(u[p], v[p]) > t;
@@ -560,9 +567,11 @@ static void test_lme_agree_k(void **state)
 
 /* lme_finish: the LME's own flow (here an untrained network's, which
  * starts near zero) refined on the raw pair comes closer to the true local
- * motion of the renderer's pairs (still camera: local = mixed); the hybrid's
- * flow and mask, computed in the same inference (local_both), are exactly
- * the same with and without it; out-of-range values are refused by name. */
+ * motion of the renderer's pairs (still camera: local = mixed); its mask is
+ * the finished flow's motion where the unfinished flow moves too
+ * (lme_agree_k, recomputed here); the hybrid's flow and mask, computed in
+ * the same inference (local_both), are exactly the same with and without
+ * it; out-of-range values are refused by name. */
 static void test_lme_finish(void **state)
 {
     (void)state;
@@ -578,6 +587,9 @@ static void test_lme_finish(void **state)
     assert_true(o.lme_finish > 0); /* on by default */
     o.local_gate = 0;
     o.local_both = 1;
+    o.mask_sigma = 0;   /* the mask is the evidence */
+    o.view_margin = -1; /* evidence everywhere */
+    o.local_thresh_min = 0.001;
     glocal_result r[2];
     double epe[2];
     for (int k = 0; k < 2; k++) {
@@ -600,6 +612,25 @@ static void test_lme_finish(void **state)
     assert_true(epe[1] < 0.7 * epe[0]);
     assert_memory_equal(r[0].local_flow, r[1].local_flow, sizeof(float) * N * 2 * hw);
     assert_memory_equal(r[0].mask, r[1].mask, sizeof(float) * N * hw);
+    float *mag = malloc(sizeof(float) * hw);
+    assert_non_null(mag);
+    long fg = 0, vetoed = 0;
+    for (int i = 0; i < N; i++) {
+        const float *u0 = r[0].lme_local_flow + (size_t)i * 2 * hw, *u1 = r[1].lme_local_flow + (size_t)i * 2 * hw;
+        const double t0 = median_thresh(u0, u0 + hw, hw, o.lme_agree_k, o.local_thresh_min, o.local_thresh, mag);
+        const double t1 = median_thresh(u1, u1 + hw, hw, o.local_thresh_k, o.local_thresh_min, o.local_thresh, mag);
+        long bad = 0;
+        for (size_t p = 0; p < hw; p++) {
+            const int moves = hypot(u1[p], u1[hw + p]) > t1, agrees = hypot(u0[p], u0[hw + p]) > t0;
+            bad += (moves && agrees) != (r[1].lme_mask[i * hw + p] >= 0.5f);
+            fg += moves && agrees;
+            vetoed += moves && !agrees;
+        }
+        assert_int_equal(bad, 0);
+    }
+    print_message("finished flow's foreground: %ld pixels, %ld more vetoed by the unfinished flow\n", fg, vetoed);
+    assert_true(fg > 0 && vetoed > 0); /* the rule kept some and dropped some */
+    free(mag);
     glocal_result_free(&r[0]);
     glocal_result_free(&r[1]);
     glocal_result bad;
