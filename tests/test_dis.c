@@ -244,21 +244,48 @@ static void make_homography_pair(const image *photo, int w, int h, float *i0, fl
         }
 }
 
+/* The homography pair of camera.png (128 x 96: I1(H x) = I0(x)), its
+ * analytic flow, and an empty flow field of the same size. */
+typedef struct {
+    int w, h;
+    float *i0, *i1;
+    flow_field truth, f;
+} homography_case;
+
+static void homography_case_new(homography_case *hc)
+{
+    image photo = { 0 };
+    load_gray(TEXTURES "/camera.png", &photo);
+    hc->w = 128;
+    hc->h = 96;
+    hc->i0 = malloc(sizeof(float) * hc->w * hc->h);
+    hc->i1 = malloc(sizeof(float) * hc->w * hc->h);
+    assert_non_null(hc->i0);
+    assert_non_null(hc->i1);
+    make_homography_pair(&photo, hc->w, hc->h, hc->i0, hc->i1);
+    image_release(&photo);
+    OK(flow_field_new(&hc->f, hc->w, hc->h));
+    OK(flow_field_new(&hc->truth, hc->w, hc->h));
+    OK(homography_to_flow(H_TRUE, &hc->truth));
+}
+
+static void homography_case_free(homography_case *hc)
+{
+    flow_field_free(&hc->truth);
+    flow_field_free(&hc->f);
+    free(hc->i1);
+    free(hc->i0);
+}
+
 static void test_dis_homography(void **state)
 {
     (void)state;
-    image photo = { 0 };
-    load_gray(TEXTURES "/camera.png", &photo);
-    const int w = 128, h = 96;
-    float *i0 = malloc(sizeof(float) * w * h), *i1 = malloc(sizeof(float) * w * h);
-    assert_non_null(i0);
-    assert_non_null(i1);
-    make_homography_pair(&photo, w, h, i0, i1);
-    flow_field f, truth, local;
-    OK(flow_field_new(&f, w, h));
-    OK(flow_field_new(&truth, w, h));
+    homography_case hc;
+    homography_case_new(&hc);
+    const int w = hc.w, h = hc.h;
+    const float *i0 = hc.i0, *i1 = hc.i1;
+    flow_field f = hc.f, truth = hc.truth, local;
     OK(flow_field_new(&local, w, h));
-    OK(homography_to_flow(H_TRUE, &truth));
     dis_config c;
     OK(dis_config_preset(&c, "medium"));
     OK(dis_flow(i0, i1, w, h, &c, &f));
@@ -311,11 +338,7 @@ static void test_dis_homography(void **state)
     free(rb);
     free(ra);
     flow_field_free(&local);
-    flow_field_free(&truth);
-    flow_field_free(&f);
-    free(i1);
-    free(i0);
-    image_release(&photo);
+    homography_case_free(&hc);
 }
 
 /* Mean |(u, v) - (tu, tv)| over the pixels at least `border` from the edges. */
@@ -343,17 +366,11 @@ static double test_interior_epe_to(const float *u, const float *v, const float *
 static void test_dis_refine_flow(void **state)
 {
     (void)state;
-    image photo = { 0 };
-    load_gray(TEXTURES "/camera.png", &photo);
-    const int w = 128, h = 96;
-    float *i0 = malloc(sizeof(float) * w * h), *i1 = malloc(sizeof(float) * w * h);
-    assert_non_null(i0);
-    assert_non_null(i1);
-    make_homography_pair(&photo, w, h, i0, i1);
-    flow_field f, truth;
-    OK(flow_field_new(&f, w, h));
-    OK(flow_field_new(&truth, w, h));
-    OK(homography_to_flow(H_TRUE, &truth));
+    homography_case hc;
+    homography_case_new(&hc);
+    const int w = hc.w, h = hc.h;
+    const float *i0 = hc.i0, *i1 = hc.i1;
+    flow_field f = hc.f, truth = hc.truth;
     dis_config c;
     OK(dis_config_preset(&c, "medium"));
     c.opencv_rounding = 0;
@@ -399,11 +416,7 @@ static void test_dis_refine_flow(void **state)
     assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, -1, 1, &f), GL_EINVAL);
     c.var_sor_iters = 0;
     assert_int_equal(dis_refine_flow(i0, i1, w, h, &c, 1, 1, &f), GL_EINVAL);
-    flow_field_free(&truth);
-    flow_field_free(&f);
-    free(i1);
-    free(i0);
-    image_release(&photo);
+    homography_case_free(&hc);
 }
 
 /* A 48x48 piece of one photo moving by (3, -2) px over another, static,
