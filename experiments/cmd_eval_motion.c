@@ -167,6 +167,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
     o->lme_agree_k = gd.lme_agree_k;
     o->local_fuse = gd.local_fuse;
     o->lme_finish = gd.lme_finish;
+    o->lme_thresh_k = gd.lme_thresh_k;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_SECTION("Synthetic clips"),

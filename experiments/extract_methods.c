@@ -331,7 +331,8 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1), finished by %d linearisations of DIS's "
-             "variational refinement on the raw pair, carried in B's frame", t, o.lme_finish);
+             "variational refinement on the raw pair, carried in B's frame; foreground where it moves "
+             "(k %g) and the unfinished flow too (k %g)", t, o.lme_finish, o.lme_thresh_k, o.lme_agree_k);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)

@@ -25,7 +25,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->local_thresh = 0.5;
     o->local_thresh_k = 5;
     o->local_thresh_min = 0.1;
-    o->lme_thresh_k = 0;
+    o->lme_thresh_k = 2.5;
     o->lme_agree_k = 2.5;
     o->lme_finish = 10;
     o->mask_sigma = 1.0 / 16;

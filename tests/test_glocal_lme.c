@@ -449,7 +449,7 @@ static void test_lme_thresh_k(void **state)
     pair_ptrs(&T, 2, pa, pb);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    assert_true(o.lme_thresh_k == 0);
+    assert_true(o.lme_thresh_k == 2.5);
     o.local_tvl1 = 0;
     o.local_gate = 0;     /* the flow as it is */
     o.mask_sigma = 0;     /* the mask is the evidence */
@@ -618,7 +618,8 @@ static void test_lme_finish(void **state)
     for (int i = 0; i < N; i++) {
         const float *u0 = r[0].lme_local_flow + (size_t)i * 2 * hw, *u1 = r[1].lme_local_flow + (size_t)i * 2 * hw;
         const double t0 = median_thresh(u0, u0 + hw, hw, o.lme_agree_k, o.local_thresh_min, o.local_thresh, mag);
-        const double t1 = median_thresh(u1, u1 + hw, hw, o.local_thresh_k, o.local_thresh_min, o.local_thresh, mag);
+        const double kf = o.lme_thresh_k > 0 ? o.lme_thresh_k : o.local_thresh_k;
+        const double t1 = median_thresh(u1, u1 + hw, hw, kf, o.local_thresh_min, o.local_thresh, mag);
         long bad = 0;
         for (size_t p = 0; p < hw; p++) {
             const int moves = hypot(u1[p], u1[hw + p]) > t1, agrees = hypot(u0[p], u0[hw + p]) > t0;
