@@ -535,12 +535,12 @@ typedef struct {
     /* Where the local flow comes from. 0: the LME's own flow. 1 (the
      * default): TV-L1 (motion/flow.h) between A and B aligned by the refined
      * H (the hybrid; it also runs with lme = 0, without the LME's mask). The
-     * default stays the hybrid until the LME's own flow matches it (today
-     * lme_arch 2, object EPE masked / unmasked against the hybrid's: 64^2
-     * 0.44 / 0.38 vs 0.36, 128^2 0.65 / 0.62 vs 0.40 on the synthetic
-     * benchmark, results/motion/report.md; on photo pairs 2.68 vs 1.66 at
-     * 128^2, results/motion/photos/lme-*.txt); arch-1 LMEs never learned
-     * a flow. -1: by the model: the LME's own flow where it is computed
+     * default stays the hybrid until the LME's own flow matches it
+     * everywhere (today lme_arch 2 with lme_finish, masked object EPE
+     * against the hybrid's: ahead on the synthetic benchmark, 64^2 0.33 vs
+     * 0.36, 128^2 0.38 vs 0.40, results/motion/report.md; behind on the
+     * test photos, 1.14 vs 1.01 at 128^2 +-8 px and 9.8 vs 3.0 at 256^2
+     * +-32 px, results/motion/photos; arch-1 LMEs never learned a flow). -1: by the model: the LME's own flow where it is computed
      * (lme = 1) and learned (lme_arch 2), TV-L1 otherwise.
      * Either flow (arch 1's own flow excepted, which is attention-weighted
      * already) is then post-processed the same way: foreground evidence is
