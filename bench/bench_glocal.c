@@ -7,8 +7,8 @@
  * the full glocal_infer (network, DLT, refinement, one LME pass — the
  * default lme_passes — and the LME's own local flow, lme_arch 2, with its
  * variational finish), of the same without the finish
- * (glocal_infer_options.lme_finish 0) and with two LME passes, of the hybrid (TV-L1 on the aligned pair as the local
- * flow, fused with DIS's; one and two LME passes; with one pass also
+ * (glocal_infer_options.lme_finish 0) and with two LME passes, of the
+ * hybrid (TV-L1 on the aligned pair as the local flow, fused with DIS's; one and two LME passes; with one pass also
  * without the polish, glocal_refine_config.polish, without the fusion,
  * glocal_infer_options.local_fuse, and without the DIS start,
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios

@@ -683,23 +683,20 @@ fail:
     return rc;
 }
 
-/* One scale of dis_refine_flow: `lins` linearisations around (u, v) in place. */
-static int refine_scale(const float *i0, const float *i1, int w, int h, const dis_config *cfg, int lins,
-                        float *u, float *v, int nt)
+/* One level of dis_refine_flow: `lins` linearisations around (u, v) in
+ * place; the work planes come from `arena`, sized for the full level. */
+static int refine_level(const float *i0, const float *i1, int w, int h, const dis_config *cfg, int lins,
+                        float *u, float *v, float *arena, int nt)
 {
     const rb_geom g = rb_make(w, h);
-    const size_t n = (size_t)w * h;
-    float *arena = gl_malloc(sizeof(float) * (19 * 2 * g.cp + 4 * n + 4 * (size_t)g.cs * nt));
-    if (!arena) return GL_ENOMEM;
     var_buffers vb = { { 0 }, { 0 }, NULL };
     float *next = arena;
     for (int k = 0; k < 19; k++, next += 2 * g.cp) vb.split[k] = next;
-    for (int k = 0; k < 4; k++, next += n) vb.tmp[k] = next;
+    for (int k = 0; k < 4; k++, next += (size_t)w * h) vb.tmp[k] = next;
     vb.halo = next;
     int rc = 0;
     for (int k = 0; k < lins && rc >= 0; k++) rc = dis_var_refine(i0, i1, w, h, u, v, cfg, &vb, nt);
-    gl_free(arena);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 int dis_refine_flow(const float *i0, const float *i1, int width, int height, const dis_config *cfg,
@@ -725,16 +722,23 @@ int dis_refine_flow(const float *i0, const float *i1, int width, int height, con
             return gl_error(GL_EINVAL, "dis_refine_flow: the flow at pixel %zu is not finite", i);
     }
     if (cfg->var_refine_iters == 0 || linearisations == 0) return 0;
+    /* One arena: the refinement's planes sized for the full level (every
+     * coarser level fits in them), then the coarse levels' images and flows
+     * (sized for the 1/2 level) and the upsampled correction. */
     const int nt = gl_num_threads();
+    const rb_geom g = rb_make(width, height);
+    const size_t work = 19 * 2 * g.cp + 4 * n + 4 * (size_t)g.cs * nt;
+    const size_t m1 = levels > 1 ? (size_t)(width >> 1) * (height >> 1) : 0;
+    float *arena = gl_malloc(sizeof(float) * (work + (levels > 1 ? 6 * m1 + 2 * n : 0)));
+    if (!arena) return GL_ENOMEM;
     /* coarse levels: the images area-averaged, the flow too (scaled); each
      * level's correction, upsampled, is added to the full-size flow */
     for (int s = levels - 1; s >= 1 && rc >= 0; s--) {
         const int lw = width >> s, lh = height >> s;
         if (lw < 8 || lh < 8) continue;
         const size_t m = (size_t)lw * lh;
-        float *buf = gl_malloc(sizeof(float) * (6 * m + 2 * n));
-        if (!buf) return GL_ENOMEM;
-        float *c0 = buf, *c1 = c0 + m, *u0 = c1 + m, *v0 = u0 + m, *u = v0 + m, *v = u + m, *up = v + m;
+        float *c0 = arena + work, *c1 = c0 + m, *u0 = c1 + m, *v0 = u0 + m, *u = v0 + m, *v = u + m,
+              *up = c0 + 6 * m1;
         const float k = 1.0f / (float)(1 << s);
         if ((rc = dis_area_resize(i0, width, height, c0, lw, lh, 0)) >= 0 &&
             (rc = dis_area_resize(i1, width, height, c1, lw, lh, 0)) >= 0 &&
@@ -744,7 +748,7 @@ int dis_refine_flow(const float *i0, const float *i1, int width, int height, con
                 u[p] = u0[p] *= k;
                 v[p] = v0[p] *= k;
             }
-            rc = refine_scale(c0, c1, lw, lh, cfg, linearisations, u, v, nt);
+            rc = refine_level(c0, c1, lw, lh, cfg, linearisations, u, v, arena, nt);
         }
         if (rc >= 0) {
             for (size_t p = 0; p < m; p++) {
@@ -757,9 +761,9 @@ int dis_refine_flow(const float *i0, const float *i1, int width, int height, con
             flow->u[p] += up[p];
             flow->v[p] += up[n + p];
         }
-        gl_free(buf);
     }
-    if (rc >= 0) rc = refine_scale(i0, i1, width, height, cfg, linearisations, flow->u, flow->v, nt);
+    if (rc >= 0) rc = refine_level(i0, i1, width, height, cfg, linearisations, flow->u, flow->v, arena, nt);
+    gl_free(arena);
     return rc < 0 ? rc : 0;
 }
 

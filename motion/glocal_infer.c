@@ -581,6 +581,25 @@ static int finish_range(void *ctx, long begin, long end)
     return rc < 0 ? rc : 0;
 }
 
+/* *out = a new copy of the LME's flow `local` ([n][2][H][W]), finished
+ * (finish_range); the caller frees it. */
+static int lme_finished(const float *ga, const float *gb, const float *global, const float *local, int n, int width,
+                        int height, int lins, int levels, float **out)
+{
+    const size_t sz = sizeof(float) * (size_t)n * 2 * width * height;
+    float *fin = gl_malloc(sz);
+    if (!fin) return GL_ENOMEM;
+    memcpy(fin, local, sz);
+    finish_job fj = { ga, gb, global, fin, width, height, lins, levels };
+    int rc = gl_parallel_for(n, 1, finish_range, &fj);
+    if (rc < 0) {
+        gl_free(fin);
+        return rc;
+    }
+    *out = fin;
+    return 0;
+}
+
 int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, int n,
                  int width, int height, const glocal_infer_options *o, glocal_result *r)
 {
@@ -716,12 +735,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         if (!r->lme_local_flow || !r->lme_mask) { rc = GL_ENOMEM; goto fail; }
         memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
-        if (finish) {
-            if (!(fin = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
-            memcpy(fin, r->lme_local_flow, sizeof(float) * n * 2 * hw);
-            finish_job fj = { ga, gb, r->global_flow, fin, width, height, o->lme_finish, flevels };
-            TRY(gl_parallel_for(n, 1, finish_range, &fj));
-        }
+        if (finish)
+            TRY(lme_finished(ga, gb, r->global_flow, r->lme_local_flow, n, width, height, o->lme_finish, flevels,
+                             &fin));
         if (lme2) {
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin,
@@ -729,12 +745,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
-    if (finish && !tvl1) {
-        if (!(fin = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
-        memcpy(fin, r->local_flow, sizeof(float) * n * 2 * hw);
-        finish_job fj = { ga, gb, r->global_flow, fin, width, height, o->lme_finish, flevels };
-        TRY(gl_parallel_for(n, 1, finish_range, &fj));
-    }
+    if (finish && !tvl1)
+        TRY(lme_finished(ga, gb, r->global_flow, r->local_flow, n, width, height, o->lme_finish, flevels, &fin));
     if (post) {
         /* the hybrid's evidence needs the LME's own flow to move too
          * (lme_agree_k), where the LME learned a flow */
