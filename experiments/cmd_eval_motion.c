@@ -131,8 +131,8 @@ fail:
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
-    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish;
-    double lme_repass, lme_thresh_k, lme_agree_k;
+    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish, lme_coarse;
+    double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px;
     double camera, magnitude;
 } evm_options;
 
@@ -167,6 +167,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
     o->lme_agree_k = gd.lme_agree_k;
     o->local_fuse = gd.local_fuse;
     o->lme_finish = gd.lme_finish;
+    o->lme_coarse = gd.lme_coarse;
+    o->lme_coarse_px = gd.lme_coarse_px;
     o->lme_thresh_k = gd.lme_thresh_k;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
@@ -213,6 +215,12 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-finish", &o->lme_finish, 0, 1000, "N",
                 "the LME's own flow (glocal-lme rows) finished by N linearisations of DIS's variational "
                 "refinement on the raw pair; 0 = the network's flow as it is (glocal_infer_options.lme_finish)"),
+        CLI_NUM("--lme-coarse", &o->lme_coarse, 0, 3, "L",
+                "the LME's own flow (glocal-lme rows) found coarse to fine from 1/2^L of the model size; 0 = "
+                "one pass at the model size (glocal_infer_options.lme_coarse)"),
+        CLI_NUM("--lme-coarse-px", &o->lme_coarse_px, 0, 1000, "PX",
+                "... kept where the coarser levels' flow moves more than PX model pixels, the single pass "
+                "elsewhere (glocal_infer_options.lme_coarse_px)"),
         CLI_NOFLAG("--no-fuse", &o->local_fuse, "the hybrid's local flow is TV-L1's alone, not fused with DIS's "
                    "(glocal_infer_options.local_fuse 0)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
@@ -328,6 +336,8 @@ static int rows_infer(const evm_batch *b)
         o.lme_agree_k = b->o->lme_agree_k;
         o.local_fuse = b->o->local_fuse;
         o.lme_finish = (int)b->o->lme_finish;
+        o.lme_coarse = (int)b->o->lme_coarse;
+        o.lme_coarse_px = b->o->lme_coarse_px;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

@@ -681,6 +681,38 @@ typedef struct {
      * 1.016, 256 +-32 12.181 -> 9.253 with it; at 128^2 one level).
      * Default 10. */
     int lme_finish;
+    /* Where the LME's own flow is an output (as for lme_finish), it is
+     * found coarse to fine: the LME on both frames at 1/2^lme_coarse of the
+     * model size S (area-averaged), then on each finer level with B warped
+     * by the flow so far, the finer flow composed with it (f + c(p + f)),
+     * the last level at S. The network matches over +-3 px at 1/2 of its
+     * input (about 6 px at S), and larger motions leave it in the wrong
+     * basin; at 1/2 they are half as large. Where the coarser levels' flow
+     * moves by lme_coarse_px model pixels or less, the single pass at S is
+     * kept (on still background the half-size pass adds noise). The mask
+     * (and the refinement's weights) stay the single pass's; the hybrid's
+     * agreement rule reads the single pass too, so the hybrid's flow and
+     * mask are untouched. Chosen on training sets only (results/motion
+     * 128^2 model; training photos, seed 777, 30 pairs; clips of the
+     * training photos; renderer seeds 777.., 100 pairs; the 64^2 model on
+     * 64^2 renderer pairs), the LME's finished, masked object EPE /
+     * leakage / IoU, lme_coarse 0 -> 1 (px 2): photos 128 +-8 0.745 / 0.097
+     * / 0.851 -> 0.534 / 0.112 / 0.843, 128 +-16 4.823 / 0.287 / 0.746 ->
+     * 1.511 / 0.456 / 0.728, 256 +-16 1.018 / 0.211 / 0.836 -> 0.712 /
+     * 0.250 / 0.826, 256 +-32 9.253 / 0.600 / 0.724 -> 2.883 / 1.026 /
+     * 0.702 (the hybrid 0.642, 1.587, 0.806, 2.646); clips 0.996 / 0.068 /
+     * 0.671 -> 0.788 / 0.077 / 0.665 (hybrid 0.730); renderer 128^2 0.320 /
+     * 0.039 / 0.843 -> 0.301 / 0.042 / 0.842, 64^2 0.329 / 0.029 / 0.692 ->
+     * 0.326 / 0.029 / 0.692. Two levels: photos 128 +-16 1.395 / 0.712 /
+     * 0.642, 256 +-32 2.812 / 1.538 / 0.635 (more leakage than they gain);
+     * px 1 / 3 at 128 +-16: 1.491 / 0.480 / 0.716, 1.531 / 0.433 / 0.735;
+     * at 256 +-32: 2.863 / 1.053 / 0.694, 2.937 / 0.982 / 0.709. Without
+     * the fall-back to the single pass (px 0): 128 +-16 1.484 / 0.500 /
+     * 0.698, 128 +-8 0.532 / 0.125 / 0.825. 0: one pass at S (before
+     * 2026-12-04). Default 1, lme_coarse_px 2. Costs two more LME passes
+     * (one at S, one at S/2) where it runs. */
+    int lme_coarse;
+    double lme_coarse_px;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a
      * column pass): spatial sigma mask_sigma x the shorter side (windows of

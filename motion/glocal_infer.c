@@ -28,6 +28,8 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme_thresh_k = 2.5;
     o->lme_agree_k = 2.5;
     o->lme_finish = 10;
+    o->lme_coarse = 1;
+    o->lme_coarse_px = 2;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -459,10 +461,78 @@ int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_
     return rc;
 }
 
+/* The flow `fine` found on B warped by `c` (both N x 2 x S x S), composed
+ * with c: A(p) = Bc(p + f(p)) = B(p + f(p) + c(p + f(p))). */
+static int compose_flow(const nn_tensor *fine, const nn_tensor *c, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *cw;
+    TRY(glocal_warp(&cw, c, fine));
+    TRY(nn_add(out, fine, cw));
+fail:
+    return rc;
+}
+
+/* c (N x 2 x h x w, pixels) resampled to s x s, its vectors scaled with it. */
+static int flow_to_size(const nn_tensor *c, int64_t s, nn_tensor **out)
+{
+    int rc;
+    nn_tensor *u;
+    TRY(nn_interpolate(&u, c, s, s, NN_BILINEAR, 0));
+    TRY(nn_mul_scalar(out, u, (double)s / nn_size(c, 3)));
+fail:
+    return rc;
+}
+
+/* glocal_infer_options.lme_coarse: the LME's flow on (A, B aligned) coarse
+ * to fine — at S / 2^levels first (both frames area-averaged), then on
+ * each finer level with B warped by the flow so far and the result
+ * composed with it (compose_flow), the last level at S. Where the coarser
+ * levels' flow moves by px model pixels or less, the single pass `plain`
+ * is kept. Written to dst at the input size (to_input_size). */
+static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *bw, const nn_tensor *plain,
+                       int levels, double px, int width, int height, float *dst)
+{
+    int rc;
+    const int64_t S = m->cfg.size;
+    nn_scope *sc = NULL;
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *c = NULL, *cs = NULL, *sq, *mag, *far, *out;
+    for (int lev = levels; lev >= 0; lev--) {
+        const int64_t s = S >> lev;
+        nn_tensor *al = (nn_tensor *)ta, *bl = (nn_tensor *)bw;
+        glocal_lme_out lo = { 0 };
+        if (lev) {
+            TRY(nn_interpolate(&al, ta, s, s, NN_AREA, 0));
+            TRY(nn_interpolate(&bl, bw, s, s, NN_AREA, 0));
+        }
+        if (c) {
+            TRY(flow_to_size(c, s, &cs));
+            TRY(glocal_warp(&bl, bl, cs));
+            TRY(glocal_lme_forward(m, al, bl, 0, &lo));
+            TRY(compose_flow(lo.local, cs, &c));
+        } else {
+            TRY(glocal_lme_forward(m, al, bl, 0, &lo));
+            c = lo.local;
+        }
+    }
+    /* cs: the coarser levels' flow at S */
+    TRY(nn_mul(&sq, cs, cs));
+    TRY(nn_sum(&mag, sq, (int64_t[]){ 1 }, 1, 1));
+    TRY(nn_compare_scalar(&far, NN_GT, mag, px * px));
+    TRY(nn_where(&out, far, c, plain));
+    TRY(to_input_size(out, width, height, 1, dst));
+fail:
+    nn_scope_end(&sc);
+    return rc;
+}
+
 /* LME on B aligned by the homographies h[n][9] (input pixels): its local
- * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size. */
+ * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size; with
+ * coarse > 0 also the coarse-to-fine flow (lme_pyramid, coarse levels,
+ * threshold px) into cflow, after flow (cflow may be flow). */
 static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
-                    int n, int width, int height, float *flow, float *mask)
+                    int n, int width, int height, int coarse, double px, float *flow, float *mask, float *cflow)
 {
     int rc;
     nn_tensor *al = NULL, *bw = NULL;
@@ -472,6 +542,7 @@ static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, c
     TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
     TRY(to_input_size(lo.local, width, height, 1, flow));
     TRY(to_input_size(lo.mask, width, height, 0, mask));
+    if (cflow && coarse > 0) TRY(lme_pyramid(m, ta, bw, lo.local, coarse, px, width, height, cflow));
 fail:
     nn_free(&lo.local);
     nn_free(&lo.mask);
@@ -499,9 +570,11 @@ static void local_realign(float *u, float *v, int W, int H, const double h0[9], 
 
 /* glocal_infer_options.lme_repass: the LME again, on the refined alignment,
  * for the pairs whose refinement moved a corner by more than px model
- * pixels from h0 (one sub-batch); their flow and mask replace the carried ones. */
+ * pixels from h0 (one sub-batch); their flow and mask replace the carried
+ * ones, and so does their coarse-to-fine flow in cf (lme_into; may be NULL
+ * or r->local_flow). */
 static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h0,
-                      double px, glocal_result *r)
+                      double px, int coarse, double coarse_px, float *cf, glocal_result *r)
 {
     int rc = 0, k = 0;
     const int n = r->n, W = r->width, H = r->height, S = m->cfg.size;
@@ -521,16 +594,19 @@ static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb,
         }
     }
     if (k == 0) goto fail;
-    if (!(buf = gl_malloc(sizeof(float) * 3 * hw * k))) { rc = GL_ENOMEM; goto fail; }
+    const int nb = cf ? 5 : 3; /* planes a pair: flow, mask (, coarse-to-fine flow) */
+    if (!(buf = gl_malloc(sizeof(float) * nb * hw * k))) { rc = GL_ENOMEM; goto fail; }
     int64_t sh[1] = { k };
     TRY(nn_from_data(&cpu, sel, sh, 1, NN_I64));
     TRY(nn_to_device(&idx, cpu, nn_default_device()));
     TRY(nn_index_select(&sa, ta, 0, idx));
     TRY(nn_index_select(&sb, tb, 0, idx));
-    TRY(lme_into(m, sa, sb, h, k, W, H, buf, buf + 2 * hw * k));
+    float *cbuf = cf ? buf + 3 * hw * k : NULL;
+    TRY(lme_into(m, sa, sb, h, k, W, H, coarse, coarse_px, buf, buf + 2 * hw * k, cbuf));
     for (int j = 0; j < k; j++) {
         memcpy(r->local_flow + sel[j] * 2 * hw, buf + j * 2 * hw, sizeof(float) * 2 * hw);
         memcpy(r->mask + sel[j] * hw, buf + 2 * hw * k + j * hw, sizeof(float) * hw);
+        if (cf) memcpy(cf + sel[j] * 2 * hw, cbuf + j * 2 * hw, sizeof(float) * 2 * hw); /* after: cf may be local_flow */
     }
 fail:
     nn_free(&sa);
@@ -631,6 +707,13 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     /* the LME's own flow is an output (alone or beside the hybrid's) and
      * gets the variational finish */
     const int finish = lme2 && o->lme_finish > 0 && !o->homography_only && (!tvl1 || both);
+    /* ... and is found coarse to fine (lme_coarse) */
+    const int coarse = lme2 && o->lme_coarse > 0 && !o->homography_only && (!tvl1 || both);
+    if (lme2 && !o->homography_only && (o->lme_coarse < 0 || o->lme_coarse > 3 || (m->cfg.size >> o->lme_coarse) < 16))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_coarse %d, expected 0..3 with the model size %d / 2^lme_coarse >= 16",
+                        o->lme_coarse, m->cfg.size);
+    if (lme2 && !(o->lme_coarse_px >= 0 && o->lme_coarse_px < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_coarse_px %g, expected a finite number >= 0", o->lme_coarse_px);
     const double zoom = m ? (width > height ? width : height) / (double)m->cfg.size : 1;
     const int flevels = 1 + (zoom > 1 ? (int)lround(log2(zoom)) : 0);
     if (both && !(tvl1 && o->lme && !o->homography_only))
@@ -657,6 +740,15 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     int prev_grad = nn_grad_mode_set(0);
     TRY(nn_scope_begin(&sc));
     nn_tensor *ta = NULL, *tb = NULL;
+    /* where the coarse-to-fine flow goes: the result's local flow (the LME
+     * alone), or the LME's second set beside the hybrid (its agreement
+     * rule reads the single pass); NULL: not wanted */
+    float *cf = NULL;
+    if (coarse && tvl1) {
+        if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
+        cf = r->lme_local_flow;
+    } else if (coarse)
+        cf = r->local_flow;
     if (m) {
         TRY(glocal_frames_to_tensor(&ta, a, n, width, height, S));
         TRY(glocal_frames_to_tensor(&tb, b, n, width, height, S));
@@ -691,7 +783,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
             memcpy(h0, r->homography, sizeof(double) * 9 * n);
         }
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, o->lme_coarse, o->lme_coarse_px, r->local_flow,
+                     r->mask, one_pass ? cf : NULL));
     }
     /* 2. Robust refinement at the input size, weighted by the background of
      * the first LME pass. */
@@ -722,18 +815,25 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         for (int i = 0; i < n; i++) {
             float *u = r->local_flow + (size_t)i * 2 * hw;
             local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
+            if (cf && cf != r->local_flow) {
+                u = cf + (size_t)i * 2 * hw;
+                local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
+            }
         }
-        if (o->refine && o->lme_repass > 0) TRY(lme_repass(m, ta, tb, h0, o->lme_repass, r));
+        if (o->refine && o->lme_repass > 0)
+            TRY(lme_repass(m, ta, tb, h0, o->lme_repass, o->lme_coarse, o->lme_coarse_px, cf, r));
     } else if (o->lme) {
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, o->lme_coarse, o->lme_coarse_px, r->local_flow,
+                     r->mask, cf));
     }
     /* The LME's own flow and mask, before the hybrid replaces them: what
      * local_tvl1 = 0 would post-process (its arch-1 flow is kept as it is). */
     if (both) {
-        r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw);
-        r->lme_mask = gl_malloc(sizeof(float) * n * hw);
-        if (!r->lme_local_flow || !r->lme_mask) { rc = GL_ENOMEM; goto fail; }
-        memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
+        if (!cf) {
+            if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
+            memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
+        }
+        if (!(r->lme_mask = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
         memcpy(r->lme_mask, r->mask, sizeof(float) * n * hw);
         if (finish)
             TRY(lme_finished(ga, gb, r->global_flow, r->lme_local_flow, n, width, height, o->lme_finish, flevels,

@@ -721,6 +721,7 @@ static void test_extract_run_glocal_one_pass(void **state)
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "the LME's own"));
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "variational refinement on the raw pair"));
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "and the unfinished flow too"));
+        if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "coarse to fine from 1/2 of the model size"));
         cache_close(&cc);
         double worst = assert_close(lp[k], la[k], CACHE_INT16_SCALE + 1e-6);
         print_message("one pass with the hybrid vs %s alone: %.4g px\n", lme[k], worst);

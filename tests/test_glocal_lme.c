@@ -34,6 +34,7 @@
 #include "tests/glocal_lme_testutil.h"
 
 #include "experiments/motion_pairs.h"
+#include "datasets/photo_pairs.h"
 #include "experiments/motion_source.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
@@ -519,6 +520,7 @@ static void test_lme_agree_k(void **state)
     o.local_thresh_min = 0.001;
     o.local_both = 1;     /* the LME's own flow, from the same inference */
     o.lme_finish = 0;     /* the LME's flow as the rule reads it (unfinished) */
+    o.lme_coarse = 0;     /* ... and one pass (the rule reads that; test_lme_coarse_reach) */
     const double k = 2.5;
     glocal_result r0, r1;
     o.lme_agree_k = 0;
@@ -590,6 +592,7 @@ static void test_lme_finish(void **state)
     o.mask_sigma = 0;   /* the mask is the evidence */
     o.view_margin = -1; /* evidence everywhere */
     o.local_thresh_min = 0.001;
+    o.lme_coarse = 0;   /* the finish from the single pass (an untrained network has no coarse flow to give) */
     glocal_result r[2];
     double epe[2];
     for (int k = 0; k < 2; k++) {
@@ -1008,6 +1011,116 @@ static void test_load_gme(void **state)
     OK(test_tmpdir_remove(dir));
 }
 
+/* lme_coarse: the committed 128^2 model (trained on the renderer only, its
+ * motions a pixel or two) on photo pairs (tests/data's CC0 photos) whose
+ * patches move 9-12 px, beyond its matching's reach (+-3 at 1/2, about 6 px);
+ * the camera moves little. Scored against the generator's true local flow
+ * on the patches and on the background, the network's own flow unfinished
+ * and ungated (lme_finish 0, local_gate 0), one pass against coarse to fine. */
+static void test_lme_coarse_reach(void **state)
+{
+    (void)state;
+    enum { S = 128, NP = 6 };
+    glocal_model *m = NULL;
+    OK(glocal_model_load(&m, GLOCAL_SOURCE_DIR "/results/motion/128/glocal.h5", NULL));
+    photo_set *set = NULL;
+    OK(photo_set_open(GLOCAL_DATA_DIR "/textures/cc0", 512, &set));
+    photo_pairs_config c = photo_pairs_config_default();
+    c.corner_px = 2;
+    c.patches_min = c.patches_max = 1;
+    c.coverage_min = 0.12;
+    c.coverage_max = 0.2;
+    c.patch_px_min = 9;
+    c.patch_px_max = 12;
+    c.patch_rotation = c.patch_scale = 0;
+    c.seed = 11;
+    photo_pair p[NP];
+    const uint8_t *pa[NP], *pb[NP];
+    for (int i = 0; i < NP; i++) {
+        OK(photo_pair_alloc(&p[i], S, S));
+        OK(photo_pairs_render(set, &c, i, &p[i]));
+        pa[i] = p[i].a;
+        pb[i] = p[i].b;
+    }
+    const size_t hw = (size_t)S * S;
+    double fg[2] = { 0 }, bg[2] = { 0 }, zero = 0;
+    for (int k = 0; k < 2; k++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        assert_true(o.lme_coarse > 0); /* on by default */
+        o.local_tvl1 = 0;
+        o.local_gate = 0;
+        o.lme_finish = 0;
+        o.lme_coarse = k;
+        glocal_result r;
+        OK(glocal_infer(m, pa, pb, NP, S, S, &o, &r));
+        long nf = 0, nb = 0;
+        for (int i = 0; i < NP; i++) {
+            const float *gt = p[i].local_flow, *est = r.local_flow + i * 2 * hw;
+            for (size_t q = 0; q < hw; q++) {
+                const double e = hypot(est[q] - gt[q], est[hw + q] - gt[hw + q]);
+                if (p[i].mask[q]) {
+                    fg[k] += e;
+                    if (k == 0) zero += hypot(gt[q], gt[hw + q]);
+                    nf++;
+                } else {
+                    bg[k] += e;
+                    nb++;
+                }
+            }
+        }
+        assert_true(nf > 0 && nb > 0);
+        fg[k] /= nf;
+        bg[k] /= nb;
+        if (k == 0) zero /= nf;
+        glocal_result_free(&r);
+    }
+    print_message("patches moving 9-12 px: LME object EPE %.3f px one pass, %.3f coarse to fine (zero flow %.3f); "
+                  "background %.3f / %.3f\n", fg[0], fg[1], zero, bg[0], bg[1]);
+    assert_true(fg[0] > 0.5 * zero);  /* one pass: out of reach */
+    assert_true(fg[1] < 0.4 * fg[0]);
+    assert_true(fg[1] < 0.3 * zero);
+    assert_true(bg[1] < 1.0);         /* the background stays near still */
+    /* beside the hybrid (local_both), the coarse-to-fine flow is the LME's
+     * set; the hybrid's flow and mask (its agreement rule reads the single
+     * pass) are the same bits either way, and the LME's set is the flow the
+     * LME alone gives */
+    glocal_result h[2];
+    for (int k = 0; k < 2; k++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.local_both = 1;
+        o.lme_coarse = k;
+        OK(glocal_infer(m, pa, pb, 2, S, S, &o, &h[k]));
+    }
+    assert_memory_equal(h[0].local_flow, h[1].local_flow, sizeof(float) * 2 * 2 * hw);
+    assert_memory_equal(h[0].mask, h[1].mask, sizeof(float) * 2 * hw);
+    assert_memory_not_equal(h[0].lme_local_flow, h[1].lme_local_flow, sizeof(float) * 2 * 2 * hw);
+    {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.local_tvl1 = 0;
+        glocal_result l;
+        OK(glocal_infer(m, pa, pb, 2, S, S, &o, &l));
+        assert_memory_equal(l.local_flow, h[1].lme_local_flow, sizeof(float) * 2 * 2 * hw);
+        assert_memory_equal(l.mask, h[1].lme_mask, sizeof(float) * 2 * hw);
+        glocal_result_free(&l);
+        /* out of range: refused by name */
+        o.lme_coarse = 4;
+        assert_int_equal(glocal_infer(m, pa, pb, 2, S, S, &o, &l), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "lme_coarse"));
+        o.lme_coarse = 1;
+        o.lme_coarse_px = NAN;
+        assert_int_equal(glocal_infer(m, pa, pb, 2, S, S, &o, &l), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "lme_coarse_px"));
+    }
+    glocal_result_free(&h[0]);
+    glocal_result_free(&h[1]);
+    for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
+    photo_set_free(&set);
+    glocal_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1023,6 +1136,7 @@ int main(void)
         cmocka_unit_test(test_lme_thresh_k),
         cmocka_unit_test(test_lme_agree_k),
         cmocka_unit_test(test_lme_finish),
+        cmocka_unit_test(test_lme_coarse_reach),
         cmocka_unit_test(test_local_fuse),
         cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
