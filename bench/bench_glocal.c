@@ -6,8 +6,9 @@
  * refinement alone (pure C, per pair), of GME + LME forward (with_lme), of
  * the full glocal_infer (network, DLT, refinement, one LME pass — the
  * default lme_passes — and the LME's own local flow, lme_arch 2, with its
- * variational finish), of the same without the finish
- * (glocal_infer_options.lme_finish 0) and with two LME passes, of the
+ * variational finish, coarse to fine), of the same without the finish
+ * (glocal_infer_options.lme_finish 0), in one LME pass at the model size
+ * (lme_coarse 0) and with two LME passes, of the
  * hybrid (TV-L1 on the aligned pair as the local flow, fused with DIS's; one and two LME passes; with one pass also
  * without the polish, glocal_refine_config.polish, without the fusion,
  * glocal_infer_options.local_fuse, and without the DIS start,
@@ -98,7 +99,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full_nofinish, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full_nofinish, full_nocoarse, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
@@ -175,6 +176,10 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.lme_finish = 0; /* the network's flow without its variational finish */
     r.full_nofinish = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.lme_finish = finish;
+    const int coarse = io.lme_coarse;
+    io.lme_coarse = 0; /* the LME in one pass at the model size, not coarse to fine */
+    r.full_nocoarse = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.lme_coarse = coarse;
     io.lme_passes = 2;
     r.full2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.local_tvl1 = 1; /* the hybrid: TV-L1 on the aligned pair */
@@ -288,6 +293,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
         printf("glocal S=%d gme_lme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme_lme);
         printf("glocal S=%d full_infer_no_finish_%dthr %.1f pairs/s\n", S, threads, one.full_nofinish);
+        printf("glocal S=%d full_infer_no_coarse_%dthr %.1f pairs/s\n", S, threads, one.full_nocoarse);
         printf("glocal S=%d full_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.full2);
         printf("glocal S=%d hybrid_infer_%dthr %.1f pairs/s\n", S, threads, one.hybrid);
         printf("glocal S=%d hybrid_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.hybrid2);

@@ -34,8 +34,9 @@
  *        explicit match the U-Net did not learn the objects' motion within CPU
  *        budgets (tests/test_glocal_lme.c's setting, 300 steps with a TV-L1
  *        teacher: held-out object EPE 1.12 px, zero flow's 1.12; with it 0.53).
- *        Where the LME's flow is the output it is finished by a variational
- *        refinement on the raw pair (glocal_infer_options.lme_finish).
+ *        Where the LME's flow is the output it runs coarse to fine (at half
+ *        the model size first: glocal_infer_options.lme_coarse) and is
+ *        finished by a variational refinement on the raw pair (lme_finish).
  *        lme_arch 1 (older checkpoints): the local flow is attention *
  *        lme_scale * tanh(raw), which never learned (the flow gets gradient
  *        only where the mask is on); their local flow is TV-L1 on the aligned
@@ -536,11 +537,13 @@ typedef struct {
      * default): TV-L1 (motion/flow.h) between A and B aligned by the refined
      * H (the hybrid; it also runs with lme = 0, without the LME's mask). The
      * default stays the hybrid until the LME's own flow matches it
-     * everywhere (today lme_arch 2 with lme_finish, masked object EPE
-     * against the hybrid's: ahead on the synthetic benchmark, 64^2 0.33 vs
-     * 0.36, 128^2 0.38 vs 0.40, results/motion/report.md; behind on the
-     * test photos, 1.14 vs 1.01 at 128^2 +-8 px and 9.8 vs 3.0 at 256^2
-     * +-32 px, results/motion/photos; arch-1 LMEs never learned a flow). -1: by the model: the LME's own flow where it is computed
+     * everywhere (today lme_arch 2 with lme_coarse and lme_finish, masked
+     * object EPE against the hybrid's: ahead on the synthetic benchmark,
+     * 64^2 0.32 vs 0.36, 128^2 0.30 vs 0.40, results/motion/report.md, and
+     * on the test photos at 128^2 +-8 / +-16 and 256^2 +-16 px, 0.80 /
+     * 2.38 / 0.88 vs 1.01 / 2.60 / 1.03; behind at 256^2 +-32, 3.38 vs
+     * 3.04, results/motion/photos; its mask behind on clips textured with
+     * the test photos, IoU 0.56 vs 0.67; arch-1 LMEs never learned a flow). -1: by the model: the LME's own flow where it is computed
      * (lme = 1) and learned (lme_arch 2), TV-L1 otherwise.
      * Either flow (arch 1's own flow excepted, which is attention-weighted
      * already) is then post-processed the same way: foreground evidence is
