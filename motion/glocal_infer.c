@@ -484,55 +484,10 @@ fail:
     return rc;
 }
 
-/* glocal_infer_options.lme_coarse: the LME's flow on (A, B aligned) coarse
- * to fine — at S / 2^levels first (both frames area-averaged), then on
- * each finer level with B warped by the flow so far and the result
- * composed with it (compose_flow), the last level at S. Where the coarser
- * levels' flow moves by px model pixels or less, the single pass `plain`
- * is kept. Written to dst at the input size (to_input_size). */
-static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *bw, const nn_tensor *plain,
-                       int levels, double px, int width, int height, float *dst)
-{
-    int rc;
-    const int64_t S = m->cfg.size;
-    nn_scope *sc = NULL;
-    TRY(nn_scope_begin(&sc));
-    nn_tensor *c = NULL, *cs = NULL, *sq, *mag, *far, *out;
-    for (int lev = levels; lev >= 0; lev--) {
-        const int64_t s = S >> lev;
-        nn_tensor *al = (nn_tensor *)ta, *bl = (nn_tensor *)bw;
-        glocal_lme_out lo = { 0 };
-        if (lev) {
-            TRY(nn_interpolate(&al, ta, s, s, NN_AREA, 0));
-            TRY(nn_interpolate(&bl, bw, s, s, NN_AREA, 0));
-        }
-        if (c) {
-            TRY(flow_to_size(c, s, &cs));
-            TRY(glocal_warp(&bl, bl, cs));
-            TRY(glocal_lme_forward(m, al, bl, 0, &lo));
-            TRY(compose_flow(lo.local, cs, &c));
-        } else {
-            TRY(glocal_lme_forward(m, al, bl, 0, &lo));
-            c = lo.local;
-        }
-    }
-    /* cs: the coarser levels' flow at S */
-    TRY(nn_mul(&sq, cs, cs));
-    TRY(nn_sum(&mag, sq, (int64_t[]){ 1 }, 1, 1));
-    TRY(nn_compare_scalar(&far, NN_GT, mag, px * px));
-    TRY(nn_where(&out, far, c, plain));
-    TRY(to_input_size(out, width, height, 1, dst));
-fail:
-    nn_scope_end(&sc);
-    return rc;
-}
-
 /* LME on B aligned by the homographies h[n][9] (input pixels): its local
- * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size; with
- * coarse > 0 also the coarse-to-fine flow (lme_pyramid, coarse levels,
- * threshold px) into cflow, after flow (cflow may be flow). */
+ * flow [n][2][H][W] and mask [n][H][W], rescaled to the input size. */
 static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h,
-                    int n, int width, int height, int coarse, double px, float *flow, float *mask, float *cflow)
+                    int n, int width, int height, float *flow, float *mask)
 {
     int rc;
     nn_tensor *al = NULL, *bw = NULL;
@@ -542,12 +497,67 @@ static int lme_into(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, c
     TRY(glocal_lme_forward(m, ta, bw, 0, &lo));
     TRY(to_input_size(lo.local, width, height, 1, flow));
     TRY(to_input_size(lo.mask, width, height, 0, mask));
-    if (cflow && coarse > 0) TRY(lme_pyramid(m, ta, bw, lo.local, coarse, px, width, height, cflow));
 fail:
     nn_free(&lo.local);
     nn_free(&lo.mask);
     nn_free(&bw);
     nn_free(&al);
+    return rc;
+}
+
+/* glocal_infer_options.lme_coarse: the LME's flow on A and B aligned by
+ * h[n][9] (input pixels), coarse to fine — at S / 2^levels first (both
+ * frames area-averaged), then on each finer level with B warped by the flow
+ * so far and the result composed with it (compose_flow), the last level at
+ * S. flow [n][2][H][W] holds the single pass on the same alignment; it is
+ * replaced where the coarser levels' flow moves by more than px model
+ * pixels. */
+static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h, int n,
+                       int levels, double px, int width, int height, float *flow)
+{
+    int rc;
+    const int64_t S = m->cfg.size;
+    const size_t hw = (size_t)width * height, plane = (size_t)n * 2 * hw;
+    float *buf = gl_malloc(sizeof(float) * 2 * plane); /* the composed flow, the coarser levels' */
+    nn_scope *sc = NULL;
+    if (!buf) return GL_ENOMEM;
+    TRY(nn_scope_begin(&sc));
+    nn_tensor *al, *bw, *c = NULL, *cs = NULL;
+    TRY(glocal_homographies_to_flow(h, n, width, height, S, &al));
+    TRY(glocal_warp(&bw, tb, al));
+    for (int lev = levels; lev >= 0; lev--) {
+        const int64_t s = S >> lev;
+        nn_tensor *as = (nn_tensor *)ta, *bs = bw;
+        glocal_lme_out lo = { 0 };
+        if (lev) {
+            TRY(nn_interpolate(&as, ta, s, s, NN_AREA, 0));
+            TRY(nn_interpolate(&bs, bw, s, s, NN_AREA, 0));
+        }
+        if (c) {
+            TRY(flow_to_size(c, s, &cs));
+            TRY(glocal_warp(&bs, bs, cs));
+            TRY(glocal_lme_forward(m, as, bs, 0, &lo));
+            TRY(compose_flow(lo.local, cs, &c));
+        } else {
+            TRY(glocal_lme_forward(m, as, bs, 0, &lo));
+            c = lo.local;
+        }
+    }
+    TRY(to_input_size(c, width, height, 1, buf));
+    TRY(to_input_size(cs, width, height, 1, buf + plane)); /* cs: the coarser levels' flow at S */
+    const double sx = (double)S / width, sy = (double)S / height;
+    for (int i = 0; i < n; i++) {
+        const float *cu = buf + i * 2 * hw, *cv = cu + hw, *ku = buf + plane + i * 2 * hw, *kv = ku + hw;
+        float *u = flow + i * 2 * hw, *v = u + hw;
+        for (size_t p = 0; p < hw; p++)
+            if (hypot(ku[p] * sx, kv[p] * sy) > px) {
+                u[p] = cu[p];
+                v[p] = cv[p];
+            }
+    }
+fail:
+    nn_scope_end(&sc);
+    gl_free(buf);
     return rc;
 }
 
@@ -570,11 +580,9 @@ static void local_realign(float *u, float *v, int W, int H, const double h0[9], 
 
 /* glocal_infer_options.lme_repass: the LME again, on the refined alignment,
  * for the pairs whose refinement moved a corner by more than px model
- * pixels from h0 (one sub-batch); their flow and mask replace the carried
- * ones, and so does their coarse-to-fine flow in cf (lme_into; may be NULL
- * or r->local_flow). */
+ * pixels from h0 (one sub-batch); their flow and mask replace the carried ones. */
 static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h0,
-                      double px, int coarse, double coarse_px, float *cf, glocal_result *r)
+                      double px, glocal_result *r)
 {
     int rc = 0, k = 0;
     const int n = r->n, W = r->width, H = r->height, S = m->cfg.size;
@@ -594,19 +602,16 @@ static int lme_repass(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb,
         }
     }
     if (k == 0) goto fail;
-    const int nb = cf ? 5 : 3; /* planes a pair: flow, mask (, coarse-to-fine flow) */
-    if (!(buf = gl_malloc(sizeof(float) * nb * hw * k))) { rc = GL_ENOMEM; goto fail; }
+    if (!(buf = gl_malloc(sizeof(float) * 3 * hw * k))) { rc = GL_ENOMEM; goto fail; }
     int64_t sh[1] = { k };
     TRY(nn_from_data(&cpu, sel, sh, 1, NN_I64));
     TRY(nn_to_device(&idx, cpu, nn_default_device()));
     TRY(nn_index_select(&sa, ta, 0, idx));
     TRY(nn_index_select(&sb, tb, 0, idx));
-    float *cbuf = cf ? buf + 3 * hw * k : NULL;
-    TRY(lme_into(m, sa, sb, h, k, W, H, coarse, coarse_px, buf, buf + 2 * hw * k, cbuf));
+    TRY(lme_into(m, sa, sb, h, k, W, H, buf, buf + 2 * hw * k));
     for (int j = 0; j < k; j++) {
         memcpy(r->local_flow + sel[j] * 2 * hw, buf + j * 2 * hw, sizeof(float) * 2 * hw);
         memcpy(r->mask + sel[j] * hw, buf + 2 * hw * k + j * hw, sizeof(float) * hw);
-        if (cf) memcpy(cf + sel[j] * 2 * hw, cbuf + j * 2 * hw, sizeof(float) * 2 * hw); /* after: cf may be local_flow */
     }
 fail:
     nn_free(&sa);
@@ -783,8 +788,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(h0 = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
             memcpy(h0, r->homography, sizeof(double) * 9 * n);
         }
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, o->lme_coarse, o->lme_coarse_px, r->local_flow,
-                     r->mask, one_pass ? cf : NULL));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
     }
     /* 2. Robust refinement at the input size, weighted by the background of
      * the first LME pass. */
@@ -815,16 +819,17 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         for (int i = 0; i < n; i++) {
             float *u = r->local_flow + (size_t)i * 2 * hw;
             local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
-            if (cf && cf != r->local_flow) {
-                u = cf + (size_t)i * 2 * hw;
-                local_realign(u, u + hw, width, height, h0 + 9 * i, r->homography + 9 * i);
-            }
         }
-        if (o->refine && o->lme_repass > 0)
-            TRY(lme_repass(m, ta, tb, h0, o->lme_repass, o->lme_coarse, o->lme_coarse_px, cf, r));
+        if (o->refine && o->lme_repass > 0) TRY(lme_repass(m, ta, tb, h0, o->lme_repass, r));
     } else if (o->lme) {
-        TRY(lme_into(m, ta, tb, r->homography, n, width, height, o->lme_coarse, o->lme_coarse_px, r->local_flow,
-                     r->mask, cf));
+        TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
+    }
+    /* The coarse-to-fine flow, once, on the final alignment: where the
+     * coarser levels move, it replaces the single pass (the hybrid's
+     * agreement rule reads that: cf is then its own copy) */
+    if (cf) {
+        if (cf != r->local_flow) memcpy(cf, r->local_flow, sizeof(float) * n * 2 * hw);
+        TRY(lme_pyramid(m, ta, tb, r->homography, n, o->lme_coarse, o->lme_coarse_px, width, height, cf));
     }
     /* The LME's own flow and mask, before the hybrid replaces them: what
      * local_tvl1 = 0 would post-process (its arch-1 flow is kept as it is). */

@@ -782,6 +782,7 @@ static void test_one_lme_pass(void **state)
     o.lme_repass = 0; /* the carried flow on every pair (test_lme_repass) */
     o.rc.polish = 0;   /* polished, these pairs end within 0.01 px of H0: nothing to carry */
     o.lme_finish = 0;  /* the carried flow itself, not its finish */
+    o.lme_coarse = 0;  /* ... nor the coarse-to-fine pass, run on the final alignment */
     glocal_result r0, r0two, r1;
     OK(glocal_infer(m, pa, pb, 4, TS, TS, &o, &r0));
     o.lme_passes = 2;
