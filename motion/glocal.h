@@ -719,7 +719,11 @@ typedef struct {
      * without it). The numbers above were measured with it run on the
      * first pass's alignment as well (and again on repass); once, on the
      * final alignment, they moved by at most 0.007 px (clips 0.788 ->
-     * 0.781), the rest within 0.003. */
+     * 0.781), the rest within 0.003. On a weakly trained network it can
+     * cost: tests/test_glocal_lme_learn.c's 48^2 LME (300 steps, motions
+     * about 1 px) gives 0.572 px unfinished in one pass, 0.658 coarse to
+     * fine (its half-size flow is noise above 2 px); finished, 0.305 and
+     * 0.302 (AMD EPYC; 0.540 / 0.303 in one pass on the Intel machine). */
     int lme_coarse;
     double lme_coarse_px;
     /* The mask (and the gate) is that evidence cleaned up by a joint

@@ -745,15 +745,6 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     int prev_grad = nn_grad_mode_set(0);
     TRY(nn_scope_begin(&sc));
     nn_tensor *ta = NULL, *tb = NULL;
-    /* where the coarse-to-fine flow goes: the result's local flow (the LME
-     * alone), or the LME's second set beside the hybrid (its agreement
-     * rule reads the single pass); NULL: not wanted */
-    float *cf = NULL;
-    if (coarse && tvl1) {
-        if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
-        cf = r->lme_local_flow;
-    } else if (coarse)
-        cf = r->local_flow;
     if (m) {
         TRY(glocal_frames_to_tensor(&ta, a, n, width, height, S));
         TRY(glocal_frames_to_tensor(&tb, b, n, width, height, S));
@@ -825,16 +816,21 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         TRY(lme_into(m, ta, tb, r->homography, n, width, height, r->local_flow, r->mask));
     }
     /* The coarse-to-fine flow, once, on the final alignment: where the
-     * coarser levels move, it replaces the single pass (the hybrid's
-     * agreement rule reads that: cf is then its own copy) */
-    if (cf) {
-        if (cf != r->local_flow) memcpy(cf, r->local_flow, sizeof(float) * n * 2 * hw);
-        TRY(lme_pyramid(m, ta, tb, r->homography, n, o->lme_coarse, o->lme_coarse_px, width, height, cf));
+     * coarser levels move, it replaces the single pass — in the result's
+     * local flow (the LME alone), or in the LME's own set beside the hybrid
+     * (whose agreement rule reads the single pass) */
+    if (coarse) {
+        if (tvl1) {
+            if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
+            memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
+        }
+        TRY(lme_pyramid(m, ta, tb, r->homography, n, o->lme_coarse, o->lme_coarse_px, width, height,
+                        tvl1 ? r->lme_local_flow : r->local_flow));
     }
     /* The LME's own flow and mask, before the hybrid replaces them: what
      * local_tvl1 = 0 would post-process (its arch-1 flow is kept as it is). */
     if (both) {
-        if (!cf) {
+        if (!r->lme_local_flow) { /* unless coarse to fine made it above */
             if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
             memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         }

@@ -35,6 +35,7 @@ static double object_epe(glocal_model *m, const motion_pairs *T, int finish, dou
     o.local_tvl1 = 0;
     o.local_gate = 0;
     o.lme_finish = finish;
+    o.lme_coarse = 0; /* what the training taught the single pass (coarse to fine: test_lme_coarse_reach) */
     glocal_result r;
     OK(glocal_infer(m, pa, pb, NTEST, TS, TS, &o, &r));
     double e = 0, z = 0;
