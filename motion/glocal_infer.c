@@ -533,15 +533,13 @@ static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb
             TRY(nn_interpolate(&as, ta, s, s, NN_AREA, 0));
             TRY(nn_interpolate(&bs, bw, s, s, NN_AREA, 0));
         }
-        if (c) {
+        if (c) { /* B warped by the coarser levels' flow */
             TRY(flow_to_size(c, s, &cs));
             TRY(glocal_warp(&bs, bs, cs));
-            TRY(glocal_lme_forward(m, as, bs, 0, &lo));
-            TRY(compose_flow(lo.local, cs, &c));
-        } else {
-            TRY(glocal_lme_forward(m, as, bs, 0, &lo));
-            c = lo.local;
         }
+        TRY(glocal_lme_forward(m, as, bs, 0, &lo));
+        if (c) TRY(compose_flow(lo.local, cs, &c));
+        else c = lo.local;
     }
     TRY(to_input_size(c, width, height, 1, buf));
     TRY(to_input_size(cs, width, height, 1, buf + plane)); /* cs: the coarser levels' flow at S */
@@ -714,7 +712,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     const int finish = lme2 && o->lme_finish > 0 && !o->homography_only && (!tvl1 || both);
     /* ... and is found coarse to fine (lme_coarse) */
     const int coarse = lme2 && o->lme_coarse > 0 && !o->homography_only && (!tvl1 || both);
-    if (lme2 && !o->homography_only && (o->lme_coarse < 0 || o->lme_coarse > 3 || (m->cfg.size >> o->lme_coarse) < 16))
+    if (lme2 && (o->lme_coarse < 0 || o->lme_coarse > 3 || (m->cfg.size >> o->lme_coarse) < 16))
         return gl_error(GL_EINVAL, "glocal_infer: lme_coarse %d, expected 0..3 with the model size %d / 2^lme_coarse >= 16",
                         o->lme_coarse, m->cfg.size);
     if (lme2 && !(o->lme_coarse_px >= 0 && o->lme_coarse_px < INFINITY))
