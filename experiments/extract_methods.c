@@ -331,10 +331,11 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
     glocal_infer_options o;
     glocal_infer_options_default(&o);
     snprintf(buf, n, "%s; local flow: the LME's own (no TV-L1), coarse to fine from 1/%d of the model size "
-             "where that moves more than %g px (one pass elsewhere), finished by %d linearisations of DIS's "
+             "and on up to %d finer level(s) above it where the frames are that large, where that moves more than %g px "
+             "(one pass elsewhere), finished by %d linearisations of DIS's "
              "variational refinement on the raw pair, carried in B's frame; foreground where it moves "
-             "(k %g) and the unfinished flow too (k %g)", t, 1 << o.lme_coarse, o.lme_coarse_px, o.lme_finish,
-             o.lme_thresh_k, o.lme_agree_k);
+             "(k %g) and the unfinished flow too (k %g)", t, 1 << o.lme_coarse, o.lme_fine, o.lme_coarse_px,
+             o.lme_finish, o.lme_thresh_k, o.lme_agree_k);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)

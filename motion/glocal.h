@@ -726,6 +726,24 @@ typedef struct {
      * 0.302 (AMD EPYC; 0.540 / 0.303 in one pass on the Intel machine). */
     int lme_coarse;
     double lme_coarse_px;
+    /* ... and beyond S, where the input is larger: on up to lme_fine more
+     * levels (2S, 4S; each only while it is no longer than the input's
+     * longer side), from the input frames area-resized to that size, B
+     * aligned there by H and warped by the flow so far, the LME's flow
+     * composed with it; the same selection (where the levels below S move
+     * by more than lme_coarse_px). The LME never saw 2S, but its features
+     * are local: the finer level recovers the detail (patch edges, texture)
+     * that resizing to S loses. Chosen on training photos (results/motion
+     * 128^2 model, seed 777, 30 pairs), the LME's finished, masked object
+     * EPE / leakage / IoU, lme_fine 0 -> 1: 256 +-16 0.711 / 0.251 / 0.826
+     * -> 0.651 / 0.245 / 0.829; 256 +-32 2.880 / 1.023 / 0.704 -> 2.647 /
+     * 1.019 / 0.708 (the hybrid 0.806 and 2.646). Inputs shorter than 2S
+     * on their longer side are untouched (bit for bit; every 128^2 and 64^2
+     * number above). Cost: one LME forward at 2S, about 4.5 of those at S
+     * (in sub-batches of 2 x 256^2 pixels: larger batches run slower a pair
+     * there); eval-motion's glocal-lme ms/pair at 256^2 in
+     * results/motion/photos. Default 1 (0..2); only with lme_coarse > 0. */
+    int lme_fine;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a
      * column pass): spatial sigma mask_sigma x the shorter side (windows of

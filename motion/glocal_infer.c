@@ -30,6 +30,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme_finish = 10;
     o->lme_coarse = 1;
     o->lme_coarse_px = 2;
+    o->lme_fine = 1;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -505,15 +506,50 @@ fail:
     return rc;
 }
 
-/* glocal_infer_options.lme_coarse: the LME's flow on A and B aligned by
- * h[n][9] (input pixels), coarse to fine — at S / 2^levels first (both
- * frames area-averaged), then on each finer level with B warped by the flow
- * so far and the result composed with it (compose_flow), the last level at
- * S. flow [n][2][H][W] holds the single pass on the same alignment; it is
- * replaced where the coarser levels' flow moves by more than px model
- * pixels. */
-static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb, const double *h, int n,
-                       int levels, double px, int width, int height, float *flow)
+/* One level above the model size, s = 2^k S: the LME on A and B (from the
+ * input frames, area-resized to s, B aligned by h and warped by the flow so
+ * far, c) and its flow composed with c, into *out (N x 2 x s x s). In
+ * sub-batches of about 2 x 256^2 pixels: at 256^2 a batch of 8 runs 2-4x
+ * slower a pair than one of 2 (memory; one thread, AMD EPYC). */
+static int lme_above(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, const double *h, int n,
+                     int64_t s, int width, int height, const nn_tensor *c, nn_tensor **out)
+{
+    int rc = 0;
+    const int step = s * s < (1 << 17) ? (int)((1 << 17) / (s * s)) : 1;
+    const int nk = (n + step - 1) / step;
+    nn_tensor **parts = gl_calloc(nk, sizeof *parts);
+    if (!parts) return GL_ENOMEM;
+    for (int j = 0, k = 0; j < n; j += step, k++) {
+        const int len = n - j < step ? n - j : step;
+        nn_tensor *as, *bs, *al, *cj, *cs;
+        glocal_lme_out lo = { 0 };
+        TRY(glocal_frames_to_tensor(&as, a + j, len, width, height, (int)s));
+        TRY(glocal_frames_to_tensor(&bs, b + j, len, width, height, (int)s));
+        TRY(glocal_homographies_to_flow(h + 9 * j, len, width, height, (int)s, &al));
+        TRY(glocal_warp(&bs, bs, al));
+        TRY(nn_narrow(&cj, c, 0, j, len));
+        TRY(flow_to_size(cj, s, &cs));
+        TRY(glocal_warp(&bs, bs, cs));
+        TRY(glocal_lme_forward(m, as, bs, 0, &lo));
+        TRY(compose_flow(lo.local, cs, &parts[k]));
+    }
+    TRY(nn_cat(out, parts, nk, 0));
+fail:
+    gl_free(parts);
+    return rc;
+}
+
+/* glocal_infer_options.lme_coarse / lme_fine: the LME's flow on A and B
+ * aligned by h[n][9] (input pixels), coarse to fine — at S / 2^levels first
+ * (both frames area-averaged), then on each finer level with B warped by the
+ * flow so far and the result composed with it (compose_flow), up to S, then
+ * on `fine` levels above S (2S, 4S: the frames a, b area-resized from the
+ * input, B aligned there). flow [n][2][H][W] holds the single pass at S on
+ * the same alignment; it is replaced where the coarser levels' flow moves
+ * by more than px model pixels. */
+static int lme_pyramid(glocal_model *m, const uint8_t *const *a, const uint8_t *const *b, const nn_tensor *ta,
+                       const nn_tensor *tb, const double *h, int n, int levels, int fine, double px, int width,
+                       int height, float *flow)
 {
     int rc;
     const int64_t S = m->cfg.size;
@@ -541,6 +577,8 @@ static int lme_pyramid(glocal_model *m, const nn_tensor *ta, const nn_tensor *tb
         if (c) TRY(compose_flow(lo.local, cs, &c));
         else c = lo.local;
     }
+    for (int k = 1; k <= fine; k++) /* above S, from the input frames */
+        TRY(lme_above(m, a, b, h, n, S << k, width, height, c, &c));
     TRY(to_input_size(c, width, height, 1, buf));
     TRY(to_input_size(cs, width, height, 1, buf + plane)); /* cs: the coarser levels' flow at S */
     const double sx = (double)S / width, sy = (double)S / height;
@@ -718,6 +756,10 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (lme2 && !(o->lme_coarse_px >= 0 && o->lme_coarse_px < INFINITY))
         return gl_error(GL_EINVAL, "glocal_infer: lme_coarse_px %g, expected a finite number >= 0", o->lme_coarse_px);
     const double zoom = m ? (width > height ? width : height) / (double)m->cfg.size : 1;
+    if (lme2 && (o->lme_fine < 0 || o->lme_fine > 2))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_fine %d, expected 0..2", o->lme_fine);
+    int fine = 0; /* levels above S: 2^fine S <= the longer side */
+    while (fine < o->lme_fine && zoom >= (double)(2 << fine)) fine++;
     const int flevels = 1 + (zoom > 1 ? (int)lround(log2(zoom)) : 0);
     if (both && !(tvl1 && o->lme && !o->homography_only))
         return gl_error(GL_EINVAL, "glocal_infer: local_both needs the hybrid's TV-L1 local flow and the LME "
@@ -822,7 +864,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(r->lme_local_flow = gl_malloc(sizeof(float) * n * 2 * hw))) { rc = GL_ENOMEM; goto fail; }
             memcpy(r->lme_local_flow, r->local_flow, sizeof(float) * n * 2 * hw);
         }
-        TRY(lme_pyramid(m, ta, tb, r->homography, n, o->lme_coarse, o->lme_coarse_px, width, height,
+        TRY(lme_pyramid(m, a, b, ta, tb, r->homography, n, o->lme_coarse, fine, o->lme_coarse_px, width, height,
                         tvl1 ? r->lme_local_flow : r->local_flow));
     }
     /* The LME's own flow and mask, before the hybrid replaces them: what

@@ -1122,6 +1122,98 @@ static void test_lme_coarse_reach(void **state)
     glocal_model_free(&m);
 }
 
+/* lme_fine: the same model on 256^2 photo pairs (twice its size), patches
+ * moving 6-10 px: the level at 2S, run on the frames at the input's
+ * resolution, recovers what the model size loses (the patches' edges, the
+ * texture's detail). Scored as above (unfinished, ungated), lme_fine 0
+ * against 1; at the model size the level does not run (bit-identical). */
+static void test_lme_fine_level(void **state)
+{
+    (void)state;
+    enum { S = 256, NP = 4 };
+    glocal_model *m = NULL;
+    OK(glocal_model_load(&m, GLOCAL_SOURCE_DIR "/results/motion/128/glocal.h5", NULL));
+    photo_set *set = NULL;
+    OK(photo_set_open(GLOCAL_DATA_DIR "/textures/cc0", 512, &set));
+    photo_pairs_config c = photo_pairs_config_default();
+    c.width = c.height = S;
+    c.corner_px = 4;
+    c.patches_min = c.patches_max = 1;
+    c.coverage_min = 0.12;
+    c.coverage_max = 0.2;
+    c.patch_px_min = 6;
+    c.patch_px_max = 10;
+    c.patch_rotation = c.patch_scale = 0;
+    c.seed = 23;
+    photo_pair p[NP];
+    const uint8_t *pa[NP], *pb[NP];
+    for (int i = 0; i < NP; i++) {
+        OK(photo_pair_alloc(&p[i], S, S));
+        OK(photo_pairs_render(set, &c, i, &p[i]));
+        pa[i] = p[i].a;
+        pb[i] = p[i].b;
+    }
+    const size_t hw = (size_t)S * S;
+    double fg[2] = { 0 }, bg[2] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        assert_true(o.lme_fine > 0); /* on by default */
+        o.local_tvl1 = 0;
+        o.local_gate = 0;
+        o.lme_finish = 0;
+        o.lme_fine = k;
+        glocal_result r;
+        OK(glocal_infer(m, pa, pb, NP, S, S, &o, &r));
+        long nf = 0, nb = 0;
+        for (int i = 0; i < NP; i++) {
+            const float *gt = p[i].local_flow, *est = r.local_flow + i * 2 * hw;
+            for (size_t q = 0; q < hw; q++) {
+                const double e = hypot(est[q] - gt[q], est[hw + q] - gt[hw + q]);
+                if (p[i].mask[q]) {
+                    fg[k] += e;
+                    nf++;
+                } else {
+                    bg[k] += e;
+                    nb++;
+                }
+            }
+        }
+        fg[k] /= nf;
+        bg[k] /= nb;
+        glocal_result_free(&r);
+    }
+    print_message("256^2, patches moving 6-10 px: LME object EPE %.3f px without the level at 2S, %.3f with it; "
+                  "background %.3f / %.3f\n", fg[0], fg[1], bg[0], bg[1]);
+    assert_true(fg[1] < 0.9 * fg[0]);
+    assert_true(bg[1] < 1.1 * bg[0] + 0.02); /* the background no worse */
+    /* at the model size there is no level above it */
+    glocal_result r[2];
+    for (int k = 0; k < 2; k++) {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.local_tvl1 = 0;
+        o.lme_fine = k;
+        OK(glocal_infer(m, pa, pb, 1, 128, 128, &o, &r[k])); /* a 256^2 frame's first 128^2 pixels, as an image */
+    }
+    assert_memory_equal(r[0].local_flow, r[1].local_flow, sizeof(float) * 2 * 128 * 128);
+    assert_memory_equal(r[0].mask, r[1].mask, sizeof(float) * 128 * 128);
+    glocal_result_free(&r[0]);
+    glocal_result_free(&r[1]);
+    {
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        o.local_tvl1 = 0;
+        o.lme_fine = 3;
+        glocal_result l;
+        assert_int_equal(glocal_infer(m, pa, pb, 1, S, S, &o, &l), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "lme_fine"));
+    }
+    for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
+    photo_set_free(&set);
+    glocal_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1138,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_lme_agree_k),
         cmocka_unit_test(test_lme_finish),
         cmocka_unit_test(test_lme_coarse_reach),
+        cmocka_unit_test(test_lme_fine_level),
         cmocka_unit_test(test_local_fuse),
         cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
