@@ -132,7 +132,7 @@ typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish, lme_coarse, lme_fine;
-    double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px;
+    double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px, lme_support, lme_support_k;
     double camera, magnitude;
 } evm_options;
 
@@ -170,6 +170,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
     o->lme_coarse = gd.lme_coarse;
     o->lme_coarse_px = gd.lme_coarse_px;
     o->lme_fine = gd.lme_fine;
+    o->lme_support = gd.lme_support;
+    o->lme_support_k = gd.lme_support_k;
     o->lme_thresh_k = gd.lme_thresh_k;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
@@ -225,6 +227,12 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NUM("--lme-fine", &o->lme_fine, 0, 2, "L",
                 "... and on up to L levels above the model size (2x, 4x) where the input is that large; 0 = "
                 "none (glocal_infer_options.lme_fine)"),
+        CLI_NUM("--lme-support", &o->lme_support, 0, 0.999, "G",
+                "the LME's own finished flow is foreground evidence only where it removes at least G of the "
+                "aligned pair's 7x7 residual, or that residual is above K x its median; 0 = off "
+                "(glocal_infer_options.lme_support)"),
+        CLI_NUM("--lme-support-k", &o->lme_support_k, 0, 1000, "K",
+                "... K (glocal_infer_options.lme_support_k)"),
         CLI_NOFLAG("--no-fuse", &o->local_fuse, "the hybrid's local flow is TV-L1's alone, not fused with DIS's "
                    "(glocal_infer_options.local_fuse 0)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
@@ -343,6 +351,8 @@ static int rows_infer(const evm_batch *b)
         o.lme_coarse = (int)b->o->lme_coarse;
         o.lme_coarse_px = b->o->lme_coarse_px;
         o.lme_fine = (int)b->o->lme_fine;
+        o.lme_support = b->o->lme_support;
+        o.lme_support_k = b->o->lme_support_k;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

@@ -334,8 +334,9 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
              "and on up to %d finer level(s) above it where the frames are that large, where that moves more than %g px "
              "(one pass elsewhere), finished by %d linearisations of DIS's "
              "variational refinement on the raw pair, carried in B's frame; foreground where it moves "
-             "(k %g) and the unfinished flow too (k %g)", t, 1 << o.lme_coarse, o.lme_fine, o.lme_coarse_px,
-             o.lme_finish, o.lme_thresh_k, o.lme_agree_k);
+             "(k %g) and the unfinished flow too (k %g), and where it removes %g of the aligned pair's 7x7 "
+             "residual or that residual is above %g x its median", t, 1 << o.lme_coarse, o.lme_fine,
+             o.lme_coarse_px, o.lme_finish, o.lme_thresh_k, o.lme_agree_k, o.lme_support, o.lme_support_k);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)

@@ -744,6 +744,35 @@ typedef struct {
      * there); eval-motion's glocal-lme ms/pair at 256^2 in
      * results/motion/photos. Default 1 (0..2); only with lme_coarse > 0. */
     int lme_fine;
+    /* Where the LME's own flow is finished (lme_finish) and gated: its
+     * motion is evidence only where it explains the images. Over 7x7
+     * windows, r0 = mean |A(p) - B(H p)| (the pair aligned, no local
+     * motion) and r1 = mean |A(p) - B(H p + l(p))|; the evidence goes where
+     * r1 removes less than lme_support of r0 AND r0 is below lme_support_k
+     * x the frame's median r0 (its noise and alignment floor): motion
+     * claimed where the still hypothesis already fits as well as the
+     * frame's typical background. On MPEG-4-coded clips the network
+     * finds motion of about a pixel in smooth background (sky, walls: few
+     * grey levels of texture), and the finish, whose data term is weak
+     * there, keeps it; the hybrid's TV-L1 does not. A textured object that
+     * moves leaves a large r0 (kept whatever r1), a slow object in a
+     * smooth region a small r0 that its flow explains (kept), an occlusion
+     * band a large r0 (kept). Chosen on training sets only (results/motion
+     * 128^2 model; clips of the training photos, seed 4242 and seed 5151,
+     * 40 pairs each; training photos seed 777, 30 pairs; renderer seeds
+     * 777.., 100 pairs, and the 64^2 model at 64^2), the LME's finished,
+     * masked object EPE / leakage / IoU, off -> on (0.4, 1.5): clips 0.781
+     * / 0.077 / 0.666 -> 0.790 / 0.057 / 0.694 and 0.552 / 0.071 / 0.611
+     * -> 0.556 / 0.042 / 0.696 (hybrid 0.730 / 0.086 / 0.681 and 0.612 /
+     * 0.039 / 0.713); photos, renderer: see below. Rejected: an absolute
+     * floor of 1 grey level (clips 0.784 / 0.063 / 0.693, 0.554 / 0.032 /
+     * 0.713, but photos 128 +-8 0.534 -> 0.625 px, 256 +-16 0.651 ->
+     * 0.908: clean photos have slow objects in smooth regions); the gain
+     * alone (r1 < 0.75 r0: photos 128 +-8 0.563, the 64^2 renderer's IoU
+     * 0.692 -> 0.63 with connected components); a floor of 3 grey levels
+     * (64^2 renderer IoU 0.640); k 2 (0.679). 0: off. Defaults 0.4, 1.5. */
+    double lme_support;
+    double lme_support_k;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a
      * column pass): spatial sigma mask_sigma x the shorter side (windows of

@@ -31,6 +31,8 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme_coarse = 1;
     o->lme_coarse_px = 2;
     o->lme_fine = 1;
+    o->lme_support = 0.4;
+    o->lme_support_k = 1.5;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -154,6 +156,7 @@ typedef struct {
     float *flow, *mask;       /* [n][2][H][W] and [n][H][W]: the LME's in, the result out */
     const float *finished;    /* NULL, or (without tvl1) [n][2][H][W]: the LME's flow finished
                                  (lme_finish), the flow to judge and gate; agree_k then reads `flow` */
+    double support, support_k; /* with finished: glocal_infer_options.lme_support(_k); 0: off */
 } local_job;
 
 /* The motion threshold of flow (u, v): k x the median |flow|, clamped to
@@ -165,6 +168,68 @@ static double motion_thresh(const local_job *j, double k, const float *u, const 
     for (long p = 0; p < hw; p++) scratch[p] = hypotf(u[p], v[p]);
     const double t = k * glocal_quickselect(scratch, hw, hw / 2);
     return t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
+}
+
+/* Box sums of img (W x H) into integ ((W + 1) x (H + 1), zero first row
+ * and column); box_mean reads the mean over the (2r + 1)^2 window at (x, y),
+ * clipped to the frame. */
+static void box_integral(const float *img, int W, int H, double *integ)
+{
+    memset(integ, 0, sizeof(double) * (W + 1));
+    for (int y = 0; y < H; y++) {
+        double row = 0;
+        double *q = integ + (size_t)(y + 1) * (W + 1);
+        q[0] = 0;
+        for (int x = 0; x < W; x++) {
+            row += img[(size_t)y * W + x];
+            q[x + 1] = q[x + 1 - (W + 1)] + row;
+        }
+    }
+}
+
+static double box_mean(const double *integ, int W, int H, int x, int y, int r)
+{
+    const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r + 1 > W ? W : x + r + 1;
+    const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r + 1 > H ? H : y + r + 1;
+    const size_t s = (size_t)W + 1;
+    return (integ[y1 * s + x1] - integ[y0 * s + x1] - integ[y1 * s + x0] + integ[y0 * s + x0]) /
+           ((double)(x1 - x0) * (y1 - y0));
+}
+
+/* glocal_infer_options.lme_support (glocal_private.h). */
+void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
+                              const float *v, double support, double support_k, float *scratch, double *integ,
+                              uint8_t *ev)
+{
+    if (!(support > 0)) return; /* off */
+    enum { R = 3 };
+    const size_t hw = (size_t)W * H;
+    float *r0 = scratch, *r1 = scratch + hw, *m0 = scratch + 2 * hw;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t p = (size_t)y * W + x;
+            double X, Y;
+            float b0, b1;
+            r0[p] = r1[p] = 0;
+            if (homography_apply(h, x, y, &X, &Y) < 0 || !bilinear_inside(gb, W, H, X, Y, &b0) ||
+                !bilinear_inside(gb, W, H, X + u[p], Y + v[p], &b1))
+                continue;
+            r0[p] = fabsf(ga[p] - b0);
+            r1[p] = fabsf(ga[p] - b1);
+        }
+    box_integral(r0, W, H, integ);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) m0[(size_t)y * W + x] = (float)box_mean(integ, W, H, x, y, R);
+    memcpy(r0, m0, sizeof(float) * hw); /* r0 now holds the window means */
+    const double floor = support_k * glocal_quickselect(m0, hw, hw / 2);
+    box_integral(r1, W, H, integ);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t p = (size_t)y * W + x;
+            if (!ev[p]) continue;
+            const double a0 = r0[p], a1 = box_mean(integ, W, H, x, y, R);
+            if (a0 - a1 < support * a0 && a0 < floor) ev[p] = 0;
+        }
 }
 
 static int local_range(void *ctx, long begin, long end)
@@ -179,9 +244,12 @@ static int local_range(void *ctx, long begin, long end)
     uint8_t *ev = gl_malloc(2 * hw);
     const int use_agree = (j->tvl1 || j->finished) && j->agree_k > 0;
     uint8_t *agree = use_agree ? gl_malloc(hw) : NULL;
+    const int use_support = !j->tvl1 && j->finished && j->support > 0;
+    float *sup = use_support ? gl_malloc(sizeof(float) * 4 * hw) : NULL; /* grey B, then 3 planes */
+    double *integ = use_support ? gl_malloc(sizeof(double) * (W + 1) * (H + 1)) : NULL;
     flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
-    if (!buf || !sw || !ev || (use_agree && !agree)) goto fail;
+    if (!buf || !sw || !ev || (use_agree && !agree) || (use_support && (!sup || !integ))) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
     /* DIS (medium) needs a patch at half size: frames of 16 px and more */
     const int fuse = j->tvl1 && j->fuse && W >= 16 && H >= 16;
@@ -213,6 +281,11 @@ static int local_range(void *ctx, long begin, long end)
         for (size_t p = 0; p < hw; p++)
             ev[p] = ev[p] && ((hypot(f.u[p], f.v[p]) > t && (!agree || agree[p])) ||
                               (j->have_mask && mk[p] >= 0.5f));
+        if (use_support) { /* grey A is in buf */
+            if ((rc = flow_gray_from_rgb24(j->b[i], W, H, sup)) < 0) goto fail;
+            glocal_lme_support_clear(buf, sup, W, H, j->homography + 9 * i, f.u, f.v, j->support, j->support_k, sup + hw,
+                              integ, ev);
+        }
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
         if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
@@ -239,6 +312,8 @@ fail:
     gl_free(sw);
     gl_free(ev);
     gl_free(agree);
+    gl_free(sup);
+    gl_free(integ);
     return rc;
 }
 
@@ -756,6 +831,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (lme2 && !(o->lme_coarse_px >= 0 && o->lme_coarse_px < INFINITY))
         return gl_error(GL_EINVAL, "glocal_infer: lme_coarse_px %g, expected a finite number >= 0", o->lme_coarse_px);
     const double zoom = m ? (width > height ? width : height) / (double)m->cfg.size : 1;
+    if (post && !(o->lme_support >= 0 && o->lme_support < 1 && o->lme_support_k >= 0 && o->lme_support_k < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_support %g / lme_support_k %g, expected 0 <= lme_support < 1 "
+                        "and a finite lme_support_k >= 0", o->lme_support, o->lme_support_k);
     if (lme2 && (o->lme_fine < 0 || o->lme_fine > 2))
         return gl_error(GL_EINVAL, "glocal_infer: lme_fine %d, expected 0..2", o->lme_fine);
     int fine = 0; /* levels above S: 2^fine S <= the longer side */
@@ -882,7 +960,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         if (lme2) {
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin,
-                             fin ? o->lme_agree_k : 0, r->homography, r->lme_local_flow, r->lme_mask, fin };
+                             fin ? o->lme_agree_k : 0, r->homography, r->lme_local_flow, r->lme_mask, fin,
+                             o->lme_support, o->lme_support_k };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
@@ -894,7 +973,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         local_job lj = { a, b, tvl1, o->local_fuse != 0, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
                          o->view_margin, (tvl1 && lme2) || (fin && !tvl1) ? o->lme_agree_k : 0, r->homography,
-                         r->local_flow, r->mask, tvl1 ? NULL : fin };
+                         r->local_flow, r->mask, tvl1 ? NULL : fin, o->lme_support, o->lme_support_k };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

@@ -114,6 +114,19 @@ int glocal_visible(const nn_tensor *fwd, const nn_tensor *bwd, nn_tensor **out);
  * homography's smooth flow each iteration gains one order of |grad g|). */
 int glocal_flow_inverse(const nn_tensor *g, int iters, nn_tensor **out);
 
+/* glocal_infer_options.lme_support: clears the foreground evidence ev
+ * (W x H, nonzero = evidence) where the local flow (u, v, in B's frame: p
+ * goes to h p + l(p)) explains little of a residual that was small to
+ * begin with. Over 7x7 windows, r0 = mean |A(p) - B(h p)| (no local
+ * motion) and r1 = mean |A(p) - B(h p + l(p))| (grey A, B; bilinear; both 0
+ * where either point is out of B's view); the evidence goes where
+ * r0 - r1 < support x r0 and r0 < support_k x the frame's median r0 (its
+ * noise and alignment floor); support 0: nothing. scratch: 3 x W x H
+ * floats; integ: (W + 1) x (H + 1) doubles. */
+void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
+                              const float *v, double support, double support_k, float *scratch, double *integ,
+                              uint8_t *ev);
+
 /* Largest distance (px) between where a and b send a corner of a w x h
  * frame (glocal_refine.c). */
 double glocal_corner_shift(const double a[9], const double b[9], int w, int h);

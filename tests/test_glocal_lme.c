@@ -1208,10 +1208,108 @@ static void test_lme_fine_level(void **state)
         glocal_result l;
         assert_int_equal(glocal_infer(m, pa, pb, 1, S, S, &o, &l), GL_EINVAL);
         assert_non_null(strstr(gl_last_error(), "lme_fine"));
+        o.lme_fine = 1;
+        o.lme_support = 1; /* lme_support (test_lme_support_rule): a share below 1 */
+        assert_int_equal(glocal_infer(m, pa, pb, 1, S, S, &o, &l), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "lme_support"));
     }
     for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
     photo_set_free(&set);
     glocal_model_free(&m);
+}
+
+/* lme_support on constructed frames (camera still, h = I), 64x64: a
+ * smooth background (a ramp, 1 grey level a pixel) with independent noise
+ * in each frame (sigma 2), and against it (1) a textured patch that moves
+ * by (2, 1), its flow given exactly; (2) a region of background given a
+ * flow of (1, 0) it does not have (what the network claims in smooth
+ * regions of coded clips); (3) a smooth noise-free patch moving half a
+ * pixel, its flow given: a residual below the noise floor that the flow
+ * explains. The rule keeps (1) and (3) and clears (2); support 0 clears
+ * nothing. */
+static double lme_tex(double x, double y, int kind)
+{
+    return kind == 1 ? 128 + 60 * sin(0.9 * x) * cos(0.7 * y) : 90 + 4 * x + 2 * y; /* (3): 4 grey levels a px */
+}
+
+static void test_lme_support_rule(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 64 };
+    const size_t hw = (size_t)W * H;
+    float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
+          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 3 * hw);
+    double *integ = malloc(sizeof(double) * (W + 1) * (H + 1));
+    uint8_t *ev = malloc(hw), *region = malloc(hw);
+    assert_true(ga && gb && u && v && scratch && integ && ev && region);
+    uint64_t st = 7;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t p = (size_t)y * W + x;
+            double na = 0, nb = 0; /* Gaussian noise, sigma 2: sums of 12 uniforms */
+            for (int k = 0; k < 12; k++) {
+                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                na += (double)(st >> 11) / 9007199254740992.0;
+                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                nb += (double)(st >> 11) / 9007199254740992.0;
+            }
+            ga[p] = (float)(60 + x + 2 * (na - 6));
+            gb[p] = (float)(60 + x + 2 * (nb - 6));
+            region[p] = 0;
+            if (x >= 8 && x < 26 && y >= 8 && y < 26) { /* (1) in A at p, in B at p + (2, 1) */
+                region[p] = 1;
+                ga[p] = (float)lme_tex(x, y, 1);
+                u[p] = 2;
+                v[p] = 1;
+            }
+            if (x >= 40 && x < 58 && y >= 6 && y < 22) { /* (2) */
+                region[p] = 2;
+                u[p] = 1;
+            }
+            if (x >= 12 && x < 28 && y >= 38 && y < 56) { /* (3) in A at p, in B at p + (0.5, 0) */
+                region[p] = 3;
+                ga[p] = (float)lme_tex(x, y, 3);
+                u[p] = 0.5f;
+            }
+        }
+    for (int y = 0; y < H; y++) /* B: the patches moved */
+        for (int x = 0; x < W; x++) {
+            const size_t p = (size_t)y * W + x;
+            if (x - 2 >= 8 && x - 2 < 26 && y - 1 >= 8 && y - 1 < 26) gb[p] = (float)lme_tex(x - 2, y - 1, 1);
+            if (x - 0.5 >= 12 && x - 0.5 < 28 && y >= 38 && y < 56) gb[p] = (float)lme_tex(x - 0.5, y, 3);
+        }
+    const double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t p = 0; p < hw; p++) ev[p] = region[p] != 0;
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        assert_true(o.lme_support > 0); /* on by default */
+        glocal_lme_support_clear(ga, gb, W, H, id, u, v, pass ? o.lme_support : 0, o.lme_support_k, scratch, integ,
+                                 ev);
+        long kept[4] = { 0 }, n[4] = { 0 };
+        for (size_t p = 0; p < hw; p++) {
+            n[region[p]]++;
+            kept[region[p]] += ev[p] != 0;
+        }
+        print_message("lme_support %s: evidence kept on the moving textured patch %.2f, on the claimed still "
+                      "background %.2f, on the slow smooth patch %.2f\n", pass ? "on" : "off",
+                      (double)kept[1] / n[1], (double)kept[2] / n[2], (double)kept[3] / n[3]);
+        if (!pass) {
+            assert_int_equal(kept[1] + kept[2] + kept[3], n[1] + n[2] + n[3]); /* 0: nothing cleared */
+        } else {
+            assert_true(kept[1] > 0.95 * n[1]);
+            assert_true(kept[2] < 0.05 * n[2]);
+            assert_true(kept[3] > 0.9 * n[3]);
+        }
+    }
+    free(ga);
+    free(gb);
+    free(u);
+    free(v);
+    free(scratch);
+    free(integ);
+    free(ev);
+    free(region);
 }
 
 int main(void)
@@ -1231,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_lme_finish),
         cmocka_unit_test(test_lme_coarse_reach),
         cmocka_unit_test(test_lme_fine_level),
+        cmocka_unit_test(test_lme_support_rule),
         cmocka_unit_test(test_local_fuse),
         cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
