@@ -1012,6 +1012,69 @@ static void test_load_gme(void **state)
     OK(test_tmpdir_remove(dir));
 }
 
+/* np S x S photo pairs from tests/data's CC0 photos, one patch covering
+ * 12-20 % of the frame and moving patch_px_min..max px (no rotation or
+ * scale), each corner within +-corner_px; pa / pb point at their frames. */
+static void lme_photo_pairs(int S, int np, double corner_px, double patch_min, double patch_max, uint64_t seed,
+                            photo_pair *p, const uint8_t **pa, const uint8_t **pb)
+{
+    photo_set *set = NULL;
+    OK(photo_set_open(GLOCAL_DATA_DIR "/textures/cc0", 512, &set));
+    photo_pairs_config c = photo_pairs_config_default();
+    c.width = c.height = S;
+    c.corner_px = corner_px;
+    c.patches_min = c.patches_max = 1;
+    c.coverage_min = 0.12;
+    c.coverage_max = 0.2;
+    c.patch_px_min = patch_min;
+    c.patch_px_max = patch_max;
+    c.patch_rotation = c.patch_scale = 0;
+    c.seed = seed;
+    for (int i = 0; i < np; i++) {
+        OK(photo_pair_alloc(&p[i], S, S));
+        OK(photo_pairs_render(set, &c, i, &p[i]));
+        pa[i] = p[i].a;
+        pb[i] = p[i].b;
+    }
+    photo_set_free(&set);
+}
+
+/* The LME's own local flow (no TV-L1), unfinished and ungated, with the
+ * options o otherwise, against the generator's true local flow: mean end
+ * point error on the patches (*fg) and on the background (*bg); *zero (may
+ * be NULL): the zero flow's error on the patches. */
+static void lme_photo_score(glocal_model *m, const photo_pair *p, const uint8_t **pa, const uint8_t **pb, int np,
+                            int S, glocal_infer_options o, double *fg, double *bg, double *zero)
+{
+    const size_t hw = (size_t)S * S;
+    o.local_tvl1 = 0;
+    o.local_gate = 0;
+    o.lme_finish = 0;
+    glocal_result r;
+    OK(glocal_infer(m, pa, pb, np, S, S, &o, &r));
+    double f = 0, b = 0, z = 0;
+    long nf = 0, nb = 0;
+    for (int i = 0; i < np; i++) {
+        const float *gt = p[i].local_flow, *est = r.local_flow + i * 2 * hw;
+        for (size_t q = 0; q < hw; q++) {
+            const double e = hypot(est[q] - gt[q], est[hw + q] - gt[hw + q]);
+            if (p[i].mask[q]) {
+                f += e;
+                z += hypot(gt[q], gt[hw + q]);
+                nf++;
+            } else {
+                b += e;
+                nb++;
+            }
+        }
+    }
+    assert_true(nf > 0 && nb > 0);
+    *fg = f / nf;
+    *bg = b / nb;
+    if (zero) *zero = z / nf;
+    glocal_result_free(&r);
+}
+
 /* lme_coarse: the committed 128^2 model (trained on the renderer only, its
  * motions a pixel or two) on photo pairs (tests/data's CC0 photos) whose
  * patches move 9-12 px, beyond its matching's reach (+-3 at 1/2, about 6 px);
@@ -1024,57 +1087,17 @@ static void test_lme_coarse_reach(void **state)
     enum { S = 128, NP = 6 };
     glocal_model *m = NULL;
     OK(glocal_model_load(&m, GLOCAL_SOURCE_DIR "/results/motion/128/glocal.h5", NULL));
-    photo_set *set = NULL;
-    OK(photo_set_open(GLOCAL_DATA_DIR "/textures/cc0", 512, &set));
-    photo_pairs_config c = photo_pairs_config_default();
-    c.corner_px = 2;
-    c.patches_min = c.patches_max = 1;
-    c.coverage_min = 0.12;
-    c.coverage_max = 0.2;
-    c.patch_px_min = 9;
-    c.patch_px_max = 12;
-    c.patch_rotation = c.patch_scale = 0;
-    c.seed = 11;
     photo_pair p[NP];
     const uint8_t *pa[NP], *pb[NP];
-    for (int i = 0; i < NP; i++) {
-        OK(photo_pair_alloc(&p[i], S, S));
-        OK(photo_pairs_render(set, &c, i, &p[i]));
-        pa[i] = p[i].a;
-        pb[i] = p[i].b;
-    }
+    lme_photo_pairs(S, NP, 2, 9, 12, 11, p, pa, pb);
     const size_t hw = (size_t)S * S;
-    double fg[2] = { 0 }, bg[2] = { 0 }, zero = 0;
+    double fg[2], bg[2], zero;
     for (int k = 0; k < 2; k++) {
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         assert_true(o.lme_coarse > 0); /* on by default */
-        o.local_tvl1 = 0;
-        o.local_gate = 0;
-        o.lme_finish = 0;
         o.lme_coarse = k;
-        glocal_result r;
-        OK(glocal_infer(m, pa, pb, NP, S, S, &o, &r));
-        long nf = 0, nb = 0;
-        for (int i = 0; i < NP; i++) {
-            const float *gt = p[i].local_flow, *est = r.local_flow + i * 2 * hw;
-            for (size_t q = 0; q < hw; q++) {
-                const double e = hypot(est[q] - gt[q], est[hw + q] - gt[hw + q]);
-                if (p[i].mask[q]) {
-                    fg[k] += e;
-                    if (k == 0) zero += hypot(gt[q], gt[hw + q]);
-                    nf++;
-                } else {
-                    bg[k] += e;
-                    nb++;
-                }
-            }
-        }
-        assert_true(nf > 0 && nb > 0);
-        fg[k] /= nf;
-        bg[k] /= nb;
-        if (k == 0) zero /= nf;
-        glocal_result_free(&r);
+        lme_photo_score(m, p, pa, pb, NP, S, o, &fg[k], &bg[k], k ? NULL : &zero);
     }
     print_message("patches moving 9-12 px: LME object EPE %.3f px one pass, %.3f coarse to fine (zero flow %.3f); "
                   "background %.3f / %.3f\n", fg[0], fg[1], zero, bg[0], bg[1]);
@@ -1118,7 +1141,6 @@ static void test_lme_coarse_reach(void **state)
     glocal_result_free(&h[0]);
     glocal_result_free(&h[1]);
     for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
-    photo_set_free(&set);
     glocal_model_free(&m);
 }
 
@@ -1133,55 +1155,16 @@ static void test_lme_fine_level(void **state)
     enum { S = 256, NP = 4 };
     glocal_model *m = NULL;
     OK(glocal_model_load(&m, GLOCAL_SOURCE_DIR "/results/motion/128/glocal.h5", NULL));
-    photo_set *set = NULL;
-    OK(photo_set_open(GLOCAL_DATA_DIR "/textures/cc0", 512, &set));
-    photo_pairs_config c = photo_pairs_config_default();
-    c.width = c.height = S;
-    c.corner_px = 4;
-    c.patches_min = c.patches_max = 1;
-    c.coverage_min = 0.12;
-    c.coverage_max = 0.2;
-    c.patch_px_min = 6;
-    c.patch_px_max = 10;
-    c.patch_rotation = c.patch_scale = 0;
-    c.seed = 23;
     photo_pair p[NP];
     const uint8_t *pa[NP], *pb[NP];
-    for (int i = 0; i < NP; i++) {
-        OK(photo_pair_alloc(&p[i], S, S));
-        OK(photo_pairs_render(set, &c, i, &p[i]));
-        pa[i] = p[i].a;
-        pb[i] = p[i].b;
-    }
-    const size_t hw = (size_t)S * S;
-    double fg[2] = { 0 }, bg[2] = { 0 };
+    lme_photo_pairs(S, NP, 4, 6, 10, 23, p, pa, pb);
+    double fg[2], bg[2];
     for (int k = 0; k < 2; k++) {
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         assert_true(o.lme_fine > 0); /* on by default */
-        o.local_tvl1 = 0;
-        o.local_gate = 0;
-        o.lme_finish = 0;
         o.lme_fine = k;
-        glocal_result r;
-        OK(glocal_infer(m, pa, pb, NP, S, S, &o, &r));
-        long nf = 0, nb = 0;
-        for (int i = 0; i < NP; i++) {
-            const float *gt = p[i].local_flow, *est = r.local_flow + i * 2 * hw;
-            for (size_t q = 0; q < hw; q++) {
-                const double e = hypot(est[q] - gt[q], est[hw + q] - gt[hw + q]);
-                if (p[i].mask[q]) {
-                    fg[k] += e;
-                    nf++;
-                } else {
-                    bg[k] += e;
-                    nb++;
-                }
-            }
-        }
-        fg[k] /= nf;
-        bg[k] /= nb;
-        glocal_result_free(&r);
+        lme_photo_score(m, p, pa, pb, NP, S, o, &fg[k], &bg[k], NULL);
     }
     print_message("256^2, patches moving 6-10 px: LME object EPE %.3f px without the level at 2S, %.3f with it; "
                   "background %.3f / %.3f\n", fg[0], fg[1], bg[0], bg[1]);
@@ -1214,7 +1197,6 @@ static void test_lme_fine_level(void **state)
         assert_non_null(strstr(gl_last_error(), "lme_support"));
     }
     for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
-    photo_set_free(&set);
     glocal_model_free(&m);
 }
 
