@@ -8,7 +8,8 @@
  * default lme_passes — and the LME's own local flow, lme_arch 2, with its
  * variational finish, coarse to fine), of the same without the finish
  * (glocal_infer_options.lme_finish 0), in one LME pass at the model size
- * (lme_coarse 0) and with two LME passes, of the
+ * (lme_coarse 0) and with two LME passes, the same network-only path on
+ * frames of 2S x 2S with and without the LME's level there (lme_fine), of the
  * hybrid (TV-L1 on the aligned pair as the local flow, fused with DIS's; one and two LME passes; with one pass also
  * without the polish, glocal_refine_config.polish, without the fusion,
  * glocal_infer_options.local_fuse, and without the DIS start,
@@ -99,7 +100,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full_nofinish, full_nocoarse, full2, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
@@ -180,6 +181,23 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.lme_coarse = 0; /* the LME in one pass at the model size, not coarse to fine */
     r.full_nocoarse = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.lme_coarse = coarse;
+    {   /* frames twice the model size: with and without the LME's level there (lme_fine) */
+        const size_t fb2 = 4 * fb;
+        uint8_t *a2 = malloc(fb2 * batch), *b2 = malloc(fb2 * batch);
+        const uint8_t **pa2 = malloc(sizeof *pa2 * batch), **pb2 = malloc(sizeof *pb2 * batch);
+        if (!a2 || !b2 || !pa2 || !pb2) {
+            fprintf(stderr, "bench_glocal: out of memory\n");
+            exit(1);
+        }
+        make_pairs(2 * S, batch, a2, b2);
+        for (int i = 0; i < batch; i++) { pa2[i] = a2 + i * fb2; pb2[i] = b2 + i * fb2; }
+        r.full_x2 = infer_rate(m, pa2, pb2, batch, 2 * S, &io, seconds);
+        const int fine = io.lme_fine;
+        io.lme_fine = 0;
+        r.full_x2_nofine = infer_rate(m, pa2, pb2, batch, 2 * S, &io, seconds);
+        io.lme_fine = fine;
+        free(a2); free(b2); free(pa2); free(pb2);
+    }
     io.lme_passes = 2;
     r.full2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.local_tvl1 = 1; /* the hybrid: TV-L1 on the aligned pair */
@@ -295,6 +313,9 @@ int main(int argc, char **argv)
         printf("glocal S=%d full_infer_no_finish_%dthr %.1f pairs/s\n", S, threads, one.full_nofinish);
         printf("glocal S=%d full_infer_no_coarse_%dthr %.1f pairs/s\n", S, threads, one.full_nocoarse);
         printf("glocal S=%d full_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.full2);
+        printf("glocal S=%d full_infer_%dx%d_frames_%dthr %.1f pairs/s\n", S, 2 * S, 2 * S, threads, one.full_x2);
+        printf("glocal S=%d full_infer_%dx%d_frames_no_fine_%dthr %.1f pairs/s\n", S, 2 * S, 2 * S, threads,
+               one.full_x2_nofine);
         printf("glocal S=%d hybrid_infer_%dthr %.1f pairs/s\n", S, threads, one.hybrid);
         printf("glocal S=%d hybrid_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.hybrid2);
         printf("glocal S=%d hybrid_infer_no_polish_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nopolish);
