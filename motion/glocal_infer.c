@@ -221,14 +221,14 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) m0[(size_t)y * W + x] = (float)box_mean(integ, W, H, x, y, R);
     memcpy(r0, m0, sizeof(float) * hw); /* r0 now holds the window means */
-    const double floor = support_k * glocal_quickselect(m0, hw, hw / 2);
+    const double noise_floor = support_k * glocal_quickselect(m0, hw, hw / 2);
     box_integral(r1, W, H, integ);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const size_t p = (size_t)y * W + x;
             if (!ev[p]) continue;
             const double a0 = r0[p], a1 = box_mean(integ, W, H, x, y, R);
-            if (a0 - a1 < support * a0 && a0 < floor) ev[p] = 0;
+            if (a0 - a1 < support * a0 && a0 < noise_floor) ev[p] = 0;
         }
 }
 
@@ -283,8 +283,8 @@ static int local_range(void *ctx, long begin, long end)
                               (j->have_mask && mk[p] >= 0.5f));
         if (use_support) { /* grey A is in buf */
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, sup)) < 0) goto fail;
-            glocal_lme_support_clear(buf, sup, W, H, j->homography + 9 * i, f.u, f.v, j->support, j->support_k, sup + hw,
-                              integ, ev);
+            glocal_lme_support_clear(buf, sup, W, H, j->homography + 9 * i, f.u, f.v, j->support, j->support_k,
+                                     sup + hw, integ, ev);
         }
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
