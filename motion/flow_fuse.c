@@ -21,33 +21,6 @@ static void photo_error(const float *i0, const float *i1, int w, int h, const fl
         }
 }
 
-/* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at
- * the border (running sums: a row pass into t, a column pass back into e).
- * Both flows' errors are summed over the same windows, so sums compare
- * as means do. */
-static void box_sum(float *e, float *t, int w, int h, int r)
-{
-    for (int y = 0; y < h; y++) {
-        const float *row = e + (size_t)y * w;
-        double s = 0;
-        for (int x = 0; x <= r && x < w; x++) s += row[x];
-        for (int x = 0; x < w; x++) {
-            t[(size_t)y * w + x] = (float)s;
-            if (x + r + 1 < w) s += row[x + r + 1];
-            if (x - r >= 0) s -= row[x - r];
-        }
-    }
-    for (int x = 0; x < w; x++) {
-        double s = 0;
-        for (int y = 0; y <= r && y < h; y++) s += t[(size_t)y * w + x];
-        for (int y = 0; y < h; y++) {
-            e[(size_t)y * w + x] = (float)s;
-            if (y + r + 1 < h) s += t[(size_t)(y + r + 1) * w + x];
-            if (y - r >= 0) s -= t[(size_t)(y - r) * w + x];
-        }
-    }
-}
-
 int flow_fuse(const float *i0, const float *i1, int width, int height, int radius, flow_field *a,
               const flow_field *b)
 {

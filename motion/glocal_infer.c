@@ -170,36 +170,9 @@ static double motion_thresh(const local_job *j, double k, const float *u, const 
     return t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
 }
 
-/* Box sums of img (W x H) into integ ((W + 1) x (H + 1), zero first row
- * and column); box_mean reads the mean over the (2r + 1)^2 window at (x, y),
- * clipped to the frame. */
-static void box_integral(const float *img, int W, int H, double *integ)
-{
-    memset(integ, 0, sizeof(double) * (W + 1));
-    for (int y = 0; y < H; y++) {
-        double row = 0;
-        double *q = integ + (size_t)(y + 1) * (W + 1);
-        q[0] = 0;
-        for (int x = 0; x < W; x++) {
-            row += img[(size_t)y * W + x];
-            q[x + 1] = q[x + 1 - (W + 1)] + row;
-        }
-    }
-}
-
-static double box_mean(const double *integ, int W, int H, int x, int y, int r)
-{
-    const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r + 1 > W ? W : x + r + 1;
-    const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r + 1 > H ? H : y + r + 1;
-    const size_t s = (size_t)W + 1;
-    return (integ[y1 * s + x1] - integ[y0 * s + x1] - integ[y1 * s + x0] + integ[y0 * s + x0]) /
-           ((double)(x1 - x0) * (y1 - y0));
-}
-
 /* glocal_infer_options.lme_support (glocal_private.h). */
 void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
-                              const float *v, double support, double support_k, float *scratch, double *integ,
-                              uint8_t *ev)
+                              const float *v, double support, double support_k, float *scratch, uint8_t *ev)
 {
     if (!(support > 0)) return; /* off */
     enum { R = 3 };
@@ -217,19 +190,24 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
             r0[p] = fabsf(ga[p] - b0);
             r1[p] = fabsf(ga[p] - b1);
         }
-    box_integral(r0, W, H, integ);
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) m0[(size_t)y * W + x] = (float)box_mean(integ, W, H, x, y, R);
-    memcpy(r0, m0, sizeof(float) * hw); /* r0 now holds the window means */
-    const double noise_floor = support_k * glocal_quickselect(m0, hw, hw / 2);
-    box_integral(r1, W, H, integ);
-    for (int y = 0; y < H; y++)
+    box_sum(r0, m0, W, H, R); /* window sums in place, m0 as scratch */
+    box_sum(r1, m0, W, H, R);
+    for (int y = 0; y < H; y++) { /* sums -> means (windows clipped at the border) */
+        const int ny = (y + R < H ? y + R : H - 1) - (y - R > 0 ? y - R : 0) + 1;
         for (int x = 0; x < W; x++) {
+            const int nx = (x + R < W ? x + R : W - 1) - (x - R > 0 ? x - R : 0) + 1;
             const size_t p = (size_t)y * W + x;
-            if (!ev[p]) continue;
-            const double a0 = r0[p], a1 = box_mean(integ, W, H, x, y, R);
-            if (a0 - a1 < support * a0 && a0 < noise_floor) ev[p] = 0;
+            r0[p] /= (float)(nx * ny);
+            r1[p] /= (float)(nx * ny);
         }
+    }
+    memcpy(m0, r0, sizeof(float) * hw);
+    const double noise_floor = support_k * glocal_quickselect(m0, hw, hw / 2);
+    for (size_t p = 0; p < hw; p++) {
+        if (!ev[p]) continue;
+        const double a0 = r0[p], a1 = r1[p];
+        if (a0 - a1 < support * a0 && a0 < noise_floor) ev[p] = 0;
+    }
 }
 
 static int local_range(void *ctx, long begin, long end)
@@ -246,10 +224,9 @@ static int local_range(void *ctx, long begin, long end)
     uint8_t *agree = use_agree ? gl_malloc(hw) : NULL;
     const int use_support = !j->tvl1 && j->finished && j->support > 0;
     float *sup = use_support ? gl_malloc(sizeof(float) * 4 * hw) : NULL; /* grey B, then 3 planes */
-    double *integ = use_support ? gl_malloc(sizeof(double) * (W + 1) * (H + 1)) : NULL;
     flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
-    if (!buf || !sw || !ev || (use_agree && !agree) || (use_support && (!sup || !integ))) goto fail;
+    if (!buf || !sw || !ev || (use_agree && !agree) || (use_support && !sup)) goto fail;
     if ((rc = flow_field_new(&f, W, H)) < 0) goto fail;
     /* DIS (medium) needs a patch at half size: frames of 16 px and more */
     const int fuse = j->tvl1 && j->fuse && W >= 16 && H >= 16;
@@ -284,7 +261,7 @@ static int local_range(void *ctx, long begin, long end)
         if (use_support) { /* grey A is in buf */
             if ((rc = flow_gray_from_rgb24(j->b[i], W, H, sup)) < 0) goto fail;
             glocal_lme_support_clear(buf, sup, W, H, j->homography + 9 * i, f.u, f.v, j->support, j->support_k,
-                                     sup + hw, integ, ev);
+                                     sup + hw, ev);
         }
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
@@ -313,7 +290,6 @@ fail:
     gl_free(ev);
     gl_free(agree);
     gl_free(sup);
-    gl_free(integ);
     return rc;
 }
 

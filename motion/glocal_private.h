@@ -122,10 +122,9 @@ int glocal_flow_inverse(const nn_tensor *g, int iters, nn_tensor **out);
  * where either point is out of B's view); the evidence goes where
  * r0 - r1 < support x r0 and r0 < support_k x the frame's median r0 (its
  * noise and alignment floor); support 0: nothing. scratch: 3 x W x H
- * floats; integ: (W + 1) x (H + 1) doubles. */
+ * floats. */
 void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
-                              const float *v, double support, double support_k, float *scratch, double *integ,
-                              uint8_t *ev);
+                              const float *v, double support, double support_k, float *scratch, uint8_t *ev);
 
 /* Largest distance (px) between where a and b send a corner of a w x h
  * frame (glocal_refine.c). */

@@ -2,7 +2,8 @@
  * kernel of TV-L1's warps (tvl1.c) and of GLOCAL's alignment of the next
  * frame before the local flow (glocal_infer.c); bilinear sampling inside
  * the image for the robust refinement (glocal_refine.c) and the fusion of
- * two flows (flow_fuse.c). Private to motion/. */
+ * two flows (flow_fuse.c); window sums for that fusion and for the LME's
+ * support test (glocal_infer.c). Private to motion/. */
 #ifndef GLOCAL_MOTION_INTERP_PRIVATE_H
 #define GLOCAL_MOTION_INTERP_PRIVATE_H
 
@@ -29,6 +30,33 @@ static inline int bilinear_inside(const float *img, int w, int h, double x, doub
     const float *p = img + (long)y0 * w + x0;
     *out = (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[w] + fx * p[w + 1]));
     return 1;
+}
+
+/* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at
+ * the border (running sums: a row pass into t, a column pass back into e).
+ * (flow_fuse.c compares two flows' errors summed over the same windows;
+ * glocal_infer.c's lme_support divides by the window's pixel count.) */
+static inline void box_sum(float *e, float *t, int w, int h, int r)
+{
+    for (int y = 0; y < h; y++) {
+        const float *row = e + (size_t)y * w;
+        double s = 0;
+        for (int x = 0; x <= r && x < w; x++) s += row[x];
+        for (int x = 0; x < w; x++) {
+            t[(size_t)y * w + x] = (float)s;
+            if (x + r + 1 < w) s += row[x + r + 1];
+            if (x - r >= 0) s -= row[x - r];
+        }
+    }
+    for (int x = 0; x < w; x++) {
+        double s = 0;
+        for (int y = 0; y <= r && y < h; y++) s += t[(size_t)y * w + x];
+        for (int y = 0; y < h; y++) {
+            e[(size_t)y * w + x] = (float)s;
+            if (y + r + 1 < h) s += t[(size_t)(y + r + 1) * w + x];
+            if (y - r >= 0) s -= t[(size_t)(y - r) * w + x];
+        }
+    }
 }
 
 #endif

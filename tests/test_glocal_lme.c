@@ -1221,9 +1221,8 @@ static void test_lme_support_rule(void **state)
     const size_t hw = (size_t)W * H;
     float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
           *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 3 * hw);
-    double *integ = malloc(sizeof(double) * (W + 1) * (H + 1));
     uint8_t *ev = malloc(hw), *region = malloc(hw);
-    assert_true(ga && gb && u && v && scratch && integ && ev && region);
+    assert_true(ga && gb && u && v && scratch && ev && region);
     uint64_t st = 7;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
@@ -1266,8 +1265,7 @@ static void test_lme_support_rule(void **state)
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         assert_true(o.lme_support > 0); /* on by default */
-        glocal_lme_support_clear(ga, gb, W, H, id, u, v, pass ? o.lme_support : 0, o.lme_support_k, scratch, integ,
-                                 ev);
+        glocal_lme_support_clear(ga, gb, W, H, id, u, v, pass ? o.lme_support : 0, o.lme_support_k, scratch, ev);
         long kept[4] = { 0 }, n[4] = { 0 };
         for (size_t p = 0; p < hw; p++) {
             n[region[p]]++;
@@ -1289,7 +1287,6 @@ static void test_lme_support_rule(void **state)
     free(u);
     free(v);
     free(scratch);
-    free(integ);
     free(ev);
     free(region);
 }
