@@ -8,7 +8,8 @@
  * default lme_passes — and the LME's own local flow, lme_arch 2, with its
  * variational finish, coarse to fine), of the same without the finish
  * (glocal_infer_options.lme_finish 0), in one LME pass at the model size
- * (lme_coarse 0) and with two LME passes, the same network-only path on
+ * (lme_coarse 0) and with two LME passes, at its lightest ("lean": no DIS
+ * starts, no second LME pass, no coarse to fine, no finish), the same network-only path on
  * frames of 2S x 2S with and without the LME's level there (lme_fine), of the
  * hybrid (TV-L1 on the aligned pair as the local flow, fused with DIS's; one and two LME passes; with one pass also
  * without the polish, glocal_refine_config.polish, without the fusion,
@@ -16,7 +17,7 @@
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios
  * full/hybrid and full/TV-L1, on random-weight models and synthetic textured
  * pairs (speed depends little on the weights: the refinement's iterations
- * do). Every glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
+ * do), and the ratios lean/hybrid, lean/TV-L1 and GME + LME forward/TV-L1. Every glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
  * one process of N threads. Also the conv FLOP/s the GME forward reaches
  * (FLOPs counted from the layer shapes) as a fraction of the FLOP/s of a
@@ -100,7 +101,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
@@ -181,6 +182,17 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.lme_coarse = 0; /* the LME in one pass at the model size, not coarse to fine */
     r.full_nocoarse = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.lme_coarse = coarse;
+    {   /* the network-only path at its lightest: the refinement from the
+         * network's start alone (no DIS starts, so no polish), one LME pass
+         * on the network's alignment carried to the refined one (no second
+         * pass), no coarse to fine, no finish: the floor of today's path */
+        glocal_infer_options lean = io;
+        lean.start_dis = 0;
+        lean.lme_repass = 0;
+        lean.lme_coarse = 0;
+        lean.lme_finish = 0;
+        r.full_lean = infer_rate(m, pa, pb, batch, S, &lean, seconds);
+    }
     {   /* frames twice the model size: with and without the LME's level there (lme_fine) */
         const size_t fb2 = 4 * fb;
         uint8_t *a2 = malloc(fb2 * batch), *b2 = malloc(fb2 * batch);
@@ -312,6 +324,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d gme_lme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme_lme);
         printf("glocal S=%d full_infer_no_finish_%dthr %.1f pairs/s\n", S, threads, one.full_nofinish);
         printf("glocal S=%d full_infer_no_coarse_%dthr %.1f pairs/s\n", S, threads, one.full_nocoarse);
+        printf("glocal S=%d full_infer_lean_%dthr %.1f pairs/s\n", S, threads, one.full_lean);
         printf("glocal S=%d full_infer_2pass_%dthr %.1f pairs/s\n", S, threads, one.full2);
         printf("glocal S=%d full_infer_%dx%d_frames_%dthr %.1f pairs/s\n", S, 2 * S, 2 * S, threads, one.full_x2);
         printf("glocal S=%d full_infer_%dx%d_frames_no_fine_%dthr %.1f pairs/s\n", S, 2 * S, 2 * S, threads,
@@ -325,6 +338,9 @@ int main(int argc, char **argv)
         printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);
         printf("glocal S=%d full_over_hybrid_2pass_%dthr %.2f x\n", S, threads, one.full / one.hybrid2);
         printf("glocal S=%d full_over_tvl1_%dthr %.2f x\n", S, threads, one.full / one.tvl1);
+        printf("glocal S=%d full_lean_over_hybrid_%dthr %.2f x\n", S, threads, one.full_lean / one.hybrid);
+        printf("glocal S=%d full_lean_over_tvl1_%dthr %.2f x\n", S, threads, one.full_lean / one.tvl1);
+        printf("glocal S=%d gme_lme_forward_over_tvl1_%dthr %.2f x\n", S, threads, one.gme_lme / one.tvl1);
         printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f (GME %.1f GFLOP/s, conv peak %.1f GFLOP/s)\n", S,
                threads, one.flops_frac, one.gme_gflops, one.peak_gflops);
         fflush(stdout);
