@@ -9,15 +9,17 @@
  * variational finish, coarse to fine), of the same without the finish
  * (glocal_infer_options.lme_finish 0), in one LME pass at the model size
  * (lme_coarse 0) and with two LME passes, at its lightest ("lean": no DIS
- * starts, no second LME pass, no coarse to fine, no finish), the same network-only path on
- * frames of 2S x 2S with and without the LME's level there (lme_fine), of the
- * hybrid (TV-L1 on the aligned pair as the local flow, fused with DIS's; one and two LME passes; with one pass also
- * without the polish, glocal_refine_config.polish, without the fusion,
+ * starts, no second LME pass, no coarse to fine, no finish), the same
+ * network-only path on frames of 2S x 2S with and without the LME's level
+ * there (lme_fine), of the hybrid (TV-L1 on the aligned pair as the local
+ * flow, fused with DIS's; one and two LME passes; with one pass also without
+ * the polish, glocal_refine_config.polish, without the fusion,
  * glocal_infer_options.local_fuse, and without the DIS start,
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios
- * full/hybrid and full/TV-L1, on random-weight models and synthetic textured
- * pairs (speed depends little on the weights: the refinement's iterations
- * do), and the ratios lean/hybrid, lean/TV-L1 and GME + LME forward/TV-L1. Every glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
+ * full/hybrid, full/TV-L1, lean/hybrid, lean/TV-L1 and GME + LME
+ * forward/TV-L1, on random-weight models and synthetic textured pairs (speed
+ * depends little on the weights: the refinement's iterations do). Every
+ * glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
  * one process of N threads. Also the conv FLOP/s the GME forward reaches
  * (FLOPs counted from the layer shapes) as a fraction of the FLOP/s of a
@@ -122,6 +124,26 @@ static double infer_rate(glocal_model *m, const uint8_t **pa, const uint8_t **pb
     return k / (gl_now() - t0);
 }
 
+/* n synthetic S x S pairs (make_pairs) in *a, *b, with pointers to each
+ * frame in *pa, *pb; exits on out of memory. */
+static void pairs_new(int S, int n, uint8_t **a, uint8_t **b, const uint8_t ***pa, const uint8_t ***pb)
+{
+    const size_t fb = (size_t)S * S * 3;
+    *a = malloc(fb * n);
+    *b = malloc(fb * n);
+    *pa = malloc(sizeof **pa * n);
+    *pb = malloc(sizeof **pb * n);
+    if (!*a || !*b || !*pa || !*pb) {
+        fprintf(stderr, "bench_glocal: out of memory\n");
+        exit(1);
+    }
+    make_pairs(S, n, *a, *b);
+    for (int i = 0; i < n; i++) {
+        (*pa)[i] = *a + i * fb;
+        (*pb)[i] = *b + i * fb;
+    }
+}
+
 static rates measure(int S, int batch, double seconds, int report_flops)
 {
     rates r = { 0 };
@@ -129,11 +151,9 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     glocal_model *m = NULL;
     nn_manual_seed(1);
     CK(glocal_model_new(&m, &c));
-    const size_t fb = (size_t)S * S * 3;
-    uint8_t *a = malloc(fb * batch), *b = malloc(fb * batch);
-    const uint8_t **pa = malloc(sizeof *pa * batch), **pb = malloc(sizeof *pb * batch);
-    make_pairs(S, batch, a, b);
-    for (int i = 0; i < batch; i++) { pa[i] = a + i * fb; pb[i] = b + i * fb; }
+    uint8_t *a, *b;
+    const uint8_t **pa, **pb;
+    pairs_new(S, batch, &a, &b, &pa, &pb);
     nn_tensor *ta, *tb;
     CK(glocal_frames_to_tensor(&ta, pa, batch, S, S, S));
     CK(glocal_frames_to_tensor(&tb, pb, batch, S, S, S));
@@ -194,15 +214,9 @@ static rates measure(int S, int batch, double seconds, int report_flops)
         r.full_lean = infer_rate(m, pa, pb, batch, S, &lean, seconds);
     }
     {   /* frames twice the model size: with and without the LME's level there (lme_fine) */
-        const size_t fb2 = 4 * fb;
-        uint8_t *a2 = malloc(fb2 * batch), *b2 = malloc(fb2 * batch);
-        const uint8_t **pa2 = malloc(sizeof *pa2 * batch), **pb2 = malloc(sizeof *pb2 * batch);
-        if (!a2 || !b2 || !pa2 || !pb2) {
-            fprintf(stderr, "bench_glocal: out of memory\n");
-            exit(1);
-        }
-        make_pairs(2 * S, batch, a2, b2);
-        for (int i = 0; i < batch; i++) { pa2[i] = a2 + i * fb2; pb2[i] = b2 + i * fb2; }
+        uint8_t *a2, *b2;
+        const uint8_t **pa2, **pb2;
+        pairs_new(2 * S, batch, &a2, &b2, &pa2, &pb2);
         r.full_x2 = infer_rate(m, pa2, pb2, batch, 2 * S, &io, seconds);
         const int fine = io.lme_fine;
         io.lme_fine = 0;

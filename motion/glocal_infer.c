@@ -157,6 +157,7 @@ typedef struct {
     const float *finished;    /* NULL, or (without tvl1) [n][2][H][W]: the LME's flow finished
                                  (lme_finish), the flow to judge and gate; agree_k then reads `flow` */
     double support, support_k; /* with finished: glocal_infer_options.lme_support(_k); 0: off */
+    const float *grey_b;       /* with finished: [n][H][W] grey B (glocal_infer's, made for the finish) */
 } local_job;
 
 /* The motion threshold of flow (u, v): k x the median |flow|, clamped to
@@ -222,8 +223,8 @@ static int local_range(void *ctx, long begin, long end)
     uint8_t *ev = gl_malloc(2 * hw);
     const int use_agree = (j->tvl1 || j->finished) && j->agree_k > 0;
     uint8_t *agree = use_agree ? gl_malloc(hw) : NULL;
-    const int use_support = !j->tvl1 && j->finished && j->support > 0;
-    float *sup = use_support ? gl_malloc(sizeof(float) * 4 * hw) : NULL; /* grey B, then 3 planes */
+    const int use_support = !j->tvl1 && j->finished && j->grey_b && j->support > 0;
+    float *sup = use_support ? gl_malloc(sizeof(float) * 3 * hw) : NULL; /* the support test's scratch */
     flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
     if (!buf || !sw || !ev || (use_agree && !agree) || (use_support && !sup)) goto fail;
@@ -258,11 +259,9 @@ static int local_range(void *ctx, long begin, long end)
         for (size_t p = 0; p < hw; p++)
             ev[p] = ev[p] && ((hypot(f.u[p], f.v[p]) > t && (!agree || agree[p])) ||
                               (j->have_mask && mk[p] >= 0.5f));
-        if (use_support) { /* grey A is in buf */
-            if ((rc = flow_gray_from_rgb24(j->b[i], W, H, sup)) < 0) goto fail;
-            glocal_lme_support_clear(buf, sup, W, H, j->homography + 9 * i, f.u, f.v, j->support, j->support_k,
-                                     sup + hw, ev);
-        }
+        if (use_support) /* grey A is in buf */
+            glocal_lme_support_clear(buf, j->grey_b + i * hw, W, H, j->homography + 9 * i, f.u, f.v, j->support,
+                                     j->support_k, sup, ev);
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
         if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
@@ -937,7 +936,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin,
                              fin ? o->lme_agree_k : 0, r->homography, r->lme_local_flow, r->lme_mask, fin,
-                             o->lme_support, o->lme_support_k };
+                             o->lme_support, o->lme_support_k, gb };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
@@ -949,7 +948,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         local_job lj = { a, b, tvl1, o->local_fuse != 0, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
                          o->view_margin, (tvl1 && lme2) || (fin && !tvl1) ? o->lme_agree_k : 0, r->homography,
-                         r->local_flow, r->mask, tvl1 ? NULL : fin, o->lme_support, o->lme_support_k };
+                         r->local_flow, r->mask, tvl1 ? NULL : fin, o->lme_support, o->lme_support_k, gb };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)
