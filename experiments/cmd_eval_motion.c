@@ -132,7 +132,7 @@ typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish, lme_coarse, lme_fine;
-    double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px, lme_support, lme_support_k;
+    double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px, lme_support, lme_support_k, lme_flat, lme_flat_noise;
     double camera, magnitude;
 } evm_options;
 
@@ -172,6 +172,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
     o->lme_fine = gd.lme_fine;
     o->lme_support = gd.lme_support;
     o->lme_support_k = gd.lme_support_k;
+    o->lme_flat = gd.lme_flat;
+    o->lme_flat_noise = gd.lme_flat_noise;
     o->lme_thresh_k = gd.lme_thresh_k;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
@@ -233,6 +235,12 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "(glocal_infer_options.lme_support)"),
         CLI_NUM("--lme-support-k", &o->lme_support_k, 0, 1000, "K",
                 "... K (glocal_infer_options.lme_support_k)"),
+        CLI_NUM("--lme-flat", &o->lme_flat, 0, 1000, "F",
+                "... and, where the pair's still flat background (7x7 mean |grad A| below F grey levels a "
+                "pixel) differs by more than N grey levels after alignment, flat windows are no evidence; 0 = "
+                "off (glocal_infer_options.lme_flat)"),
+        CLI_NUM("--lme-flat-noise", &o->lme_flat_noise, 0, 255, "N",
+                "... N (glocal_infer_options.lme_flat_noise)"),
         CLI_NOFLAG("--no-fuse", &o->local_fuse, "the hybrid's local flow is TV-L1's alone, not fused with DIS's "
                    "(glocal_infer_options.local_fuse 0)"),
         CLI_FLAG("--mask-lme", &o->mask_lme, "the LME's mask >= 0.5 is foreground evidence too, beside the motion "
@@ -353,6 +361,8 @@ static int rows_infer(const evm_batch *b)
         o.lme_fine = (int)b->o->lme_fine;
         o.lme_support = b->o->lme_support;
         o.lme_support_k = b->o->lme_support_k;
+        o.lme_flat = b->o->lme_flat;
+        o.lme_flat_noise = b->o->lme_flat_noise;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();

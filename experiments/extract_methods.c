@@ -335,8 +335,10 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
              "(one pass elsewhere), finished by %d linearisations of DIS's "
              "variational refinement on the raw pair, carried in B's frame; foreground where it moves "
              "(k %g) and the unfinished flow too (k %g), and where it removes %g of the aligned pair's 7x7 "
-             "residual or that residual is above %g x its median", t, 1 << o.lme_coarse, o.lme_fine,
-             o.lme_coarse_px, o.lme_finish, o.lme_thresh_k, o.lme_agree_k, o.lme_support, o.lme_support_k);
+             "residual or that residual is above %g x its median, none in flat windows (|grad| < %g) where the "
+             "still flat background's residual is above %g", t, 1 << o.lme_coarse, o.lme_fine,
+             o.lme_coarse_px, o.lme_finish, o.lme_thresh_k, o.lme_agree_k, o.lme_support, o.lme_support_k,
+             o.lme_flat, o.lme_flat_noise);
 }
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)

@@ -778,6 +778,37 @@ typedef struct {
      * (64^2 renderer IoU 0.640); k 2 (0.679). 0: off. Defaults 0.4, 1.5. */
     double lme_support;
     double lme_support_k;
+    /* With lme_support: flat windows are no evidence where the pair is
+     * noisy there. A 7x7 window whose mean |grad A| (central differences,
+     * grey levels a pixel) is below lme_flat carries no observable motion:
+     * whatever flow is found there comes from the network's fill-in and
+     * from the finish fitting noise. Where the pair is clean in such
+     * windows, that fill-in is worth keeping (the flat interiors of moving
+     * patches on photo pairs); where it is noisy (MPEG-4 clips: sky, walls)
+     * it is the false motion the support test cannot see, because the
+     * finished flow does lower the residual there (by 40-60 %, fitting
+     * sub-grey-level coding noise). So: the pair's flat-background noise
+     * is the median r0 (as above) over the flat windows that are not
+     * evidence; if there are more than 1/50 of the frame's pixels such
+     * windows and that noise is above lme_flat_noise grey levels, every
+     * flat window loses its evidence (the bilateral clean-up then refills
+     * object interiors bounded by textured evidence). Chosen on training
+     * sets only (as lme_support's), glocal-lme object EPE / leakage / IoU,
+     * off -> on (1, 0.25): clips 0.790 / 0.057 / 0.694 -> 0.801 / 0.052 /
+     * 0.702 and 0.556 / 0.042 / 0.696 -> 0.556 / 0.035 / 0.702 (hybrid IoU
+     * 0.681 and 0.713); photos 128 +-8 0.534 / 0.110 / 0.850 unchanged, 128
+     * +-16 1.516 / 0.431 / 0.736 -> 1.518 / 0.376 / 0.746; renderer 128^2
+     * and 64^2 bit for bit. The two statistics overlap: the training
+     * photos' flat-background noise is 0-0.22 grey but for pairs whose
+     * alignment failed (0.4-0.56: the gate fires, and helps there), the
+     * clips' 0.12-0.64; lme_flat_noise 0.2 cost photos 128 +-8 EPE 0.534 ->
+     * 0.604, 0.3 ~ 0.25. Rejected: no evidence in flat windows at all
+     * (clips 0.703 / 0.719 but photos 128 +-8 EPE 0.812: flat moving
+     * patches lose their interior), or a per-window r0 gate (the photo
+     * pairs' flat moving interiors have r0 as large as the clips' false
+     * motion). lme_flat 0: off. Defaults 1 and 0.25. */
+    double lme_flat;
+    double lme_flat_noise;
     /* The mask (and the gate) is that evidence cleaned up by a joint
      * bilateral filter guided by frame A, separable (a row pass, then a
      * column pass): spatial sigma mask_sigma x the shorter side (windows of

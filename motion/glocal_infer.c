@@ -33,6 +33,8 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme_fine = 1;
     o->lme_support = 0.4;
     o->lme_support_k = 1.5;
+    o->lme_flat = 1;
+    o->lme_flat_noise = 0.25;
     o->mask_sigma = 1.0 / 16;
     o->mask_range = 20;
     o->view_margin = 1.0 / 32;
@@ -157,6 +159,7 @@ typedef struct {
     const float *finished;    /* NULL, or (without tvl1) [n][2][H][W]: the LME's flow finished
                                  (lme_finish), the flow to judge and gate; agree_k then reads `flow` */
     double support, support_k; /* with finished: glocal_infer_options.lme_support(_k); 0: off */
+    double flat, flat_noise;   /* with support: glocal_infer_options.lme_flat(_noise) */
     const float *grey_b;       /* with finished: [n][H][W] grey B (glocal_infer's, made for the finish) */
 } local_job;
 
@@ -173,7 +176,8 @@ static double motion_thresh(const local_job *j, double k, const float *u, const 
 
 /* glocal_infer_options.lme_support (glocal_private.h). */
 void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
-                              const float *v, double support, double support_k, float *scratch, uint8_t *ev)
+                              const float *v, double support, double support_k, double flat, double flat_noise,
+                              float *scratch, uint8_t *ev)
 {
     if (!(support > 0)) return; /* off */
     enum { R = 3 };
@@ -202,6 +206,31 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
             r1[p] /= (float)(nx * ny);
         }
     }
+    if (flat > 0) { /* glocal_infer_options.lme_flat: g = the 7x7 mean |grad A|, 1 where below flat */
+        float *g = scratch + 3 * hw;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int xm = x > 0 ? x - 1 : 0, xp = x < W - 1 ? x + 1 : W - 1;
+                const int ym = y > 0 ? y - 1 : 0, yp = y < H - 1 ? y + 1 : H - 1;
+                const float gx = xp > xm ? (ga[(size_t)y * W + xp] - ga[(size_t)y * W + xm]) / (float)(xp - xm) : 0;
+                const float gy = yp > ym ? (ga[(size_t)yp * W + x] - ga[(size_t)ym * W + x]) / (float)(yp - ym) : 0;
+                g[(size_t)y * W + x] = hypotf(gx, gy);
+            }
+        box_sum(g, m0, W, H, R);
+        size_t nf = 0; /* m0: r0 of the flat windows that are not evidence (the still background) */
+        for (int y = 0; y < H; y++) {
+            const int ny = (y + R < H ? y + R : H - 1) - (y - R > 0 ? y - R : 0) + 1;
+            for (int x = 0; x < W; x++) {
+                const int nx = (x + R < W ? x + R : W - 1) - (x - R > 0 ? x - R : 0) + 1;
+                const size_t p = (size_t)y * W + x;
+                g[p] = g[p] / (float)(nx * ny) < flat;
+                if (g[p] > 0 && !ev[p]) m0[nf++] = r0[p];
+            }
+        }
+        if (nf > hw / 50 && glocal_quickselect(m0, nf, nf / 2) > flat_noise)
+            for (size_t p = 0; p < hw; p++)
+                if (g[p] > 0) ev[p] = 0;
+    }
     memcpy(m0, r0, sizeof(float) * hw);
     const double noise_floor = support_k * glocal_quickselect(m0, hw, hw / 2);
     for (size_t p = 0; p < hw; p++) {
@@ -224,7 +253,7 @@ static int local_range(void *ctx, long begin, long end)
     const int use_agree = (j->tvl1 || j->finished) && j->agree_k > 0;
     uint8_t *agree = use_agree ? gl_malloc(hw) : NULL;
     const int use_support = !j->tvl1 && j->finished && j->grey_b && j->support > 0;
-    float *sup = use_support ? gl_malloc(sizeof(float) * 3 * hw) : NULL; /* the support test's scratch */
+    float *sup = use_support ? gl_malloc(sizeof(float) * 4 * hw) : NULL; /* the support test's scratch */
     flow_field f = { 0 }, g = { 0 };
     int rc = GL_ENOMEM;
     if (!buf || !sw || !ev || (use_agree && !agree) || (use_support && !sup)) goto fail;
@@ -261,7 +290,7 @@ static int local_range(void *ctx, long begin, long end)
                               (j->have_mask && mk[p] >= 0.5f));
         if (use_support) /* grey A is in buf */
             glocal_lme_support_clear(buf, j->grey_b + i * hw, W, H, j->homography + 9 * i, f.u, f.v, j->support,
-                                     j->support_k, sup, ev);
+                                     j->support_k, j->flat, j->flat_noise, sup, ev);
         /* the evidence is TV-L1's motion, whose noise its threshold follows;
          * the flow the mask gates is the fused one (local_fuse) */
         if (fuse && ((rc = flow_method_dis(buf, buf + 2 * hw, W, H, NULL, &g)) < 0 ||
@@ -809,6 +838,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (post && !(o->lme_support >= 0 && o->lme_support < 1 && o->lme_support_k >= 0 && o->lme_support_k < INFINITY))
         return gl_error(GL_EINVAL, "glocal_infer: lme_support %g / lme_support_k %g, expected 0 <= lme_support < 1 "
                         "and a finite lme_support_k >= 0", o->lme_support, o->lme_support_k);
+    if (post && !(o->lme_flat >= 0 && o->lme_flat < INFINITY && o->lme_flat_noise >= 0 && o->lme_flat_noise < INFINITY))
+        return gl_error(GL_EINVAL, "glocal_infer: lme_flat %g / lme_flat_noise %g, expected finite numbers >= 0",
+                        o->lme_flat, o->lme_flat_noise);
     if (lme2 && (o->lme_fine < 0 || o->lme_fine > 2))
         return gl_error(GL_EINVAL, "glocal_infer: lme_fine %d, expected 0..2", o->lme_fine);
     int fine = 0; /* levels above S: 2^fine S <= the longer side */
@@ -936,7 +968,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             local_job lj = { a, b, 0, 0, width, height, o->mask_lme != 0, o->local_gate != 0, o->local_thresh, lme_k,
                              o->local_thresh_min, o->mask_sigma, o->mask_range, o->view_margin,
                              fin ? o->lme_agree_k : 0, r->homography, r->lme_local_flow, r->lme_mask, fin,
-                             o->lme_support, o->lme_support_k, gb };
+                             o->lme_support, o->lme_support_k, o->lme_flat, o->lme_flat_noise, gb };
             TRY(gl_parallel_for(n, 1, local_range, &lj));
         }
     }
@@ -948,7 +980,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         local_job lj = { a, b, tvl1, o->local_fuse != 0, width, height, o->lme && o->mask_lme, o->local_gate != 0, o->local_thresh,
                          tvl1 ? o->local_thresh_k : lme_k, o->local_thresh_min, o->mask_sigma, o->mask_range,
                          o->view_margin, (tvl1 && lme2) || (fin && !tvl1) ? o->lme_agree_k : 0, r->homography,
-                         r->local_flow, r->mask, tvl1 ? NULL : fin, o->lme_support, o->lme_support_k, gb };
+                         r->local_flow, r->mask, tvl1 ? NULL : fin, o->lme_support, o->lme_support_k, o->lme_flat,
+                         o->lme_flat_noise, gb };
         TRY(gl_parallel_for(n, 1, local_range, &lj));
     }
     for (size_t p = 0; p < (size_t)n * 2 * hw; p++)

@@ -121,10 +121,14 @@ int glocal_flow_inverse(const nn_tensor *g, int iters, nn_tensor **out);
  * motion) and r1 = mean |A(p) - B(h p + l(p))| (grey A, B; bilinear; both 0
  * where either point is out of B's view); the evidence goes where
  * r0 - r1 < support x r0 and r0 < support_k x the frame's median r0 (its
- * noise and alignment floor); support 0: nothing. scratch: 3 x W x H
- * floats. */
+ * noise and alignment floor); support 0: nothing. Before that, with flat
+ * > 0, every window whose 7x7 mean |grad A| is below flat loses its
+ * evidence if the median r0 of such windows that are not evidence (more
+ * than W x H / 50 of them) is above flat_noise (glocal_infer_options.
+ * lme_flat). scratch: 4 x W x H floats. */
 void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
-                              const float *v, double support, double support_k, float *scratch, uint8_t *ev);
+                              const float *v, double support, double support_k, double flat, double flat_noise,
+                              float *scratch, uint8_t *ev);
 
 /* Largest distance (px) between where a and b send a corner of a w x h
  * frame (glocal_refine.c). */

@@ -1195,6 +1195,10 @@ static void test_lme_fine_level(void **state)
         o.lme_support = 1; /* lme_support (test_lme_support_rule): a share below 1 */
         assert_int_equal(glocal_infer(m, pa, pb, 1, S, S, &o, &l), GL_EINVAL);
         assert_non_null(strstr(gl_last_error(), "lme_support"));
+        o.lme_support = 0.4;
+        o.lme_flat_noise = -1; /* lme_flat (test_lme_flat_rule): numbers >= 0 */
+        assert_int_equal(glocal_infer(m, pa, pb, 1, S, S, &o, &l), GL_EINVAL);
+        assert_non_null(strstr(gl_last_error(), "lme_flat"));
     }
     for (int i = 0; i < NP; i++) photo_pair_release(&p[i]);
     glocal_model_free(&m);
@@ -1220,7 +1224,7 @@ static void test_lme_support_rule(void **state)
     enum { W = 64, H = 64 };
     const size_t hw = (size_t)W * H;
     float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
-          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 3 * hw);
+          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 4 * hw);
     uint8_t *ev = malloc(hw), *region = malloc(hw);
     assert_true(ga && gb && u && v && scratch && ev && region);
     uint64_t st = 7;
@@ -1265,7 +1269,8 @@ static void test_lme_support_rule(void **state)
         glocal_infer_options o;
         glocal_infer_options_default(&o);
         assert_true(o.lme_support > 0); /* on by default */
-        glocal_lme_support_clear(ga, gb, W, H, id, u, v, pass ? o.lme_support : 0, o.lme_support_k, scratch, ev);
+        glocal_lme_support_clear(ga, gb, W, H, id, u, v, pass ? o.lme_support : 0, o.lme_support_k, o.lme_flat,
+                                 o.lme_flat_noise, scratch, ev);
         long kept[4] = { 0 }, n[4] = { 0 };
         for (size_t p = 0; p < hw; p++) {
             n[region[p]]++;
@@ -1281,6 +1286,84 @@ static void test_lme_support_rule(void **state)
             assert_true(kept[2] < 0.05 * n[2]);
             assert_true(kept[3] > 0.9 * n[3]);
         }
+    }
+    free(ga);
+    free(gb);
+    free(u);
+    free(v);
+    free(scratch);
+    free(ev);
+    free(region);
+}
+
+/* lme_flat on constructed frames (camera still, h = I), 64x64: A is a
+ * flat ramp (half a grey level a pixel, below lme_flat's 1) with (1) a
+ * textured patch that moves by (2, 1) and (2) a flat region whose content
+ * moves by (1, 0) in B exactly, both flows given: the motion of (2) is
+ * unobservable, but its flow explains the images perfectly (r1 = 0), so
+ * the support test keeps it. B's still background is A's, plus (noisy
+ * pair) independent noise (sigma 1: mean |A - B| ~ 0.8 grey there, as on
+ * MPEG-4 clips) or (clean pair) none. The rule clears (2) on the noisy
+ * pair and keeps it on the clean one; (1) stays on both; lme_flat 0 keeps
+ * (2) on the noisy pair too. */
+static void test_lme_flat_rule(void **state)
+{
+    (void)state;
+    enum { W = 64, H = 64 };
+    const size_t hw = (size_t)W * H;
+    float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
+          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 4 * hw);
+    uint8_t *ev = malloc(hw), *region = malloc(hw);
+    assert_true(ga && gb && u && v && scratch && ev && region);
+    const double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    for (int c = 0; c < 3; c++) { /* 0: noisy pair, 1: clean pair, 2: noisy pair, lme_flat 0 */
+        uint64_t st = 11;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const size_t p = (size_t)y * W + x;
+                double nb = 0; /* Gaussian noise, sigma 1: sums of 12 uniforms */
+                for (int k = 0; k < 12; k++) {
+                    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                    nb += (double)(st >> 11) / 9007199254740992.0;
+                }
+                ga[p] = (float)(100 + 0.5 * x);
+                gb[p] = (float)(100 + 0.5 * x + (c == 1 ? 0 : nb - 6));
+                region[p] = 0;
+                u[p] = v[p] = 0;
+                if (x >= 8 && x < 26 && y >= 8 && y < 26) { /* (1) in A at p, in B at p + (2, 1) */
+                    region[p] = 1;
+                    ga[p] = (float)lme_tex(x, y, 1);
+                    u[p] = 2;
+                    v[p] = 1;
+                }
+                if (x >= 36 && x < 56 && y >= 36 && y < 56) { /* (2) in A at p, in B at p + (1, 0) */
+                    region[p] = 2;
+                    u[p] = 1;
+                }
+            }
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const size_t p = (size_t)y * W + x;
+                if (x - 2 >= 8 && x - 2 < 26 && y - 1 >= 8 && y - 1 < 26) gb[p] = (float)lme_tex(x - 2, y - 1, 1);
+                if (x - 1 >= 36 && x - 1 < 56 && y >= 36 && y < 56) gb[p] = ga[p - 1];
+            }
+        for (size_t p = 0; p < hw; p++) ev[p] = region[p] != 0;
+        glocal_infer_options o;
+        glocal_infer_options_default(&o);
+        assert_true(o.lme_flat > 0.5 && o.lme_flat_noise < 0.8); /* on by default, the ramp is flat, the noise above */
+        glocal_lme_support_clear(ga, gb, W, H, id, u, v, o.lme_support, o.lme_support_k, c == 2 ? 0 : o.lme_flat,
+                                 o.lme_flat_noise, scratch, ev);
+        long kept[3] = { 0 }, n[3] = { 0 };
+        for (size_t p = 0; p < hw; p++) {
+            n[region[p]]++;
+            kept[region[p]] += ev[p] != 0;
+        }
+        print_message("lme_flat, %s: evidence kept on the moving textured patch %.2f, on the moving flat region %.2f\n",
+                      c == 0 ? "noisy pair" : c == 1 ? "clean pair" : "noisy pair, lme_flat 0", (double)kept[1] / n[1],
+                      (double)kept[2] / n[2]);
+        assert_true(kept[1] > 0.95 * n[1]);
+        if (c == 0) assert_int_equal(kept[2], 0);
+        else assert_true(kept[2] > 0.9 * n[2]); /* the support test clears a rim whose windows take in noise */
     }
     free(ga);
     free(gb);
@@ -1309,6 +1392,7 @@ int main(void)
         cmocka_unit_test(test_lme_coarse_reach),
         cmocka_unit_test(test_lme_fine_level),
         cmocka_unit_test(test_lme_support_rule),
+        cmocka_unit_test(test_lme_flat_rule),
         cmocka_unit_test(test_local_fuse),
         cmocka_unit_test(test_local_in_frame_b),
         cmocka_unit_test(test_one_lme_pass),
