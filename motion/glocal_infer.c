@@ -174,6 +174,21 @@ static double motion_thresh(const local_job *j, double k, const float *u, const 
     return t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
 }
 
+/* Window means of the (2r+1)^2 square around each pixel, clipped at the
+ * border: box_sum, then each sum over its window's pixel count. t:
+ * scratch, w x h. */
+static void box_mean(float *e, float *t, int w, int h, int r)
+{
+    box_sum(e, t, w, h, r);
+    for (int y = 0; y < h; y++) {
+        const int ny = (y + r < h ? y + r : h - 1) - (y - r > 0 ? y - r : 0) + 1;
+        for (int x = 0; x < w; x++) {
+            const int nx = (x + r < w ? x + r : w - 1) - (x - r > 0 ? x - r : 0) + 1;
+            e[(size_t)y * w + x] /= (float)(nx * ny);
+        }
+    }
+}
+
 /* glocal_infer_options.lme_support (glocal_private.h). */
 void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, const double h[9], const float *u,
                               const float *v, double support, double support_k, double flat, double flat_noise,
@@ -195,17 +210,8 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
             r0[p] = fabsf(ga[p] - b0);
             r1[p] = fabsf(ga[p] - b1);
         }
-    box_sum(r0, m0, W, H, R); /* window sums in place, m0 as scratch */
-    box_sum(r1, m0, W, H, R);
-    for (int y = 0; y < H; y++) { /* sums -> means (windows clipped at the border) */
-        const int ny = (y + R < H ? y + R : H - 1) - (y - R > 0 ? y - R : 0) + 1;
-        for (int x = 0; x < W; x++) {
-            const int nx = (x + R < W ? x + R : W - 1) - (x - R > 0 ? x - R : 0) + 1;
-            const size_t p = (size_t)y * W + x;
-            r0[p] /= (float)(nx * ny);
-            r1[p] /= (float)(nx * ny);
-        }
-    }
+    box_mean(r0, m0, W, H, R); /* window means in place, m0 as scratch */
+    box_mean(r1, m0, W, H, R);
     if (flat > 0) { /* glocal_infer_options.lme_flat: g = the 7x7 mean |grad A|, 1 where below flat */
         float *g = scratch + 3 * hw;
         for (int y = 0; y < H; y++)
@@ -216,16 +222,11 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
                 const float gy = yp > ym ? (ga[(size_t)yp * W + x] - ga[(size_t)ym * W + x]) / (float)(yp - ym) : 0;
                 g[(size_t)y * W + x] = hypotf(gx, gy);
             }
-        box_sum(g, m0, W, H, R);
+        box_mean(g, m0, W, H, R);
         size_t nf = 0; /* m0: r0 of the flat windows that are not evidence (the still background) */
-        for (int y = 0; y < H; y++) {
-            const int ny = (y + R < H ? y + R : H - 1) - (y - R > 0 ? y - R : 0) + 1;
-            for (int x = 0; x < W; x++) {
-                const int nx = (x + R < W ? x + R : W - 1) - (x - R > 0 ? x - R : 0) + 1;
-                const size_t p = (size_t)y * W + x;
-                g[p] = g[p] / (float)(nx * ny) < flat;
-                if (g[p] > 0 && !ev[p]) m0[nf++] = r0[p];
-            }
+        for (size_t p = 0; p < hw; p++) {
+            g[p] = g[p] < flat;
+            if (g[p] > 0 && !ev[p]) m0[nf++] = r0[p];
         }
         if (nf > hw / 50 && glocal_quickselect(m0, nf, nf / 2) > flat_noise)
             for (size_t p = 0; p < hw; p++)

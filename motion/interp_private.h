@@ -35,7 +35,7 @@ static inline int bilinear_inside(const float *img, int w, int h, double x, doub
 /* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at
  * the border (running sums: a row pass into t, a column pass back into e).
  * (flow_fuse.c compares two flows' errors summed over the same windows;
- * glocal_infer.c's lme_support divides by the window's pixel count.) */
+ * glocal_infer.c's box_mean divides by the window's pixel count.) */
 static inline void box_sum(float *e, float *t, int w, int h, int r)
 {
     for (int y = 0; y < h; y++) {
