@@ -1218,25 +1218,55 @@ static double lme_tex(double x, double y, int kind)
     return kind == 1 ? 128 + 60 * sin(0.9 * x) * cos(0.7 * y) : 90 + 4 * x + 2 * y; /* (3): 4 grey levels a px */
 }
 
+/* The planes of glocal_lme_support_clear's tests: grey A and B, the flow
+ * (u, v, zeroed), its scratch, the evidence and each pixel's region. */
+typedef struct {
+    float *ga, *gb, *u, *v, *scratch;
+    uint8_t *ev, *region;
+} support_planes;
+
+static support_planes support_planes_new(size_t hw)
+{
+    support_planes s = { malloc(sizeof(float) * hw), malloc(sizeof(float) * hw), calloc(hw, sizeof(float)),
+                         calloc(hw, sizeof(float)), malloc(sizeof(float) * 4 * hw), malloc(hw), malloc(hw) };
+    assert_true(s.ga && s.gb && s.u && s.v && s.scratch && s.ev && s.region);
+    return s;
+}
+
+static void support_planes_free(support_planes *s)
+{
+    free(s->ga);
+    free(s->gb);
+    free(s->u);
+    free(s->v);
+    free(s->scratch);
+    free(s->ev);
+    free(s->region);
+}
+
+/* One uniform draw in [0, 1) of a 64-bit LCG (Knuth's MMIX constants). */
+static double lcg_uniform(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*st >> 11) / 9007199254740992.0;
+}
+
 static void test_lme_support_rule(void **state)
 {
     (void)state;
     enum { W = 64, H = 64 };
     const size_t hw = (size_t)W * H;
-    float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
-          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 4 * hw);
-    uint8_t *ev = malloc(hw), *region = malloc(hw);
-    assert_true(ga && gb && u && v && scratch && ev && region);
+    support_planes sp = support_planes_new(hw);
+    float *ga = sp.ga, *gb = sp.gb, *u = sp.u, *v = sp.v, *scratch = sp.scratch;
+    uint8_t *ev = sp.ev, *region = sp.region;
     uint64_t st = 7;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const size_t p = (size_t)y * W + x;
             double na = 0, nb = 0; /* Gaussian noise, sigma 2: sums of 12 uniforms */
             for (int k = 0; k < 12; k++) {
-                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
-                na += (double)(st >> 11) / 9007199254740992.0;
-                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
-                nb += (double)(st >> 11) / 9007199254740992.0;
+                na += lcg_uniform(&st);
+                nb += lcg_uniform(&st);
             }
             ga[p] = (float)(60 + x + 2 * (na - 6));
             gb[p] = (float)(60 + x + 2 * (nb - 6));
@@ -1287,13 +1317,7 @@ static void test_lme_support_rule(void **state)
             assert_true(kept[3] > 0.9 * n[3]);
         }
     }
-    free(ga);
-    free(gb);
-    free(u);
-    free(v);
-    free(scratch);
-    free(ev);
-    free(region);
+    support_planes_free(&sp);
 }
 
 /* lme_flat on constructed frames (camera still, h = I), 64x64: A is a
@@ -1311,10 +1335,9 @@ static void test_lme_flat_rule(void **state)
     (void)state;
     enum { W = 64, H = 64 };
     const size_t hw = (size_t)W * H;
-    float *ga = malloc(sizeof(float) * hw), *gb = malloc(sizeof(float) * hw), *u = calloc(hw, sizeof(float)),
-          *v = calloc(hw, sizeof(float)), *scratch = malloc(sizeof(float) * 4 * hw);
-    uint8_t *ev = malloc(hw), *region = malloc(hw);
-    assert_true(ga && gb && u && v && scratch && ev && region);
+    support_planes sp = support_planes_new(hw);
+    float *ga = sp.ga, *gb = sp.gb, *u = sp.u, *v = sp.v, *scratch = sp.scratch;
+    uint8_t *ev = sp.ev, *region = sp.region;
     const double id[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
     for (int c = 0; c < 3; c++) { /* 0: noisy pair, 1: clean pair, 2: noisy pair, lme_flat 0 */
         uint64_t st = 11;
@@ -1322,10 +1345,7 @@ static void test_lme_flat_rule(void **state)
             for (int x = 0; x < W; x++) {
                 const size_t p = (size_t)y * W + x;
                 double nb = 0; /* Gaussian noise, sigma 1: sums of 12 uniforms */
-                for (int k = 0; k < 12; k++) {
-                    st = st * 6364136223846793005ULL + 1442695040888963407ULL;
-                    nb += (double)(st >> 11) / 9007199254740992.0;
-                }
+                for (int k = 0; k < 12; k++) nb += lcg_uniform(&st);
                 ga[p] = (float)(100 + 0.5 * x);
                 gb[p] = (float)(100 + 0.5 * x + (c == 1 ? 0 : nb - 6));
                 region[p] = 0;
@@ -1365,13 +1385,7 @@ static void test_lme_flat_rule(void **state)
         if (c == 0) assert_int_equal(kept[2], 0);
         else assert_true(kept[2] > 0.9 * n[2]); /* the support test clears a rim whose windows take in noise */
     }
-    free(ga);
-    free(gb);
-    free(u);
-    free(v);
-    free(scratch);
-    free(ev);
-    free(region);
+    support_planes_free(&sp);
 }
 
 int main(void)
