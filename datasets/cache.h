@@ -109,7 +109,7 @@ typedef enum { CACHE_INT16 = 0, CACHE_FLOAT16 = 1 } cache_encoding;
  * writer can resume, only when these agree (shard aside for merges). */
 typedef struct {
     char method[64];        /* "tvl1", "glocal-local", ... */
-    char params[1024];      /* the method's parameters, as text */
+    char params[4096];      /* the method's parameters, as text */
     char model_sha256[72];  /* hex SHA-256 of the checkpoint; "" when none */
     char source[1024];      /* dataset folder and split, as text */
     int height, width;      /* field grid, pixels */

@@ -325,6 +325,9 @@ int extract_config_validate(const extract_config *c)
                         c->method);
     if (!glocal && c->model)
         return gl_error(GL_EINVAL, "extract_config.model: only the glocal-* methods take a model, not %s", c->method);
+    if (c->model && strlen(c->model) > EXTRACT_MODEL_PATH_MAX) /* it is part of the cache's parameter text */
+        return gl_error(GL_EINVAL, "extract_config.model: a path of %zu characters, expected at most %d",
+                        strlen(c->model), EXTRACT_MODEL_PATH_MAX);
     int rc = validate_more(c);
     if (rc < 0) return rc;
     if (c->split < 1 || c->split > 99) return gl_error(GL_EINVAL, "extract_config.split: %d, expected 1..99", c->split);
@@ -352,12 +355,16 @@ static int cache_config_of(const extract_config *c, const motion_method *m, long
 {
     cache_config_default(cfg);
     snprintf(cfg->method, sizeof cfg->method, "%s", m->name);
-    char desc[800];
+    char desc[3072];
     m->describe(c, desc, sizeof desc);
     /* strict only when set, so that caches of earlier versions (which did not
      * record it) resume when it is not */
-    snprintf(cfg->params, sizeof cfg->params, "size=%dx%d stride=%d frames=RGB24 area-resized%s; %s", c->height,
-             c->width, c->stride, c->strict ? " strict (damaged clips fail)" : "", desc);
+    const int len = snprintf(cfg->params, sizeof cfg->params, "size=%dx%d stride=%d frames=RGB24 area-resized%s; %s",
+                             c->height, c->width, c->stride, c->strict ? " strict (damaged clips fail)" : "", desc);
+    /* a cut text would let a resume past the rules it lost (a long model path) */
+    if (strlen(desc) + 1 >= sizeof desc || len < 0 || (size_t)len >= sizeof cfg->params)
+        return gl_error(GL_EINVAL, "extract: the parameters of %s do not fit the cache's record (%zu characters; "
+                        "a shorter --model path?)", m->name, sizeof cfg->params - 1);
     if (c->list_file)
         snprintf(cfg->source, sizeof cfg->source, "dataset=%.480s list=%.480s", c->dataset, c->list_file);
     else

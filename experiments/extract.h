@@ -70,6 +70,10 @@
 
 #define EXTRACT_MAX_OUTPUTS 10 /* caches one run writes (method/out and more[]) */
 
+/* The longest --model path extract takes: the path is part of each cache's
+ * parameter text (cache_config.params), which must hold it whole. */
+#define EXTRACT_MODEL_PATH_MAX 1024
+
 /* One more output of a run: a method and its cache. */
 typedef struct {
     const char *method, *out;
@@ -82,7 +86,8 @@ typedef struct {
     int only;                 /* -1: the clips of every list of the split; else one dataset_split */
     const char *list_file;    /* the list file the user named, for the cache's provenance; NULL = the split */
     const char *method;       /* one of extract_method_names() */
-    const char *model;        /* glocal-* methods: a glocal train-motion checkpoint (NULL otherwise) */
+    const char *model;        /* glocal-* methods: a glocal train-motion checkpoint (NULL otherwise;
+                                 a path of at most EXTRACT_MODEL_PATH_MAX characters) */
     const char *out;          /* method's cache; resumed when it holds the same settings */
     /* More outputs of method's pass, each into its own cache (more[k].method's
      * fields into more[k].out): every method and every path once. */

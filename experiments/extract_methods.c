@@ -307,7 +307,7 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    char t[1024];
+    char t[3072];
     glocal_base_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; mask: evidence = %s, none out of B's view (margin %g of the side)", t,
              o.mask_lme ? "motion or the LME's mask" : "motion", o.view_margin);
@@ -315,7 +315,7 @@ static void glocal_describe(const extract_config *c, char *buf, size_t n)
 
 static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[1024];
+    char t[3072];
     glocal_describe(c, t, sizeof t);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
@@ -326,7 +326,7 @@ static void glocal_tvl1_describe(const extract_config *c, char *buf, size_t n)
 
 static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[1024];
+    char t[3072];
     glocal_describe(c, t, sizeof t);
     glocal_infer_options o;
     glocal_infer_options_default(&o);
@@ -343,7 +343,7 @@ static void glocal_lme_describe(const extract_config *c, char *buf, size_t n)
 
 static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
 {
-    char t[1024];
+    char t[3072];
     glocal_base_describe(c, t, sizeof t);
     snprintf(buf, n, "%s; the homography's flow, refined on the LME's background (the local outputs' own)", t);
 }
@@ -352,7 +352,7 @@ static void glocal_global_describe(const extract_config *c, char *buf, size_t n)
 static void mask_describe(void (*base)(const extract_config *, char *, size_t), const extract_config *c, char *buf,
                           size_t n)
 {
-    char t[1024];
+    char t[3072];
     base(c, t, sizeof t);
     snprintf(buf, n, "%s; output: the mask (1 = foreground), the gate of the local flow", t);
 }

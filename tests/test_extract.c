@@ -722,6 +722,9 @@ static void test_extract_run_glocal_one_pass(void **state)
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "variational refinement on the raw pair"));
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "and the unfinished flow too"));
         if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "coarse to fine from 1/2 of the model size"));
+        /* the text's last rules are recorded whole (it once ran past the cache's 800-character copy) */
+        if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "x its median, none in flat windows"));
+        if (k < 3) assert_non_null(strstr(cache_get_config(cc)->params, "residual is above 0.25"));
         cache_close(&cc);
         double worst = assert_close(lp[k], la[k], CACHE_INT16_SCALE + 1e-6);
         print_message("one pass with the hybrid vs %s alone: %.4g px\n", lme[k], worst);
@@ -756,6 +759,15 @@ static void test_extract_run_glocal_one_pass(void **state)
     assert_int_equal(extract_config_validate(&c), GL_EINVAL);
     c.more[0] = (extract_output){ "glocal-mixed", pass[2] };
     OK(extract_config_validate(&c));
+    /* a model path the cache's parameter text could not hold whole */
+    char longpath[EXTRACT_MODEL_PATH_MAX + 2];
+    memset(longpath, 'm', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = 0;
+    const char *model = c.model;
+    c.model = longpath;
+    assert_int_equal(extract_config_validate(&c), GL_EINVAL);
+    assert_non_null(strstr(gl_last_error(), "extract_config.model: a path of 1025 characters"));
+    c.model = model;
 }
 
 /* Waits for pid at most `seconds`; the exit status, or -1 (killed) on timeout. */
