@@ -17,7 +17,9 @@
  * glocal_infer_options.local_fuse, and without the DIS start,
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios
  * full/hybrid, full/TV-L1, lean/hybrid, lean/TV-L1 and GME + LME
- * forward/TV-L1, on random-weight models and synthetic textured pairs (speed
+ * forward/TV-L1, of the network-only path again in a thread of its own (as
+ * extract's and run's workers call it: glibc gives such a thread its own
+ * arena) with the ratio worker/main, on random-weight models and synthetic textured pairs (speed
  * depends little on the weights: the refinement's iterations do). Every
  * glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
@@ -28,6 +30,7 @@
  *   glocal S=<S> <what> <value> <unit>
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +106,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full_worker, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
 } rates;
 
@@ -122,6 +125,34 @@ static double infer_rate(glocal_model *m, const uint8_t **pa, const uint8_t **pb
         k += n;
     }
     return k / (gl_now() - t0);
+}
+
+typedef struct {
+    glocal_model *m;
+    const uint8_t **pa, **pb;
+    int n, S;
+    const glocal_infer_options *io;
+    double seconds, rate;
+} worker_job;
+
+static void *worker_main(void *arg)
+{
+    worker_job *j = arg;
+    j->rate = infer_rate(j->m, j->pa, j->pb, j->n, j->S, j->io, j->seconds);
+    return NULL;
+}
+
+/* infer_rate in a new thread, as extract's and run's workers call glocal_infer. */
+static double infer_rate_worker(glocal_model *m, const uint8_t **pa, const uint8_t **pb, int n, int S,
+                                const glocal_infer_options *io, double seconds)
+{
+    worker_job j = { m, pa, pb, n, S, io, seconds, 0 };
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker_main, &j) != 0 || pthread_join(t, NULL) != 0) {
+        fprintf(stderr, "bench_glocal: cannot run a worker thread\n");
+        exit(1);
+    }
+    return j.rate;
 }
 
 /* n synthetic S x S pairs (make_pairs) in *a, *b, with pointers to each
@@ -194,6 +225,7 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     glocal_infer_options_default(&io);
     io.local_tvl1 = 0;
     r.full = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    r.full_worker = infer_rate_worker(m, pa, pb, batch, S, &io, seconds);
     const int finish = io.lme_finish;
     io.lme_finish = 0; /* the network's flow without its variational finish */
     r.full_nofinish = infer_rate(m, pa, pb, batch, S, &io, seconds);
@@ -335,6 +367,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d refine_only_%dproc %.1f pairs/s\n", S, procs, sum.refine);
         printf("glocal S=%d full_infer_%dthr %.1f pairs/s\n", S, threads, one.full);
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
+        printf("glocal S=%d full_infer_worker_thread_%dthr %.1f pairs/s\n", S, threads, one.full_worker);
         printf("glocal S=%d gme_lme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme_lme);
         printf("glocal S=%d full_infer_no_finish_%dthr %.1f pairs/s\n", S, threads, one.full_nofinish);
         printf("glocal S=%d full_infer_no_coarse_%dthr %.1f pairs/s\n", S, threads, one.full_nocoarse);
@@ -351,6 +384,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d tvl1_alone_%dthr %.1f pairs/s\n", S, threads, one.tvl1);
         printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);
         printf("glocal S=%d full_over_hybrid_2pass_%dthr %.2f x\n", S, threads, one.full / one.hybrid2);
+        printf("glocal S=%d full_worker_over_main_%dthr %.2f x\n", S, threads, one.full_worker / one.full);
         printf("glocal S=%d full_over_tvl1_%dthr %.2f x\n", S, threads, one.full / one.tvl1);
         printf("glocal S=%d full_lean_over_hybrid_%dthr %.2f x\n", S, threads, one.full_lean / one.hybrid);
         printf("glocal S=%d full_lean_over_tvl1_%dthr %.2f x\n", S, threads, one.full_lean / one.tvl1);

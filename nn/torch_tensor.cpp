@@ -55,9 +55,17 @@ int nn_runtime_init(int threads, const char *device)
      * forward pass page-faults its large temporaries in again; with these
      * settings freed blocks stay in the heap and are reused. Measured with
      * bench_glocal on 1 thread: GLOCAL inference 123 -> 143 pairs/s at 64^2,
-     * 28 -> 35 at 128^2 (bench/README.md, "glocal"). */
+     * 28 -> 35 at 128^2 (bench/README.md, "glocal"). The trim threshold only
+     * keeps the main thread's heap: a thread's own arena (extract's and run's
+     * workers) is a chain of 64 MiB heaps, and glibc unmaps a heap whose
+     * every block is free unless the top pad could not fit in the heap
+     * before it (arena.c, heap_trim), so each pair page-faulted ~10 MB in
+     * again there. A top pad of a whole heap keeps them; the main heap then
+     * grows in 64 MiB steps of address space, touched only as used
+     * (bench/README.md, "Worker threads"). */
     mallopt(M_MMAP_THRESHOLD, 32 << 20);  /* glibc's maximum on 64-bit */
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);          /* glibc's arena heap size (HEAP_MAX_SIZE) */
 #endif
     NN_TRY(
         if (threads > 0) at::set_num_threads(threads);
