@@ -133,9 +133,12 @@ fail:
  * channels of cost_volume(): (N, 2, h, w) in pixels of the level. This is
  * the matching itself, with no parameters: from the first step the head
  * only corrects it (sub-pixel, occlusions) and weighs it. */
+static int soft_argmax_fused(const nn_tensor *cv, int R, nn_tensor **out);
+
 static int soft_argmax(const nn_tensor *cv, int R, nn_tensor *const off[2], nn_tensor **out)
 {
     int rc;
+    if (!nn_requires_grad(cv) && nn_get_device(cv) == NN_CPU) return soft_argmax_fused(cv, R, out);
     const int n = (2 * R + 1) * (2 * R + 1);
     nn_tensor *sc, *p, *px, *py, *fx, *fy;
     const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3);
@@ -168,6 +171,62 @@ static int soft_argmax(const nn_tensor *cv, int R, nn_tensor *const off[2], nn_t
     nn_tensor *two[2] = { fx, fy };
     TRY(nn_cat(out, two, 2, 1));
 fail:
+    return rc;
+}
+
+/* soft_argmax without gradient on the CPU, in one pass over the volume
+ * (channels last, so a pixel's costs are contiguous): the same estimate per
+ * pixel, where the tensor ops above make fifteen passes over (N, (2R+1)^2,
+ * h, w) and a max pool over N h w tiny grids. The softmax's normaliser
+ * cancels in the renormalisation over the window (up to the 1e-12 there,
+ * below float precision as the best match's term is 1), so only the window's
+ * terms are exponentiated. Equal to the tensor ops to float rounding
+ * (test_glocal_arch2); bench/README.md, "Worker threads", has the cost. */
+static int soft_argmax_fused(const nn_tensor *cv, int R, nn_tensor **out)
+{
+    const int D = 2 * R + 1, n = D * D;
+    if (nn_ndim(cv) != 4 || nn_size(cv, 1) != n)
+        return gl_error(GL_EINVAL, "soft_argmax: expected a cost volume of %d channels", n);
+    const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3), hw = h * w;
+    const size_t nc = (size_t)N * hw * n;
+    const int64_t nhwc[4] = { 0, 2, 3, 1 };
+    float *c = gl_malloc(sizeof(float) * nc), *o = gl_malloc(sizeof(float) * 2 * N * hw);
+    unsigned char *win = gl_malloc(n);
+    nn_tensor *t = NULL;
+    int rc = (c && o && win) ? 0 : GL_ENOMEM;
+    if (rc >= 0) rc = nn_permute(&t, cv, nhwc, 4);
+    if (rc >= 0) rc = nn_copy_to(t, c, sizeof(float) * nc, NN_F32);
+    nn_free(&t);
+    for (int64_t i = 0; rc >= 0 && i < N * hw; i++) {
+        const float *ci = c + (size_t)i * n;
+        float mx = ci[0];
+        for (int k = 1; k < n; k++) mx = fmaxf(mx, ci[k]);
+        memset(win, 0, n);
+        for (int k = 0; k < n; k++) {
+            if (!(ci[k] >= mx)) continue;
+            const int ky = k / D, kx = k % D; /* a best match: its 3x3 window */
+            for (int y = ky > 0 ? ky - 1 : 0; y <= ky + 1 && y < D; y++)
+                for (int x = kx > 0 ? kx - 1 : 0; x <= kx + 1 && x < D; x++) win[y * D + x] = 1;
+        }
+        double s = 0, sx = 0, sy = 0;
+        for (int k = 0; k < n; k++) {
+            if (!win[k]) continue;
+            const double e = expf((float)GME_SOFTARGMAX_BETA * (ci[k] - mx));
+            s += e;
+            sx += e * (k % D - R);
+            sy += e * (k / D - R);
+        }
+        const int64_t b = i / hw, q = i % hw;
+        o[(size_t)b * 2 * hw + q] = (float)(sx / s);
+        o[(size_t)b * 2 * hw + hw + q] = (float)(sy / s);
+    }
+    if (rc >= 0) {
+        int64_t sh[4] = { N, 2, h, w };
+        rc = nn_from_data(out, o, sh, 4, NN_F32);
+    }
+    gl_free(c);
+    gl_free(o);
+    gl_free(win);
     return rc;
 }
 

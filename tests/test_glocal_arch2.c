@@ -37,8 +37,10 @@ static float *to_host(const nn_tensor *t, size_t n)
     return v;
 }
 
-/* One pixel's cost volume of radius 3: -1 everywhere but the given peaks. */
-static void soft_argmax_of(const int (*peaks)[3], int npeaks, float out[2])
+/* One pixel's cost volume of radius 3: -1 everywhere but the given peaks.
+ * grad 1: the volume records gradient, so the tensor ops run (training);
+ * grad 0: the one-pass path of inference. */
+static void soft_argmax_of(const int (*peaks)[3], int npeaks, int grad, float out[2])
 {
     enum { R = 3, n = 49 };
     float cv[n];
@@ -50,6 +52,7 @@ static void soft_argmax_of(const int (*peaks)[3], int npeaks, float out[2])
     int64_t sh[4] = { 1, n, 1, 1 };
     nn_tensor *t, *f;
     OK(nn_from_data(&t, cv, sh, 4, NN_F32));
+    OK(nn_set_requires_grad(t, grad));
     OK(glocal_soft_argmax(t, R, &f));
     assert_int_equal(nn_size(f, 1), 2);
     OK(nn_copy_to(f, out, sizeof(float) * 2, NN_F32));
@@ -60,22 +63,69 @@ static void test_soft_argmax(void **state)
 {
     (void)state;
     float f[2];
-    /* one clear match at (dx, dy) = (2, -1) */
-    const int one[1][3] = { { 2, -1, 100 } };
-    soft_argmax_of(one, 1, f);
-    assert_double_equal(f[0], 2, 1e-4);
-    assert_double_equal(f[1], -1, 1e-4);
-    /* two equal neighbours: half way (sub-pixel) */
-    const int two[2][3] = { { 1, 0, 100 }, { 2, 0, 100 } };
-    soft_argmax_of(two, 2, f);
-    assert_double_equal(f[0], 1.5, 1e-4);
-    assert_double_equal(f[1], 0, 1e-4);
-    /* a second, almost as good match far away does not pull the estimate
-     * (a plain soft argmax would move it by e^-2 / (1 + e^-2) * 5 = 0.6 px) */
-    const int far[2][3] = { { 2, -1, 100 }, { -3, 2, 90 } };
-    soft_argmax_of(far, 2, f);
-    assert_double_equal(f[0], 2, 1e-4);
-    assert_double_equal(f[1], -1, 1e-4);
+    for (int grad = 0; grad <= 1; grad++) {
+        /* one clear match at (dx, dy) = (2, -1) */
+        const int one[1][3] = { { 2, -1, 100 } };
+        soft_argmax_of(one, 1, grad, f);
+        assert_double_equal(f[0], 2, 1e-4);
+        assert_double_equal(f[1], -1, 1e-4);
+        /* two equal neighbours: half way (sub-pixel) */
+        const int two[2][3] = { { 1, 0, 100 }, { 2, 0, 100 } };
+        soft_argmax_of(two, 2, grad, f);
+        assert_double_equal(f[0], 1.5, 1e-4);
+        assert_double_equal(f[1], 0, 1e-4);
+        /* a second, almost as good match far away does not pull the estimate
+         * (a plain soft argmax would move it by e^-2 / (1 + e^-2) * 5 = 0.6 px) */
+        const int far[2][3] = { { 2, -1, 100 }, { -3, 2, 90 } };
+        soft_argmax_of(far, 2, grad, f);
+        assert_double_equal(f[0], 2, 1e-4);
+        assert_double_equal(f[1], -1, 1e-4);
+        /* two exactly equal best matches far apart: the window is both
+         * neighbourhoods, so the estimate is their mean */
+        const int tie[2][3] = { { 3, 3, 100 }, { -3, -1, 100 } };
+        soft_argmax_of(tie, 2, grad, f);
+        assert_double_equal(f[0], 0, 1e-4);
+        assert_double_equal(f[1], 1, 1e-4);
+    }
+}
+
+/* Inference's one-pass soft argmax (no gradient) against the tensor ops that
+ * training differentiates, on random volumes of radius 2 and 3 with ties
+ * (every cost rounded to a tenth, as cosines of zero features tie at 0). */
+static void test_soft_argmax_paths_agree(void **state)
+{
+    (void)state;
+    for (int R = 2; R <= 3; R++) {
+        const int n = (2 * R + 1) * (2 * R + 1);
+        int64_t sh[4] = { 3, n, 5, 7 };
+        const size_t nc = (size_t)3 * n * 5 * 7, no = (size_t)3 * 2 * 5 * 7;
+        float *cv = malloc(sizeof(float) * nc);
+        assert_non_null(cv);
+        uint64_t s = 12345 + R;
+        for (size_t i = 0; i < nc; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            float u = (float)((s >> 40) & 0xffffff) / 16777216.0f * 2 - 1;
+            cv[i] = i % 2 ? u : roundf(u * 10) / 10;
+        }
+        nn_scope *sc;
+        OK(nn_scope_begin(&sc));
+        nn_tensor *t0, *t1, *f0, *f1;
+        OK(nn_from_data(&t0, cv, sh, 4, NN_F32));
+        OK(nn_from_data(&t1, cv, sh, 4, NN_F32));
+        OK(nn_set_requires_grad(t1, 1));
+        OK(glocal_soft_argmax(t0, R, &f0));
+        OK(glocal_soft_argmax(t1, R, &f1));
+        assert_int_equal(nn_size(f0, 1), 2);
+        assert_int_equal(nn_size(f0, 3), 7);
+        float *a = to_host(f0, no), *b = to_host(f1, no);
+        double worst = 0;
+        for (size_t i = 0; i < no; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+        assert_true(worst < 1e-5);
+        free(a);
+        free(b);
+        nn_scope_end(&sc);
+        free(cv);
+    }
 }
 
 /* The robust projection: a flow that is exactly a combination of the pooled
@@ -400,6 +450,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_soft_argmax),
+        cmocka_unit_test(test_soft_argmax_paths_agree),
         cmocka_unit_test(test_irls_projection),
         cmocka_unit_test(test_gn_step),
         cmocka_unit_test(test_gn_step_moving_patch),
