@@ -128,6 +128,60 @@ static void test_soft_argmax_paths_agree(void **state)
     }
 }
 
+/* The correlation volume against its definition, sum_c fa(p) fb(p + d) with
+ * zero outside fb (computed here in double), with and without gradient. */
+static void test_cost_volume(void **state)
+{
+    (void)state;
+    enum { N = 2, C = 5, H = 6, W = 7, R = 2, D = 2 * R + 1 };
+    const size_t nf = (size_t)N * C * H * W, nc = (size_t)N * D * D * H * W;
+    float *fa = malloc(sizeof(float) * nf), *fb = malloc(sizeof(float) * nf);
+    double *ref = calloc(nc, sizeof(double));
+    assert_non_null(fa);
+    assert_non_null(fb);
+    assert_non_null(ref);
+    uint64_t s = 777;
+    for (size_t i = 0; i < 2 * nf; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        float u = (float)((s >> 40) & 0xffffff) / 16777216.0f * 2 - 1;
+        if (i < nf) fa[i] = u; else fb[i - nf] = u;
+    }
+    for (int i = 0; i < N; i++)
+        for (int dy = -R; dy <= R; dy++)
+            for (int dx = -R; dx <= R; dx++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++) {
+                        if (y + dy < 0 || y + dy >= H || x + dx < 0 || x + dx >= W) continue;
+                        double v = 0;
+                        for (int c = 0; c < C; c++)
+                            v += (double)fa[((i * C + c) * H + y) * W + x] *
+                                 fb[((i * C + c) * H + y + dy) * W + x + dx];
+                        ref[(((size_t)i * D * D + (dy + R) * D + dx + R) * H + y) * W + x] = v;
+                    }
+    int64_t sh[4] = { N, C, H, W };
+    for (int grad = 0; grad <= 1; grad++) {
+        nn_scope *sc;
+        OK(nn_scope_begin(&sc));
+        nn_tensor *ta, *tb, *cv;
+        OK(nn_from_data(&ta, fa, sh, 4, NN_F32));
+        OK(nn_from_data(&tb, fb, sh, 4, NN_F32));
+        OK(nn_set_requires_grad(ta, grad));
+        OK(glocal_cost_volume(ta, tb, R, &cv));
+        assert_int_equal(nn_size(cv, 1), D * D);
+        assert_int_equal(nn_size(cv, 2), H);
+        assert_int_equal(nn_size(cv, 3), W);
+        float *got = to_host(cv, nc);
+        double worst = 0;
+        for (size_t i = 0; i < nc; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
+        assert_true(worst < 1e-5);
+        free(got);
+        nn_scope_end(&sc);
+    }
+    free(fa);
+    free(fb);
+    free(ref);
+}
+
 /* The robust projection: a flow that is exactly a combination of the pooled
  * bases, with a fifth of its cells replaced by an object's motion, gives back
  * that combination; the plain least-squares fit (no reweighting, scale huge)
@@ -451,6 +505,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_soft_argmax),
         cmocka_unit_test(test_soft_argmax_paths_agree),
+        cmocka_unit_test(test_cost_volume),
         cmocka_unit_test(test_irls_projection),
         cmocka_unit_test(test_gn_step),
         cmocka_unit_test(test_gn_step_moving_patch),
