@@ -19,8 +19,9 @@
  * full/hybrid, full/TV-L1, lean/hybrid, lean/TV-L1 and GME + LME
  * forward/TV-L1, of the network-only path again in a thread of its own (as
  * extract's and run's workers call it: glibc gives such a thread its own
- * arena) with the ratio worker/main, on random-weight models and synthetic textured pairs (speed
- * depends little on the weights: the refinement's iterations do). Every
+ * arena) with the ratio worker/main, on random-weight models and synthetic
+ * textured pairs (speed depends little on the weights: the refinement's
+ * iterations do). Every
  * glocal_infer rate is timed after one untimed warm-up call. --procs P runs P
  * single-thread processes side by side (fork) and sums their rates, against
  * one process of N threads. Also the conv FLOP/s the GME forward reaches

@@ -135,10 +135,17 @@ fail:
  * only corrects it (sub-pixel, occlusions) and weighs it. */
 static int soft_argmax_fused(const nn_tensor *cv, int R, nn_tensor **out);
 
+/* Whether soft_argmax takes the one-pass path (no gradient, CPU), which needs
+ * no offset tensors. */
+static int soft_argmax_is_fused(const nn_tensor *cv)
+{
+    return !nn_requires_grad(cv) && nn_get_device(cv) == NN_CPU;
+}
+
 static int soft_argmax(const nn_tensor *cv, int R, nn_tensor *const off[2], nn_tensor **out)
 {
     int rc;
-    if (!nn_requires_grad(cv) && nn_get_device(cv) == NN_CPU) return soft_argmax_fused(cv, R, out);
+    if (soft_argmax_is_fused(cv)) return soft_argmax_fused(cv, R, out);
     const int n = (2 * R + 1) * (2 * R + 1);
     nn_tensor *sc, *p, *px, *py, *fx, *fy;
     const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3);
@@ -185,8 +192,11 @@ fail:
 static int soft_argmax_fused(const nn_tensor *cv, int R, nn_tensor **out)
 {
     const int D = 2 * R + 1, n = D * D;
-    if (nn_ndim(cv) != 4 || nn_size(cv, 1) != n)
-        return gl_error(GL_EINVAL, "soft_argmax: expected a cost volume of %d channels", n);
+    if (nn_ndim(cv) != 4 || nn_size(cv, 1) != n) {
+        char sh[96];
+        return gl_error(GL_EINVAL, "soft_argmax: expected a cost volume (N, %d, h, w) for radius %d, got %s", n, R,
+                        nn_shape_str(cv, sh, sizeof sh));
+    }
     const int64_t N = nn_size(cv, 0), h = nn_size(cv, 2), w = nn_size(cv, 3), hw = h * w;
     const size_t nc = (size_t)N * hw * n;
     const int64_t nhwc[4] = { 0, 2, 3, 1 };
@@ -230,9 +240,11 @@ static int soft_argmax_fused(const nn_tensor *cv, int R, nn_tensor **out)
     return rc;
 }
 
-/* The same with offsets made for this call (tests: no model at hand). */
+/* The same with offsets made for this call (the LME's matching, tests),
+ * unless the one-pass path needs none. */
 int glocal_soft_argmax(const nn_tensor *cv, int R, nn_tensor **out)
 {
+    if (soft_argmax_is_fused(cv)) return soft_argmax_fused(cv, R, out);
     nn_tensor *off[2] = { NULL, NULL };
     int rc = make_offsets(R, off);
     if (rc >= 0 && nn_get_device(cv) != nn_get_device(off[0])) {

@@ -104,10 +104,7 @@ static int tiny_init(tiny_model *m, uint64_t seed)
 static void sample(int step, int j, float *x, float *y)
 {
     uint64_t st = (uint64_t)step * 1000003u + (uint64_t)j * 7919u + 12345u;
-    for (int i = 0; i < 2 * 6 * 6; i++) {
-        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[i] = (float)((double)(st >> 40) / (double)(1ULL << 24)) * 2.0f - 1.0f;
-    }
+    for (int i = 0; i < 2 * 6 * 6; i++) x[i] = (float)(2 * test_lcg_uniform(&st) - 1);
     for (int i = 0; i < 3; i++) y[i] = (float)sin(0.3 * step + 0.7 * j + i);
 }
 

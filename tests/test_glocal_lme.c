@@ -1244,13 +1244,6 @@ static void support_planes_free(support_planes *s)
     free(s->region);
 }
 
-/* One uniform draw in [0, 1) of a 64-bit LCG (Knuth's MMIX constants). */
-static double lcg_uniform(uint64_t *st)
-{
-    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(*st >> 11) / 9007199254740992.0;
-}
-
 static void test_lme_support_rule(void **state)
 {
     (void)state;
@@ -1265,8 +1258,8 @@ static void test_lme_support_rule(void **state)
             const size_t p = (size_t)y * W + x;
             double na = 0, nb = 0; /* Gaussian noise, sigma 2: sums of 12 uniforms */
             for (int k = 0; k < 12; k++) {
-                na += lcg_uniform(&st);
-                nb += lcg_uniform(&st);
+                na += test_lcg_uniform(&st);
+                nb += test_lcg_uniform(&st);
             }
             ga[p] = (float)(60 + x + 2 * (na - 6));
             gb[p] = (float)(60 + x + 2 * (nb - 6));
@@ -1345,7 +1338,7 @@ static void test_lme_flat_rule(void **state)
             for (int x = 0; x < W; x++) {
                 const size_t p = (size_t)y * W + x;
                 double nb = 0; /* Gaussian noise, sigma 1: sums of 12 uniforms */
-                for (int k = 0; k < 12; k++) nb += lcg_uniform(&st);
+                for (int k = 0; k < 12; k++) nb += test_lcg_uniform(&st);
                 ga[p] = (float)(100 + 0.5 * x);
                 gb[p] = (float)(100 + 0.5 * x + (c == 1 ? 0 : nb - 6));
                 region[p] = 0;

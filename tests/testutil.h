@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -238,6 +239,14 @@ static inline double test_max_diff(const double *a, const double *b, size_t n)
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
     return m;
+}
+
+/* One uniform draw in [0, 1) of a 64-bit LCG (Knuth's MMIX constants):
+ * seeded test data, the same on every machine. */
+static inline double test_lcg_uniform(uint64_t *st)
+{
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*st >> 11) / 9007199254740992.0;
 }
 
 /* A smooth band-limited texture, evaluated anywhere: shifting it is exact. */
