@@ -365,8 +365,9 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
     double N[9] = { s, 0, -cx * s, 0, s, -cy * s, 0, 0, 1 }, Ni[9];
     gl_mat3_inverse(N, Ni);
     double lambda = c->lm_lambda;
+    long nv = -1; /* r's valid pixels; -1: r is not hm's yet */
     for (int it = 0; it < c->iterations; it++) {
-        long nv = residuals(L, hm, r);
+        if (nv < 0) nv = residuals(L, hm, r);
         if (nv < 16) return 0; /* too little overlap to say anything */
         long m = 0;
         for (long p = 0; p < n; p++)
@@ -413,10 +414,15 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
             gl_mat3_mul(Ni, hp, hp);
             gl_mat3_mul(hm, hp, hn);
             gl_mat3_normalize(hn);
-            residuals(L, hn, rt);
+            const long nt = residuals(L, hn, rt);
             double e1 = robust_cost(L, rt, cs);
             if (e1 <= e0) {
                 accepted = 1;
+                /* the next iteration's residuals are hn's: keep them */
+                float *sw = r;
+                r = rt;
+                rt = sw;
+                nv = nt;
                 lambda = fmax(lambda * 0.1, 1e-9);
             } else {
                 lambda = lambda > 0 ? lambda * 10 : 1e-6;
