@@ -139,7 +139,7 @@ int dis_config_validate(const dis_config *c)
  * 1/8 of the undamped one. We keep OpenCV's scale: its accuracy is the
  * target, and the damped steps with the stop on a rising SSD (below) are
  * what its presets were tuned with. */
-DIS_KERNEL
+MOTION_KERNEL
 static void sobel3_row(int w, const float *restrict u, const float *restrict m,
                        const float *restrict d, float *restrict ox, float *restrict oy)
 {
@@ -193,7 +193,7 @@ typedef struct {
 
 /* The structure tensor and gradient sums of the patches of rows
  * [begin, end). */
-DIS_KERNEL
+MOTION_KERNEL
 static void tensor_rows(const search_ctx *c, long begin, long end)
 {
     int w = c->w, psz = c->psz;
@@ -386,7 +386,7 @@ DIS_INLINE void search_patch(const search_ctx *c, int is, int js, int pass, int 
  * forward pass (top-left to bottom-right) then a backward one, the
  * descent iterations split between them (OpenCV); propagation never
  * crosses a stripe, which is what makes stripes independent. */
-DIS_KERNEL
+MOTION_KERNEL
 static int search_range(void *vctx, long begin, long end)
 {
     const search_ctx *c = vctx;
@@ -436,7 +436,7 @@ static void cover(int x, int n, int psz, int stride, int *lo, int *hi)
  * the whole run. r0, r1: I1's rows around the landing point, t: I0. (With
  * trapping math GCC keeps max(|d|, 1) a branch; nothing here reads the
  * floating-point exception flags.) */
-DIS_KERNEL DIS_NOTRAP
+MOTION_KERNEL DIS_NOTRAP
 static void densify_run(int n, const float *restrict r0, const float *restrict r1,
                         const float *restrict t, float w00, float w01, float w10, float w11,
                         float pu, float pv, float *restrict su, float *restrict sv,

@@ -9,12 +9,7 @@
 #include <stddef.h>
 
 #include "motion/flow.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DIS_KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define DIS_KERNEL
-#endif
+#include "motion/interp_private.h"
 
 #if defined(__GNUC__)
 #define DIS_INLINE static inline __attribute__((always_inline))

@@ -90,7 +90,7 @@ typedef struct {
  * row with forward differences (zero across the last column: elements
  * k >= lim; hy = 0 on the last row): r = the right neighbours, d = the ones
  * below. (GCC honours restrict on parameters only, hence the long lists.) */
-DIS_KERNEL
+MOTION_KERNEL
 static void var_weights_row(int n, int lim, float hy, float alpha2, const float *restrict wu,
                             const float *restrict du, const float *restrict wv,
                             const float *restrict dv, const float *restrict wur,
@@ -134,7 +134,7 @@ static void var_weights_at(const var_ctx *v, int y, float *const wr[2], float *c
  * other colour: *l[k] left, *l[k + 1] right, *u above, *d below; er/eb the
  * pixel's own edge weights (right, below), el/ea its left and upper
  * neighbours'. */
-DIS_KERNEL
+MOTION_KERNEL
 static void var_system_row(int n, float delta2, float gamma2, const float *restrict ix,
                            const float *restrict iy, const float *restrict iz,
                            const float *restrict ixx, const float *restrict ixy,
@@ -228,7 +228,7 @@ static int var_linearise_range(void *vctx, long begin, long end)
  * from the other colour's (Gauss-Seidel on the 2x2 block, over-relaxed).
  * Neighbours in the other colour: *l[k] left, *l[k + 1] right, *u above,
  * *d below. */
-DIS_KERNEL
+MOTION_KERNEL
 static void var_sor_kernel(int n, float om, const float *restrict wrl, const float *restrict dul,
                            const float *restrict dvl, const float *restrict wdu,
                            const float *restrict duu, const float *restrict dvu,
@@ -297,7 +297,7 @@ static void diff_y(const float *s, int w, int h, float *d)
 /* I1 warped by the flow, bilinear, each of the 4 taps clamped to the image
  * (OpenCV's remap with BORDER_REPLICATE); one row. With q32, positions are
  * rounded to 1/32 pixel first, as remap's interpolation tables do. */
-DIS_KERNEL DIS_NOTRAP
+MOTION_KERNEL DIS_NOTRAP
 static void warp_row(int w, int h, int y, const float *restrict i1, const float *restrict u,
                      const float *restrict v, int q32, float *restrict out)
 {

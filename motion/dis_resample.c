@@ -28,7 +28,7 @@ static void area_weights(int ss, int ds, int k, int *first, float *wt)
 
 /* One row of an exact 2x or 4x reduction: means of f x f blocks of the f
  * rows at s (stride sw), rounded when round (see dis_area_resize). */
-DIS_KERNEL
+MOTION_KERNEL
 static void area_whole_row(const float *restrict s, int sw, float *restrict d, int dw, int f,
                            int round)
 {
@@ -157,7 +157,7 @@ DIS_INLINE void hexpand_whole(const float *restrict t, float *restrict d, int sw
 }
 
 /* One source row interpolated horizontally to dw samples. */
-DIS_KERNEL
+MOTION_KERNEL
 static void upsample_hz(const upsample_ctx *c, const float *t, float *d)
 {
     int sw = c->sw, dw = c->dw, f = c->factor;
@@ -182,7 +182,7 @@ static void upsample_hz(const upsample_ctx *c, const float *t, float *d)
     }
 }
 
-DIS_KERNEL
+MOTION_KERNEL
 static void upsample_vt(int n, float sc, float g, float f, const float *restrict r0,
                         const float *restrict r1, float *restrict d)
 {

@@ -138,6 +138,16 @@ double glocal_corner_shift(const double a[9], const double b[9], int w, int h);
  * model size, on the default device, in the caller's nn scope (glocal_infer.c). */
 int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_tensor **out);
 
+/* The refinement's weighted Gauss-Newton system at one level of w x h
+ * (glocal_refine.c): A = sum_p om J J^T (all 8 x 8 filled) and g = sum_p
+ * om J r over the pixels p = (x, y) with r[p] not NaN and weight u > 0,
+ * where J = [ex xn, ex yn, ex, ey xn, ey yn, ey, -xn t, -yn t] (the warp
+ * increment's Jacobian in centred coordinates, xn = (x - cx) s, yn = (y -
+ * cy) s, t = ex xn + ey yn, ex = gx[p], ey = gy[p]) and om = u / (1 +
+ * (r / cs)^2) (Cauchy IRLS), u = wt[p] (wt NULL: 1). 0, or GL_ENOMEM. */
+int glocal_normal_equations(const float *r, const float *wt, const float *gx, const float *gy, int w, int h,
+                            double cx, double cy, double s, double cs, double A[8][8], double g[8]);
+
 /* The k-th smallest of v[0..n-1] (reorders v). */
 float glocal_quickselect(float *v, long n, long k);
 

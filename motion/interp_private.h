@@ -1,4 +1,5 @@
-/* interp_private.h — the interpolation the motion files share: the cubic
+/* interp_private.h — the interpolation the motion files share (and the
+ * target clones of their row kernels, MOTION_KERNEL): the cubic
  * kernel of TV-L1's warps (tvl1.c) and of GLOCAL's alignment of the next
  * frame before the local flow (glocal_infer.c); bilinear sampling inside
  * the image for the robust refinement (glocal_refine.c) and the fusion of
@@ -6,6 +7,15 @@
  * support test (glocal_infer.c). Private to motion/. */
 #ifndef GLOCAL_MOTION_INTERP_PRIVATE_H
 #define GLOCAL_MOTION_INTERP_PRIVATE_H
+
+/* The hot row kernels of motion/ (TV-L1's, DIS's, the refinement's normal
+ * equations): the project is compiled for baseline x86-64, so GCC also
+ * builds an AVX2 clone of each, picked at run time. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MOTION_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define MOTION_KERNEL
+#endif
 
 /* Keys' cubic convolution (a = -0.5, as IPOL's TV-L1): the weights of the
  * four samples at offsets -1, 0, 1, 2 from the left one, for a point t in

@@ -9,19 +9,12 @@
  * update) and, one row behind, the dual step (forward gradient +
  * projection), so a row is reused while in cache. The row kernels take
  * restrict pointers and have no branches in the inner loop, so the compiler
- * vectorises them; on x86-64 GCC also builds an AVX2 clone picked at run time
- * (target_clones), since the project is compiled for baseline x86-64. */
+ * vectorises them, with an AVX2 clone picked at run time (MOTION_KERNEL). */
 #include <math.h>
 #include <string.h>
 
 #include "motion/flow.h"
 #include "motion/interp_private.h"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TVL1_KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define TVL1_KERNEL
-#endif
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC vectorises sqrtf only when it cannot set errno; the project builds
@@ -229,7 +222,7 @@ static int median_network(int m, int (*cmp)[2], int max_cmp)
     return kept;
 }
 
-TVL1_KERNEL
+MOTION_KERNEL
 static void minmax_row(float *restrict a, float *restrict b, int w)
 {
     for (int x = 0; x < w; x++) {
@@ -390,7 +383,7 @@ static int warp_range(void *vctx, long begin, long end)
         v[x] = u2;                                                                           \
     } while (0)
 
-TVL1_KERNEL
+MOTION_KERNEL
 static void primal_row(int w, const float *restrict rhoc, const float *restrict ix,
                        const float *restrict iy, const float *restrict igrad,
                        const float *restrict p11, const float *restrict p12,
@@ -404,7 +397,7 @@ static void primal_row(int w, const float *restrict rhoc, const float *restrict 
 
 /* Forward gradient of u (zero across the last column / row) and the dual
  * projection p = (p + taut grad u) / (1 + taut |grad u|) (eq. 26). */
-TVL1_KERNEL
+MOTION_KERNEL
 static void dual_row(int w, const float *restrict u, const float *restrict ud,
                      const float *restrict v, const float *restrict vd, float *restrict p11,
                      float *restrict p12, float *restrict p21, float *restrict p22, float taut)
@@ -429,7 +422,7 @@ static void dual_row(int w, const float *restrict u, const float *restrict ud,
 }
 
 /* Sum with 16 independent lanes, so it vectorises without reassociating. */
-TVL1_KERNEL
+MOTION_KERNEL
 static double row_sum(const float *restrict e, int w)
 {
     float acc[16] = { 0 };

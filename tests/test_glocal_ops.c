@@ -20,6 +20,7 @@
 #include "datasets/image.h"
 #include "motion/flow.h"
 #include "motion/glocal.h"
+#include "motion/glocal_private.h"
 #include "nn/nn.h"
 
 /* ---- bases --------------------------------------------------------------------- */
@@ -288,6 +289,63 @@ static void test_refine_recovers_homography(void **state)
     assert_int_equal(glocal_refine_homography(a, b, W, H, NULL, &c, h), GL_EINVAL);
     free(a);
     free(b);
+}
+
+/* The refinement's normal equations (row moments, vector lanes) against
+ * their definition summed pixel by pixel in long double: widths with and
+ * without a remainder of the 4-pixel lanes, NaN residuals and zero or
+ * negative weights left out, with and without weights. */
+static void test_refine_normal_equations(void **state)
+{
+    (void)state;
+    const int sizes[3][2] = { { 16, 8 }, { 13, 7 }, { 3, 5 } };
+    uint64_t st = 99;
+    for (int k = 0; k < 3; k++)
+        for (int weighted = 0; weighted <= 1; weighted++) {
+            const int w = sizes[k][0], h = sizes[k][1], n = w * h;
+            float *r = malloc(sizeof(float) * n), *wt = malloc(sizeof(float) * n);
+            float *gx = malloc(sizeof(float) * n), *gy = malloc(sizeof(float) * n);
+            for (int p = 0; p < n; p++) {
+                r[p] = (float)(0.2 * (test_lcg_uniform(&st) - 0.5));
+                wt[p] = (float)(1.2 * test_lcg_uniform(&st) - 0.1); /* some <= 0 */
+                gx[p] = (float)(4 * (test_lcg_uniform(&st) - 0.5));
+                gy[p] = (float)(4 * (test_lcg_uniform(&st) - 0.5));
+                if (p % 7 == 3) r[p] = NAN;
+            }
+            const double cx = 0.5 * (w - 1), cy = 0.5 * (h - 1), s = 1.0 / (cx > cy ? cx : cy), cs = 0.03;
+            double A[8][8], g[8];
+            long double Ar[8][8] = { { 0 } }, gr[8] = { 0 };
+            OK(glocal_normal_equations(r, weighted ? wt : NULL, gx, gy, w, h, cx, cy, s, cs, A, g));
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    const int p = y * w + x;
+                    const long double u = weighted ? wt[p] : 1;
+                    if (isnan(r[p]) || u <= 0) continue;
+                    const long double q = r[p] / (long double)cs, om = u / (1 + q * q);
+                    const long double xn = (x - cx) * s, yn = (y - cy) * s, ex = gx[p], ey = gy[p];
+                    const long double t = ex * xn + ey * yn;
+                    const long double J[8] = { ex * xn, ex * yn, ex, ey * xn, ey * yn, ey, -xn * t, -yn * t };
+                    for (int i = 0; i < 8; i++) {
+                        gr[i] += om * J[i] * r[p];
+                        for (int j = 0; j < 8; j++) Ar[i][j] += om * J[i] * J[j];
+                    }
+                }
+            double worst = 0, scale = 0;
+            for (int i = 0; i < 8; i++) {
+                scale = fmax(scale, fabs((double)Ar[i][i]));
+                const double dg = fabs(g[i] - (double)gr[i]);
+                worst = isnan(dg) || dg > worst ? dg : worst;
+                for (int j = 0; j < 8; j++) {
+                    const double d = fabs(A[i][j] - (double)Ar[i][j]);
+                    worst = isnan(d) || d > worst ? d : worst;
+                }
+            }
+            if (!(worst <= 1e-12 * scale)) {
+                print_error("%dx%d weighted %d: worst difference %g (diagonal up to %g)\n", w, h, weighted, worst, scale);
+                fail();
+            }
+            free(r); free(wt); free(gx); free(gy);
+        }
 }
 
 /* A grating of period 3 px moved by (1, 1) px: at the 2x pyramid levels it
@@ -872,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_coefficients_homography_flow),
         cmocka_unit_test(test_warp_translation),
         cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_refine_normal_equations),
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
         cmocka_unit_test(test_refine_starts),
