@@ -436,7 +436,7 @@ static void cover(int x, int n, int psz, int stride, int *lo, int *hi)
  * the whole run. r0, r1: I1's rows around the landing point, t: I0. (With
  * trapping math GCC keeps max(|d|, 1) a branch; nothing here reads the
  * floating-point exception flags.) */
-MOTION_KERNEL DIS_NOTRAP
+MOTION_KERNEL MOTION_NOTRAP
 static void densify_run(int n, const float *restrict r0, const float *restrict r1,
                         const float *restrict t, float w00, float w01, float w10, float w11,
                         float pu, float pv, float *restrict su, float *restrict sv,

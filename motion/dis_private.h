@@ -17,12 +17,6 @@
 #define DIS_INLINE static inline
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
-#define DIS_NOTRAP __attribute__((optimize("no-trapping-math")))
-#else
-#define DIS_NOTRAP
-#endif
-
 /* Below these sizes a pass runs on the calling thread: gl_parallel_for
  * creates its threads on every call (about 25 us here when a core is free,
  * milliseconds when other jobs hold the cores), so only passes of a

@@ -297,7 +297,7 @@ static void diff_y(const float *s, int w, int h, float *d)
 /* I1 warped by the flow, bilinear, each of the 4 taps clamped to the image
  * (OpenCV's remap with BORDER_REPLICATE); one row. With q32, positions are
  * rounded to 1/32 pixel first, as remap's interpolation tables do. */
-MOTION_KERNEL DIS_NOTRAP
+MOTION_KERNEL MOTION_NOTRAP
 static void warp_row(int w, int h, int y, const float *restrict i1, const float *restrict u,
                      const float *restrict v, int q32, float *restrict out)
 {

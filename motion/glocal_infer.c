@@ -170,7 +170,7 @@ static double motion_thresh(const local_job *j, double k, const float *u, const 
     const long hw = (long)j->width * j->height;
     if (k <= 0) return j->thresh;
     for (long p = 0; p < hw; p++) scratch[p] = hypotf(u[p], v[p]);
-    const double t = k * glocal_quickselect(scratch, hw, hw / 2);
+    const double t = k * glocal_kth_smallest(scratch, hw, hw / 2);
     return t < j->thresh_min ? j->thresh_min : t > j->thresh ? j->thresh : t;
 }
 
@@ -228,12 +228,12 @@ void glocal_lme_support_clear(const float *ga, const float *gb, int W, int H, co
             g[p] = g[p] < flat;
             if (g[p] > 0 && !ev[p]) m0[nf++] = r0[p];
         }
-        if (nf > hw / 50 && glocal_quickselect(m0, nf, nf / 2) > flat_noise)
+        if (nf > hw / 50 && glocal_kth_smallest(m0, nf, nf / 2) > flat_noise)
             for (size_t p = 0; p < hw; p++)
                 if (g[p] > 0) ev[p] = 0;
     }
     memcpy(m0, r0, sizeof(float) * hw);
-    const double noise_floor = support_k * glocal_quickselect(m0, hw, hw / 2);
+    const double noise_floor = support_k * glocal_kth_smallest(m0, hw, hw / 2);
     for (size_t p = 0; p < hw; p++) {
         if (!ev[p]) continue;
         const double a0 = r0[p], a1 = r1[p];

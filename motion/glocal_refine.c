@@ -9,6 +9,7 @@
  * [-1, 1] (H_delta = I + [p0 p1 p2; p3 p4 p5; p6 p7 0]) so the 8x8 normal
  * equations stay well conditioned at any image size. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "motion/flow.h"
@@ -243,25 +244,68 @@ int glocal_align_residual(const float *a, const float *b, int width, int height,
     return 0;
 }
 
-float glocal_quickselect(float *v, long n, long k)
+/* A float's bits as an unsigned key in the floats' order (negatives
+ * reversed below the positives). */
+static inline uint32_t float_key(float f)
 {
-    long lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float piv = v[(lo + hi) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < piv) i++;
-            while (v[j] > piv) j--;
-            if (i <= j) {
-                float t = v[i]; v[i] = v[j]; v[j] = t;
-                i++; j--;
-            }
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+/* Radix selection: three digits of the key (11, 11, 10 bits from the top);
+ * per digit a histogram of the candidates finds the digit of the k-th, and
+ * the candidates with it are swapped to the front (v stays a permutation),
+ * with selects rather than branches: about 3x faster than the quickselect
+ * it replaced on the refinement's residuals, whose comparisons mispredict. */
+float glocal_kth_smallest(float *v, long n, long k)
+{
+    static const int shift[3] = { 21, 10, 0 };
+    long m = n, hist[2048];
+    for (int d = 0; d < 3; d++) {
+        const uint32_t dm = d < 2 ? 2047u : 1023u;
+        memset(hist, 0, sizeof hist);
+        for (long i = 0; i < m; i++) hist[(float_key(v[i]) >> shift[d]) & dm]++;
+        uint32_t b = 0;
+        while (k >= hist[b]) k -= hist[b++];
+        long j = 0;
+        for (long i = 0; i < m; i++) {
+            const float t = v[i], u = v[j];
+            const int in = ((float_key(t) >> shift[d]) & dm) == b;
+            v[i] = in ? u : t;
+            v[j] = in ? t : u;
+            j += in;
         }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break;
+        m = j;
     }
-    return v[k];
+    return v[k]; /* every candidate left has the same key */
+}
+
+/* One row y of residuals: bilinear_inside's sampling written without
+ * branches (a point outside samples B(0, 0) and is then dropped), so the
+ * row vectorises with gathers; the same operations in the same order per
+ * pixel, so the same bits. */
+MOTION_KERNEL MOTION_NOTRAP
+static long residual_row(const float *restrict a, const float *restrict b, int w, int h, int y,
+                         const double *restrict hm, float *restrict r)
+{
+    const double ay = hm[1] * y, by = hm[4] * y, wy = hm[7] * y;
+    long nv = 0;
+    for (int x = 0; x < w; x++) {
+        const double ww = hm[6] * x + wy + hm[8];
+        const double X = (hm[0] * x + ay + hm[2]) / ww, Y = (hm[3] * x + by + hm[5]) / ww;
+        const int ok = (fabs(ww) > 1e-12) & (X >= 0) & (Y >= 0) & (X <= w - 1) & (Y <= h - 1);
+        const double Xc = ok ? X : 0, Yc = ok ? Y : 0;
+        int x0 = (int)Xc, y0 = (int)Yc;
+        x0 = x0 >= w - 1 ? w - 2 : x0;
+        y0 = y0 >= h - 1 ? h - 2 : y0;
+        const double fx = Xc - x0, fy = Yc - y0;
+        const int o = y0 * w + x0; /* int: GCC gathers with 32-bit indices */
+        const float v = (float)((1 - fy) * ((1 - fx) * b[o] + fx * b[o + 1]) + fy * ((1 - fx) * b[o + w] + fx * b[o + w + 1]));
+        r[x] = ok ? v - a[x] : NAN;
+        nv += ok;
+    }
+    return nv;
 }
 
 /* Residuals r = B(H p) - A(p) into r (NAN where H p falls outside B);
@@ -269,20 +313,10 @@ float glocal_quickselect(float *v, long n, long k)
 static long residuals(const level *L, const double hm[9], float *r)
 {
     long nv = 0;
-    for (int y = 0; y < L->h; y++)
-        for (int x = 0; x < L->w; x++) {
-            long p = (long)y * L->w + x;
-            double ww = hm[6] * x + hm[7] * y + hm[8];
-            float v;
-            if (fabs(ww) > 1e-12 &&
-                bilinear_inside(L->b, L->w, L->h, (hm[0] * x + hm[1] * y + hm[2]) / ww,
-                                (hm[3] * x + hm[4] * y + hm[5]) / ww, &v)) {
-                r[p] = v - L->a[p];
-                nv++;
-            } else {
-                r[p] = NAN;
-            }
-        }
+    for (int y = 0; y < L->h; y++) {
+        const long o = (long)y * L->w;
+        nv += residual_row(L->a + o, L->b, L->w, L->h, y, hm, r + o);
+    }
     return nv;
 }
 
@@ -478,7 +512,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
         long m = 0;
         for (long p = 0; p < n; p++)
             if (!isnan(r[p])) sel[m++] = fabsf(r[p]);
-        double mad = glocal_quickselect(sel, m, m / 2);
+        double mad = glocal_kth_smallest(sel, m, m / 2);
         double cs = fmax(c->cauchy_k * 1.4826 * mad, c->cauchy_min);
         double e0 = robust_cost(L, r, cs);
         double A[8][8], g[8];

@@ -16,6 +16,14 @@
 #else
 #define MOTION_KERNEL
 #endif
+/* ... and GCC if-converts a loop's comparisons into vector selects only
+ * when it may assume they do not trap (no FP traps are enabled here; the
+ * results are the same). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MOTION_NOTRAP __attribute__((optimize("no-trapping-math")))
+#else
+#define MOTION_NOTRAP
+#endif
 
 /* Keys' cubic convolution (a = -0.5, as IPOL's TV-L1): the weights of the
  * four samples at offsets -1, 0, 1, 2 from the left one, for a point t in

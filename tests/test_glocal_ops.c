@@ -291,6 +291,52 @@ static void test_refine_recovers_homography(void **state)
     free(b);
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+    const float x = *(const float *)a, y = *(const float *)b;
+    if (x != y) return x < y ? -1 : 1;
+    return (signbit(y) != 0) - (signbit(x) != 0); /* -0 before +0 */
+}
+
+/* glocal_kth_smallest against a sorted copy: every k of arrays with
+ * repeats, negatives, zeros of both signs and values a few ulps apart (the
+ * radix digits' boundaries); v stays a permutation of its values. */
+static void test_kth_smallest(void **state)
+{
+    (void)state;
+    uint64_t st = 7;
+    const int sizes[5] = { 1, 2, 17, 300, 4099 };
+    for (int t = 0; t < 5; t++) {
+        const int n = sizes[t];
+        float *v = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n), *sorted = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) {
+            const double u = test_lcg_uniform(&st);
+            v[i] = u < 0.1 ? 0.0f : u < 0.15 ? -0.0f : u < 0.3 ? nextafterf(1.0f, (float)(u > 0.2) * 2) :
+                   u < 0.4 ? (float)(int)(8 * test_lcg_uniform(&st)) : (float)(200 * (test_lcg_uniform(&st) - 0.5));
+            if (u > 0.7) { /* 1.5 or -1.5 with one mantissa bit flipped: keys that differ in one digit only */
+                uint32_t b;
+                const float base = u > 0.85 ? 1.5f : -1.5f;
+                memcpy(&b, &base, sizeof b);
+                b ^= 1u << (int)(23 * test_lcg_uniform(&st));
+                memcpy(&v[i], &b, sizeof b);
+            }
+        }
+        memcpy(sorted, v, sizeof(float) * n);
+        qsort(sorted, n, sizeof(float), cmp_float);
+        for (int k = 0; k < n; k += n > 300 ? 97 : 1) {
+            memcpy(w, v, sizeof(float) * n);
+            const float got = glocal_kth_smallest(w, n, k);
+            if (got != sorted[k]) {
+                print_error("n %d k %d: %.9g, sorted %.9g\n", n, k, got, sorted[k]);
+                fail();
+            }
+            qsort(w, n, sizeof(float), cmp_float);
+            assert_memory_equal(w, sorted, sizeof(float) * n); /* the same values, reordered */
+        }
+        free(v); free(w); free(sorted);
+    }
+}
+
 /* The refinement's normal equations (row moments, vector lanes) against
  * their definition summed pixel by pixel in long double: widths with and
  * without a remainder of the 4-pixel lanes, NaN residuals and zero or
@@ -930,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_coefficients_homography_flow),
         cmocka_unit_test(test_warp_translation),
         cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_kth_smallest),
         cmocka_unit_test(test_refine_normal_equations),
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
