@@ -320,17 +320,40 @@ static long residuals(const level *L, const double hm[9], float *r)
     return nv;
 }
 
+#if defined(GLOCAL_HAVE_MVEC)
+/* glibc's libmvec (x86-64, glibc >= 2.35) has SIMD variants of log1p;
+ * <math.h> declares them only under -ffast-math. With this declaration
+ * (and the file built with -fno-math-errno: nothing here reads errno;
+ * motion/CMakeLists.txt) cauchy_log vectorises: the refinement's
+ * logarithms ~2.8x faster, within 1 ulp of the scalar log1p. */
+__attribute__((simd("notinbranch"))) double log1p(double);
+#endif
+
+/* log1p((r[p] / c)^2) of n pixels into out (NaN where r is NaN). */
+MOTION_KERNEL
+static void cauchy_log(const float *restrict r, double c, int n, double *restrict out)
+{
+    for (int p = 0; p < n; p++) {
+        const double q = r[p] / c;
+        out[p] = log1p(q * q);
+    }
+}
+
 /* Mean Cauchy cost (c^2/2) log(1 + (r/c)^2) over valid, user-weighted pixels. */
 static double robust_cost(const level *L, const float *r, double c)
 {
-    double s = 0, ws = 0;
-    long n = (long)L->w * L->h;
-    for (long p = 0; p < n; p++) {
-        if (isnan(r[p])) continue;
-        double u = L->wt ? L->wt[p] : 1.0;
-        double q = r[p] / c;
-        s += u * 0.5 * c * c * log1p(q * q);
-        ws += u;
+    double s = 0, ws = 0, lg[256];
+    const long n = (long)L->w * L->h;
+    for (long p0 = 0; p0 < n; p0 += 256) {
+        const int m = n - p0 < 256 ? (int)(n - p0) : 256;
+        cauchy_log(r + p0, c, m, lg);
+        for (int i = 0; i < m; i++) {
+            const long p = p0 + i;
+            if (isnan(r[p])) continue;
+            double u = L->wt ? L->wt[p] : 1.0;
+            s += u * 0.5 * c * c * lg[i];
+            ws += u;
+        }
     }
     /* A mean over the pixels still in view: the overlap shrinking or growing
      * by a pixel row does not by itself change the cost. */
