@@ -148,8 +148,8 @@ int glocal_homographies_to_flow(const double *h, int n, int W, int H, int S, nn_
 int glocal_normal_equations(const float *r, const float *wt, const float *gx, const float *gy, int w, int h,
                             double cx, double cy, double s, double cs, double A[8][8], double g[8]);
 
-/* The k-th smallest (0-based) of v[0..n-1], 0 <= k < n (reorders v; -0
- * below +0, NaNs above +inf). */
+/* The k-th smallest (0-based) of v[0..n-1] (reorders v; -0 below +0, NaNs
+ * above +inf); NaN unless 0 <= k < n. */
 float glocal_kth_smallest(float *v, long n, long k);
 
 #endif

@@ -262,6 +262,7 @@ float glocal_kth_smallest(float *v, long n, long k)
 {
     static const int shift[3] = { 21, 10, 0 };
     long m = n, hist[2048];
+    if (!(k >= 0 && k < n)) return NAN;
     for (int d = 0; d < 3; d++) {
         const uint32_t dm = d < 2 ? 2047u : 1023u;
         memset(hist, 0, sizeof hist);

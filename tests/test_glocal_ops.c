@@ -335,6 +335,9 @@ static void test_kth_smallest(void **state)
         }
         free(v); free(w); free(sorted);
     }
+    float one = 1;
+    assert_true(isnan(glocal_kth_smallest(&one, 0, 0))); /* k outside 0 .. n-1 */
+    assert_true(isnan(glocal_kth_smallest(&one, 1, 1)));
 }
 
 /* The refinement's normal equations (row moments, vector lanes) against
