@@ -164,23 +164,52 @@ static void down2(const float *src, int w, int h, float *dst)
         }
 }
 
+/* B (w x h) at h p, bilinear, for the n pixels p = (x0 .. x0+n-1, y) of a
+ * row: ok[i] = 1 and v[i] the sample where h p falls inside B (and h's
+ * denominator is not ~0), as bilinear_inside says; ok[i] = 0 elsewhere
+ * (v[i]: B(0, 0), unused). Without branches, so the AVX2 clone gathers;
+ * per pixel bilinear_inside's operations in its order: the same bits. */
+enum { WARP_CHUNK = 256 }; /* the callers' pixels per call */
+
+MOTION_KERNEL MOTION_NOTRAP
+static void warp_row(const float *restrict b, int w, int h, int x0, int n, int y, const double *restrict hm,
+                     float *restrict v, unsigned char *restrict ok)
+{
+    const double ay = hm[1] * y, by = hm[4] * y, wy = hm[7] * y;
+    for (int i = 0; i < n; i++) {
+        const int x = x0 + i;
+        const double ww = hm[6] * x + wy + hm[8];
+        const double X = (hm[0] * x + ay + hm[2]) / ww, Y = (hm[3] * x + by + hm[5]) / ww;
+        const int in = (fabs(ww) > 1e-12) & (X >= 0) & (Y >= 0) & (X <= w - 1) & (Y <= h - 1);
+        const double Xc = in ? X : 0, Yc = in ? Y : 0;
+        int xi = (int)Xc, yi = (int)Yc;
+        xi = xi >= w - 1 ? w - 2 : xi;
+        yi = yi >= h - 1 ? h - 2 : yi;
+        const double fx = Xc - xi, fy = Yc - yi;
+        const int o = yi * w + xi; /* int: GCC gathers with 32-bit indices */
+        v[i] = (float)((1 - fy) * ((1 - fx) * b[o] + fx * b[o + 1]) + fy * ((1 - fx) * b[o + w] + fx * b[o + w + 1]));
+        ok[i] = (unsigned char)in;
+    }
+}
+
 static double guard_cost(const level *L, const double h[9])
 {
     double sum = 0, seen = 0, total = 0;
+    float v[WARP_CHUNK];
+    unsigned char ok[WARP_CHUNK];
     for (int y = 0; y < L->h; y++)
-        for (int x = 0; x < L->w; x++) {
-            long p = (long)y * L->w + x;
-            double wt = L->wt ? L->wt[p] : 1.0;
-            total += wt;
-            double d = h[6] * x + h[7] * y + h[8];
-            if (!(fabs(d) > 1e-12)) continue;
-            float v;
-            if (!bilinear_inside(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
-                                 (h[3] * x + h[4] * y + h[5]) / d, &v))
-                continue;
-            double r = fabs((double)L->a[p] - v);
-            sum += wt * (r < 0.1 ? r : 0.1);
-            seen += wt;
+        for (int x0 = 0; x0 < L->w; x0 += WARP_CHUNK) {
+            const int n = L->w - x0 < WARP_CHUNK ? L->w - x0 : WARP_CHUNK;
+            warp_row(L->b, L->w, L->h, x0, n, y, h, v, ok);
+            for (int i = 0; i < n; i++) {
+                const long p = (long)y * L->w + x0 + i;
+                const double wt = L->wt ? L->wt[p] : 1.0;
+                total += wt;
+                if (!ok[i]) continue;
+                const double r = fabs((double)L->a[p] - v[i]);
+                sum += wt * (r < 0.1 ? r : 0.1);
+                seen += wt;
+            }
         }
     if (!(seen > total / 3) || !(seen > 0)) return INFINITY;
     return sum / seen;
@@ -193,17 +222,18 @@ static double guard_cost(const level *L, const double h[9])
 static double consensus_cost(const level *L, const double h[9], double thr, float *inliers)
 {
     long fit = 0, n = (long)L->w * L->h;
+    float v[WARP_CHUNK];
+    unsigned char ok[WARP_CHUNK];
     for (int y = 0; y < L->h; y++)
-        for (int x = 0; x < L->w; x++) {
-            const long p = (long)y * L->w + x;
-            const double d = h[6] * x + h[7] * y + h[8];
-            float v;
-            const int ok = fabs(d) > 1e-12 &&
-                           bilinear_inside(L->b, L->w, L->h, (h[0] * x + h[1] * y + h[2]) / d,
-                                           (h[3] * x + h[4] * y + h[5]) / d, &v) &&
-                           fabs((double)L->a[p] - v) < thr;
-            fit += ok;
-            if (inliers) inliers[p] = (float)ok;
+        for (int x0 = 0; x0 < L->w; x0 += WARP_CHUNK) {
+            const int m = L->w - x0 < WARP_CHUNK ? L->w - x0 : WARP_CHUNK;
+            warp_row(L->b, L->w, L->h, x0, m, y, h, v, ok);
+            for (int i = 0; i < m; i++) {
+                const long p = (long)y * L->w + x0 + i;
+                const int in = ok[i] && fabs((double)L->a[p] - v[i]) < thr;
+                fit += in;
+                if (inliers) inliers[p] = (float)in;
+            }
         }
     return 1.0 - (double)fit / n;
 }
@@ -226,18 +256,18 @@ int glocal_align_residual(const float *a, const float *b, int width, int height,
         if (!isfinite(h[i])) return gl_error(GL_EINVAL, "align residual: h[%d] is not finite", i);
     double sum = 0;
     long n = 0;
+    float v[WARP_CHUNK];
+    unsigned char ok[WARP_CHUNK];
     for (int y = 0; y < height; y++)
-        for (int x = 0; x < width; x++) {
-            long p = (long)y * width + x;
-            if (keep && !keep[p]) continue;
-            double d = h[6] * x + h[7] * y + h[8];
-            float v;
-            if (!(fabs(d) > 1e-12) ||
-                !bilinear_inside(b, width, height, (h[0] * x + h[1] * y + h[2]) / d,
-                                 (h[3] * x + h[4] * y + h[5]) / d, &v))
-                continue;
-            sum += fabs((double)a[p] - v);
-            n++;
+        for (int x0 = 0; x0 < width; x0 += WARP_CHUNK) {
+            const int m = width - x0 < WARP_CHUNK ? width - x0 : WARP_CHUNK;
+            warp_row(b, width, height, x0, m, y, h, v, ok);
+            for (int i = 0; i < m; i++) {
+                const long p = (long)y * width + x0 + i;
+                if ((keep && !keep[p]) || !ok[i]) continue;
+                sum += fabs((double)a[p] - v[i]);
+                n++;
+            }
         }
     if (n) *mean = sum / n;
     if (count) *count = n;
@@ -282,42 +312,23 @@ float glocal_kth_smallest(float *v, long n, long k)
     return v[k]; /* every candidate left has the same key */
 }
 
-/* One row y of residuals: bilinear_inside's sampling written without
- * branches (a point outside samples B(0, 0) and is then dropped), so the
- * row vectorises with gathers; the same operations in the same order per
- * pixel, so the same bits. */
-MOTION_KERNEL MOTION_NOTRAP
-static long residual_row(const float *restrict a, const float *restrict b, int w, int h, int y,
-                         const double *restrict hm, float *restrict r)
-{
-    const double ay = hm[1] * y, by = hm[4] * y, wy = hm[7] * y;
-    long nv = 0;
-    for (int x = 0; x < w; x++) {
-        const double ww = hm[6] * x + wy + hm[8];
-        const double X = (hm[0] * x + ay + hm[2]) / ww, Y = (hm[3] * x + by + hm[5]) / ww;
-        const int ok = (fabs(ww) > 1e-12) & (X >= 0) & (Y >= 0) & (X <= w - 1) & (Y <= h - 1);
-        const double Xc = ok ? X : 0, Yc = ok ? Y : 0;
-        int x0 = (int)Xc, y0 = (int)Yc;
-        x0 = x0 >= w - 1 ? w - 2 : x0;
-        y0 = y0 >= h - 1 ? h - 2 : y0;
-        const double fx = Xc - x0, fy = Yc - y0;
-        const int o = y0 * w + x0; /* int: GCC gathers with 32-bit indices */
-        const float v = (float)((1 - fy) * ((1 - fx) * b[o] + fx * b[o + 1]) + fy * ((1 - fx) * b[o + w] + fx * b[o + w + 1]));
-        r[x] = ok ? v - a[x] : NAN;
-        nv += ok;
-    }
-    return nv;
-}
-
 /* Residuals r = B(H p) - A(p) into r (NAN where H p falls outside B);
  * returns the number of valid pixels. */
 static long residuals(const level *L, const double hm[9], float *r)
 {
     long nv = 0;
-    for (int y = 0; y < L->h; y++) {
-        const long o = (long)y * L->w;
-        nv += residual_row(L->a + o, L->b, L->w, L->h, y, hm, r + o);
-    }
+    float v[WARP_CHUNK];
+    unsigned char ok[WARP_CHUNK];
+    for (int y = 0; y < L->h; y++)
+        for (int x0 = 0; x0 < L->w; x0 += WARP_CHUNK) {
+            const int m = L->w - x0 < WARP_CHUNK ? L->w - x0 : WARP_CHUNK;
+            const long o = (long)y * L->w + x0;
+            warp_row(L->b, L->w, L->h, x0, m, y, hm, v, ok);
+            for (int i = 0; i < m; i++) {
+                r[o + i] = ok[i] ? v[i] - L->a[o + i] : NAN;
+                nv += ok[i];
+            }
+        }
     return nv;
 }
 
