@@ -164,11 +164,10 @@ static void down2(const float *src, int w, int h, float *dst)
         }
 }
 
-/* B (w x h) at h p, bilinear, for the n pixels p = (x0 .. x0+n-1, y) of a
- * row: ok[i] = 1 and v[i] the sample where h p falls inside B (and h's
- * denominator is not ~0), as bilinear_inside says; ok[i] = 0 elsewhere
- * (v[i]: B(0, 0), unused). Without branches, so the AVX2 clone gathers;
- * per pixel bilinear_inside's operations in its order: the same bits. */
+/* B (w x h) at h p, bilinear (bilinear_at), for the n pixels p = (x0 ..
+ * x0+n-1, y) of a row: ok[i] = 1 and v[i] the sample where h p falls
+ * inside B and h's denominator is not ~0, else ok[i] = 0. Without branches,
+ * so the AVX2 clone gathers. */
 enum { WARP_CHUNK = 256 }; /* the callers' pixels per call */
 
 MOTION_KERNEL MOTION_NOTRAP
@@ -179,16 +178,9 @@ static void warp_row(const float *restrict b, int w, int h, int x0, int n, int y
     for (int i = 0; i < n; i++) {
         const int x = x0 + i;
         const double ww = hm[6] * x + wy + hm[8];
-        const double X = (hm[0] * x + ay + hm[2]) / ww, Y = (hm[3] * x + by + hm[5]) / ww;
-        const int in = (fabs(ww) > 1e-12) & (X >= 0) & (Y >= 0) & (X <= w - 1) & (Y <= h - 1);
-        const double Xc = in ? X : 0, Yc = in ? Y : 0;
-        int xi = (int)Xc, yi = (int)Yc;
-        xi = xi >= w - 1 ? w - 2 : xi;
-        yi = yi >= h - 1 ? h - 2 : yi;
-        const double fx = Xc - xi, fy = Yc - yi;
-        const int o = yi * w + xi; /* int: GCC gathers with 32-bit indices */
-        v[i] = (float)((1 - fy) * ((1 - fx) * b[o] + fx * b[o + 1]) + fy * ((1 - fx) * b[o + w] + fx * b[o + w + 1]));
-        ok[i] = (unsigned char)in;
+        int in;
+        v[i] = bilinear_at(b, w, h, (hm[0] * x + ay + hm[2]) / ww, (hm[3] * x + by + hm[5]) / ww, &in);
+        ok[i] = (unsigned char)(in & (fabs(ww) > 1e-12));
     }
 }
 
@@ -425,6 +417,19 @@ double glocal_corner_shift(const double a[9], const double b[9], int w, int h)
 enum { NM = 18 };
 typedef double v4d __attribute__((vector_size(32)));
 
+/* One pixel's a..e (zeros when r is NaN or u <= 0). */
+static inline void normal_terms(double rr, double u, double ic, double ex, double ey, double t[5])
+{
+    const int ok = rr == rr && u > 0;
+    const double q = ok ? rr * ic : 0, om = ok ? u / (1 + q * q) : 0;
+    const double oex = om * ex, oey = om * ey, rv = ok ? rr : 0;
+    t[0] = oex * ex;
+    t[1] = oex * ey;
+    t[2] = oey * ey;
+    t[3] = oex * rv;
+    t[4] = oey * rv;
+}
+
 MOTION_KERNEL
 static void normal_row(const float *restrict r, const float *restrict wt, const float *restrict gx,
                        const float *restrict gy, const double *restrict xp, int w, double cs, double M[NM])
@@ -436,15 +441,13 @@ static void normal_row(const float *restrict r, const float *restrict wt, const 
     for (; x + 4 <= w; x += 4) {
         v4d a, b, c, d, e, xk[5];
         for (int l = 0; l < 4; l++) {
-            const double rr = r[x + l], u = wt ? wt[x + l] : 1.0;
-            const int ok = rr == rr && u > 0;
-            const double q = ok ? rr * ic : 0, om = ok ? u / (1 + q * q) : 0, ex = gx[x + l], ey = gy[x + l];
-            const double oex = om * ex, oey = om * ey, rv = ok ? rr : 0;
-            a[l] = oex * ex;
-            b[l] = oex * ey;
-            c[l] = oey * ey;
-            d[l] = oex * rv;
-            e[l] = oey * rv;
+            double t[5];
+            normal_terms(r[x + l], wt ? wt[x + l] : 1.0, ic, gx[x + l], gy[x + l], t);
+            a[l] = t[0];
+            b[l] = t[1];
+            c[l] = t[2];
+            d[l] = t[3];
+            e[l] = t[4];
         }
         for (int k = 0; k < 5; k++) memcpy(&xk[k], xp + (size_t)k * w + x, sizeof xk[k]);
         for (int k = 0; k < 5; k++) acc[k] += a * xk[k];
@@ -457,32 +460,34 @@ static void normal_row(const float *restrict r, const float *restrict wt, const 
     }
     for (int k = 0; k < NM; k++) M[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
     for (; x < w; x++) {
-        const double rr = r[x], u = wt ? wt[x] : 1.0;
-        if (!(rr == rr && u > 0)) continue;
-        const double q = rr * ic, om = u / (1 + q * q), ex = gx[x], ey = gy[x];
-        const double oex = om * ex, oey = om * ey, v[5] = { oex * ex, oex * ey, oey * ey, oex * rr, oey * rr };
-        for (int k = 0; k < 5; k++) M[k] += v[0] * xp[(size_t)k * w + x];
-        for (int k = 0; k < 4; k++) M[5 + k] += v[1] * xp[(size_t)k * w + x];
+        double t[5];
+        normal_terms(r[x], wt ? wt[x] : 1.0, ic, gx[x], gy[x], t);
+        for (int k = 0; k < 5; k++) M[k] += t[0] * xp[(size_t)k * w + x];
+        for (int k = 0; k < 4; k++) M[5 + k] += t[1] * xp[(size_t)k * w + x];
         for (int k = 0; k < 3; k++) {
-            M[9 + k] += v[2] * xp[(size_t)k * w + x];
-            M[12 + k] += v[3] * xp[(size_t)k * w + x];
-            M[15 + k] += v[4] * xp[(size_t)k * w + x];
+            M[9 + k] += t[2] * xp[(size_t)k * w + x];
+            M[12 + k] += t[3] * xp[(size_t)k * w + x];
+            M[15 + k] += t[4] * xp[(size_t)k * w + x];
         }
     }
 }
 
-int glocal_normal_equations(const float *r, const float *wt, const float *gx, const float *gy, int w, int h,
-                            double cx, double cy, double s, double cs, double A[8][8], double g[8])
+/* xp[k][x] = xn^k, k = 0..4, xn = (x - cx) s: the columns' powers. */
+static void column_powers(int w, double cx, double s, double *xp)
 {
-    double *xp = gl_malloc(sizeof(double) * 5 * (size_t)w); /* xn^0..4 of every column */
-    if (!xp) return GL_ENOMEM;
-    memset(A, 0, sizeof(double) * 64);
-    memset(g, 0, sizeof(double) * 8);
     for (int x = 0; x < w; x++) {
         const double xn = (x - cx) * s;
         double pk = 1;
         for (int k = 0; k < 5; k++, pk *= xn) xp[(size_t)k * w + x] = pk;
     }
+}
+
+/* glocal_normal_equations with the columns' powers made (column_powers). */
+static void normal_equations(const float *r, const float *wt, const float *gx, const float *gy, int w, int h,
+                             const double *xp, double cy, double s, double cs, double A[8][8], double g[8])
+{
+    memset(A, 0, sizeof(double) * 64);
+    memset(g, 0, sizeof(double) * 8);
     for (int y = 0; y < h; y++) {
         double M[NM];
         const size_t o = (size_t)y * w;
@@ -517,6 +522,15 @@ int glocal_normal_equations(const float *r, const float *wt, const float *gx, co
     }
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < i; j++) A[i][j] = A[j][i];
+}
+
+int glocal_normal_equations(const float *r, const float *wt, const float *gx, const float *gy, int w, int h,
+                            double cx, double cy, double s, double cs, double A[8][8], double g[8])
+{
+    double *xp = gl_malloc(sizeof(double) * 5 * (size_t)w);
+    if (!xp) return GL_ENOMEM;
+    column_powers(w, cx, s, xp);
+    normal_equations(r, wt, gx, gy, w, h, xp, cy, s, cs, A, g);
     gl_free(xp);
     return 0;
 }
@@ -537,13 +551,16 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
             gx[p] = (float)((L->a[(long)y * w + xp] - L->a[(long)y * w + xm]) / (xp - xm) / s);
             gy[p] = (float)((L->a[(long)yp * w + x] - L->a[(long)ym * w + x]) / (yp - ym) / s);
         }
+    double *xp = gl_malloc(sizeof(double) * 5 * (size_t)w); /* the normal equations' column powers */
+    if (!xp) return GL_ENOMEM;
+    column_powers(w, cx, s, xp);
     double N[9] = { s, 0, -cx * s, 0, s, -cy * s, 0, 0, 1 }, Ni[9];
     gl_mat3_inverse(N, Ni);
     double lambda = c->lm_lambda;
     long nv = -1; /* r's valid pixels; -1: r is not hm's yet */
     for (int it = 0; it < c->iterations; it++) {
         if (nv < 0) nv = residuals(L, hm, r);
-        if (nv < 16) return 0; /* too little overlap to say anything */
+        if (nv < 16) break; /* too little overlap to say anything */
         long m = 0;
         for (long p = 0; p < n; p++)
             if (!isnan(r[p])) sel[m++] = fabsf(r[p]);
@@ -551,8 +568,7 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
         double cs = fmax(c->cauchy_k * 1.4826 * mad, c->cauchy_min);
         double e0 = robust_cost(L, r, cs);
         double A[8][8], g[8];
-        int rc = glocal_normal_equations(r, L->wt, gx, gy, w, h, cx, cy, s, cs, A, g);
-        if (rc < 0) return rc;
+        normal_equations(r, L->wt, gx, gy, w, h, xp, cy, s, cs, A, g);
         int accepted = 0;
         double hn[9];
         for (int tries = 0; tries < 8 && !accepted; tries++) {
@@ -588,11 +604,12 @@ static int refine_level(const level *L, const glocal_refine_config *c, double hm
                 lambda = lambda > 0 ? lambda * 10 : 1e-6;
             }
         }
-        if (!accepted) return 0;
+        if (!accepted) break;
         double moved = glocal_corner_shift(hm, hn, w, h);
         memcpy(hm, hn, sizeof hn);
-        if (moved < c->tol) return 0;
+        if (moved < c->tol) break;
     }
+    gl_free(xp);
     return 0;
 }
 

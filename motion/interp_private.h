@@ -36,18 +36,35 @@ static inline void cubic_weights(float t, float wt[4])
     wt[3] = (0.5f * t - 0.5f) * t * t;
 }
 
-/* *out = img (w x h, w, h >= 2) at (x, y), bilinear; 0 (and *out untouched)
- * when the point is outside [0, w-1] x [0, h-1] or not a number, else 1. */
+/* img (w x h, w, h >= 2) at (x, y), bilinear; *inside = 1 when the point
+ * is in [0, w-1] x [0, h-1], else 0 (also for NaN), and then the value is
+ * img's at (0, 0), to be ignored. No branches, so a loop over it vectorises
+ * (glocal_refine.c's warp_row gathers; int offsets: images under 2^31
+ * pixels). */
+#if defined(__GNUC__)
+__attribute__((always_inline)) /* also into MOTION_NOTRAP kernels, whose options differ */
+#endif
+static inline float bilinear_at(const float *img, int w, int h, double x, double y, int *inside)
+{
+    const int in = (x >= 0) & (y >= 0) & (x <= w - 1) & (y <= h - 1);
+    const double xc = in ? x : 0, yc = in ? y : 0;
+    int x0 = (int)xc, y0 = (int)yc;
+    x0 = x0 >= w - 1 ? w - 2 : x0;
+    y0 = y0 >= h - 1 ? h - 2 : y0;
+    const double fx = xc - x0, fy = yc - y0;
+    const int o = y0 * w + x0;
+    *inside = in;
+    return (float)((1 - fy) * ((1 - fx) * img[o] + fx * img[o + 1]) + fy * ((1 - fx) * img[o + w] + fx * img[o + w + 1]));
+}
+
+/* *out = img at (x, y) as bilinear_at; 0 (and *out untouched) when the
+ * point is outside or not a number, else 1. */
 static inline int bilinear_inside(const float *img, int w, int h, double x, double y, float *out)
 {
-    if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) return 0;
-    int x0 = (int)x, y0 = (int)y;
-    if (x0 >= w - 1) x0 = w - 2;
-    if (y0 >= h - 1) y0 = h - 2;
-    double fx = x - x0, fy = y - y0;
-    const float *p = img + (long)y0 * w + x0;
-    *out = (float)((1 - fy) * ((1 - fx) * p[0] + fx * p[1]) + fy * ((1 - fx) * p[w] + fx * p[w + 1]));
-    return 1;
+    int in;
+    const float v = bilinear_at(img, w, h, x, y, &in);
+    if (in) *out = v;
+    return in;
 }
 
 /* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at

@@ -382,12 +382,8 @@ static void test_refine_normal_equations(void **state)
             double worst = 0, scale = 0;
             for (int i = 0; i < 8; i++) {
                 scale = fmax(scale, fabs((double)Ar[i][i]));
-                const double dg = fabs(g[i] - (double)gr[i]);
-                worst = isnan(dg) || dg > worst ? dg : worst;
-                for (int j = 0; j < 8; j++) {
-                    const double d = fabs(A[i][j] - (double)Ar[i][j]);
-                    worst = isnan(d) || d > worst ? d : worst;
-                }
+                worst = test_worse(worst, fabs(g[i] - (double)gr[i]));
+                for (int j = 0; j < 8; j++) worst = test_worse(worst, fabs(A[i][j] - (double)Ar[i][j]));
             }
             if (!(worst <= 1e-12 * scale)) {
                 print_error("%dx%d weighted %d: worst difference %g (diagonal up to %g)\n", w, h, weighted, worst, scale);
