@@ -130,7 +130,7 @@ fail:
 /* What the options set. */
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
-    int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, mask_lme;
+    int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, start_search, mask_lme;
     long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish, lme_coarse, lme_fine;
     double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px, lme_support, lme_support_k, lme_flat, lme_flat_noise;
     double camera, magnitude;
@@ -160,7 +160,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
 {
     const char *cmd = "eval-motion";
     *o = (evm_options){ .tvl1 = 1, .refine = 1, .local_tvl1 = 1, .max_clips = 40, .ppc = 4, .size = 64,
-                        .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .dis_starts = 2, .photo_side = 512, .camera = 1.0,
+                        .pairs = 200, .seed = 12345, .batch = 32, .lme_passes = 1, .lme_repass = 1.0, .start_dis = 1, .start_search = 1, .dis_starts = 2, .photo_side = 512, .camera = 1.0,
                         .magnitude = 1.0 / 16 };
     glocal_infer_options gd;
     glocal_infer_options_default(&gd);
@@ -251,6 +251,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
                 "(glocal_infer_options.start_dis)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis, "the same as --start-dis 0: glocal's refinement from the network's start "
                    "alone (default: also from DIS + RANSAC homographies, the result most pixels agree with wins)"),
+        CLI_NOFLAG("--no-start-search", &o->start_search, "glocal's refinement not also from the block-matching "
+                   "search's homography (glocal_infer_options.start_search 0)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--per-pair", &o->per_pair, "CSV",
@@ -364,6 +366,7 @@ static int rows_infer(const evm_batch *b)
         o.lme_flat = b->o->lme_flat;
         o.lme_flat_noise = b->o->lme_flat_noise;
         o.start_dis = k != M_REFINE && b->o->start_dis ? (int)b->o->dis_starts : 0;
+        o.start_search = k != M_REFINE && b->o->start_search;
         o.mask_lme = b->o->mask_lme;
         double t0 = gl_now();
         if ((rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, b->n, W, H, &o, &r)) < 0) {

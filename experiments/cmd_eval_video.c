@@ -36,7 +36,7 @@ static const char *kname[K_N] = { "all", "glocal_bg", "tvl1_bg" };
 
 typedef struct {
     const char *model, *videos[MAX_VIDEOS];
-    int nvideos, json, tvl1, start_dis;
+    int nvideos, json, tvl1, start_dis, start_search;
     long short_side, gap, pairs, batch;
     double fg_threshold;
 } evv_options;
@@ -76,7 +76,7 @@ static double ratio(double s, int n) { return n ? s / n : NAN; }
 static int parse_options(evv_options *o, int argc, char **argv)
 {
     const char *cmd = "eval-video";
-    *o = (evv_options){ .tvl1 = 1, .start_dis = 1, .short_side = 240, .gap = 1, .pairs = 20, .batch = 16,
+    *o = (evv_options){ .tvl1 = 1, .start_dis = 1, .start_search = 1, .short_side = 240, .gap = 1, .pairs = 20, .batch = 16,
                         .fg_threshold = 1.0 };
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
@@ -89,6 +89,8 @@ static int parse_options(evv_options *o, int argc, char **argv)
         CLI_NOFLAG("--no-tvl1", &o->tvl1, "skip TV-L1 (its row and its background; the slowest)"),
         CLI_NOFLAG("--no-start-dis", &o->start_dis,
                    "glocal's refinement from the network's start alone (glocal_infer_options.start_dis)"),
+        CLI_NOFLAG("--no-start-search", &o->start_search, "glocal's refinement not also from the block-matching "
+                   "search's homography (glocal_infer_options.start_search 0)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_END,
@@ -149,6 +151,7 @@ static int homographies_infer(evv_batch *b)
         io.lme = k == M_GLOCAL; /* the product's mask: its evidence is the default hybrid's local flow */
         io.refine = k != M_NET;
         if (!(k == M_GLOCAL && b->o->start_dis)) io.start_dis = 0; /* else the default */
+        if (!(k == M_GLOCAL && b->o->start_search)) io.start_search = 0;
         glocal_result res = { 0 };
         double t0 = gl_now();
         int rc = glocal_infer(k == M_REFINE ? NULL : b->m, b->pa, b->pb, n, W, Hh, &io, &res);

@@ -296,9 +296,10 @@ static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d, a start "
-             "won by the flow gives way to its refinement, polish rounds %d), frames resized to the model size, "
-             "flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis, o.rc.polish);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d, search "
+             "start %d, a start won by the flow gives way to its refinement, polish rounds %d), frames resized to the "
+             "model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis,
+             o.start_search, o.rc.polish);
 }
 
 /* ... and the local outputs' mask (a cache made before view_margin or

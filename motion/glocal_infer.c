@@ -18,6 +18,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     o->lme = 1;
     o->use_network = 1;
     o->start_dis = 2;
+    o->start_search = 1;
     o->lme_passes = 1;
     o->lme_repass = 1.0;
     o->local_tvl1 = 1; /* the hybrid, until the LME's own flow is as good: see glocal.h */
@@ -435,6 +436,7 @@ typedef struct {
     int width, height;
     const glocal_refine_config *rc;
     int start_dis;          /* glocal_infer_options.start_dis */
+    int start_search;       /* glocal_infer_options.start_search */
     double *h;              /* [n][9] */
 } refine_job;
 
@@ -511,7 +513,7 @@ static int refine_range(void *ctx, long begin, long end)
         if (nmore && j->start_dis >= 2 && share < DIS_SECOND_BELOW)
             nmore += dis_second_homography(&f, bg, &f2, &l2, hd + 9, bg + hw);
         rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore,
-                                             nmore ? f.u : NULL, NULL);
+                                             j->start_search ? 2 : 0, nmore ? f.u : NULL, NULL, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);
@@ -817,6 +819,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         return gl_error(GL_EINVAL, "glocal_infer: lme_repass %g, expected a finite number >= 0", o->lme_repass);
     if (o->start_dis < 0 || o->start_dis > 2)
         return gl_error(GL_EINVAL, "glocal_infer: start_dis %d, expected 0, 1 or 2", o->start_dis);
+    if (o->start_search < 0 || o->start_search > 1)
+        return gl_error(GL_EINVAL, "glocal_infer: start_search %d, expected 0 or 1", o->start_search);
     if (o->lme_finish < 0 || o->lme_finish > 1000)
         return gl_error(GL_EINVAL, "glocal_infer: lme_finish %d, expected 0 (off) .. 1000 linearisations", o->lme_finish);
     /* the local flow: TV-L1 on the aligned pair (1), the LME's own flow
@@ -923,7 +927,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
             if (!(wts = gl_malloc(sizeof(float) * n * hw))) { rc = GL_ENOMEM; goto fail; }
             for (size_t p = 0; p < n * hw; p++) wts[p] = 1.0f - r->mask[p];
         }
-        refine_job job = { ga, gb, wts, width, height, &o->rc, o->start_dis, r->homography };
+        refine_job job = { ga, gb, wts, width, height, &o->rc, o->start_dis, o->start_search, r->homography };
         TRY(gl_parallel_for(n, 1, refine_range, &job));
     }
     /* 3. Exact global flow of H; LME on the final alignment. */

@@ -152,4 +152,16 @@ int glocal_normal_equations(const float *r, const float *wt, const float *gx, co
  * above +inf); NaN unless 0 <= k < n. */
 float glocal_kth_smallest(float *v, long n, long k);
 
+/* Homographies from A to B found by search (glocal_search.c): zero-mean
+ * normalised cross-correlation of A's 12 px blocks (every 6 px, textured
+ * ones) over every displacement within +-0.16 of the frame's shorter side
+ * in B, on a halving of the frame whose shorter side is at most 160 px;
+ * RANSAC on the matches, then again on the matches left out while the fits
+ * so far explain under half of them, up to max fits into hs[max][9].
+ * inliers (max x width x height, or NULL): per fit, 1 on the pixels of the
+ * blocks it explains, else 0. Returns how many fits (0 when too few blocks
+ * are textured or agree), or < 0 an error. */
+int glocal_search_homography(const float *a, const float *b, int width, int height, int max, double *hs,
+                             float *inliers);
+
 #endif

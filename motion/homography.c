@@ -83,6 +83,29 @@ static int normalisation(const double *p, int n, const uint8_t *mask, double t[3
     return 0;
 }
 
+/* h = Td^-1 hn Ts (hn found on points normalised by ts, td), scaled to
+ * h[8] = 1 (|h| = 1 if h[8] ~ 0). */
+static void denormalise(const double hn[9], const double ts[3], const double td[3], double h[9])
+{
+    double tsm[9] = { ts[0], 0, ts[1], 0, ts[0], ts[2], 0, 0, 1 };
+    double tdi[9] = { 1 / td[0], 0, -td[1] / td[0], 0, 1 / td[0], -td[2] / td[0], 0, 0, 1 };
+    double tmp[9] = { 0 };
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 3; k++) tmp[3 * r + c] += hn[3 * r + k] * tsm[3 * k + c];
+    double out[9] = { 0 };
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 3; k++) out[3 * r + c] += tdi[3 * r + k] * tmp[3 * k + c];
+    double scale = out[8];
+    if (fabs(scale) < 1e-12) {
+        scale = 0;
+        for (int i = 0; i < 9; i++) scale += out[i] * out[i];
+        scale = sqrt(scale);
+    }
+    for (int i = 0; i < 9; i++) h[i] = out[i] / scale;
+}
+
 int homography_fit_dlt(const double *src, const double *dst, int n, const uint8_t *mask,
                        double h[9])
 {
@@ -125,24 +148,57 @@ int homography_fit_dlt(const double *src, const double *dst, int n, const uint8_
                         "homography_fit_dlt: degenerate points (collinear or repeated)");
     double hn[9];
     for (int i = 0; i < 9; i++) hn[i] = v[i][order[0]];
-    /* H = Td^-1 Hn Ts. */
-    double tsm[9] = { ts[0], 0, ts[1], 0, ts[0], ts[2], 0, 0, 1 };
-    double tdi[9] = { 1 / td[0], 0, -td[1] / td[0], 0, 1 / td[0], -td[2] / td[0], 0, 0, 1 };
-    double tmp[9] = { 0 };
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            for (int k = 0; k < 3; k++) tmp[3 * r + c] += hn[3 * r + k] * tsm[3 * k + c];
-    double out[9] = { 0 };
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            for (int k = 0; k < 3; k++) out[3 * r + c] += tdi[3 * r + k] * tmp[3 * k + c];
-    double scale = out[8];
-    if (fabs(scale) < 1e-12) {
-        scale = 0;
-        for (int i = 0; i < 9; i++) scale += out[i] * out[i];
-        scale = sqrt(scale);
+    denormalise(hn, ts, td, h);
+    return 0;
+}
+
+/* RANSAC's minimal solver: the homography of exactly 4 pairs, from the 8 x 8
+ * system of H&Z eq. 4.1 with h[8] = 1 on Hartley-normalised points (h[8]
+ * = 0 would send the points' centroid to infinity: a sample folding its
+ * quadrilateral, no camera's motion), Gaussian elimination with partial pivoting: the DLT's answer (the 4 pairs
+ * determine H) without its 9 x 9 eigendecomposition, which dominated a
+ * RANSAC over a few hundred matches with few inliers. GL_ENUMERIC when the
+ * system is singular (collinear or repeated points); no error message set
+ * (a failed sample is expected). */
+static int homography_fit_4(const double *src, const double *dst, double h[9])
+{
+    double ts[3], td[3];
+    if (normalisation(src, 4, NULL, ts) < 0 || normalisation(dst, 4, NULL, td) < 0) return GL_ENUMERIC;
+    double m[8][9]; /* [A | b] */
+    for (int i = 0; i < 4; i++) {
+        const double x = ts[0] * src[2 * i] + ts[1], y = ts[0] * src[2 * i + 1] + ts[2];
+        const double xp = td[0] * dst[2 * i] + td[1], yp = td[0] * dst[2 * i + 1] + td[2];
+        const double r1[9] = { x, y, 1, 0, 0, 0, -xp * x, -xp * y, xp };
+        const double r2[9] = { 0, 0, 0, x, y, 1, -yp * x, -yp * y, yp };
+        memcpy(m[2 * i], r1, sizeof r1);
+        memcpy(m[2 * i + 1], r2, sizeof r2);
     }
-    for (int i = 0; i < 9; i++) h[i] = out[i] / scale;
+    for (int c = 0; c < 8; c++) {
+        int piv = c;
+        for (int r = c + 1; r < 8; r++)
+            if (fabs(m[r][c]) > fabs(m[piv][c])) piv = r;
+        if (!(fabs(m[piv][c]) > 1e-10)) return GL_ENUMERIC;
+        if (piv != c)
+            for (int k = c; k < 9; k++) {
+                const double t = m[c][k];
+                m[c][k] = m[piv][k];
+                m[piv][k] = t;
+            }
+        for (int r = c + 1; r < 8; r++) {
+            const double f = m[r][c] / m[c][c];
+            for (int k = c; k < 9; k++) m[r][k] -= f * m[c][k];
+        }
+    }
+    double hn[9];
+    hn[8] = 1;
+    for (int r = 7; r >= 0; r--) {
+        double v = m[r][8];
+        for (int k = r + 1; k < 8; k++) v -= m[r][k] * hn[k];
+        hn[r] = v / m[r][r];
+    }
+    for (int i = 0; i < 9; i++)
+        if (!isfinite(hn[i])) return GL_ENUMERIC;
+    denormalise(hn, ts, td, h);
     return 0;
 }
 
@@ -236,7 +292,7 @@ int homography_fit_ransac(const double *src, const double *dst, int n,
                     }
         if (degenerate) continue;
         double hs[9];
-        if (homography_fit_dlt(s4, d4, 4, NULL, hs) < 0) continue;
+        if (homography_fit_4(s4, d4, hs) < 0) continue;
         int cnt = count_inliers(hs, src, dst, n, t2, NULL);
         if (cnt > best_cnt) {
             best_cnt = cnt;
