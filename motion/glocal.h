@@ -23,7 +23,9 @@
  *        coarse-to-fine, Cauchy IRLS weights, Levenberg-Marquardt damping,
  *        background weights (1 - mask). Starts from the network's H and
  *        (glocal_infer_options.start_dis, default) also from DIS + RANSAC's,
- *        keeping the result most pixels agree with.
+ *        keeping the result most pixels agree with; where that leaves most
+ *        pixels disagreeing, also from block matching + RANSAC over a wide
+ *        window (start_search, default).
  *   LME  an attention U-Net (Oktay et al. 2018: additive attention gates on
  *        the skips) over A, B aligned by H, and their difference.
  *        lme_arch 2 (the default): a flow head and a mask head. The flow is
