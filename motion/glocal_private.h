@@ -160,7 +160,7 @@ float glocal_kth_smallest(float *v, long n, long k);
  * so far explain under half of them, up to max fits into hs[max][9].
  * inliers (max x width x height, or NULL): per fit, 1 on the pixels of the
  * blocks it explains, else 0. Returns how many fits (0 when too few blocks
- * are textured or agree), or < 0 an error. */
+ * are textured or agree, or the frame is under 24 x 24), or < 0 an error. */
 int glocal_search_homography(const float *a, const float *b, int width, int height, int max, double *hs,
                              float *inliers);
 

@@ -101,9 +101,10 @@ static double parabola_peak(double l, double c, double r)
 int glocal_search_homography(const float *a, const float *b, int width, int height, int max, double *hs,
                               float *inliers)
 {
-    if (!a || !b || !hs || max < 1 || width < 2 * SEARCH_BLOCK || height < 2 * SEARCH_BLOCK)
-        return gl_error(GL_EINVAL, "glocal_search_homography: need two frames of >= %dx%d (got %dx%d) and max >= 1",
-                        2 * SEARCH_BLOCK, 2 * SEARCH_BLOCK, width, height);
+    if (!a || !b || !hs || max < 1 || width < 1 || height < 1)
+        return gl_error(GL_EINVAL, "glocal_search_homography: need two frames (got %dx%d) and max >= 1 (got %d)",
+                        width, height, max);
+    if (width < 2 * SEARCH_BLOCK || height < 2 * SEARCH_BLOCK) return 0; /* too small to search */
     int f = 1, w = width, hh = height;
     while ((w < hh ? w : hh) > SEARCH_SIDE && (w / 2 < hh / 2 ? w / 2 : hh / 2) >= 2 * SEARCH_BLOCK) {
         w /= 2;

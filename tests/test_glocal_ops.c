@@ -894,7 +894,7 @@ static void corners_homography(int W, int H, const double d[8], double h[9])
  * search changes glocal_infer's result by more than 0.05 px, without a
  * network), the refinement from the identity and from DIS's starts ends
  * several px off, and with the search's start beside them the pair is
- * aligned. A flat pair gives no start. */
+ * aligned. A flat pair, or a frame under 24 px, gives no start. */
 static void test_search_homography(void **state)
 {
     (void)state;
@@ -970,7 +970,17 @@ static void test_search_homography(void **state)
     for (long p = 0; p < 128 * 128; p++) a[p] = b[p] = 100 + (p % 3 == 0); /* flat: no textured block */
     double h[9];
     assert_int_equal(glocal_search_homography(a, b, 128, 128, 2, h, inl), 0);
-    assert_int_equal(glocal_search_homography(a, b, 20, 128, 1, h, inl), GL_EINVAL);
+    assert_int_equal(glocal_search_homography(a, b, 20, 128, 1, h, inl), 0); /* too small to search */
+    assert_int_equal(glocal_search_homography(a, b, 128, 128, 0, h, inl), GL_EINVAL);
+    /* glocal_infer on a frame too small to search: the refinement's result, no error */
+    static uint8_t sa[16 * 16 * 3], sb[16 * 16 * 3];
+    for (int p = 0; p < 16 * 16 * 3; p++) {
+        sa[p] = (uint8_t)((p * 37) % 251);
+        sb[p] = (uint8_t)((p * 91) % 241); /* unrelated: most pixels disagree, so the search is asked for */
+    }
+    const uint8_t *pa[1] = { sa }, *pb[1] = { sb };
+    const double I[9] = { 1, 0, 0, 0, 1, 0, 0, 0, 1 };
+    assert_true(isfinite(classical_corner_error(pa, pb, 16, 16, I, 2, 1, 0)));
 }
 
 /* A large textured patch on a smooth background (the photo pairs' hard
