@@ -184,15 +184,16 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * fitted to backs it by construction). The winner is then polished
  * (c->polish rounds: refined on its own photometric inliers, kept when more
  * pixels agree).
- * search (0..2): when, after those, more than half of the pixels disagree
- * with the best alignment, up to `search` further starts from a wide
- * search: block matching over +-0.16 of the frame, then RANSAC, and RANSAC
+ * search (0..GLOCAL_REFINE_SEARCH_MAX): when, after those, more than half
+ * of the pixels disagree with the best alignment, up to `search` further
+ * starts from a wide search: block matching over +-0.16 of the frame, then RANSAC, and RANSAC
  * again on the blocks left out (glocal_infer_options.start_search; a and b
  * in grey levels 0..255 for it). Its matches may be a moving patch's or a
  * repeated texture's: its starts and their refinements win only by a tenth
  * of the frame, never by a near-tie or the flow (which they do not come
  * from). *cost (may be NULL): the result's consensus cost, the share of
  * pixels that do not agree with its alignment (0..1). */
+#define GLOCAL_REFINE_SEARCH_MAX 2
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],
                                     const double *more, const float *more_weights, int nmore, int search,

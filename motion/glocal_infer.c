@@ -512,8 +512,9 @@ static int refine_range(void *ctx, long begin, long end)
         }
         if (nmore && j->start_dis >= 2 && share < DIS_SECOND_BELOW)
             nmore += dis_second_homography(&f, bg, &f2, &l2, hd + 9, bg + hw);
+        const int search = j->start_search ? GLOCAL_REFINE_SEARCH_MAX : 0;
         rc = glocal_refine_homography_starts(a, b, j->width, j->height, w, j->rc, j->h + 9 * i, hd, bg, nmore,
-                                             j->start_search ? 2 : 0, nmore ? f.u : NULL, NULL, NULL);
+                                             search, nmore ? f.u : NULL, NULL, NULL);
         if (rc < 0) rc = gl_error_prefix(rc, "pair %ld", i);
     }
     flow_field_free(&f);

@@ -137,7 +137,6 @@ static double guard_cost(const level *L, const double h[9]);
  * or of two real videos' (tests/data, 20 pairs each), where the search
  * would cost ~20 % more time. */
 #define SEARCH_ABOVE 0.5
-#define SEARCH_MAX 2
 
 /* Separable Gaussian blur, edges replicated. tmp holds w*h floats. */
 static void blur(float *img, int w, int h, double sigma, float *tmp)
@@ -166,17 +165,6 @@ static void blur(float *img, int w, int h, double sigma, float *tmp)
                 acc += k[i + r] * tmp[(long)yy * w + x];
             }
             img[(long)y * w + x] = acc;
-        }
-}
-
-/* 2x2 box average; odd last rows/columns are dropped. */
-static void down2(const float *src, int w, int h, float *dst)
-{
-    int w2 = w / 2, h2 = h / 2;
-    for (int y = 0; y < h2; y++)
-        for (int x = 0; x < w2; x++) {
-            const float *p = src + (long)(2 * y) * w + 2 * x;
-            dst[(long)y * w2 + x] = 0.25f * (p[0] + p[1] + p[w] + p[w + 1]);
         }
 }
 
@@ -380,34 +368,15 @@ static double robust_cost(const level *L, const float *r, double c)
     return ws > 0 ? s / ws : INFINITY;
 }
 
+/* x = A^-1 b, A SPD up to the damping: -1 when singular. */
 static int solve8(double A[8][8], double b[8], double x[8])
 {
-    /* Gaussian elimination with partial pivoting (A is SPD up to damping). */
     double M[8][9];
     for (int i = 0; i < 8; i++) {
         for (int j = 0; j < 8; j++) M[i][j] = A[i][j];
         M[i][8] = b[i];
     }
-    for (int c = 0; c < 8; c++) {
-        int piv = c;
-        for (int r = c + 1; r < 8; r++)
-            if (fabs(M[r][c]) > fabs(M[piv][c])) piv = r;
-        if (!(fabs(M[piv][c]) > 1e-300)) return -1;
-        if (piv != c)
-            for (int j = 0; j < 9; j++) {
-                double t = M[c][j]; M[c][j] = M[piv][j]; M[piv][j] = t;
-            }
-        for (int r = c + 1; r < 8; r++) {
-            double f = M[r][c] / M[c][c];
-            for (int j = c; j < 9; j++) M[r][j] -= f * M[c][j];
-        }
-    }
-    for (int i = 7; i >= 0; i--) {
-        double s = M[i][8];
-        for (int j = i + 1; j < 8; j++) s -= M[i][j] * x[j];
-        x[i] = s / M[i][i];
-    }
-    return 0;
+    return gl_solve8(M, 1e-300, x);
 }
 
 double glocal_corner_shift(const double a[9], const double b[9], int w, int h)
@@ -696,10 +665,10 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
     if (rc < 0) return rc;
     if (which) *which = 0;
     if (!a || !b || !h || width < 8 || height < 8 || nmore < 0 || (nmore > 0 && !more) || search < 0 ||
-        search > SEARCH_MAX)
+        search > GLOCAL_REFINE_SEARCH_MAX)
         return gl_error(GL_EINVAL, "glocal_refine_homography: need two frames of >= 8x8 (got %dx%d), "
-                        "nmore >= 0 further starts and 0 <= search <= %d (got %d, %d)", width, height, SEARCH_MAX,
-                        nmore, search);
+                        "nmore >= 0 further starts and 0 <= search <= %d (got %d, %d)", width, height,
+                        GLOCAL_REFINE_SEARCH_MAX, nmore, search);
     for (int k = 0; k < nmore; k++)
         for (int i = 0; i < 9; i++)
             if (!isfinite(more[9 * k + i]))
@@ -760,7 +729,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
     if ((rc = refine_from(L, nl, c, buf, h, hm)) < 0) goto fail;
     /* the consensus cost of hm */
     double best = nmore > 0 || search > 0 || cost ? consensus_cost(&L[0], hm, CONSENSUS, NULL) : 0;
-    double sh[9 * SEARCH_MAX]; /* the search's starts (their weights: swt) */
+    double sh[9 * GLOCAL_REFINE_SEARCH_MAX]; /* the search's starts (their weights: swt) */
     int nfound = 0;
     if (nmore > 0 || search > 0) {
         /* the other starts: the widest consensus wins, the first on a tie.
@@ -770,7 +739,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
         for (int l = 0; l < nl; l++) U[l].wt = NULL;
         for (int k = 0;; k++) {
             if (k == nmore && search > 0 && best > SEARCH_ABOVE) {
-                if (!(swt = gl_malloc(sizeof(float) * SEARCH_MAX * n0))) {
+                if (!(swt = gl_malloc(sizeof(float) * GLOCAL_REFINE_SEARCH_MAX * n0))) {
                     rc = GL_ENOMEM;
                     goto fail;
                 }

@@ -62,17 +62,6 @@ static void correlate(const float *t, int k, const float *b, int stride, int ni,
     }
 }
 
-/* 2x2 box average of src (w x h) into dst (w/2 x h/2). */
-static void halve(const float *src, int w, int h, float *dst)
-{
-    const int w2 = w / 2, h2 = h / 2;
-    for (int y = 0; y < h2; y++)
-        for (int x = 0; x < w2; x++) {
-            const float *s = src + (size_t)2 * y * w + 2 * x;
-            dst[(size_t)y * w2 + x] = 0.25f * (s[0] + s[1] + s[w] + s[w + 1]);
-        }
-}
-
 /* img (width x height) halved until 1/f of its size (f a power of 2 > 1),
  * as a new buffer; NULL when out of memory. */
 static float *level_of(const float *img, int width, int height, int f)
@@ -81,7 +70,7 @@ static float *level_of(const float *img, int width, int height, int f)
     const float *s = img;
     for (int g = 1, w = width, h = height; g < f; g *= 2, w /= 2, h /= 2) {
         float *o = gl_malloc(sizeof(float) * (size_t)(w / 2) * (h / 2));
-        if (o) halve(s, w, h, o);
+        if (o) down2(s, w, h, o);
         gl_free(cur);
         if (!(cur = o)) return NULL;
         s = cur;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "motion/flow.h"
+#include "nn/mat3.h"
 
 int homography_apply(const double h[9], double x, double y, double *xo, double *yo)
 {
@@ -152,14 +153,15 @@ int homography_fit_dlt(const double *src, const double *dst, int n, const uint8_
     return 0;
 }
 
-/* RANSAC's minimal solver: the homography of exactly 4 pairs, from the 8 x 8
- * system of H&Z eq. 4.1 with h[8] = 1 on Hartley-normalised points (h[8]
- * = 0 would send the points' centroid to infinity: a sample folding its
- * quadrilateral, no camera's motion), Gaussian elimination with partial pivoting: the DLT's answer (the 4 pairs
- * determine H) without its 9 x 9 eigendecomposition, which dominated a
- * RANSAC over a few hundred matches with few inliers. GL_ENUMERIC when the
- * system is singular (collinear or repeated points); no error message set
- * (a failed sample is expected). */
+/* RANSAC's minimal solver: the homography of exactly 4 pairs, from the
+ * 8 x 8 system of H&Z eq. 4.1 with h[8] = 1 on Hartley-normalised points
+ * (h[8] = 0 would send the points' centroid to infinity: a sample folding
+ * its quadrilateral, no camera's motion) by gl_solve8: the DLT's answer
+ * (the 4 pairs determine H) without its 9 x 9 eigendecomposition, which
+ * dominated a RANSAC over a few hundred matches with few inliers (the
+ * search start, glocal_search.c). GL_ENUMERIC when the system is singular
+ * (collinear or repeated points); no error message set (a failed sample is
+ * expected). */
 static int homography_fit_4(const double *src, const double *dst, double h[9])
 {
     double ts[3], td[3];
@@ -173,29 +175,9 @@ static int homography_fit_4(const double *src, const double *dst, double h[9])
         memcpy(m[2 * i], r1, sizeof r1);
         memcpy(m[2 * i + 1], r2, sizeof r2);
     }
-    for (int c = 0; c < 8; c++) {
-        int piv = c;
-        for (int r = c + 1; r < 8; r++)
-            if (fabs(m[r][c]) > fabs(m[piv][c])) piv = r;
-        if (!(fabs(m[piv][c]) > 1e-10)) return GL_ENUMERIC;
-        if (piv != c)
-            for (int k = c; k < 9; k++) {
-                const double t = m[c][k];
-                m[c][k] = m[piv][k];
-                m[piv][k] = t;
-            }
-        for (int r = c + 1; r < 8; r++) {
-            const double f = m[r][c] / m[c][c];
-            for (int k = c; k < 9; k++) m[r][k] -= f * m[c][k];
-        }
-    }
     double hn[9];
+    if (gl_solve8(m, 1e-10, hn) < 0) return GL_ENUMERIC;
     hn[8] = 1;
-    for (int r = 7; r >= 0; r--) {
-        double v = m[r][8];
-        for (int k = r + 1; k < 8; k++) v -= m[r][k] * hn[k];
-        hn[r] = v / m[r][r];
-    }
     for (int i = 0; i < 9; i++)
         if (!isfinite(hn[i])) return GL_ENUMERIC;
     denormalise(hn, ts, td, h);

@@ -67,6 +67,19 @@ static inline int bilinear_inside(const float *img, int w, int h, double x, doub
     return in;
 }
 
+/* 2x2 box average of src (w x h) into dst (w/2 x h/2); odd last rows and
+ * columns are dropped. (glocal_refine.c's pyramid, glocal_search.c's
+ * search level.) */
+static inline void down2(const float *src, int w, int h, float *dst)
+{
+    int w2 = w / 2, h2 = h / 2;
+    for (int y = 0; y < h2; y++)
+        for (int x = 0; x < w2; x++) {
+            const float *p = src + (long)(2 * y) * w + 2 * x;
+            dst[(long)y * w2 + x] = 0.25f * (p[0] + p[1] + p[w] + p[w + 1]);
+        }
+}
+
 /* Window sums of the (2r+1) x (2r+1) square around each pixel, clipped at
  * the border (running sums: a row pass into t, a column pass back into e).
  * (flow_fuse.c compares two flows' errors summed over the same windows;

@@ -1,6 +1,7 @@
 /*
  * mat3.h — 3x3 matrices for homographies: row-major doubles acting on column
- * vectors (x, y, 1), the convention of motion/flow.h and datasets/synth.h.
+ * vectors (x, y, 1), the convention of motion/flow.h and datasets/synth.h;
+ * and the 8 x 8 solve of a homography's 8 unknowns (gl_solve8).
  *
  * Why here: the synthetic benchmark (datasets/) renders scenes through
  * homographies and GLOCAL (motion/) composes and rescales them, and datasets/
@@ -81,6 +82,38 @@ static inline double gl_mat3_footprint(const double h[9], double x, double y)
     double vx = (h[3] - v * h[6]) / w, vy = (h[4] - v * h[7]) / w;
     double a2 = ux * ux + vx * vx, b2 = uy * uy + vy * vy;
     return sqrt(a2 > b2 ? a2 : b2);
+}
+
+/* Solves the 8 x 8 system of the augmented matrix m = [A | b] in place
+ * (Gaussian elimination with partial pivoting, then back substitution)
+ * into x: the size of a homography's 8 unknowns (the 4-point homography
+ * with h[8] = 1, H&Z eq. 4.1; a Gauss-Newton step over its 8 parameters).
+ * Returns -1, x unspecified, when a pivot's magnitude is not above
+ * min_pivot (a singular system for the caller's scale), 0 otherwise. */
+static inline int gl_solve8(double m[8][9], double min_pivot, double x[8])
+{
+    for (int c = 0; c < 8; c++) {
+        int piv = c;
+        for (int r = c + 1; r < 8; r++)
+            if (fabs(m[r][c]) > fabs(m[piv][c])) piv = r;
+        if (!(fabs(m[piv][c]) > min_pivot)) return -1;
+        if (piv != c)
+            for (int k = c; k < 9; k++) {
+                const double t = m[c][k];
+                m[c][k] = m[piv][k];
+                m[piv][k] = t;
+            }
+        for (int r = c + 1; r < 8; r++) {
+            const double f = m[r][c] / m[c][c];
+            for (int k = c; k < 9; k++) m[r][k] -= f * m[c][k];
+        }
+    }
+    for (int r = 7; r >= 0; r--) {
+        double v = m[r][8];
+        for (int k = r + 1; k < 8; k++) v -= m[r][k] * x[k];
+        x[r] = v / m[r][r];
+    }
+    return 0;
 }
 
 #endif

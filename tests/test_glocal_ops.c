@@ -22,6 +22,7 @@
 #include "motion/flow.h"
 #include "motion/glocal.h"
 #include "motion/glocal_private.h"
+#include "nn/mat3.h"
 #include "nn/nn.h"
 
 /* ---- bases --------------------------------------------------------------------- */
@@ -258,6 +259,46 @@ static void test_loss_gradients(void **state)
     nn_free(&l);
     nn_free(&sh);
     nn_free(&k.other); nn_free(&k.weight); nn_free(&k.img);
+}
+
+/* gl_solve8 (nn/mat3.h: the refinement's Gauss-Newton step, RANSAC's
+ * 4-point homography) against x chosen first: b = A x in long double for a
+ * random A whose first column starts with 0 (the pivot search must swap
+ * rows), recovered to 1e-12; two equal rows: singular, -1; a pivot at the
+ * threshold: -1 too. */
+static void test_solve8(void **state)
+{
+    (void)state;
+    uint64_t rng = 11;
+    double A[8][8], x[8], m[8][9], got[8];
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < 8; i++) {
+            x[i] = (double)(gl_splitmix64(&rng) % 2001) / 100.0 - 10.0;
+            for (int j = 0; j < 8; j++) A[i][j] = (double)(gl_splitmix64(&rng) % 2001) / 1000.0 - 1.0;
+        }
+        A[0][0] = 0;
+        for (int i = 0; i < 8; i++) {
+            long double b = 0;
+            for (int j = 0; j < 8; j++) b += (long double)A[i][j] * x[j];
+            for (int j = 0; j < 8; j++) m[i][j] = A[i][j];
+            m[i][8] = (double)b;
+        }
+        assert_int_equal(gl_solve8(m, 1e-300, got), 0);
+        double worst = 0;
+        for (int i = 0; i < 8; i++) worst = test_worse(worst, fabs(got[i] - x[i]));
+        if (trial == 0) print_message("gl_solve8: worst error %.2e\n", worst);
+        assert_true(worst < 1e-9);
+    }
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 9; j++) m[i][j] = (double)(gl_splitmix64(&rng) % 1000) / 100.0;
+    }
+    memcpy(m[5], m[2], sizeof m[2]); /* rank 7 */
+    assert_int_equal(gl_solve8(m, 1e-300, got), -1);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 9; j++) m[i][j] = i == j ? 1e-10 : j == 8;
+    assert_int_equal(gl_solve8(m, 1e-10, got), -1);
+    assert_int_equal(gl_solve8(m, 1e-11, got), 0);
+    for (int i = 0; i < 8; i++) assert_true(fabs(got[i] - 1e10) < 1e-3);
 }
 
 /* ---- robust refinement ------------------------------------------------------------ */
@@ -1159,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_loss_gradients),
         cmocka_unit_test(test_kth_smallest),
         cmocka_unit_test(test_refine_normal_equations),
+        cmocka_unit_test(test_solve8),
         cmocka_unit_test(test_refine_recovers_homography),
         cmocka_unit_test(test_refine_guard_keeps_an_exact_start),
         cmocka_unit_test(test_refine_starts),
