@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,6 +56,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry 'glocal%s%s --help'.\n", cmd[0] ? " " : "", cmd);
     return CLI_USAGE;
+}
+
+int cli_output_writable(const char *cmd, const char *opt, const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    const char *dir = dirname(buf);
+    if (access(dir, W_OK) != 0)
+        return cli_usage_error(cmd, "%s %s: cannot write into the folder %s (%s)", opt, path, dir, strerror(errno));
+    return CLI_PARSED;
 }
 
 /* ---- the option parser ----------------------------------------------------- */
@@ -690,6 +701,20 @@ void cli_json_str(FILE *f, const char *s)
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void cli_csv_str(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
     }
     fputc('"', f);
 }

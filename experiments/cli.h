@@ -27,6 +27,11 @@ int cli_fail(const char *cmd, int rc, const char *what_fmt, ...)
 /* Prints "glocal NAME: message\nTry 'glocal NAME --help'." and returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An output file's folder must be writable: checked while parsing, so that a
+ * long evaluation is not run for nothing. CLI_PARSED, or a usage error
+ * naming `opt`, the file, its folder and why (CLI_USAGE). */
+int cli_output_writable(const char *cmd, const char *opt, const char *path);
+
 /* The list folder of the UCF-101-layout dataset ROOT into out (n bytes):
  * `lists` when given, else the first place dataset_lists_locate (datasets/
  * ucf101.h) finds, said in one stderr line "glocal CMD: split lists from DIR".
@@ -249,5 +254,8 @@ int cli_signal_caught(void);
 void cli_json_num(FILE *f, const char *key, double v, int comma);
 /* s as a JSON string, quoted and escaped. */
 void cli_json_str(FILE *f, const char *s);
+/* s as a CSV cell: quoted when it holds a comma, a quote or a line break,
+ * quotes doubled (RFC 4180; e.g. a video's path in eval-video --per-pair). */
+void cli_csv_str(FILE *f, const char *s);
 
 #endif

@@ -1,13 +1,10 @@
 /* glocal eval-motion — GLOCAL against exact ground truth (synthetic pairs,
  * or pairs cut from real photos: datasets/photo_pairs.h), side by side with
  * the identity, the robust refinement alone and flow + RANSAC baselines. */
-#include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "experiments/cli.h"
 #include "experiments/commands.h"
@@ -285,16 +282,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
     if (!o->synth + !o->dataset + !o->photos != 2)
         return cli_usage_error(cmd, "give one of --dataset SYNTH_DIR, --synth and --photos DIR");
     if (o->photos && (o->size & 1)) return cli_usage_error(cmd, "--size must be even with --photos, got %ld", o->size);
-    if (o->per_pair) {
-        /* refused now, not after the evaluation */
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s", o->per_pair);
-        const char *dir = dirname(buf);
-        if (access(dir, W_OK) != 0)
-            return cli_usage_error(cmd, "--per-pair %s: cannot write into the folder %s (%s)", o->per_pair, dir,
-                                   strerror(errno));
-    }
-    return CLI_PARSED;
+    return o->per_pair ? cli_output_writable(cmd, "--per-pair", o->per_pair) : CLI_PARSED;
 }
 
 /* The evaluation pairs of the options. */

@@ -35,7 +35,7 @@ static const char *kname[K_N] = { "all", "glocal_bg", "tvl1_bg" };
 #define MAX_VIDEOS 4096
 
 typedef struct {
-    const char *model, *videos[MAX_VIDEOS];
+    const char *model, *per_pair, *videos[MAX_VIDEOS];
     int nvideos, json, tvl1, start_dis, start_search;
     long short_side, gap, pairs, batch;
     double fg_threshold;
@@ -93,6 +93,11 @@ static int parse_options(evv_options *o, int argc, char **argv)
                    "search's homography (glocal_infer_options.start_search 0)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
+        CLI_STR("--per-pair", &o->per_pair, "CSV",
+                "also write every pair's numbers, one row per pair and method: video, pair, frame (t), "
+                "method, all, glocal_bg, tvl1_bg (empty where not computed), h0..h8 (the method's "
+                "homography A -> B in the evaluated frames' pixels, row-major); the videos that "
+                "failed are left out; written atomically"),
         CLI_END,
     };
     cli_spec spec = {
@@ -111,7 +116,9 @@ static int parse_options(evv_options *o, int argc, char **argv)
                  "identity's.",
         .epilog = "A video that cannot be read is reported and skipped; the exit status is then 1.",
     };
-    return cli_parse(&spec, argc, argv);
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc != CLI_PARSED) return rc;
+    return o->per_pair ? cli_output_writable(cmd, "--per-pair", o->per_pair) : CLI_PARSED;
 }
 
 /* One batch of a video's pairs, every method. bg: [K_N][n][hw] background
@@ -127,6 +134,8 @@ typedef struct {
     int have[K_N];
     float *grey;
     acc *A;
+    FILE *rows;          /* --per-pair: this video's rows (NULL: none) */
+    const char *video;
 } evv_batch;
 
 static const char *cmd_name = "eval-video";
@@ -215,7 +224,9 @@ static int residuals(evv_batch *b)
         if ((rc = flow_gray_from_rgb24(b->pa[j], W, Hh, b->grey)) < 0 ||
             (rc = flow_gray_from_rgb24(b->pb[j], W, Hh, b->grey + hw)) < 0)
             return cli_fail(cmd_name, rc, "grey"), rc;
-        double ident_all = NAN;
+        double ident_all = NAN, row[M_N][K_N];
+        for (int k = 0; k < M_N; k++)
+            for (int g = 0; g < K_N; g++) row[k][g] = NAN;
         for (int k = 0; k < M_N; k++) {
             if (!b->A->timed[k] && k != M_IDENT) continue;
             for (int g = 0; g < K_N; g++) {
@@ -226,12 +237,22 @@ static int residuals(evv_batch *b)
                                                 &r, NULL)) < 0)
                     return cli_fail(cmd_name, rc, "%s: residual of pair %d", mname[k], b->i0 + j), rc;
                 if (isnan(r)) continue;   /* nothing of this background inside B */
+                row[k][g] = r;
                 b->A->res[k][g] += r;
                 b->A->n[k][g]++;
                 if (g != K_ALL) continue;
                 if (k == M_IDENT) ident_all = r;
                 else b->A->worse[k] += r > ident_all;
             }
+        }
+        for (int k = 0; b->rows && k < M_N; k++) {
+            if (!b->A->timed[k] && k != M_IDENT) continue;
+            cli_csv_str(b->rows, b->video);
+            fprintf(b->rows, ",%d,%ld,%s", b->i0 + j, b->P->frame ? b->P->frame[b->i0 + j] : -1L, mname[k]);
+            for (int g = 0; g < K_N; g++) isnan(row[k][g]) ? fputs(",", b->rows) : fprintf(b->rows, ",%.6g", row[k][g]);
+            const double *h = b->H + ((size_t)k * n + j) * 9;
+            for (int i = 0; i < 9; i++) fprintf(b->rows, ",%.10g", h[i]);
+            fputc('\n', b->rows);
         }
         for (int g = 0; g < K_N; g++) {
             if (g == K_ALL || !b->have[g]) continue;
@@ -247,11 +268,12 @@ static int residuals(evv_batch *b)
 }
 
 /* Every method on every pair of P, a batch at a time, into *A. */
-static int evaluate(const evv_options *o, glocal_model *m, const motion_pairs *P, acc *A)
+static int evaluate(const evv_options *o, glocal_model *m, const motion_pairs *P, const char *video, FILE *rows,
+                    acc *A)
 {
     const int N = P->n, batch = (int)o->batch;
     const size_t hw = (size_t)P->width * P->height;
-    evv_batch b = { .o = o, .m = m, .P = P, .A = A };
+    evv_batch b = { .o = o, .m = m, .P = P, .A = A, .rows = rows, .video = video };
     b.pa = gl_malloc(sizeof *b.pa * 2 * (size_t)batch);
     b.H = gl_malloc(sizeof(double) * 9 * M_N * (size_t)batch);
     b.bg = gl_malloc((size_t)K_N * batch * hw);
@@ -327,6 +349,10 @@ int cmd_eval_video(int argc, char **argv)
     int code = CLI_FAIL, failed = 0;
     glocal_model *m = NULL;
     acc total = { 0 };
+    /* --per-pair: every video's rows, then one atomic write */
+    char *csv = NULL;
+    size_t csv_len = 0;
+    FILE *all_rows = NULL;
     acc *per = gl_calloc((size_t)o.nvideos, sizeof *per);
     if (!per) {
         cli_fail(cmd, GL_ENOMEM, "out of memory");
@@ -336,6 +362,13 @@ int cmd_eval_video(int argc, char **argv)
         cli_fail(cmd, rc, "cannot load the model %s", o.model);
         goto done;
     }
+    if (o.per_pair) {
+        if (!(all_rows = open_memstream(&csv, &csv_len))) {
+            cli_fail(cmd, GL_ENOMEM, "out of memory");
+            goto done;
+        }
+        fputs("video,pair,frame,method,all,glocal_bg,tvl1_bg,h0,h1,h2,h3,h4,h5,h6,h7,h8\n", all_rows);
+    }
     for (int v = 0; v < o.nvideos; v++) {
         motion_pairs P = { 0 };
         if ((rc = motion_pairs_video(&P, o.videos[v], (int)o.short_side, (int)o.gap, (int)o.pairs)) < 0) {
@@ -344,7 +377,15 @@ int cmd_eval_video(int argc, char **argv)
             continue;
         }
         fprintf(stderr, "%s: %d pairs of %dx%d\n", o.videos[v], P.n, P.width, P.height);
-        rc = evaluate(&o, m, &P, &per[v]);
+        /* this video's rows join the file only when it is evaluated whole */
+        char *vcsv = NULL;
+        size_t vlen = 0;
+        FILE *rows = all_rows ? open_memstream(&vcsv, &vlen) : NULL;
+        if (all_rows && !rows) rc = gl_error(GL_ENOMEM, "out of memory");
+        else rc = evaluate(&o, m, &P, o.videos[v], rows, &per[v]);
+        if (rows && fclose(rows) != 0 && rc >= 0) rc = gl_error(GL_ENOMEM, "out of memory");
+        if (rc >= 0 && vcsv) fwrite(vcsv, 1, vlen, all_rows);
+        free(vcsv);
         char title[4200];
         snprintf(title, sizeof title, "%s: %d pairs (t, t+%ld), %dx%d", o.videos[v], P.n, o.gap, P.width, P.height);
         motion_pairs_free(&P);
@@ -381,7 +422,15 @@ int cmd_eval_video(int argc, char **argv)
         printf("}\n");
     }
     code = failed ? CLI_FAIL : CLI_OK;
+    if (all_rows) {
+        rc = fclose(all_rows) ? GL_ENOMEM : 0;
+        all_rows = NULL;
+        if (rc == 0) rc = gl_write_file_atomic(o.per_pair, csv, csv_len);
+        if (rc < 0) code = cli_fail(cmd, rc, "cannot write %s", o.per_pair);
+    }
 done:
+    if (all_rows) fclose(all_rows);
+    free(csv);
     gl_free(per);
     glocal_model_free(&m);
     return code;

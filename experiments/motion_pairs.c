@@ -16,6 +16,7 @@ void motion_pairs_free(motion_pairs *p)
     gl_free(p->global_flow);
     gl_free(p->local_flow);
     gl_free(p->mask);
+    gl_free(p->frame);
     memset(p, 0, sizeof *p);
 }
 
@@ -349,9 +350,15 @@ int motion_pairs_video(motion_pairs *p, const char *path, int short_side, int ga
         if (rc < 0) goto done;
         const size_t fb = vi.frame_bytes;
         if ((rc = pairs_alloc(p, k, vi.out_width, vi.out_height, 0)) < 0) goto done;
+        if (!(p->frame = gl_malloc(sizeof *p->frame * (size_t)k))) {
+            motion_pairs_free(p);
+            rc = GL_ENOMEM;
+            goto done;
+        }
         for (int i = 0; i < k; i++) {
             memcpy(p->a + i * fb, frames + 2 * i * fb, fb);
             memcpy(p->b + i * fb, frames + (2 * i + 1) * fb, fb);
+            p->frame[i] = ind[2 * i];
         }
         break;
     }

@@ -26,6 +26,7 @@ typedef struct {
     float *global_flow;      /* [n][2][H][W] */
     float *local_flow;       /* [n][2][H][W] */
     uint8_t *mask;           /* [n][H][W] */
+    long *frame;             /* [n] the index of frame a in its video (video pairs; else NULL) */
 } motion_pairs;
 
 void motion_pairs_free(motion_pairs *p);
@@ -58,9 +59,9 @@ int motion_pairs_dataset(motion_pairs *p, const char *root, const char *lists, i
                          void *ctx);
 
 /* Up to max_pairs pairs (t, t + gap) spread evenly over one video (no ground
- * truth), every frame scaled so its shorter side is short_side (area
- * filter, aspect kept; 0: the native size). GL_EFORMAT naming the file when
- * it has no more than gap frames. */
+ * truth; p->frame gets each pair's t), every frame scaled so its shorter side
+ * is short_side (area filter, aspect kept; 0: the native size). GL_EFORMAT
+ * naming the file when it has no more than gap frames. */
 int motion_pairs_video(motion_pairs *p, const char *path, int short_side, int gap, int max_pairs);
 
 #endif
