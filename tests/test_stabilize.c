@@ -742,6 +742,15 @@ static void test_eval_video(void **state)
     gl_free(J);
     gl_free(out);
     gl_free(err);
+    /* an unwritable --per-pair folder is refused before any work: a usage error naming it */
+    snprintf(cmd, sizeof cmd, "'%s' eval-video '%s/steady.avi' --per-pair '%s/no/such/dir/p.csv' > '%s' 2> '%s'",
+             GLOCAL_BINARY, tmpdir, tmpdir, outp, errp);
+    assert_int_equal(run(cmd), 2);
+    err = test_read_text(errp);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "--per-pair"));
+    assert_non_null(strstr(err, "no/such/dir"));
+    gl_free(err);
 }
 
 /* Bad inputs: a clear message, exit 1, and nothing at OUT. */
