@@ -381,9 +381,12 @@ int cmd_eval_video(int argc, char **argv)
         char *vcsv = NULL;
         size_t vlen = 0;
         FILE *rows = all_rows ? open_memstream(&vcsv, &vlen) : NULL;
-        if (all_rows && !rows) rc = gl_error(GL_ENOMEM, "out of memory");
-        else rc = evaluate(&o, m, &P, o.videos[v], rows, &per[v]);
-        if (rows && fclose(rows) != 0 && rc >= 0) rc = gl_error(GL_ENOMEM, "out of memory");
+        rc = all_rows && !rows ? GL_ENOMEM : evaluate(&o, m, &P, o.videos[v], rows, &per[v]);
+        const int rows_lost = (all_rows && !rows) || (rows && fclose(rows) != 0 && rc >= 0);
+        if (rows_lost) {
+            rc = GL_ENOMEM;
+            cli_fail(cmd, rc, "%s: out of memory for its --per-pair rows", o.videos[v]);
+        }
         if (rc >= 0 && vcsv) fwrite(vcsv, 1, vlen, all_rows);
         free(vcsv);
         char title[4200];

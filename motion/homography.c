@@ -88,16 +88,11 @@ static int normalisation(const double *p, int n, const uint8_t *mask, double t[3
  * h[8] = 1 (|h| = 1 if h[8] ~ 0). */
 static void denormalise(const double hn[9], const double ts[3], const double td[3], double h[9])
 {
-    double tsm[9] = { ts[0], 0, ts[1], 0, ts[0], ts[2], 0, 0, 1 };
-    double tdi[9] = { 1 / td[0], 0, -td[1] / td[0], 0, 1 / td[0], -td[2] / td[0], 0, 0, 1 };
-    double tmp[9] = { 0 };
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            for (int k = 0; k < 3; k++) tmp[3 * r + c] += hn[3 * r + k] * tsm[3 * k + c];
-    double out[9] = { 0 };
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 3; c++)
-            for (int k = 0; k < 3; k++) out[3 * r + c] += tdi[3 * r + k] * tmp[3 * k + c];
+    const double tsm[9] = { ts[0], 0, ts[1], 0, ts[0], ts[2], 0, 0, 1 };
+    const double tdi[9] = { 1 / td[0], 0, -td[1] / td[0], 0, 1 / td[0], -td[2] / td[0], 0, 0, 1 };
+    double out[9];
+    gl_mat3_mul(hn, tsm, out);
+    gl_mat3_mul(tdi, out, out);
     double scale = out[8];
     if (fabs(scale) < 1e-12) {
         scale = 0;
