@@ -101,6 +101,12 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
                        nn_tensor **coef);
 int glocal_gn_step(glocal_model *m, const nn_tensor *a, const nn_tensor *b, const nn_tensor *bases_l,
                    const nn_tensor *g, const nn_tensor *w, nn_tensor **out);
+/* A level's coefficients (N, 8) as the GME computes them: the robust fit
+ * (glocal_irls_coeffs' scale), and unless training or with gradient, the
+ * better of it and the same fit on the cells of the flow's RANSAC consensus
+ * (glocal_gme2.c, GME_CONSENSUS_DIV). */
+int glocal_level_coeffs(const glocal_model *m, const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *w,
+                        double scale, int training, nn_tensor **coef);
 
 /* Where A can be compared with B warped by fwd (N, 2, S, S): 1 where p +
  * fwd(p) is inside the frame and, bwd (B -> A, N, 2, S, S) given, the

@@ -241,6 +241,71 @@ static void test_irls_projection(void **state)
     glocal_model_free(&m);
 }
 
+/* The consensus step of a level's projection (glocal_level_coeffs), at the
+ * 1/8 level of a 128^2 model (16 x 16 cells, scale 8 px as the GME uses it):
+ * a flow that is a combination of the pooled bases (up to 1.9 px) except on
+ * the top 6 rows (96 of 256 cells), where an object moves (16, -12) px more.
+ * The robust fit alone starts from the least-squares fit of every cell and
+ * ends 18.5 px off; with the RANSAC consensus (160 cells) the camera's
+ * combination comes back. Training keeps the robust fit alone. With the
+ * object on 3 rows the robust fit ends 1.8 px off (its last scale, 4 px,
+ * leaves the object some weight), the consensus fit is exact. (The consensus is
+ * over homographies, the fits over the bases' linear span: with a smaller
+ * object motion, (10, -7) px, the plain fit explains more cells than
+ * RANSAC's homography and is kept — 11.6 px off the camera here.) */
+static void test_consensus_projection(void **state)
+{
+    (void)state;
+    const int S = 128, h = S / 8;
+    glocal_config c = glocal_config_default(S);
+    c.arch = 2;
+    c.feat = 8;
+    glocal_model *m = NULL;
+    nn_manual_seed(1);
+    OK(glocal_model_new(&m, &c));
+    nn_scope *sc;
+    OK(nn_scope_begin(&sc));
+    const float ctrue[8] = { 1.5f, -0.8f, 0.3f, 0.6f, -0.2f, 0.4f, 0.05f, -0.03f };
+    int64_t s8[2] = { 1, 8 }, sf[4] = { 1, 2, h, h }, sw[4] = { 1, 1, h, h };
+    nn_tensor *ct, *fl, *fv, *w;
+    OK(nn_from_data(&ct, ctrue, s8, 2, NN_F32));
+    OK(nn_matmul(&fl, ct, m->bases8));
+    OK(nn_view(&fv, fl, sf, 4));
+    OK(nn_ones(&w, sw, 4, NN_F32));
+    float *truth = to_host(fv, 2 * h * h), *flow = malloc(sizeof(float) * 2 * h * h);
+    assert_non_null(flow);
+    for (int big = 1; big >= 0; big--) {
+        memcpy(flow, truth, sizeof(float) * 2 * h * h);
+        int outl = 0;
+        for (int y = 0; y < (big ? 6 : 3); y++) /* the object: the top rows, moving (16, -12) px */
+            for (int x = 0; x < h; x++, outl++) {
+                flow[y * h + x] += 16.0f;
+                flow[h * h + y * h + x] -= 12.0f;
+            }
+        assert_int_equal(outl, big ? 96 : 48);
+        nn_tensor *fb;
+        OK(nn_from_data(&fb, flow, sf, 4, NN_F32));
+        double err[2];
+        for (int training = 0; training < 2; training++) {
+            nn_tensor *coef, *fit;
+            OK(glocal_level_coeffs(m, m->bases8, fb, w, 8.0, training, &coef));
+            OK(nn_matmul(&fit, coef, m->bases8));
+            float *v = to_host(fit, 2 * h * h);
+            err[training] = 0;
+            for (int i = 0; i < 2 * h * h; i++) err[training] = fmax(err[training], fabs(v[i] - truth[i]));
+            free(v);
+        }
+        print_message("object of %d cells: largest error %.3f px with the consensus, %.3f without\n", outl, err[0],
+                      err[1]);
+        assert_true(err[0] < 0.05);
+        assert_true(err[1] > (big ? 5.0 : 0.5));
+    }
+    free(truth);
+    free(flow);
+    nn_scope_end(&sc);
+    glocal_model_free(&m);
+}
+
 /* A smooth texture (values ~0..1). */
 static double texture(double x, double y)
 {
@@ -512,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_soft_argmax_paths_agree),
         cmocka_unit_test(test_cost_volume),
         cmocka_unit_test(test_irls_projection),
+        cmocka_unit_test(test_consensus_projection),
         cmocka_unit_test(test_gn_step),
         cmocka_unit_test(test_gn_step_moving_patch),
         cmocka_unit_test(test_forward_and_checkpoint),
