@@ -187,6 +187,31 @@ static void test_cost_volume(void **state)
     free(ref);
 }
 
+/* The projection tests' model: arch 2 at S x S, 8 feature channels, seed 1
+ * (only its pooled bases and constants are used). */
+static glocal_model *projection_model(int S)
+{
+    glocal_config c = glocal_config_default(S);
+    c.arch = 2;
+    c.feat = 8;
+    glocal_model *m = NULL;
+    nn_manual_seed(1);
+    OK(glocal_model_new(&m, &c));
+    return m;
+}
+
+/* The flow (2, h, h; host, caller frees) of a fixed combination of the
+ * pooled bases bases_l (8, 2 h h), in the caller's nn scope. */
+static float *bases_combination(const nn_tensor *bases_l, int h)
+{
+    const float ctrue[8] = { 1.5f, -0.8f, 0.3f, 0.6f, -0.2f, 0.4f, 0.05f, -0.03f };
+    int64_t s8[2] = { 1, 8 };
+    nn_tensor *ct, *fl;
+    OK(nn_from_data(&ct, ctrue, s8, 2, NN_F32));
+    OK(nn_matmul(&fl, ct, bases_l));
+    return to_host(fl, 2 * h * h);
+}
+
 /* The robust projection: a flow that is exactly a combination of the pooled
  * bases, with a fifth of its cells replaced by an object's motion, gives back
  * that combination; the plain least-squares fit (no reweighting, scale huge)
@@ -195,21 +220,12 @@ static void test_irls_projection(void **state)
 {
     (void)state;
     const int S = 32, h = S / 4;
-    glocal_config c = glocal_config_default(S);
-    c.arch = 2;
-    c.feat = 8;
-    glocal_model *m = NULL;
-    nn_manual_seed(1);
-    OK(glocal_model_new(&m, &c));
+    glocal_model *m = projection_model(S);
     nn_scope *sc;
     OK(nn_scope_begin(&sc));
-    const float ctrue[8] = { 1.5f, -0.8f, 0.3f, 0.6f, -0.2f, 0.4f, 0.05f, -0.03f };
-    int64_t s8[2] = { 1, 8 }, sf[4] = { 1, 2, h, h }, sw[4] = { 1, 1, h, h };
-    nn_tensor *ct, *fl, *fv, *w;
-    OK(nn_from_data(&ct, ctrue, s8, 2, NN_F32));
-    OK(nn_matmul(&fl, ct, m->bases4));
-    OK(nn_view(&fv, fl, sf, 4));
-    float *truth = to_host(fv, 2 * h * h), *bad = malloc(sizeof(float) * 2 * h * h);
+    int64_t sf[4] = { 1, 2, h, h }, sw[4] = { 1, 1, h, h };
+    nn_tensor *w;
+    float *truth = bases_combination(m->bases4, h), *bad = malloc(sizeof(float) * 2 * h * h);
     assert_non_null(bad);
     memcpy(bad, truth, sizeof(float) * 2 * h * h);
     int outl = 0;
@@ -257,22 +273,13 @@ static void test_consensus_projection(void **state)
 {
     (void)state;
     const int S = 128, h = S / 8;
-    glocal_config c = glocal_config_default(S);
-    c.arch = 2;
-    c.feat = 8;
-    glocal_model *m = NULL;
-    nn_manual_seed(1);
-    OK(glocal_model_new(&m, &c));
+    glocal_model *m = projection_model(S);
     nn_scope *sc;
     OK(nn_scope_begin(&sc));
-    const float ctrue[8] = { 1.5f, -0.8f, 0.3f, 0.6f, -0.2f, 0.4f, 0.05f, -0.03f };
-    int64_t s8[2] = { 1, 8 }, sf[4] = { 1, 2, h, h }, sw[4] = { 1, 1, h, h };
-    nn_tensor *ct, *fl, *fv, *w;
-    OK(nn_from_data(&ct, ctrue, s8, 2, NN_F32));
-    OK(nn_matmul(&fl, ct, m->bases8));
-    OK(nn_view(&fv, fl, sf, 4));
+    int64_t sf[4] = { 1, 2, h, h }, sw[4] = { 1, 1, h, h };
+    nn_tensor *w;
     OK(nn_ones(&w, sw, 4, NN_F32));
-    float *truth = to_host(fv, 2 * h * h), *flow = malloc(sizeof(float) * 2 * h * h);
+    float *truth = bases_combination(m->bases8, h), *flow = malloc(sizeof(float) * 2 * h * h);
     assert_non_null(flow);
     for (int big = 1; big >= 0; big--) {
         memcpy(flow, truth, sizeof(float) * 2 * h * h);
