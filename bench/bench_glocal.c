@@ -17,7 +17,10 @@
  * glocal_infer_options.local_fuse, and without the DIS start,
  * glocal_infer_options.start_dis) and of TV-L1 alone, with the ratios
  * full/hybrid, full/TV-L1, lean/hybrid, lean/TV-L1 and GME + LME
- * forward/TV-L1, of the network-only path again in a thread of its own (as
+ * forward/TV-L1, of the arch-2 GME forward (gn 2) with and without the
+ * consensus projection of its levels (random weights: matches are poor, so
+ * RANSAC runs towards its sample cap — an upper bound on that step's cost),
+ * of the network-only path again in a thread of its own (as
  * extract's and run's workers call it: glibc gives such a thread its own
  * arena) with the ratio worker/main, on random-weight models and synthetic
  * textured pairs (speed depends little on the weights: the refinement's
@@ -109,6 +112,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 typedef struct {
     double gme, gme_lme, refine, full, full_worker, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
+    double gme2, gme2_plain; /* arch 2: the product's forward, and without the consensus projection */
 } rates;
 
 /* pairs/s of glocal_infer with options io on the batch, for `seconds`. */
@@ -211,6 +215,29 @@ static rates measure(int S, int batch, double seconds, int report_flops)
         n += batch;
     }
     r.gme_lme = n / (gl_now() - t0);
+    if (report_flops) {
+        /* The arch-2 GME (gn 2) on the same pairs, as inference runs it and
+         * without the consensus projection of its levels (training = 1 skips
+         * it; its convs have no normalisation, so nothing else changes). */
+        glocal_config c2 = c;
+        c2.arch = 2;
+        c2.gn = 2;
+        glocal_model *m2 = NULL;
+        CK(glocal_model_new(&m2, &c2));
+        for (int plain = 0; plain < 2; plain++) {
+            CK(glocal_forward(m2, ta, tb, 0, NULL, plain, &o)); /* warm-up */
+            glocal_outputs_free(&o);
+            n = 0;
+            t0 = gl_now();
+            while (gl_now() - t0 < seconds) {
+                CK(glocal_forward(m2, ta, tb, 0, NULL, plain, &o));
+                glocal_outputs_free(&o);
+                n += batch;
+            }
+            *(plain ? &r.gme2_plain : &r.gme2) = n / (gl_now() - t0);
+        }
+        glocal_model_free(&m2);
+    }
     nn_grad_mode_set(prev);
     if (report_flops) {
         r.gme_gflops = r.gme * gme_flops(&c) / 1e9;
@@ -370,6 +397,8 @@ int main(int argc, char **argv)
         printf("glocal S=%d full_infer_%dproc %.1f pairs/s\n", S, procs, sum.full);
         printf("glocal S=%d full_infer_worker_thread_%dthr %.1f pairs/s\n", S, threads, one.full_worker);
         printf("glocal S=%d gme_lme_forward_%dthr %.1f pairs/s\n", S, threads, one.gme_lme);
+        printf("glocal S=%d gme2_forward_%dthr %.1f pairs/s\n", S, threads, one.gme2);
+        printf("glocal S=%d gme2_forward_no_consensus_%dthr %.1f pairs/s\n", S, threads, one.gme2_plain);
         printf("glocal S=%d full_infer_no_finish_%dthr %.1f pairs/s\n", S, threads, one.full_nofinish);
         printf("glocal S=%d full_infer_no_coarse_%dthr %.1f pairs/s\n", S, threads, one.full_nocoarse);
         printf("glocal S=%d full_infer_lean_%dthr %.1f pairs/s\n", S, threads, one.full_lean);
@@ -390,6 +419,7 @@ int main(int argc, char **argv)
         printf("glocal S=%d full_lean_over_hybrid_%dthr %.2f x\n", S, threads, one.full_lean / one.hybrid);
         printf("glocal S=%d full_lean_over_tvl1_%dthr %.2f x\n", S, threads, one.full_lean / one.tvl1);
         printf("glocal S=%d gme_lme_forward_over_tvl1_%dthr %.2f x\n", S, threads, one.gme_lme / one.tvl1);
+        printf("glocal S=%d gme2_consensus_over_plain_%dthr %.2f x\n", S, threads, one.gme2 / one.gme2_plain);
         printf("glocal S=%d gme_conv_peak_fraction_%dthr %.3f (GME %.1f GFLOP/s, conv peak %.1f GFLOP/s)\n", S,
                threads, one.flops_frac, one.gme_gflops, one.peak_gflops);
         fflush(stdout);

@@ -311,10 +311,11 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
  * distance is kept (the consensus fit on a tie). Counted without the learned
  * weights: weighting the count kept the plain fit on the pairs it had lost
  * (training photos, 128^2, +-16 px, seed 779: the network alone 3.44 ->
- * 3.29 px weighted, 2.45 unweighted). S / 32 (4 px at 128^2): 2 and 3 px
- * within noise, 8 px worse (seed 778, 3.38 -> 2.35 / 2.26 / 2.32 / 2.88
- * with the 1/8 level alone). Without gradient only: a choice between fits
- * has none, and training keeps the differentiable fit. */
+ * 3.29 px weighted, 2.45 unweighted). S / 32 (4 px at 128^2): seed 778,
+ * the 1/8 level alone, 3.38 px without it, 2.35 / 2.26 / 2.32 / 2.88 at
+ * 2 / 3 / 4 / 8 px; both levels 1.74 (1/4 at 2 px: 1.68, within noise).
+ * Without gradient only: a choice between fits has none, and training
+ * keeps the differentiable fit. */
 #define GME_CONSENSUS_DIV 32
 
 /* How many cells of flow f (N, 2, h, w; px at S) each pair's fit c (N, 8)
