@@ -318,21 +318,17 @@ int glocal_irls_coeffs(const nn_tensor *bases_l, const nn_tensor *f, const nn_te
  * keeps the differentiable fit. */
 #define GME_CONSENSUS_DIV 32
 
-/* How many cells of flow f (N, 2, h, w; px at S) each pair's fit c (N, 8)
- * explains within thr px: cnt (N). */
-static int consensus_count(const nn_tensor *bases_l, const nn_tensor *f, const nn_tensor *c, double thr, int *cnt)
+/* How many cells of flow ff (host, N x 2 x P; px at S) each pair's fit c
+ * (N, 8) on bases_l explains within thr px: cnt (N). */
+static int consensus_count(const nn_tensor *bases_l, const float *ff, int64_t N, int64_t P, const nn_tensor *c,
+                           double thr, int *cnt)
 {
     int rc;
-    const int64_t N = nn_size(f, 0), P = nn_size(f, 2) * nn_size(f, 3);
     nn_tensor *fit;
-    float *ff = gl_malloc(sizeof(float) * 2 * N * P), *fc = gl_malloc(sizeof(float) * 2 * N * P);
-    if (!ff || !fc) {
-        rc = GL_ENOMEM;
-        goto fail;
-    }
+    float *fc = gl_malloc(sizeof(float) * 2 * N * P);
+    if (!fc) return GL_ENOMEM;
     TRY(nn_matmul(&fit, c, bases_l));            /* (N, 2P) */
     TRY(nn_copy_to(fit, fc, sizeof(float) * 2 * N * P, NN_F32));
-    TRY(nn_copy_to(f, ff, sizeof(float) * 2 * N * P, NN_F32));
     for (int64_t b = 0; b < N; b++) {
         const float *u = ff + b * 2 * P, *v = fc + b * 2 * P;
         cnt[b] = 0;
@@ -342,27 +338,25 @@ static int consensus_count(const nn_tensor *bases_l, const nn_tensor *f, const n
         }
     }
 fail:
-    gl_free(ff);
     gl_free(fc);
     return rc;
 }
 
-/* The weights w (N, 1, h, w) with every cell outside the RANSAC consensus of
- * its pair's flow f zeroed, into *out; a pair whose RANSAC finds no model
- * keeps its weights. */
-static int consensus_weights(const nn_tensor *f, const nn_tensor *w, int S, double thr, nn_tensor **out)
+/* The weights w (N, 1, h, wd) with every cell outside the RANSAC consensus
+ * of its pair's flow ff (host, N x 2 x h wd; px at S) zeroed, into *out; a
+ * pair whose RANSAC finds no model keeps its weights. */
+static int consensus_weights(const float *ff, const nn_tensor *w, int S, double thr, nn_tensor **out)
 {
     int rc = 0;
-    const int64_t N = nn_size(f, 0), h = nn_size(f, 2), wd = nn_size(f, 3), P = h * wd;
+    const int64_t N = nn_size(w, 0), h = nn_size(w, 2), wd = nn_size(w, 3), P = h * wd;
     const double k = (double)S / (double)wd;
-    float *ff = gl_malloc(sizeof(float) * 2 * N * P), *fw = gl_malloc(sizeof(float) * N * P);
+    float *fw = gl_malloc(sizeof(float) * N * P);
     double *src = gl_malloc(sizeof(double) * 2 * P), *dst = gl_malloc(sizeof(double) * 2 * P);
     uint8_t *in = gl_malloc((size_t)P);
-    if (!ff || !fw || !src || !dst || !in) {
+    if (!fw || !src || !dst || !in) {
         rc = GL_ENOMEM;
         goto fail;
     }
-    TRY(nn_copy_to(f, ff, sizeof(float) * 2 * N * P, NN_F32));
     TRY(nn_copy_to(w, fw, sizeof(float) * N * P, NN_F32));
     homography_ransac_config rc_cfg;
     homography_ransac_config_default(&rc_cfg);
@@ -386,7 +380,6 @@ static int consensus_weights(const nn_tensor *f, const nn_tensor *w, int S, doub
     TRY(nn_from_data(out, fw, sh, 4, NN_F32));
     if (nn_get_device(*out) != nn_get_device(w)) TRY(nn_to_device(out, *out, nn_get_device(w)));
 fail:
-    gl_free(ff);
     gl_free(fw);
     gl_free(src);
     gl_free(dst);
@@ -398,24 +391,26 @@ int glocal_level_coeffs(const glocal_model *m, const nn_tensor *bases_l, const n
                         double scale, int training, nn_tensor **coef)
 {
     int rc, *n0 = NULL;
-    float *c0 = NULL;
+    float *c0 = NULL, *ff = NULL;
     nn_tensor *wc, *cc;
     TRY(irls_coeffs(m->eye8, bases_l, f, w, scale, coef));
     if (training || nn_requires_grad(f) || nn_requires_grad(w)) return 0;
-    const int64_t N = nn_size(f, 0);
+    const int64_t N = nn_size(f, 0), P = nn_size(f, 2) * nn_size(f, 3);
     const double thr = (double)m->cfg.size / GME_CONSENSUS_DIV;
     n0 = gl_malloc(sizeof(int) * 2 * N);
     c0 = gl_malloc(sizeof(float) * 2 * GLOCAL_NBASES * N);
-    if (!n0 || !c0) {
+    ff = gl_malloc(sizeof(float) * 2 * N * P);
+    if (!n0 || !c0 || !ff) {
         rc = GL_ENOMEM;
         goto fail;
     }
     int *n1 = n0 + N;
     float *c1 = c0 + GLOCAL_NBASES * N;
-    TRY(consensus_weights(f, w, m->cfg.size, thr, &wc));
+    TRY(nn_copy_to(f, ff, sizeof(float) * 2 * N * P, NN_F32)); /* once, for the RANSAC and both counts */
+    TRY(consensus_weights(ff, w, m->cfg.size, thr, &wc));
     TRY(irls_coeffs(m->eye8, bases_l, f, wc, scale, &cc));
-    TRY(consensus_count(bases_l, f, *coef, thr, n0));
-    TRY(consensus_count(bases_l, f, cc, thr, n1));
+    TRY(consensus_count(bases_l, ff, N, P, *coef, thr, n0));
+    TRY(consensus_count(bases_l, ff, N, P, cc, thr, n1));
     TRY(nn_copy_to(*coef, c0, sizeof(float) * GLOCAL_NBASES * N, NN_F32));
     TRY(nn_copy_to(cc, c1, sizeof(float) * GLOCAL_NBASES * N, NN_F32));
     for (int64_t b = 0; b < N; b++) /* the consensus fit wins unless the plain one explains more cells */
@@ -426,6 +421,7 @@ int glocal_level_coeffs(const glocal_model *m, const nn_tensor *bases_l, const n
 fail:
     gl_free(n0);
     gl_free(c0);
+    gl_free(ff);
     return rc;
 }
 

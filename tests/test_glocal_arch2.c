@@ -212,6 +212,19 @@ static float *bases_combination(const nn_tensor *bases_l, int h)
     return to_host(fl, 2 * h * h);
 }
 
+/* The largest difference (px) between the flow of coefficients coef (1, 8)
+ * on bases_l and truth (n values), in the caller's nn scope. */
+static double fit_error(const nn_tensor *coef, const nn_tensor *bases_l, const float *truth, int n)
+{
+    nn_tensor *fit;
+    OK(nn_matmul(&fit, coef, bases_l));
+    float *v = to_host(fit, (size_t)n);
+    double e = 0;
+    for (int i = 0; i < n; i++) e = fmax(e, fabs(v[i] - truth[i]));
+    free(v);
+    return e;
+}
+
 /* The robust projection: a flow that is exactly a combination of the pooled
  * bases, with a fifth of its cells replaced by an object's motion, gives back
  * that combination; the plain least-squares fit (no reweighting, scale huge)
@@ -240,13 +253,9 @@ static void test_irls_projection(void **state)
     OK(nn_ones(&w, sw, 4, NN_F32));
     double err[2];
     for (int robust = 0; robust < 2; robust++) {
-        nn_tensor *coef, *fit;
+        nn_tensor *coef;
         OK(glocal_irls_coeffs(m->bases4, fb, w, robust ? 4.0 : 1e9, &coef));
-        OK(nn_matmul(&fit, coef, m->bases4));
-        float *v = to_host(fit, 2 * h * h);
-        err[robust] = 0;
-        for (int i = 0; i < 2 * h * h; i++) err[robust] = fmax(err[robust], fabs(v[i] - truth[i]));
-        free(v);
+        err[robust] = fit_error(coef, m->bases4, truth, 2 * h * h);
     }
     /* measured: robust 0.022 px, plain 2.7 px */
     assert_true(err[1] < 0.05);
@@ -294,13 +303,9 @@ static void test_consensus_projection(void **state)
         OK(nn_from_data(&fb, flow, sf, 4, NN_F32));
         double err[2];
         for (int training = 0; training < 2; training++) {
-            nn_tensor *coef, *fit;
+            nn_tensor *coef;
             OK(glocal_level_coeffs(m, m->bases8, fb, w, 8.0, training, &coef));
-            OK(nn_matmul(&fit, coef, m->bases8));
-            float *v = to_host(fit, 2 * h * h);
-            err[training] = 0;
-            for (int i = 0; i < 2 * h * h; i++) err[training] = fmax(err[training], fabs(v[i] - truth[i]));
-            free(v);
+            err[training] = fit_error(coef, m->bases8, truth, 2 * h * h);
         }
         print_message("object of %d cells: largest error %.3f px with the consensus, %.3f without\n", outl, err[0],
                       err[1]);
