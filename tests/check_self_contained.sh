@@ -28,7 +28,7 @@ case "$real_data/" in
        echo "GLOCAL_DATA=$data is outside the repository ($real_src)"; fail=1
      fi ;;
 esac
-for f in ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi video/vtest_50.avi \
+for f in ucf101/videos/v_ApplyEyeMakeup_g01_c01.avi video/vtest_50.avi video/box_150.mp4 video/cup_90.mp4 \
          ucf101/splits/classInd.txt ucf101/splits/trainlist01.txt ucf101/splits/testlist01.txt \
          flow/generated/0000000-img0.ppm flow/generated/0000001-gt.flo \
          textures/cc0/astronaut.png homography/ca_udhn_lists/Test_List.txt; do
