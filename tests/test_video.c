@@ -1,7 +1,7 @@
 /*
  * test_video.c — datasets/video.h against independent truth: the ffmpeg
  * command's decode of the same real clips (a UCF-101 clip and a cut of
- * OpenCV's vtest.avi), the frame counts stated for them in
+ * OpenCV's vtest.avi and box.mp4), the frame counts stated for them in
  * tests/data/README.md (ffprobe -count_frames), sequential decoding for the
  * index/seek paths, and known synthetic frames for the writer. Malformed
  * and fuzzed files: test_video_fuzz.c.
@@ -32,6 +32,9 @@
 /* 164 frames, 320x240, 25 fps, XviD; 50 frames, 768x576, 10 fps, MS-MPEG-4 v3
  * (tests/data/README.md). */
 #define CLIP2 GLOCAL_DATA_DIR "/video/vtest_50.avi"
+/* 150 frames, 640x480, 29.97 fps, H.264 with B-frames; its first frames carry
+ * the source's own slice errors, yet all 150 decode (tests/data/README.md). */
+#define BOX GLOCAL_DATA_DIR "/video/box_150.mp4"
 
 static char tmpdir[256];
 
@@ -147,6 +150,60 @@ static void test_pixels_match_ffmpeg(void **state)
     assert_true(d0 <= 2 && d100 <= 2);
     free(ref);
     free(ours);
+}
+
+/* Real H.264 with B-frames and a damaged start (box_150.mp4): every frame
+ * comes out, in order (the last ones only when the decoder is drained at the
+ * end), identical to the ffmpeg command's decode, by index as sequentially,
+ * and the damage is reported, not fatal. */
+static void test_real_h264_damaged(void **state)
+{
+    (void)state;
+    long n;
+    assert_int_equal(video_count_frames(BOX, &n), 0);
+    assert_int_equal(n, 150);
+    video_reader *r;
+    video_info in;
+    assert_int_equal(video_reader_open(&r, BOX, NULL), 0);
+    video_reader_info(r, &in);
+    assert_int_equal(in.width, 640);
+    assert_int_equal(in.height, 480);
+    assert_string_equal(in.codec, "h264");
+    const size_t fb = in.frame_bytes;
+    uint8_t *seq = malloc(fb * 3), *buf = malloc(fb);
+    video_frame_info fi;
+    int rc;
+    n = 0;
+    while ((rc = video_reader_read(r, buf, &fi)) == 0) {
+        assert_int_equal(fi.index, n);
+        if (n == 0 || n == 75 || n == 149) memcpy(seq + fb * (n == 0 ? 0 : n == 75 ? 1 : 2), buf, fb);
+        n++;
+    }
+    assert_int_equal(rc, GL_EOF);
+    assert_int_equal(n, 150);
+    char why[512];
+    assert_int_equal(video_reader_damage(r, n, why, sizeof why), 1);
+    assert_non_null(strstr(why, "decoding error"));
+    video_reader_close(&r);
+
+    long idx[3] = { 149, 0, 75 };
+    uint8_t *byidx = malloc(fb * 3);
+    assert_int_equal(video_decode_frames(BOX, NULL, idx, 3, byidx, NULL), 0);
+    assert_int_equal(max_abs_diff(byidx, seq + 2 * fb, fb), 0);
+    assert_int_equal(max_abs_diff(byidx + fb, seq, fb), 0);
+    assert_int_equal(max_abs_diff(byidx + 2 * fb, seq + fb, fb), 0);
+    if (have_ffmpeg()) {
+        uint8_t *ref = malloc(fb * 150);
+        assert_int_equal(ffmpeg_raw("-i " BOX " -pix_fmt rgb24", ref, fb * 150), fb * 150);
+        assert_int_equal(max_abs_diff(seq, ref, fb), 0);
+        assert_int_equal(max_abs_diff(seq + fb, ref + 75 * fb, fb), 0);
+        assert_int_equal(max_abs_diff(seq + 2 * fb, ref + 149 * fb, fb), 0);
+        assert_true(max_abs_diff(ref, ref + 149 * fb, fb) > 20); /* the frames differ */
+        free(ref);
+    }
+    free(seq);
+    free(buf);
+    free(byidx);
 }
 
 /* Resized output against `-vf scale=W:H:flags=...` with the same flags. */
@@ -760,6 +817,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info_and_counts),
         cmocka_unit_test(test_pixels_match_ffmpeg),
+        cmocka_unit_test(test_real_h264_damaged),
         cmocka_unit_test(test_resize_matches_ffmpeg),
         cmocka_unit_test(test_crop_and_float),
         cmocka_unit_test(test_index_access),
