@@ -168,9 +168,11 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * alignment, wrong exactly where h is); a refinement that diverges or moves
  * a corner by more than 1/10 of the shorter side (another minimum) is
  * dropped. The candidates (h refined, each further start and its
- * refinement) compete by how many pixels agree with their alignment
- * (|A(p) - B(h p)| under 0.01 of the grey range): a later one wins by half
- * a percent of the frame; *which (may be NULL) gets the winner's start
+ * refinement) compete by how many pixels agree with their alignment: the
+ * mean of the shares of the frame with |A(p) - B(h p)| under 0.01 and under
+ * 0.0025 of the grey range (the finer share lets a smooth background vote,
+ * which stays within 0.01 under a misalignment of pixels); a later one wins
+ * by half a percent of the frame; *which (may be NULL) gets the winner's start
  * (0: h's). E.g. the network's homography and a classical one: a start the
  * network got wrong is left behind.
  * flow (may be NULL): a dense flow of the pair, [2][height][width] (u then
@@ -182,8 +184,8 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * are within 1 px of wins, either way; but a further start that wins so
  * while its refinement stands gives way to that refinement (the flow it was
  * fitted to backs it by construction). The winner is then polished
- * (c->polish rounds: refined on its own photometric inliers, kept when more
- * pixels agree).
+ * (c->polish rounds: refined on its own photometric inliers, those under
+ * 0.01, kept when more pixels agree).
  * search (0..GLOCAL_REFINE_SEARCH_MAX): when, after those, more than half
  * of the pixels disagree with the best alignment, up to `search` further
  * starts from a wide search: block matching over +-0.16 of the frame, then RANSAC, and RANSAC
@@ -192,7 +194,7 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * repeated texture's: its starts and their refinements win only by a tenth
  * of the frame, never by a near-tie or the flow (which they do not come
  * from). *cost (may be NULL): the result's consensus cost, the share of
- * pixels that do not agree with its alignment (0..1). */
+ * pixels that do not agree with its alignment within 0.01 (0..1). */
 #define GLOCAL_REFINE_SEARCH_MAX 2
 int glocal_refine_homography_starts(const float *a, const float *b, int width, int height,
                                     const float *weights, const glocal_refine_config *c, double h[9],

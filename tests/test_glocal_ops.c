@@ -614,14 +614,16 @@ static void test_refine_start_weights(void **state)
     free(wt);
 }
 
-/* The flow tie-break: a smooth background with textured cells (a third of
- * it) under the camera's homography, and a strongly textured patch (a
- * quarter of the frame) moving 5 px against it. Photometric agreement
- * counts textured pixels, so aligning the patch scores about as well as
- * aligning the background, and the first start (the patch's motion, as a
- * network fooled by it gives) keeps the lead; with the pair's true flow the
- * background's homography wins, by area. A flow that contradicts clear
- * photometric evidence changes nothing. */
+/* The selection's fine share, then the flow: a smooth background (a grey
+ * ramp) with textured cells (a third of it) under the camera's homography,
+ * and a strongly textured patch (a quarter of the frame) moving 5 px
+ * against it; the first start is the patch's motion, as a network fooled by
+ * it gives. Agreement within 0.01 of the grey range counts only textured
+ * pixels (the ramp stays within it under the patch's alignment), so by it
+ * alone the patch's alignment kept the lead (until 2026-12-05: 5 px off);
+ * the share within 0.0025 lets the ramp vote, and the background's
+ * homography wins without the flow, and with it. A flow that contradicts
+ * clear photometric evidence changes nothing. */
 static void test_refine_start_flow(void **state)
 {
     (void)state;
@@ -659,8 +661,7 @@ static void test_refine_start_flow(void **state)
     memcpy(h, patch, sizeof h);
     OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, bg, 1, 0, NULL, &which, NULL));
     OK(homography_corner_error(h, hgt, W, H, &e_photo));
-    assert_int_equal(which, 0);
-    assert_true(e_photo > 3);
+    assert_int_equal(which, 1);
     memcpy(h, patch, sizeof h);
     OK(glocal_refine_homography_starts(a, b, W, H, NULL, &c, h, near, bg, 1, 0, flow, &which, NULL));
     OK(homography_corner_error(h, hgt, W, H, &e_flow));
@@ -669,7 +670,7 @@ static void test_refine_start_flow(void **state)
     print_message("patch start vs background start (%.2f px off): photometric alone %.2f px, with the flow %.3f px "
                   "(start %d)\n", e_near, e_photo, e_flow, which);
     assert_int_equal(which, 1);
-    assert_true(e_flow < e_near); /* measured 0.18 (the occluded background biases it), the start 0.50 */
+    assert_true(e_photo < e_near && e_flow < e_near); /* measured 0.09 and 0.085, the start 0.50 */
     /* a flow that backs a start the photometry clearly rejects: the textured
      * pair of test_refine_starts, the flow of a start 23.6 px off */
     double far[9], e;
