@@ -229,13 +229,14 @@ static double guard_cost(const level *L, const double h[9])
     return sum / seen;
 }
 
-/* The share of A's pixels that h maps inside B with |A(p) - B(h p)| >= thr
- * (pixels mapped outside count as misfits): 1 - the photometric consensus.
- * inliers (may be NULL; L->w * L->h floats) gets 1 where a pixel agrees,
- * 0 elsewhere: h's photometric inliers. */
-static double consensus_cost(const level *L, const double h[9], double thr, float *inliers)
+/* The share of A's pixels that h maps inside B with |A(p) - B(h p)| >=
+ * CONSENSUS (pixels mapped outside count as misfits): 1 - the photometric
+ * consensus. inliers (may be NULL; L->w * L->h floats) gets 1 where a pixel
+ * agrees, 0 elsewhere: h's photometric inliers. *fine (may be NULL) gets the
+ * same share at CONSENSUS_FINE, from the same warp. */
+static double consensus_cost(const level *L, const double h[9], float *inliers, double *fine)
 {
-    long fit = 0, n = (long)L->w * L->h;
+    long fit = 0, fit_fine = 0, n = (long)L->w * L->h;
     float v[WARP_CHUNK];
     unsigned char ok[WARP_CHUNK];
     for (int y = 0; y < L->h; y++)
@@ -244,34 +245,24 @@ static double consensus_cost(const level *L, const double h[9], double thr, floa
             warp_row(L->b, L->w, L->h, x0, m, y, h, v, ok);
             for (int i = 0; i < m; i++) {
                 const long p = (long)y * L->w + x0 + i;
-                const int in = ok[i] && fabs((double)L->a[p] - v[i]) < thr;
+                const double r = fabs((double)L->a[p] - v[i]);
+                const int in = ok[i] && r < CONSENSUS;
                 fit += in;
+                fit_fine += ok[i] && r < CONSENSUS_FINE;
                 if (inliers) inliers[p] = (float)in;
             }
         }
+    if (fine) *fine = 1.0 - (double)fit_fine / n;
     return 1.0 - (double)fit / n;
 }
 
 /* The selection cost of h (CONSENSUS_FINE's comment): the mean of its
- * consensus costs at CONSENSUS and CONSENSUS_FINE, from one warp; *coarse
- * gets the first. */
+ * consensus costs at CONSENSUS and CONSENSUS_FINE; *coarse gets the first. */
 static double selection_cost(const level *L, const double h[9], double *coarse)
 {
-    long fit = 0, fine = 0, n = (long)L->w * L->h;
-    float v[WARP_CHUNK];
-    unsigned char ok[WARP_CHUNK];
-    for (int y = 0; y < L->h; y++)
-        for (int x0 = 0; x0 < L->w; x0 += WARP_CHUNK) {
-            const int m = L->w - x0 < WARP_CHUNK ? L->w - x0 : WARP_CHUNK;
-            warp_row(L->b, L->w, L->h, x0, m, y, h, v, ok);
-            for (int i = 0; i < m; i++) {
-                const double r = fabs((double)L->a[(long)y * L->w + x0 + i] - v[i]);
-                fit += ok[i] && r < CONSENSUS;
-                fine += ok[i] && r < CONSENSUS_FINE;
-            }
-        }
-    *coarse = 1.0 - (double)fit / n;
-    return 0.5 * (*coarse + 1.0 - (double)fine / n);
+    double fine;
+    *coarse = consensus_cost(L, h, NULL, &fine);
+    return 0.5 * (*coarse + fine);
 }
 
 /* The share of the flow's vectors (u then v planes of w x h, every 2nd
@@ -832,7 +823,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
         /* U's weights: hm's inliers (buf, copied by weight_pyramid before
          * refine_from uses buf as scratch) */
         double hp[9], sp, sp_c;
-        consensus_cost(&L[0], hm, CONSENSUS, buf);
+        consensus_cost(&L[0], hm, buf, NULL);
         if ((rc = weight_pyramid(U, nl, buf)) < 0) goto fail;
         if ((rc = refine_from(U, nl, c, buf, hm, hp)) < 0 && rc != GL_ENUMERIC) goto fail;
         gl_clear_error();
