@@ -94,7 +94,7 @@ static double guard_cost(const level *L, const double h[9]);
 #define CONSENSUS 0.01
 #define MARGIN 0.005
 /* With a flow of the pair: between a candidate and the leader within TIE of
- * each other's consensus cost, the one FLOW_MARGIN more of the flow agrees
+ * each other's selection cost, the one FLOW_MARGIN more of the flow agrees
  * with (within FLOW_TOL px) wins, either way: a challenger with the wider
  * consensus does not displace a leader the flow backs by that much (until
  * 2026-12-03 only a challenger could win by the flow; the same choices on
@@ -148,7 +148,8 @@ static double guard_cost(const level *L, const double h[9]);
  * strong edges from deciding alone. Training photos (scripts/photos train,
  * 60 pairs, seeds 778 / 779, 128^2 +-8 / +-16 px and 256^2 +-16 / +-32 px:
  * 480 pairs), pairs above 2 px mean corner error: the 128^2 model 6 -> 4,
- * photo128 8 -> 3; the renderer (seed 777, 100 pairs) 0.026 -> 0.020 px
+ * photo128 8 -> 3 (at 128^2 +-16 with this rule, at the other settings with
+ * the same cost and no flow tie-break); the renderer (seed 777, 100 pairs) 0.026 -> 0.020 px
  * (64^2), 0.016 -> 0.012 (128^2). The cost at CONSENSUS_FINE alone did as
  * well on the photos but lost on real handheld footage (TV-L1's background
  * of the UCF-101 BabyCrawling clip 1.61 -> 1.82 grey levels with photo128);
@@ -256,13 +257,21 @@ static double consensus_cost(const level *L, const double h[9], float *inliers, 
     return 1.0 - (double)fit / n;
 }
 
-/* The selection cost of h (CONSENSUS_FINE's comment): the mean of its
- * consensus costs at CONSENSUS and CONSENSUS_FINE; *coarse gets the first. */
-static double selection_cost(const level *L, const double h[9], double *coarse)
+/* A candidate's score: its selection cost (CONSENSUS_FINE's comment: the
+ * mean of its consensus costs at CONSENSUS and CONSENSUS_FINE), which the
+ * candidates compete by, and its consensus cost at CONSENSUS, which the
+ * search's gate and *cost report. */
+typedef struct {
+    double cost, coarse;
+} selection;
+
+static selection selection_cost(const level *L, const double h[9])
 {
     double fine;
-    *coarse = consensus_cost(L, h, NULL, &fine);
-    return 0.5 * (*coarse + fine);
+    selection s;
+    s.coarse = consensus_cost(L, h, NULL, &fine);
+    s.cost = 0.5 * (s.coarse + fine);
+    return s;
 }
 
 /* The share of the flow's vectors (u then v planes of w x h, every 2nd
@@ -758,8 +767,9 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
     /* Level l pixel = (level-0 pixel - (2^l - 1)/2) / 2^l (2x2 box centres). */
     double hm[9];
     if ((rc = refine_from(L, nl, c, buf, h, hm)) < 0) goto fail;
-    /* the selection cost of hm, and its consensus cost (best_c) */
-    double best_c = 0, best = nmore > 0 || search > 0 || cost ? selection_cost(&L[0], hm, &best_c) : 0;
+    /* hm's score */
+    selection best = { 0, 0 };
+    if (nmore > 0 || search > 0 || cost) best = selection_cost(&L[0], hm);
     double sh[9 * GLOCAL_REFINE_SEARCH_MAX]; /* the search's starts (their weights: swt) */
     int nfound = 0;
     if (nmore > 0 || search > 0) {
@@ -769,7 +779,7 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
         memcpy(U, L, sizeof U);
         for (int l = 0; l < nl; l++) U[l].wt = NULL;
         for (int k = 0;; k++) {
-            if (k == nmore && search > 0 && best_c > SEARCH_ABOVE) {
+            if (k == nmore && search > 0 && best.coarse > SEARCH_ABOVE) {
                 if (!(swt = gl_malloc(sizeof(float) * GLOCAL_REFINE_SEARCH_MAX * n0))) {
                     rc = GL_ENOMEM;
                     goto fail;
@@ -792,15 +802,12 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
             rc = 0;
             memcpy(cand[nc], st, sizeof cand[nc]);
             gl_mat3_normalize(cand[nc++]);
-            double sk0 = 0, sk0_c = 0;
+            selection sk0 = { 0, 0 };
             for (int t = 0; t < nc; t++) {
-                double sk_c, sk = selection_cost(&L[0], cand[t], &sk_c);
-                int wins = sk < best - (wide ? TIE : MARGIN), by_flow = 0;
-                if (t == 0) {
-                    sk0 = sk;
-                    sk0_c = sk_c;
-                }
-                if (flow && !wide && fabs(sk - best) < TIE) { /* a near-tie: the flow decides, either way */
+                const selection sk = selection_cost(&L[0], cand[t]);
+                int wins = sk.cost < best.cost - (wide ? TIE : MARGIN), by_flow = 0;
+                if (t == 0) sk0 = sk;
+                if (flow && !wide && fabs(sk.cost - best.cost) < TIE) { /* a near-tie: the flow decides, either way */
                     double fc = flow_share(flow, width, height, cand[t]), fl = flow_share(flow, width, height, hm);
                     if (fabs(fc - fl) > FLOW_MARGIN) {
                         by_flow = fc > fl && !wins;
@@ -812,7 +819,6 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
                 const int t_in = by_flow && t == 1 && nc == 2 ? 0 : t;
                 if (wins) {
                     best = t_in == t ? sk : sk0;
-                    best_c = t_in == t ? sk_c : sk0_c;
                     memcpy(hm, cand[t_in], sizeof hm);
                     if (which) *which = k + 1;
                 }
@@ -822,18 +828,18 @@ int glocal_refine_homography_starts(const float *a, const float *b, int width, i
     for (int round = 0; nmore + nfound > 0 && round < c->polish; round++) {
         /* U's weights: hm's inliers (buf, copied by weight_pyramid before
          * refine_from uses buf as scratch) */
-        double hp[9], sp, sp_c;
+        double hp[9];
+        selection sp;
         consensus_cost(&L[0], hm, buf, NULL);
         if ((rc = weight_pyramid(U, nl, buf)) < 0) goto fail;
         if ((rc = refine_from(U, nl, c, buf, hm, hp)) < 0 && rc != GL_ENUMERIC) goto fail;
         gl_clear_error();
-        if (rc < 0 || !((sp = selection_cost(&L[0], hp, &sp_c)) < best)) break;
+        if (rc < 0 || !((sp = selection_cost(&L[0], hp)).cost < best.cost)) break;
         memcpy(hm, hp, sizeof hm);
         best = sp;
-        best_c = sp_c;
     }
     memcpy(h, hm, sizeof hm);
-    if (cost) *cost = best_c;
+    if (cost) *cost = best.coarse;
     rc = 0;
 fail:
     gl_free(swt);
