@@ -254,7 +254,8 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--per-pair", &o->per_pair, "CSV",
                 "also write every pair's numbers, one row per pair and method: pair, method, corner,\n"
-                "global_epe, local_epe_fg, leakage, mask_iou (empty where a method has none)"),
+                "global_epe, local_epe_fg, leakage, mask_iou (empty where a method has none), bg_texture\n"
+                "(the pair's share of textured background: empty without ground truth)"),
         CLI_STR("--dhe", &o->dhe, "DIR", "glocal eval-dhe DIR with the other options: the CA-UDHN homography "
                 "benchmark, real videos"),
         CLI_END,
@@ -483,23 +484,57 @@ static double mask_iou_ceiling(const motion_pairs *P)
     return ceil_n ? ceil_iou / ceil_n : NAN;
 }
 
+/* A pair's textured background (--per-pair's bg_texture): the share of
+ * frame a's inner pixels (one in from the border) that are background in
+ * the true mask and whose grey gradient (BT.601 luma, central differences)
+ * exceeds BG_TEXTURE levels of 255 per pixel. Where little of the frame is
+ * both, the camera's motion is barely observable (a sky, a wall, a
+ * gradient): the benchmark's hard pairs. NAN without a mask. */
+#define BG_TEXTURE 2.0
+static double bg_texture(const motion_pairs *P, int q, float *grey)
+{
+    const int W = P->width, H = P->height;
+    if (!P->mask || W < 3 || H < 3) return NAN;
+    const size_t hw = (size_t)W * H;
+    const uint8_t *m = P->mask + q * hw;
+    flow_gray_from_rgb24(P->a + q * hw * 3, W, H, grey);
+    long tex = 0;
+    for (int y = 1; y < H - 1; y++)
+        for (int x = 1; x < W - 1; x++) {
+            const size_t p = (size_t)y * W + x;
+            const double gx = 0.5 * (grey[p + 1] - grey[p - 1]), gy = 0.5 * (grey[p + W] - grey[p - W]);
+            tex += !m[p] && gx * gx + gy * gy > BG_TEXTURE * BG_TEXTURE;
+        }
+    return (double)tex / ((double)(W - 2) * (H - 2));
+}
+
 /* --per-pair: one CSV row per pair and method, written atomically. Prints a
  * failure; returns its code. */
-static int write_per_pair(const char *path, const acc *A)
+static int write_per_pair(const char *path, const motion_pairs *P, const acc *A)
 {
     char *buf = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return cli_fail(cmd_name, GL_ENOMEM, "out of memory"), GL_ENOMEM;
-    fprintf(f, "pair,method,corner,global_epe,local_epe_fg,leakage,mask_iou\n");
+    double *tex = gl_malloc(sizeof(double) * (P->n > 0 ? P->n : 1));
+    float *grey = gl_malloc(sizeof(float) * P->width * P->height);
+    FILE *f = tex && grey ? open_memstream(&buf, &len) : NULL;
+    if (!f) {
+        gl_free(tex);
+        gl_free(grey);
+        return cli_fail(cmd_name, GL_ENOMEM, "out of memory"), GL_ENOMEM;
+    }
+    for (int q = 0; q < P->n; q++) tex[q] = bg_texture(P, q, grey);
+    fprintf(f, "pair,method,corner,global_epe,local_epe_fg,leakage,mask_iou,bg_texture\n");
     for (int k = 0; k < M_N; k++)
         for (int i = 0; i < A[k].n; i++) {
             const glocal_pair_metrics *pm = &A[k].pair[i];
-            const double v[5] = { pm->corner, pm->global_epe, pm->local_epe_fg, pm->leakage, pm->iou };
+            const double v[6] = { pm->corner, pm->global_epe, pm->local_epe_fg, pm->leakage, pm->iou,
+                                  i < P->n ? tex[i] : NAN };
             fprintf(f, "%d,%s", i, mname[k]);
-            for (int j = 0; j < 5; j++) isnan(v[j]) ? fputs(",", f) : fprintf(f, ",%.6g", v[j]);
+            for (int j = 0; j < 6; j++) isnan(v[j]) ? fputs(",", f) : fprintf(f, ",%.6g", v[j]);
             fputc('\n', f);
         }
+    gl_free(tex);
+    gl_free(grey);
     int rc = fclose(f) ? GL_ENOMEM : 0;
     if (rc == 0 && (rc = gl_write_file_atomic(path, buf, len)) < 0) cli_fail(cmd_name, rc, "cannot write %s", path);
     else if (rc < 0) cli_fail(cmd_name, rc, "out of memory");
@@ -611,7 +646,7 @@ int cmd_eval_motion(int argc, char **argv)
     if (evaluate(&o, m, &P, A) < 0) goto done;
     /* the table first: a CSV that cannot be written loses it not */
     print_results(&o, &P, A, mask_iou_ceiling(&P));
-    code = o.per_pair && write_per_pair(o.per_pair, A) < 0 ? CLI_FAIL : CLI_OK;
+    code = o.per_pair && write_per_pair(o.per_pair, &P, A) < 0 ? CLI_FAIL : CLI_OK;
 done:
     for (int k = 0; k < M_N; k++) {
         gl_free(A[k].corner);

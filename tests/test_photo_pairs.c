@@ -572,7 +572,8 @@ static double jget(json_object *o, const char *k)
 
 /* The identity row's corner error is the mean corner displacement of the
  * generated homographies (computed here), and --per-pair's identity rows are
- * each pair's; refine, TV-L1 + RANSAC and DIS + RANSAC do better than the
+ * each pair's, every row with its pair's textured background (computed here
+ * from the rendered pair); refine, TV-L1 + RANSAC and DIS + RANSAC do better than the
  * identity. */
 static void test_eval_motion_photos(void **state)
 {
@@ -581,10 +582,11 @@ static void test_eval_motion_photos(void **state)
     test_tmp_path(tmp, sizeof tmp, "photo_pairs_", out, sizeof out, "eval.txt");
     test_tmp_path(tmp, sizeof tmp, "photo_pairs_", csv, sizeof csv, "pairs.csv");
     const int N = 4, S = 48;
-    /* batches of 3: the second batch's identity row must not see the first's flows */
+    /* batches of 3: the second batch's identity row must not see the first's
+     * flows; --photo-side as `set` was opened, so the pairs' pixels are these */
     snprintf(cmd, sizeof cmd,
-             "'%s' --threads 2 eval-motion --photos '%s' --size %d --magnitude 1/8 --pairs %d "
-             "--seed 5 --batch 3 --json --per-pair '%s' > '%s' 2>&1",
+             "'%s' --threads 2 eval-motion --photos '%s' --photo-side 256 --size %d --magnitude 1/8 "
+             "--pairs %d --seed 5 --batch 3 --json --per-pair '%s' > '%s' 2>&1",
              GLOCAL_BINARY, PHOTOS, S, N, csv, out);
     int st = system(cmd);
     char *text = test_read_text(out);
@@ -606,10 +608,24 @@ static void test_eval_motion_photos(void **state)
     photo_pair p;
     OK(photo_pair_alloc(&p, S, S));
     const double cx[4] = { 0, S - 1, 0, S - 1 }, cy[4] = { 0, 0, S - 1, S - 1 };
-    double mean = 0, over2 = 0, over5 = 0, global_epe = 0, each[4];
+    double mean = 0, over2 = 0, over5 = 0, global_epe = 0, each[4], tex[4];
     assert_true(N <= 4);
     for (int i = 0; i < N; i++) {
         OK(photo_pairs_render(set, &c, (uint64_t)i, &p));
+        /* bg_texture: background pixels of a (one in from the border) whose
+         * luma gradient, by central differences, exceeds 2 levels a pixel */
+        long t = 0, bg = 0;
+        for (int y = 1; y < S - 1; y++)
+            for (int x = 1; x < S - 1; x++) {
+                double g[4];
+                const int q[4] = { y * S + x - 1, y * S + x + 1, (y - 1) * S + x, (y + 1) * S + x };
+                for (int k = 0; k < 4; k++)
+                    g[k] = 0.299 * p.a[3 * q[k]] + 0.587 * p.a[3 * q[k] + 1] + 0.114 * p.a[3 * q[k] + 2];
+                bg += !p.mask[y * S + x];
+                t += !p.mask[y * S + x] && hypot(g[1] - g[0], g[3] - g[2]) / 2 > 2;
+            }
+        tex[i] = (double)t / ((S - 2) * (S - 2));
+        assert_true(t <= bg && bg > 0);
         double e = 0;
         for (int k = 0; k < 4; k++) {
             double u, v;
@@ -652,14 +668,20 @@ static void test_eval_motion_photos(void **state)
         double corner;
         assert_int_equal(sscanf(line + 1, "%d,%31[^,],%lf%n", &pair, method, &corner, &n), 3);
         assert_true(pair >= 0 && pair < N);
+        /* the last field: the pair's textured background, every method alike */
+        const char *end = strchr(line + 1, '\n'), *last = end;
+        assert_non_null(end);
+        while (last[-1] != ',') last--;
+        /* within 2 pixels' share: a gradient at the threshold may round
+         * either way between the product's float luma and this double one */
+        assert_double_equal(strtod(last, NULL), tex[pair], 2.0 / ((S - 2) * (S - 2)));
         if (!strcmp(method, "identity")) {
             assert_double_equal(corner, each[pair], 1e-5 * each[pair] + 1e-6);
             assert_int_equal(rows[pair]++, 0);
         }
         if (!strcmp(method, "refine")) {
             nrefine++;
-            const char *end = strchr(line + 1, '\n');
-            assert_true(end && end[-1] == ',');   /* mask_iou empty */
+            assert_true(last[-2] == ',');   /* mask_iou, the field before, empty */
         }
     }
     for (int i = 0; i < N; i++) assert_int_equal(rows[i], 1);
