@@ -128,7 +128,7 @@ fail:
 typedef struct {
     const char *model, *dataset, *photos, *dhe, *per_pair;
     int synth, json, tvl1, refine, local_tvl1, local_fuse, start_dis, start_search, mask_lme;
-    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, dis_starts, lme_finish, lme_coarse, lme_fine;
+    long max_clips, ppc, size, pairs, seed, batch, photo_side, lme_passes, net_passes, dis_starts, lme_finish, lme_coarse, lme_fine;
     double lme_repass, lme_thresh_k, lme_agree_k, lme_coarse_px, lme_support, lme_support_k, lme_flat, lme_flat_noise;
     double camera, magnitude;
 } evm_options;
@@ -162,6 +162,7 @@ static int parse_options(evm_options *o, int argc, char **argv)
     glocal_infer_options gd;
     glocal_infer_options_default(&gd);
     o->lme_agree_k = gd.lme_agree_k;
+    o->net_passes = gd.net_passes;
     o->local_fuse = gd.local_fuse;
     o->lme_finish = gd.lme_finish;
     o->lme_coarse = gd.lme_coarse;
@@ -202,6 +203,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NOFLAG("--lme-local", &o->local_tvl1,
                    "glocal's local flow and mask from the LME alone (default: TV-L1 fused with DIS on the aligned pair, "
                    "gated by the mask; glocal.h)"),
+        CLI_NUM("--net-passes", &o->net_passes, 1, 4, "P",
+                "the network's passes: each after the first on B warped by the estimate so far "
+                "(glocal_infer_options.net_passes)"),
         CLI_NUM("--lme-passes", &o->lme_passes, 1, 2, "P",
                 "1: one LME pass on the network's alignment, its flow carried to the refined one; 2: a "
                 "second pass on the refined alignment (glocal_infer_options.lme_passes)"),
@@ -342,6 +346,7 @@ static int rows_infer(const evm_batch *b)
         o.local_tvl1 = !o.lme || k == M_LME || k == M_LMER ? 0 : src;
         o.local_gate = k != M_RESID && k != M_LMER;
         o.lme_passes = (int)b->o->lme_passes;
+        o.net_passes = (int)b->o->net_passes;
         o.lme_repass = b->o->lme_repass;
         o.lme_thresh_k = b->o->lme_thresh_k;
         o.lme_agree_k = b->o->lme_agree_k;

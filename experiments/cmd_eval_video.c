@@ -37,7 +37,7 @@ static const char *kname[K_N] = { "all", "glocal_bg", "tvl1_bg" };
 typedef struct {
     const char *model, *per_pair, *videos[MAX_VIDEOS];
     int nvideos, json, tvl1, start_dis, start_search;
-    long short_side, gap, pairs, batch;
+    long short_side, gap, pairs, batch, net_passes;
     double fg_threshold;
 } evv_options;
 
@@ -78,6 +78,9 @@ static int parse_options(evv_options *o, int argc, char **argv)
     const char *cmd = "eval-video";
     *o = (evv_options){ .tvl1 = 1, .start_dis = 1, .start_search = 1, .short_side = 240, .gap = 1, .pairs = 20, .batch = 16,
                         .fg_threshold = 1.0 };
+    glocal_infer_options gd;
+    glocal_infer_options_default(&gd);
+    o->net_passes = gd.net_passes;
     cli_opt opts[] = {
         CLI_STR("--model", &o->model, "M", "a checkpoint from glocal train-motion (without it: the baselines)"),
         CLI_NUM("--short-side", &o->short_side, 0, 4096, "N",
@@ -91,6 +94,9 @@ static int parse_options(evv_options *o, int argc, char **argv)
                    "glocal's refinement from the network's start alone (glocal_infer_options.start_dis)"),
         CLI_NOFLAG("--no-start-search", &o->start_search, "glocal's refinement not also from the block-matching "
                    "search's homography (glocal_infer_options.start_search 0)"),
+        CLI_NUM("--net-passes", &o->net_passes, 1, 4, "P",
+                "the network's passes: each after the first on B warped by the estimate so far "
+                "(glocal_infer_options.net_passes)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--per-pair", &o->per_pair, "CSV",
@@ -157,6 +163,7 @@ static int homographies_infer(evv_batch *b)
         glocal_infer_options io;
         glocal_infer_options_default(&io);
         io.use_network = k != M_REFINE;
+        io.net_passes = (int)b->o->net_passes;
         io.lme = k == M_GLOCAL; /* the product's mask: its evidence is the default hybrid's local flow */
         io.refine = k != M_NET;
         if (!(k == M_GLOCAL && b->o->start_dis)) io.start_dis = 0; /* else the default */

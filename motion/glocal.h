@@ -14,6 +14,8 @@
  *        ICCV 2021). Refined `iters` times with shared weights: warp B by g,
  *        estimate the residual coefficients, add (Nguyen et al. 2018 /
  *        Zhang et al. 2020 style iterative residual estimation).
+ *        Run twice by default (glocal_infer_options.net_passes): the second
+ *        time on B warped by the first estimate, the two composed.
  *   H    the exact 3x3 homography is the normalised DLT fit of g (Hartley &
  *        Zisserman alg. 4.2) — reading corners off the first-order basis flow
  *        is biased (0.73 px at 128^2, measured on the first prototype), the
@@ -23,9 +25,8 @@
  *        coarse-to-fine, Cauchy IRLS weights, Levenberg-Marquardt damping,
  *        background weights (1 - mask). Starts from the network's H and
  *        (glocal_infer_options.start_dis, default) also from DIS + RANSAC's,
- *        keeping the result most pixels agree with; where that leaves most
- *        pixels disagreeing, also from block matching + RANSAC over a wide
- *        window (start_search, default).
+ *        and from block matching + RANSAC over a wide window (start_search,
+ *        default), keeping the result most pixels agree with.
  *   LME  an attention U-Net (Oktay et al. 2018: additive attention gates on
  *        the skips) over A, B aligned by H, and their difference.
  *        lme_arch 2 (the default): a flow head and a mask head. The flow is
@@ -186,13 +187,12 @@ int glocal_refine_homography(const float *a, const float *b, int width, int heig
  * fitted to backs it by construction). The winner is then polished
  * (c->polish rounds: refined on its own photometric inliers, those under
  * 0.01, kept when more pixels agree).
- * search (0..GLOCAL_REFINE_SEARCH_MAX): when, after those, more than half
- * of the pixels disagree with the best alignment, up to `search` further
+ * search (0..GLOCAL_REFINE_SEARCH_MAX): after those, up to `search` further
  * starts from a wide search: block matching over +-0.16 of the frame, then RANSAC, and RANSAC
  * again on the blocks left out (glocal_infer_options.start_search; a and b
  * in grey levels 0..255 for it). Its matches may be a moving patch's or a
- * repeated texture's: its starts and their refinements win only by a tenth
- * of the frame, never by a near-tie or the flow (which they do not come
+ * repeated texture's: its starts and their refinements win only by 0.05 of
+ * the selection cost, never by a near-tie or the flow (which they do not come
  * from). *cost (may be NULL): the result's consensus cost, the share of
  * pixels that do not agree with its alignment within 0.01 (0..1). */
 #define GLOCAL_REFINE_SEARCH_MAX 2
@@ -502,6 +502,19 @@ typedef struct {
     glocal_refine_config rc;
     int lme;                     /* 1: compute local flow and mask */
     int use_network;             /* 0: skip GME, start the refinement from identity */
+    /* The network's passes (1..4; default 2): pass k > 1 runs the GME on A
+     * and B warped (at the model size, bilinear, border replicated) by the
+     * homography so far and composes its estimate with it, H = H_prev H_k:
+     * a cascade, for pairs the first pass leaves pixels off (its 1/8 level
+     * matched far from the truth). Network alone, photo128 (results/motion),
+     * training photos seed 790 (60 pairs; chosen there, on no test photo),
+     * mean / median corner px, 1 -> 2 passes: 128^2 +-8 0.867 / 0.106 ->
+     * 0.833 / 0.031, +-16 2.785 / 0.523 -> 2.086 / 0.058, 256^2 +-16 1.617 /
+     * 0.212 -> 1.703 / 0.057, +-32 4.479 / 0.974 -> 3.202 / 0.101 (3 passes:
+     * 1.691 at 128^2 +-16, 3.290 at 256^2 +-32); the renderer (seed 777,
+     * 100 pairs) 0.013 -> 0.008 px. Twice the network's time.
+     * test_glocal_arch2 test_net_passes. */
+    int net_passes;
     /* 1 (with refine): the refinement also starts from the
      * classical DIS + RANSAC homography of the pair (flow_method_dis,
      * OpenCV's medium preset, fitted by flow_minus_homography on every 2nd
@@ -527,16 +540,16 @@ typedef struct {
      * test_glocal_ops test_infer_second_dis_start. 0: the network's start
      * alone. */
     int start_dis;
-    /* 1 (default): where the alignment from the network's and DIS's starts
-     * leaves more than half of the pixels disagreeing, up to two more starts
-     * found by search, not descent (glocal_search.c: each 12 px block of A
+    /* 1 (default): up to two more starts found by search, not descent (glocal_search.c: each 12 px block of A
      * matched over +-0.16 of the frame in B, RANSAC, and RANSAC again on the
      * blocks left out), which win only by a clear margin
      * (glocal_refine_homography_starts' search): for pairs whose camera
      * moved too far in perspective for any descent to reach. Training
      * photos (128^2 +-16 px, seeds 778 / 779, 60 pairs each): mean corner
      * error 0.464 / 1.145 -> 0.187 / 0.401 px (> 2 px: 2 / 4 -> 1 / 1 pairs);
-     * the training clips, 256^2 pairs and the renderer unchanged.
+     * the training clips, 256^2 pairs and the renderer unchanged. Since
+     * 2026-12-06 on every pair, not only where the other starts left more
+     * than half the pixels disagreeing (glocal_refine.c SEARCH_WIN).
      * test_glocal_ops test_search_homography. 0: not. */
     int start_search;
     /* LME passes with the network and the refinement on. 1 (default): one,

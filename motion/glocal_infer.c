@@ -17,6 +17,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
+    o->net_passes = 2;
     o->start_dis = 2;
     o->start_search = 1;
     o->lme_passes = 1;
@@ -806,7 +807,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     int rc;
     nn_scope *sc = NULL;
     float *ga = NULL, *gb = NULL, *wts = NULL, *gs = NULL, *fin = NULL;
-    double *h0 = NULL;
+    double *h0 = NULL, *hsn = NULL;
     const size_t hw = (size_t)width * height;
     if (!a || !b || n < 1 || width < 8 || height < 8 || !o || !r)
         return gl_error(GL_EINVAL, "glocal_infer: need n >= 1 pairs of frames >= 8x8 (got n=%d %dx%d)",
@@ -814,6 +815,8 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (!m && (o->use_network || o->lme))
         return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
+    if (o->use_network && (o->net_passes < 1 || o->net_passes > 4))
+        return gl_error(GL_EINVAL, "glocal_infer: net_passes %d, expected 1..4", o->net_passes);
     if (o->lme_passes != 1 && o->lme_passes != 2)
         return gl_error(GL_EINVAL, "glocal_infer: lme_passes %d, expected 1 or 2", o->lme_passes);
     if (!(o->lme_repass >= 0 && o->lme_repass < INFINITY))
@@ -887,18 +890,35 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     }
     /* 1. Network estimate: the DLT fit of the GME flow, rescaled to the input. */
     if (o->use_network) {
-        glocal_outputs out;
-        TRY(glocal_forward(m, ta, tb, 0, NULL, 0, &out));
+        /* at the model size; pass k > 1 on B warped by the estimate so far */
+        if (!(hsn = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
         gs = gl_malloc(sizeof(float) * n * 2 * S * S);
-        if (!gs) rc = GL_ENOMEM;
-        else rc = nn_copy_to(out.glob[out.nglob - 1], gs, sizeof(float) * n * 2 * S * S, NN_F32);
-        glocal_outputs_free(&out);
-        if (rc < 0) goto fail;
-        for (int i = 0; i < n; i++) {
-            double hs[9];
-            TRY(glocal_flow_to_homography(gs + (size_t)i * 2 * S * S, S, S, 4, hs));
-            glocal_homography_rescale(hs, S, S, width, height, r->homography + 9 * i);
+        if (!gs) { rc = GL_ENOMEM; goto fail; }
+        for (int pass = 0; pass < o->net_passes; pass++) {
+            glocal_outputs out;
+            const nn_tensor *tbp = tb;
+            if (pass > 0) {
+                nn_tensor *fl, *tbw;
+                TRY(glocal_homographies_to_flow(hsn, n, S, S, S, &fl));
+                TRY(glocal_warp(&tbw, tb, fl));
+                tbp = tbw;
+            }
+            TRY(glocal_forward(m, ta, tbp, 0, NULL, 0, &out));
+            rc = nn_copy_to(out.glob[out.nglob - 1], gs, sizeof(float) * n * 2 * S * S, NN_F32);
+            glocal_outputs_free(&out);
+            if (rc < 0) goto fail;
+            for (int i = 0; i < n; i++) {
+                double hs[9];
+                TRY(glocal_flow_to_homography(gs + (size_t)i * 2 * S * S, S, S, 4, hs));
+                if (pass == 0) memcpy(hsn + 9 * i, hs, sizeof hs);
+                else {
+                    double prod[9];
+                    gl_mat3_mul(hsn + 9 * i, hs, prod);
+                    memcpy(hsn + 9 * i, prod, sizeof prod);
+                }
+            }
         }
+        for (int i = 0; i < n; i++) glocal_homography_rescale(hsn + 9 * i, S, S, width, height, r->homography + 9 * i);
     }
     /* The first LME pass, on the network's alignment (or the identity without
      * the network): its mask weights the refinement; with one pass
@@ -1001,6 +1021,7 @@ fail:
     gl_free(wts);
     gl_free(gs);
     gl_free(h0);
+    gl_free(hsn);
     gl_free(fin);
     if (rc < 0) glocal_result_free(r);
     return rc;

@@ -488,9 +488,9 @@ static const struct {
     { "dataset", "--classes --lists --missing --require-all --root --split" },
     { "dist-check", "--iters --mb --timeout" },
     { "eval-dhe", "--batch --json --list --max-pairs --model --no-refine --no-tvl1 --points --work-size" },
-    { "eval-motion", "--batch --camera --dataset --dhe --json --lme-agree-k --lme-coarse --lme-coarse-px --lme-fine --lme-finish --lme-flat --lme-flat-noise --lme-local --lme-passes --lme-repass --lme-support --lme-support-k --lme-thresh-k --magnitude --mask-lme --max-clips --model "
+    { "eval-motion", "--batch --camera --dataset --dhe --json --lme-agree-k --lme-coarse --lme-coarse-px --lme-fine --lme-finish --lme-flat --lme-flat-noise --lme-local --lme-passes --lme-repass --lme-support --lme-support-k --lme-thresh-k --magnitude --mask-lme --max-clips --model --net-passes "
                      "--no-fuse --no-refine --no-start-dis --no-start-search --no-tvl1 --pairs --pairs-per-clip --per-pair --photo-side --photos --seed --size --start-dis --synth" },
-    { "eval-video", "--batch --fg-threshold --gap --json --model --no-start-dis --no-start-search --no-tvl1 --pairs --per-pair --short-side" },
+    { "eval-video", "--batch --fg-threshold --gap --json --model --net-passes --no-start-dis --no-start-search --no-tvl1 --pairs --per-pair --short-side" },
     { "eval-stabilize", "--angle --json --method --model --quality --seed --shift --size --truth --window --zoom" },
     { "evaluate", "--batch --cache --checkpoint --crops --data --json --lists --out --segments --split --subset "
                   "--workers" },

@@ -582,6 +582,97 @@ static void test_teacher_loss(void **state)
     glocal_model_free(&m);
 }
 
+/* Sums of sinusoids (glocal_testutil.h's texture at F times its
+ * frequencies, periods of 4.5-20 px at F 1.5: a basin about as wide as the
+ * pair's motion) seen through x -> g(x): grey RGB24, 8-bit quantised. */
+#define F 1.5
+static void render_through(const double g[9], int S, uint8_t *rgb)
+{
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            double xs = x, ys = y;
+            if (g) {
+                double w = g[6] * x + g[7] * y + g[8];
+                xs = (g[0] * x + g[1] * y + g[2]) / w;
+                ys = (g[3] * x + g[4] * y + g[5]) / w;
+            }
+            double t = 0.5 + 0.18 * sin(F * 0.31 * xs + 0.7) + 0.12 * sin(F * 0.23 * ys - 0.4) +
+                       0.1 * sin(F * (0.17 * xs + 0.29 * ys)) + 0.08 * cos(F * (0.41 * xs - 0.19 * ys) + 1.3);
+            uint8_t v = (uint8_t)lrint(255 * t);
+            rgb[3 * (y * S + x)] = rgb[3 * (y * S + x) + 1] = rgb[3 * (y * S + x) + 2] = v;
+        }
+}
+
+/* glocal_infer_options.net_passes: the second pass is the network on A and B
+ * warped by the first pass's H1, composed as H1 H2. The pair: A = T(p),
+ * B = T(G^-1 q) for a texture T and a homography G. H2 is found here by the
+ * one-pass network on A and B rendered through H1 exactly (T(G^-1 H1 p):
+ * what warping B by H1 is, without resampling), so the two-pass estimate
+ * must equal H1 H2 up to the library's bilinear resampling of the 8-bit B
+ * and its replicated border — and not H2 H1 (the other order), which the
+ * pair's rotation keeps apart. An untrained model: its Gauss-Newton finish
+ * on the images moves H1 off the identity but stops 5.7 px short of G, and
+ * the second pass reaches G (0.07 px): the cascade's point. */
+static void test_net_passes(void **state)
+{
+    (void)state;
+    enum { S = 64 };
+    glocal_config c = glocal_config_default(S);
+    c.arch = 2;
+    c.feat = 8;
+    c.iters = 1;
+    nn_manual_seed(5);
+    glocal_model *m = NULL;
+    OK(glocal_model_new(&m, &c));
+    const double th = 0.15, G[9] = { cos(th), -sin(th), 8.0, sin(th), cos(th), -6.0, 2e-4, -1e-4, 1 };
+    double Gi[9];
+    gl_mat3_inverse(G, Gi);
+    uint8_t *a = malloc(3 * S * S), *b = malloc(3 * S * S), *bw = malloc(3 * S * S);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(bw);
+    render_through(NULL, S, a);
+    render_through(Gi, S, b);
+    glocal_infer_options o;
+    glocal_infer_options_default(&o);
+    o.refine = 0;
+    o.lme = 0;
+    o.homography_only = 1;
+    double h1[9], h2[9], h12[9], h21[9], hp[9];
+    glocal_result r = { 0 };
+    const uint8_t *pa[1] = { a }, *pb[1] = { b }, *pw[1] = { bw };
+    o.net_passes = 1;
+    OK(glocal_infer(m, pa, pb, 1, S, S, &o, &r));
+    memcpy(h1, r.homography, sizeof h1);
+    glocal_result_free(&r);
+    double g1[9];
+    gl_mat3_mul(Gi, h1, g1); /* B(H1 p) = T(G^-1 H1 p) */
+    render_through(g1, S, bw);
+    OK(glocal_infer(m, pa, pw, 1, S, S, &o, &r));
+    memcpy(h2, r.homography, sizeof h2);
+    glocal_result_free(&r);
+    o.net_passes = 2;
+    OK(glocal_infer(m, pa, pb, 1, S, S, &o, &r));
+    memcpy(hp, r.homography, sizeof hp);
+    glocal_result_free(&r);
+    gl_mat3_mul(h1, h2, h12);
+    gl_mat3_mul(h2, h1, h21);
+    const double d12 = glocal_corner_shift(hp, h12, S, S), d21 = glocal_corner_shift(hp, h21, S, S);
+    const double moved = glocal_corner_shift(h1, hp, S, S), d1 = glocal_corner_shift(h1, G, S, S);
+    const double dg = glocal_corner_shift(hp, G, S, S);
+    print_message("net_passes: |H1 - G| %.3f px, |H - G| %.3f, pass 2 moved %.3f, |H - H1 H2| %.3f, |H - H2 H1| %.3f\n",
+                  d1, dg, moved, d12, d21);
+    assert_true(d1 > 2);        /* the first pass stops short ... */
+    assert_true(dg < 0.1 * d1); /* ... the second reaches G */
+    assert_true(moved > 2);
+    assert_true(d12 < 0.1);
+    assert_true(d21 > 5 * d12);
+    free(a);
+    free(b);
+    free(bw);
+    glocal_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_gn_step_moving_patch),
         cmocka_unit_test(test_forward_and_checkpoint),
         cmocka_unit_test(test_teacher_loss),
+        cmocka_unit_test(test_net_passes),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
