@@ -110,7 +110,7 @@ static void make_pairs(int S, int n, uint8_t *a, uint8_t *b)
 }
 
 typedef struct {
-    double gme, gme_lme, refine, full, full_worker, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, tvl1;
+    double gme, gme_lme, refine, full, full_worker, full_lean, full_nofinish, full_nocoarse, full2, full_x2, full_x2_nofine, hybrid, hybrid2, hybrid_nopolish, hybrid_nofuse, hybrid_nodis, hybrid_net2, hybrid_nosearch, tvl1;
     double flops_frac, gme_gflops, peak_gflops;
     double gme2, gme2_plain; /* arch 2: the product's forward, and without the consensus projection */
 } rates;
@@ -298,6 +298,13 @@ static rates measure(int S, int batch, double seconds, int report_flops)
     io.local_fuse = 0; /* TV-L1's local flow alone, not fused with DIS's */
     r.hybrid_nofuse = infer_rate(m, pa, pb, batch, S, &io, seconds);
     io.local_fuse = fuse;
+    const int passes = io.net_passes, search = io.start_search;
+    io.net_passes = 2; /* the network twice (arch 2's default; this arch-1 model's is once) */
+    r.hybrid_net2 = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.net_passes = passes;
+    io.start_search = 0; /* no block-matching search's starts (on every pair otherwise) */
+    r.hybrid_nosearch = infer_rate(m, pa, pb, batch, S, &io, seconds);
+    io.start_search = search;
     io.start_dis = 0; /* the refinement from the network's start alone */
     r.hybrid_nodis = infer_rate(m, pa, pb, batch, S, &io, seconds);
     /* TV-L1 alone on the same pairs (grey, IPOL defaults) */
@@ -411,6 +418,8 @@ int main(int argc, char **argv)
         printf("glocal S=%d hybrid_infer_no_polish_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nopolish);
         printf("glocal S=%d hybrid_infer_no_fuse_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nofuse);
         printf("glocal S=%d hybrid_infer_no_start_dis_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nodis);
+        printf("glocal S=%d hybrid_infer_two_net_passes_%dthr %.1f pairs/s\n", S, threads, one.hybrid_net2);
+        printf("glocal S=%d hybrid_infer_no_search_%dthr %.1f pairs/s\n", S, threads, one.hybrid_nosearch);
         printf("glocal S=%d tvl1_alone_%dthr %.1f pairs/s\n", S, threads, one.tvl1);
         printf("glocal S=%d full_over_hybrid_%dthr %.2f x\n", S, threads, one.full / one.hybrid);
         printf("glocal S=%d full_over_hybrid_2pass_%dthr %.2f x\n", S, threads, one.full / one.hybrid2);

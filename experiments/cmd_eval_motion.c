@@ -203,9 +203,9 @@ static int parse_options(evm_options *o, int argc, char **argv)
         CLI_NOFLAG("--lme-local", &o->local_tvl1,
                    "glocal's local flow and mask from the LME alone (default: TV-L1 fused with DIS on the aligned pair, "
                    "gated by the mask; glocal.h)"),
-        CLI_NUM("--net-passes", &o->net_passes, 1, 4, "P",
-                "the network's passes: each after the first on B warped by the estimate so far "
-                "(glocal_infer_options.net_passes)"),
+        CLI_NUM("--net-passes", &o->net_passes, 0, 4, "P",
+                "the network's passes, each after the first on B warped by the estimate so far; 0 = the "
+                "model's (2 for GME arch 2, 1 for arch 1; glocal_infer_options.net_passes)"),
         CLI_NUM("--lme-passes", &o->lme_passes, 1, 2, "P",
                 "1: one LME pass on the network's alignment, its flow carried to the refined one; 2: a "
                 "second pass on the refined alignment (glocal_infer_options.lme_passes)"),

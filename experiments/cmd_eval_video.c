@@ -94,9 +94,9 @@ static int parse_options(evv_options *o, int argc, char **argv)
                    "glocal's refinement from the network's start alone (glocal_infer_options.start_dis)"),
         CLI_NOFLAG("--no-start-search", &o->start_search, "glocal's refinement not also from the block-matching "
                    "search's homography (glocal_infer_options.start_search 0)"),
-        CLI_NUM("--net-passes", &o->net_passes, 1, 4, "P",
-                "the network's passes: each after the first on B warped by the estimate so far "
-                "(glocal_infer_options.net_passes)"),
+        CLI_NUM("--net-passes", &o->net_passes, 0, 4, "P",
+                "the network's passes, each after the first on B warped by the estimate so far; 0 = the "
+                "model's (2 for GME arch 2, 1 for arch 1; glocal_infer_options.net_passes)"),
         CLI_NUM("--batch", &o->batch, 1, 4096, "B", "pairs per network batch"),
         CLI_FLAG("--json", &o->json, "print one JSON object with every number as the last line"),
         CLI_STR("--per-pair", &o->per_pair, "CSV",

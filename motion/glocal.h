@@ -14,8 +14,9 @@
  *        ICCV 2021). Refined `iters` times with shared weights: warp B by g,
  *        estimate the residual coefficients, add (Nguyen et al. 2018 /
  *        Zhang et al. 2020 style iterative residual estimation).
- *        Run twice by default (glocal_infer_options.net_passes): the second
- *        time on B warped by the first estimate, the two composed.
+ *        Arch 2 (glocal_gme2.c) runs twice by default
+ *        (glocal_infer_options.net_passes): the second time on B warped by
+ *        the first estimate, the two composed.
  *   H    the exact 3x3 homography is the normalised DLT fit of g (Hartley &
  *        Zisserman alg. 4.2) — reading corners off the first-order basis flow
  *        is biased (0.73 px at 128^2, measured on the first prototype), the
@@ -502,7 +503,8 @@ typedef struct {
     glocal_refine_config rc;
     int lme;                     /* 1: compute local flow and mask */
     int use_network;             /* 0: skip GME, start the refinement from identity */
-    /* The network's passes (1..4; default 2): pass k > 1 runs the GME on A
+    /* The network's passes (1..4; 0, the default: the model's, 2 for a GME
+     * of arch 2 and 1 for arch 1): pass k > 1 runs the GME on A
      * and B warped (at the model size, bilinear, border replicated) by the
      * homography so far and composes its estimate with it, H = H_prev H_k:
      * a cascade, for pairs the first pass leaves pixels off (its 1/8 level
@@ -512,8 +514,13 @@ typedef struct {
      * 0.833 / 0.031, +-16 2.785 / 0.523 -> 2.086 / 0.058, 256^2 +-16 1.617 /
      * 0.212 -> 1.703 / 0.057, +-32 4.479 / 0.974 -> 3.202 / 0.101 (3 passes:
      * 1.691 at 128^2 +-16, 3.290 at 256^2 +-32); the renderer (seed 777,
-     * 100 pairs) 0.013 -> 0.008 px. Twice the network's time.
-     * test_glocal_arch2 test_net_passes. */
+     * 100 pairs) 0.013 -> 0.008 px; real video (results/motion/video, five
+     * clips, TV-L1's background) within 0.03 grey levels either way. Arch 1
+     * (the renderer-trained 128^2 model, whose GME already iterates on its
+     * own warped features) got worse on every real clip with two (five
+     * clips 2.63 -> 3.24 grey levels on TV-L1's background; cup 3.88 ->
+     * 6.22), full GLOCAL unchanged: it keeps one. Each pass costs the
+     * network's time again. test_glocal_arch2 test_net_passes. */
     int net_passes;
     /* 1 (with refine): the refinement also starts from the
      * classical DIS + RANSAC homography of the pair (flow_method_dis,

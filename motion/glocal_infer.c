@@ -17,7 +17,7 @@ void glocal_infer_options_default(glocal_infer_options *o)
     glocal_refine_config_default(&o->rc);
     o->lme = 1;
     o->use_network = 1;
-    o->net_passes = 2;
+    o->net_passes = 0;
     o->start_dis = 2;
     o->start_search = 1;
     o->lme_passes = 1;
@@ -815,8 +815,9 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
     if (!m && (o->use_network || o->lme))
         return gl_error(GL_EINVAL, "glocal_infer: no model, but use_network or lme is set");
     if (o->refine && (rc = glocal_refine_config_validate(&o->rc)) < 0) return rc;
-    if (o->use_network && (o->net_passes < 1 || o->net_passes > 4))
-        return gl_error(GL_EINVAL, "glocal_infer: net_passes %d, expected 1..4", o->net_passes);
+    if (o->use_network && (o->net_passes < 0 || o->net_passes > 4))
+        return gl_error(GL_EINVAL, "glocal_infer: net_passes %d, expected 0 (the model's) .. 4", o->net_passes);
+    const int net_passes = o->net_passes ? o->net_passes : m && m->cfg.arch == 2 ? 2 : 1;
     if (o->lme_passes != 1 && o->lme_passes != 2)
         return gl_error(GL_EINVAL, "glocal_infer: lme_passes %d, expected 1 or 2", o->lme_passes);
     if (!(o->lme_repass >= 0 && o->lme_repass < INFINITY))
@@ -894,7 +895,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
         if (!(hsn = gl_malloc(sizeof(double) * 9 * n))) { rc = GL_ENOMEM; goto fail; }
         gs = gl_malloc(sizeof(float) * n * 2 * S * S);
         if (!gs) { rc = GL_ENOMEM; goto fail; }
-        for (int pass = 0; pass < o->net_passes; pass++) {
+        for (int pass = 0; pass < net_passes; pass++) {
             glocal_outputs out;
             const nn_tensor *tbp = tb;
             if (pass > 0) {
