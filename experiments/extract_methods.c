@@ -290,16 +290,17 @@ done:
 }
 
 /* The inference (what glocal-global depends on) ... (a cache made before
- * the polish, or before a DIS start won by the flow gave way to its
- * refinement, is refused on resume, not mixed) */
+ * the polish, before a DIS start won by the flow gave way to its
+ * refinement, or before the search on every pair and the network's passes,
+ * is refused on resume, not mixed) */
 static void glocal_base_describe(const extract_config *c, char *buf, size_t n)
 {
     glocal_infer_options o;
     glocal_infer_options_default(&o);
-    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), robust refinement=%d (DIS starts %d, search "
-             "start %d, a start won by the flow gives way to its refinement, polish rounds %d), frames resized to the "
-             "model size, flows rescaled to the grid", c->model ? c->model : "?", o.refine, o.start_dis,
-             o.start_search, o.rc.polish);
+    snprintf(buf, n, "glocal: model=%s (sha256 in model_sha256), network passes %d (0: the model's, 2 for arch 2), "
+             "robust refinement=%d (DIS starts %d, search start %d on every pair, a start won by the flow gives way to "
+             "its refinement, polish rounds %d), frames resized to the model size, flows rescaled to the grid",
+             c->model ? c->model : "?", o.net_passes, o.refine, o.start_dis, o.start_search, o.rc.polish);
 }
 
 /* ... and the local outputs' mask (a cache made before view_margin or

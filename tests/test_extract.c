@@ -703,6 +703,9 @@ static void test_extract_run_glocal_one_pass(void **state)
         assert_non_null(strstr(cache_get_config(cc)->params, want));
         glocal_infer_options io;
         glocal_infer_options_default(&io);
+        snprintf(want, sizeof want, "network passes %d (0: the model's", io.net_passes);
+        assert_non_null(strstr(cache_get_config(cc)->params, want));
+        assert_non_null(strstr(cache_get_config(cc)->params, "search start 1 on every pair"));
         snprintf(want, sizeof want, "where the LME's own flow moves too (k %g)", io.lme_agree_k);
         assert_non_null(strstr(cache_get_config(cc)->params, want));
         assert_true(io.local_fuse);
