@@ -912,11 +912,7 @@ int glocal_infer(glocal_model *m, const uint8_t *const *a, const uint8_t *const 
                 double hs[9];
                 TRY(glocal_flow_to_homography(gs + (size_t)i * 2 * S * S, S, S, 4, hs));
                 if (pass == 0) memcpy(hsn + 9 * i, hs, sizeof hs);
-                else {
-                    double prod[9];
-                    gl_mat3_mul(hsn + 9 * i, hs, prod);
-                    memcpy(hsn + 9 * i, prod, sizeof prod);
-                }
+                else gl_mat3_mul(hsn + 9 * i, hs, hsn + 9 * i); /* H_prev H_k (in place: gl_mat3_mul allows it) */
             }
         }
         for (int i = 0; i < n; i++) glocal_homography_rescale(hsn + 9 * i, S, S, width, height, r->homography + 9 * i);

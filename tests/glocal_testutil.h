@@ -1,6 +1,7 @@
 /* glocal_testutil.h — what test_glocal.c (checkpoints, training, inference,
  * `glocal motion`) and test_glocal_ops.c (bases, warp, losses, robust
- * refinement) share: the libtorch runtime as the group setup, a smooth
+ * refinement) share, with test_glocal_arch2.c and test_glocal_train.c: the
+ * libtorch runtime as the group setup, a small untrained model, a smooth
  * texture, and pairs of it under a known homography. Test-only: static
  * inline functions (not every includer uses each). */
 #ifndef GLOCAL_TESTS_GLOCAL_TESTUTIL_H
@@ -15,7 +16,9 @@
 
 #include <cmocka.h>
 
+#include "motion/glocal.h"
 #include "nn/nn.h"
+#include "tests/testutil.h"
 
 static inline int glocal_test_setup(void **state)
 {
@@ -28,6 +31,20 @@ static inline double texture(double x, double y)
 {
     return 0.5 + 0.18 * sin(0.31 * x + 0.7) + 0.12 * sin(0.23 * y - 0.4) +
            0.1 * sin(0.17 * x + 0.29 * y) + 0.08 * cos(0.41 * x - 0.19 * y + 1.3);
+}
+
+/* A small untrained model of size S (GME arch, feat features, one
+ * iteration), its weights drawn from seed. */
+static inline glocal_model *glocal_test_model(int S, int arch, int feat, uint64_t seed)
+{
+    glocal_config c = glocal_config_default(S);
+    c.arch = arch;
+    c.feat = feat;
+    c.iters = 1;
+    nn_manual_seed(seed);
+    glocal_model *m = NULL;
+    OK(glocal_model_new(&m, &c));
+    return m;
 }
 
 static inline void apply_h(const double h[9], double x, double y, double *xo, double *yo)

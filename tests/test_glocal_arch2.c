@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
+#include "tests/glocal_testutil.h"
 
 #include "motion/flow.h"
 #include "motion/glocal.h"
@@ -318,13 +319,6 @@ static void test_consensus_projection(void **state)
     glocal_model_free(&m);
 }
 
-/* A smooth texture (values ~0..1). */
-static double texture(double x, double y)
-{
-    return 0.5 + 0.18 * sin(0.31 * x + 0.7) + 0.12 * sin(0.23 * y - 0.4) +
-           0.1 * sin(0.17 * x + 0.29 * y) + 0.08 * cos(0.41 * x - 0.19 * y + 1.3);
-}
-
 /* A second texture, for the moving patch. */
 static double patch_texture(double x, double y)
 {
@@ -502,19 +496,6 @@ static void test_forward_and_checkpoint(void **state)
     glocal_model_free(&m2);
 }
 
-/* A small untrained arch-2 model of size S (8 features, one 1/4 level),
- * its weights drawn from seed. */
-static glocal_model *small_arch2(int S, uint64_t seed)
-{
-    glocal_config c = glocal_config_default(S);
-    c.arch = 2;
-    c.feat = 8;
-    c.iters = 1;
-    nn_manual_seed(seed);
-    glocal_model *m = NULL;
-    OK(glocal_model_new(&m, &c));
-    return m;
-}
 
 /* Charbonnier with glocal_loss's teacher epsilon (0.1 px). */
 static double charb(double d) { return sqrt(d * d + 0.01) - 0.1; }
@@ -531,7 +512,7 @@ static void test_teacher_loss(void **state)
 {
     (void)state;
     enum { S = 32 };
-    glocal_model *m = small_arch2(S, 4);
+    glocal_model *m = glocal_test_model(S, 2, 8, 4);
     nn_scope *sc;
     OK(nn_scope_begin(&sc));
     float ia[S * S], ib[S * S];
@@ -625,7 +606,7 @@ static void test_net_passes(void **state)
 {
     (void)state;
     enum { S = 64 };
-    glocal_model *m = small_arch2(S, 5);
+    glocal_model *m = glocal_test_model(S, 2, 8, 5);
     const double th = 0.15, G[9] = { cos(th), -sin(th), 8.0, sin(th), cos(th), -6.0, 2e-4, -1e-4, 1 };
     double Gi[9];
     gl_mat3_inverse(G, Gi);

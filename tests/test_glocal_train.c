@@ -24,6 +24,7 @@
 
 #include "tests/testutil.h"
 #include "tests/glocal_pairs.h"
+#include "tests/glocal_testutil.h"
 
 #include "motion/flow.h"
 #include "motion/glocal.h"
@@ -85,16 +86,7 @@ static glocal_pair_source source(source_ctx *c)
     return (glocal_pair_source){ .count = NTRAIN, .width = S, .height = S, .get = source_get, .ctx = c };
 }
 
-static glocal_model *tiny_model(uint64_t seed)
-{
-    glocal_config gc = glocal_config_default(S);
-    gc.iters = 1;
-    gc.feat = 16;
-    nn_manual_seed(seed);
-    glocal_model *m = NULL;
-    OK(glocal_model_new(&m, &gc));
-    return m;
-}
+static glocal_model *tiny_model(uint64_t seed) { return glocal_test_model(S, 1, 16, seed); }
 
 static double max_param_diff(glocal_model *x, glocal_model *y)
 {
